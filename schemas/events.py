@@ -1,0 +1,89 @@
+"""Event registry and codec: build, encode and decode CloudEvents by type."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from schemas.base import EventData
+from schemas.envelope import DATASCHEMA_BASE, CloudEvent, new_event_id, utcnow
+from schemas.incidents import IncidentReported
+from schemas.sanctions import (
+    ClinicalReviewRequested,
+    RedCardProposed,
+    SafeguardingReferralRequested,
+    YellowCardIssued,
+)
+
+EVENT_TYPES: dict[str, type[EventData]] = {
+    model.event_type: model
+    for model in (
+        IncidentReported,
+        YellowCardIssued,
+        RedCardProposed,
+        ClinicalReviewRequested,
+        SafeguardingReferralRequested,
+    )
+}
+
+CONTENT_TYPE = "application/cloudevents+json"
+
+
+class UnknownEventType(ValueError):
+    """A well-formed event whose type this version does not know."""
+
+
+def dataschema_uri(model: type[EventData]) -> str:
+    """URI of a payload's JSON Schema (files under schemas/json/)."""
+    return f"{DATASCHEMA_BASE}/{model.schema_name()}.schema.json"
+
+
+def envelope(
+    data: EventData,
+    *,
+    source: str,
+    subject: str | None,
+    event_id: str | None = None,
+    time: datetime | None = None,
+) -> CloudEvent[Any]:
+    """Wrap a payload in a CloudEvent; pass `event_id` to keep it stable on re-send."""
+    return CloudEvent[type(data)](  # type: ignore[misc]
+        id=event_id or new_event_id(),
+        source=source,
+        type=data.event_type,
+        time=time or utcnow(),
+        subject=subject,
+        dataschema=dataschema_uri(type(data)),
+        data=data,
+    )
+
+
+def encode(event: CloudEvent[Any]) -> bytes:
+    """Serialise an event to structured-mode CloudEvents JSON."""
+    return orjson.dumps(event.model_dump(mode="json"))
+
+
+def decode(raw: bytes | str | dict[str, Any]) -> CloudEvent[Any]:
+    """Parse and validate an event; raises ValueError naming what is wrong."""
+    try:
+        body = raw if isinstance(raw, dict) else orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ValueError("event is not a JSON object")
+    model = EVENT_TYPES.get(str(body.get("type")))
+    if model is None:
+        raise UnknownEventType(f"type: unknown event type {body.get('type')!r}")
+    return CloudEvent[model].model_validate(body)  # type: ignore[valid-type]
+
+
+def describe_error(exc: Exception) -> str:
+    """One line naming each bad field and why, for DLQ headers and logs."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}" for err in exc.errors()
+        )
+    return str(exc)

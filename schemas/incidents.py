@@ -1,0 +1,183 @@
+"""Incident contracts: the report upstream systems send, the event intake publishes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from schemas.base import EventData
+
+
+class LocationType(StrEnum):
+    EMERGENCY_DEPARTMENT = "emergency_department"
+    WARD = "ward"
+    OUTPATIENTS = "outpatients"
+    MENTAL_HEALTH_UNIT = "mental_health_unit"
+    COMMUNITY = "community"
+    PATIENT_HOME = "patient_home"
+    AMBULANCE = "ambulance"
+    PUBLIC_PLACE = "public_place"
+    OTHER = "other"
+
+
+class Category(StrEnum):
+    PHYSICAL_ASSAULT = "physical_assault"
+    VERBAL_ABUSE = "verbal_abuse"
+    THREATENING_BEHAVIOUR = "threatening_behaviour"
+    SEXUAL_MISCONDUCT = "sexual_misconduct"
+    HATE_INCIDENT = "hate_incident"
+    WEAPON = "weapon"
+    DAMAGE_TO_PROPERTY = "damage_to_property"
+
+
+class Harm(StrEnum):
+    NONE = "none"
+    LOW = "low"
+    MODERATE = "moderate"
+    SEVERE = "severe"
+    DEATH = "death"
+
+
+class PerpetratorKind(StrEnum):
+    PATIENT = "patient"
+    RELATIVE = "relative"
+    VISITOR = "visitor"
+    MEMBER_OF_PUBLIC = "member_of_public"
+    STAFF = "staff"
+    UNKNOWN = "unknown"
+
+
+class AgeBand(StrEnum):
+    UNDER_18 = "under_18"
+    ADULT = "18_to_64"
+    OLDER = "65_and_over"
+
+
+class StaffGroup(StrEnum):
+    MEDICAL_DENTAL = "medical_dental"
+    NURSING_MIDWIFERY = "nursing_midwifery"
+    ALLIED_HEALTH = "allied_health"
+    AMBULANCE = "ambulance"
+    HEALTHCARE_SUPPORT = "healthcare_support"
+    ADMIN_CLERICAL = "admin_clerical"
+    ESTATES_SECURITY = "estates_security"
+    OTHER = "other"
+
+
+class EthnicGroup(StrEnum):
+    """ONS 2021 high-level ethnic groups, as WRES reports them."""
+
+    ASIAN = "asian"
+    BLACK = "black"
+    MIXED = "mixed"
+    WHITE = "white"
+    OTHER = "other"
+    NOT_STATED = "not_stated"
+
+
+class HateAggravation(StrEnum):
+    RACE = "race"
+    RELIGION = "religion"
+    DISABILITY = "disability"
+    SEXUAL_ORIENTATION = "sexual_orientation"
+    TRANSGENDER_IDENTITY = "transgender_identity"
+    SEX = "sex"
+
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+OdsCode = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Z0-9]{3,6}$")]
+
+
+def nhs_number_is_valid(digits: str) -> bool:
+    """Check an NHS number's modulus 11 check digit."""
+    if len(digits) != 10 or not digits.isdigit():
+        return False
+    total = sum(int(d) * w for d, w in zip(digits[:9], range(10, 1, -1), strict=True))
+    check = 11 - total % 11
+    check = 0 if check == 11 else check
+    return check != 10 and check == int(digits[9])
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PerpetratorReport(Strict):
+    kind: PerpetratorKind
+    nhs_number: str | None = Field(None, description="10-digit NHS number; never leaves intake.")
+    local_id: Text | None = Field(None, description="Local patient id; never leaves intake.")
+    medical_factors: bool = Field(False, description="Behaviour arose from a clinical condition.")
+    age_band: AgeBand | None = None
+
+    @field_validator("nhs_number")
+    @classmethod
+    def _valid_nhs_number(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        digits = value.replace(" ", "").replace("-", "")
+        if not nhs_number_is_valid(digits):
+            raise ValueError("not a valid NHS number (10 digits with a modulus 11 check digit)")
+        return digits
+
+
+class StaffAffected(Strict):
+    staff_group: StaffGroup
+    ethnic_group: EthnicGroup
+    injured: bool = False
+    wishes_police_action: bool = False
+
+
+class PoliceDetails(Strict):
+    informed: bool
+    crime_reference: Annotated[str, StringConstraints(strip_whitespace=True, max_length=40)] | None = None
+
+
+class IncidentFacts(Strict):
+    """What happened: the part of a report that travels beyond intake."""
+
+    occurred_at: AwareDatetime = Field(description="When it happened, ISO 8601 with offset.")
+    organisation: OdsCode = Field(description="ODS code of the organisation.")
+    site: Text
+    location_type: LocationType
+    category: Category
+    harm: Harm
+    staff_affected: list[StaffAffected] = Field(min_length=1, max_length=50)
+    body_worn_camera_used: bool
+    police: PoliceDetails | None = None
+    hate_aggravation: list[HateAggravation] = Field(default_factory=list, max_length=6)
+
+
+class IncidentReport(IncidentFacts):
+    """An incident report as an upstream system submits it to intake."""
+
+    source_system: Text = Field(description="Name of the submitting system.")
+    source_ref: Text = Field(description="The submitting system's own id for this report.")
+    perpetrator: PerpetratorReport
+    narrative: Annotated[str, StringConstraints(max_length=10_000)] | None = Field(
+        None, description="Free text; stored in intake only, never published."
+    )
+
+
+class PerpetratorFacts(Strict):
+    """Perpetrator as other services see it: no identifier, only whether one exists."""
+
+    kind: PerpetratorKind
+    identified: bool
+    medical_factors: bool
+    age_band: AgeBand | None = None
+
+
+class IncidentReported(EventData, IncidentFacts):
+    """A validated, pseudonymised incident accepted by intake."""
+
+    event_type = "uk.nhs.vanda.incident.reported.v1"
+
+    incident_id: UUID
+    subject_id: str | None = Field(None, description="Keyed pseudonym of the perpetrator, if identified.")
+    source_system: Text
+    reported_at: datetime
+    perpetrator: PerpetratorFacts

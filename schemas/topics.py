@@ -1,0 +1,9 @@
+"""Kafka topic names: the public contract between services and subscribers."""
+
+INCIDENTS = "vanda.incidents.v1"
+SANCTIONS = "vanda.sanctions.v1"
+
+
+def dead_letter(topic: str) -> str:
+    """Name the dead-letter topic for a source topic."""
+    return f"{topic}.dlq"

@@ -1,0 +1,54 @@
+"""Intake's PostgreSQL adapter: an incident and its outbox row commit together."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+import asyncpg
+
+from services.intake.domain import Accepted
+from vanda.runtime import outbox
+
+SCHEMA = "intake"
+
+
+@dataclass(frozen=True)
+class Receipt:
+    incident_id: UUID
+    subject_id: str | None
+    fingerprint: str
+
+
+class IncidentStore:
+    """Stores accepted incidents; the unique (source_system, source_ref) makes retries safe."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def add(self, accepted: Accepted, outgoing: outbox.Outgoing, key_version: int) -> Receipt | None:
+        """Insert incident and outbox row atomically; None if the source ref already exists."""
+        event = accepted.event
+        async with self._pool.acquire() as conn, conn.transaction():
+            inserted = await conn.fetchval(
+                "INSERT INTO intake.incidents (incident_id, source_system, source_ref, subject_id,"
+                " pseudonym_key_version, fingerprint, event, narrative)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                " ON CONFLICT (source_system, source_ref) DO NOTHING RETURNING incident_id",
+                event.incident_id, event.source_system, accepted.source_ref, event.subject_id,
+                key_version if event.subject_id else None, accepted.fingerprint,
+                event.model_dump(mode="json"), accepted.narrative,
+            )
+            if inserted is None:
+                return None
+            await outbox.stage(conn, SCHEMA, [outgoing])
+        return Receipt(event.incident_id, event.subject_id, accepted.fingerprint)
+
+    async def find(self, source_system: str, source_ref: str) -> Receipt | None:
+        """The incident already stored for a source reference, if any."""
+        row = await self._pool.fetchrow(
+            "SELECT incident_id, subject_id, fingerprint FROM intake.incidents"
+            " WHERE source_system = $1 AND source_ref = $2",
+            source_system, source_ref,
+        )
+        return Receipt(row["incident_id"], row["subject_id"], row["fingerprint"]) if row else None

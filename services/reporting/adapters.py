@@ -1,0 +1,35 @@
+"""Reporting's PostgreSQL adapter: counter upserts and range reads."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date
+
+import asyncpg
+
+from services.reporting.domain import Cell
+
+SCHEMA = "reporting"
+
+
+async def add(conn: asyncpg.Connection, cells: list[Cell]) -> None:
+    """Add one to each cell, inside the consumer's transaction."""
+    summed = Counter(cells)
+    await conn.executemany(
+        "INSERT INTO reporting.monthly_counts (month, organisation, site, measure, dimension, count)"
+        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (month, organisation, site, measure, dimension)"
+        " DO UPDATE SET count = reporting.monthly_counts.count + EXCLUDED.count",
+        [(c.month, c.organisation, c.site, c.measure, c.dimension, n) for c, n in sorted(summed.items())],
+    )
+
+
+async def read(pool: asyncpg.Pool, start: date, end: date, organisation: str | None,
+               site: str | None) -> dict[Cell, int]:
+    """Counts for months in [start, end], optionally for one organisation or site."""
+    rows = await pool.fetch(
+        "SELECT month, organisation, site, measure, dimension, count FROM reporting.monthly_counts"
+        " WHERE month BETWEEN $1 AND $2 AND ($3::text IS NULL OR organisation = $3)"
+        " AND ($4::text IS NULL OR site = $4)",
+        start, end, organisation, site,
+    )
+    return {Cell(r["month"], r["organisation"], r["site"], r["measure"], r["dimension"]): r["count"] for r in rows}

@@ -1,0 +1,30 @@
+-- Reporting holds counts only: no subject id, identifier or narrative.
+CREATE SCHEMA IF NOT EXISTS reporting;
+
+CREATE TABLE reporting.monthly_counts (
+    month        date NOT NULL,
+    organisation text NOT NULL,
+    site         text NOT NULL,
+    measure      text NOT NULL,
+    dimension    text NOT NULL,
+    count        bigint NOT NULL CHECK (count >= 0),
+    PRIMARY KEY (month, organisation, site, measure, dimension)
+);
+
+CREATE TABLE reporting.outbox (
+    seq        bigserial PRIMARY KEY,
+    event_id   text NOT NULL UNIQUE,
+    topic      text NOT NULL,
+    key        text NOT NULL,
+    event_type text NOT NULL,
+    payload    bytea NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    sent_at    timestamptz
+);
+CREATE INDEX outbox_unsent_idx ON reporting.outbox (seq) WHERE sent_at IS NULL;
+
+CREATE TABLE reporting.inbox (
+    event_id     text PRIMARY KEY,
+    topic        text NOT NULL,
+    processed_at timestamptz NOT NULL DEFAULT now()
+);

@@ -1,0 +1,50 @@
+"""Event contracts: envelope round trip, strict decoding, checked-in JSON Schemas."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+
+from schemas.events import decode, encode, envelope
+from schemas.export import JSON_DIR, generated, stale
+from tests.factories import incident
+
+
+def test_checked_in_json_schemas_match_the_models():
+    assert stale() == [], "run `vanda schemas export` and commit schemas/json"
+
+
+def test_event_round_trips_through_structured_cloudevents_json():
+    event = envelope(incident(), source="/vanda/intake", subject="s")
+    decoded = decode(encode(event))
+    assert decoded == event and decoded.specversion == "1.0"
+    assert decoded.dataschema.endswith("incident.reported.v1.schema.json")
+
+
+def test_encoded_payload_validates_against_its_published_schema():
+    event = envelope(incident(), source="/vanda/intake", subject="s")
+    schema = json.loads((JSON_DIR / "incident.reported.v1.schema.json").read_text())
+    jsonschema.validate(json.loads(encode(event))["data"], schema)
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    (b"not json", "not valid JSON"),
+    (b"[1]", "not a JSON object"),
+    (b'{"type": "nope"}', "unknown event type"),
+])
+def test_decode_rejects_bad_messages_with_a_reason(raw, message):
+    with pytest.raises(ValueError, match=message):
+        decode(raw)
+
+
+def test_decode_names_the_bad_field():
+    body = json.loads(encode(envelope(incident(), source="/x", subject="s")))
+    body["data"]["category"] = "shouting"
+    with pytest.raises(ValueError, match="category"):
+        decode(json.dumps(body))
+
+
+def test_every_event_type_has_a_schema_file():
+    assert len(generated()) == 7

@@ -1,0 +1,40 @@
+"""HTTP validation answers before any connection is touched (no app startup needed)."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from services.intake.bootstrap import create_app as intake_app
+from services.reporting.bootstrap import create_app as reporting_app
+from tests.factories import TEST_NHS_NUMBER, report
+
+
+def test_invalid_report_gets_422_naming_every_field_and_echoing_no_input():
+    client = TestClient(intake_app())
+    bad = report(harm="catastrophic", perpetrator={"kind": "patient", "nhs_number": "9434765918"})
+    del bad["site"]
+    response = client.post("/v1/incidents", json=bad)
+    assert response.status_code == 422
+    body = response.json()
+    assert {e["field"] for e in body["errors"]} == {"harm", "perpetrator.nhs_number", "site"}
+    assert all(e["reason"] for e in body["errors"])
+    assert "9434765918" not in response.text
+
+
+def test_malformed_json_is_422():
+    response = TestClient(intake_app()).post("/v1/incidents", content=b"{not json",
+                                              headers={"content-type": "application/json"})
+    assert response.status_code == 422
+
+
+def test_board_range_is_validated():
+    client = TestClient(reporting_app())
+    assert client.get("/v1/metrics/board", params={"from": "2026-13", "to": "2026-01"}).status_code == 422
+    response = client.get("/v1/metrics/board", params={"from": "2026-05", "to": "2026-01"})
+    assert response.status_code == 422 and response.json()["errors"][0]["field"] == "to"
+
+
+def test_openapi_documents_the_incident_contract():
+    spec = TestClient(intake_app()).get("/openapi.json").json()
+    assert "IncidentReport" in spec["components"]["schemas"]
+    assert TEST_NHS_NUMBER not in str(spec)

@@ -1,0 +1,75 @@
+"""Validation, pseudonymisation and the shape of what leaves intake."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from pydantic import ValidationError
+
+from schemas.incidents import IncidentReport, nhs_number_is_valid
+from services.intake.domain import PseudonymKey, accept, fingerprint, normalised_identifier, pseudonym
+from tests.factories import T0, TEST_NHS_NUMBER, report
+
+KEY = PseudonymKey(b"k" * 32, 1)
+
+
+@pytest.mark.parametrize(("number", "valid"), [
+    ("9434765919", True), ("9434765918", False), ("943476591", False), ("94347659190", False),
+    ("abcdefghij", False), ("0000000000", True), ("1000000010", False),
+])
+def test_nhs_number_check_digit(number, valid):
+    assert nhs_number_is_valid(number) is valid
+
+
+def test_nhs_number_with_spaces_is_normalised():
+    r = IncidentReport(**report(perpetrator={"kind": "patient", "nhs_number": "943 476 5919"}))
+    assert r.perpetrator.nhs_number == "9434765919"
+
+
+def test_every_bad_field_is_named():
+    bad = report(category="shouting", perpetrator={"kind": "patient", "nhs_number": "9434765918"},
+                 occurred_at="2026-03-01T09:30:00")
+    with pytest.raises(ValidationError) as err:
+        IncidentReport(**bad)
+    fields = {".".join(str(p) for p in e["loc"]) for e in err.value.errors()}
+    assert {"category", "perpetrator.nhs_number", "occurred_at"} <= fields
+
+
+def test_unknown_fields_are_rejected():
+    with pytest.raises(ValidationError, match="extra"):
+        IncidentReport(**report(patient_name="Jane"))
+
+
+def test_pseudonym_is_stable_keyed_and_hides_the_number():
+    ident = f"nhs:{TEST_NHS_NUMBER}"
+    assert pseudonym(ident, KEY) == pseudonym(ident, KEY)
+    assert pseudonym(ident, KEY) != pseudonym(ident, PseudonymKey(b"other", 1))
+    assert TEST_NHS_NUMBER not in pseudonym(ident, KEY)
+
+
+def test_nhs_number_wins_over_local_id_and_local_ids_are_per_organisation():
+    r = IncidentReport(**report(perpetrator={"kind": "patient", "nhs_number": TEST_NHS_NUMBER, "local_id": "x1"}))
+    assert normalised_identifier(r.perpetrator, "RZA") == f"nhs:{TEST_NHS_NUMBER}"
+    local = IncidentReport(**report(perpetrator={"kind": "patient", "local_id": " x1 "})).perpetrator
+    assert normalised_identifier(local, "RZA") != normalised_identifier(local, "RZB")
+
+
+def test_accepted_event_carries_no_identifier_or_narrative():
+    accepted = accept(IncidentReport(**report()), incident_id=uuid.uuid4(), key=KEY, now=T0)
+    text = accepted.event.model_dump_json()
+    assert TEST_NHS_NUMBER not in text and "shouted" not in text
+    assert accepted.event.subject_id and accepted.event.perpetrator.identified
+    assert accepted.narrative == "He shouted at the nurse."
+
+
+def test_unidentified_perpetrator_has_no_subject():
+    r = IncidentReport(**report(perpetrator={"kind": "unknown"}))
+    accepted = accept(r, incident_id=uuid.uuid4(), key=KEY, now=T0)
+    assert accepted.event.subject_id is None and not accepted.event.perpetrator.identified
+
+
+def test_fingerprint_tells_a_retry_from_a_different_report():
+    body = report()
+    assert fingerprint(IncidentReport(**body)) == fingerprint(IncidentReport(**body))
+    assert fingerprint(IncidentReport(**body)) != fingerprint(IncidentReport(**(body | {"harm": "low"})))

@@ -1,0 +1,5 @@
+"""`python -m vanda` is the same CLI as the `vanda` command."""
+
+from vanda.cli import app
+
+app()

@@ -1,0 +1,149 @@
+"""The `vanda` command: local stack, services, demo, migrations and contracts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(help="vanda: violence and aggression incident pipeline for NHS trusts.", no_args_is_help=True)
+stack_app = typer.Typer(help="Local Apache Kafka and PostgreSQL, started without Docker.", no_args_is_help=True)
+schemas_app = typer.Typer(help="Event contracts and their JSON Schema files.", no_args_is_help=True)
+app.add_typer(stack_app, name="stack")
+app.add_typer(schemas_app, name="schemas")
+console = Console()
+
+Home = Annotated[Path, typer.Option("--home", envvar="VANDA_HOME", help="State folder for the local stack.")]
+DEFAULT_HOME = Path(".vanda")
+SERVICES = ("intake", "sanctions", "reporting")
+
+
+@stack_app.command("up")
+def stack_up(home: Home = DEFAULT_HOME) -> None:
+    """Start Kafka and PostgreSQL (or use KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL) and wait for them."""
+    from vanda import stack
+
+    info = stack.up(home.resolve())
+    console.print(f"KAFKA_BOOTSTRAP_SERVERS={info.kafka_bootstrap_servers}\nDATABASE_URL={info.database_url}")
+
+
+@stack_app.command("down")
+def stack_down(home: Home = DEFAULT_HOME) -> None:
+    """Stop the Kafka and PostgreSQL processes this home started."""
+    from vanda import stack
+
+    stack.down(home.resolve())
+    console.print("stack stopped")
+
+
+@stack_app.command("status")
+def stack_status(home: Home = DEFAULT_HOME) -> None:
+    """Show whether each component runs, where, and its pid."""
+    from vanda import stack
+
+    for name, state in stack.status(home.resolve()).items():
+        console.print(f"{name}: {state}")
+
+
+@stack_app.command("fetch")
+def stack_fetch() -> None:
+    """Download the Kafka broker jars into the per-user cache (once)."""
+    from vanda.stack.kafka import fetch_jars
+
+    console.print(f"Kafka jars in {fetch_jars()}")
+
+
+@app.command()
+def migrate() -> None:
+    """Apply every service's database migrations to DATABASE_URL."""
+    from vanda.runtime.migrate import apply_all
+    from vanda.runtime.settings import CommonSettings
+
+    for service, count in apply_all(CommonSettings().database_url).items():
+        console.print(f"{service}: {count} migration(s) applied")
+
+
+@app.command()
+def serve(
+    service: Annotated[str, typer.Argument(help="intake, sanctions or reporting")],
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    graceful_timeout: Annotated[int, typer.Option(help="Seconds to finish in-flight work on SIGTERM.")] = 20,
+) -> None:
+    """Run one service in the foreground."""
+    import uvicorn
+
+    from vanda.runtime.logs import configure
+
+    if service not in SERVICES:
+        raise typer.BadParameter(f"must be one of {', '.join(SERVICES)}", param_hint="service")
+    configure()
+    uvicorn.run(f"services.{service}.bootstrap:create_app", factory=True, host=host, port=port,
+                log_config=None, timeout_graceful_shutdown=graceful_timeout, access_log=False)
+
+
+@app.command()
+def up(home: Home = DEFAULT_HOME) -> dict[str, str]:
+    """Start the stack, apply migrations, start the three services; write endpoints.env."""
+    from vanda import fleet, stack
+    from vanda.runtime.migrate import apply_all
+
+    home = home.resolve()
+    with console.status("starting Kafka and PostgreSQL"):
+        info = stack.up(home)
+    apply_all(info.database_url)
+    with console.status("starting intake, sanctions and reporting"):
+        endpoints = fleet.start(home, info)
+    values = {f"{e.name.upper()}_URL": e.url for e in endpoints}
+    values |= {"KAFKA_BOOTSTRAP_SERVERS": info.kafka_bootstrap_servers, "DATABASE_URL": info.database_url}
+    text = "".join(f"{k}={v}\n" for k, v in values.items())
+    (home / "endpoints.env").write_text(text)
+    console.print(text + f"(written to {home / 'endpoints.env'})")
+    return values
+
+
+@app.command()
+def down(home: Home = DEFAULT_HOME) -> None:
+    """Stop the services, then the stack, that `vanda up` started."""
+    from vanda import fleet, stack
+
+    home = home.resolve()
+    stopped = fleet.stop(home)
+    stack.down(home)
+    console.print(f"stopped {', '.join(stopped) or 'no services'} and the stack")
+
+
+@app.command()
+def demo(
+    home: Home = DEFAULT_HOME,
+    incidents: Annotated[int, typer.Option(min=1, help="How many incidents to stream.")] = 600,
+    months: Annotated[int, typer.Option(min=1, max=24, help="Months the incidents spread over.")] = 6,
+) -> None:
+    """Run `up`, then stream a synthetic feed of incidents and show the board's counts."""
+    from vanda import demo as demo_feed
+
+    endpoints = up(home)
+    demo_feed.run(endpoints, incidents, months, console)
+
+
+@schemas_app.command("export")
+def schemas_export() -> None:
+    """Regenerate schemas/json from the pydantic contracts."""
+    from schemas.export import write
+
+    for path in write():
+        console.print(str(path))
+
+
+@schemas_app.command("check")
+def schemas_check() -> None:
+    """Fail if schemas/json differs from the contracts."""
+    from schemas.export import stale
+
+    if names := stale():
+        console.print(f"out of date: {', '.join(names)}; run `vanda schemas export`")
+        raise typer.Exit(1)
+    console.print("schemas up to date")
+

@@ -1,0 +1,94 @@
+"""Stream a synthetic feed into a running pipeline and show what it produced."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from vanda import synthetic
+
+
+async def send(intake_url: str, reports: list[dict[str, Any]], *, concurrency: int = 8,
+               progress: Progress | None = None) -> Counter[int]:
+    """POST every report, retrying transport failures; return a count of status codes."""
+    statuses: Counter[int] = Counter()
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    for report in reports:
+        queue.put_nowait(report)
+    task = progress.add_task("incidents", total=len(reports)) if progress else None
+    async with httpx.AsyncClient(base_url=intake_url, timeout=30) as client:
+        async def worker() -> None:
+            while not queue.empty():
+                report = queue.get_nowait()
+                statuses[await _post(client, report)] += 1
+                if progress is not None and task is not None:
+                    progress.advance(task)
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return statuses
+
+
+async def _post(client: httpx.AsyncClient, report: dict[str, Any], attempts: int = 20) -> int:
+    # The same source_ref makes a retry safe: intake answers it with the original receipt.
+    for attempt in range(attempts):
+        try:
+            return (await client.post("/v1/incidents", json=report)).status_code
+        except httpx.TransportError:
+            await asyncio.sleep(min(0.2 * 2**attempt, 3))
+    raise RuntimeError("intake did not answer")
+
+
+def wait_for_counts(reporting_url: str, start: str, end: str, expected: int, timeout: float = 120) -> dict[str, Any]:
+    """Poll the board until it counts `expected` incidents (events flow asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        body = httpx.get(f"{reporting_url}/v1/metrics/board", params={"from": start, "to": end}, timeout=10).json()
+        if body["totals"]["incidents"] >= expected or time.monotonic() > deadline:
+            return body
+        time.sleep(0.5)
+
+
+def run(endpoints: dict[str, str], count: int, months: int, console: Console) -> None:
+    """Send `count` incidents over `months` months and print the board's monthly counts."""
+    now = datetime.now(UTC)
+    reports = list(synthetic.incidents(count, months=months, seed=int(now.timestamp()), end=now))
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        statuses = asyncio.run(send(endpoints["INTAKE_URL"], reports, progress=progress))
+    console.print(f"intake answered: {dict(statuses)}")
+    start = min(r["occurred_at"] for r in reports)[:7]
+    board = wait_for_counts(endpoints["REPORTING_URL"], start, now.strftime("%Y-%m"), statuses[202])
+    console.print(_table(board))
+    _where(endpoints, start, now.strftime("%Y-%m"), console)
+
+
+def _table(board: dict[str, Any]) -> Table:
+    table = Table(title="Board metrics by month")
+    for column in ("month", "incidents", "physical assault", "sexual misconduct", "yellow 1", "yellow 2",
+                   "red proposed", "clinical review", "safeguarding"):
+        table.add_column(column, justify="right")
+    for m in board["months"] + [{"month": "total", **board["totals"]}]:
+        cats, cards = m["breakdowns"].get("incidents_by_category", {}), m["breakdowns"].get("sanctions", {})
+        table.add_row(m["month"], str(m["incidents"]), str(cats.get("physical_assault", 0)),
+                      str(cats.get("sexual_misconduct", 0)), str(cards.get("yellow_card_1", 0)),
+                      str(cards.get("yellow_card_2", 0)), str(cards.get("red_card_proposed", 0)),
+                      str(cards.get("clinical_review_requested", 0)),
+                      str(cards.get("safeguarding_referral_requested", 0)))
+    return table
+
+
+def _where(endpoints: dict[str, str], start: str, end: str, console: Console) -> None:
+    console.print("\n[bold]Where to look[/bold]")
+    console.print(f"  board metrics:  {endpoints['REPORTING_URL']}/v1/metrics/board?from={start}&to={end}")
+    console.print(f"  a subject:      {endpoints['SANCTIONS_URL']}/v1/subjects/<subject_id from an intake receipt>")
+    console.print(f"  API docs:       {endpoints['INTAKE_URL']}/docs (and on each service)")
+    console.print(f"  Prometheus:     {endpoints['INTAKE_URL']}/metrics, and /metrics on each service")
+    console.print(f"  Kafka topics:   vanda.incidents.v1, vanda.sanctions.v1 on {endpoints['KAFKA_BOOTSTRAP_SERVERS']}")
+    console.print("  stop it all:    .venv/bin/vanda down")

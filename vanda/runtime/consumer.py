@@ -1,0 +1,153 @@
+"""Apply consumed events exactly once: inbox, state change and outbox in one transaction.
+
+The offset is committed only after this returns (FastStream's ack), so a crash at any
+point redelivers the batch and the inbox skips what was already applied. A message that
+cannot be parsed, or that the domain rejects, goes to `<topic>.dlq` so its partition
+moves on; an unreachable database is retried, never dead-lettered.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import asyncpg
+from aiokafka import AIOKafkaProducer, ConsumerRecord
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
+
+from schemas.envelope import CloudEvent
+from schemas.events import decode, describe_error
+from schemas.topics import dead_letter
+from vanda.runtime import inbox, metrics, outbox
+from vanda.runtime.db import TRANSIENT_DB_ERRORS
+
+log = logging.getLogger(__name__)
+
+class Connections(Protocol):
+    """What a consumer needs from its service's runtime, available once started."""
+
+    pool: asyncpg.Pool | None
+    producer: AIOKafkaProducer | None
+    relay: outbox.Relay | None
+
+
+Apply = Callable[[asyncpg.Connection, CloudEvent[Any]], Awaitable[list[outbox.Outgoing]]]
+
+
+@dataclass
+class DeadLetter:
+    record: ConsumerRecord
+    reason: str
+    error: str
+
+
+@dataclass
+class BatchResult:
+    applied: Counter[str] = field(default_factory=Counter)
+    duplicates: Counter[str] = field(default_factory=Counter)
+    dead: list[DeadLetter] = field(default_factory=list)
+
+    def tallies(self) -> list[tuple[str, str, int]]:
+        """(topic, outcome, count) rows for the consumed-events counter."""
+        dead = Counter(d.record.topic for d in self.dead)
+        return [(t, name, n) for name, c in (("applied", self.applied), ("duplicate", self.duplicates),
+                                            ("dead_lettered", dead)) for t, n in c.items()]
+
+
+class EventConsumer:
+    """Handles batches of records from one topic for one service."""
+
+    def __init__(self, runtime: Connections, schema: str, apply: Apply) -> None:
+        self._runtime, self._schema, self._apply = runtime, schema, apply
+        self.healthy = True
+
+    async def handle(self, records: Sequence[ConsumerRecord]) -> BatchResult:
+        """Apply a batch; returns only when every record is applied or dead-lettered."""
+        started = time.perf_counter()
+        decoded, dead = _decode_all(records)
+        result = await self._retrying("apply", lambda: self._apply_batch(decoded))
+        result.dead[:0] = dead
+        for letter in result.dead:
+            await self._retrying("dead_letter", lambda letter=letter: self._send_dead_letter(letter))
+        self._count(records, result, time.perf_counter() - started)
+        if self._runtime.relay is not None:
+            self._runtime.relay.wake()
+        return result
+
+    async def _apply_batch(self, decoded: list[tuple[ConsumerRecord, CloudEvent[Any]]]) -> BatchResult:
+        result = BatchResult()
+        assert self._runtime.pool is not None
+        async with self._runtime.pool.acquire() as conn, conn.transaction():
+            for record, event in decoded:
+                await self._apply_one(conn, record, event, result)
+        return result
+
+    async def _apply_one(self, conn: asyncpg.Connection, record: ConsumerRecord,
+                         event: CloudEvent[Any], result: BatchResult) -> None:
+        try:
+            # A savepoint per event: a rejected event rolls back alone, not the batch.
+            async with conn.transaction():
+                if not await inbox.claim(conn, self._schema, event.id, record.topic):
+                    result.duplicates[record.topic] += 1
+                    return
+                await outbox.stage(conn, self._schema, await self._apply(conn, event))
+                result.applied[record.topic] += 1
+        except TRANSIENT_DB_ERRORS:
+            raise
+        except (ValueError, asyncpg.PostgresError) as exc:
+            log.error("event %s rejected: %s", event.id, type(exc).__name__)
+            result.dead.append(DeadLetter(record, "rejected", describe_error(exc)))
+
+    async def _send_dead_letter(self, letter: DeadLetter) -> None:
+        record = letter.record
+        headers = list(record.headers or ()) + [
+            ("vanda-dlq-reason", letter.reason.encode()),
+            ("vanda-dlq-error", letter.error[:2000].encode()),
+            ("vanda-dlq-source-topic", record.topic.encode()),
+            ("vanda-dlq-source-partition", str(record.partition).encode()),
+            ("vanda-dlq-source-offset", str(record.offset).encode()),
+        ]
+        assert self._runtime.producer is not None
+        await self._runtime.producer.send_and_wait(
+            dead_letter(record.topic), value=record.value, key=record.key, headers=headers
+        )
+        metrics.DEAD_LETTERS.labels(record.topic).inc()
+
+    async def _retrying(self, operation: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(TRANSIENT_DB_ERRORS),
+            wait=wait_exponential(multiplier=0.2, max=5),
+            before_sleep=lambda _: self._note_retry(operation),
+            reraise=True,
+        ):
+            with attempt:
+                value = await call()
+        self.healthy = True
+        return value
+
+    def _note_retry(self, operation: str) -> None:
+        self.healthy = False
+        metrics.TRANSIENT_RETRIES.labels(operation).inc()
+        log.warning("%s failed on an unavailable dependency; retrying", operation)
+
+    @staticmethod
+    def _count(records: Sequence[ConsumerRecord], result: BatchResult, seconds: float) -> None:
+        # One label per topic a subscriber reads; reporting reads two in one batch.
+        for topic in {r.topic for r in records}:
+            metrics.CONSUMER_BATCH_SECONDS.labels(topic).observe(seconds)
+        for topic, outcome, n in result.tallies():
+            metrics.EVENTS_CONSUMED.labels(topic, outcome).inc(n)
+
+
+def _decode_all(records: Sequence[ConsumerRecord]) -> tuple[list[tuple[ConsumerRecord, CloudEvent[Any]]], list[DeadLetter]]:
+    decoded, dead = [], []
+    for record in records:
+        try:
+            decoded.append((record, decode(record.value or b"")))
+        except ValueError as exc:  # includes pydantic ValidationError and JSON errors
+            dead.append(DeadLetter(record, "unparseable", describe_error(exc)))
+    return decoded, dead

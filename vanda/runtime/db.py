@@ -1,0 +1,52 @@
+"""PostgreSQL pool creation, with retries while the server is starting or away."""
+
+from __future__ import annotations
+
+import json
+
+import asyncpg
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
+# Errors that mean "the database is not reachable right now", never "this input is bad".
+TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.DeadlockDetectedError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # jsonb columns round-trip as Python objects rather than strings.
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(dsn: str, *, max_size: int = 10, wait_s: float = 60) -> asyncpg.Pool:
+    """Open a pool, retrying for up to `wait_s` seconds while the server is unreachable."""
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception_type(TRANSIENT_DB_ERRORS),
+        wait=wait_exponential(multiplier=0.2, max=5),
+        stop=stop_after_delay(wait_s),
+        reraise=True,
+    ):
+        with attempt:
+            return await asyncpg.create_pool(
+                dsn, min_size=1, max_size=max_size, init=_init_connection, command_timeout=30
+            )
+    raise AssertionError("unreachable")
+
+
+async def ping(pool: asyncpg.Pool) -> bool:
+    """True when a connection can run a query now."""
+    try:
+        async with pool.acquire(timeout=2) as conn:
+            return await conn.fetchval("SELECT 1", timeout=2) == 1
+    except Exception:  # noqa: BLE001 - readiness reports any failure as not ready
+        return False

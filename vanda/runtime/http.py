@@ -1,0 +1,56 @@
+"""Operational HTTP routes every service serves: liveness, readiness, metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from vanda.runtime import metrics
+
+Checks = Callable[[], Awaitable[dict[str, bool]]]
+Refresh = Callable[[], Awaitable[None]]
+
+
+def ops_router(checks: Checks, refresh: Refresh) -> APIRouter:
+    """Routes for orchestrators and Prometheus; `refresh` updates gauges before a scrape."""
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", summary="The process is alive.")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz", summary="Kafka and PostgreSQL both answer.")
+    async def readyz() -> JSONResponse:
+        results = await checks()
+        ready = all(results.values())
+        metrics.READY.set(1 if ready else 0)
+        body = {"status": "ready" if ready else "not_ready", "checks": results}
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @router.get("/metrics", summary="Prometheus text exposition.")
+    async def prometheus() -> Response:
+        await refresh()
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def _field(loc: tuple[object, ...]) -> str:
+    # FastAPI prefixes where the value came from; callers know their own body and query.
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "(body)"
+
+
+async def _validation_failed(request: Request, exc: RequestValidationError) -> JSONResponse:
+    # The offending input is not echoed back: it may hold an NHS number.
+    errors = [{"field": _field(tuple(e["loc"])), "reason": e["msg"]} for e in exc.errors()]
+    return JSONResponse({"error": "validation_failed", "errors": errors}, status_code=422)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """422 bodies name every bad field and the reason, in one flat list."""
+    app.add_exception_handler(RequestValidationError, _validation_failed)  # type: ignore[arg-type]

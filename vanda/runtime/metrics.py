@@ -1,0 +1,37 @@
+"""Prometheus metrics shared by the services. Labels never carry personal data."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_CONSUMED = Counter(
+    "vanda_events_consumed_total",
+    "Events read from Kafka, by topic and outcome (applied, duplicate, dead_lettered).",
+    ["topic", "outcome"],
+)
+DEAD_LETTERS = Counter(
+    "vanda_dead_letters_total",
+    "Messages sent to a dead-letter topic, by source topic.",
+    ["topic"],
+)
+CONSUMER_BATCH_SECONDS = Histogram(
+    "vanda_consumer_batch_seconds",
+    "Time to apply one consumed batch, including its database transaction.",
+    ["topic"],
+)
+TRANSIENT_RETRIES = Counter(
+    "vanda_transient_retries_total",
+    "Retries after a database or broker was unavailable.",
+    ["operation"],
+)
+OUTBOX_PUBLISHED = Counter(
+    "vanda_outbox_published_total",
+    "Outbox events published to Kafka, by service schema.",
+    ["schema"],
+)
+OUTBOX_PENDING = Gauge(
+    "vanda_outbox_pending",
+    "Outbox events stored but not yet published, by service schema.",
+    ["schema"],
+)
+READY = Gauge("vanda_ready", "1 when the service's Kafka and PostgreSQL connections work.")

@@ -1,0 +1,88 @@
+"""Lifecycle shared by the services: pool, topics, producer, relay, broker, readiness."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from faststream.kafka import KafkaBroker
+
+from vanda.runtime import db, metrics
+from vanda.runtime.consumer import Apply, EventConsumer
+from vanda.runtime.outbox import Relay, idempotent_producer
+from vanda.runtime.settings import CommonSettings
+from vanda.runtime.topics import ensure_topics
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    """Owns one service's connections; started and stopped by the app's lifespan."""
+
+    def __init__(self, name: str, settings: CommonSettings, topics: list[str]) -> None:
+        self.name, self.settings, self.topics = name, settings, topics
+        # Per-message "Received"/"Processed" lines go to DEBUG: at INFO they drown everything else.
+        self.broker = KafkaBroker(settings.kafka_bootstrap_servers, client_id=f"vanda-{name}", logger=log,
+                                  log_level=logging.DEBUG)
+        self.producer: AIOKafkaProducer | None = None  # aiokafka needs a running loop
+        self.pool: asyncpg.Pool | None = None
+        self.relay: Relay | None = None
+        self._relay_task: asyncio.Task[None] | None = None
+        self.consumers: list[EventConsumer] = []
+
+    def consumer(self, schema: str, apply: Apply) -> EventConsumer:
+        """A consumer whose health counts towards this service's readiness."""
+        consumer = EventConsumer(self, schema, apply)
+        self.consumers.append(consumer)
+        return consumer
+
+    async def start(self) -> None:
+        """Connect everything; the broker's subscribers start last, once state is reachable."""
+        s = self.settings
+        self.pool = await db.create_pool(s.database_url, max_size=s.db_pool_max)
+        await ensure_topics(s.kafka_bootstrap_servers, self.topics,
+                            partitions=s.topic_partitions, replication=s.topic_replication_factor)
+        self.producer = idempotent_producer(s.kafka_bootstrap_servers, f"vanda-{self.name}")
+        await self.producer.start()
+        self.relay = Relay(self.pool, self.producer, self.name, batch=s.relay_batch, interval_s=s.relay_interval_s)
+        self._relay_task = asyncio.create_task(self.relay.run(), name=f"{self.name}-relay")
+        await self.broker.start()
+
+    async def stop(self) -> None:
+        """Stop consuming first, then drain the relay, then close connections."""
+        with contextlib.suppress(Exception):
+            await self.broker.stop()
+        if self.relay and self._relay_task:
+            self.relay.stop()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._relay_task, timeout=10)
+        if self.producer:
+            with contextlib.suppress(Exception):
+                await self.producer.stop()
+        if self.pool:
+            await self.pool.close()
+
+    async def checks(self) -> dict[str, bool]:
+        """Readiness: PostgreSQL answers a query and Kafka answers a metadata request."""
+        postgres = self.pool is not None and await db.ping(self.pool)
+        kafka = await self._kafka_ok()
+        relay = self.relay is not None and self.relay.healthy
+        consuming = all(c.healthy for c in self.consumers)
+        return {"postgres": postgres, "kafka": kafka, "outbox_relay": relay, "consumers": consuming}
+
+    async def _kafka_ok(self) -> bool:
+        if self.producer is None:
+            return False
+        try:
+            return bool(await asyncio.wait_for(self.producer.client.fetch_all_metadata(), timeout=3))
+        except Exception:  # noqa: BLE001 - any failure means not ready
+            return False
+
+    async def refresh_gauges(self) -> None:
+        """Update gauges that are cheaper to read at scrape time than to track."""
+        if self.relay is not None:
+            with contextlib.suppress(Exception):
+                metrics.OUTBOX_PENDING.labels(self.name).set(await self.relay.pending())

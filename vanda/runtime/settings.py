@@ -1,0 +1,22 @@
+"""Settings every service shares; each service adds its own with an env prefix."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommonSettings(BaseSettings):
+    """Connection settings read from unprefixed environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+
+    kafka_bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
+    database_url: str = Field("postgresql://postgres@127.0.0.1:5432/vanda", description="PostgreSQL DSN.")
+    topic_partitions: int = Field(6, ge=1, description="Partitions for topics a service creates.")
+    topic_replication_factor: int = Field(1, ge=1, description="Replication factor for new topics.")
+    db_pool_max: int = Field(10, ge=1, description="Largest PostgreSQL pool size per service.")
+    relay_interval_s: float = Field(0.2, gt=0, description="Outbox poll interval when idle.")
+    relay_batch: int = Field(500, ge=1, description="Most outbox rows published per round.")
+    consumer_max_records: int = Field(500, ge=1, description="Most records handled per batch.")
+    log_level: str = Field("INFO", description="Python logging level.")
