@@ -1,0 +1,61 @@
+"""Session-wide real infrastructure: `vanda up` once, `vanda down` at the end."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def vanda(*args: str, home: Path, env: dict[str, str] | None = None, timeout: float = 300) -> str:
+    """Run the real CLI as a user would; fail with its output if it fails."""
+    result = subprocess.run([sys.executable, "-m", "vanda", *args, "--home", str(home)], cwd=ROOT,
+                            env=(env or dict(os.environ)) | {"COLUMNS": "200"},
+                            capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"vanda {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def read_env(path: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+
+
+def recorded_pids(home: Path) -> list[int]:
+    """Every pid the CLI recorded as started from this home."""
+    pids = []
+    for name in ("stack.json", "services.json"):
+        path = home / name
+        if path.exists():
+            pids += [int(p) for p in _find_pids(json.loads(path.read_text()))]
+    return pids
+
+
+def _find_pids(node: object) -> list[int]:
+    if isinstance(node, dict):
+        return [v for k, v in node.items() if k == "pid" and isinstance(v, int)] + [
+            p for v in node.values() for p in _find_pids(v)]
+    if isinstance(node, list):
+        return [p for v in node for p in _find_pids(v)]
+    return []
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Kafka, PostgreSQL and the three services, started by `vanda up` for the whole session."""
+    home = tmp_path_factory.mktemp("vanda-home")
+    vanda("up", home=home)
+    pids = recorded_pids(home)
+    try:
+        yield read_env(home / "endpoints.env") | {"HOME_DIR": str(home)}
+    finally:
+        vanda("down", home=home)
+        alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+        assert not alive, f"`vanda down` left processes running: {alive}"

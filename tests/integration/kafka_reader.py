@@ -1,0 +1,43 @@
+"""Read topics back with a real Kafka consumer, as a downstream subscriber would."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+
+async def read_until(bootstrap: str, topic: str, match: Callable[[ConsumerRecord], bool], count: int,
+                     timeout: float = 60) -> list[ConsumerRecord]:
+    """Records of `topic` from the beginning that `match`, once `count` have arrived (or time runs out)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not partitions:
+            await consumer.stop()
+            consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None)
+            await consumer.start()
+            partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        found: list[ConsumerRecord] = []
+        deadline = time.monotonic() + timeout
+        while len(found) < count and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=500)
+            found += [r for records in batches.values() for r in records if match(r)]
+        return found
+    finally:
+        await consumer.stop()
+
+
+async def poll(fetch: Callable, done: Callable, timeout: float = 60, interval: float = 0.3):
+    """Call async `fetch` until `done(result)` or time runs out; return the last result."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await fetch()
+        if done(result) or time.monotonic() > deadline:
+            return result
+        await asyncio.sleep(interval)

@@ -1,0 +1,149 @@
+"""An HTTP report travels through intake, Kafka, sanctions and reporting, on real servers."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from tests.factories import report
+from tests.integration.kafka_reader import poll, read_until
+
+pytestmark = pytest.mark.integration
+
+# Test-range NHS numbers (999...) with valid check digits, one per scenario.
+LADDER_NHS, GUARD_NHS, POISON_NHS = "9990000018", "9990000026", "9990000034"
+
+
+def subject_of(subject_id: str):
+    return lambda r: r.key == subject_id.encode()
+
+
+async def post(url: str, body: dict) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        return await client.post("/v1/incidents", json=body)
+
+
+async def get_json(url: str, path: str, **params) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        return await client.get(path, params=params)
+
+
+def patient(nhs: str, **extra) -> dict:
+    return {"kind": "patient", "nhs_number": nhs, "medical_factors": False, "age_band": "18_to_64"} | extra
+
+
+async def test_three_incidents_for_one_patient_give_yellow_yellow_red(pipeline):
+    site = f"Ladder site {uuid.uuid4().hex[:8]}"
+    receipts = []
+    for month in ("01", "02", "03"):
+        response = await post(pipeline["INTAKE_URL"], report(
+            site=site, occurred_at=f"2026-{month}-10T10:00:00+00:00", perpetrator=patient(LADDER_NHS)))
+        assert response.status_code == 202, response.text
+        receipts.append(response.json())
+    subject = receipts[0]["subject_id"]
+    assert {r["subject_id"] for r in receipts} == {subject} and subject.startswith("sub_")
+    assert all(r["status"] == "accepted" for r in receipts)
+
+    records = await read_until(pipeline["KAFKA_BOOTSTRAP_SERVERS"], "vanda.sanctions.v1", subject_of(subject), 3)
+    events = [json.loads(r.value) for r in records]
+    assert [(e["type"].split(".")[-2], e["data"].get("level")) for e in events] == [
+        ("yellow_card_issued", 1), ("yellow_card_issued", 2), ("red_card_proposed", None)]
+    assert events[2]["data"]["evidence_incident_ids"] == [r["incident_id"] for r in receipts]
+    assert all(e["specversion"] == "1.0" and e["subject"] == subject for e in events)
+
+    view = (await get_json(pipeline["SANCTIONS_URL"], f"/v1/subjects/{subject}")).json()
+    assert view["card_level"] == "red_proposed" and view["active_ban"] is None
+    assert len(view["history"]) == 3 and "never" in view["emergency_care"]
+
+    def counted(r):
+        totals = r.json()["totals"]
+        return totals["incidents"] == 3 and totals["breakdowns"].get("sanctions", {}).get("red_card_proposed") == 1
+
+    board = await poll(lambda: get_json(pipeline["REPORTING_URL"], "/v1/metrics/board",
+                                        **{"from": "2026-01", "to": "2026-03", "site": site}), counted)
+    body = board.json()
+    assert [m["incidents"] for m in body["months"]] == [1, 1, 1]
+    assert body["totals"]["breakdowns"]["sanctions"] == {
+        "yellow_card_1": 1, "yellow_card_2": 1, "red_card_proposed": 1}
+    assert body["totals"]["breakdowns"]["incidents_by_category"] == {"verbal_abuse": 3}
+
+
+async def test_published_incident_carries_no_identifier_or_narrative(pipeline):
+    body = report(perpetrator=patient(LADDER_NHS), narrative="Secret narrative text")
+    receipt = (await post(pipeline["INTAKE_URL"], body)).json()
+    records = await read_until(pipeline["KAFKA_BOOTSTRAP_SERVERS"], "vanda.incidents.v1",
+                               lambda r: receipt["incident_id"].encode() in r.value, 1)
+    assert len(records) == 1
+    raw = records[0].value
+    assert LADDER_NHS.encode() not in raw and b"Secret narrative" not in raw
+    assert records[0].key == receipt["subject_id"].encode()
+    assert dict(records[0].headers)["content-type"] == b"application/cloudevents+json"
+
+
+async def test_same_source_ref_twice_is_one_incident(pipeline):
+    body = report(perpetrator=patient(LADDER_NHS))
+    first, second = await post(pipeline["INTAKE_URL"], body), await post(pipeline["INTAKE_URL"], body)
+    assert first.status_code == second.status_code == 202
+    assert first.json() == second.json() and second.headers["Idempotent-Replayed"] == "true"
+    changed = await post(pipeline["INTAKE_URL"], body | {"harm": "severe"})
+    assert changed.status_code == 409 and changed.json()["incident_id"] == first.json()["incident_id"]
+    records = await read_until(pipeline["KAFKA_BOOTSTRAP_SERVERS"], "vanda.incidents.v1",
+                               lambda r: first.json()["incident_id"].encode() in r.value, 2, timeout=8)
+    assert len(records) == 1
+
+
+async def test_invalid_report_is_422_and_nothing_is_published(pipeline):
+    ref = f"bad-{uuid.uuid4()}"
+    response = await post(pipeline["INTAKE_URL"], report(source_ref=ref, category="shouting"))
+    assert response.status_code == 422 and response.json()["errors"][0]["field"] == "category"
+    records = await read_until(pipeline["KAFKA_BOOTSTRAP_SERVERS"], "vanda.incidents.v1",
+                               lambda r: ref.encode() in r.value, 1, timeout=5)
+    assert records == []
+
+
+async def test_guards_request_clinical_review_and_safeguarding_not_cards(pipeline):
+    medical = await post(pipeline["INTAKE_URL"], report(perpetrator=patient(GUARD_NHS, medical_factors=True)))
+    child = await post(pipeline["INTAKE_URL"], report(perpetrator=patient(GUARD_NHS, age_band="under_18")))
+    subject = medical.json()["subject_id"]
+    assert child.json()["subject_id"] == subject
+    records = await read_until(pipeline["KAFKA_BOOTSTRAP_SERVERS"], "vanda.sanctions.v1", subject_of(subject), 2)
+    types = sorted(json.loads(r.value)["type"].split(".")[-2] for r in records)
+    assert types == ["clinical_review_requested", "safeguarding_referral_requested"]
+
+
+async def test_poison_message_goes_to_dlq_and_the_partition_moves_on(pipeline):
+    bootstrap = pipeline["KAFKA_BOOTSTRAP_SERVERS"]
+    first = (await post(pipeline["INTAKE_URL"], report(perpetrator=patient(POISON_NHS)))).json()
+    subject = first["subject_id"]
+    await read_until(bootstrap, "vanda.sanctions.v1", subject_of(subject), 1)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        # Same key as the subject, so it lands on the same partition as its incidents.
+        await producer.send_and_wait("vanda.incidents.v1", b'{"type": "garbage"', key=subject.encode())
+    finally:
+        await producer.stop()
+    await post(pipeline["INTAKE_URL"], report(perpetrator=patient(POISON_NHS)))
+    cards = await read_until(bootstrap, "vanda.sanctions.v1", subject_of(subject), 2)
+    assert [json.loads(r.value)["data"]["level"] for r in cards] == [1, 2]
+    dead = await read_until(bootstrap, "vanda.incidents.v1.dlq", subject_of(subject), 2)
+    headers = [dict(r.headers) for r in dead]
+    # Both sanctions and reporting read the topic, and each dead-letters it once.
+    assert len(dead) == 2 and all(h["vanda-dlq-source-topic"] == b"vanda.incidents.v1" for h in headers)
+    assert all(h["vanda-dlq-reason"] == b"unparseable" and h["vanda-dlq-error"] for h in headers)
+
+
+async def test_each_service_is_ready_and_exposes_prometheus_metrics(pipeline):
+    for name in ("INTAKE_URL", "SANCTIONS_URL", "REPORTING_URL"):
+        ready = await get_json(pipeline[name], "/readyz")
+        assert ready.status_code == 200 and all(ready.json()["checks"].values())
+        assert (await get_json(pipeline[name], "/healthz")).json() == {"status": "ok"}
+        text = (await get_json(pipeline[name], "/metrics")).text
+        assert "vanda_outbox_published_total" in text and "vanda_ready 1.0" in text
+    text = (await get_json(pipeline["INTAKE_URL"], "/metrics")).text
+    assert 'vanda_intake_reports_total{outcome="accepted"}' in text
+    assert LADDER_NHS not in text

@@ -1,0 +1,448 @@
+"""Static checks of the container deployment.
+
+Covers docker-compose.yml, deploy/Dockerfile, deploy/prometheus.yml and
+.dockerignore without a Docker engine: the compose file is validated against the
+Compose Specification JSON schema vendored in check-jsonschema, and the wiring
+between the files (connection settings, start order, published ports, scrape
+targets, base image) is asserted directly, so a rename or a dropped setting in
+one file fails here instead of at `docker compose up`.
+
+`docker compose config` is run in addition only where the compose plugin exists.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "deploy" / "Dockerfile"
+PROMETHEUS = ROOT / "deploy" / "prometheus.yml"
+DOCKERIGNORE = ROOT / ".dockerignore"
+
+HTTP_SERVICES = ("intake", "sanctions", "reporting")
+HOST_PORTS = {"intake": 8001, "sanctions": 8002, "reporting": 8003}
+LOOPBACK = "127.0.0.1"
+
+
+# --------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------
+
+
+def _load_yaml(path: Path) -> dict[str, Any]:
+    # safe_load resolves the `<<: *anchor` merge keys the compose file uses,
+    # so services are seen exactly as Compose sees them.
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert isinstance(data, dict), f"{path.name} is not a YAML mapping"
+    return data
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return _load_yaml(COMPOSE)
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return compose["services"]
+
+
+@pytest.fixture(scope="module")
+def prometheus() -> dict[str, Any]:
+    return _load_yaml(PROMETHEUS)
+
+
+def _env(service: dict[str, Any]) -> dict[str, str]:
+    """A service's environment as a dict, whichever of the two forms it uses."""
+    raw = service.get("environment") or {}
+    if isinstance(raw, list):
+        pairs = (item.split("=", 1) if "=" in item else (item, "") for item in raw)
+        return {key: value for key, value in pairs}
+    return {key: "" if value is None else str(value) for key, value in raw.items()}
+
+
+def _built_from_our_dockerfile(service: dict[str, Any]) -> bool:
+    build = service.get("build")
+    if build is None:
+        return False
+    if isinstance(build, str):
+        context, dockerfile = build, "Dockerfile"
+    else:
+        context, dockerfile = build.get("context", "."), build.get("dockerfile", "Dockerfile")
+    return (ROOT / context / dockerfile).resolve() == DOCKERFILE.resolve()
+
+
+def _option(command: list[str], name: str) -> str:
+    assert name in command, f"{name} missing from command {command}"
+    return command[command.index(name) + 1]
+
+
+def _container_port(service: dict[str, Any]) -> int:
+    return int(_option(service["command"], "--port"))
+
+
+def _published(service: dict[str, Any]) -> list[tuple[str, int, int]]:
+    """(host ip, host port, container port) for each published port."""
+    out = []
+    for port in service.get("ports", []):
+        if isinstance(port, dict):
+            out.append((port.get("host_ip", ""), int(port["published"]), int(port["target"])))
+            continue
+        parts = str(port).split("/")[0].split(":")
+        if len(parts) == 3:
+            out.append((parts[0], int(parts[1]), int(parts[2])))
+        elif len(parts) == 2:
+            out.append(("", int(parts[0]), int(parts[1])))
+        else:
+            out.append(("", 0, int(parts[0])))
+    return out
+
+
+def _listeners(value: str) -> dict[str, tuple[str, int]]:
+    """`NAME://host:port,...` as {NAME: (host, port)}."""
+    result = {}
+    for item in value.split(","):
+        name, _, address = item.strip().partition("://")
+        host, _, port = address.rpartition(":")
+        result[name] = (host, int(port))
+    return result
+
+
+def _check_jsonschema(path: Path) -> subprocess.CompletedProcess[str]:
+    # Prefer the console script installed beside this interpreter; fall back to
+    # the module of the same package where scripts live elsewhere.
+    script = Path(sys.executable).with_name("check-jsonschema")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "check_jsonschema"]
+    return subprocess.run(
+        [*command, "--builtin-schema", "vendor.compose-spec", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, with line continuations joined."""
+    instructions: list[tuple[str, str]] = []
+    pending = ""
+    for line in DOCKERFILE.read_text(encoding="utf-8").splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        keyword, _, args = (pending + stripped).partition(" ")
+        instructions.append((keyword.upper(), args.strip()))
+        pending = ""
+    return instructions
+
+
+def _stages() -> list[dict[str, Any]]:
+    """Each build stage: its resolved base image, its name and its instructions."""
+    global_args: dict[str, str] = {}
+    stages: list[dict[str, Any]] = []
+    for keyword, args in _dockerfile_instructions():
+        if keyword == "ARG" and not stages and "=" in args:
+            key, _, value = args.partition("=")
+            global_args[key.strip()] = value.strip().strip('"')
+        elif keyword == "FROM":
+            words = [w for w in args.split() if not w.startswith("--")]
+            image = re.sub(r"\$\{?(\w+)\}?", lambda m: global_args.get(m.group(1), m.group(0)), words[0])
+            name = words[2] if len(words) >= 3 and words[1].lower() == "as" else None
+            # `FROM builder` refers to an earlier stage: inherit its base image.
+            for stage in stages:
+                if stage["name"] == image:
+                    image = stage["image"]
+            stages.append({"image": image, "name": name, "instructions": []})
+        elif stages:
+            stages[-1]["instructions"].append((keyword, args))
+    return stages
+
+
+def _python_version(image: str) -> tuple[int, int] | None:
+    match = re.match(r"^(?:[\w.\-]+/)?(?:library/)?python:(\d+)\.(\d+)", image)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+# --------------------------------------------------------------------------
+# the Compose Specification
+# --------------------------------------------------------------------------
+
+
+def test_compose_file_matches_the_compose_specification() -> None:
+    result = _check_jsonschema(COMPOSE)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # Where the compose plugin exists (it needs no engine) it checks the file too;
+    # elsewhere the schema check above stands alone.
+    if _compose_plugin() is not None:
+        config = subprocess.run([*_compose_plugin(), "-f", str(COMPOSE), "config", "-q"], cwd=ROOT,
+                                capture_output=True, text=True, timeout=120, check=False)
+        assert config.returncode == 0, config.stdout + config.stderr
+
+
+def _compose_plugin() -> list[str] | None:
+    docker = shutil.which("docker")
+    if docker is None:
+        return None
+    try:
+        probe = subprocess.run([docker, "compose", "version"], capture_output=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return [docker, "compose"] if probe.returncode == 0 else None
+
+
+def test_schema_check_rejects_an_invalid_compose_file(tmp_path: Path) -> None:
+    # Guards the check above against passing vacuously (e.g. a schema that
+    # accepts anything): a misspelt service key must be reported.
+    bad = tmp_path / "docker-compose.yml"
+    bad.write_text("services:\n  web:\n    image: nginx\n    restart_policy: always\n", encoding="utf-8")
+    result = _check_jsonschema(bad)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "restart_policy" in result.stdout + result.stderr
+
+
+def test_compose_file_has_no_obsolete_version_key(compose: dict[str, Any]) -> None:
+    assert "version" not in compose, "the Compose Specification dropped `version:`; remove it"
+
+
+# --------------------------------------------------------------------------
+# services built from deploy/Dockerfile
+# --------------------------------------------------------------------------
+
+
+def test_migrate_and_the_three_services_are_built_from_the_shared_dockerfile(services: dict) -> None:
+    built = {name for name, service in services.items() if _built_from_our_dockerfile(service)}
+    assert built == {"migrate", *HTTP_SERVICES}
+
+
+def test_every_service_built_from_the_dockerfile_gets_kafka_and_postgres(services: dict) -> None:
+    for name, service in services.items():
+        if not _built_from_our_dockerfile(service):
+            continue
+        env = _env(service)
+        assert env.get("KAFKA_BOOTSTRAP_SERVERS"), f"{name} lacks KAFKA_BOOTSTRAP_SERVERS"
+        assert env.get("DATABASE_URL"), f"{name} lacks DATABASE_URL"
+
+
+def test_kafka_bootstrap_servers_is_an_in_network_advertised_listener(services: dict) -> None:
+    kafka_env = _env(services["kafka"])
+    advertised = set(_listeners(kafka_env["KAFKA_ADVERTISED_LISTENERS"]).values())
+    for name, service in services.items():
+        if not _built_from_our_dockerfile(service):
+            continue
+        for server in _env(service)["KAFKA_BOOTSTRAP_SERVERS"].split(","):
+            host, _, port = server.strip().rpartition(":")
+            assert host == "kafka", f"{name} must reach Kafka by its compose service name, not {host!r}"
+            assert (host, int(port)) in advertised, f"{name}: {server} is not an advertised Kafka listener"
+
+
+def test_database_url_matches_the_postgres_service(services: dict) -> None:
+    pg_env = _env(services["postgres"])
+    for name, service in services.items():
+        if not _built_from_our_dockerfile(service):
+            continue
+        url = urlsplit(_env(service)["DATABASE_URL"])
+        assert url.scheme in {"postgresql", "postgres"}, name
+        assert (url.hostname, url.port or 5432) == ("postgres", 5432), name
+        assert url.username == pg_env["POSTGRES_USER"], name
+        assert url.password == pg_env["POSTGRES_PASSWORD"], name
+        assert url.path.lstrip("/") == pg_env["POSTGRES_DB"] == "vanda", name
+
+
+def test_only_intake_gets_the_pseudonym_key_and_from_the_environment(services: dict) -> None:
+    key = _env(services["intake"]).get("INTAKE_PSEUDONYM_KEY", "")
+    # `${VAR:-default}`: an operator's value wins over the development default.
+    assert key.startswith("${INTAKE_PSEUDONYM_KEY"), "take the key from the environment"
+    assert "INTAKE_PSEUDONYM_KEY_VERSION" in _env(services["intake"])
+    for name in set(services) - {"intake"}:
+        assert "INTAKE_PSEUDONYM_KEY" not in _env(services[name]), f"{name} must not see intake's secret"
+
+
+def test_http_services_serve_their_own_name_on_all_interfaces(services: dict) -> None:
+    for name in HTTP_SERVICES:
+        command = services[name]["command"]
+        assert command[:2] == ["serve", name], command
+        # Inside the container it must bind beyond loopback or no port mapping reaches it.
+        assert _option(command, "--host") == "0.0.0.0", name
+
+
+def test_http_services_publish_their_port_on_loopback(services: dict) -> None:
+    for name in HTTP_SERVICES:
+        service = services[name]
+        assert _published(service) == [(LOOPBACK, HOST_PORTS[name], _container_port(service))], name
+
+
+def test_http_services_health_check_readiness_on_their_port(services: dict) -> None:
+    for name in HTTP_SERVICES:
+        service = services[name]
+        check = " ".join(service["healthcheck"]["test"])
+        assert f"127.0.0.1:{_container_port(service)}/readyz" in check, name
+        assert not service["healthcheck"].get("disable"), name
+
+
+def test_http_services_start_after_kafka_is_healthy_and_migrations_ran(services: dict) -> None:
+    for name in HTTP_SERVICES:
+        depends = services[name]["depends_on"]
+        assert depends["kafka"]["condition"] == "service_healthy", name
+        assert depends["migrate"]["condition"] == "service_completed_successfully", name
+
+
+def test_migrate_runs_once_after_postgres_is_healthy(services: dict) -> None:
+    migrate = services["migrate"]
+    assert migrate["command"] == ["migrate"]
+    assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
+    # A restart policy would rerun a finished one-shot job forever.
+    assert migrate.get("restart", "no") == "no"
+
+
+def test_every_published_port_is_bound_to_loopback(services: dict) -> None:
+    for name, service in services.items():
+        for host_ip, host_port, _ in _published(service):
+            assert host_ip == LOOPBACK, f"{name} publishes {host_port} beyond loopback"
+
+
+# --------------------------------------------------------------------------
+# Kafka and PostgreSQL
+# --------------------------------------------------------------------------
+
+
+def test_dependencies_waited_on_as_healthy_have_health_checks(services: dict) -> None:
+    for name, service in services.items():
+        for dependency, spec in (service.get("depends_on") or {}).items():
+            if isinstance(spec, dict) and spec.get("condition") == "service_healthy":
+                check = services[dependency].get("healthcheck") or {}
+                assert check.get("test") and not check.get("disable"), f"{name} waits on {dependency}'s health"
+
+
+def test_kafka_is_a_single_kraft_node_that_never_auto_creates_topics(services: dict) -> None:
+    kafka = services["kafka"]
+    env = _env(kafka)
+    assert kafka["image"].startswith("apache/kafka:")
+    assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"].startswith(f"{env['KAFKA_NODE_ID']}@")
+    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"].lower() == "false"
+    assert env["KAFKA_NUM_PARTITIONS"] == "6"
+    factors = {k: v for k, v in env.items() if k.endswith("REPLICATION_FACTOR")}
+    assert "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR" in factors
+    assert set(factors.values()) == {"1"}, factors
+
+
+def test_kafka_listeners_are_consistent(services: dict) -> None:
+    env = _env(services["kafka"])
+    protocols = dict(pair.split(":") for pair in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    listeners = _listeners(env["KAFKA_LISTENERS"])
+    advertised = _listeners(env["KAFKA_ADVERTISED_LISTENERS"])
+    controller = env["KAFKA_CONTROLLER_LISTENER_NAMES"]
+    assert set(listeners) <= set(protocols) and controller in listeners
+    assert env["KAFKA_INTER_BROKER_LISTENER_NAME"] in advertised
+    # Every advertised address is one the broker listens on, on the same port.
+    for name, (_, port) in advertised.items():
+        assert listeners[name][1] == port, name
+    # The controller port the quorum voters name is the controller listener.
+    voter_port = int(env["KAFKA_CONTROLLER_QUORUM_VOTERS"].rpartition(":")[2])
+    assert listeners[controller][1] == voter_port
+    # Host tools reach the broker on 127.0.0.1:19092, and it advertises exactly that.
+    assert (LOOPBACK, 19092) in advertised.values()
+    assert (LOOPBACK, 19092, 19092) in _published(services["kafka"])
+    assert ("kafka", 9092) in advertised.values()
+
+
+def test_postgres_keeps_data_in_a_named_volume_at_the_18_layout(compose: dict, services: dict) -> None:
+    postgres = services["postgres"]
+    assert postgres["image"].startswith("postgres:")
+    # 18+ images store data under /var/lib/postgresql/<major>/docker and refuse
+    # to start with a volume at the old /var/lib/postgresql/data.
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in postgres["volumes"]}
+    assert "/var/lib/postgresql" in mounts
+    assert mounts["/var/lib/postgresql"] in (compose.get("volumes") or {}), "use a named volume"
+    assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
+
+
+# --------------------------------------------------------------------------
+# Prometheus
+# --------------------------------------------------------------------------
+
+
+def _scrape_targets(prometheus: dict[str, Any]) -> dict[str, set[str]]:
+    targets: dict[str, set[str]] = {}
+    for job in prometheus["scrape_configs"]:
+        # /metrics is Prometheus's default path; anything else would miss the services' endpoint.
+        assert job.get("metrics_path", "/metrics") == "/metrics", job["job_name"]
+        found = targets.setdefault(job["job_name"], set())
+        for static in job.get("static_configs", []):
+            found.update(static["targets"])
+    return targets
+
+
+def test_prometheus_scrapes_every_http_service_in_its_own_job(services: dict, prometheus: dict) -> None:
+    assert prometheus["global"]["scrape_interval"] == "15s"
+    names = [job["job_name"] for job in prometheus["scrape_configs"]]
+    assert len(names) == len(set(names)), "job names must be unique"
+    targets = _scrape_targets(prometheus)
+    for name in HTTP_SERVICES:
+        assert targets.get(name) == {f"{name}:{_container_port(services[name])}"}, name
+
+
+def test_prometheus_scrapes_only_compose_services(services: dict, prometheus: dict) -> None:
+    # A renamed or removed service must not leave a target that can never be up.
+    for job, targets in _scrape_targets(prometheus).items():
+        for target in targets:
+            assert target.rpartition(":")[0] in services, f"{job}: {target}"
+
+
+def test_prometheus_service_loads_this_config_on_loopback(services: dict) -> None:
+    prom = services["prometheus"]
+    config = "/etc/prometheus/prometheus.yml"
+    for arg in prom.get("command") or []:
+        if arg.startswith("--config.file="):
+            config = arg.partition("=")[2]
+    sources = {v.split(":")[1]: v.split(":")[0] for v in prom["volumes"]}
+    assert config in sources, "deploy/prometheus.yml is not mounted where Prometheus reads its config"
+    assert (ROOT / sources[config]).resolve() == PROMETHEUS.resolve()
+    assert (LOOPBACK, 9090, 9090) in _published(prom)
+
+
+# --------------------------------------------------------------------------
+# the image
+# --------------------------------------------------------------------------
+
+
+def test_dockerfile_builds_on_python_3_11_or_newer() -> None:
+    stages = _stages()
+    assert len(stages) >= 2, "expected a builder stage and a runtime stage"
+    for stage in stages:
+        version = _python_version(stage["image"])
+        if version is not None:
+            assert version >= (3, 11), stage["image"]
+    # The project requires Python 3.11+; the image that runs it must have it.
+    assert _python_version(stages[-1]["image"]) is not None, stages[-1]["image"]
+
+
+def test_runtime_stage_runs_vanda_as_a_non_root_user() -> None:
+    runtime = _stages()[-1]["instructions"]
+    users = [args for keyword, args in runtime if keyword == "USER"]
+    assert users, "the runtime stage must switch to an unprivileged user"
+    assert users[-1].split(":")[0] not in {"root", "0"}
+    entrypoints = [args for keyword, args in runtime if keyword == "ENTRYPOINT"]
+    assert entrypoints and entrypoints[-1].replace(" ", "") == '["vanda"]'
+
+
+def test_dockerignore_keeps_local_state_out_of_the_build_context() -> None:
+    patterns = {
+        line.strip().rstrip("/")
+        for line in DOCKERIGNORE.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert {".git", ".venv", ".vanda"} <= patterns
