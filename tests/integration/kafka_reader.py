@@ -6,23 +6,17 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 
 async def read_until(bootstrap: str, topic: str, match: Callable[[ConsumerRecord], bool], count: int,
                      timeout: float = 60) -> list[ConsumerRecord]:
     """Records of `topic` from the beginning that `match`, once `count` have arrived (or time runs out)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    # No group: every partition, from the earliest offset, nothing committed.
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        if not partitions:
-            await consumer.stop()
-            consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None)
-            await consumer.start()
-            partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
         found: list[ConsumerRecord] = []
         deadline = time.monotonic() + timeout
         while len(found) < count and time.monotonic() < deadline:
