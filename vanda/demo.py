@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -17,9 +18,10 @@ from vanda import synthetic
 
 
 async def send(intake_url: str, reports: list[dict[str, Any]], *, concurrency: int = 8,
-               progress: Progress | None = None) -> Counter[int]:
-    """POST every report, retrying transport failures; return a count of status codes."""
+               progress: Progress | None = None) -> tuple[Counter[int], Counter[str]]:
+    """POST every report, retrying transport failures; count status codes and subjects."""
     statuses: Counter[int] = Counter()
+    subjects: Counter[str] = Counter()
     queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     for report in reports:
         queue.put_nowait(report)
@@ -28,28 +30,36 @@ async def send(intake_url: str, reports: list[dict[str, Any]], *, concurrency: i
         async def worker() -> None:
             while not queue.empty():
                 report = queue.get_nowait()
-                statuses[await _post(client, report)] += 1
+                response = await _post(client, report)
+                statuses[response.status_code] += 1
+                if response.status_code == 202 and response.json()["subject_id"]:
+                    subjects[response.json()["subject_id"]] += 1
                 if progress is not None and task is not None:
                     progress.advance(task)
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return statuses
+    return statuses, subjects
 
 
-async def _post(client: httpx.AsyncClient, report: dict[str, Any], attempts: int = 20) -> int:
+async def _post(client: httpx.AsyncClient, report: dict[str, Any], attempts: int = 20) -> httpx.Response:
     # The same source_ref makes a retry safe: intake answers it with the original receipt.
     for attempt in range(attempts):
         try:
-            return (await client.post("/v1/incidents", json=report)).status_code
+            return await client.post("/v1/incidents", json=report)
         except httpx.TransportError:
             await asyncio.sleep(min(0.2 * 2**attempt, 3))
     raise RuntimeError("intake did not answer")
+
+
+def board(reporting_url: str, start: str, end: str) -> dict[str, Any]:
+    """The board's figures for a range of months."""
+    return httpx.get(f"{reporting_url}/v1/metrics/board", params={"from": start, "to": end}, timeout=10).json()
 
 
 def wait_for_counts(reporting_url: str, start: str, end: str, expected: int, timeout: float = 120) -> dict[str, Any]:
     """Poll the board until it counts `expected` incidents (events flow asynchronously)."""
     deadline = time.monotonic() + timeout
     while True:
-        body = httpx.get(f"{reporting_url}/v1/metrics/board", params={"from": start, "to": end}, timeout=10).json()
+        body = board(reporting_url, start, end)
         if body["totals"]["incidents"] >= expected or time.monotonic() > deadline:
             return body
         time.sleep(0.5)
@@ -59,21 +69,25 @@ def run(endpoints: dict[str, str], count: int, months: int, console: Console) ->
     """Send `count` incidents over `months` months and print the board's monthly counts."""
     now = datetime.now(UTC)
     reports = list(synthetic.incidents(count, months=months, seed=int(now.timestamp()), end=now))
+    start, end = min(r["occurred_at"] for r in reports)[:7], now.strftime("%Y-%m")
+    before = board(endpoints["REPORTING_URL"], start, end)["totals"]["incidents"]
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
-        statuses = asyncio.run(send(endpoints["INTAKE_URL"], reports, progress=progress))
+        statuses, subjects = asyncio.run(send(endpoints["INTAKE_URL"], reports, progress=progress))
     console.print(f"intake answered: {dict(statuses)}")
-    start = min(r["occurred_at"] for r in reports)[:7]
-    board = wait_for_counts(endpoints["REPORTING_URL"], start, now.strftime("%Y-%m"), statuses[202])
-    console.print(_table(board))
-    _where(endpoints, start, now.strftime("%Y-%m"), console)
+    # Intake answers before the events are projected: wait for reporting to catch up.
+    figures = wait_for_counts(endpoints["REPORTING_URL"], start, end, before + statuses[202])
+    console.print(_table(figures))
+    busiest = subjects.most_common(1)[0][0] if subjects else "<subject_id from an intake receipt>"
+    _where(endpoints, start, end, busiest, console)
 
 
 def _table(board: dict[str, Any]) -> Table:
-    table = Table(title="Board metrics by month")
-    for column in ("month", "incidents", "physical assault", "sexual misconduct", "yellow 1", "yellow 2",
-                   "red proposed", "clinical review", "safeguarding"):
-        table.add_column(column, justify="right")
+    table = Table(title="Board metrics by month", box=box.SIMPLE, caption=(
+        "assault = physical assault; sexual = sexual misconduct; Y1/Y2 = yellow cards; red = red card proposed;"
+        " clinical = clinical review requested; safeg. = safeguarding referral"))
+    for column in ("month", "incidents", "assault", "sexual", "Y1", "Y2", "red", "clinical", "safeg."):
+        table.add_column(column, justify="right", no_wrap=True)
     for m in board["months"] + [{"month": "total", **board["totals"]}]:
         cats, cards = m["breakdowns"].get("incidents_by_category", {}), m["breakdowns"].get("sanctions", {})
         table.add_row(m["month"], str(m["incidents"]), str(cats.get("physical_assault", 0)),
@@ -84,10 +98,11 @@ def _table(board: dict[str, Any]) -> Table:
     return table
 
 
-def _where(endpoints: dict[str, str], start: str, end: str, console: Console) -> None:
+def _where(endpoints: dict[str, str], start: str, end: str, subject: str, console: Console) -> None:
     console.print("\n[bold]Where to look[/bold]")
-    console.print(f"  board metrics:  {endpoints['REPORTING_URL']}/v1/metrics/board?from={start}&to={end}")
-    console.print(f"  a subject:      {endpoints['SANCTIONS_URL']}/v1/subjects/<subject_id from an intake receipt>")
+    console.print(f"  board metrics:  {endpoints['REPORTING_URL']}/v1/metrics/board?from={start}&to={end}",
+                  soft_wrap=True)
+    console.print(f"  busiest subject: {endpoints['SANCTIONS_URL']}/v1/subjects/{subject}", soft_wrap=True)
     console.print(f"  API docs:       {endpoints['INTAKE_URL']}/docs (and on each service)")
     console.print(f"  Prometheus:     {endpoints['INTAKE_URL']}/metrics, and /metrics on each service")
     console.print(f"  Kafka topics:   vanda.incidents.v1, vanda.sanctions.v1 on {endpoints['KAFKA_BOOTSTRAP_SERVERS']}")

@@ -150,3 +150,17 @@ async def test_each_service_is_ready_and_exposes_prometheus_metrics(pipeline):
     text = (await get_json(pipeline["INTAKE_URL"], "/metrics")).text
     assert 'vanda_intake_reports_total{outcome="accepted"}' in text
     assert LADDER_NHS not in text
+
+
+def test_demo_feed_flows_through_and_the_board_counts_it(pipeline):
+    from io import StringIO
+
+    from rich.console import Console
+
+    from vanda import demo
+
+    out = StringIO()
+    demo.run(pipeline, 120, 2, Console(file=out, width=160))
+    text = out.getvalue()
+    assert "intake answered: {202: 120}" in text
+    assert "Board metrics by month" in text and "/v1/subjects/sub_" in text
