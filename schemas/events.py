@@ -10,11 +10,19 @@ from pydantic import ValidationError
 
 from schemas.base import EventData
 from schemas.envelope import DATASCHEMA_BASE, CloudEvent, new_event_id, utcnow
-from schemas.incidents import IncidentReported
+from schemas.incidents import IncidentAmended, IncidentReported, IncidentWithdrawn
 from schemas.sanctions import (
+    AppealDecided,
+    AppealLodged,
+    BanExpired,
+    BanImposed,
+    BanReviewDue,
     ClinicalReviewRequested,
+    EvidenceAttached,
     RedCardProposed,
+    RedCardRejected,
     SafeguardingReferralRequested,
+    SanctionRescinded,
     YellowCardIssued,
 )
 
@@ -22,10 +30,20 @@ EVENT_TYPES: dict[str, type[EventData]] = {
     model.event_type: model
     for model in (
         IncidentReported,
+        IncidentAmended,
+        IncidentWithdrawn,
         YellowCardIssued,
         RedCardProposed,
         ClinicalReviewRequested,
         SafeguardingReferralRequested,
+        EvidenceAttached,
+        RedCardRejected,
+        BanImposed,
+        BanReviewDue,
+        BanExpired,
+        SanctionRescinded,
+        AppealLodged,
+        AppealDecided,
     )
 }
 

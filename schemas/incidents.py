@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from schemas.base import EventData
 
@@ -144,11 +144,18 @@ class IncidentFacts(Strict):
     site: Text
     location_type: LocationType
     category: Category
+    sexual_assault: bool = Field(False, description="Sexual misconduct amounting to sexual assault.")
     harm: Harm
     staff_affected: list[StaffAffected] = Field(min_length=1, max_length=50)
     body_worn_camera_used: bool
     police: PoliceDetails | None = None
     hate_aggravation: list[HateAggravation] = Field(default_factory=list, max_length=6)
+
+    @model_validator(mode="after")
+    def _assault_flag_needs_sexual_category(self) -> "IncidentFacts":
+        if self.sexual_assault and self.category != Category.SEXUAL_MISCONDUCT:
+            raise ValueError("sexual_assault may be true only when category is sexual_misconduct")
+        return self
 
 
 class IncidentReport(IncidentFacts):
@@ -181,3 +188,55 @@ class IncidentReported(EventData, IncidentFacts):
     source_system: Text
     reported_at: datetime
     perpetrator: PerpetratorFacts
+
+
+class WithdrawalReason(StrEnum):
+    ENTERED_IN_ERROR = "entered_in_error"
+    DUPLICATE = "duplicate"
+    NOT_AN_INCIDENT = "not_an_incident"
+
+
+class PerpetratorAmendment(Strict):
+    medical_factors: bool | None = None
+    age_band: AgeBand | None = None
+
+
+class IncidentAmendment(Strict):
+    """A correction to a stored incident: only the fields given change."""
+
+    category: Category | None = None
+    sexual_assault: bool | None = None
+    harm: Harm | None = None
+    perpetrator: PerpetratorAmendment | None = None
+    police: PoliceDetails | None = None
+    hate_aggravation: list[HateAggravation] | None = Field(None, max_length=6)
+
+
+class IncidentWithdrawal(Strict):
+    reason: WithdrawalReason = WithdrawalReason.ENTERED_IN_ERROR
+
+
+class IncidentAmended(EventData, IncidentFacts):
+    """The full corrected incident, replacing the earlier version for every consumer."""
+
+    event_type = "uk.nhs.vanda.incident.amended.v1"
+
+    incident_id: UUID
+    subject_id: str | None = None
+    source_system: Text
+    reported_at: datetime
+    perpetrator: PerpetratorFacts
+    revision: int = Field(ge=2, description="1 is the report; each amendment adds one.")
+    changed_fields: list[str] = Field(description="Dotted names of the fields this amendment changed.")
+    amended_at: datetime
+
+
+class IncidentWithdrawn(EventData):
+    """The incident was withdrawn (e.g. entered in error): consumers undo its effects."""
+
+    event_type = "uk.nhs.vanda.incident.withdrawn.v1"
+
+    incident_id: UUID
+    subject_id: str | None = None
+    reason: WithdrawalReason
+    withdrawn_at: datetime

@@ -64,3 +64,87 @@ class SafeguardingReferralRequested(Decision):
     """No card: the perpetrator is a child."""
 
     event_type = "uk.nhs.vanda.sanction.safeguarding_referral_requested.v1"
+
+
+class FollowUp(Decision):
+    """A decision about an existing sanction (approval, expiry, appeal...)."""
+
+    sanction_id: UUID = Field(description="decision_id of the card this acts on.")
+
+
+class RescindReason(StrEnum):
+    INCIDENT_WITHDRAWN = "incident_withdrawn"
+    INCIDENT_AMENDED = "incident_amended"
+    APPEAL_UPHELD = "appeal_upheld"
+
+
+class AppealOutcome(StrEnum):
+    UPHELD = "upheld"
+    DISMISSED = "dismissed"
+
+
+class EvidenceAttached(FollowUp):
+    """A further incident attached to an open red card or active ban, not a new card."""
+
+    event_type = "uk.nhs.vanda.sanction.evidence_attached.v1"
+
+
+class RedCardRejected(FollowUp):
+    """An authorised reviewer declined the proposed red card."""
+
+    event_type = "uk.nhs.vanda.sanction.red_card_rejected.v1"
+
+    reviewer: str = Field(description="Opaque id of the reviewer; the reason text stays in the audit log.")
+
+
+class BanImposed(FollowUp):
+    """A red card approved by an authorised reviewer (or automatically, where policy allows)."""
+
+    event_type = "uk.nhs.vanda.sanction.ban_imposed.v1"
+
+    reviewer: str | None = Field(description="Opaque reviewer id; null when policy needs no approval.")
+    restriction: Restriction
+    starts_at: datetime
+    ends_at: datetime
+    emergency_care_never_barred: Literal[True] = True
+
+
+class BanReviewDue(FollowUp):
+    """The ban ends soon: check for new incidents before it lapses."""
+
+    event_type = "uk.nhs.vanda.sanction.ban_review_due.v1"
+
+    ends_at: datetime
+
+
+class BanExpired(FollowUp):
+    """The ban reached its end date."""
+
+    event_type = "uk.nhs.vanda.sanction.ban_expired.v1"
+
+    ended_at: datetime
+
+
+class SanctionRescinded(FollowUp):
+    """A card that no longer stands, with why."""
+
+    event_type = "uk.nhs.vanda.sanction.rescinded.v1"
+
+    reason: RescindReason
+
+
+class AppealLodged(FollowUp):
+    """The subject appealed against a card."""
+
+    event_type = "uk.nhs.vanda.sanction.appeal_lodged.v1"
+
+    recorded_by: str = Field(description="Opaque id of the officer who recorded the appeal.")
+
+
+class AppealDecided(FollowUp):
+    """An appeals officer decided: upheld rescinds the card, dismissed leaves it."""
+
+    event_type = "uk.nhs.vanda.sanction.appeal_decided.v1"
+
+    outcome: AppealOutcome
+    decided_by: str

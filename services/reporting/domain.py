@@ -16,12 +16,6 @@ from schemas.base import EventData
 from schemas.incidents import IncidentReported
 from schemas.sanctions import Decision, YellowCardIssued
 
-SANCTION_NAMES = {
-    "uk.nhs.vanda.sanction.red_card_proposed.v1": "red_card_proposed",
-    "uk.nhs.vanda.sanction.clinical_review_requested.v1": "clinical_review_requested",
-    "uk.nhs.vanda.sanction.safeguarding_referral_requested.v1": "safeguarding_referral_requested",
-}
-
 
 @dataclass(frozen=True, order=True)
 class Cell:
@@ -69,7 +63,8 @@ def _incident_cells(i: IncidentReported, zone: ZoneInfo) -> list[Cell]:
 def _sanction(d: Decision) -> str:
     if isinstance(d, YellowCardIssued):
         return f"yellow_card_{d.level}"
-    return SANCTION_NAMES[d.event_type]
+    # "uk.nhs.vanda.sanction.red_card_proposed.v1" -> "red_card_proposed"
+    return d.event_type.split(".")[-2]
 
 
 def fold(cells: list[Cell]) -> dict[Cell, int]:

@@ -98,7 +98,8 @@ class EventConsumer:
                 result.applied[record.topic] += 1
         except TRANSIENT_DB_ERRORS:
             raise
-        except (ValueError, asyncpg.PostgresError) as exc:
+        except Exception as exc:  # noqa: BLE001 - anything but an outage is this event's fault
+            # A bug or a rule violation must not stop the partition: dead-letter it and go on.
             log.error("event %s rejected: %s", event.id, type(exc).__name__)
             result.dead.append(DeadLetter(record, "rejected", describe_error(exc)))
 
