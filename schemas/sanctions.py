@@ -75,6 +75,7 @@ class FollowUp(Decision):
 class RescindReason(StrEnum):
     INCIDENT_WITHDRAWN = "incident_withdrawn"
     INCIDENT_AMENDED = "incident_amended"
+    INCIDENT_REPORTED_LATE = "incident_reported_late"  # an earlier incident shifted the ladder
     APPEAL_UPHELD = "appeal_upheld"
 
 

@@ -51,7 +51,8 @@ def _find_pids(node: object) -> list[int]:
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """Kafka, PostgreSQL and the three services, started by `vanda up` for the whole session."""
     home = tmp_path_factory.mktemp("vanda-home")
-    vanda("up", home=home)
+    # Tests drive review and expiry through the scheduler endpoint with a chosen clock.
+    vanda("up", home=home, env=dict(os.environ) | {"SANCTIONS_ALLOW_CLOCK_OVERRIDE": "true"})
     pids = recorded_pids(home)
     try:
         yield read_env(home / "endpoints.env") | {"HOME_DIR": str(home)}

@@ -1,51 +1,84 @@
-"""Composition root for sanctions: policy, connections, subscriber and routes."""
+"""Composition root for sanctions: policy, clock, connections, scheduler, subscriber, routes."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import timedelta
-from functools import partial
+from dataclasses import dataclass
+from datetime import datetime
 
+import asyncpg
 from fastapi import FastAPI
 
 from schemas.envelope import utcnow
 from schemas.topics import INCIDENTS, SANCTIONS, dead_letter
 from services.sanctions import entrypoints, handlers
 from services.sanctions.adapters import SCHEMA
-from services.sanctions.config import SERVICE, SanctionsSettings
+from services.sanctions.config import SERVICE, SanctionsSettings, load_policy
 from services.sanctions.domain import Policy
 from vanda.runtime.http import install_error_handlers, ops_router
 from vanda.runtime.service import Runtime
 from vanda.runtime.settings import CommonSettings
 
+log = logging.getLogger(__name__)
 
-def create_app(common: CommonSettings | None = None, settings: SanctionsSettings | None = None) -> FastAPI:
+
+@dataclass
+class Deps:
+    pool: asyncpg.Pool
+    policy: Policy
+    clock: Callable[[], datetime]
+    wake_relay: Callable[[], None]
+    allow_clock_override: bool
+
+
+async def _scheduler(deps: Deps, interval: float) -> None:
+    while True:
+        try:
+            if sent := await handlers.run_scheduler(deps.pool, deps.policy, deps.clock()):
+                deps.wake_relay()
+                log.info("scheduler sent %d events", sent)
+        except Exception:  # noqa: BLE001 - a failed round is retried on the next tick
+            log.warning("scheduler round failed", exc_info=True)
+        await asyncio.sleep(interval)
+
+
+def create_app(common: CommonSettings | None = None, settings: SanctionsSettings | None = None,
+               clock: Callable[[], datetime] = utcnow) -> FastAPI:
     """Build the sanctions app; nothing connects until the app starts."""
     common = common or CommonSettings()
     settings = settings or SanctionsSettings()
-    policy = Policy(settings.policy_version, timedelta(days=settings.window_days),
-                    timedelta(days=settings.red_card_days))
+    policy = load_policy(settings.policy_file)
     runtime = Runtime(SERVICE, common, topics=[INCIDENTS, SANCTIONS, dead_letter(INCIDENTS)])
 
     async def apply(conn, event):
-        return await handlers.on_incident(conn, event, policy, utcnow())
+        return await handlers.on_incident(conn, event, policy, clock())
 
     consumer = runtime.consumer(SCHEMA, apply)
     entrypoints.subscribe(runtime.broker, consumer, settings.consumer_group, common.consumer_max_records)
+    holder: dict[str, Deps] = {}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
+        holder["deps"] = Deps(runtime.pool, policy, clock, runtime.relay.wake, settings.allow_clock_override)
+        timer = asyncio.create_task(_scheduler(holder["deps"], settings.scheduler_interval_s))
         try:
             yield
         finally:
+            timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await timer
             await runtime.stop()
 
     app = FastAPI(title="vanda sanctions", version="1", lifespan=lifespan,
-                  description="Applies the yellow/red card policy to incidents.")
-    app.state.pool = lambda: runtime.pool
+                  description="Applies the yellow/red card policy: warnings, proposals, approvals, "
+                              "expiry and appeals. Emergency care is never barred.")
     install_error_handlers(app)
+    entrypoints.install_error_handlers(app)
     app.include_router(ops_router(runtime.checks, runtime.refresh_gauges))
-    app.include_router(entrypoints.routes())
+    app.include_router(entrypoints.routes(lambda: holder["deps"]))
     return app

@@ -1,20 +1,32 @@
-"""Sanctions settings (env prefix SANCTIONS_) and the card policy defaults."""
+"""Sanctions settings (env prefix SANCTIONS_) and the versioned policy file."""
 
 from __future__ import annotations
+
+import tomllib
+from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.sanctions.domain import Policy
+
 SERVICE = "sanctions"
 SOURCE = "/vanda/sanctions"
+DEFAULT_POLICY = Path(__file__).with_name("policy.toml")
 
 
 class SanctionsSettings(BaseSettings):
-    """Policy parameters; each change should come with a new policy_version."""
-
     model_config = SettingsConfigDict(env_prefix="SANCTIONS_", extra="ignore")
 
-    policy_version: str = Field("2026.1", description="Named in every decision so it can be explained.")
-    window_days: int = Field(365, ge=1, description="Rolling window for counting incidents.")
-    red_card_days: int = Field(180, ge=1, le=366, description="Proposed ban length (never over 12 months).")
+    policy_file: Path = Field(DEFAULT_POLICY, description="TOML file with the card policy.")
     consumer_group: str = Field("vanda-sanctions", description="Kafka consumer group.")
+    scheduler_interval_s: float = Field(60, gt=0, description="How often review and expiry are checked.")
+    allow_clock_override: bool = Field(
+        False, description="Let POST /v1/scheduler/run take a `now` (testing and drills only)."
+    )
+
+
+def load_policy(path: Path) -> Policy:
+    """Read and validate the policy file; a bad value stops the service at start."""
+    with path.open("rb") as handle:
+        return Policy.model_validate(tomllib.load(handle))

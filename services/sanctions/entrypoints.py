@@ -1,31 +1,132 @@
-"""Sanctions' HTTP API and Kafka subscriber."""
+"""Sanctions' HTTP API (reviewers, appeals, worklists) and Kafka subscriber."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Path, Request
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, FastAPI, HTTPException, Path, Request
+from fastapi.responses import JSONResponse
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
+from schemas.sanctions import AppealOutcome
 from schemas.topics import INCIDENTS
 from services.sanctions import handlers
+from services.sanctions.domain import (
+    Approve,
+    Conflict,
+    DecideAppeal,
+    LodgeAppeal,
+    NotFound,
+    Reject,
+)
 from vanda.runtime.consumer import EventConsumer
 
 SUBJECT_ID = Path(pattern=r"^sub_[0-9a-f]{40}$", description="Pseudonymous subject id from intake.")
+PersonId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 
 
-def routes() -> APIRouter:
-    router = APIRouter(prefix="/v1", tags=["subjects"])
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
-    @router.get("/subjects/{subject_id}")
-    async def get_subject(request: Request, subject_id: str = SUBJECT_ID) -> dict:
-        """Card level, active ban and history of a subject; emergency care is never barred."""
-        view = await handlers.describe_subject(request.app.state.pool(), subject_id)
+
+class Review(Body):
+    reviewer: PersonId = Field(description="Id of the authorised reviewer (security manager or clinical lead).")
+    reason: Reason = Field(description="Why; kept in the audit log, never published.")
+
+
+class AppealRequest(Body):
+    recorded_by: PersonId
+    grounds: Reason
+
+
+class AppealDecision(Body):
+    decided_by: PersonId
+    outcome: AppealOutcome
+    reason: Reason
+
+
+class SchedulerRun(Body):
+    now: AwareDatetime | None = Field(None, description="Override the clock (only where the service allows it).")
+
+
+def routes(deps: Callable[[], Any]) -> APIRouter:
+    """Subject view, worklist, and the human decisions on a card."""
+    router = APIRouter(prefix="/v1")
+
+    async def act(sanction_id: UUID, cmd: Any, actor: handlers.Actor) -> dict:
+        d = deps()
+        state, decisions = await handlers.command(d.pool, sanction_id, cmd, actor, d.policy, d.clock())
+        d.wake_relay()
+        card = state.card(sanction_id)
+        return {"sanction": handlers.card_view(card), "events": [x.event_type for x in decisions]}
+
+    @router.get("/subjects/{subject_id}", tags=["subjects"])
+    async def get_subject(subject_id: str = SUBJECT_ID) -> dict:
+        """Card level, active ban, pending approvals and history; emergency care is never barred."""
+        view = await handlers.describe_subject(deps().pool, subject_id)
         if view is None:
             raise HTTPException(404, detail="no incidents or decisions for this subject")
         return view
 
+    @router.get("/sanctions/pending", tags=["sanctions"])
+    async def pending() -> dict:
+        """Red cards awaiting an authorised reviewer, oldest first."""
+        return {"pending": await handlers.adapters.pending(deps().pool)}
+
+    @router.post("/sanctions/{sanction_id}/approve", tags=["sanctions"])
+    async def approve(sanction_id: UUID, body: Review) -> dict:
+        """Approve a proposed red card: the ban starts now, for the policy's length."""
+        return await act(sanction_id, Approve(sanction_id, body.reviewer),
+                         handlers.Actor(body.reviewer, "approve", body.reason))
+
+    @router.post("/sanctions/{sanction_id}/reject", tags=["sanctions"])
+    async def reject(sanction_id: UUID, body: Review) -> dict:
+        """Decline a proposed red card."""
+        return await act(sanction_id, Reject(sanction_id, body.reviewer),
+                         handlers.Actor(body.reviewer, "reject", body.reason))
+
+    @router.post("/sanctions/{sanction_id}/appeal", tags=["appeals"])
+    async def appeal(sanction_id: UUID, body: AppealRequest) -> dict:
+        """Record the subject's appeal against a card."""
+        return await act(sanction_id, LodgeAppeal(sanction_id, body.recorded_by),
+                         handlers.Actor(body.recorded_by, "appeal", body.grounds))
+
+    @router.post("/sanctions/{sanction_id}/appeal/decide", tags=["appeals"])
+    async def decide_appeal(sanction_id: UUID, body: AppealDecision) -> dict:
+        """Decide an appeal: upheld rescinds the card, dismissed leaves it."""
+        return await act(sanction_id, DecideAppeal(sanction_id, body.outcome, body.decided_by),
+                         handlers.Actor(body.decided_by, f"appeal_{body.outcome}", body.reason))
+
+    @router.post("/scheduler/run", tags=["operations"])
+    async def run_scheduler(body: SchedulerRun) -> dict:
+        """Run review and expiry now (the service also runs them on its own timer)."""
+        d = deps()
+        if body.now is not None and not d.allow_clock_override:
+            raise HTTPException(403, detail="this service does not allow overriding the clock")
+        now: datetime = body.now or d.clock()
+        return {"events": await handlers.run_scheduler(d.pool, d.policy, now)}
+
     return router
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Domain refusals become 404 and 409 with the reason, naming the field."""
+
+    async def refused(_: Request, exc: Exception) -> JSONResponse:
+        field, _, reason = str(exc).partition(": ")
+        status = 404 if isinstance(exc, NotFound) else 409
+        return JSONResponse({"error": "not_found" if status == 404 else "conflict",
+                             "errors": [{"field": field, "reason": reason}]}, status_code=status)
+
+    app.add_exception_handler(NotFound, refused)
+    app.add_exception_handler(Conflict, refused)
 
 
 def subscribe(broker: KafkaBroker, consumer: EventConsumer, group_id: str, max_records: int) -> None:
@@ -33,7 +134,7 @@ def subscribe(broker: KafkaBroker, consumer: EventConsumer, group_id: str, max_r
 
     @broker.subscriber(INCIDENTS, group_id=group_id, batch=True, max_records=max_records,
                        auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR,
-                       description="Incidents to apply the card policy to.")
+                       description="Incidents reported, amended and withdrawn, to apply the card policy to.")
     async def on_incidents(msg: KafkaMessage) -> None:
         records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
         await consumer.handle(records)

@@ -1,63 +1,147 @@
-"""Sanctions use cases: apply the card policy to an incident; describe a subject."""
+"""Sanctions use cases: load a subject, decide, store state and events together."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 
 from schemas.envelope import CloudEvent
 from schemas.events import envelope
-from schemas.incidents import IncidentReported
+from schemas.incidents import IncidentAmended, IncidentReported, IncidentWithdrawn
+from schemas.sanctions import Decision
 from schemas.topics import SANCTIONS
 from services.sanctions import adapters
 from services.sanctions.config import SOURCE
-from services.sanctions.domain import Policy, decide
-from vanda.runtime.outbox import Outgoing
+from services.sanctions.domain import (
+    Card,
+    CardKind,
+    CardStatus,
+    IncidentGone,
+    IncidentRecord,
+    IncidentSeen,
+    Input,
+    NotFound,
+    Policy,
+    SubjectState,
+    Tick,
+    decide,
+)
+from vanda.runtime.outbox import Outgoing, stage
 
-CARD_LEVELS = {
-    ("uk.nhs.vanda.sanction.yellow_card_issued.v1", 1): "yellow_1",
-    ("uk.nhs.vanda.sanction.yellow_card_issued.v1", 2): "yellow_2",
-    ("uk.nhs.vanda.sanction.red_card_proposed.v1", None): "red_proposed",
-}
-EMERGENCY_CARE = "Emergency care is never withheld: no card restricts emergency or life-threatening care."
+
+def incident_input(data: Any) -> tuple[str | None, Input | None]:
+    """The subject and domain input an incident event means, if any."""
+    if isinstance(data, IncidentWithdrawn):
+        return data.subject_id, IncidentGone(data.incident_id)
+    if not isinstance(data, (IncidentReported, IncidentAmended)) or data.subject_id is None:
+        return None, None  # unidentified perpetrators cannot be carded; reporting still counts them
+    record = IncidentRecord(
+        incident_id=data.incident_id, seq=0, occurred_at=data.occurred_at, kind=data.perpetrator.kind,
+        medical_factors=data.perpetrator.medical_factors, age_band=data.perpetrator.age_band,
+        category=data.category, sexual_assault=data.sexual_assault, harm=data.harm,
+        organisation=data.organisation, site=data.site, revision=getattr(data, "revision", 1),
+    )
+    return data.subject_id, IncidentSeen(record, amended=isinstance(data, IncidentAmended))
+
+
+def outgoing(decisions: list[Decision], now: datetime) -> list[Outgoing]:
+    """Events for the outbox; the event id is the decision id, so re-sends are recognisable."""
+    return [Outgoing(SANCTIONS, d.subject_id, envelope(d, source=SOURCE, subject=d.subject_id,
+                                                        event_id=str(d.decision_id), time=now))
+            for d in decisions]
+
+
+async def apply(conn: asyncpg.Connection, subject_id: str, command: Input, policy: Policy,
+                now: datetime) -> tuple[SubjectState, list[Decision]]:
+    """Decide for one subject inside the caller's transaction; stage the resulting events."""
+    await adapters.lock_subject(conn, subject_id)
+    state, decisions = decide(await adapters.load(conn, subject_id), command, policy, now)
+    await adapters.save(conn, state, decisions)
+    await stage(conn, adapters.SCHEMA, outgoing(decisions, now))
+    return state, decisions
 
 
 async def on_incident(conn: asyncpg.Connection, event: CloudEvent[Any], policy: Policy,
                       now: datetime) -> list[Outgoing]:
-    """Decide on one incident inside the consumer's transaction; return events to publish."""
-    incident = event.data
-    if not isinstance(incident, IncidentReported) or incident.subject_id is None:
-        return []  # unidentified perpetrators cannot be carded; reporting still counts them
-    await adapters.lock_subject(conn, incident.subject_id)
-    outcome = decide(await adapters.load_history(conn, incident.subject_id), incident, policy, now)
-    await adapters.record(conn, incident, outcome.qualifying, outcome.decisions)
-    return [
-        Outgoing(SANCTIONS, d.subject_id,
-                 envelope(d, source=SOURCE, subject=d.subject_id, event_id=str(d.decision_id), time=now))
-        for d in outcome.decisions
-    ]
+    """Consumer entry: the outbox rows are already staged by apply()."""
+    subject_id, command = incident_input(event.data)
+    if subject_id is None or command is None:
+        return []
+    await apply(conn, subject_id, command, policy, now)
+    return []
+
+
+@dataclass(frozen=True)
+class Actor:
+    """A person acting through the API: who, in what capacity, and why."""
+
+    id: str
+    action: str
+    reason: str | None
+
+
+async def command(pool: asyncpg.Pool, sanction_id: UUID, cmd: Input, actor: Actor, policy: Policy,
+                  now: datetime) -> tuple[SubjectState, list[Decision]]:
+    """A reviewer's or appeals officer's decision on one sanction, audited in the same transaction."""
+    async with pool.acquire() as conn, conn.transaction():
+        subject_id = await adapters.subject_of(conn, sanction_id)
+        if subject_id is None:
+            raise NotFound(f"sanction_id: no sanction {sanction_id}")
+        result = await apply(conn, subject_id, cmd, policy, now)
+        await adapters.audit(conn, actor.id, actor.action, sanction_id, subject_id, actor.reason)
+    return result
+
+
+async def run_scheduler(pool: asyncpg.Pool, policy: Policy, now: datetime) -> int:
+    """Send review reminders and expire ended bans; safe to run on every replica at once."""
+    async with pool.acquire() as conn:
+        subjects = await adapters.due_subjects(conn, now, policy.review_days_before_end)
+    sent = 0
+    for subject_id in subjects:
+        async with pool.acquire() as conn, conn.transaction():
+            # The subject lock makes a concurrent replica wait, then find nothing left to do.
+            _, decisions = await apply(conn, subject_id, Tick(), policy, now)
+            sent += len(decisions)
+    return sent
+
+
+EMERGENCY_CARE = "Emergency care is never withheld: no card restricts emergency or life-threatening care."
+
+
+def card_view(card: Card) -> dict[str, Any]:
+    return card.model_dump(mode="json", exclude={"closed_at_seq", "review_sent"})
+
+
+def card_level(state: SubjectState) -> str:
+    """The most serious card in force or proposed."""
+    standing = {c.kind: c.status for c in state.cards if c.standing}
+    if standing.get(CardKind.RED) == CardStatus.ACTIVE:
+        return "red_active"
+    if CardKind.RED in standing:
+        return "red_proposed"
+    return "yellow_2" if CardKind.YELLOW_2 in standing else "yellow_1" if CardKind.YELLOW_1 in standing else "none"
 
 
 async def describe_subject(pool: asyncpg.Pool, subject_id: str) -> dict[str, Any] | None:
-    """Card level, active ban and full history of one pseudonymous subject."""
-    view = await adapters.subject_view(pool, subject_id)
-    if view is None:
+    """Current level, active ban with dates, pending approvals and the reasoned history."""
+    async with pool.acquire() as conn:
+        state = await adapters.load(conn, subject_id)
+    if not state.incidents:
         return None
-    decisions = [d["payload"] | {"type": d["event_type"], "status": d["status"]} for d in view["decisions"]]
+    ban = state.active_ban()
     return {
         "subject_id": subject_id,
-        "card_level": _card_level(decisions),
-        "active_ban": None,  # bans take effect only on approval by an authorised reviewer
+        "card_level": card_level(state),
+        "active_ban": card_view(ban) if ban else None,
+        "pending_approvals": [card_view(c) for c in state.cards if c.status == CardStatus.PROPOSED],
         "emergency_care": EMERGENCY_CARE,
-        "incidents": view["incidents"],
-        "history": decisions,
+        "cards": [card_view(c) for c in state.cards],
+        "incidents": [i.model_dump(mode="json", include={"incident_id", "occurred_at", "category", "harm",
+                                                          "withdrawn", "excused", "revision"})
+                      for i in state.incidents],
+        "history": await adapters.history(pool, subject_id),
     }
-
-
-def _card_level(decisions: list[dict[str, Any]]) -> str:
-    level = "none"
-    for d in decisions:
-        level = CARD_LEVELS.get((d["type"], d.get("level")), level)
-    return level

@@ -1,0 +1,211 @@
+"""decide(): the one pure entry point for everything the sanctions service is told.
+
+(state, input, policy, now) -> (new state, decision events). No I/O, no clock reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from schemas.incidents import AgeBand
+from schemas.sanctions import (
+    AppealDecided,
+    AppealLodged,
+    AppealOutcome,
+    BanExpired,
+    BanReviewDue,
+    Decision,
+    RedCardRejected,
+    RescindReason,
+)
+from services.sanctions.domain import ladder
+from services.sanctions.domain.events import follow_up, guard
+from services.sanctions.domain.model import AppealState, Card, CardKind, CardStatus, IncidentRecord, Policy, SubjectState
+from services.sanctions.domain.reconcile import impose, reconcile, replace_card
+
+
+class SanctionsError(ValueError):
+    """The input cannot be applied; the message says why."""
+
+
+class NotFound(SanctionsError):
+    pass
+
+
+class Conflict(SanctionsError):
+    pass
+
+
+@dataclass(frozen=True)
+class IncidentSeen:
+    """An incident reported, or its amended version."""
+
+    record: IncidentRecord
+    amended: bool = False
+
+
+@dataclass(frozen=True)
+class IncidentGone:
+    incident_id: UUID
+
+
+@dataclass(frozen=True)
+class Approve:
+    sanction_id: UUID
+    reviewer: str
+
+
+@dataclass(frozen=True)
+class Reject:
+    sanction_id: UUID
+    reviewer: str
+
+
+@dataclass(frozen=True)
+class LodgeAppeal:
+    sanction_id: UUID
+    recorded_by: str
+
+
+@dataclass(frozen=True)
+class DecideAppeal:
+    sanction_id: UUID
+    outcome: AppealOutcome
+    decided_by: str
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Time passed: send review reminders and expire bans that have ended."""
+
+
+Input = IncidentSeen | IncidentGone | Approve | Reject | LodgeAppeal | DecideAppeal | Tick
+Result = tuple[SubjectState, list[Decision]]
+
+
+def decide(state: SubjectState, command: Input, policy: Policy, now: datetime) -> Result:
+    """Apply one input to one subject's state."""
+    match command:
+        case IncidentSeen():
+            return _seen(state, command, policy, now)
+        case IncidentGone():
+            return _gone(state, command, policy, now)
+        case Approve():
+            return _approve(state, command, policy, now)
+        case Reject():
+            return _reject(state, command, policy, now)
+        case LodgeAppeal():
+            return _lodge(state, command, policy, now)
+        case DecideAppeal():
+            return _decide_appeal(state, command, policy, now)
+        case Tick():
+            return _tick(state, policy, now)
+    raise TypeError(f"unknown input {command!r}")
+
+
+def _seen(state: SubjectState, command: IncidentSeen, policy: Policy, now: datetime) -> Result:
+    new, known = command.record, state.incident(command.record.incident_id)
+    if command.amended and known is None:
+        raise NotFound(f"incident_id: amendment for an incident sanctions has not seen ({new.incident_id})")
+    if known is not None and new.revision <= known.revision:
+        raise Conflict(f"revision: {new.revision} arrived after revision {known.revision} (out of order)")
+    if known is not None:
+        new = new.model_copy(update={"seq": known.seq, "excused": known.excused, "withdrawn": known.withdrawn})
+        incidents = tuple(new if i.incident_id == new.incident_id else i for i in state.incidents)
+    else:
+        new = new.model_copy(update={"seq": len(state.incidents)})
+        incidents = state.incidents + (new,)
+    state, decisions = _guards(state.model_copy(update={"incidents": incidents}), new, policy, now)
+    reason = RescindReason.INCIDENT_AMENDED if command.amended else RescindReason.INCIDENT_REPORTED_LATE
+    state, more = reconcile(state, policy, now, reason)
+    return state, decisions + more
+
+
+def _guards(state: SubjectState, i: IncidentRecord, policy: Policy, now: datetime) -> Result:
+    if not ladder.cardable(i) or i.incident_id in state.guarded:
+        return state, []
+    child = i.age_band == AgeBand.UNDER_18
+    if not child and not i.medical_factors:
+        return state, []
+    state = state.model_copy(update={"guarded": state.guarded | {i.incident_id}})
+    return state, [guard(state, i, child, policy, now)]
+
+
+def _gone(state: SubjectState, command: IncidentGone, policy: Policy, now: datetime) -> Result:
+    known = state.incident(command.incident_id)
+    if known is None:
+        raise NotFound(f"incident_id: withdrawal of an incident sanctions has not seen ({command.incident_id})")
+    if known.withdrawn:
+        return state, []
+    gone = known.model_copy(update={"withdrawn": True})
+    incidents = tuple(gone if i.incident_id == gone.incident_id else i for i in state.incidents)
+    return reconcile(state.model_copy(update={"incidents": incidents}), policy, now, RescindReason.INCIDENT_WITHDRAWN)
+
+
+def _card(state: SubjectState, sanction_id: UUID) -> Card:
+    card = state.card(sanction_id)
+    if card is None:
+        raise NotFound(f"sanction_id: no sanction {sanction_id} for this subject")
+    return card
+
+
+def _approve(state: SubjectState, command: Approve, policy: Policy, now: datetime) -> Result:
+    card = _card(state, command.sanction_id)
+    if card.kind != CardKind.RED or card.status != CardStatus.PROPOSED:
+        raise Conflict(f"sanction_id: only a proposed red card can be approved (this one is {card.status})")
+    return impose(state, card, command.reviewer, policy, now)
+
+
+def _reject(state: SubjectState, command: Reject, policy: Policy, now: datetime) -> Result:
+    card = _card(state, command.sanction_id)
+    if card.kind != CardKind.RED or card.status != CardStatus.PROPOSED:
+        raise Conflict(f"sanction_id: only a proposed red card can be rejected (this one is {card.status})")
+    closed = card.model_copy(update={"status": CardStatus.REJECTED, "closed_at_seq": len(state.incidents)})
+    state = replace_card(state, closed)
+    return state, [follow_up(RedCardRejected, state, closed, "red.rejected", policy, now, reviewer=command.reviewer)]
+
+
+def _lodge(state: SubjectState, command: LodgeAppeal, policy: Policy, now: datetime) -> Result:
+    card = _card(state, command.sanction_id)
+    if not card.standing or card.appeal != AppealState.NONE:
+        raise Conflict("sanction_id: an appeal can be lodged once, against a card in force or proposed")
+    lodged = card.model_copy(update={"appeal": AppealState.LODGED})
+    state = replace_card(state, lodged)
+    return state, [follow_up(AppealLodged, state, lodged, "appeal.lodged", policy, now,
+                             recorded_by=command.recorded_by)]
+
+
+def _decide_appeal(state: SubjectState, command: DecideAppeal, policy: Policy, now: datetime) -> Result:
+    card = _card(state, command.sanction_id)
+    if card.appeal != AppealState.LODGED:
+        raise Conflict("sanction_id: no appeal is waiting for a decision on this sanction")
+    upheld = command.outcome == AppealOutcome.UPHELD
+    decided = card.model_copy(update={"appeal": AppealState.UPHELD if upheld else AppealState.DISMISSED})
+    state = replace_card(state, decided)
+    events: list[Decision] = [follow_up(AppealDecided, state, decided, f"appeal.{command.outcome}", policy, now,
+                                        outcome=command.outcome, decided_by=command.decided_by)]
+    if upheld:
+        # The incident no longer counts, so the card falls and later positions are re-derived.
+        incidents = tuple(i.model_copy(update={"excused": True}) if i.incident_id == card.incident_id else i
+                          for i in state.incidents)
+        state, more = reconcile(state.model_copy(update={"incidents": incidents}), policy, now,
+                                RescindReason.APPEAL_UPHELD)
+        events += more
+    return state, events
+
+
+def _tick(state: SubjectState, policy: Policy, now: datetime) -> Result:
+    events: list[Decision] = []
+    for card in state.cards:
+        review, expired = ladder.due(card, policy, now)
+        if review:
+            card = card.model_copy(update={"review_sent": True})
+            state = replace_card(state, card)
+            events.append(follow_up(BanReviewDue, state, card, "ban.review_due", policy, now, ends_at=card.ends_at))
+        if expired:
+            card = card.model_copy(update={"status": CardStatus.EXPIRED})
+            state = replace_card(state, card)
+            events.append(follow_up(BanExpired, state, card, "ban.expired", policy, now, ended_at=card.ends_at))
+    return state, events

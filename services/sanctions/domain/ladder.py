@@ -1,0 +1,107 @@
+"""Which card each incident deserves, and how held cards must change to match.
+
+The ladder is derived, not accumulated: from the live qualifying incidents in the order
+they happened, each gets yellow 1, yellow 2 or red by the count in its window (or red at
+once when serious), or attaches as evidence while a red card is open. Reconciling held
+cards with that ideal handles late reports, amendments, withdrawals and upheld appeals
+with one rule, so a card that no longer stands is rescinded and never two cards hold one
+position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from schemas.incidents import AgeBand, Category, PerpetratorKind
+from services.sanctions.domain.model import Card, CardKind, CardStatus, IncidentRecord, Policy, SubjectState
+
+CARDABLE = frozenset({PerpetratorKind.PATIENT, PerpetratorKind.RELATIVE, PerpetratorKind.VISITOR})
+
+
+@dataclass(frozen=True)
+class Want:
+    """The card an incident deserves, or the red card it attaches to as evidence."""
+
+    kind: CardKind | None
+    rule: str = ""
+    evidence: tuple[UUID, ...] = ()
+    attach_to: UUID | None = None  # incident whose red card this one is evidence for
+
+
+def cardable(i: IncidentRecord) -> bool:
+    """Staff-on-staff is an HR matter; the public and the unknown cannot be carded."""
+    return i.kind in CARDABLE and not i.withdrawn
+
+
+def qualifies(i: IncidentRecord) -> bool:
+    """Counts towards the ladder: cardable, adult, no clinical cause, not excused on appeal."""
+    return cardable(i) and not i.excused and not i.medical_factors and i.age_band != AgeBand.UNDER_18
+
+
+def serious(i: IncidentRecord, policy: Policy) -> bool:
+    """The most serious incidents may skip the warnings, as trusts' schemes allow."""
+    if i.category in policy.immediate_red_categories:
+        return True
+    if policy.immediate_red_on_sexual_assault and i.category == Category.SEXUAL_MISCONDUCT and i.sexual_assault:
+        return True
+    return i.harm in policy.immediate_red_harm.get(i.category, frozenset())
+
+
+def ordered(state: SubjectState) -> list[IncidentRecord]:
+    """Qualifying incidents in the order they happened (arrival breaks ties)."""
+    return sorted((i for i in state.incidents if qualifies(i)), key=lambda i: (i.occurred_at, i.seq))
+
+
+def ideal(state: SubjectState, policy: Policy) -> dict[UUID, Want]:
+    """The card each qualifying incident deserves, given the reds already decided by people."""
+    live, wants = ordered(state), {}
+    open_red: UUID | None = None
+    for n, i in enumerate(live):
+        if open_red is not None and _still_open(state, open_red, i):
+            wants[i.incident_id] = Want(None, attach_to=open_red)
+            continue
+        window = tuple(j.incident_id for j in live[: n + 1] if j.occurred_at > i.occurred_at - policy.window)
+        wants[i.incident_id] = _position(i, window, policy)
+        open_red = i.incident_id if wants[i.incident_id].kind == CardKind.RED else open_red
+    return wants
+
+
+def _position(i: IncidentRecord, window: tuple[UUID, ...], policy: Policy) -> Want:
+    if serious(i, policy):
+        return Want(CardKind.RED, "red.immediate", window)
+    if len(window) == 1:
+        return Want(CardKind.YELLOW_1, "ladder.first", window)
+    if len(window) == 2:
+        return Want(CardKind.YELLOW_2, "ladder.second", window)
+    return Want(CardKind.RED, "ladder.third_or_later", window)
+
+
+def _still_open(state: SubjectState, red_incident: UUID, i: IncidentRecord) -> bool:
+    """Whether the red card for `red_incident` still absorbs incident `i` as evidence."""
+    red = held(state, red_incident, CardKind.RED)
+    if red is None or red.status == CardStatus.PROPOSED:
+        return True  # proposed, or about to be: never two proposals at once
+    if red.status == CardStatus.ACTIVE:
+        return red.ends_at is None or i.occurred_at <= red.ends_at
+    if red.status == CardStatus.EXPIRED:
+        return red.ends_at is not None and i.occurred_at <= red.ends_at
+    if red.status == CardStatus.REJECTED:
+        return red.closed_at_seq is not None and i.seq < red.closed_at_seq  # reviewer saw it already
+    return False
+
+
+def held(state: SubjectState, incident_id: UUID, kind: CardKind) -> Card | None:
+    """The latest card of `kind` for an incident that was not rescinded."""
+    cards = [c for c in state.cards if c.incident_id == incident_id and c.kind == kind
+             and c.status != CardStatus.RESCINDED]
+    return cards[-1] if cards else None
+
+
+def due(card: Card, policy: Policy, now: datetime) -> tuple[bool, bool]:
+    """(review due, expired) for an active ban at `now`."""
+    if card.status != CardStatus.ACTIVE or card.ends_at is None:
+        return False, False
+    review_at = card.ends_at - policy.review_window
+    return (not card.review_sent and now >= review_at), now >= card.ends_at

@@ -1,0 +1,133 @@
+"""Sanctions' state and policy: plain immutable values, serialisable as JSON."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from schemas.incidents import AgeBand, Category, Harm, PerpetratorKind
+from schemas.sanctions import Restriction
+
+MAX_BAN = timedelta(days=366)  # "never more than 12 months", allowing for a leap year
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Policy(Frozen):
+    """The card policy a trust has adopted; every decision names its version."""
+
+    version: str
+    window_days: int = Field(365, ge=1)
+    red_card_days: int = Field(180, ge=1)
+    review_days_before_end: int = Field(28, ge=0)
+    approval_required: bool = True
+    immediate_red_categories: frozenset[Category] = frozenset({Category.WEAPON})
+    immediate_red_harm: dict[Category, frozenset[Harm]] = {
+        Category.PHYSICAL_ASSAULT: frozenset({Harm.MODERATE, Harm.SEVERE, Harm.DEATH})}
+    immediate_red_on_sexual_assault: bool = True
+
+    @field_validator("red_card_days")
+    @classmethod
+    def _never_over_twelve_months(cls, days: int) -> int:
+        if timedelta(days=days) > MAX_BAN:
+            raise ValueError("a red card lasts at most 12 months")
+        return days
+
+    @property
+    def window(self) -> timedelta:
+        return timedelta(days=self.window_days)
+
+    @property
+    def ban_length(self) -> timedelta:
+        return timedelta(days=self.red_card_days)
+
+    @property
+    def review_window(self) -> timedelta:
+        return timedelta(days=self.review_days_before_end)
+
+
+class CardKind(StrEnum):
+    YELLOW_1 = "yellow_1"
+    YELLOW_2 = "yellow_2"
+    RED = "red"
+
+
+class CardStatus(StrEnum):
+    ISSUED = "issued"  # a yellow card, in force
+    PROPOSED = "proposed"  # a red card awaiting a reviewer
+    ACTIVE = "active"  # an approved ban
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    RESCINDED = "rescinded"
+
+
+STANDING = frozenset({CardStatus.ISSUED, CardStatus.PROPOSED, CardStatus.ACTIVE})
+
+
+class AppealState(StrEnum):
+    NONE = "none"
+    LODGED = "lodged"
+    UPHELD = "upheld"
+    DISMISSED = "dismissed"
+
+
+class IncidentRecord(Frozen):
+    """The facts of one incident the policy needs; no identifiers, no narrative."""
+
+    incident_id: UUID
+    seq: int = Field(description="Arrival order, to break ties between equal times.")
+    occurred_at: datetime
+    kind: PerpetratorKind
+    medical_factors: bool
+    age_band: AgeBand | None
+    category: Category
+    sexual_assault: bool = False
+    harm: Harm
+    organisation: str
+    site: str
+    revision: int = 1
+    withdrawn: bool = False
+    excused: bool = Field(False, description="An upheld appeal: it no longer counts.")
+
+
+class Card(Frozen):
+    sanction_id: UUID
+    kind: CardKind
+    status: CardStatus
+    incident_id: UUID
+    evidence: tuple[UUID, ...]
+    rule: str
+    restriction: Restriction | None = None
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    review_sent: bool = False
+    appeal: AppealState = AppealState.NONE
+    closed_at_seq: int | None = Field(None, description="Incidents known when a reviewer rejected it.")
+
+    @property
+    def standing(self) -> bool:
+        return self.status in STANDING
+
+
+class SubjectState(Frozen):
+    """Everything sanctions knows about one pseudonymous subject."""
+
+    subject_id: str
+    incidents: tuple[IncidentRecord, ...] = ()
+    cards: tuple[Card, ...] = ()
+    guarded: frozenset[UUID] = frozenset()  # incidents already sent to clinical review or safeguarding
+    attached: frozenset[str] = frozenset()  # "incident:sanction" evidence attachments already announced
+
+    def incident(self, incident_id: UUID) -> IncidentRecord | None:
+        return next((i for i in self.incidents if i.incident_id == incident_id), None)
+
+    def card(self, sanction_id: UUID) -> Card | None:
+        return next((c for c in self.cards if c.sanction_id == sanction_id), None)
+
+    def active_ban(self) -> Card | None:
+        return next((c for c in self.cards if c.status == CardStatus.ACTIVE), None)

@@ -1,0 +1,90 @@
+"""Bring a subject's held cards in line with the ladder after anything changes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from schemas.sanctions import BanImposed, Decision, EvidenceAttached, RescindReason, SanctionRescinded
+from services.sanctions.domain import ladder
+from services.sanctions.domain.events import card_issued, decision_id, follow_up, restriction_for
+from services.sanctions.domain.model import Card, CardKind, CardStatus, Policy, SubjectState
+
+Result = tuple[SubjectState, list[Decision]]
+
+
+def replace_card(state: SubjectState, card: Card) -> SubjectState:
+    cards = tuple(card if c.sanction_id == card.sanction_id else c for c in state.cards)
+    return state.model_copy(update={"cards": cards})
+
+
+def impose(state: SubjectState, card: Card, reviewer: str | None, policy: Policy, now: datetime) -> Result:
+    """Start a ban now for the policy's length; emergency care stays open."""
+    active = card.model_copy(update={"status": CardStatus.ACTIVE, "starts_at": now, "ends_at": now + policy.ban_length})
+    state = replace_card(state, active)
+    event = follow_up(BanImposed, state, active, "ban.approved" if reviewer else "ban.automatic", policy, now,
+                      reviewer=reviewer, restriction=active.restriction, starts_at=active.starts_at,
+                      ends_at=active.ends_at)
+    return state, [event]
+
+
+def reconcile(state: SubjectState, policy: Policy, now: datetime, reason: RescindReason) -> Result:
+    """Rescind cards that no longer stand, issue cards now deserved, announce new evidence."""
+    wants = ladder.ideal(state, policy)
+    state, rescinded = _rescind(state, wants, policy, now, reason)
+    state, issued = _issue(state, wants, policy, now)
+    state, attached = _attach(state, wants, policy, now)
+    return state, rescinded + issued + attached
+
+
+def _rescind(state: SubjectState, wants: dict, policy: Policy, now: datetime, reason: RescindReason) -> Result:
+    events: list[Decision] = []
+    for card in state.cards:
+        want = wants.get(card.incident_id)
+        if card.standing and (want is None or want.kind != card.kind):
+            card = card.model_copy(update={"status": CardStatus.RESCINDED})
+            state = replace_card(state, card)
+            events.append(follow_up(SanctionRescinded, state, card, f"rescind.{reason}", policy, now, reason=reason))
+    return state, events
+
+
+def _issue(state: SubjectState, wants: dict, policy: Policy, now: datetime) -> Result:
+    events: list[Decision] = []
+    for incident_id, want in wants.items():
+        # A card people already decided on (rejected, expired) still holds its position.
+        if want.kind is None or ladder.held(state, incident_id, want.kind) is not None:
+            continue
+        card = _new_card(state, incident_id, want)
+        state = state.model_copy(update={"cards": state.cards + (card,)})
+        events.append(card_issued(state, card, policy, now))
+        if card.kind == CardKind.RED and not policy.approval_required:
+            state, imposed = impose(state, card, None, policy, now)
+            events += imposed
+    return state, events
+
+
+def _new_card(state: SubjectState, incident_id, want: ladder.Want) -> Card:
+    earlier = sum(1 for c in state.cards if c.incident_id == incident_id and c.kind == want.kind)
+    red = want.kind == CardKind.RED
+    trigger = state.incident(incident_id)
+    assert trigger is not None
+    return Card(
+        sanction_id=decision_id(f"card:{incident_id}:{want.kind}:{earlier}"),
+        kind=want.kind,
+        status=CardStatus.PROPOSED if red else CardStatus.ISSUED,
+        incident_id=incident_id,
+        evidence=want.evidence,
+        rule=want.rule,
+        restriction=restriction_for(trigger.kind) if red else None,
+    )
+
+
+def _attach(state: SubjectState, wants: dict, policy: Policy, now: datetime) -> Result:
+    events: list[Decision] = []
+    for incident_id, want in wants.items():
+        red = ladder.held(state, want.attach_to, CardKind.RED) if want.attach_to else None
+        if red is None or f"{incident_id}:{red.sanction_id}" in state.attached:
+            continue
+        state = state.model_copy(update={"attached": state.attached | {f"{incident_id}:{red.sanction_id}"}})
+        events.append(follow_up(EvidenceAttached, state, red, "evidence.attached", policy, now,
+                                evidence=(incident_id,), key=str(incident_id)))
+    return state, events

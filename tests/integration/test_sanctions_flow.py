@@ -1,0 +1,126 @@
+"""A scripted scenario through the running services ends with exactly the expected sanctions."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+import httpx
+import pytest
+
+from tests.factories import report
+from tests.integration.kafka_reader import read_until
+
+pytestmark = pytest.mark.integration
+
+# Test-range NHS numbers (999...), one per person in the scenario.
+BANNED, WITHDRAWN, REJECTED, APPEALED, CHILD = "9990000042", "9990000050", "9990000069", "9990000077", "9990000085"
+
+
+def patient(nhs: str, **extra) -> dict:
+    return {"kind": "patient", "nhs_number": nhs, "medical_factors": False, "age_band": "18_to_64"} | extra
+
+
+async def submit(pipeline, nhs: str, day: int, **extra) -> dict:
+    body = report(perpetrator=patient(nhs, **extra.pop("perpetrator", {})),
+                  occurred_at=f"2026-04-{day:02d}T10:00:00+01:00", **extra)
+    async with httpx.AsyncClient(base_url=pipeline["INTAKE_URL"], timeout=30) as client:
+        response = await client.post("/v1/incidents", json=body)
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+async def sanctions_call(pipeline, method: str, path: str, **body) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=pipeline["SANCTIONS_URL"], timeout=30) as client:
+        return await client.request(method, path, json=body or None)
+
+
+async def events_for(pipeline, subject: str, count: int, timeout: float = 60) -> list[dict]:
+    records = await read_until(pipeline["KAFKA_BOOTSTRAP_SERVERS"], "vanda.sanctions.v1",
+                               lambda r: r.key == subject.encode(), count, timeout=timeout)
+    return [json.loads(r.value) for r in records]
+
+
+def kinds(events: list[dict]) -> list[str]:
+    return [e["type"].split(".")[-2] + (f":{e['data']['level']}" if "level" in e["data"] else "") for e in events]
+
+
+async def test_ladder_approval_review_and_expiry(pipeline):
+    receipts = [await submit(pipeline, BANNED, day) for day in (1, 2, 3)]
+    subject = receipts[0]["subject_id"]
+    events = await events_for(pipeline, subject, 3)
+    assert kinds(events) == ["yellow_card_issued:1", "yellow_card_issued:2", "red_card_proposed"]
+    red = events[2]["data"]["decision_id"]
+
+    yellow = events[0]["data"]["decision_id"]
+    refused = await sanctions_call(pipeline, "POST", f"/v1/sanctions/{yellow}/approve", reviewer="sec-1", reason="x")
+    assert refused.status_code == 409 and refused.json()["errors"][0]["field"] == "sanction_id"
+    pending = (await sanctions_call(pipeline, "GET", "/v1/sanctions/pending")).json()["pending"]
+    assert red in {p["sanction_id"] for p in pending}
+
+    approved = await sanctions_call(pipeline, "POST", f"/v1/sanctions/{red}/approve",
+                                    reviewer="sec-1", reason="Third incident; clinical lead agrees")
+    assert approved.status_code == 200 and approved.json()["events"] == [
+        "uk.nhs.vanda.sanction.ban_imposed.v1"]
+    view = (await sanctions_call(pipeline, "GET", f"/v1/subjects/{subject}")).json()
+    assert view["card_level"] == "red_active" and view["active_ban"]["restriction"] == "non_emergency_care"
+    ends_at = datetime.fromisoformat(view["active_ban"]["ends_at"])
+
+    for now in (ends_at - timedelta(days=28), ends_at):
+        run = await sanctions_call(pipeline, "POST", "/v1/scheduler/run", now=now.isoformat())
+        assert run.status_code == 200 and run.json()["events"] >= 1
+    events = await events_for(pipeline, subject, 6)
+    assert kinds(events)[3:] == ["ban_imposed", "ban_review_due", "ban_expired"]
+    assert events[3]["data"]["reviewer"] == "sec-1" and "Third incident" not in json.dumps(events)
+    view = (await sanctions_call(pipeline, "GET", f"/v1/subjects/{subject}")).json()
+    assert view["active_ban"] is None and "never" in view["emergency_care"]
+
+
+async def test_withdrawal_rescinds_and_re_derives_the_ladder(pipeline):
+    first = await submit(pipeline, WITHDRAWN, 5)
+    second = await submit(pipeline, WITHDRAWN, 6)
+    subject = first["subject_id"]
+    assert kinds(await events_for(pipeline, subject, 2)) == ["yellow_card_issued:1", "yellow_card_issued:2"]
+    async with httpx.AsyncClient(base_url=pipeline["INTAKE_URL"], timeout=30) as client:
+        response = await client.post(f"/v1/incidents/{first['incident_id']}/withdraw",
+                                     json={"reason": "entered_in_error"})
+    assert response.status_code == 202, response.text
+    events = await events_for(pipeline, subject, 5)
+    assert kinds(events)[2:] == ["rescinded", "rescinded", "yellow_card_issued:1"]
+    assert events[4]["data"]["incident_id"] == second["incident_id"]
+    assert {e["data"]["reason"] for e in events[2:4]} == {"incident_withdrawn"}
+
+
+async def test_rejected_red_card_and_upheld_appeal(pipeline):
+    weapon = await submit(pipeline, REJECTED, 7, category="weapon")
+    red = (await events_for(pipeline, weapon["subject_id"], 1))[0]["data"]["decision_id"]
+    rejected = await sanctions_call(pipeline, "POST", f"/v1/sanctions/{red}/reject", reviewer="lead-2",
+                                    reason="Disproportionate in context")
+    assert rejected.status_code == 200
+    assert kinds(await events_for(pipeline, weapon["subject_id"], 2)) == ["red_card_proposed", "red_card_rejected"]
+
+    shouted = await submit(pipeline, APPEALED, 8)
+    y1 = (await events_for(pipeline, shouted["subject_id"], 1))[0]["data"]["decision_id"]
+    lodged = await sanctions_call(pipeline, "POST", f"/v1/sanctions/{y1}/appeal", recorded_by="pals-1",
+                                  grounds="Was not there")
+    decided = await sanctions_call(pipeline, "POST", f"/v1/sanctions/{y1}/appeal/decide", decided_by="appeals-1",
+                                   outcome="upheld", reason="CCTV shows someone else")
+    assert lodged.status_code == decided.status_code == 200
+    assert (await sanctions_call(pipeline, "POST", f"/v1/sanctions/{y1}/appeal/decide", decided_by="appeals-1",
+                                 outcome="upheld", reason="again")).status_code == 409
+    events = await events_for(pipeline, shouted["subject_id"], 4)
+    assert kinds(events) == ["yellow_card_issued:1", "appeal_lodged", "appeal_decided", "rescinded"]
+    view = (await sanctions_call(pipeline, "GET", f"/v1/subjects/{shouted['subject_id']}")).json()
+    assert view["card_level"] == "none"
+
+
+async def test_children_and_staff_are_never_carded(pipeline):
+    child = await submit(pipeline, CHILD, 9, perpetrator={"age_band": "under_18"}, category="weapon")
+    events = await events_for(pipeline, child["subject_id"], 2, timeout=10)
+    assert kinds(events) == ["safeguarding_referral_requested"]
+
+
+async def test_unknown_sanction_is_404(pipeline):
+    response = await sanctions_call(pipeline, "POST", "/v1/sanctions/00000000-0000-0000-0000-000000000000/approve",
+                                    reviewer="a", reason="b")
+    assert response.status_code == 404 and response.json()["error"] == "not_found"

@@ -1,0 +1,137 @@
+"""Invariants of the card policy over random histories (hypothesis)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from schemas.sanctions import AppealOutcome, BanImposed, RedCardProposed
+from services.sanctions.domain import (
+    Approve,
+    CardKind,
+    CardStatus,
+    DecideAppeal,
+    IncidentGone,
+    IncidentSeen,
+    LodgeAppeal,
+    Reject,
+    SanctionsError,
+    SubjectState,
+    Tick,
+    decide,
+)
+from services.sanctions.domain.ladder import ideal, qualifies
+from tests.factories import T0
+from tests.unit.sanctions_cases import POLICY, SUBJECT, record
+
+incident_kw = st.fixed_dictionaries({
+    "days": st.integers(0, 800),
+    "kind": st.sampled_from(["patient", "patient", "relative", "visitor", "staff", "unknown"]),
+    "medical_factors": st.booleans(),
+    "age_band": st.sampled_from(["18_to_64", "18_to_64", "65_and_over", "under_18"]),
+    "category": st.sampled_from(["verbal_abuse", "verbal_abuse", "weapon", "physical_assault"]),
+    "harm": st.sampled_from(["none", "low", "moderate"]),
+})
+operation = st.one_of(
+    st.tuples(st.just("report"), incident_kw),
+    st.tuples(st.just("withdraw"), st.integers(0, 30)),
+    st.tuples(st.just("amend"), st.integers(0, 30), st.booleans()),
+    st.tuples(st.sampled_from(["approve", "reject", "appeal", "uphold", "dismiss"]), st.integers(0, 30)),
+    st.tuples(st.just("tick"), st.integers(0, 900)),
+)
+
+
+def to_input(op, state: SubjectState):
+    """Turn a generated operation into a domain input, choosing targets among known ones."""
+    kind, *args = op
+    if kind == "report":
+        kw = dict(args[0])
+        return IncidentSeen(record(kw.pop("days"), **kw)), T0
+    if kind == "tick":
+        return Tick(), T0 + timedelta(days=args[0])
+    if kind in ("withdraw", "amend"):
+        if not state.incidents:
+            return None, T0
+        target = state.incidents[args[0] % len(state.incidents)]
+        if kind == "withdraw":
+            return IncidentGone(target.incident_id), T0
+        amended = target.model_copy(update={"medical_factors": args[1], "revision": target.revision + 1})
+        return IncidentSeen(amended, amended=True), T0
+    if not state.cards:
+        return None, T0
+    card = state.cards[args[0] % len(state.cards)].sanction_id
+    return {"approve": Approve(card, "r"), "reject": Reject(card, "r"), "appeal": LodgeAppeal(card, "o"),
+            "uphold": DecideAppeal(card, AppealOutcome.UPHELD, "o"),
+            "dismiss": DecideAppeal(card, AppealOutcome.DISMISSED, "o")}[kind], T0
+
+
+def run(ops):
+    state, decisions = SubjectState(subject_id=SUBJECT), []
+    for op in ops:
+        command, now = to_input(op, state)
+        if command is None:
+            continue
+        try:
+            state, new = decide(state, command, POLICY, now)
+        except SanctionsError:
+            continue  # refused inputs change nothing, which is itself checked below
+        decisions += new
+    return state, decisions
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(operation, max_size=25))
+def test_invariants_hold_after_any_history(ops):
+    state, decisions = run(ops)
+    standing = [c for c in state.cards if c.standing]
+    # Never more than one active ban, never more than one red card in play.
+    assert sum(c.status == CardStatus.ACTIVE for c in state.cards) <= 1
+    assert sum(c.kind == CardKind.RED for c in standing) <= 1
+    # No card stands for a guarded, withdrawn or non-cardable incident; one card per incident.
+    for card in standing:
+        assert qualifies(state.incident(card.incident_id))
+    assert len({c.incident_id for c in standing}) == len(standing)
+    # The ladder position held equals what the count of qualifying incidents in the window gives.
+    wants = ideal(state, POLICY)
+    for card in standing:
+        assert wants[card.incident_id].kind == card.kind
+    # Emergency care is never barred, and no ban runs past 12 months.
+    for d in decisions:
+        if isinstance(d, (RedCardProposed, BanImposed)):
+            assert d.emergency_care_never_barred
+        if isinstance(d, BanImposed):
+            assert d.ends_at - d.starts_at <= timedelta(days=366)
+    # Every decision is explainable.
+    assert all(d.rule and d.policy_version == POLICY.version and d.incident_id for d in decisions)
+
+
+def accepted_inputs(ops):
+    """The concrete inputs decide() accepted for `ops`, fixed so they can be replayed."""
+    state, inputs = SubjectState(subject_id=SUBJECT), []
+    for op in ops:
+        command, now = to_input(op, state)
+        if command is None:
+            continue
+        try:
+            state, _ = decide(state, command, POLICY, now)
+        except SanctionsError:
+            continue
+        inputs.append((command, now))
+    return inputs
+
+
+def replay(inputs):
+    state, decisions = SubjectState(subject_id=SUBJECT), []
+    for command, now in inputs:
+        state, new = decide(state, command, POLICY, now)
+        decisions += [(d.decision_id, d.event_type) for d in new]
+    return state, decisions
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(operation, max_size=20))
+def test_replaying_the_same_history_gives_the_same_decisions(ops):
+    inputs = accepted_inputs(ops)
+    assert replay(inputs) == replay(inputs)
