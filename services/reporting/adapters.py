@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import date
+from uuid import UUID
 
 import asyncpg
 
@@ -12,9 +13,8 @@ from services.reporting.domain import Cell
 SCHEMA = "reporting"
 
 
-async def add(conn: asyncpg.Connection, cells: list[Cell]) -> None:
-    """Add one to each cell, inside the consumer's transaction."""
-    summed = Counter(cells)
+async def add(conn: asyncpg.Connection, summed: Counter[Cell]) -> None:
+    """Add each delta to its cell, inside the consumer's transaction."""
     await conn.executemany(
         "INSERT INTO reporting.monthly_counts (month, organisation, site, measure, dimension, count)"
         " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (month, organisation, site, measure, dimension)"
@@ -33,3 +33,18 @@ async def read(pool: asyncpg.Pool, start: date, end: date, organisation: str | N
         start, end, organisation, site,
     )
     return {Cell(r["month"], r["organisation"], r["site"], r["measure"], r["dimension"]): r["count"] for r in rows}
+
+
+async def remembered(conn: asyncpg.Connection, incident_id: UUID) -> list[Cell] | None:
+    """The cells an incident currently counts in, or None if reporting never saw it."""
+    raw = await conn.fetchval("SELECT cells FROM reporting.incident_cells WHERE incident_id = $1", incident_id)
+    return None if raw is None else [Cell(date.fromisoformat(c[0]), *c[1:]) for c in raw]
+
+
+async def remember(conn: asyncpg.Connection, incident_id: UUID, cells: list[Cell]) -> None:
+    """Keep an incident's cells (categories only, no identifiers) so amendments can undo them."""
+    await conn.execute(
+        "INSERT INTO reporting.incident_cells (incident_id, cells) VALUES ($1, $2)"
+        " ON CONFLICT (incident_id) DO UPDATE SET cells = EXCLUDED.cells",
+        incident_id, [[c.month.isoformat(), c.organisation, c.site, c.measure, c.dimension] for c in cells],
+    )

@@ -6,14 +6,14 @@ reporting row.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from schemas.base import EventData
-from schemas.incidents import IncidentReported
+from schemas.incidents import IncidentAmended, IncidentReported, IncidentWithdrawn
 from schemas.sanctions import Decision, YellowCardIssued
 
 
@@ -36,14 +36,29 @@ def month_of(moment: datetime, zone: ZoneInfo) -> date:
 
 def increments(data: EventData, zone: ZoneInfo) -> list[Cell]:
     """Counter cells an event adds one to."""
-    if isinstance(data, IncidentReported):
+    if isinstance(data, (IncidentReported, IncidentAmended)):
         return _incident_cells(data, zone)
     if isinstance(data, Decision):
         return [Cell(month_of(data.decided_at, zone), data.organisation, data.site, "sanctions", _sanction(data))]
     return []
 
 
-def _incident_cells(i: IncidentReported, zone: ZoneInfo) -> list[Cell]:
+def changes(data: EventData, previous: list[Cell] | None, zone: ZoneInfo) -> tuple[Counter[Cell], list[Cell] | None]:
+    """(count deltas, cells to remember for the incident) for one event.
+
+    An amendment replaces what the incident counted for; a withdrawal removes it, so the
+    board never counts an incident entered in error.
+    """
+    if isinstance(data, (IncidentAmended, IncidentWithdrawn)) and previous is None:
+        raise ValueError(f"incident_id: {data.incident_id} was never reported to reporting")
+    new = [] if isinstance(data, IncidentWithdrawn) else increments(data, zone)
+    deltas = Counter(new)
+    deltas.subtract(previous or [])
+    remember = new if isinstance(data, (IncidentReported, IncidentAmended, IncidentWithdrawn)) else None
+    return Counter({cell: n for cell, n in deltas.items() if n}), remember
+
+
+def _incident_cells(i: IncidentReported | IncidentAmended, zone: ZoneInfo) -> list[Cell]:
     facts = [
         ("incidents", "all"),
         ("incidents_by_category", i.category.value),

@@ -64,3 +64,43 @@ def test_fold_total_equals_number_of_incidents_in_range(days):
     cells = [c for d in days for c in increments(incident(days=d), LONDON)]
     months = month_range(date(2026, 3, 1), date(2026, 9, 1))
     assert board(fold(cells), months)["totals"]["incidents"] == len(days)
+
+
+def amended(inc, **changes):
+    from schemas.incidents import IncidentAmended
+
+    body = inc.model_dump() | changes | {"revision": 2, "changed_fields": list(changes), "amended_at": T0}
+    body.pop("schema_version", None)
+    return IncidentAmended(**body)
+
+
+def test_amendment_moves_the_incident_between_categories():
+    from services.reporting.domain import changes
+
+    inc = incident()
+    _, kept = changes(inc, None, LONDON)
+    deltas, kept2 = changes(amended(inc, category="weapon"), kept, LONDON)
+    month = date(2026, 3, 1)
+    assert deltas == {Cell(month, "RZA", "Riverside Hospital", "incidents_by_category", "verbal_abuse"): -1,
+                      Cell(month, "RZA", "Riverside Hospital", "incidents_by_category", "weapon"): 1}
+    assert kept2 != kept
+
+
+def test_withdrawal_takes_back_everything_the_incident_counted():
+    from schemas.incidents import IncidentWithdrawn
+    from services.reporting.domain import changes
+
+    inc = incident()
+    added, kept = changes(inc, None, LONDON)
+    removed, kept2 = changes(IncidentWithdrawn(incident_id=inc.incident_id, subject_id=inc.subject_id,
+                                               reason="entered_in_error", withdrawn_at=T0), kept, LONDON)
+    assert {c: -n for c, n in added.items()} == removed and kept2 == []
+
+
+def test_amending_an_incident_reporting_never_saw_is_refused():
+    import pytest
+
+    from services.reporting.domain import changes
+
+    with pytest.raises(ValueError, match="never reported"):
+        changes(amended(incident(), harm="low"), None, LONDON)

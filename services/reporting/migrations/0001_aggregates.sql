@@ -11,6 +11,13 @@ CREATE TABLE reporting.monthly_counts (
     PRIMARY KEY (month, organisation, site, measure, dimension)
 );
 
+-- The cells each incident counts in (categories only), so an amendment or withdrawal
+-- can take back exactly what the incident added.
+CREATE TABLE reporting.incident_cells (
+    incident_id uuid PRIMARY KEY,
+    cells       jsonb NOT NULL
+);
+
 CREATE TABLE reporting.outbox (
     seq        bigserial PRIMARY KEY,
     event_id   text NOT NULL UNIQUE,
