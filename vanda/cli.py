@@ -16,16 +16,18 @@ app.add_typer(schemas_app, name="schemas")
 console = Console()
 
 Home = Annotated[Path, typer.Option("--home", envvar="VANDA_HOME", help="State folder for the local stack.")]
+Docker = Annotated[bool, typer.Option("--docker", envvar="VANDA_DOCKER",
+                                      help="Start Kafka and PostgreSQL in Docker containers (testcontainers).")]
 DEFAULT_HOME = Path(".vanda")
 SERVICES = ("intake", "sanctions", "reporting")
 
 
 @stack_app.command("up")
-def stack_up(home: Home = DEFAULT_HOME) -> None:
+def stack_up(home: Home = DEFAULT_HOME, docker: Docker = False) -> None:
     """Start Kafka and PostgreSQL (or use KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL) and wait for them."""
     from vanda import stack
 
-    info = stack.up(home.resolve())
+    info = stack.up(home.resolve(), docker=docker)
     console.print(f"KAFKA_BOOTSTRAP_SERVERS={info.kafka_bootstrap_servers}\nDATABASE_URL={info.database_url}")
 
 
@@ -85,14 +87,14 @@ def serve(
 
 
 @app.command()
-def up(home: Home = DEFAULT_HOME) -> dict[str, str]:
+def up(home: Home = DEFAULT_HOME, docker: Docker = False) -> dict[str, str]:
     """Start the stack, apply migrations, start the three services; write endpoints.env."""
     from vanda import fleet, stack
     from vanda.runtime.migrate import apply_all
 
     home = home.resolve()
     with console.status("starting Kafka and PostgreSQL"):
-        info = stack.up(home)
+        info = stack.up(home, docker=docker)
     apply_all(info.database_url)
     with console.status("starting intake, sanctions and reporting"):
         endpoints = fleet.start(home, info)

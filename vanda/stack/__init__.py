@@ -1,4 +1,4 @@
-"""Start and stop real local infrastructure (Kafka KRaft broker, PostgreSQL) without Docker."""
+"""Start and stop real local infrastructure (Kafka KRaft broker, PostgreSQL), without Docker unless asked."""
 
 from __future__ import annotations
 
@@ -75,6 +75,13 @@ def _ensure(home: Path, name: str, records: state_file.State, save: Saver, timeo
     return str(node.record()[ADDRESS_KEYS[name]])
 
 
+def _refuse_docker(records: state_file.State) -> None:
+    """Raise if this home's stack runs in Docker: the local commands would not see it."""
+    if state_file.uses_docker(records):
+        raise StackError("this home's stack runs in Docker (started with --docker); "
+                         "pass --docker, or run `vanda stack down` first")
+
+
 def _saver(home: Path, records: state_file.State) -> Saver:
     """Return a thread-safe ``save(name, record)`` that persists the whole state file."""
     lock = threading.Lock()
@@ -87,11 +94,16 @@ def _saver(home: Path, records: state_file.State) -> Saver:
     return save
 
 
-def up(home: Path, *, timeout: float = 120) -> StackInfo:
-    """Start (or reuse) Kafka and PostgreSQL under ``home`` and return where they listen."""
+def up(home: Path, *, docker: bool = False, timeout: float = 120) -> StackInfo:
+    """Start (or reuse) Kafka and PostgreSQL under ``home`` (in Docker if asked); return where they listen."""
     home = Path(home).resolve()
+    if docker:
+        from .containers import up_containers  # imported late: the docker SDK is slow to import
+
+        return up_containers(home, timeout=timeout)
     with state_file.locked(home):
         records = state_file.load(home)
+        _refuse_docker(records)
         save = _saver(home, records)
         # Both at once: the JVM start dominates and PostgreSQL fits in its shadow.
         with ThreadPoolExecutor(2) as pool:
@@ -101,8 +113,13 @@ def up(home: Path, *, timeout: float = 120) -> StackInfo:
 
 
 def down(home: Path) -> None:
-    """Stop every process this home started; external components are left alone."""
+    """Stop every process (or container) this home started; external components are left alone."""
     home = Path(home).resolve()
+    if state_file.uses_docker(state_file.load(home)):
+        from .containers import down_containers
+
+        down_containers(home)
+        return
     with state_file.locked(home):
         records = state_file.load(home)
         for name in COMPONENTS:
@@ -123,6 +140,7 @@ def stop_component(home: Path, name: Component) -> bool:
     home = Path(home).resolve()
     with state_file.locked(home):
         records = state_file.load(home)
+        _refuse_docker(records)
         rec = records.get(name)
         if rec and rec.get("external"):
             raise StackError(f"{name} is external ({ENV_VARS[name]}); vanda does not manage it")
@@ -140,6 +158,7 @@ def start_component(home: Path, name: Component, *, timeout: float = 120) -> str
     _node(home, name, None)  # validates the name before anything is started
     with state_file.locked(home):
         records = state_file.load(home)
+        _refuse_docker(records)
         return _ensure(home, name, records, _saver(home, records), timeout)
 
 
@@ -147,6 +166,10 @@ def status(home: Path) -> dict[str, dict[str, Any]]:
     """Return per component: running, pid, address (host:port), url, external, data_dir."""
     home = Path(home).resolve()
     records = state_file.load(home)
+    if state_file.uses_docker(records):
+        from .containers import status_containers
+
+        return status_containers(home)
     out: dict[str, dict[str, Any]] = {}
     for name in COMPONENTS:
         rec = records.get(name) or {}

@@ -12,6 +12,8 @@ from typing import Any
 
 STATE_FILE = "stack.json"
 LOCK_FILE = "stack.lock"
+# Top-level section naming the containers of a `--docker` stack; component records stay untouched.
+DOCKER_SECTION = "docker"
 
 State = dict[str, dict[str, Any]]
 
@@ -30,6 +32,11 @@ def load(home: Path) -> State:
     if not isinstance(data, dict):
         return {}
     return {name: rec for name, rec in data.items() if isinstance(rec, dict)}
+
+
+def uses_docker(state: State) -> bool:
+    """Return True if ``state`` records a stack started in Docker containers."""
+    return bool(state.get(DOCKER_SECTION))
 
 
 def save(home: Path, state: State) -> None:
