@@ -151,6 +151,12 @@ class IncidentFacts(Strict):
     police: PoliceDetails | None = None
     hate_aggravation: list[HateAggravation] = Field(default_factory=list, max_length=6)
 
+    @field_validator("hate_aggravation")
+    @classmethod
+    def _as_a_set(cls, values: list[HateAggravation]) -> list[HateAggravation]:
+        # Order carries no meaning: keep one canonical form so retries and amendments compare equal.
+        return sorted(set(values))
+
     @model_validator(mode="after")
     def _assault_flag_needs_sexual_category(self) -> "IncidentFacts":
         if self.sexual_assault and self.category != Category.SEXUAL_MISCONDUCT:

@@ -52,7 +52,12 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
     """Kafka, PostgreSQL and the three services, started by `vanda up` for the whole session."""
     home = tmp_path_factory.mktemp("vanda-home")
     # Tests drive review and expiry through the scheduler endpoint with a chosen clock.
-    vanda("up", home=home, env=dict(os.environ) | {"SANCTIONS_ALLOW_CLOCK_OVERRIDE": "true"})
+    try:
+        vanda("up", home=home, env=dict(os.environ) | {"SANCTIONS_ALLOW_CLOCK_OVERRIDE": "true"})
+    except BaseException:
+        # A failed start must not leave the servers it did start running after the session.
+        subprocess.run([sys.executable, "-m", "vanda", "down", "--home", str(home)], cwd=ROOT, check=False)
+        raise
     pids = recorded_pids(home)
     try:
         yield read_env(home / "endpoints.env") | {"HOME_DIR": str(home)}

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 import asyncpg
 
+from schemas.incidents import IncidentReported, WithdrawalReason
 from services.intake.domain import Accepted
 from vanda.runtime import outbox
 
@@ -18,6 +22,32 @@ class Receipt:
     incident_id: UUID
     subject_id: str | None
     fingerprint: str
+
+
+@dataclass(frozen=True)
+class Locked:
+    """A stored incident, row-locked until its transaction ends; writes join that transaction."""
+
+    conn: asyncpg.Connection
+    event: IncidentReported
+    revision: int
+    withdrawn: bool
+
+    async def amend(self, event: IncidentReported, revision: int, outgoing: outbox.Outgoing) -> None:
+        """Store the corrected incident and stage its event together."""
+        await self.conn.execute(
+            "UPDATE intake.incidents SET event = $2, revision = $3 WHERE incident_id = $1",
+            event.incident_id, event.model_dump(mode="json"), revision,
+        )
+        await outbox.stage(self.conn, SCHEMA, [outgoing])
+
+    async def withdraw(self, reason: WithdrawalReason, at: datetime, outgoing: outbox.Outgoing) -> None:
+        """Mark the incident withdrawn and stage its event together."""
+        await self.conn.execute(
+            "UPDATE intake.incidents SET withdrawn_at = $2, withdrawal_reason = $3 WHERE incident_id = $1",
+            self.event.incident_id, at, reason.value,
+        )
+        await outbox.stage(self.conn, SCHEMA, [outgoing])
 
 
 class IncidentStore:
@@ -52,3 +82,15 @@ class IncidentStore:
             source_system, source_ref,
         )
         return Receipt(row["incident_id"], row["subject_id"], row["fingerprint"]) if row else None
+
+    @asynccontextmanager
+    async def locked(self, incident_id: UUID) -> AsyncIterator[Locked | None]:
+        """Hold the incident's row (None if unknown) so concurrent corrections queue, not race."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "SELECT event, revision, withdrawn_at FROM intake.incidents"
+                " WHERE incident_id = $1 FOR UPDATE",
+                incident_id,
+            )
+            yield None if row is None else Locked(conn, IncidentReported.model_validate(row["event"]),
+                                                  row["revision"], row["withdrawn_at"] is not None)

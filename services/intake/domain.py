@@ -1,16 +1,20 @@
-"""Intake's pure rules: pseudonymise the perpetrator and shape the published event."""
+"""Intake's pure rules: pseudonymise the perpetrator, shape the published events, apply corrections."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 import orjson
+from pydantic import ValidationError
 
-from schemas.incidents import IncidentReport, IncidentReported, PerpetratorFacts, PerpetratorReport
+from schemas.incidents import (IncidentAmended, IncidentAmendment, IncidentReport, IncidentReported,
+                               IncidentWithdrawn, PerpetratorFacts, PerpetratorReport, WithdrawalReason)
 
 
 @dataclass(frozen=True)
@@ -69,3 +73,72 @@ def accept(report: IncidentReport, *, incident_id: UUID, key: PseudonymKey, now:
         ),
     )
     return Accepted(event=event, source_ref=report.source_ref, fingerprint=fingerprint(report), narrative=report.narrative)
+
+
+class InvalidAmendment(ValueError):
+    """The amended incident would break a contract rule; `errors` are (field, reason) pairs."""
+
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{field}: {reason}" for field, reason in errors))
+        self.errors = errors
+
+
+# Bookkeeping of one amendment: it travels on the event, not in the stored incident.
+AMENDMENT_ONLY = frozenset({"revision", "changed_fields", "amended_at"})
+
+
+def amend(current: IncidentReported, amendment: IncidentAmendment, *, revision: int,
+          now: datetime) -> IncidentAmended | None:
+    """The incident corrected, as the stored `revision` + 1; None when nothing actually changes."""
+    before = current.model_dump()
+    # None means "not given": an amendment never blanks a field by omission.
+    changes = {k: v for k, v in amendment.model_dump().items() if v is not None}
+    after = before | changes
+    if "perpetrator" in changes:
+        # Only clinical and age facts are correctable; who it was stays as reported.
+        given = {k: v for k, v in changes["perpetrator"].items() if v is not None}
+        after["perpetrator"] = before["perpetrator"] | given
+    changed = _changed(before, after)
+    if not changed:
+        return None
+    try:
+        return IncidentAmended(**after, revision=revision + 1, changed_fields=changed, amended_at=now)
+    except ValidationError as exc:
+        raise InvalidAmendment(_named(exc, changed)) from None
+
+
+def as_reported(amended: IncidentAmended) -> IncidentReported:
+    """The current full incident, as intake stores it after an amendment."""
+    return IncidentReported(**amended.model_dump(exclude=set(AMENDMENT_ONLY)))
+
+
+def withdrawn(current: IncidentReported, reason: WithdrawalReason, *, now: datetime) -> IncidentWithdrawn:
+    """The event telling consumers to undo an incident's effects."""
+    return IncidentWithdrawn(incident_id=current.incident_id, subject_id=current.subject_id,
+                             reason=reason, withdrawn_at=now)
+
+
+def _changed(before: dict[str, Any], after: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted names whose values differ; objects present on both sides are compared field by field."""
+    names: list[str] = []
+    for name, value in after.items():
+        old = before.get(name)
+        if isinstance(old, dict) and isinstance(value, dict):
+            names += _changed(old, value, f"{prefix}{name}.")
+        elif old != value:
+            names.append(prefix + name)
+    return names
+
+
+def _named(exc: ValidationError, changed: list[str]) -> list[tuple[str, str]]:
+    """Name a field for every error, so a 422 says what to fix."""
+    named = []
+    for error in exc.errors():
+        if error["loc"]:
+            named.append((".".join(str(p) for p in error["loc"]), error["msg"]))
+            continue
+        # A cross-field rule has no location. The stored incident satisfied it, so the
+        # amended fields the rule's message mentions broke it (all amended ones if none is).
+        blamed = [n for n in changed if re.search(rf"\b{re.escape(n)}\b", error["msg"])] or changed
+        named += [(name, error["msg"]) for name in blamed]
+    return named

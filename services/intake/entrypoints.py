@@ -1,22 +1,30 @@
-"""Intake's HTTP API."""
+"""Intake's HTTP API: submit an incident, then amend or withdraw it."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Body, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
 from prometheus_client import Counter
+from pydantic import BaseModel, Field
 
-from schemas.incidents import IncidentReport
+from schemas.incidents import IncidentAmendment, IncidentReport, IncidentWithdrawal
 from services.intake import handlers
+from services.intake.domain import InvalidAmendment
 
 RECEIVED = Counter(
     "vanda_intake_reports_total",
-    "Incident reports received over HTTP, by outcome (accepted, replayed, conflict, invalid).",
+    "Incident reports received over HTTP, by outcome (accepted, replayed, conflict).",
     ["outcome"],
+)
+CORRECTED = Counter(
+    "vanda_intake_corrections_total",
+    "Amendments and withdrawals by kind (amended, withdrawn) and outcome"
+    " (applied, unchanged, not_found, conflict, invalid).",
+    ["kind", "outcome"],
 )
 
 
@@ -26,10 +34,36 @@ class IncidentReceipt(BaseModel):
     status: Literal["accepted"] = "accepted"
 
 
-def routes() -> APIRouter:
-    """The incident submission route."""
-    router = APIRouter(prefix="/v1", tags=["incidents"])
+class AmendmentReceipt(BaseModel):
+    incident_id: UUID
+    revision: int = Field(description="The incident's revision now: 1 is the report as submitted.")
+    changed_fields: list[str] = Field(description="Dotted names of the fields this request changed.")
+    status: Literal["amended", "unchanged"]
 
+
+class WithdrawalReceipt(BaseModel):
+    incident_id: UUID
+    status: Literal["withdrawn"] = "withdrawn"
+
+
+def _refusal(status: int, error: str, incident_id: UUID, reason: str) -> JSONResponse:
+    body = {"error": error, "errors": [{"field": "incident_id", "reason": reason}], "incident_id": str(incident_id)}
+    return JSONResponse(status_code=status, content=body)
+
+
+NOT_FOUND = {404: {"description": "no incident has this id"}}
+
+
+def routes() -> APIRouter:
+    """The incident submission and correction routes."""
+    router = APIRouter(prefix="/v1", tags=["incidents"])
+    _submit_route(router)
+    _amend_route(router)
+    _withdraw_route(router)
+    return router
+
+
+def _submit_route(router: APIRouter) -> None:
     @router.post("/incidents", status_code=202, response_model=IncidentReceipt,
                  responses={409: {"description": "source_ref already used for a different report"},
                             422: {"description": "every invalid field, with the reason"}})
@@ -53,4 +87,50 @@ def routes() -> APIRouter:
         RECEIVED.labels("replayed" if submitted.replayed else "accepted").inc()
         return IncidentReceipt(incident_id=submitted.receipt.incident_id, subject_id=submitted.receipt.subject_id)
 
-    return router
+
+def _amend_route(router: APIRouter) -> None:
+    @router.patch("/incidents/{incident_id}", response_model=AmendmentReceipt,
+                  responses=NOT_FOUND | {409: {"description": "the incident was withdrawn"},
+                                         422: {"description": "every invalid field, with the reason"}})
+    async def amend_incident(incident_id: UUID, amendment: IncidentAmendment, request: Request):
+        """Correct an incident; every consumer gets the full corrected version."""
+        deps = request.app.state.deps
+        try:
+            amended = await handlers.correct(incident_id, amendment, deps.store)
+        except handlers.NotFound:
+            CORRECTED.labels("amended", "not_found").inc()
+            return _refusal(404, "not_found", incident_id, "no incident has this id")
+        except handlers.AlreadyWithdrawn:
+            CORRECTED.labels("amended", "conflict").inc()
+            return _refusal(409, "withdrawn", incident_id, "the incident was withdrawn and cannot be amended")
+        except InvalidAmendment as invalid:
+            CORRECTED.labels("amended", "invalid").inc()
+            raise RequestValidationError([{"loc": ("body", field), "msg": reason, "type": "value_error"}
+                                          for field, reason in invalid.errors]) from None
+        if amended.changed:
+            deps.wake_relay()
+        CORRECTED.labels("amended", "applied" if amended.changed else "unchanged").inc()
+        return AmendmentReceipt(incident_id=incident_id, revision=amended.revision,
+                                changed_fields=amended.changed_fields,
+                                status="amended" if amended.changed else "unchanged")
+
+
+def _withdraw_route(router: APIRouter) -> None:
+    @router.post("/incidents/{incident_id}/withdraw", status_code=202, response_model=WithdrawalReceipt,
+                 responses=NOT_FOUND | {200: {"description": "already withdrawn; nothing more happens"}})
+    async def withdraw_incident(incident_id: UUID, request: Request, response: Response,
+                                withdrawal: Annotated[IncidentWithdrawal | None, Body()] = None):
+        """Withdraw an incident (entered in error unless a reason is given); consumers undo it."""
+        deps = request.app.state.deps
+        try:
+            applied = await handlers.withdraw(incident_id, withdrawal or IncidentWithdrawal(), deps.store)
+        except handlers.NotFound:
+            CORRECTED.labels("withdrawn", "not_found").inc()
+            return _refusal(404, "not_found", incident_id, "no incident has this id")
+        if applied:
+            deps.wake_relay()
+        else:
+            response.status_code = 200
+            response.headers["Idempotent-Replayed"] = "true"
+        CORRECTED.labels("withdrawn", "applied" if applied else "unchanged").inc()
+        return WithdrawalReceipt(incident_id=incident_id)

@@ -1,17 +1,19 @@
-"""Intake use cases: accept a report once, answer retries with the original receipt."""
+"""Intake use cases: accept a report once, then amend or withdraw it, each with its event."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from uuid import UUID
 
+from schemas.base import EventData
 from schemas.envelope import utcnow
 from schemas.events import envelope
-from schemas.incidents import IncidentReport
+from schemas.incidents import IncidentAmendment, IncidentReport, IncidentWithdrawal
 from schemas.topics import INCIDENTS
 from services.intake.adapters import IncidentStore, Receipt
 from services.intake.config import SOURCE
-from services.intake.domain import PseudonymKey, accept, fingerprint
+from services.intake.domain import PseudonymKey, accept, amend, as_reported, fingerprint, withdrawn
 from vanda.runtime.outbox import Outgoing
 
 
@@ -23,10 +25,34 @@ class SourceRefConflict(Exception):
         self.receipt = receipt
 
 
+class NotFound(Exception):
+    """No incident has this id."""
+
+
+class AlreadyWithdrawn(Exception):
+    """The incident was withdrawn, so it can no longer be amended."""
+
+
 @dataclass(frozen=True)
 class Submitted:
     receipt: Receipt
     replayed: bool
+
+
+@dataclass(frozen=True)
+class Amended:
+    revision: int
+    changed_fields: list[str]
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changed_fields)
+
+
+def _outgoing(data: EventData, incident_id: UUID, subject_id: str | None) -> Outgoing:
+    # Keyed by subject so one person's incidents, and their corrections, stay in order on one partition.
+    key = subject_id or str(incident_id)
+    return Outgoing(topic=INCIDENTS, key=key, event=envelope(data, source=SOURCE, subject=key))
 
 
 async def submit(report: IncidentReport, store: IncidentStore, key: PseudonymKey) -> Submitted:
@@ -34,13 +60,7 @@ async def submit(report: IncidentReport, store: IncidentStore, key: PseudonymKey
     existing = await store.find(report.source_system, report.source_ref)
     if existing is None:
         accepted = accept(report, incident_id=uuid.uuid4(), key=key, now=utcnow())
-        event = accepted.event
-        outgoing = Outgoing(
-            topic=INCIDENTS,
-            # Keyed by subject so one person's incidents stay in order on one partition.
-            key=event.subject_id or str(event.incident_id),
-            event=envelope(event, source=SOURCE, subject=event.subject_id or str(event.incident_id)),
-        )
+        outgoing = _outgoing(accepted.event, accepted.event.incident_id, accepted.event.subject_id)
         receipt = await store.add(accepted, outgoing, key.version)
         if receipt is not None:
             return Submitted(receipt, replayed=False)
@@ -51,3 +71,31 @@ async def submit(report: IncidentReport, store: IncidentStore, key: PseudonymKey
         raise SourceRefConflict(existing)
     return Submitted(existing, replayed=True)
 
+
+
+async def correct(incident_id: UUID, amendment: IncidentAmendment, store: IncidentStore) -> Amended:
+    """Apply an amendment and queue IncidentAmended; no changed fields means nothing changed."""
+    async with store.locked(incident_id) as incident:
+        if incident is None:
+            raise NotFound
+        if incident.withdrawn:
+            raise AlreadyWithdrawn
+        event = amend(incident.event, amendment, revision=incident.revision, now=utcnow())
+        if event is None:
+            return Amended(incident.revision, [])
+        outgoing = _outgoing(event, incident_id, event.subject_id)
+        await incident.amend(as_reported(event), event.revision, outgoing)
+        return Amended(event.revision, event.changed_fields)
+
+
+async def withdraw(incident_id: UUID, withdrawal: IncidentWithdrawal, store: IncidentStore) -> bool:
+    """Withdraw an incident and queue IncidentWithdrawn; False if it already was withdrawn."""
+    async with store.locked(incident_id) as incident:
+        if incident is None:
+            raise NotFound
+        if incident.withdrawn:
+            return False
+        event = withdrawn(incident.event, withdrawal.reason, now=utcnow())
+        await incident.withdraw(withdrawal.reason, event.withdrawn_at,
+                                _outgoing(event, incident_id, event.subject_id))
+        return True

@@ -65,7 +65,8 @@ def routes(deps: Callable[[], Any]) -> APIRouter:
         state, decisions = await handlers.command(d.pool, sanction_id, cmd, actor, d.policy, d.clock())
         d.wake_relay()
         card = state.card(sanction_id)
-        return {"sanction": handlers.card_view(card), "events": [x.event_type for x in decisions]}
+        return {"sanction": handlers.card_view(card), "events": [x.event_type for x in decisions],
+                "emergency_care": handlers.EMERGENCY_CARE}
 
     @router.get("/subjects/{subject_id}", tags=["subjects"])
     async def get_subject(subject_id: str = SUBJECT_ID) -> dict:

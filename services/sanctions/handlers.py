@@ -8,6 +8,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+from prometheus_client import Counter
 
 from schemas.envelope import CloudEvent
 from schemas.events import envelope
@@ -31,6 +32,8 @@ from services.sanctions.domain import (
     decide,
 )
 from vanda.runtime.outbox import Outgoing, stage
+
+DECISIONS = Counter("vanda_sanction_decisions_total", "Sanction decisions by type.", ["type"])
 
 
 def incident_input(data: Any) -> tuple[str | None, Input | None]:
@@ -62,6 +65,9 @@ async def apply(conn: asyncpg.Connection, subject_id: str, command: Input, polic
     state, decisions = decide(await adapters.load(conn, subject_id), command, policy, now)
     await adapters.save(conn, state, decisions)
     await stage(conn, adapters.SCHEMA, outgoing(decisions, now))
+    for d in decisions:
+        # Counted before commit: a rolled-back batch is retried and counts again (at-least-once metric).
+        DECISIONS.labels(d.event_type.split(".")[-2]).inc()
     return state, decisions
 
 

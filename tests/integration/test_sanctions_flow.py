@@ -124,3 +124,34 @@ async def test_unknown_sanction_is_404(pipeline):
     response = await sanctions_call(pipeline, "POST", "/v1/sanctions/00000000-0000-0000-0000-000000000000/approve",
                                     reviewer="a", reason="b")
     assert response.status_code == 404 and response.json()["error"] == "not_found"
+
+
+async def test_amendment_for_an_unknown_incident_is_dead_lettered_and_consumption_goes_on(pipeline):
+    import uuid
+
+    from aiokafka import AIOKafkaProducer
+
+    from schemas.events import encode, envelope
+    from schemas.incidents import IncidentAmended
+    from tests.factories import incident
+
+    ghost = incident(subject="sub_" + "e" * 40)
+    body = ghost.model_dump() | {"revision": 2, "changed_fields": ["harm"], "amended_at": ghost.reported_at}
+    body.pop("schema_version")
+    event = envelope(IncidentAmended(**body), source="/test", subject=ghost.subject_id)
+    producer = AIOKafkaProducer(bootstrap_servers=pipeline["KAFKA_BOOTSTRAP_SERVERS"])
+    await producer.start()
+    try:
+        await producer.send_and_wait("vanda.incidents.v1", encode(event), key=ghost.subject_id.encode())
+    finally:
+        await producer.stop()
+    dead = await read_until(pipeline["KAFKA_BOOTSTRAP_SERVERS"], "vanda.incidents.v1.dlq",
+                            lambda r: event.id.encode() in r.value, 2)
+    reasons = {dict(r.headers)["vanda-dlq-error"].decode() for r in dead}
+    assert any("never" in reason or "not seen" in reason for reason in reasons), reasons
+    # The partition moved on: a later incident for a fresh patient is still carded.
+    later = await submit(pipeline, "9990000093", 10)
+    assert kinds(await events_for(pipeline, later["subject_id"], 1)) == ["yellow_card_issued:1"]
+    metrics = (await sanctions_call(pipeline, "GET", "/metrics")).text
+    assert 'vanda_dead_letters_total{topic="vanda.incidents.v1"}' in metrics
+    assert str(uuid.UUID(event.data.incident_id.hex)) not in metrics

@@ -1,0 +1,147 @@
+"""Amending and withdrawing an incident over HTTP publishes the correction, on real servers."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import httpx
+import pytest
+
+from tests.factories import report
+from tests.integration.kafka_reader import read_until
+
+pytestmark = pytest.mark.integration
+
+# Test-range NHS numbers (999...) with valid check digits, apart from test_pipeline's.
+AMEND_NHS, POLICE_NHS, WITHDRAW_NHS, INVALID_NHS = "9990000107", "9990000115", "9990000123", "9990000131"
+ALL_NHS = (AMEND_NHS, POLICE_NHS, WITHDRAW_NHS, INVALID_NHS)
+NARRATIVE = "Confidential narrative about the ward"
+
+
+def patient(nhs: str) -> dict:
+    return {"kind": "patient", "nhs_number": nhs, "medical_factors": False, "age_band": "18_to_64"}
+
+
+async def call(url: str, method: str, path: str, body: dict | None = None) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        return await client.request(method, path, json=body)
+
+
+async def submit(pipeline, **overrides) -> dict:
+    body = report(narrative=NARRATIVE, **overrides)
+    response = await call(pipeline["INTAKE_URL"], "POST", "/v1/incidents", body)
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+async def published(pipeline, incident_id: str, count: int, timeout: float = 60) -> list[tuple[bytes, dict]]:
+    """(key, event) of every incidents-topic record about one incident, once `count` have arrived."""
+    records = await read_until(pipeline["KAFKA_BOOTSTRAP_SERVERS"], "vanda.incidents.v1",
+                               lambda r: incident_id.encode() in r.value, count, timeout=timeout)
+    for record in records:
+        assert NARRATIVE.encode() not in record.value and b"nhs_number" not in record.value
+        assert not any(nhs.encode() in record.value for nhs in ALL_NHS)
+    return [(r.key, json.loads(r.value)) for r in records]
+
+
+def kind(event: dict) -> str:
+    return event["type"].split(".")[-2]
+
+
+async def test_amendment_publishes_the_corrected_incident_under_the_same_key(pipeline):
+    receipt = await submit(pipeline, perpetrator=patient(AMEND_NHS))
+    incident_id, path = receipt["incident_id"], f"/v1/incidents/{receipt['incident_id']}"
+
+    first = await call(pipeline["INTAKE_URL"], "PATCH", path, {"harm": "severe"})
+    assert first.status_code == 200 and first.json() == {
+        "incident_id": incident_id, "revision": 2, "changed_fields": ["harm"], "status": "amended"}
+    again = await call(pipeline["INTAKE_URL"], "PATCH", path, {"harm": "severe", "category": "verbal_abuse"})
+    assert again.status_code == 200 and again.json() == {
+        "incident_id": incident_id, "revision": 2, "changed_fields": [], "status": "unchanged"}
+    later = await call(pipeline["INTAKE_URL"], "PATCH", path, {"perpetrator": {"medical_factors": True}})
+    assert later.json()["revision"] == 3 and later.json()["changed_fields"] == ["perpetrator.medical_factors"]
+
+    # Same key, so in order on one partition: the unchanged PATCH would show up between the two.
+    events = await published(pipeline, incident_id, 3)
+    assert [(kind(e), e["data"].get("revision")) for _, e in events] == [
+        ("reported", None), ("amended", 2), ("amended", 3)]
+    assert {key for key, _ in events} == {receipt["subject_id"].encode()}
+    amended = events[2][1]
+    assert amended["subject"] == receipt["subject_id"] and amended["source"] == "/vanda/intake"
+    # Each amendment carries the whole incident, earlier corrections included.
+    assert amended["data"]["harm"] == "severe" and amended["data"]["perpetrator"]["medical_factors"] is True
+    assert amended["data"]["site"] == events[0][1]["data"]["site"]
+
+
+async def test_a_crime_reference_can_arrive_later(pipeline):
+    receipt = await submit(pipeline, perpetrator=patient(POLICE_NHS))
+    path = f"/v1/incidents/{receipt['incident_id']}"
+    informed = await call(pipeline["INTAKE_URL"], "PATCH", path, {"police": {"informed": True}})
+    assert informed.json()["changed_fields"] == ["police"]
+    reference = await call(pipeline["INTAKE_URL"], "PATCH", path,
+                           {"police": {"informed": True, "crime_reference": "CR/0042/26"}})
+    assert reference.json() == {"incident_id": receipt["incident_id"], "revision": 3,
+                                "changed_fields": ["police.crime_reference"], "status": "amended"}
+    events = await published(pipeline, receipt["incident_id"], 3)
+    assert events[2][1]["data"]["police"] == {"informed": True, "crime_reference": "CR/0042/26"}
+
+
+async def test_withdrawal_is_published_once_and_stops_amendments(pipeline):
+    receipt = await submit(pipeline, perpetrator=patient(WITHDRAW_NHS))
+    incident_id, path = receipt["incident_id"], f"/v1/incidents/{receipt['incident_id']}"
+
+    first = await call(pipeline["INTAKE_URL"], "POST", f"{path}/withdraw")
+    assert first.status_code == 202 and first.json() == {"incident_id": incident_id, "status": "withdrawn"}
+    second = await call(pipeline["INTAKE_URL"], "POST", f"{path}/withdraw", {"reason": "duplicate"})
+    assert second.status_code == 200 and second.json() == first.json()
+    refused = await call(pipeline["INTAKE_URL"], "PATCH", path, {"harm": "low"})
+    assert refused.status_code == 409 and refused.json()["error"] == "withdrawn"
+
+    # A later incident for the same subject shares the partition, so once it is published
+    # anything the second withdrawal or the refused amendment had queued would be too.
+    sentinel = await submit(pipeline, perpetrator=patient(WITHDRAW_NHS))
+    await published(pipeline, sentinel["incident_id"], 1)
+    events = await published(pipeline, incident_id, 3, timeout=5)
+    assert [kind(e) for _, e in events] == ["reported", "withdrawn"]
+    key, withdrawn = events[1]
+    assert key == receipt["subject_id"].encode() and withdrawn["subject"] == receipt["subject_id"]
+    assert withdrawn["data"]["reason"] == "entered_in_error" and withdrawn["data"]["withdrawn_at"]
+
+
+async def test_unidentified_incident_is_corrected_under_its_incident_id(pipeline):
+    receipt = await submit(pipeline, perpetrator={"kind": "unknown"})
+    incident_id = receipt["incident_id"]
+    assert receipt["subject_id"] is None
+    amended = await call(pipeline["INTAKE_URL"], "PATCH", f"/v1/incidents/{incident_id}", {"harm": "low"})
+    withdrawn = await call(pipeline["INTAKE_URL"], "POST", f"/v1/incidents/{incident_id}/withdraw",
+                           {"reason": "not_an_incident"})
+    assert amended.status_code == 200 and withdrawn.status_code == 202
+    events = await published(pipeline, incident_id, 3)
+    assert [kind(e) for _, e in events] == ["reported", "amended", "withdrawn"]
+    assert {key for key, _ in events} == {incident_id.encode()}
+    assert events[2][1]["data"]["reason"] == "not_an_incident"
+
+
+async def test_unknown_incident_is_404(pipeline):
+    path = f"/v1/incidents/{uuid.uuid4()}"
+    for method, url, body in (("PATCH", path, {"harm": "low"}), ("POST", f"{path}/withdraw", None)):
+        response = await call(pipeline["INTAKE_URL"], method, url, body)
+        assert response.status_code == 404 and response.json()["error"] == "not_found"
+
+
+async def test_invalid_amendment_is_422_naming_the_field_and_publishes_nothing(pipeline):
+    receipt = await submit(pipeline, perpetrator=patient(INVALID_NHS))
+    path = f"/v1/incidents/{receipt['incident_id']}"
+    assault = await call(pipeline["INTAKE_URL"], "PATCH", path, {"sexual_assault": True})
+    assert assault.status_code == 422 and assault.json()["error"] == "validation_failed"
+    assert [e["field"] for e in assault.json()["errors"]] == ["sexual_assault"]
+    fixed = await call(pipeline["INTAKE_URL"], "PATCH", path, {"site": "Elsewhere", "harm": "mild"})
+    assert fixed.status_code == 422 and {e["field"] for e in fixed.json()["errors"]} == {"site", "harm"}
+
+    both = {"category": "sexual_misconduct", "sexual_assault": True}
+    valid = await call(pipeline["INTAKE_URL"], "PATCH", path, both)
+    assert valid.json()["revision"] == 2
+    events = await published(pipeline, receipt["incident_id"], 2)
+    assert [kind(e) for _, e in events] == ["reported", "amended"]
+    assert events[1][1]["data"]["changed_fields"] == ["category", "sexual_assault"]
