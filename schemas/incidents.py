@@ -102,6 +102,22 @@ def nhs_number_is_valid(digits: str) -> bool:
     return check != 10 and check == int(digits[9])
 
 
+class Vulnerability(StrEnum):
+    """Recorded for equality impact monitoring only: never a reason to excuse or to sanction."""
+
+    HOMELESSNESS = "homelessness"
+    CARE_LEAVER = "care_leaver"
+    CRIMINAL_JUSTICE = "criminal_justice"
+
+
+class PoliceOutcome(StrEnum):
+    CHARGED = "charged"
+    CAUTION = "caution"
+    COMMUNITY_RESOLUTION = "community_resolution"
+    NO_FURTHER_ACTION = "no_further_action"
+    VICTIM_DECLINED = "victim_declined"
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -112,6 +128,7 @@ class PerpetratorReport(Strict):
     local_id: Text | None = Field(None, description="Local patient id; never leaves intake.")
     medical_factors: bool = Field(False, description="Behaviour arose from a clinical condition.")
     age_band: AgeBand | None = None
+    vulnerabilities: list[Vulnerability] = Field(default_factory=list, max_length=3)
 
     @field_validator("nhs_number")
     @classmethod
@@ -134,6 +151,8 @@ class StaffAffected(Strict):
 class PoliceDetails(Strict):
     informed: bool
     crime_reference: Annotated[str, StringConstraints(strip_whitespace=True, max_length=40)] | None = None
+    referred_at: AwareDatetime | None = Field(None, description="When the trust referred it to the police.")
+    outcome: PoliceOutcome | None = Field(None, description="The police outcome, once known.")
 
 
 class IncidentFacts(Strict):
@@ -182,6 +201,7 @@ class PerpetratorFacts(Strict):
     identified: bool
     medical_factors: bool
     age_band: AgeBand | None = None
+    vulnerabilities: list[Vulnerability] = Field(default_factory=list, max_length=3)
 
 
 class IncidentReported(EventData, IncidentFacts):
@@ -205,6 +225,7 @@ class WithdrawalReason(StrEnum):
 class PerpetratorAmendment(Strict):
     medical_factors: bool | None = None
     age_band: AgeBand | None = None
+    vulnerabilities: list[Vulnerability] | None = Field(None, max_length=3)
 
 
 class IncidentAmendment(Strict):

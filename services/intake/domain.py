@@ -70,6 +70,7 @@ def accept(report: IncidentReport, *, incident_id: UUID, key: PseudonymKey, now:
             identified=identifier is not None,
             medical_factors=report.perpetrator.medical_factors,
             age_band=report.perpetrator.age_band,
+            vulnerabilities=report.perpetrator.vulnerabilities,
         ),
     )
     return Accepted(event=event, source_ref=report.source_ref, fingerprint=fingerprint(report), narrative=report.narrative)
