@@ -13,6 +13,8 @@ stack_app = typer.Typer(help="Local Apache Kafka and PostgreSQL, started without
 schemas_app = typer.Typer(help="Event contracts and their JSON Schema files.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
 app.add_typer(schemas_app, name="schemas")
+dlq_app = typer.Typer(help="Dead letters: list them, and re-drive them after a fix.", no_args_is_help=True)
+app.add_typer(dlq_app, name="dlq")
 console = Console()
 
 Home = Annotated[Path, typer.Option("--home", envvar="VANDA_HOME", help="State folder for the local stack.")]
@@ -149,3 +151,52 @@ def schemas_check() -> None:
         raise typer.Exit(1)
     console.print("schemas up to date")
 
+
+
+def _bootstrap(home: Path) -> str:
+    """KAFKA_BOOTSTRAP_SERVERS if set, else the broker of the local stack in `home`."""
+    import os
+
+    from vanda import stack
+
+    if servers := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        return servers
+    kafka = stack.status(home.resolve()).get("kafka", {})
+    if not kafka.get("running") or not kafka.get("address"):
+        raise typer.BadParameter("no broker: set KAFKA_BOOTSTRAP_SERVERS or run `vanda up`", param_hint="--home")
+    return str(kafka["address"])
+
+
+@dlq_app.command("list")
+def dlq_list(home: Home = DEFAULT_HOME,
+             topic: Annotated[list[str] | None, typer.Option(help="Dead-letter topic(s); default all.")] = None) -> None:
+    """Show every dead letter: where it came from, why, and its ref for replay."""
+    import asyncio
+
+    from rich.table import Table
+
+    from vanda import dlq
+
+    letters = asyncio.run(dlq.list_letters(_bootstrap(home), topic or dlq.DLQ_TOPICS))
+    table = Table(title=f"{len(letters)} dead letter(s)")
+    for column in ("topic", "ref", "source", "reason", "event type", "error"):
+        table.add_column(column, overflow="fold")
+    for d in letters:
+        table.add_row(d.topic, d.ref, d.source, d.reason, d.event_type, d.error)
+    console.print(table)
+
+
+@dlq_app.command("replay")
+def dlq_replay(topic: Annotated[str, typer.Argument(help="Dead-letter topic, e.g. vanda.incidents.v1.dlq")],
+               home: Home = DEFAULT_HOME,
+               only: Annotated[list[str] | None, typer.Option(help="partition:offset refs; default all.")] = None,
+               ) -> None:
+    """Publish dead letters back to their source topic (consumers skip what they already applied)."""
+    import asyncio
+
+    from vanda import dlq
+
+    if not topic.endswith(".dlq"):
+        raise typer.BadParameter("must be a dead-letter topic ending in .dlq", param_hint="topic")
+    count = asyncio.run(dlq.replay(_bootstrap(home), topic, set(only) if only else None))
+    console.print(f"replayed {count} dead letter(s) to {topic.removesuffix('.dlq')}")

@@ -56,18 +56,19 @@ class IncidentStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def add(self, accepted: Accepted, outgoing: outbox.Outgoing, key_version: int) -> Receipt | None:
-        """Insert incident and outbox row atomically; None if the source ref already exists."""
+    async def add(self, accepted: Accepted, outgoing: outbox.Outgoing, key_version: int,
+                  idempotency_key: str | None = None) -> Receipt | None:
+        """Insert incident and outbox row atomically; None if the source ref or key already exists."""
         event = accepted.event
         async with self._pool.acquire() as conn, conn.transaction():
             inserted = await conn.fetchval(
                 "INSERT INTO intake.incidents (incident_id, source_system, source_ref, subject_id,"
-                " pseudonym_key_version, fingerprint, event, narrative)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-                " ON CONFLICT (source_system, source_ref) DO NOTHING RETURNING incident_id",
+                " pseudonym_key_version, fingerprint, event, narrative, idempotency_key)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                " ON CONFLICT DO NOTHING RETURNING incident_id",
                 event.incident_id, event.source_system, accepted.source_ref, event.subject_id,
                 key_version if event.subject_id else None, accepted.fingerprint,
-                event.model_dump(mode="json"), accepted.narrative,
+                event.model_dump(mode="json"), accepted.narrative, idempotency_key,
             )
             if inserted is None:
                 return None
@@ -80,6 +81,15 @@ class IncidentStore:
             "SELECT incident_id, subject_id, fingerprint FROM intake.incidents"
             " WHERE source_system = $1 AND source_ref = $2",
             source_system, source_ref,
+        )
+        return Receipt(row["incident_id"], row["subject_id"], row["fingerprint"]) if row else None
+
+    async def find_by_key(self, source_system: str, idempotency_key: str) -> Receipt | None:
+        """The incident first stored under an Idempotency-Key, if any."""
+        row = await self._pool.fetchrow(
+            "SELECT incident_id, subject_id, fingerprint FROM intake.incidents"
+            " WHERE source_system = $1 AND idempotency_key = $2",
+            source_system, idempotency_key,
         )
         return Receipt(row["incident_id"], row["subject_id"], row["fingerprint"]) if row else None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Request, Response
+from fastapi import APIRouter, Body, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter
@@ -14,6 +14,9 @@ from pydantic import BaseModel, Field
 from schemas.incidents import IncidentAmendment, IncidentReport, IncidentWithdrawal
 from services.intake import handlers
 from services.intake.domain import InvalidAmendment
+
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200,
+                                              description="Makes a retry safe even without a stable source_ref.")]
 
 RECEIVED = Counter(
     "vanda_intake_reports_total",
@@ -67,11 +70,19 @@ def _submit_route(router: APIRouter) -> None:
     @router.post("/incidents", status_code=202, response_model=IncidentReceipt,
                  responses={409: {"description": "source_ref already used for a different report"},
                             422: {"description": "every invalid field, with the reason"}})
-    async def report_incident(report: IncidentReport, request: Request, response: Response):
-        """Accept an incident report once; a retry gets the original receipt."""
+    async def report_incident(report: IncidentReport, request: Request, response: Response,
+                              idempotency_key: IdempotencyKey = None):
+        """Accept an incident report once; a retry (same source_ref or Idempotency-Key) gets the original receipt."""
         deps = request.app.state.deps
         try:
-            submitted = await handlers.submit(report, deps.store, deps.key)
+            submitted = await handlers.submit(report, deps.store, deps.key, idempotency_key)
+        except handlers.IdempotencyKeyConflict as conflict:
+            RECEIVED.labels("conflict").inc()
+            return JSONResponse(status_code=422, content={
+                "error": "idempotency_key_reused",
+                "errors": [{"field": "Idempotency-Key", "reason": "already used for a different report"}],
+                "incident_id": str(conflict.receipt.incident_id),
+            })
         except handlers.SourceRefConflict as conflict:
             RECEIVED.labels("conflict").inc()
             return JSONResponse(status_code=409, content={

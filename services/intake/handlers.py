@@ -55,21 +55,38 @@ def _outgoing(data: EventData, incident_id: UUID, subject_id: str | None) -> Out
     return Outgoing(topic=INCIDENTS, key=key, event=envelope(data, source=SOURCE, subject=key))
 
 
-async def submit(report: IncidentReport, store: IncidentStore, key: PseudonymKey) -> Submitted:
+class IdempotencyKeyConflict(Exception):
+    """The Idempotency-Key was already used for a different report."""
+
+    def __init__(self, receipt: Receipt) -> None:
+        super().__init__("Idempotency-Key already used for a different report")
+        self.receipt = receipt
+
+
+async def submit(report: IncidentReport, store: IncidentStore, key: PseudonymKey,
+                 idempotency_key: str | None = None) -> Submitted:
     """Store and queue a new incident, or return the receipt of the one already stored."""
-    existing = await store.find(report.source_system, report.source_ref)
+    existing = await _earlier(report, store, idempotency_key)
     if existing is None:
         accepted = accept(report, incident_id=uuid.uuid4(), key=key, now=utcnow())
         outgoing = _outgoing(accepted.event, accepted.event.incident_id, accepted.event.subject_id)
-        receipt = await store.add(accepted, outgoing, key.version)
+        receipt = await store.add(accepted, outgoing, key.version, idempotency_key)
         if receipt is not None:
             return Submitted(receipt, replayed=False)
-        # A concurrent request with the same ref won the insert: answer as a retry.
-        existing = await store.find(report.source_system, report.source_ref)
+        # A concurrent request with the same ref or key won the insert: answer as a retry.
+        existing = await _earlier(report, store, idempotency_key)
     assert existing is not None
     if existing.fingerprint != fingerprint(report):
-        raise SourceRefConflict(existing)
+        raise SourceRefConflict(existing) if idempotency_key is None else IdempotencyKeyConflict(existing)
     return Submitted(existing, replayed=True)
+
+
+async def _earlier(report: IncidentReport, store: IncidentStore, idempotency_key: str | None) -> Receipt | None:
+    if idempotency_key is not None:
+        by_key = await store.find_by_key(report.source_system, idempotency_key)
+        if by_key is not None:
+            return by_key
+    return await store.find(report.source_system, report.source_ref)
 
 
 

@@ -5,9 +5,16 @@ from __future__ import annotations
 import json
 
 import asyncpg
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    NodeNotReadyError,
+    NotLeaderForPartitionError,
+    RequestTimedOutError,
+)
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
-# Errors that mean "the database is not reachable right now", never "this input is bad".
+# Errors that mean "the database or broker is not reachable right now", never "this input is bad".
 TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     asyncpg.exceptions.CannotConnectNowError,
@@ -20,6 +27,11 @@ TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.DeadlockDetectedError,
     ConnectionError,
     TimeoutError,
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    NodeNotReadyError,
+    RequestTimedOutError,
+    NotLeaderForPartitionError,
 )
 
 

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from vanda.runtime import metrics
+from vanda.runtime.db import TRANSIENT_DB_ERRORS
 
 Checks = Callable[[], Awaitable[dict[str, bool]]]
 Refresh = Callable[[], Awaitable[None]]
@@ -51,6 +52,15 @@ async def _validation_failed(request: Request, exc: RequestValidationError) -> J
     return JSONResponse({"error": "validation_failed", "errors": errors}, status_code=422)
 
 
+async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # Nothing was stored: the client should retry, and its retry is safe (idempotent by ref/key).
+    return JSONResponse({"error": "unavailable", "errors": [{"field": "(service)",
+                         "reason": "a dependency is unavailable; retry shortly"}]},
+                        status_code=503, headers={"Retry-After": "1"})
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """422 bodies name every bad field and the reason, in one flat list."""
+    """422 bodies name every bad field and the reason; an outage is a 503 to retry, not a 500."""
     app.add_exception_handler(RequestValidationError, _validation_failed)  # type: ignore[arg-type]
+    for error in TRANSIENT_DB_ERRORS:
+        app.add_exception_handler(error, _unavailable)
