@@ -1,0 +1,62 @@
+"""Reporting contracts: police referral prompts and the board's published monthly figures."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.base import EventData
+from schemas.incidents import Category
+
+
+class ReferralCriterion(StrEnum):
+    """Why an incident should go to the police (Police, CPS and NHS joint agreement, 2020)."""
+
+    PHYSICAL_ASSAULT = "physical_assault"
+    SEXUAL_MISCONDUCT = "sexual_misconduct"
+    HATE_AGGRAVATION = "hate_aggravation"
+    WEAPON = "weapon"
+    STAFF_WISH_POLICE_ACTION = "staff_wish_police_action"
+
+
+class PoliceReferralRequired(EventData):
+    """An incident meets the trust's police referral criteria: the liaison officer should act."""
+
+    event_type = "uk.nhs.vanda.reporting.police_referral_required.v1"
+
+    incident_id: UUID
+    organisation: str
+    site: str
+    occurred_at: datetime
+    category: Category
+    criteria: list[ReferralCriterion] = Field(min_length=1, description="Every criterion the incident meets.")
+    already_referred: bool = Field(description="The report already says the police were informed.")
+
+
+class Suppressed(BaseModel):
+    """A cell withheld by disclosure control: below the threshold, or able to reveal one that is."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    suppressed: Literal[True] = True
+
+
+Figure = int | float | Suppressed | None
+
+
+class BoardMetricsPublished(EventData):
+    """The board's figures for one closed month and organisation, with suppression applied."""
+
+    event_type = "uk.nhs.vanda.reporting.board_metrics_published.v1"
+
+    period: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="Calendar month, YYYY-MM.")
+    organisation: str = Field(description="ODS code the figures cover.")
+    suppression_threshold: int = Field(ge=1, description="Counts below this (and above 0) are suppressed.")
+    incidents: Figure
+    breakdowns: dict[str, dict[str, Figure]] = Field(description="Each measure by dimension; zeros omitted.")
+    indicators: dict[str, Figure] = Field(description="Shares, rates and medians; null when undefined.")
+    published_at: datetime
