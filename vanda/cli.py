@@ -77,15 +77,13 @@ def serve(
     graceful_timeout: Annotated[int, typer.Option(help="Seconds to finish in-flight work on SIGTERM.")] = 20,
 ) -> None:
     """Run one service in the foreground."""
-    import uvicorn
-
     from vanda.runtime.logs import configure
+    from vanda.runtime.serve import serve as run_server
 
     if service not in SERVICES:
         raise typer.BadParameter(f"must be one of {', '.join(SERVICES)}", param_hint="service")
     configure()
-    uvicorn.run(f"services.{service}.bootstrap:create_app", factory=True, host=host, port=port,
-                log_config=None, timeout_graceful_shutdown=graceful_timeout, access_log=False)
+    run_server(f"services.{service}.bootstrap:create_app", host=host, port=port, graceful_timeout=graceful_timeout)
 
 
 @app.command()

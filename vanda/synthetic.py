@@ -36,19 +36,21 @@ def nhs_number(rng: random.Random) -> str:
 
 
 def incidents(count: int, *, seed: int = 7, months: int = 6, people: int | None = None,
-              end: datetime | None = None, source_system: str = "synthetic-feed") -> Iterator[dict[str, Any]]:
+              end: datetime | None = None, source_system: str = "synthetic-feed",
+              sites: dict[str, list[str]] | None = None) -> Iterator[dict[str, Any]]:
     """Yield `count` incident reports over `months` months; some people offend repeatedly."""
     rng = random.Random(seed)
+    sites = sites or SITES
     pool = [nhs_number(rng) for _ in range(people or max(1, count // 3))]
     end = end or datetime.now(UTC).replace(microsecond=0)
     for n in range(count):
-        organisation = rng.choice(sorted(SITES))
+        organisation = rng.choice(sorted(sites))
         yield {
             "source_system": source_system,
             "source_ref": f"{seed}-{n:07d}",
             "occurred_at": (end - timedelta(minutes=rng.randrange(months * 30 * 24 * 60))).isoformat(),
             "organisation": organisation,
-            "site": rng.choice(SITES[organisation]),
+            "site": rng.choice(sites[organisation]),
             "location_type": rng.choice(LOCATIONS),
             "category": (category := rng.choice(CATEGORIES)),
             "harm": rng.choice(HARMS),
