@@ -60,7 +60,7 @@ def wait_for_counts(reporting_url: str, start: str, end: str, expected: int, tim
     deadline = time.monotonic() + timeout
     while True:
         body = board(reporting_url, start, end)
-        if body["totals"]["incidents"] >= expected or time.monotonic() > deadline:
+        if _count(body["totals"]["incidents"]) >= expected or time.monotonic() > deadline:
             return body
         time.sleep(0.5)
 
@@ -70,7 +70,7 @@ def run(endpoints: dict[str, str], count: int, months: int, console: Console) ->
     now = datetime.now(UTC)
     reports = list(synthetic.incidents(count, months=months, seed=int(now.timestamp()), end=now))
     start, end = min(r["occurred_at"] for r in reports)[:7], now.strftime("%Y-%m")
-    before = board(endpoints["REPORTING_URL"], start, end)["totals"]["incidents"]
+    before = _count(board(endpoints["REPORTING_URL"], start, end)["totals"]["incidents"])
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
         statuses, subjects = asyncio.run(send(endpoints["INTAKE_URL"], reports, progress=progress))
@@ -85,17 +85,27 @@ def run(endpoints: dict[str, str], count: int, months: int, console: Console) ->
 def _table(board: dict[str, Any]) -> Table:
     table = Table(title="Board metrics by month", box=box.SIMPLE, caption=(
         "assault = physical assault; sexual = sexual misconduct; Y1/Y2 = yellow cards; red = red card proposed;"
-        " clinical = clinical review requested; safeg. = safeguarding referral"))
+        " clinical = clinical review requested; safeg. = safeguarding referral; * = suppressed (1 to 4,"
+        " or able to reveal one)"))
     for column in ("month", "incidents", "assault", "sexual", "Y1", "Y2", "red", "clinical", "safeg."):
         table.add_column(column, justify="right", no_wrap=True)
     for m in board["months"] + [{"month": "total", **board["totals"]}]:
         cats, cards = m["breakdowns"].get("incidents_by_category", {}), m["breakdowns"].get("sanctions", {})
-        table.add_row(m["month"], str(m["incidents"]), str(cats.get("physical_assault", 0)),
-                      str(cats.get("sexual_misconduct", 0)), str(cards.get("yellow_card_1", 0)),
-                      str(cards.get("yellow_card_2", 0)), str(cards.get("red_card_proposed", 0)),
-                      str(cards.get("clinical_review_requested", 0)),
-                      str(cards.get("safeguarding_referral_requested", 0)))
+        table.add_row(m["month"], _cell(m["incidents"]), _cell(cats.get("physical_assault", 0)),
+                      _cell(cats.get("sexual_misconduct", 0)), _cell(cards.get("yellow_card_1", 0)),
+                      _cell(cards.get("yellow_card_2", 0)), _cell(cards.get("red_card_proposed", 0)),
+                      _cell(cards.get("clinical_review_requested", 0)),
+                      _cell(cards.get("safeguarding_referral_requested", 0)))
     return table
+
+
+def _count(value: Any) -> int:
+    """A board count, reading a suppressed one (1 to 4, or hidden to protect one) as 0."""
+    return value if isinstance(value, int) else 0
+
+
+def _cell(value: Any) -> str:
+    return "*" if isinstance(value, dict) else str(value)
 
 
 def _where(endpoints: dict[str, str], start: str, end: str, subject: str, console: Console) -> None:

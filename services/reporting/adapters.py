@@ -1,50 +1,153 @@
-"""Reporting's PostgreSQL adapter: counter upserts and range reads."""
+"""Reporting's PostgreSQL adapter: fact rows in and out, worklist, workforce, objectives.
+
+Projection functions take the schema so that `vanda reporting rebuild` can replay into a
+fresh copy of the tables beside the live ones.
+"""
 
 from __future__ import annotations
 
-from collections import Counter
-from datetime import date
+from datetime import date, datetime
+from typing import Any
 from uuid import UUID
 
 import asyncpg
 
-from services.reporting.domain import Cell
+from services.reporting.domain.facts import DecisionFact, IncidentFact, Staff
+from services.reporting.domain.objectives import Direction, Objective
 
 SCHEMA = "reporting"
+INCIDENT_COLUMNS = ("incident_id", "subject_id", "occurred_at", "organisation", "site", "location_type", "category",
+                    "sexual_assault", "harm", "perpetrator_kind", "medical_factors", "age_band", "vulnerabilities",
+                    "staff", "hate_aggravation", "body_worn_camera", "police_informed", "crime_reference",
+                    "referred_at", "police_outcome", "revision", "withdrawn")
+DECISION_COLUMNS = ("decision_id", "kind", "sanction_id", "incident_id", "subject_id", "organisation", "site",
+                    "occurred_at", "decided_at", "starts_at", "ends_at")
+FILTER = " AND ($3::text IS NULL OR organisation = $3) AND ($4::text IS NULL OR site = $4)"
 
 
-async def add(conn: asyncpg.Connection, summed: Counter[Cell]) -> None:
-    """Add each delta to its cell, inside the consumer's transaction."""
-    await conn.executemany(
-        "INSERT INTO reporting.monthly_counts (month, organisation, site, measure, dimension, count)"
-        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (month, organisation, site, measure, dimension)"
-        " DO UPDATE SET count = reporting.monthly_counts.count + EXCLUDED.count",
-        [(c.month, c.organisation, c.site, c.measure, c.dimension, n) for c, n in sorted(summed.items())],
-    )
+def _incident_row(f: IncidentFact) -> tuple[Any, ...]:
+    values = {c: getattr(f, c) for c in INCIDENT_COLUMNS}
+    values["vulnerabilities"], values["hate_aggravation"] = list(f.vulnerabilities), list(f.hate_aggravation)
+    values["staff"] = [vars(s) for s in f.staff]
+    return tuple(values[c] for c in INCIDENT_COLUMNS)
 
 
-async def read(pool: asyncpg.Pool, start: date, end: date, organisation: str | None,
-               site: str | None) -> dict[Cell, int]:
-    """Counts for months in [start, end], optionally for one organisation or site."""
+def incident_of(row: asyncpg.Record) -> IncidentFact:
+    values = dict(row)
+    values["vulnerabilities"] = tuple(values["vulnerabilities"])
+    values["hate_aggravation"] = tuple(values["hate_aggravation"])
+    values["staff"] = tuple(Staff(**s) for s in values["staff"])
+    return IncidentFact(**{c: values[c] for c in INCIDENT_COLUMNS})
+
+
+def decision_of(row: asyncpg.Record) -> DecisionFact:
+    return DecisionFact(**{c: row[c] for c in DECISION_COLUMNS})
+
+
+async def load_incident(conn: asyncpg.Connection, incident_id: UUID, schema: str = SCHEMA) -> IncidentFact | None:
+    row = await conn.fetchrow(f"SELECT * FROM {schema}.incidents WHERE incident_id = $1", incident_id)
+    return incident_of(row) if row else None
+
+
+async def save_incident(conn: asyncpg.Connection, fact: IncidentFact, schema: str = SCHEMA) -> None:
+    columns = ", ".join(INCIDENT_COLUMNS)
+    params = ", ".join(f"${i}" for i in range(1, len(INCIDENT_COLUMNS) + 1))
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in INCIDENT_COLUMNS[1:])
+    await conn.execute(f"INSERT INTO {schema}.incidents ({columns}) VALUES ({params})"
+                       f" ON CONFLICT (incident_id) DO UPDATE SET {updates}", *_incident_row(fact))
+
+
+async def save_decision(conn: asyncpg.Connection, fact: DecisionFact, schema: str = SCHEMA) -> None:
+    params = ", ".join(f"${i}" for i in range(1, len(DECISION_COLUMNS) + 1))
+    await conn.execute(f"INSERT INTO {schema}.decisions ({', '.join(DECISION_COLUMNS)}) VALUES ({params})"
+                       " ON CONFLICT (decision_id) DO NOTHING", *(getattr(fact, c) for c in DECISION_COLUMNS))
+
+
+async def claim_referral(conn: asyncpg.Connection, incident_id: UUID, criteria: list[str],
+                         schema: str = SCHEMA) -> bool:
+    """Record that the incident needs referral; False if it already was (the event went out before)."""
+    return bool(await conn.fetchval(
+        f"INSERT INTO {schema}.police_referrals (incident_id, criteria) VALUES ($1, $2)"
+        " ON CONFLICT (incident_id) DO NOTHING RETURNING true", incident_id, criteria))
+
+
+async def incidents_between(pool: asyncpg.Pool, start: datetime, end: datetime, organisation: str | None,
+                            site: str | None, schema: str = SCHEMA) -> list[IncidentFact]:
+    rows = await pool.fetch(f"SELECT * FROM {schema}.incidents WHERE occurred_at >= $1 AND occurred_at < $2"
+                            " AND NOT withdrawn" + FILTER, start, end, organisation, site)
+    return [incident_of(r) for r in rows]
+
+
+async def decisions_before(pool: asyncpg.Pool, start: datetime, end: datetime, organisation: str | None,
+                           site: str | None, schema: str = SCHEMA) -> list[DecisionFact]:
+    """Decisions in the period, plus earlier bans and their endings (for bans active at its end)."""
     rows = await pool.fetch(
-        "SELECT month, organisation, site, measure, dimension, count FROM reporting.monthly_counts"
-        " WHERE month BETWEEN $1 AND $2 AND ($3::text IS NULL OR organisation = $3)"
-        " AND ($4::text IS NULL OR site = $4)",
-        start, end, organisation, site,
-    )
-    return {Cell(r["month"], r["organisation"], r["site"], r["measure"], r["dimension"]): r["count"] for r in rows}
+        f"SELECT * FROM {schema}.decisions WHERE decided_at < $2 AND (decided_at >= $1"
+        " OR kind IN ('ban_imposed', 'rescinded', 'ban_expired'))" + FILTER, start, end, organisation, site)
+    return [decision_of(r) for r in rows]
 
 
-async def remembered(conn: asyncpg.Connection, incident_id: UUID) -> list[Cell] | None:
-    """The cells an incident currently counts in, or None if reporting never saw it."""
-    raw = await conn.fetchval("SELECT cells FROM reporting.incident_cells WHERE incident_id = $1", incident_id)
-    return None if raw is None else [Cell(date.fromisoformat(c[0]), *c[1:]) for c in raw]
+async def incidents_by_id(pool: asyncpg.Pool, ids: list[UUID], schema: str = SCHEMA) -> dict[UUID, IncidentFact]:
+    rows = await pool.fetch(f"SELECT * FROM {schema}.incidents WHERE incident_id = ANY($1::uuid[])", ids)
+    return {r["incident_id"]: incident_of(r) for r in rows}
 
 
-async def remember(conn: asyncpg.Connection, incident_id: UUID, cells: list[Cell]) -> None:
-    """Keep an incident's cells (categories only, no identifiers) so amendments can undo them."""
-    await conn.execute(
-        "INSERT INTO reporting.incident_cells (incident_id, cells) VALUES ($1, $2)"
-        " ON CONFLICT (incident_id) DO UPDATE SET cells = EXCLUDED.cells",
-        incident_id, [[c.month.isoformat(), c.organisation, c.site, c.measure, c.dimension] for c in cells],
-    )
+async def referrals(pool: asyncpg.Pool, organisation: str | None, site: str | None) -> list[tuple[IncidentFact, list[str]]]:
+    """Incidents that met the referral criteria and still stand, oldest first."""
+    rows = await pool.fetch(
+        "SELECT i.*, r.criteria FROM reporting.police_referrals r JOIN reporting.incidents i USING (incident_id)"
+        " WHERE NOT i.withdrawn AND ($1::text IS NULL OR i.organisation = $1) AND ($2::text IS NULL OR i.site = $2)"
+        " ORDER BY i.occurred_at", organisation, site)
+    return [(incident_of(r), list(r["criteria"])) for r in rows]
+
+
+async def put_workforce(pool: asyncpg.Pool, period: str, first: date, rows: list[dict[str, Any]]) -> None:
+    """Replace the headcount for a period (a whole snapshot at a time)."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("DELETE FROM reporting.workforce WHERE period = $1", period)
+        await conn.executemany(
+            "INSERT INTO reporting.workforce (period, first_month, organisation, site, staff_group, ethnic_group,"
+            " headcount) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            [(period, first, r["organisation"], r["site"], r["staff_group"], r["ethnic_group"], r["headcount"])
+             for r in rows])
+
+
+async def headcount(pool: asyncpg.Pool, period: str, last: date, organisation: str | None,
+                    site: str | None) -> dict[tuple[str, str], int]:
+    """Staff in post by (staff group, ethnic group): the period's own snapshot, else the latest before its end."""
+    chosen = await pool.fetchval(
+        "SELECT period FROM reporting.workforce WHERE period = $1 OR first_month <= $2"
+        " ORDER BY (period = $1) DESC, first_month DESC LIMIT 1", period, last)
+    rows = await pool.fetch(
+        "SELECT staff_group, ethnic_group, sum(headcount)::int AS n FROM reporting.workforce WHERE period = $1"
+        " AND ($2::text IS NULL OR organisation = $2) AND ($3::text IS NULL OR site = $3)"
+        " GROUP BY staff_group, ethnic_group", chosen, organisation, site)
+    return {(r["staff_group"], r["ethnic_group"]): r["n"] for r in rows}
+
+
+async def put_objective(pool: asyncpg.Pool, o: Objective) -> None:
+    await pool.execute(
+        "INSERT INTO reporting.objectives (metric, target, direction, tolerance) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (metric) DO UPDATE SET target = EXCLUDED.target, direction = EXCLUDED.direction,"
+        " tolerance = EXCLUDED.tolerance, updated_at = now()", o.metric, o.target, o.direction.value, o.tolerance)
+
+
+async def objectives(pool: asyncpg.Pool) -> list[Objective]:
+    rows = await pool.fetch("SELECT metric, target, direction, tolerance FROM reporting.objectives ORDER BY metric")
+    return [Objective(r["metric"], r["target"], Direction(r["direction"]), r["tolerance"]) for r in rows]
+
+
+async def unpublished_months(pool: asyncpg.Pool, before: datetime, zone: str) -> list[tuple[date, str]]:
+    """(month, organisation) pairs with incidents, closed before `before`, not yet published."""
+    rows = await pool.fetch(
+        "SELECT DISTINCT date_trunc('month', occurred_at AT TIME ZONE $2)::date AS month, organisation"
+        " FROM reporting.incidents WHERE occurred_at < $1 AND NOT withdrawn"
+        " EXCEPT SELECT month, organisation FROM reporting.published_months ORDER BY 1, 2", before, zone)
+    return [(r["month"], r["organisation"]) for r in rows]
+
+
+async def claim_month(conn: asyncpg.Connection, month: date, organisation: str, event_id: str) -> bool:
+    """Record a month as published; False if another round or replica already did."""
+    return bool(await conn.fetchval(
+        "INSERT INTO reporting.published_months (month, organisation, event_id) VALUES ($1, $2, $3)"
+        " ON CONFLICT DO NOTHING RETURNING true", month, organisation, event_id))

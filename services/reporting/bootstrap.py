@@ -1,48 +1,91 @@
-"""Composition root for reporting: projections, connections, subscriber and routes."""
+"""Composition root for reporting: projection, connections, subscriber, publisher timer, gauges, routes."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
 
-from schemas.topics import INCIDENTS, SANCTIONS, dead_letter
-from services.reporting import entrypoints, handlers
+from schemas.envelope import utcnow
+from schemas.topics import BOARD_METRICS, INCIDENTS, POLICE_REFERRALS, SANCTIONS, dead_letter
+from services.reporting import entrypoints, gauges, handlers, publishing
 from services.reporting.adapters import SCHEMA
 from services.reporting.config import SERVICE, ReportingSettings
 from vanda.runtime.http import install_error_handlers, ops_router
 from vanda.runtime.service import Runtime
 from vanda.runtime.settings import CommonSettings
 
+log = logging.getLogger(__name__)
 
-def create_app(common: CommonSettings | None = None, settings: ReportingSettings | None = None) -> FastAPI:
+
+async def _publisher(deps: entrypoints.Deps, settings: ReportingSettings, wake: Callable[[], None]) -> None:
+    while True:
+        try:
+            await publish_now(deps, settings.publish_grace_days, wake)
+        except Exception:  # noqa: BLE001 - a failed round is retried on the next tick
+            log.warning("board metrics publishing failed", exc_info=True)
+        await asyncio.sleep(settings.publish_interval_s)
+
+
+async def publish_now(deps: entrypoints.Deps, grace_days: int, wake: Callable[[], None]) -> int:
+    sent = await publishing.publish_closed_months(deps.pool(), deps.projection, deps.threshold, grace_days,
+                                                  deps.clock())
+    if sent:
+        wake()
+        log.info("published board metrics for %d closed month(s)", sent)
+    return sent
+
+
+def create_app(common: CommonSettings | None = None, settings: ReportingSettings | None = None,
+               clock: Callable[[], datetime] = utcnow) -> FastAPI:
     """Build the reporting app; nothing connects until the app starts."""
     common = common or CommonSettings()
     settings = settings or ReportingSettings()
-    zone = ZoneInfo(settings.timezone)
-    runtime = Runtime(SERVICE, common,
-                      topics=[INCIDENTS, SANCTIONS, dead_letter(INCIDENTS), dead_letter(SANCTIONS)])
+    projection = handlers.Projection(ZoneInfo(settings.timezone), settings.police_criteria)
+    runtime = Runtime(SERVICE, common, topics=[INCIDENTS, SANCTIONS, POLICE_REFERRALS, BOARD_METRICS,
+                                               dead_letter(INCIDENTS), dead_letter(SANCTIONS)])
 
     async def apply(conn, event):
-        return await handlers.on_event(conn, event, zone)
+        return await handlers.on_event(conn, event, projection)
 
     consumer = runtime.consumer(SCHEMA, apply)
     entrypoints.subscribe(runtime.broker, consumer, settings.consumer_group, common.consumer_max_records)
+    token = settings.operations_token.get_secret_value() if settings.operations_token else None
+    deps = entrypoints.Deps(lambda: runtime.pool, projection, settings.suppression_threshold, token,
+                            settings.max_months, clock)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
+        timer = asyncio.create_task(_publisher(deps, settings, runtime.relay.wake))
         try:
             yield
         finally:
+            timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await timer
             await runtime.stop()
 
+    async def refresh() -> None:
+        await runtime.refresh_gauges()
+        with contextlib.suppress(Exception):
+            await gauges.refresh(runtime.pool, projection, settings.suppression_threshold, clock())
+
     app = FastAPI(title="vanda reporting", version="1", lifespan=lifespan,
-                  description="Builds board metrics from incident and sanction events.")
-    app.state.pool = lambda: runtime.pool
+                  description="Board metrics with disclosure control, the police referral worklist and the board pack.")
     install_error_handlers(app)
-    app.include_router(ops_router(runtime.checks, runtime.refresh_gauges))
-    app.include_router(entrypoints.routes(settings.max_months))
+    app.include_router(ops_router(runtime.checks, refresh))
+    app.include_router(entrypoints.routes(deps))
+
+    @app.post("/v1/board-metrics/publish", tags=["operations"])
+    async def publish() -> dict:
+        """Publish closed months now (the service also does it on its own timer)."""
+        return {"published": await publish_now(deps, settings.publish_grace_days, runtime.relay.wake)}
+
     return app

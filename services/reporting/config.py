@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.reporting import ReferralCriterion
+
 SERVICE = "reporting"
+SOURCE = "/vanda/reporting"
 
 
 class ReportingSettings(BaseSettings):
@@ -14,3 +17,10 @@ class ReportingSettings(BaseSettings):
     consumer_group: str = Field("vanda-reporting", description="Kafka consumer group.")
     timezone: str = Field("Europe/London", description="Time zone whose calendar months the board sees.")
     max_months: int = Field(60, ge=1, description="Longest range one board request may span.")
+    suppression_threshold: int = Field(5, ge=1, description="Counts from 1 to this minus 1 are suppressed.")
+    operations_token: SecretStr | None = Field(
+        None, description="Bearer token of the operations role for ?raw=true; unset disables raw counts.")
+    police_criteria: frozenset[ReferralCriterion] = Field(
+        frozenset(ReferralCriterion), description="Which referral criteria apply (JSON list).")
+    publish_interval_s: float = Field(3600, gt=0, description="How often closed months are checked for publishing.")
+    publish_grace_days: int = Field(3, ge=0, description="Days after a month closes before it is published.")

@@ -1,57 +1,202 @@
-"""Reporting's HTTP API and Kafka subscriber."""
+"""Reporting's HTTP API (board figures, board pack, referral worklist, workforce, objectives) and subscriber."""
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Annotated
+import csv
+import io
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, Response
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.incidents import EthnicGroup, OdsCode, StaffGroup, Text
 from schemas.topics import INCIDENTS, SANCTIONS
-from services.reporting import handlers
+from services.reporting import adapters, handlers, pack
+from services.reporting.domain import periods
+from services.reporting.domain.board import Disclosure
+from services.reporting.domain.objectives import HEADLINE, Direction, Objective
 from vanda.runtime.consumer import EventConsumer
 
 MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
+Organisation = Annotated[str | None, Query(max_length=6, description="ODS code.")]
+Site = Annotated[str | None, Query(max_length=200)]
 
 
-def _month(text: str) -> date:
-    return date(int(text[:4]), int(text[5:7]), 1)
+@dataclass
+class Deps:
+    pool: Callable[[], Any]
+    projection: handlers.Projection
+    threshold: int
+    token: str | None
+    max_months: int
+    clock: Callable[[], datetime]
 
 
-def routes(max_months: int) -> APIRouter:
-    router = APIRouter(prefix="/v1", tags=["metrics"])
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
-    @router.get("/metrics/board")
-    async def board_metrics(
-        request: Request,
-        from_: Annotated[str, Query(alias="from", pattern=MONTH, description="First month, YYYY-MM.")],
-        to: Annotated[str, Query(pattern=MONTH, description="Last month, YYYY-MM.")],
-        organisation: Annotated[str | None, Query(max_length=6)] = None,
-        site: Annotated[str | None, Query(max_length=200)] = None,
-    ) -> dict:
-        """Monthly incident and sanction counts by site and category."""
-        start, end = _month(from_), _month(to)
-        if end < start:
-            raise RequestValidationError([{"loc": ("query", "to"), "msg": "must not be before 'from'",
-                                           "type": "value_error"}])
-        if (end.year - start.year) * 12 + end.month - start.month >= max_months:
-            raise RequestValidationError([{"loc": ("query", "to"), "type": "value_error",
-                                           "msg": f"range must span at most {max_months} months"}])
-        return await handlers.board_metrics(request.app.state.pool(), start, end, organisation, site)
 
+class HeadcountRow(Body):
+    organisation: OdsCode
+    site: Text
+    staff_group: StaffGroup
+    ethnic_group: EthnicGroup
+    headcount: int = Field(ge=0)
+
+
+class Workforce(Body):
+    rows: list[HeadcountRow] = Field(min_length=1, max_length=10_000)
+
+
+class ObjectiveBody(Body):
+    target: float
+    direction: Direction
+    tolerance: float = Field(0.1, ge=0, le=1, description="Amber band, as a fraction of the target.")
+
+
+def _invalid(field: str, msg: str) -> RequestValidationError:
+    return RequestValidationError([{"loc": ("query", field), "msg": msg, "type": "value_error"}])
+
+
+def disclosure(deps: Deps, raw: bool, authorization: str | None) -> Disclosure:
+    """Suppressed figures for everyone; raw counts only with the operations role's bearer token."""
+    if not raw:
+        return Disclosure(deps.threshold)
+    if deps.token is None:
+        raise HTTPException(403, detail="raw counts are disabled: no operations token is configured")
+    presented = (authorization or "").removeprefix("Bearer ").strip()
+    if not secrets.compare_digest(presented.encode(), deps.token.encode()):
+        raise HTTPException(401, detail="raw counts need the operations role's bearer token")
+    return Disclosure(deps.threshold, raw=True)
+
+
+def scope(deps: Deps, from_: str | None, to: str | None, period: str | None,
+          organisation: str | None, site: str | None) -> handlers.Scope:
+    if period is not None:
+        try:
+            return handlers.Scope(periods.parse(period), organisation, site)
+        except ValueError as exc:
+            raise _invalid("period", str(exc).partition(": ")[2]) from None
+    if from_ is None or to is None:
+        raise _invalid("from", "give from and to (YYYY-MM), or period")
+    first, last = periods.parse(from_).first, periods.parse(to).first
+    if last < first:
+        raise _invalid("to", "must not be before 'from'")
+    if len(periods.month_range(first, last)) > deps.max_months:
+        raise _invalid("to", f"range must span at most {deps.max_months} months")
+    return handlers.month_scope(first, last, organisation, site)
+
+
+def routes(deps: Deps) -> APIRouter:
+    router = APIRouter()
+    _board_routes(router, deps)
+    _referral_routes(router, deps)
+    _admin_routes(router, deps)
     return router
 
 
+def _board_routes(router: APIRouter, deps: Deps) -> None:
+    @router.get("/v1/metrics/board", tags=["metrics"])
+    async def board_metrics(
+        from_: Annotated[str | None, Query(alias="from", pattern=MONTH, description="First month, YYYY-MM.")] = None,
+        to: Annotated[str | None, Query(pattern=MONTH, description="Last month, YYYY-MM.")] = None,
+        period: Annotated[str | None, Query(pattern=periods.PERIOD_PATTERN, description="2024-03, 2024-Q1 or FY2024-25.")] = None,
+        organisation: Organisation = None, site: Site = None,
+        raw: Annotated[bool, Query(description="Unsuppressed counts (operations role only).")] = False,
+        format: Annotated[Literal["json", "csv"] | None, Query()] = None,
+        accept: Annotated[str | None, Header()] = None,
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> Any:
+        """Board figures per month and for the whole range, with disclosure control applied."""
+        seen = disclosure(deps, raw, authorization)
+        body = await handlers.board(deps.pool(), scope(deps, from_, to, period, organisation, site),
+                                    deps.projection, seen)
+        if format == "csv" or (format is None and "text/csv" in (accept or "")):
+            return Response(to_csv(body), media_type="text/csv; charset=utf-8")
+        return body
+
+    @router.get("/board", tags=["metrics"], response_class=HTMLResponse)
+    async def board_pack(
+        period: Annotated[str, Query(pattern=periods.PERIOD_PATTERN, description="2024-03, 2024-Q1 or FY2024-25.")],
+        organisation: Organisation = None, site: Site = None,
+    ) -> HTMLResponse:
+        """The board pack: one printable HTML page with inline charts; suppressed figures only."""
+        body = await handlers.board(deps.pool(), scope(deps, None, None, period, organisation, site),
+                                    deps.projection, Disclosure(deps.threshold))
+        return HTMLResponse(pack.render(body))
+
+
+def _referral_routes(router: APIRouter, deps: Deps) -> None:
+    @router.get("/v1/police-referrals", tags=["police"])
+    async def police_referrals(
+        status: Annotated[Literal["pending", "referred", "closed"] | None, Query()] = None,
+        organisation: Organisation = None, site: Site = None,
+    ) -> dict:
+        """The police liaison worklist: incidents meeting the referral criteria, oldest first."""
+        return {"referrals": await handlers.worklist(deps.pool(), status, organisation, site)}
+
+
+def _admin_routes(router: APIRouter, deps: Deps) -> None:
+    @router.put("/v1/workforce/{period}", tags=["workforce"])
+    async def put_workforce(body: Workforce, period: str = Path(pattern=periods.PERIOD_PATTERN)) -> dict:
+        """Load staff in post for a period, replacing any earlier load for it."""
+        first = periods.parse(period).first
+        await adapters.put_workforce(deps.pool(), period, first, [r.model_dump(mode="json") for r in body.rows])
+        return {"period": period, "rows": len(body.rows), "headcount": sum(r.headcount for r in body.rows)}
+
+    @router.put("/v1/objectives/{metric}", tags=["objectives"])
+    async def put_objective(body: ObjectiveBody, metric: str = Path(description=f"One of {', '.join(HEADLINE)}.")) -> dict:
+        """Set the board's target for a headline figure."""
+        if metric not in HEADLINE:
+            raise HTTPException(404, detail=f"no headline figure {metric!r}; one of {', '.join(HEADLINE)}")
+        await adapters.put_objective(deps.pool(), Objective(metric, body.target, body.direction, body.tolerance))
+        return {"metric": metric, **body.model_dump(mode="json")}
+
+    @router.get("/v1/objectives", tags=["objectives"])
+    async def get_objectives() -> dict:
+        return {"objectives": [vars(o) | {"direction": o.direction.value} for o in await adapters.objectives(deps.pool())]}
+
+
+def to_csv(body: dict[str, Any]) -> str:
+    """One line per published cell: row, section, measure, dimension, value, suppressed."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["period", "row", "measure", "dimension", "value", "suppressed"])
+    for row in [*body["months"], {"month": "total", **body["totals"]}]:
+        for measure, dimension, value in _cells(row):
+            hidden = isinstance(value, dict)
+            writer.writerow([body["period"], row["month"], measure, dimension, "" if hidden or value is None else value,
+                             "true" if hidden else "false"])
+    return out.getvalue()
+
+
+def _cells(row: dict[str, Any]) -> list[tuple[str, str, Any]]:
+    cells = [("incidents", "all", row["incidents"])]
+    cells += [("incidents_by_site", site, v) for site, v in row["incidents_by_site"].items()]
+    cells += [(m, d, v) for m, dims in row["breakdowns"].items() for d, v in dims.items()]
+    for name, value in row["indicators"].items():
+        if isinstance(value, dict) and "suppressed" not in value:
+            cells += [(name, d, v) for d, v in value.items()]
+        elif not isinstance(value, bool):
+            cells.append((name, "", value))
+    return cells
+
+
 def subscribe(broker: KafkaBroker, consumer: EventConsumer, group_id: str, max_records: int) -> None:
-    """Consume incidents and sanctions in batches; offsets commit after the counts are stored."""
+    """Consume incidents and sanctions in batches; offsets commit after the facts are stored."""
 
     @broker.subscriber(INCIDENTS, SANCTIONS, group_id=group_id, batch=True, max_records=max_records,
                        auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR,
-                       description="Incidents and sanction decisions to count for the board.")
+                       description="Incidents and sanction decisions, folded into reporting's fact tables.")
     async def on_events(msg: KafkaMessage) -> None:
         records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
         await consumer.handle(records)

@@ -1,7 +1,9 @@
-"""Reporting use cases: project an event into counters; build the board view."""
+"""Reporting use cases: project events into facts, build the board, the referral worklist."""
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -9,35 +11,106 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from schemas.envelope import CloudEvent
+from schemas.events import envelope
+from schemas.incidents import Category, IncidentAmended, IncidentReported, IncidentWithdrawn
+from schemas.reporting import PoliceReferralRequired, ReferralCriterion
+from schemas.sanctions import Decision
+from schemas.topics import POLICE_REFERRALS
 from services.reporting import adapters
-from schemas.incidents import IncidentAmended, IncidentReported, IncidentWithdrawn
-from services.reporting.domain import board, changes, month_range
+from services.reporting.config import SOURCE
+from services.reporting.domain import periods
+from services.reporting.domain.board import Disclosure, compute, view
+from services.reporting.domain.facts import IncidentFact, decision_fact, next_fact
+from services.reporting.domain.metrics import Inputs, Window
+from services.reporting.domain.objectives import assess, headline
+from services.reporting.domain.police import criteria_met, status
 from vanda.runtime.outbox import Outgoing
 
+IDS = uuid.UUID("5b0c4d1e-9a57-4c1b-8f7e-2a9d3c6b1e40")  # namespace for derived event ids
 
-async def on_event(conn: asyncpg.Connection, event: CloudEvent[Any], zone: ZoneInfo) -> list[Outgoing]:
-    """Apply an event's count changes inside the consumer's transaction; reporting publishes nothing yet."""
-    incident_id = getattr(event.data, "incident_id", None) if _is_incident(event.data) else None
-    previous = await adapters.remembered(conn, incident_id) if incident_id else None
-    deltas, keep = changes(event.data, previous, zone)
-    await adapters.add(conn, deltas)
-    if incident_id and keep is not None:
-        await adapters.remember(conn, incident_id, keep)
+
+@dataclass(frozen=True)
+class Projection:
+    """How events become facts: the trust's calendar, its referral criteria, where facts go."""
+
+    zone: ZoneInfo
+    criteria: frozenset[ReferralCriterion]
+    schema: str = adapters.SCHEMA
+    emit: bool = True  # a rebuild replays history: it must not prompt the police again
+
+
+async def on_event(conn: asyncpg.Connection, event: CloudEvent[Any], p: Projection) -> list[Outgoing]:
+    """Apply one event inside the consumer's transaction; return the events it causes."""
+    data = event.data
+    if isinstance(data, (IncidentReported, IncidentAmended, IncidentWithdrawn)):
+        return await _incident(conn, data, p)
+    if isinstance(data, Decision):
+        await adapters.save_decision(conn, decision_fact(data), p.schema)
     return []
 
 
-def _is_incident(data: Any) -> bool:
-    return isinstance(data, (IncidentReported, IncidentAmended, IncidentWithdrawn))
+async def _incident(conn: asyncpg.Connection, data: Any, p: Projection) -> list[Outgoing]:
+    previous = await adapters.load_incident(conn, data.incident_id, p.schema)
+    fact = next_fact(previous, data)
+    if fact != previous:
+        await adapters.save_incident(conn, fact, p.schema)
+    met = [] if fact.withdrawn else criteria_met(fact, p.criteria)
+    # Claimed at most once per incident, so an amendment never prompts the police twice.
+    if not met or not await adapters.claim_referral(conn, fact.incident_id, [c.value for c in met], p.schema):
+        return []
+    return [referral_required(fact, met)] if p.emit else []
 
 
-async def board_metrics(pool: asyncpg.Pool, start: date, end: date, organisation: str | None,
-                        site: str | None) -> dict[str, Any]:
-    """Monthly board figures from start to end months inclusive."""
-    counts = await adapters.read(pool, start, end, organisation, site)
-    return {
-        "from": start.strftime("%Y-%m"),
-        "to": end.strftime("%Y-%m"),
-        "organisation": organisation,
-        "site": site,
-        **board(counts, month_range(start, end)),
-    }
+def referral_required(fact: IncidentFact, met: list[ReferralCriterion]) -> Outgoing:
+    """The PoliceReferralRequired event; its id derives from the incident so a re-send is recognisable."""
+    data = PoliceReferralRequired(incident_id=fact.incident_id, organisation=fact.organisation, site=fact.site,
+                                  occurred_at=fact.occurred_at, category=Category(fact.category), criteria=met,
+                                  already_referred=fact.referred)
+    event_id = str(uuid.uuid5(IDS, f"police-referral:{fact.incident_id}"))
+    key = str(fact.incident_id)
+    return Outgoing(POLICE_REFERRALS, key, envelope(data, source=SOURCE, subject=key, event_id=event_id))
+
+
+@dataclass(frozen=True)
+class Scope:
+    period: periods.Period
+    organisation: str | None = None
+    site: str | None = None
+
+
+async def board(pool: asyncpg.Pool, scope: Scope, p: Projection, disclosure: Disclosure) -> dict[str, Any]:
+    """The board's figures for a period: months, totals, indicators and objectives."""
+    start, end = periods.bounds(scope.period, p.zone)
+    incidents = await adapters.incidents_between(pool, start, end, scope.organisation, scope.site)
+    decisions = await adapters.decisions_before(pool, start, end, scope.organisation, scope.site)
+    red = [d.incident_id for d in decisions if d.kind == "red_card_proposed"]
+    related = await adapters.incidents_by_id(pool, red)
+    heads = await adapters.headcount(pool, scope.period.label, scope.period.last, scope.organisation, scope.site)
+    months = [Window(periods.label(m), periods.start_of(m, p.zone), periods.start_of(periods.add_months(m, 1), p.zone))
+              for m in scope.period.months]
+    result = compute(Inputs(incidents, decisions, related, p.criteria), months, Window("total", start, end),
+                     disclosure)
+    body = view(result, disclosure, heads)
+    goals = assess(await adapters.objectives(pool), headline(body["totals"]), [headline(m) for m in body["months"]])
+    return {"from": periods.label(scope.period.first), "to": periods.label(scope.period.last),
+            "period": scope.period.label, "organisation": scope.organisation, "site": scope.site,
+            **body, "objectives": goals}
+
+
+async def worklist(pool: asyncpg.Pool, wanted: str | None, organisation: str | None,
+                   site: str | None) -> list[dict[str, Any]]:
+    """Incidents meeting the referral criteria, with where each stands; no identifier of anyone."""
+    out = []
+    for fact, criteria in await adapters.referrals(pool, organisation, site):
+        state = status(fact)
+        if wanted is None or state == wanted:
+            out.append({"incident_id": str(fact.incident_id), "status": state, "criteria": criteria,
+                        "organisation": fact.organisation, "site": fact.site, "category": fact.category,
+                        "occurred_at": fact.occurred_at.isoformat(),
+                        "referred_at": fact.referred_at.isoformat() if fact.referred_at else None,
+                        "crime_reference": fact.crime_reference, "outcome": fact.police_outcome})
+    return out
+
+
+def month_scope(first: date, last: date, organisation: str | None, site: str | None) -> Scope:
+    return Scope(periods.span(first, last), organisation, site)

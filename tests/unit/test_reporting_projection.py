@@ -1,106 +1,115 @@
-"""Board aggregates: pure folds from events to counters, and the board view."""
+"""Facts from events: amendments replace, withdrawals exclude, no identifier ever reaches a fact."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
-from zoneinfo import ZoneInfo
+from dataclasses import astuple
+from datetime import timedelta
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
+import pytest
 
-from schemas.sanctions import YellowCardIssued
-from services.reporting.domain import Cell, board, fold, increments, month_of, month_range
+from schemas.incidents import IncidentAmended, IncidentWithdrawn
+from schemas.reporting import ReferralCriterion as C
+from schemas.sanctions import BanImposed, YellowCardIssued
+from services.reporting.domain.facts import NeverSeen, decision_fact, incident_fact, next_fact
+from services.reporting.domain.police import criteria_met, status
 from tests.factories import T0, incident
 
-LONDON = ZoneInfo("Europe/London")
+SUBJECT = "sub_" + "a" * 40
 
 
-def yellow(level: int) -> YellowCardIssued:
-    return YellowCardIssued(decision_id=uuid.uuid4(), subject_id="sub_" + "a" * 40, perpetrator_kind="patient",
-                            incident_id=uuid.uuid4(), evidence_incident_ids=[], rule="r", policy_version="p",
-                            organisation="RZA", site="Riverside Hospital", occurred_at=T0, decided_at=T0,
-                            level=level)
-
-
-def test_month_follows_london_time_at_the_boundary():
-    # 23:30 UTC on 31 May is 00:30 on 1 June in London (BST).
-    assert month_of(datetime(2026, 5, 31, 23, 30, tzinfo=UTC), LONDON) == date(2026, 6, 1)
-    assert month_of(datetime(2026, 1, 31, 23, 30, tzinfo=UTC), LONDON) == date(2026, 1, 1)
-
-
-def test_incident_counts_by_category_site_and_staff_ethnicity():
-    counts = fold(increments(incident(), LONDON) + increments(incident(category="weapon"), LONDON))
-    month = date(2026, 3, 1)
-    assert counts[Cell(month, "RZA", "Riverside Hospital", "incidents", "all")] == 2
-    assert counts[Cell(month, "RZA", "Riverside Hospital", "incidents_by_category", "weapon")] == 1
-    assert counts[Cell(month, "RZA", "Riverside Hospital", "staff_affected_by_ethnic_group", "asian")] == 2
-
-
-def test_reporting_cells_hold_no_subject_id():
-    cells = increments(incident(), LONDON) + increments(yellow(1), LONDON)
-    assert all("sub_" not in str(c) for c in cells)
-
-
-def test_board_view_months_totals_and_sites():
-    cells = increments(incident(), LONDON) + increments(incident(days=40, site="Northgate"), LONDON)
-    cells += increments(yellow(1), LONDON) + increments(yellow(2), LONDON)
-    view = board(fold(cells), month_range(date(2026, 3, 1), date(2026, 5, 1)))
-    assert [m["month"] for m in view["months"]] == ["2026-03", "2026-04", "2026-05"]
-    assert [m["incidents"] for m in view["months"]] == [1, 1, 0]
-    assert view["totals"]["incidents"] == 2
-    assert view["totals"]["incidents_by_site"] == {"Northgate": 1, "Riverside Hospital": 1}
-    assert view["totals"]["breakdowns"]["sanctions"] == {"yellow_card_1": 1, "yellow_card_2": 1}
-
-
-def test_month_range_crosses_years():
-    assert month_range(date(2025, 11, 1), date(2026, 2, 1)) == [
-        date(2025, 11, 1), date(2025, 12, 1), date(2026, 1, 1), date(2026, 2, 1)]
-
-
-@settings(max_examples=50, deadline=None)
-@given(st.lists(st.integers(0, 200), max_size=30))
-def test_fold_total_equals_number_of_incidents_in_range(days):
-    cells = [c for d in days for c in increments(incident(days=d), LONDON)]
-    months = month_range(date(2026, 3, 1), date(2026, 9, 1))
-    assert board(fold(cells), months)["totals"]["incidents"] == len(days)
-
-
-def amended(inc, **changes):
-    from schemas.incidents import IncidentAmended
-
-    body = inc.model_dump() | changes | {"revision": 2, "changed_fields": list(changes), "amended_at": T0}
+def amended(inc, revision=2, **changes):
+    body = inc.model_dump() | changes | {"revision": revision, "changed_fields": list(changes), "amended_at": T0}
     body.pop("schema_version", None)
     return IncidentAmended(**body)
 
 
-def test_amendment_moves_the_incident_between_categories():
-    from services.reporting.domain import changes
+def withdrawn(inc):
+    return IncidentWithdrawn(incident_id=inc.incident_id, subject_id=inc.subject_id, reason="duplicate",
+                             withdrawn_at=T0)
 
+
+def test_incident_fact_keeps_categories_and_the_pseudonym_only():
+    fact = incident_fact(incident())
+    assert fact.category == "verbal_abuse" and fact.subject_id == SUBJECT and fact.revision == 1
+    assert fact.staff[0].ethnic_group == "asian" and not fact.withdrawn
+    # No field of a fact can hold a name, an NHS number or narrative: the event has none.
+    assert "nhs" not in " ".join(vars(fact)) and "narrative" not in " ".join(vars(fact))
+
+
+def test_amendment_replaces_the_fact():
     inc = incident()
-    _, kept = changes(inc, None, LONDON)
-    deltas, kept2 = changes(amended(inc, category="weapon"), kept, LONDON)
-    month = date(2026, 3, 1)
-    assert deltas == {Cell(month, "RZA", "Riverside Hospital", "incidents_by_category", "verbal_abuse"): -1,
-                      Cell(month, "RZA", "Riverside Hospital", "incidents_by_category", "weapon"): 1}
-    assert kept2 != kept
+    first = next_fact(None, inc)
+    second = next_fact(first, amended(inc, category="weapon", police={"informed": True, "crime_reference": "CR1"}))
+    assert second.category == "weapon" and second.revision == 2 and second.crime_reference == "CR1"
 
 
-def test_withdrawal_takes_back_everything_the_incident_counted():
-    from schemas.incidents import IncidentWithdrawn
-    from services.reporting.domain import changes
-
+def test_older_revision_arriving_late_does_not_overwrite():
     inc = incident()
-    added, kept = changes(inc, None, LONDON)
-    removed, kept2 = changes(IncidentWithdrawn(incident_id=inc.incident_id, subject_id=inc.subject_id,
-                                               reason="entered_in_error", withdrawn_at=T0), kept, LONDON)
-    assert {c: -n for c, n in added.items()} == removed and kept2 == []
+    third = next_fact(None, amended(inc, revision=3, harm="severe"))
+    assert next_fact(third, amended(inc, revision=2, harm="low")).harm == "severe"
+    assert next_fact(third, inc) == third
 
 
-def test_amending_an_incident_reporting_never_saw_is_refused():
-    import pytest
+def test_withdrawal_is_final():
+    inc = incident()
+    gone = next_fact(next_fact(None, inc), withdrawn(inc))
+    assert gone.withdrawn
+    assert next_fact(gone, amended(inc, revision=5, harm="low")) == gone
 
-    from services.reporting.domain import changes
 
-    with pytest.raises(ValueError, match="never reported"):
-        changes(amended(incident(), harm="low"), None, LONDON)
+def test_withdrawing_an_incident_reporting_never_saw_is_refused():
+    with pytest.raises(NeverSeen, match="never reported"):
+        next_fact(None, withdrawn(incident()))
+
+
+def test_projection_is_idempotent():
+    inc = incident()
+    once = next_fact(None, inc)
+    assert next_fact(once, inc) == once
+
+
+def test_decision_facts_name_their_card():
+    yellow = YellowCardIssued(decision_id=uuid.uuid4(), subject_id=SUBJECT, perpetrator_kind="patient",
+                              incident_id=uuid.uuid4(), evidence_incident_ids=[], rule="r", policy_version="p",
+                              organisation="RZA", site="S", occurred_at=T0, decided_at=T0, level=2)
+    fact = decision_fact(yellow)
+    assert fact.kind == "yellow_card_2" and fact.sanction_id == yellow.decision_id
+    card = uuid.uuid4()
+    ban = BanImposed(**yellow.model_dump(exclude={"level", "schema_version"}) | {
+        "decision_id": uuid.uuid4(), "sanction_id": card, "reviewer": "r1", "restriction": "visiting",
+        "starts_at": T0, "ends_at": T0 + timedelta(days=180)})
+    fact = decision_fact(ban)
+    assert (fact.kind, fact.sanction_id, fact.ends_at) == ("ban_imposed", card, T0 + timedelta(days=180))
+
+
+@pytest.mark.parametrize(("category", "aggravation", "wishes", "expected"), [
+    ("physical_assault", [], False, [C.PHYSICAL_ASSAULT]),
+    ("sexual_misconduct", [], False, [C.SEXUAL_MISCONDUCT]),
+    ("weapon", [], False, [C.WEAPON]),
+    ("verbal_abuse", ["race"], False, [C.HATE_AGGRAVATION]),
+    ("hate_incident", [], False, [C.HATE_AGGRAVATION]),
+    ("verbal_abuse", [], True, [C.STAFF_WISH_POLICE_ACTION]),
+    ("verbal_abuse", [], False, []),
+    ("physical_assault", ["religion"], True, [C.HATE_AGGRAVATION, C.PHYSICAL_ASSAULT, C.STAFF_WISH_POLICE_ACTION]),
+])
+def test_default_police_referral_criteria(category, aggravation, wishes, expected):
+    inc = incident(category=category)
+    body = inc.model_dump(exclude={"schema_version"}) | {"hate_aggravation": aggravation, "staff_affected": [
+        {"staff_group": "ambulance", "ethnic_group": "white", "wishes_police_action": wishes}]}
+    assert criteria_met(incident_fact(type(inc)(**body))) == sorted(expected)
+
+
+def test_criteria_are_configurable():
+    fact = incident_fact(incident(category="physical_assault"))
+    assert criteria_met(fact, {C.WEAPON}) == []
+
+
+def test_referral_status_moves_pending_referred_closed():
+    inc = incident(category="weapon")
+    fact = next_fact(None, inc)
+    assert status(fact) == "pending"
+    fact = next_fact(fact, amended(inc, police={"informed": True, "referred_at": T0.isoformat()}))
+    assert status(fact) == "referred"
+    fact = next_fact(fact, amended(inc, revision=3, police={"informed": True, "outcome": "charged"}))
+    assert status(fact) == "closed" and astuple(fact)

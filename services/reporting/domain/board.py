@@ -1,0 +1,96 @@
+"""The board view: counts per month and for the period, suppressed, with derived indicators."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from services.reporting.domain.disclosure import Relation, suppress
+from services.reporting.domain.indicators import Cells, indicators
+from services.reporting.domain.metrics import Inputs, Window, row_counts
+
+TOTAL = "total"
+# Breakdowns whose dimensions add up to a published figure: secondary suppression guards them.
+MARGINS: dict[str, tuple[str, str]] = {
+    measure: ("incidents", "all")
+    for measure in ("incidents_by_category", "incidents_by_harm", "incidents_by_perpetrator",
+                    "incidents_by_location", "incidents_by_site", "medical_factors", "body_worn_camera")
+} | {
+    "staff_affected_by_staff_group": ("staff_affected", "all"),
+    "staff_affected_by_ethnic_group": ("staff_affected", "all"),
+    "body_worn_camera_by_site": ("body_worn_camera", "used"),
+    "police_outcomes": ("police", "outcome_known"),
+}
+# Figures at an instant or over distinct people: the months do not add up to the period.
+NOT_ADDITIVE = frozenset({"sanctions_at_period_end", "repeat_perpetrators"})
+
+
+@dataclass(frozen=True)
+class Disclosure:
+    threshold: int = 5
+    raw: bool = False  # only for the authorised operations role
+
+
+@dataclass(frozen=True)
+class Board:
+    rows: list[str]
+    cells: dict[tuple[str, str, str], int]
+    samples: dict[tuple[str, str], list[float]]
+    hidden: set[tuple[str, str, str]] = field(default_factory=set)
+
+
+def compute(inputs: Inputs, months: Sequence[Window], total: Window, disclosure: Disclosure) -> Board:
+    """Count every row, then decide which cells disclosure control hides."""
+    cells: dict[tuple[str, str, str], int] = {}
+    samples: dict[tuple[str, str], list[float]] = {}
+    for window in (*months, total):
+        counts, row_samples = row_counts(inputs, window)
+        label = TOTAL if window is total else window.label
+        cells |= {(label, m, d): n for (m, d), n in counts.items()}
+        samples |= {(label, name): values for name, values in row_samples.items()}
+    rows = [w.label for w in months] + [TOTAL]
+    hidden = set() if disclosure.raw else suppress(cells, relations(cells, rows), disclosure.threshold)
+    return Board(rows, cells, samples, hidden)
+
+
+def relations(cells: Mapping[tuple[str, str, str], int], rows: Sequence[str]) -> list[Relation]:
+    """Every sum the output publishes: breakdowns within a row, months within the period."""
+    dims: dict[str, set[str]] = {}
+    for _, m, d in cells:
+        dims.setdefault(m, set()).add(d)
+    found = [Relation(tuple((r, m, d) for d in sorted(dims[m])), (r, *MARGINS[m]))
+             for r in rows for m in sorted(dims) if m in MARGINS]
+    months = [r for r in rows if r != TOTAL]
+    found += [Relation(tuple((r, m, d) for r in months), (TOTAL, m, d))
+              for m in sorted(dims) if m not in NOT_ADDITIVE for d in sorted(dims[m])]
+    return found
+
+
+def view(board: Board, disclosure: Disclosure, headcount: Mapping[tuple[str, str], int]) -> dict[str, Any]:
+    """The JSON body: months, totals; each with counts, breakdowns and indicators."""
+    rendered = {r: render_row(board, r, disclosure, headcount) for r in board.rows}
+    return {
+        "suppression": {"threshold": disclosure.threshold, "raw": disclosure.raw,
+                        "cells_suppressed": len(board.hidden)},
+        "months": [{"month": r, **rendered[r]} for r in board.rows if r != TOTAL],
+        "totals": rendered[TOTAL],
+    }
+
+
+def render_row(board: Board, row: str, disclosure: Disclosure,
+               headcount: Mapping[tuple[str, str], int]) -> dict[str, Any]:
+    cells = Cells({(m, d): n for (r, m, d), n in board.cells.items() if r == row},
+                  {(m, d) for (r, m, d) in board.hidden if r == row},
+                  {name: v for (r, name), v in board.samples.items() if r == row},
+                  disclosure.threshold, disclosure.raw)
+    breakdowns: dict[str, dict[str, Any]] = {}
+    for (m, d) in sorted(cells.counts):
+        if m not in ("incidents", "incidents_by_site"):
+            breakdowns.setdefault(m, {})[d] = cells.show(m, d)
+    return {
+        "incidents": cells.show("incidents", "all"),
+        "incidents_by_site": {d: cells.show(m, d) for (m, d) in sorted(cells.counts) if m == "incidents_by_site"},
+        "breakdowns": breakdowns,
+        "indicators": indicators(cells, headcount),
+    }

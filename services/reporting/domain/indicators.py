@@ -1,0 +1,135 @@
+"""Derived indicators: shares, rates per 1,000 staff, gaps and medians, suppression-aware.
+
+A share or rate is withheld when any count it is made from is withheld (the share and
+the shown denominator would give the count back); a median is withheld when fewer than
+`threshold` values make it. Shares are fractions (0.25 is 25%), rounded to 3 places.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from statistics import median
+from typing import Any
+
+from services.reporting.domain.metrics import MINORITY
+
+SUPPRESSED = {"suppressed": True}
+Figure = int | float | dict[str, bool] | None
+
+
+@dataclass(frozen=True)
+class Cells:
+    """One row's counts, the ones withheld, and the samples behind its medians."""
+
+    counts: Mapping[tuple[str, str], int]
+    hidden: set[tuple[str, str]]
+    samples: Mapping[str, list[float]]
+    threshold: int
+    raw: bool
+
+    def n(self, measure: str, dimension: str) -> int:
+        return self.counts.get((measure, dimension), 0)
+
+    def show(self, measure: str, dimension: str) -> Figure:
+        """A count as published: the number, or the suppressed marker."""
+        return SUPPRESSED if (measure, dimension) in self.hidden else self.n(measure, dimension)
+
+    def blocked(self, *keys: tuple[str, str]) -> bool:
+        return any(k in self.hidden for k in keys)
+
+    def share(self, num: tuple[str, str], den: tuple[str, str]) -> Figure:
+        if self.blocked(num, den):
+            return SUPPRESSED
+        return _ratio(self.n(*num), self.n(*den))
+
+    def summed(self, measure: str, dims: tuple[str, ...]) -> int | None:
+        """A total of cells, or None when it would reveal a withheld one or is itself too small."""
+        total = sum(self.n(measure, d) for d in dims)
+        if self.raw:
+            return total
+        if self.blocked(*((measure, d) for d in dims)) or 0 < total < self.threshold:
+            return None
+        return total
+
+    def middle(self, name: str) -> Figure:
+        values = self.samples.get(name, [])
+        if not values:
+            return None
+        if not self.raw and len(values) < self.threshold:
+            return SUPPRESSED
+        return round(median(values), 1)
+
+
+def _ratio(num: int, den: int, scale: float = 1.0, places: int = 3) -> float | None:
+    return None if den == 0 else round(scale * num / den, places)
+
+
+def indicators(c: Cells, headcount: Mapping[tuple[str, str], int]) -> dict[str, Any]:
+    """Every derived figure for one row; headcount is (staff_group, ethnic_group) -> staff in post."""
+    all_incidents = ("incidents", "all")
+    referred = ("police", "referred")
+    out: dict[str, Any] = {
+        "medical_factors_share": c.share(("medical_factors", "yes"), all_incidents),
+        "sexual_safety_count": c.show("incidents_by_category", "sexual_misconduct"),
+        "sexual_safety_share": c.share(("incidents_by_category", "sexual_misconduct"), all_incidents),
+        "hate_aggravated_share": c.share(("hate_aggravated", "all"), all_incidents),
+        "body_worn_camera_share": c.share(("body_worn_camera", "used"), all_incidents),
+        "body_worn_camera_share_by_site": {
+            site: c.share(("body_worn_camera_by_site", site), ("incidents_by_site", site))
+            for (m, site) in sorted(c.counts) if m == "incidents_by_site"},
+        "police_referral_rate": c.share(referred, ("police", "meeting_criteria")),
+        "charge_rate": c.share(("police_outcomes", "charged"), referred),
+        "victim_declined_rate": c.share(("police_outcomes", "victim_declined"), referred),
+        "median_days_to_referral": c.middle("days_to_referral"),
+        "median_days_to_card": c.middle("days_to_card"),
+        "active_bans_at_period_end": c.show("sanctions_at_period_end", "active_bans"),
+        "repeat_perpetrators": c.show("repeat_perpetrators", "subjects"),
+        "red_card_share_by_vulnerability": _vulnerability(c, "red_cards_by_vulnerability", ("sanctions", "red_card_proposed")),
+        "incident_share_by_vulnerability": _vulnerability(c, "perpetrator_vulnerability", ("incidents_identified", "all")),
+    }
+    return out | _ethnicity(c) | _rates(c, headcount)
+
+
+def _vulnerability(c: Cells, measure: str, den: tuple[str, str]) -> dict[str, Figure]:
+    return {d: c.share((measure, d), den) for (m, d) in sorted(c.counts) if m == measure}
+
+
+def _ethnicity(c: Cells) -> dict[str, Figure]:
+    """WRES indicator 5 in count form: ethnic minority share of staff affected (Not stated excluded)."""
+    minority = c.summed("staff_affected_by_ethnic_group", MINORITY)
+    stated = c.summed("staff_affected_by_ethnic_group", (*MINORITY, "white"))
+    if minority is None or stated is None:
+        return {"ethnic_minority_share_of_staff_affected": SUPPRESSED}
+    return {"ethnic_minority_share_of_staff_affected": _ratio(minority, stated)}
+
+
+def _rates(c: Cells, headcount: Mapping[tuple[str, str], int]) -> dict[str, Any]:
+    """Per 1,000 staff in post, where the trust has loaded its workforce for the period."""
+    if not headcount:
+        return {"workforce_loaded": False}
+    by_group, by_ethnic = _heads(headcount, 0), _heads(headcount, 1)
+    per_1000 = lambda num, den: SUPPRESSED if num is None else _ratio(num, den, 1000, 1)  # noqa: E731
+    measure = "staff_affected_by_ethnic_group"
+    minority = per_1000(c.summed(measure, MINORITY), sum(by_ethnic.get(g, 0) for g in MINORITY))
+    white = per_1000(c.summed(measure, ("white",)), by_ethnic.get("white", 0))
+    gap = None if minority is None or white is None else (
+        SUPPRESSED if SUPPRESSED in (minority, white) else round(minority - white, 1))
+    return {
+        "workforce_loaded": True,
+        "incidents_per_1000_staff": per_1000(c.summed("incidents", ("all",)), sum(headcount.values())),
+        "staff_affected_per_1000_by_staff_group": {
+            g: per_1000(c.summed("staff_affected_by_staff_group", (g,)), n) for g, n in sorted(by_group.items())},
+        "staff_affected_per_1000_by_ethnic_group": {
+            g: per_1000(c.summed(measure, (g,)), n) for g, n in sorted(by_ethnic.items())},
+        "ethnic_minority_staff_affected_per_1000": minority,
+        "white_staff_affected_per_1000": white,
+        "ethnic_minority_white_gap_per_1000": gap,
+    }
+
+
+def _heads(headcount: Mapping[tuple[str, str], int], axis: int) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for key, n in headcount.items():
+        totals[key[axis]] = totals.get(key[axis], 0) + n
+    return totals

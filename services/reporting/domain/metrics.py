@@ -1,0 +1,133 @@
+"""Metric definitions: what each board count means, as pure folds over fact rows.
+
+Incidents count in the local calendar month they happened (`occurred_at`); sanction
+decisions in the month they were decided (`decided_at`). Withdrawn incidents count nowhere.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from statistics import median
+from uuid import UUID
+
+from schemas.reporting import ReferralCriterion
+from services.reporting.domain.facts import DecisionFact, IncidentFact
+from services.reporting.domain.police import DEFAULT_CRITERIA, criteria_met
+
+MINORITY = ("asian", "black", "mixed", "other")  # ONS 2021 groups other than White; Not stated is neither
+CARDS = ("yellow_card_1", "yellow_card_2", "red_card_proposed")
+BAN_ENDINGS = ("rescinded", "ban_expired")
+DAY = 86_400.0
+
+Count = tuple[str, str]  # (measure, dimension)
+
+
+@dataclass(frozen=True)
+class Window:
+    """One row of the board: a label and its [start, end) instants."""
+
+    label: str
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class Inputs:
+    incidents: Sequence[IncidentFact]
+    decisions: Sequence[DecisionFact]
+    related: Mapping[UUID, IncidentFact]  # incidents that decisions name, wherever they happened
+    criteria: frozenset[ReferralCriterion] = DEFAULT_CRITERIA
+
+
+def incident_counts(facts: Iterable[IncidentFact], criteria: Iterable[ReferralCriterion] = DEFAULT_CRITERIA) -> Counter[Count]:
+    """Every incident and staff count for a set of (already windowed) incidents."""
+    counts: Counter[Count] = Counter()
+    for f in facts:
+        if f.withdrawn:
+            continue
+        counts.update(_incident(f, criteria))
+    return counts
+
+
+def _incident(f: IncidentFact, criteria: Iterable[ReferralCriterion]) -> list[Count]:
+    rows = [("incidents", "all"), ("incidents_by_category", f.category), ("incidents_by_harm", f.harm),
+            ("incidents_by_perpetrator", f.perpetrator_kind), ("incidents_by_location", f.location_type),
+            ("incidents_by_site", f.site), ("medical_factors", "yes" if f.medical_factors else "no"),
+            ("body_worn_camera", "used" if f.body_worn_camera else "not_used")]
+    rows += [("body_worn_camera_by_site", f.site)] if f.body_worn_camera else []
+    rows += [("sexual_safety", "sexual_assault")] if f.sexual_assault else []
+    rows += [("hate_aggravated", "all")] if f.hate_aggravation else []
+    rows += [("hate_aggravation", a) for a in f.hate_aggravation]
+    rows += [("staff_affected", "all")] * len(f.staff) + [("staff_affected", "injured")] * sum(s.injured for s in f.staff)
+    rows += [("staff_affected_by_staff_group", s.staff_group) for s in f.staff]
+    rows += [("staff_affected_by_ethnic_group", s.ethnic_group) for s in f.staff]
+    if f.subject_id is not None:
+        rows += [("incidents_identified", "all")]
+        rows += [("perpetrator_vulnerability", v) for v in f.vulnerabilities or ("none",)]
+    return rows + _police(f, criteria)
+
+
+def _police(f: IncidentFact, criteria: Iterable[ReferralCriterion]) -> list[Count]:
+    """The referral funnel runs over incidents meeting the criteria only."""
+    if not criteria_met(f, criteria):
+        return [("police", "referred_outside_criteria")] if f.referred else []
+    rows = [("police", "meeting_criteria")]
+    if f.referred:
+        rows.append(("police", "referred"))
+        if f.police_outcome:
+            rows += [("police", "outcome_known"), ("police_outcomes", f.police_outcome)]
+    return rows
+
+
+def decision_counts(decisions: Iterable[DecisionFact], related: Mapping[UUID, IncidentFact]) -> Counter[Count]:
+    """Sanction decisions by kind, and red cards proposed by the perpetrator's vulnerability flags."""
+    counts: Counter[Count] = Counter()
+    for d in decisions:
+        counts[("sanctions", d.kind)] += 1
+        if d.kind == "red_card_proposed":
+            incident = related.get(d.incident_id)
+            flags = ("unknown",) if incident is None else incident.vulnerabilities or ("none",)
+            counts.update(("red_cards_by_vulnerability", v) for v in flags)
+    return counts
+
+
+def active_bans(decisions: Iterable[DecisionFact], at: datetime) -> int:
+    """Bans in force at an instant: imposed before it, not yet ended, rescinded or expired."""
+    ended = {d.sanction_id for d in decisions if d.kind in BAN_ENDINGS and d.decided_at < at}
+    return sum(1 for d in decisions if d.kind == "ban_imposed" and d.sanction_id not in ended
+               and d.starts_at is not None and d.ends_at is not None and d.starts_at < at <= d.ends_at)
+
+
+def repeat_perpetrators(facts: Iterable[IncidentFact]) -> int:
+    """Identified perpetrators with two or more incidents in the window."""
+    per_subject = Counter(f.subject_id for f in facts if f.subject_id and not f.withdrawn)
+    return sum(1 for n in per_subject.values() if n >= 2)
+
+
+def days_to_referral(facts: Iterable[IncidentFact]) -> list[float]:
+    """Days from incident to referral, for incidents with a recorded referral date."""
+    return [(f.referred_at - f.occurred_at).total_seconds() / DAY for f in facts
+            if not f.withdrawn and f.referred_at is not None]
+
+
+def days_to_card(decisions: Iterable[DecisionFact]) -> list[float]:
+    """Days from the triggering incident to each card (yellow 1, yellow 2, red proposed)."""
+    return [(d.decided_at - d.occurred_at).total_seconds() / DAY for d in decisions if d.kind in CARDS]
+
+
+def middle(samples: Sequence[float]) -> float | None:
+    return round(median(samples), 1) if samples else None
+
+
+def row_counts(inputs: Inputs, window: Window) -> tuple[Counter[Count], dict[str, list[float]]]:
+    """All counts for one board row, and the samples its medians come from."""
+    incidents = [f for f in inputs.incidents if window.start <= f.occurred_at < window.end]
+    decided = [d for d in inputs.decisions if window.start <= d.decided_at < window.end]
+    counts = incident_counts(incidents, inputs.criteria) + decision_counts(decided, inputs.related)
+    counts[("sanctions_at_period_end", "active_bans")] = active_bans(inputs.decisions, window.end)
+    counts[("repeat_perpetrators", "subjects")] = repeat_perpetrators(incidents)
+    samples = {"days_to_referral": days_to_referral(incidents), "days_to_card": days_to_card(decided)}
+    return +counts, samples

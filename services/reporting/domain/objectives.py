@@ -1,0 +1,79 @@
+"""Board objectives (EDI High Impact Action 1: SMART objectives): a target per headline figure.
+
+Status is green when the figure meets its target, amber when it misses by no more than
+the tolerance (a fraction of the target), red otherwise, and unknown when the figure is
+suppressed or undefined. The trend compares the last two months that have a figure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class Direction(StrEnum):
+    AT_LEAST = "at_least"
+    AT_MOST = "at_most"
+
+
+@dataclass(frozen=True)
+class Objective:
+    metric: str
+    target: float
+    direction: Direction
+    tolerance: float = 0.1
+
+
+HEADLINE = ("incidents", "police_referral_rate", "charge_rate", "victim_declined_rate", "sexual_safety_share",
+            "body_worn_camera_share", "medical_factors_share", "hate_aggravated_share", "median_days_to_referral",
+            "median_days_to_card", "active_bans_at_period_end", "repeat_perpetrators",
+            "ethnic_minority_share_of_staff_affected", "ethnic_minority_white_gap_per_1000",
+            "incidents_per_1000_staff")
+
+
+def headline(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The headline figures of one rendered board row (incidents plus selected indicators)."""
+    figures = {"incidents": row["incidents"]} | {k: v for k, v in row["indicators"].items() if k in HEADLINE}
+    return {k: figures.get(k) for k in HEADLINE}
+
+
+def number(value: Any) -> float | None:
+    """A figure as a number, or None when it is suppressed or undefined."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def status(objective: Objective, value: Any) -> str:
+    """green, amber, red or unknown."""
+    v = number(value)
+    if v is None:
+        return "unknown"
+    gap = v - objective.target if objective.direction == Direction.AT_LEAST else objective.target - v
+    if gap >= 0:
+        return "green"
+    return "amber" if -gap <= abs(objective.target) * objective.tolerance else "red"
+
+
+def trend(objective: Objective, series: Sequence[Any]) -> str:
+    """improving, worsening or steady towards the target; unknown with fewer than two figures."""
+    known = [v for v in map(number, series) if v is not None]
+    if len(known) < 2:
+        return "unknown"
+    change = known[-1] - known[-2]
+    if change == 0:
+        return "steady"
+    better = change > 0 if objective.direction == Direction.AT_LEAST else change < 0
+    return "improving" if better else "worsening"
+
+
+def assess(objectives: Sequence[Objective], total: Mapping[str, Any],
+           months: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Each objective with the period's figure, its status, and the monthly series and trend."""
+    out = []
+    for o in objectives:
+        series = [m.get(o.metric) for m in months]
+        out.append({"metric": o.metric, "target": o.target, "direction": o.direction.value,
+                    "tolerance": o.tolerance, "value": total.get(o.metric), "status": status(o, total.get(o.metric)),
+                    "trend": trend(o, series), "series": series})
+    return out

@@ -1,0 +1,129 @@
+"""The board pack: one self-contained, printable HTML page with inline SVG charts.
+
+Nothing is fetched from the network. Every figure comes from the suppressed board view,
+so a withheld cell reads "suppressed" here too. Each chart has its own colour (NHS
+palette) so a screenshot test can tell that all four were drawn.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from services.reporting.domain.objectives import HEADLINE
+
+COLOURS = {"trend": "#005eb8", "ethnicity": "#330072", "police": "#007f3b", "sanctions": "#ed8b00"}
+RAG = {"green": "#007f3b", "amber": "#ffb81c", "red": "#da291c", "unknown": "#768692"}
+STYLE = """
+body{font-family:Arial,Helvetica,sans-serif;color:#212b32;margin:24px;max-width:1000px}
+h1{color:#005eb8;margin-bottom:4px}h2{border-bottom:2px solid #005eb8;padding-bottom:4px;margin-top:28px}
+table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #d8dde0;padding:4px 8px;text-align:left}
+.rag{display:inline-block;padding:2px 8px;border-radius:10px;color:#fff;font-weight:bold}
+.note{color:#4c6272;font-size:0.9em}.grid{display:flex;flex-wrap:wrap;gap:16px}
+section{break-inside:avoid}@media print{body{margin:0}h2{break-after:avoid}}
+"""
+
+
+def render(body: dict[str, Any]) -> str:
+    """The whole page for one board view."""
+    totals = body["totals"]
+    where = " · ".join(escape(x) for x in (body.get("organisation"), body.get("site")) if x) or "all organisations"
+    parts = [
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Board pack {escape(body['period'])}</title>",
+        f"<style>{STYLE}</style></head><body>",
+        f"<h1>Violence, aggression and abuse against staff: {escape(body['period'])}</h1>",
+        f"<p class='note'>{where}. Counts from 1 to {body['suppression']['threshold'] - 1} are suppressed, and so is any"
+        " figure that would let one be worked out; a suppressed figure reads \"suppressed\".</p>",
+        _objectives(body), "<div class='grid'>",
+        _section("Incidents by month", _bars("trend", [(m["month"], m["incidents"]) for m in body["months"]])),
+        _section("Staff affected by ethnic group", _bars("ethnicity", _dims(totals, "staff_affected_by_ethnic_group"))),
+        _section("Police referral funnel", _bars("police", _funnel(totals))),
+        _section("Sanctions", _bars("sanctions", _sanctions(totals))),
+        "</div>", _tables(totals), "</body></html>",
+    ]
+    return "".join(parts)
+
+
+def _section(title: str, chart: str) -> str:
+    return f"<section><h2>{escape(title)}</h2>{chart}</section>"
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, dict):
+        return "suppressed"
+    if value is None:
+        return "–"
+    return f"{value:.1%}" if isinstance(value, float) and 0 <= value <= 1 and not float(value).is_integer() else str(value)
+
+
+def _bars(chart: str, items: list[tuple[str, Any]], width: int = 460) -> str:
+    """A horizontal bar chart; a suppressed value is an outlined bar labelled so."""
+    if not items:
+        return "<p class='note'>Nothing to show for this period.</p>"
+    numbers = [v for _, v in items if isinstance(v, (int, float))]
+    top, row, label_w = max(numbers + [1]), 26, 150
+    svg = [f"<svg class='chart' data-chart='{chart}' xmlns='http://www.w3.org/2000/svg' width='{width + label_w + 90}'"
+           f" height='{row * len(items) + 10}' role='img' aria-label='{escape(chart)} chart'>"]
+    for i, (label, value) in enumerate(items):
+        y = 5 + i * row
+        svg.append(f"<text x='{label_w - 6}' y='{y + 16}' font-size='12' text-anchor='end'>{escape(str(label))}</text>")
+        if isinstance(value, (int, float)):
+            w = max(2, int(width * value / top)) if value else 0
+            svg.append(f"<rect x='{label_w}' y='{y}' width='{w}' height='{row - 6}' fill='{COLOURS[chart]}'/>")
+        else:
+            svg.append(f"<rect x='{label_w}' y='{y}' width='40' height='{row - 6}' fill='none' stroke='#768692'"
+                       " stroke-dasharray='3 2'/>")
+            w = 40
+        svg.append(f"<text x='{label_w + w + 6}' y='{y + 16}' font-size='12'>{escape(_shown(value))}</text>")
+    return "".join(svg) + "</svg>"
+
+
+def _dims(row: dict[str, Any], measure: str) -> list[tuple[str, Any]]:
+    return list(row["breakdowns"].get(measure, {}).items())
+
+
+def _funnel(totals: dict[str, Any]) -> list[tuple[str, Any]]:
+    police, outcomes = totals["breakdowns"].get("police", {}), totals["breakdowns"].get("police_outcomes", {})
+    return [("meeting criteria", police.get("meeting_criteria", 0)), ("referred", police.get("referred", 0)),
+            ("outcome known", police.get("outcome_known", 0)), ("charged", outcomes.get("charged", 0)),
+            ("victim declined", outcomes.get("victim_declined", 0))]
+
+
+def _sanctions(totals: dict[str, Any]) -> list[tuple[str, Any]]:
+    cards = totals["breakdowns"].get("sanctions", {})
+    names = [("yellow 1", "yellow_card_1"), ("yellow 2", "yellow_card_2"), ("red proposed", "red_card_proposed"),
+             ("red approved", "ban_imposed"), ("red rejected", "red_card_rejected"), ("rescinded", "rescinded")]
+    return [(label, cards.get(key, 0)) for label, key in names] + [
+        ("active bans at end", totals["indicators"]["active_bans_at_period_end"])]
+
+
+def _objectives(body: dict[str, Any]) -> str:
+    goals = {o["metric"]: o for o in body.get("objectives", [])}
+    rows = ["<section><h2>Headline figures and objectives</h2><table><tr><th>figure</th><th>this period</th>"
+            "<th>objective</th><th>status</th><th>trend</th></tr>"]
+    figures = {"incidents": body["totals"]["incidents"]} | body["totals"]["indicators"]
+    for name in HEADLINE:
+        if name not in figures:
+            continue
+        goal = goals.get(name)
+        target = f"{goal['direction'].replace('_', ' ')} {goal['target']}" if goal else "–"
+        chip = (f"<span class='rag' style='background:{RAG[goal['status']]}'>{goal['status']}</span>"
+                if goal else "–")
+        rows.append(f"<tr><td>{escape(name.replace('_', ' '))}</td><td>{escape(_shown(figures[name]))}</td>"
+                    f"<td>{escape(target)}</td><td>{chip}</td><td>{escape(goal['trend']) if goal else '–'}</td></tr>")
+    return "".join(rows) + "</table></section>"
+
+
+def _tables(totals: dict[str, Any]) -> str:
+    parts = []
+    for title, measure in (("Incidents by category", "incidents_by_category"), ("Incidents by harm", "incidents_by_harm"),
+                           ("Hate aggravation (an incident may have several)", "hate_aggravation"),
+                           ("Staff affected by staff group", "staff_affected_by_staff_group"),
+                           ("Red cards proposed by perpetrator vulnerability", "red_cards_by_vulnerability")):
+        cells = "".join(f"<tr><td>{escape(d.replace('_', ' '))}</td><td>{escape(_shown(v))}</td></tr>"
+                        for d, v in _dims(totals, measure))
+        parts.append(f"<section><h2>{escape(title)}</h2><table>{cells or '<tr><td>none</td></tr>'}</table></section>")
+    sites = totals["indicators"]["body_worn_camera_share_by_site"]
+    cells = "".join(f"<tr><td>{escape(s)}</td><td>{escape(_shown(v))}</td></tr>" for s, v in sites.items())
+    parts.append(f"<section><h2>Body-worn camera footage, share of incidents by site</h2><table>{cells}</table></section>")
+    return "".join(parts)

@@ -1,0 +1,140 @@
+"""Metric definitions pinned on hand-computed fixtures."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.reporting.domain.facts import DecisionFact, IncidentFact, Staff
+from services.reporting.domain.metrics import (
+    Inputs,
+    Window,
+    active_bans,
+    days_to_card,
+    days_to_referral,
+    decision_counts,
+    incident_counts,
+    middle,
+    repeat_perpetrators,
+    row_counts,
+)
+
+T = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
+NURSE_BLACK = Staff("nursing_midwifery", "black", False, False)
+
+
+def fact(**kw) -> IncidentFact:
+    base = dict(incident_id=uuid.uuid4(), subject_id="sub_1", occurred_at=T, organisation="RZA", site="North",
+                location_type="ward", category="verbal_abuse", sexual_assault=False, harm="none",
+                perpetrator_kind="patient", medical_factors=False, age_band="18_to_64", vulnerabilities=(),
+                staff=(NURSE_BLACK,), hate_aggravation=(), body_worn_camera=False, police_informed=False,
+                crime_reference=None, referred_at=None, police_outcome=None, revision=1)
+    return IncidentFact(**base | kw)
+
+
+def decision(kind: str, decided: datetime = T, **kw) -> DecisionFact:
+    d = uuid.uuid4()
+    base = dict(decision_id=d, kind=kind, sanction_id=d, incident_id=uuid.uuid4(), subject_id="sub_1",
+                organisation="RZA", site="North", occurred_at=decided - timedelta(days=2), decided_at=decided)
+    return DecisionFact(**base | kw)
+
+
+def test_incident_breakdowns_count_each_incident_once():
+    counts = incident_counts([fact(), fact(category="weapon", harm="low"), fact(withdrawn=True)])
+    assert counts[("incidents", "all")] == 2
+    assert counts[("incidents_by_category", "verbal_abuse")] == 1 and counts[("incidents_by_category", "weapon")] == 1
+    assert counts[("incidents_by_harm", "none")] == 1 and counts[("incidents_by_site", "North")] == 2
+
+
+def test_staff_are_counted_per_person_affected():
+    two = (NURSE_BLACK, Staff("ambulance", "white", True, False))
+    counts = incident_counts([fact(staff=two), fact()])
+    assert counts[("staff_affected", "all")] == 3 and counts[("staff_affected", "injured")] == 1
+    assert counts[("staff_affected_by_ethnic_group", "black")] == 2
+    assert counts[("staff_affected_by_staff_group", "ambulance")] == 1
+
+
+def test_hate_aggravations_are_multi_label_and_race_is_not_alone():
+    counts = incident_counts([fact(hate_aggravation=("race", "religion")), fact(hate_aggravation=("disability",)), fact()])
+    assert counts[("hate_aggravated", "all")] == 2
+    assert [counts[("hate_aggravation", a)] for a in ("race", "religion", "disability")] == [1, 1, 1]
+
+
+def test_medical_factors_sexual_safety_and_body_worn_camera():
+    counts = incident_counts([fact(medical_factors=True), fact(category="sexual_misconduct", sexual_assault=True),
+                              fact(body_worn_camera=True, site="South")])
+    assert counts[("medical_factors", "yes")] == 1 and counts[("medical_factors", "no")] == 2
+    assert counts[("sexual_safety", "sexual_assault")] == 1
+    assert counts[("body_worn_camera_by_site", "South")] == 1 and counts[("body_worn_camera", "not_used")] == 2
+
+
+def test_police_funnel_runs_over_incidents_meeting_the_criteria():
+    counts = incident_counts([
+        fact(category="physical_assault"),                                           # met, not referred
+        fact(category="weapon", police_informed=True),                               # met, referred
+        fact(category="weapon", referred_at=T, police_outcome="charged"),            # met, referred, charged
+        fact(category="physical_assault", police_informed=True, police_outcome="victim_declined"),
+        fact(police_informed=True),                                                  # verbal abuse: outside criteria
+    ])
+    assert counts[("police", "meeting_criteria")] == 4 and counts[("police", "referred")] == 3
+    assert counts[("police", "outcome_known")] == 2 and counts[("police", "referred_outside_criteria")] == 1
+    assert counts[("police_outcomes", "charged")] == 1 and counts[("police_outcomes", "victim_declined")] == 1
+
+
+def test_days_to_referral_and_its_median():
+    facts = [fact(referred_at=T + timedelta(days=d)) for d in (1, 2, 10)] + [fact(police_informed=True)]
+    assert days_to_referral(facts) == [1.0, 2.0, 10.0] and middle(days_to_referral(facts)) == 2.0
+
+
+def test_sanction_counts_and_red_cards_by_vulnerability():
+    homeless = fact(vulnerabilities=("care_leaver", "homelessness"))
+    decisions = [decision("yellow_card_1"), decision("yellow_card_2"), decision("red_card_proposed"),
+                 decision("red_card_proposed", incident_id=homeless.incident_id), decision("ban_imposed"),
+                 decision("red_card_rejected"), decision("rescinded")]
+    counts = decision_counts(decisions, {homeless.incident_id: homeless})
+    assert counts[("sanctions", "red_card_proposed")] == 2 and counts[("sanctions", "ban_imposed")] == 1
+    assert counts[("red_cards_by_vulnerability", "homelessness")] == 1
+    assert counts[("red_cards_by_vulnerability", "care_leaver")] == 1
+    assert counts[("red_cards_by_vulnerability", "unknown")] == 1
+
+
+def test_active_bans_at_period_end_exclude_ended_and_rescinded():
+    end = datetime(2025, 4, 1, tzinfo=UTC)
+    running = decision("ban_imposed", starts_at=T, ends_at=T + timedelta(days=180))
+    over = decision("ban_imposed", starts_at=T - timedelta(days=200), ends_at=T - timedelta(days=20))
+    rescinded = decision("ban_imposed", starts_at=T, ends_at=T + timedelta(days=180))
+    later = decision("ban_imposed", starts_at=end + timedelta(days=1), ends_at=end + timedelta(days=100))
+    undo = decision("rescinded", decided=T + timedelta(days=5), sanction_id=rescinded.sanction_id)
+    assert active_bans([running, over, rescinded, later, undo], end) == 1
+    assert active_bans([running, over, rescinded, later, undo], T + timedelta(days=1)) == 2
+
+
+def test_repeat_perpetrators_are_identified_subjects_with_two_or_more_incidents():
+    facts = [fact(subject_id="sub_1"), fact(subject_id="sub_1"), fact(subject_id="sub_2"),
+             fact(subject_id=None), fact(subject_id=None), fact(subject_id="sub_3", withdrawn=True),
+             fact(subject_id="sub_3")]
+    assert repeat_perpetrators(facts) == 1
+
+
+def test_days_to_card_counts_cards_only():
+    assert days_to_card([decision("yellow_card_1"), decision("ban_imposed"), decision("red_card_proposed")]) == [2.0, 2.0]
+
+
+@pytest.mark.parametrize(("moment", "counted"), [
+    (datetime(2025, 3, 31, 22, 59, tzinfo=UTC), False),  # 23:59 BST on 31 March: previous financial year
+    (datetime(2025, 3, 31, 23, 0, tzinfo=UTC), True),    # 00:00 BST on 1 April: this one
+    (datetime(2026, 3, 31, 22, 59, tzinfo=UTC), True),
+    (datetime(2026, 3, 31, 23, 0, tzinfo=UTC), False),
+])
+def test_financial_year_window_edges(moment, counted):
+    window = Window("FY2025-26", datetime(2025, 3, 31, 23, tzinfo=UTC), datetime(2026, 3, 31, 23, tzinfo=UTC))
+    counts, _ = row_counts(Inputs([fact(occurred_at=moment)], [], {}), window)
+    assert counts[("incidents", "all")] == (1 if counted else 0)
+
+
+def test_withdrawn_incidents_count_nowhere():
+    gone = replace(fact(category="weapon", subject_id="sub_9"), withdrawn=True)
+    assert incident_counts([gone]) == {}

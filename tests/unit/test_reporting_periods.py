@@ -1,0 +1,51 @@
+"""Reporting periods: months, quarters and the NHS financial year (1 April to 31 March)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from services.reporting.domain.periods import bounds, month_of, month_range, parse
+
+LONDON = ZoneInfo("Europe/London")
+
+
+@pytest.mark.parametrize(("text", "first", "last"), [
+    ("2024-03", date(2024, 3, 1), date(2024, 3, 1)),
+    ("2024-Q1", date(2024, 1, 1), date(2024, 3, 1)),
+    ("2024-Q4", date(2024, 10, 1), date(2024, 12, 1)),
+    ("FY2024-25", date(2024, 4, 1), date(2025, 3, 1)),
+    ("FY1999-00", date(1999, 4, 1), date(2000, 3, 1)),
+])
+def test_periods_cover_whole_months(text, first, last):
+    period = parse(text)
+    assert (period.first, period.last, period.label) == (first, last, text)
+
+
+@pytest.mark.parametrize("text", ["2024-13", "2024-Q5", "FY2024-26", "2024", "fy2024-25"])
+def test_bad_periods_are_refused(text):
+    with pytest.raises(ValueError, match="period"):
+        parse(text)
+
+
+def test_financial_year_has_twelve_months_april_to_march():
+    assert [m.month for m in parse("FY2024-25").months] == [4, 5, 6, 7, 8, 9, 10, 11, 12, 1, 2, 3]
+
+
+def test_financial_year_boundary_is_midnight_on_1_april_london_time():
+    start, end = bounds(parse("FY2024-25"), LONDON)
+    # 1 April 2024 is in British Summer Time: the year starts at 23:00 UTC on 31 March.
+    assert start == datetime(2024, 3, 31, 23, 0, tzinfo=UTC)
+    assert end == datetime(2025, 3, 31, 23, 0, tzinfo=UTC)
+
+
+def test_month_follows_london_time_at_the_boundary():
+    assert month_of(datetime(2026, 5, 31, 23, 30, tzinfo=UTC), LONDON) == date(2026, 6, 1)
+    assert month_of(datetime(2026, 1, 31, 23, 30, tzinfo=UTC), LONDON) == date(2026, 1, 1)
+
+
+def test_month_range_crosses_years():
+    assert month_range(date(2025, 11, 1), date(2026, 2, 1)) == [
+        date(2025, 11, 1), date(2025, 12, 1), date(2026, 1, 1), date(2026, 2, 1)]
