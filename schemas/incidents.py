@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated
 from uuid import UUID
@@ -88,6 +88,7 @@ class HateAggravation(StrEnum):
     SEX = "sex"
 
 
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 OdsCode = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Z0-9]{3,6}$")]
 
@@ -169,6 +170,16 @@ class IncidentFacts(Strict):
     body_worn_camera_used: bool
     police: PoliceDetails | None = None
     hate_aggravation: list[HateAggravation] = Field(default_factory=list, max_length=6)
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _plausible_time(cls, value: datetime) -> datetime:
+        # A report cannot describe the future (a few minutes' clock skew allowed) or predate 2000.
+        if value > datetime.now(UTC) + timedelta(minutes=5):
+            raise ValueError("must not be in the future")
+        if value < EARLIEST:
+            raise ValueError("must be on or after 2000-01-01")
+        return value
 
     @field_validator("hate_aggravation")
     @classmethod

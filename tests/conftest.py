@@ -60,8 +60,20 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
         raise
     pids = recorded_pids(home)
     try:
-        yield read_env(home / "endpoints.env") | {"HOME_DIR": str(home)}
+        yield read_env(home / "endpoints.env") | read_env(home / "dev-secrets.env") | {"HOME_DIR": str(home)}
     finally:
         vanda("down", home=home)
         alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
         assert not alive, f"`vanda down` left processes running: {alive}"
+
+
+def bearer(pipeline: dict[str, str], role: str, subject: str = "tester-1") -> dict[str, str]:
+    """Authorization header for a person with one role, signed with the session's secret."""
+    from vanda.runtime.auth import sign
+
+    return {"Authorization": f"Bearer {sign(pipeline['AUTH_JWT_SECRET'], subject, [role])}"}
+
+
+def source_key(pipeline: dict[str, str]) -> dict[str, str]:
+    """The header an upstream system sends: the development key, allowed for any source."""
+    return {"X-API-Key": pipeline["INTAKE_API_KEY"]}

@@ -13,6 +13,8 @@ stack_app = typer.Typer(help="Local Apache Kafka and PostgreSQL, started without
 schemas_app = typer.Typer(help="Event contracts and their JSON Schema files.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
 app.add_typer(schemas_app, name="schemas")
+keys_app = typer.Typer(help="API keys for upstream systems: shown once, stored as a digest.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 dlq_app = typer.Typer(help="Dead letters: list them, and re-drive them after a fix.", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
 console = Console()
@@ -89,19 +91,22 @@ def serve(
 @app.command()
 def up(home: Home = DEFAULT_HOME, docker: Docker = False) -> dict[str, str]:
     """Start the stack, apply migrations, start the three services; write endpoints.env."""
-    from vanda import fleet, stack
+    from vanda import devsecrets, fleet, stack
     from vanda.runtime.migrate import apply_all
 
     home = home.resolve()
     with console.status("starting Kafka and PostgreSQL"):
         info = stack.up(home, docker=docker)
     apply_all(info.database_url)
+    secrets = devsecrets.load(home)
     with console.status("starting intake, sanctions and reporting"):
-        endpoints = fleet.start(home, info)
+        endpoints = fleet.start(home, info, env=secrets)
     values = {f"{e.name.upper()}_URL": e.url for e in endpoints}
     values |= {"KAFKA_BOOTSTRAP_SERVERS": info.kafka_bootstrap_servers, "DATABASE_URL": info.database_url}
+    values["INTAKE_API_KEY"] = _development_key(home, info.database_url)
     text = "".join(f"{k}={v}\n" for k, v in values.items())
     (home / "endpoints.env").write_text(text)
+    (home / "endpoints.env").chmod(0o600)
     console.print(text + f"(written to {home / 'endpoints.env'})")
     return values
 
@@ -198,3 +203,100 @@ def dlq_replay(topic: Annotated[str, typer.Argument(help="Dead-letter topic, e.g
         raise typer.BadParameter("must be a dead-letter topic ending in .dlq", param_hint="topic")
     count = asyncio.run(dlq.replay(_bootstrap(home), topic, set(only) if only else None))
     console.print(f"replayed {count} dead letter(s) to {topic.removesuffix('.dlq')}")
+
+
+@app.command()
+def token(
+    role: Annotated[list[str], typer.Option(help="sanction_approver, appeals_officer, operations, board_viewer, "
+                                                 "correspondence")],
+    subject: Annotated[str, typer.Option(help="Who the token is for (their staff id).")],
+    home: Home = DEFAULT_HOME,
+    ttl: Annotated[int, typer.Option(help="Seconds the token is valid.")] = 3600,
+) -> None:
+    """Development signer: print a bearer token for the local stack's secret."""
+    from vanda import devsecrets
+    from vanda.runtime.auth import Role, sign
+
+    unknown = [r for r in role if r not in Role.__members__.values()]
+    if unknown:
+        raise typer.BadParameter(f"unknown role(s): {', '.join(unknown)}", param_hint="--role")
+    print(sign(devsecrets.load(home.resolve())["AUTH_JWT_SECRET"], subject, role, ttl))
+
+
+def _database_url(home: Path) -> str:
+    """DATABASE_URL if set, else the local stack's database in `home`."""
+    import os
+
+    from vanda import stack
+
+    if url := os.environ.get("DATABASE_URL"):
+        return url
+    postgres = stack.status(home.resolve()).get("postgres", {})
+    if not postgres.get("running") or not postgres.get("url"):
+        raise typer.BadParameter("no database: set DATABASE_URL or run `vanda up`", param_hint="--home")
+    return str(postgres["url"])
+
+
+def _with_db(url: str, work):  # noqa: ANN001, ANN202 - a small bridge from sync CLI to asyncpg
+    import asyncio
+
+    import asyncpg
+
+    async def run():  # noqa: ANN202
+        conn = await asyncpg.connect(url)
+        try:
+            return await work(conn)
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+def _development_key(home: Path, database_url: str) -> str:
+    """A key for any source on a development stack, kept in the home so `up` reuses it."""
+    from vanda import apikeys
+
+    path = home / "dev-api-key"
+    if path.exists() and _with_db(database_url, lambda c: apikeys.authenticate(c, path.read_text().strip())):
+        return path.read_text().strip()
+    key = _with_db(database_url, lambda c: apikeys.create(c, "development (any source)", [apikeys.ANY_SOURCE]))
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+@keys_app.command("create")
+def keys_create(name: Annotated[str, typer.Option(help="Which upstream system this key is for.")],
+                source: Annotated[list[str], typer.Option(help="source_system names it may submit for.")],
+                home: Home = DEFAULT_HOME) -> None:
+    """Create a key; it is printed once and cannot be shown again."""
+    from vanda import apikeys
+
+    key = _with_db(_database_url(home), lambda c: apikeys.create(c, name, source))
+    console.print("Store this key now; it cannot be shown again:")
+    print(key)
+
+
+@keys_app.command("list")
+def keys_list(home: Home = DEFAULT_HOME) -> None:
+    """List keys (never their secrets)."""
+    from rich.table import Table
+
+    from vanda import apikeys
+
+    table = Table("key id", "name", "sources", "created", "revoked")
+    for row in _with_db(_database_url(home), apikeys.listing):
+        table.add_row(row["key_id"], row["name"], ", ".join(row["sources"]), str(row["created_at"])[:19],
+                      str(row["revoked_at"] or "")[:19])
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id shown by `vanda keys list`.")],
+                home: Home = DEFAULT_HOME) -> None:
+    """Revoke a key at once: its next request gets 401."""
+    from vanda import apikeys
+
+    if not _with_db(_database_url(home), lambda c: apikeys.revoke(c, key_id)):
+        raise typer.BadParameter("no live key with that id", param_hint="key_id")
+    console.print(f"revoked {key_id}")

@@ -17,8 +17,8 @@ from rich.table import Table
 from vanda import synthetic
 
 
-async def send(intake_url: str, reports: list[dict[str, Any]], *, concurrency: int = 8,
-               progress: Progress | None = None) -> tuple[Counter[int], Counter[str]]:
+async def send(intake_url: str, reports: list[dict[str, Any]], *, api_key: str | None = None,
+               concurrency: int = 8, progress: Progress | None = None) -> tuple[Counter[int], Counter[str]]:
     """POST every report, retrying transport failures; count status codes and subjects."""
     statuses: Counter[int] = Counter()
     subjects: Counter[str] = Counter()
@@ -26,7 +26,8 @@ async def send(intake_url: str, reports: list[dict[str, Any]], *, concurrency: i
     for report in reports:
         queue.put_nowait(report)
     task = progress.add_task("incidents", total=len(reports)) if progress else None
-    async with httpx.AsyncClient(base_url=intake_url, timeout=30) as client:
+    headers = {"X-API-Key": api_key} if api_key else {}
+    async with httpx.AsyncClient(base_url=intake_url, timeout=30, headers=headers) as client:
         async def worker() -> None:
             while not queue.empty():
                 report = queue.get_nowait()
@@ -73,7 +74,8 @@ def run(endpoints: dict[str, str], count: int, months: int, console: Console) ->
     before = _count(board(endpoints["REPORTING_URL"], start, end)["totals"]["incidents"])
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
-        statuses, subjects = asyncio.run(send(endpoints["INTAKE_URL"], reports, progress=progress))
+        statuses, subjects = asyncio.run(send(endpoints["INTAKE_URL"], reports,
+                                              api_key=endpoints.get("INTAKE_API_KEY"), progress=progress))
     console.print(f"intake answered: {dict(statuses)}")
     # Intake answers before the events are projected: wait for reporting to catch up.
     figures = wait_for_counts(endpoints["REPORTING_URL"], start, end, before + statuses[202])

@@ -84,6 +84,15 @@ class IncidentStore:
         )
         return Receipt(row["incident_id"], row["subject_id"], row["fingerprint"]) if row else None
 
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self._pool
+
+    async def source_of(self, incident_id: UUID) -> str | None:
+        """The source system an incident came from (None if unknown: the route then answers 404)."""
+        return await self._pool.fetchval("SELECT source_system FROM intake.incidents WHERE incident_id = $1",
+                                         incident_id)
+
     async def find_by_key(self, source_system: str, idempotency_key: str) -> Receipt | None:
         """The incident first stored under an Idempotency-Key, if any."""
         row = await self._pool.fetchrow(

@@ -13,7 +13,7 @@ from services.intake import entrypoints
 from services.intake.adapters import IncidentStore
 from services.intake.config import SERVICE, IntakeSettings
 from services.intake.domain import PseudonymKey
-from vanda.runtime.http import install_error_handlers, ops_router
+from vanda.runtime.http import install_error_handlers, limit_body_size, ops_router
 from vanda.runtime.service import Runtime
 from vanda.runtime.settings import CommonSettings
 
@@ -43,7 +43,9 @@ def create_app(common: CommonSettings | None = None, settings: IntakeSettings | 
 
     app = FastAPI(title="vanda intake", version="1", lifespan=lifespan,
                   description="Takes incident reports, pseudonymises them and publishes incident events.")
+    app.state.require_api_key = settings.require_api_key
     install_error_handlers(app)
+    limit_body_size(app, common.max_body_bytes)
     app.include_router(ops_router(runtime.checks, runtime.refresh_gauges))
     app.include_router(entrypoints.routes())
     return app

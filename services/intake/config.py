@@ -19,3 +19,4 @@ class IntakeSettings(BaseSettings):
         description="HMAC key for subject pseudonyms; set a long random secret in production.",
     )
     pseudonym_key_version: int = Field(1, ge=1, description="Version of the pseudonym key in use.")
+    require_api_key: bool = Field(True, description="Refuse submissions without a valid X-API-Key.")

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from schemas.incidents import IncidentAmendment, IncidentReport, IncidentWithdrawal
 from services.intake import handlers
 from services.intake.domain import InvalidAmendment
+from services.intake.security import SourceKey, check_source
 
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200,
                                               description="Makes a retry safe even without a stable source_ref.")]
@@ -70,10 +71,11 @@ def _submit_route(router: APIRouter) -> None:
     @router.post("/incidents", status_code=202, response_model=IncidentReceipt,
                  responses={409: {"description": "source_ref already used for a different report"},
                             422: {"description": "every invalid field, with the reason"}})
-    async def report_incident(report: IncidentReport, request: Request, response: Response,
+    async def report_incident(report: IncidentReport, request: Request, response: Response, key: SourceKey,
                               idempotency_key: IdempotencyKey = None):
         """Accept an incident report once; a retry (same source_ref or Idempotency-Key) gets the original receipt."""
         deps = request.app.state.deps
+        check_source(key, report.source_system)
         try:
             submitted = await handlers.submit(report, deps.store, deps.key, idempotency_key)
         except handlers.IdempotencyKeyConflict as conflict:
@@ -103,10 +105,12 @@ def _amend_route(router: APIRouter) -> None:
     @router.patch("/incidents/{incident_id}", response_model=AmendmentReceipt,
                   responses=NOT_FOUND | {409: {"description": "the incident was withdrawn"},
                                          422: {"description": "every invalid field, with the reason"}})
-    async def amend_incident(incident_id: UUID, amendment: IncidentAmendment, request: Request):
+    async def amend_incident(incident_id: UUID, amendment: IncidentAmendment, request: Request, key: SourceKey):
         """Correct an incident; every consumer gets the full corrected version."""
         deps = request.app.state.deps
         try:
+            if (source := await deps.store.source_of(incident_id)) is not None:
+                check_source(key, source)
             amended = await handlers.correct(incident_id, amendment, deps.store)
         except handlers.NotFound:
             CORRECTED.labels("amended", "not_found").inc()
@@ -129,11 +133,13 @@ def _amend_route(router: APIRouter) -> None:
 def _withdraw_route(router: APIRouter) -> None:
     @router.post("/incidents/{incident_id}/withdraw", status_code=202, response_model=WithdrawalReceipt,
                  responses=NOT_FOUND | {200: {"description": "already withdrawn; nothing more happens"}})
-    async def withdraw_incident(incident_id: UUID, request: Request, response: Response,
+    async def withdraw_incident(incident_id: UUID, request: Request, response: Response, key: SourceKey,
                                 withdrawal: Annotated[IncidentWithdrawal | None, Body()] = None):
         """Withdraw an incident (entered in error unless a reason is given); consumers undo it."""
         deps = request.app.state.deps
         try:
+            if (source := await deps.store.source_of(incident_id)) is not None:
+                check_source(key, source)
             applied = await handlers.withdraw(incident_id, withdrawal or IncidentWithdrawal(), deps.store)
         except handlers.NotFound:
             CORRECTED.labels("withdrawn", "not_found").inc()

@@ -19,7 +19,8 @@ from services.sanctions import entrypoints, handlers
 from services.sanctions.adapters import SCHEMA
 from services.sanctions.config import SERVICE, SanctionsSettings, load_policy
 from services.sanctions.domain import Policy
-from vanda.runtime.http import install_error_handlers, ops_router
+from vanda.runtime.auth import AuthSettings
+from vanda.runtime.http import install_error_handlers, limit_body_size, ops_router
 from vanda.runtime.service import Runtime
 from vanda.runtime.settings import CommonSettings
 
@@ -78,7 +79,8 @@ def create_app(common: CommonSettings | None = None, settings: SanctionsSettings
                   description="Applies the yellow/red card policy: warnings, proposals, approvals, "
                               "expiry and appeals. Emergency care is never barred.")
     install_error_handlers(app)
+    limit_body_size(app, common.max_body_bytes)
     entrypoints.install_error_handlers(app)
     app.include_router(ops_router(runtime.checks, runtime.refresh_gauges))
-    app.include_router(entrypoints.routes(lambda: holder["deps"]))
+    app.include_router(entrypoints.routes(lambda: holder["deps"], AuthSettings()))
     return app

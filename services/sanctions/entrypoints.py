@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, FastAPI, HTTPException, Path, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request
 from fastapi.responses import JSONResponse
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -25,10 +25,10 @@ from services.sanctions.domain import (
     NotFound,
     Reject,
 )
+from vanda.runtime.auth import AuthSettings, Principal, Role, require
 from vanda.runtime.consumer import EventConsumer
 
 SUBJECT_ID = Path(pattern=r"^sub_[0-9a-f]{40}$", description="Pseudonymous subject id from intake.")
-PersonId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 
 
@@ -37,17 +37,14 @@ class Body(BaseModel):
 
 
 class Review(Body):
-    reviewer: PersonId = Field(description="Id of the authorised reviewer (security manager or clinical lead).")
     reason: Reason = Field(description="Why; kept in the audit log, never published.")
 
 
 class AppealRequest(Body):
-    recorded_by: PersonId
-    grounds: Reason
+    grounds: Reason = Field(description="The subject's grounds; kept in the audit log, never published.")
 
 
 class AppealDecision(Body):
-    decided_by: PersonId
     outcome: AppealOutcome
     reason: Reason
 
@@ -56,9 +53,13 @@ class SchedulerRun(Body):
     now: AwareDatetime | None = Field(None, description="Override the clock (only where the service allows it).")
 
 
-def routes(deps: Callable[[], Any]) -> APIRouter:
-    """Subject view, worklist, and the human decisions on a card."""
+def routes(deps: Callable[[], Any], auth: AuthSettings) -> APIRouter:
+    """Subject view, worklist, and the human decisions on a card (each needs its role)."""
     router = APIRouter(prefix="/v1")
+    # Plain defaults, not local Annotated aliases: annotations here are strings FastAPI resolves globally.
+    approver = Depends(require(Role.SANCTION_APPROVER, auth))
+    appeals = Depends(require(Role.APPEALS_OFFICER, auth))
+    operations = Depends(require(Role.OPERATIONS, auth))
 
     async def act(sanction_id: UUID, cmd: Any, actor: handlers.Actor) -> dict:
         d = deps()
@@ -82,31 +83,31 @@ def routes(deps: Callable[[], Any]) -> APIRouter:
         return {"pending": await handlers.adapters.pending(deps().pool)}
 
     @router.post("/sanctions/{sanction_id}/approve", tags=["sanctions"])
-    async def approve(sanction_id: UUID, body: Review) -> dict:
-        """Approve a proposed red card: the ban starts now, for the policy's length."""
-        return await act(sanction_id, Approve(sanction_id, body.reviewer),
-                         handlers.Actor(body.reviewer, "approve", body.reason))
+    async def approve(sanction_id: UUID, body: Review, who: Principal = approver) -> dict:
+        """Approve a proposed red card (role sanction_approver): the ban starts now, for the policy's length."""
+        return await act(sanction_id, Approve(sanction_id, who.subject),
+                         handlers.Actor(who.subject, "approve", body.reason))
 
     @router.post("/sanctions/{sanction_id}/reject", tags=["sanctions"])
-    async def reject(sanction_id: UUID, body: Review) -> dict:
-        """Decline a proposed red card."""
-        return await act(sanction_id, Reject(sanction_id, body.reviewer),
-                         handlers.Actor(body.reviewer, "reject", body.reason))
+    async def reject(sanction_id: UUID, body: Review, who: Principal = approver) -> dict:
+        """Decline a proposed red card (role sanction_approver)."""
+        return await act(sanction_id, Reject(sanction_id, who.subject),
+                         handlers.Actor(who.subject, "reject", body.reason))
 
     @router.post("/sanctions/{sanction_id}/appeal", tags=["appeals"])
-    async def appeal(sanction_id: UUID, body: AppealRequest) -> dict:
-        """Record the subject's appeal against a card."""
-        return await act(sanction_id, LodgeAppeal(sanction_id, body.recorded_by),
-                         handlers.Actor(body.recorded_by, "appeal", body.grounds))
+    async def appeal(sanction_id: UUID, body: AppealRequest, who: Principal = appeals) -> dict:
+        """Record the subject's appeal against a card (role appeals_officer)."""
+        return await act(sanction_id, LodgeAppeal(sanction_id, who.subject),
+                         handlers.Actor(who.subject, "appeal", body.grounds))
 
     @router.post("/sanctions/{sanction_id}/appeal/decide", tags=["appeals"])
-    async def decide_appeal(sanction_id: UUID, body: AppealDecision) -> dict:
-        """Decide an appeal: upheld rescinds the card, dismissed leaves it."""
-        return await act(sanction_id, DecideAppeal(sanction_id, body.outcome, body.decided_by),
-                         handlers.Actor(body.decided_by, f"appeal_{body.outcome}", body.reason))
+    async def decide_appeal(sanction_id: UUID, body: AppealDecision, who: Principal = appeals) -> dict:
+        """Decide an appeal (role appeals_officer): upheld rescinds the card, dismissed leaves it."""
+        return await act(sanction_id, DecideAppeal(sanction_id, body.outcome, who.subject),
+                         handlers.Actor(who.subject, f"appeal_{body.outcome}", body.reason))
 
     @router.post("/scheduler/run", tags=["operations"])
-    async def run_scheduler(body: SchedulerRun) -> dict:
+    async def run_scheduler(body: SchedulerRun, who: Principal = operations) -> dict:
         """Run review and expiry now (the service also runs them on its own timer)."""
         d = deps()
         if body.now is not None and not d.allow_clock_override:

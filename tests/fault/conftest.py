@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -9,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+import asyncpg
+
 from tests.fault.processes import Service
-from vanda import stack
+from vanda import apikeys, stack
 from vanda.runtime.migrate import apply_all
 
 ROWS: list[tuple[str, ...]] = []
@@ -23,6 +26,7 @@ class Pipeline:
     home: Path
     bootstrap: str
     dsn: str
+    api_key: str = ""
     services: dict[str, Service] = field(default_factory=dict)
     extra: list[Service] = field(default_factory=list)
 
@@ -41,7 +45,8 @@ def broken_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeli
         env = dict(os.environ) | {"KAFKA_BOOTSTRAP_SERVERS": info.kafka_bootstrap_servers,
                                   "DATABASE_URL": info.database_url, "SANCTIONS_SCHEDULER_INTERVAL_S": "3600"}
         (home / "logs").mkdir(exist_ok=True)
-        pipeline = Pipeline(home, info.kafka_bootstrap_servers, info.database_url)
+        pipeline = Pipeline(home, info.kafka_bootstrap_servers, info.database_url,
+                            asyncio.run(_fault_key(info.database_url)))
         for name in ("intake", "sanctions", "reporting"):
             pipeline.services[name] = Service(name, env, home / "logs")
             pipeline.services[name].start()
@@ -52,6 +57,14 @@ def broken_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeli
             service.stop()
         stack.down(home)
         os.environ.update(env_backup)
+
+
+async def _fault_key(dsn: str) -> str:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await apikeys.create(conn, "fault suite", [f"fault-{seed}" for seed in range(10, 30)])
+    finally:
+        await conn.close()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

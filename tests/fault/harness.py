@@ -23,8 +23,8 @@ TOPICS = ("vanda.incidents.v1", "vanda.sanctions.v1")
 GROUPS = ("vanda-sanctions", "vanda-reporting")
 
 
-async def send_all(url: str, reports: list[dict[str, Any]], acked: set[str], *, concurrency: int = 8,
-                   deadline_s: float = 300) -> Counter[int]:
+async def send_all(url: str, reports: list[dict[str, Any]], acked: set[str], *, api_key: str,
+                   concurrency: int = 8, deadline_s: float = 300) -> Counter[int]:
     """POST every report until intake acknowledges it, retrying failures as an upstream system would."""
     queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     for report in reports:
@@ -48,7 +48,7 @@ async def send_all(url: str, reports: list[dict[str, Any]], acked: set[str], *, 
                     statuses[0] += 1
                 await asyncio.sleep(min(0.05 * 2 ** min(attempt, 6), 2))
 
-    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+    async with httpx.AsyncClient(base_url=url, timeout=10, headers={"X-API-Key": api_key}) as client:
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
     return statuses
 

@@ -48,7 +48,7 @@ async def run(pipeline: Pipeline, name: str, seed: int, fault: Callable[[], Awai
                                        source_system=f"fault-{seed}",
                                        sites={organisation: [f"Fault site {seed}a", f"Fault site {seed}b"]}))
     acked: set[str] = set()
-    sender = asyncio.create_task(send_all(pipeline.url("intake"), reports, acked))
+    sender = asyncio.create_task(send_all(pipeline.url("intake"), reports, acked, api_key=pipeline.api_key))
     while len(acked) < INCIDENTS // 3 and not sender.done():
         await asyncio.sleep(0.05)
     await fault()

@@ -8,6 +8,7 @@ import uuid
 import httpx
 import pytest
 
+from tests.conftest import source_key
 from tests.factories import report
 from tests.integration.kafka_reader import read_until
 
@@ -23,14 +24,14 @@ def patient(nhs: str) -> dict:
     return {"kind": "patient", "nhs_number": nhs, "medical_factors": False, "age_band": "18_to_64"}
 
 
-async def call(url: str, method: str, path: str, body: dict | None = None) -> httpx.Response:
-    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+async def call(pipeline, method: str, path: str, body: dict | None = None) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=pipeline["INTAKE_URL"], timeout=30, headers=source_key(pipeline)) as client:
         return await client.request(method, path, json=body)
 
 
 async def submit(pipeline, **overrides) -> dict:
     body = report(narrative=NARRATIVE, **overrides)
-    response = await call(pipeline["INTAKE_URL"], "POST", "/v1/incidents", body)
+    response = await call(pipeline, "POST", "/v1/incidents", body)
     assert response.status_code == 202, response.text
     return response.json()
 
@@ -53,13 +54,13 @@ async def test_amendment_publishes_the_corrected_incident_under_the_same_key(pip
     receipt = await submit(pipeline, perpetrator=patient(AMEND_NHS))
     incident_id, path = receipt["incident_id"], f"/v1/incidents/{receipt['incident_id']}"
 
-    first = await call(pipeline["INTAKE_URL"], "PATCH", path, {"harm": "severe"})
+    first = await call(pipeline, "PATCH", path, {"harm": "severe"})
     assert first.status_code == 200 and first.json() == {
         "incident_id": incident_id, "revision": 2, "changed_fields": ["harm"], "status": "amended"}
-    again = await call(pipeline["INTAKE_URL"], "PATCH", path, {"harm": "severe", "category": "verbal_abuse"})
+    again = await call(pipeline, "PATCH", path, {"harm": "severe", "category": "verbal_abuse"})
     assert again.status_code == 200 and again.json() == {
         "incident_id": incident_id, "revision": 2, "changed_fields": [], "status": "unchanged"}
-    later = await call(pipeline["INTAKE_URL"], "PATCH", path, {"perpetrator": {"medical_factors": True}})
+    later = await call(pipeline, "PATCH", path, {"perpetrator": {"medical_factors": True}})
     assert later.json()["revision"] == 3 and later.json()["changed_fields"] == ["perpetrator.medical_factors"]
 
     # Same key, so in order on one partition: the unchanged PATCH would show up between the two.
@@ -77,25 +78,26 @@ async def test_amendment_publishes_the_corrected_incident_under_the_same_key(pip
 async def test_a_crime_reference_can_arrive_later(pipeline):
     receipt = await submit(pipeline, perpetrator=patient(POLICE_NHS))
     path = f"/v1/incidents/{receipt['incident_id']}"
-    informed = await call(pipeline["INTAKE_URL"], "PATCH", path, {"police": {"informed": True}})
+    informed = await call(pipeline, "PATCH", path, {"police": {"informed": True}})
     assert informed.json()["changed_fields"] == ["police"]
-    reference = await call(pipeline["INTAKE_URL"], "PATCH", path,
+    reference = await call(pipeline, "PATCH", path,
                            {"police": {"informed": True, "crime_reference": "CR/0042/26"}})
     assert reference.json() == {"incident_id": receipt["incident_id"], "revision": 3,
                                 "changed_fields": ["police.crime_reference"], "status": "amended"}
     events = await published(pipeline, receipt["incident_id"], 3)
-    assert events[2][1]["data"]["police"] == {"informed": True, "crime_reference": "CR/0042/26"}
+    assert events[2][1]["data"]["police"] == {"informed": True, "crime_reference": "CR/0042/26",
+                                              "referred_at": None, "outcome": None}
 
 
 async def test_withdrawal_is_published_once_and_stops_amendments(pipeline):
     receipt = await submit(pipeline, perpetrator=patient(WITHDRAW_NHS))
     incident_id, path = receipt["incident_id"], f"/v1/incidents/{receipt['incident_id']}"
 
-    first = await call(pipeline["INTAKE_URL"], "POST", f"{path}/withdraw")
+    first = await call(pipeline, "POST", f"{path}/withdraw")
     assert first.status_code == 202 and first.json() == {"incident_id": incident_id, "status": "withdrawn"}
-    second = await call(pipeline["INTAKE_URL"], "POST", f"{path}/withdraw", {"reason": "duplicate"})
+    second = await call(pipeline, "POST", f"{path}/withdraw", {"reason": "duplicate"})
     assert second.status_code == 200 and second.json() == first.json()
-    refused = await call(pipeline["INTAKE_URL"], "PATCH", path, {"harm": "low"})
+    refused = await call(pipeline, "PATCH", path, {"harm": "low"})
     assert refused.status_code == 409 and refused.json()["error"] == "withdrawn"
 
     # A later incident for the same subject shares the partition, so once it is published
@@ -113,8 +115,8 @@ async def test_unidentified_incident_is_corrected_under_its_incident_id(pipeline
     receipt = await submit(pipeline, perpetrator={"kind": "unknown"})
     incident_id = receipt["incident_id"]
     assert receipt["subject_id"] is None
-    amended = await call(pipeline["INTAKE_URL"], "PATCH", f"/v1/incidents/{incident_id}", {"harm": "low"})
-    withdrawn = await call(pipeline["INTAKE_URL"], "POST", f"/v1/incidents/{incident_id}/withdraw",
+    amended = await call(pipeline, "PATCH", f"/v1/incidents/{incident_id}", {"harm": "low"})
+    withdrawn = await call(pipeline, "POST", f"/v1/incidents/{incident_id}/withdraw",
                            {"reason": "not_an_incident"})
     assert amended.status_code == 200 and withdrawn.status_code == 202
     events = await published(pipeline, incident_id, 3)
@@ -126,21 +128,21 @@ async def test_unidentified_incident_is_corrected_under_its_incident_id(pipeline
 async def test_unknown_incident_is_404(pipeline):
     path = f"/v1/incidents/{uuid.uuid4()}"
     for method, url, body in (("PATCH", path, {"harm": "low"}), ("POST", f"{path}/withdraw", None)):
-        response = await call(pipeline["INTAKE_URL"], method, url, body)
+        response = await call(pipeline, method, url, body)
         assert response.status_code == 404 and response.json()["error"] == "not_found"
 
 
 async def test_invalid_amendment_is_422_naming_the_field_and_publishes_nothing(pipeline):
     receipt = await submit(pipeline, perpetrator=patient(INVALID_NHS))
     path = f"/v1/incidents/{receipt['incident_id']}"
-    assault = await call(pipeline["INTAKE_URL"], "PATCH", path, {"sexual_assault": True})
+    assault = await call(pipeline, "PATCH", path, {"sexual_assault": True})
     assert assault.status_code == 422 and assault.json()["error"] == "validation_failed"
     assert [e["field"] for e in assault.json()["errors"]] == ["sexual_assault"]
-    fixed = await call(pipeline["INTAKE_URL"], "PATCH", path, {"site": "Elsewhere", "harm": "mild"})
+    fixed = await call(pipeline, "PATCH", path, {"site": "Elsewhere", "harm": "mild"})
     assert fixed.status_code == 422 and {e["field"] for e in fixed.json()["errors"]} == {"site", "harm"}
 
     both = {"category": "sexual_misconduct", "sexual_assault": True}
-    valid = await call(pipeline["INTAKE_URL"], "PATCH", path, both)
+    valid = await call(pipeline, "PATCH", path, both)
     assert valid.json()["revision"] == 2
     events = await published(pipeline, receipt["incident_id"], 2)
     assert [kind(e) for _, e in events] == ["reported", "amended"]

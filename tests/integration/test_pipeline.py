@@ -10,6 +10,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from tests.conftest import source_key
 from tests.factories import report
 from tests.integration.kafka_reader import poll, read_until
 
@@ -24,8 +25,8 @@ def subject_of(subject_id: str):
     return lambda r: r.key == subject_id.encode()
 
 
-async def post(url: str, body: dict) -> httpx.Response:
-    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+async def post(pipeline, body: dict) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=pipeline["INTAKE_URL"], timeout=30, headers=source_key(pipeline)) as client:
         return await client.post("/v1/incidents", json=body)
 
 
@@ -42,7 +43,7 @@ async def test_three_incidents_for_one_patient_give_yellow_yellow_red(pipeline):
     site = f"Ladder site {uuid.uuid4().hex[:8]}"
     receipts = []
     for month in ("01", "02", "03"):
-        response = await post(pipeline["INTAKE_URL"], report(
+        response = await post(pipeline, report(
             site=site, occurred_at=f"2026-{month}-10T10:00:00+00:00", perpetrator=patient(LADDER_NHS)))
         assert response.status_code == 202, response.text
         receipts.append(response.json())
@@ -81,7 +82,7 @@ async def test_three_incidents_for_one_patient_give_yellow_yellow_red(pipeline):
 
 async def test_published_incident_carries_no_identifier_or_narrative(pipeline):
     body = report(perpetrator=patient(LADDER_NHS), narrative="Secret narrative text")
-    receipt = (await post(pipeline["INTAKE_URL"], body)).json()
+    receipt = (await post(pipeline, body)).json()
     records = await read_until(pipeline["KAFKA_BOOTSTRAP_SERVERS"], "vanda.incidents.v1",
                                lambda r: receipt["incident_id"].encode() in r.value, 1)
     assert len(records) == 1
@@ -93,10 +94,10 @@ async def test_published_incident_carries_no_identifier_or_narrative(pipeline):
 
 async def test_same_source_ref_twice_is_one_incident(pipeline):
     body = report(perpetrator=patient(LADDER_NHS))
-    first, second = await post(pipeline["INTAKE_URL"], body), await post(pipeline["INTAKE_URL"], body)
+    first, second = await post(pipeline, body), await post(pipeline, body)
     assert first.status_code == second.status_code == 202
     assert first.json() == second.json() and second.headers["Idempotent-Replayed"] == "true"
-    changed = await post(pipeline["INTAKE_URL"], body | {"harm": "severe"})
+    changed = await post(pipeline, body | {"harm": "severe"})
     assert changed.status_code == 409 and changed.json()["incident_id"] == first.json()["incident_id"]
     records = await read_until(pipeline["KAFKA_BOOTSTRAP_SERVERS"], "vanda.incidents.v1",
                                lambda r: first.json()["incident_id"].encode() in r.value, 2, timeout=8)
@@ -105,7 +106,7 @@ async def test_same_source_ref_twice_is_one_incident(pipeline):
 
 async def test_invalid_report_is_422_and_nothing_is_published(pipeline):
     ref = f"bad-{uuid.uuid4()}"
-    response = await post(pipeline["INTAKE_URL"], report(source_ref=ref, category="shouting"))
+    response = await post(pipeline, report(source_ref=ref, category="shouting"))
     assert response.status_code == 422 and response.json()["errors"][0]["field"] == "category"
     records = await read_until(pipeline["KAFKA_BOOTSTRAP_SERVERS"], "vanda.incidents.v1",
                                lambda r: ref.encode() in r.value, 1, timeout=5)
@@ -113,8 +114,8 @@ async def test_invalid_report_is_422_and_nothing_is_published(pipeline):
 
 
 async def test_guards_request_clinical_review_and_safeguarding_not_cards(pipeline):
-    medical = await post(pipeline["INTAKE_URL"], report(perpetrator=patient(GUARD_NHS, medical_factors=True)))
-    child = await post(pipeline["INTAKE_URL"], report(perpetrator=patient(GUARD_NHS, age_band="under_18")))
+    medical = await post(pipeline, report(perpetrator=patient(GUARD_NHS, medical_factors=True)))
+    child = await post(pipeline, report(perpetrator=patient(GUARD_NHS, age_band="under_18")))
     subject = medical.json()["subject_id"]
     assert child.json()["subject_id"] == subject
     records = await read_until(pipeline["KAFKA_BOOTSTRAP_SERVERS"], "vanda.sanctions.v1", subject_of(subject), 2)
@@ -124,7 +125,7 @@ async def test_guards_request_clinical_review_and_safeguarding_not_cards(pipelin
 
 async def test_poison_message_goes_to_dlq_and_the_partition_moves_on(pipeline):
     bootstrap = pipeline["KAFKA_BOOTSTRAP_SERVERS"]
-    first = (await post(pipeline["INTAKE_URL"], report(perpetrator=patient(POISON_NHS)))).json()
+    first = (await post(pipeline, report(perpetrator=patient(POISON_NHS)))).json()
     subject = first["subject_id"]
     await read_until(bootstrap, "vanda.sanctions.v1", subject_of(subject), 1)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
@@ -134,7 +135,7 @@ async def test_poison_message_goes_to_dlq_and_the_partition_moves_on(pipeline):
         await producer.send_and_wait("vanda.incidents.v1", b'{"type": "garbage"', key=subject.encode())
     finally:
         await producer.stop()
-    await post(pipeline["INTAKE_URL"], report(perpetrator=patient(POISON_NHS)))
+    await post(pipeline, report(perpetrator=patient(POISON_NHS)))
     cards = await read_until(bootstrap, "vanda.sanctions.v1", subject_of(subject), 2)
     assert [json.loads(r.value)["data"]["level"] for r in cards] == [1, 2]
     dead = await read_until(bootstrap, "vanda.incidents.v1.dlq", subject_of(subject), 2)

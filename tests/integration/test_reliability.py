@@ -12,7 +12,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from schemas.events import encode, envelope
-from tests.conftest import ROOT
+from tests.conftest import ROOT, source_key
 from tests.factories import incident, report
 from tests.integration.kafka_reader import read_until
 
@@ -20,6 +20,7 @@ pytestmark = pytest.mark.integration
 
 
 async def post(pipeline, body: dict, **headers) -> httpx.Response:
+    headers |= source_key(pipeline)
     async with httpx.AsyncClient(base_url=pipeline["INTAKE_URL"], timeout=30) as client:
         return await client.post("/v1/incidents", json=body, headers=headers)
 

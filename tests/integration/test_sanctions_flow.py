@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 import httpx
 import pytest
 
+from tests.conftest import bearer, source_key
 from tests.factories import report
 from tests.integration.kafka_reader import read_until
 
@@ -24,15 +25,17 @@ def patient(nhs: str, **extra) -> dict:
 async def submit(pipeline, nhs: str, day: int, **extra) -> dict:
     body = report(perpetrator=patient(nhs, **extra.pop("perpetrator", {})),
                   occurred_at=f"2026-04-{day:02d}T10:00:00+01:00", **extra)
-    async with httpx.AsyncClient(base_url=pipeline["INTAKE_URL"], timeout=30) as client:
+    async with httpx.AsyncClient(base_url=pipeline["INTAKE_URL"], timeout=30, headers=source_key(pipeline)) as client:
         response = await client.post("/v1/incidents", json=body)
     assert response.status_code == 202, response.text
     return response.json()
 
 
-async def sanctions_call(pipeline, method: str, path: str, **body) -> httpx.Response:
+async def sanctions_call(pipeline, method: str, path: str, role: str | None = None, subject: str = "tester-1",
+                         **body) -> httpx.Response:
+    headers = bearer(pipeline, role, subject) if role else {}
     async with httpx.AsyncClient(base_url=pipeline["SANCTIONS_URL"], timeout=30) as client:
-        return await client.request(method, path, json=body or None)
+        return await client.request(method, path, json=body or None, headers=headers)
 
 
 async def events_for(pipeline, subject: str, count: int, timeout: float = 60) -> list[dict]:
@@ -53,13 +56,17 @@ async def test_ladder_approval_review_and_expiry(pipeline):
     red = events[2]["data"]["decision_id"]
 
     yellow = events[0]["data"]["decision_id"]
-    refused = await sanctions_call(pipeline, "POST", f"/v1/sanctions/{yellow}/approve", reviewer="sec-1", reason="x")
+    refused = await sanctions_call(pipeline, "POST", f"/v1/sanctions/{yellow}/approve", "sanction_approver",
+                                   reason="x")
     assert refused.status_code == 409 and refused.json()["errors"][0]["field"] == "sanction_id"
     pending = (await sanctions_call(pipeline, "GET", "/v1/sanctions/pending")).json()["pending"]
     assert red in {p["sanction_id"] for p in pending}
 
-    approved = await sanctions_call(pipeline, "POST", f"/v1/sanctions/{red}/approve",
-                                    reviewer="sec-1", reason="Third incident; clinical lead agrees")
+    unauthenticated = await sanctions_call(pipeline, "POST", f"/v1/sanctions/{red}/approve", reason="x")
+    wrong_role = await sanctions_call(pipeline, "POST", f"/v1/sanctions/{red}/approve", "appeals_officer", reason="x")
+    assert unauthenticated.status_code == 401 and wrong_role.status_code == 403
+    approved = await sanctions_call(pipeline, "POST", f"/v1/sanctions/{red}/approve", "sanction_approver",
+                                    "sec-1", reason="Third incident; clinical lead agrees")
     assert approved.status_code == 200 and approved.json()["events"] == [
         "uk.nhs.vanda.sanction.ban_imposed.v1"]
     view = (await sanctions_call(pipeline, "GET", f"/v1/subjects/{subject}")).json()
@@ -67,7 +74,7 @@ async def test_ladder_approval_review_and_expiry(pipeline):
     ends_at = datetime.fromisoformat(view["active_ban"]["ends_at"])
 
     for now in (ends_at - timedelta(days=28), ends_at):
-        run = await sanctions_call(pipeline, "POST", "/v1/scheduler/run", now=now.isoformat())
+        run = await sanctions_call(pipeline, "POST", "/v1/scheduler/run", "operations", now=now.isoformat())
         assert run.status_code == 200 and run.json()["events"] >= 1
     events = await events_for(pipeline, subject, 6)
     assert kinds(events)[3:] == ["ban_imposed", "ban_review_due", "ban_expired"]
@@ -81,7 +88,7 @@ async def test_withdrawal_rescinds_and_re_derives_the_ladder(pipeline):
     second = await submit(pipeline, WITHDRAWN, 6)
     subject = first["subject_id"]
     assert kinds(await events_for(pipeline, subject, 2)) == ["yellow_card_issued:1", "yellow_card_issued:2"]
-    async with httpx.AsyncClient(base_url=pipeline["INTAKE_URL"], timeout=30) as client:
+    async with httpx.AsyncClient(base_url=pipeline["INTAKE_URL"], timeout=30, headers=source_key(pipeline)) as client:
         response = await client.post(f"/v1/incidents/{first['incident_id']}/withdraw",
                                      json={"reason": "entered_in_error"})
     assert response.status_code == 202, response.text
@@ -94,19 +101,19 @@ async def test_withdrawal_rescinds_and_re_derives_the_ladder(pipeline):
 async def test_rejected_red_card_and_upheld_appeal(pipeline):
     weapon = await submit(pipeline, REJECTED, 7, category="weapon")
     red = (await events_for(pipeline, weapon["subject_id"], 1))[0]["data"]["decision_id"]
-    rejected = await sanctions_call(pipeline, "POST", f"/v1/sanctions/{red}/reject", reviewer="lead-2",
-                                    reason="Disproportionate in context")
+    rejected = await sanctions_call(pipeline, "POST", f"/v1/sanctions/{red}/reject", "sanction_approver",
+                                    "lead-2", reason="Disproportionate in context")
     assert rejected.status_code == 200
     assert kinds(await events_for(pipeline, weapon["subject_id"], 2)) == ["red_card_proposed", "red_card_rejected"]
 
     shouted = await submit(pipeline, APPEALED, 8)
     y1 = (await events_for(pipeline, shouted["subject_id"], 1))[0]["data"]["decision_id"]
-    lodged = await sanctions_call(pipeline, "POST", f"/v1/sanctions/{y1}/appeal", recorded_by="pals-1",
+    lodged = await sanctions_call(pipeline, "POST", f"/v1/sanctions/{y1}/appeal", "appeals_officer", "pals-1",
                                   grounds="Was not there")
-    decided = await sanctions_call(pipeline, "POST", f"/v1/sanctions/{y1}/appeal/decide", decided_by="appeals-1",
-                                   outcome="upheld", reason="CCTV shows someone else")
+    decided = await sanctions_call(pipeline, "POST", f"/v1/sanctions/{y1}/appeal/decide", "appeals_officer",
+                                   "appeals-1", outcome="upheld", reason="CCTV shows someone else")
     assert lodged.status_code == decided.status_code == 200
-    assert (await sanctions_call(pipeline, "POST", f"/v1/sanctions/{y1}/appeal/decide", decided_by="appeals-1",
+    assert (await sanctions_call(pipeline, "POST", f"/v1/sanctions/{y1}/appeal/decide", "appeals_officer",
                                  outcome="upheld", reason="again")).status_code == 409
     events = await events_for(pipeline, shouted["subject_id"], 4)
     assert kinds(events) == ["yellow_card_issued:1", "appeal_lodged", "appeal_decided", "rescinded"]
@@ -122,7 +129,7 @@ async def test_children_and_staff_are_never_carded(pipeline):
 
 async def test_unknown_sanction_is_404(pipeline):
     response = await sanctions_call(pipeline, "POST", "/v1/sanctions/00000000-0000-0000-0000-000000000000/approve",
-                                    reviewer="a", reason="b")
+                                    "sanction_approver", reason="b")
     assert response.status_code == 404 and response.json()["error"] == "not_found"
 
 

@@ -213,3 +213,15 @@ def test_same_inputs_give_the_same_decisions():
     incs = [record(0), record(1), record(2)]
     first = [(d.decision_id, d.event_type) for d in feed(incs)[1]]
     assert first == [(d.decision_id, d.event_type) for d in feed(incs)[1]]
+
+
+def test_a_newer_approved_ban_supersedes_an_older_one():
+    state, decisions = feed([record(0, category="weapon")])
+    state, _ = feed([Approve(decisions[0].decision_id, "r")], state)
+    ends = state.active_ban().ends_at
+    # An incident after the old ban's end, before the scheduler has expired it.
+    state, decisions = feed([record((ends - T0).days + 10, category="weapon")], state)
+    assert names(decisions) == [RED]
+    state, decisions = feed([Approve(decisions[0].decision_id, "r")], state)
+    assert names(decisions) == ["ban_expired", "ban_imposed"] and decisions[0].rule == "ban.superseded"
+    assert sum(c.status == CardStatus.ACTIVE for c in state.cards) == 1

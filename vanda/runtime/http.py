@@ -64,3 +64,26 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_failed)  # type: ignore[arg-type]
     for error in TRANSIENT_DB_ERRORS:
         app.add_exception_handler(error, _unavailable)
+
+
+def limit_body_size(app: FastAPI, max_bytes: int) -> None:
+    """Refuse bodies over `max_bytes` with 413 before reading them (hostile or broken clients)."""
+
+    @app.middleware("http")
+    async def _limit(request: Request, call_next):  # type: ignore[no-untyped-def]
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
+            return _too_large(max_bytes)
+        if declared is None and request.method in ("POST", "PUT", "PATCH"):
+            body = b""
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > max_bytes:
+                    return _too_large(max_bytes)
+            request._body = body  # already read: let the route see it
+        return await call_next(request)
+
+
+def _too_large(max_bytes: int) -> JSONResponse:
+    return JSONResponse({"error": "too_large", "errors": [
+        {"field": "(body)", "reason": f"request body over {max_bytes} bytes"}]}, status_code=413)

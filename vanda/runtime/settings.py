@@ -20,3 +20,4 @@ class CommonSettings(BaseSettings):
     relay_batch: int = Field(500, ge=1, description="Most outbox rows published per round.")
     consumer_max_records: int = Field(500, ge=1, description="Most records handled per batch.")
     log_level: str = Field("INFO", description="Python logging level.")
+    max_body_bytes: int = Field(256 * 1024, ge=1024, description="Largest HTTP request body accepted.")

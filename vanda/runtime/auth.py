@@ -1,0 +1,72 @@
+"""People's access: signed JWT bearer tokens carrying roles.
+
+Tokens are HS256-signed with a secret from settings; `vanda token` is a development
+signer. Each protected route names the role it needs; the token's subject is the actor
+written to the audit tables.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+
+import jwt
+from fastapi import HTTPException, Request
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ISSUER = "vanda"
+AUDIENCE = "vanda"
+
+
+class Role(StrEnum):
+    SANCTION_APPROVER = "sanction_approver"
+    APPEALS_OFFICER = "appeals_officer"
+    OPERATIONS = "operations"
+    BOARD_VIEWER = "board_viewer"
+    CORRESPONDENCE = "correspondence"
+
+
+class AuthSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AUTH_", extra="ignore")
+
+    jwt_secret: SecretStr | None = Field(None, description="HS256 key; unset refuses every person-facing route.")
+
+
+@dataclass(frozen=True)
+class Principal:
+    subject: str
+    roles: frozenset[str]
+
+
+def sign(secret: str, subject: str, roles: list[str], ttl_s: int = 3600) -> str:
+    """A token for `subject` with `roles`, valid for `ttl_s` seconds."""
+    now = int(time.time())
+    claims = {"sub": subject, "roles": roles, "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + ttl_s}
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def verify(secret: str, token: str) -> Principal:
+    """The principal a valid token names; raises jwt.InvalidTokenError otherwise."""
+    claims = jwt.decode(token, secret, algorithms=["HS256"], audience=AUDIENCE, issuer=ISSUER,
+                        options={"require": ["sub", "exp", "roles"]})
+    return Principal(str(claims["sub"]), frozenset(str(r) for r in claims["roles"]))
+
+
+def require(role: Role, settings: AuthSettings):  # noqa: ANN201 - a FastAPI dependency
+    """Dependency: 401 without a valid token, 403 without `role`."""
+
+    def check(request: Request) -> Principal:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if settings.jwt_secret is None or scheme.lower() != "bearer" or not token:
+            raise HTTPException(401, detail="a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+        try:
+            principal = verify(settings.jwt_secret.get_secret_value(), token)
+        except jwt.InvalidTokenError as exc:
+            raise HTTPException(401, detail=f"invalid token: {exc}", headers={"WWW-Authenticate": "Bearer"}) from None
+        if role not in principal.roles:
+            raise HTTPException(403, detail=f"the {role} role is required")
+        return principal
+
+    return check
