@@ -1,7 +1,7 @@
 """Static checks of the container deployment.
 
-Covers docker-compose.yml, deploy/Dockerfile, deploy/prometheus.yml and
-.dockerignore without a Docker engine: the compose file is validated against the
+Covers docker-compose.yml, deploy/Dockerfile (one build target per image),
+deploy/prometheus/, deploy/grafana/ and .dockerignore without a Docker engine: the compose file is validated against the
 Compose Specification JSON schema vendored in check-jsonschema, and the wiring
 between the files (connection settings, start order, published ports, scrape
 targets, base image) is asserted directly, so a rename or a dropped setting in
@@ -12,11 +12,12 @@ one file fails here instead of at `docker compose up`.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,10 +27,13 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
-PROMETHEUS = ROOT / "deploy" / "prometheus.yml"
+PROMETHEUS = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+GRAFANA = ROOT / "deploy" / "grafana"
 DOCKERIGNORE = ROOT / ".dockerignore"
 
 HTTP_SERVICES = ("intake", "sanctions", "reporting")
+# Services built from deploy/Dockerfile, each from the build target of its own name.
+BUILT = ("migrate", *HTTP_SERVICES)
 HOST_PORTS = {"intake": 8001, "sanctions": 8002, "reporting": 8003}
 LOOPBACK = "127.0.0.1"
 
@@ -108,6 +112,22 @@ def _published(service: dict[str, Any]) -> list[tuple[str, int, int]]:
     return out
 
 
+def _host_path(service: dict[str, Any], container_path: str) -> Path | None:
+    """The repository file or folder a bind mount puts at `container_path`, if any."""
+    best: tuple[str, str] | None = None
+    for volume in service.get("volumes", []):
+        source, target = str(volume).split(":")[:2]
+        if not source.startswith((".", "/")):
+            continue  # a named volume
+        if container_path == target or container_path.startswith(target.rstrip("/") + "/"):
+            if best is None or len(target) > len(best[1]):
+                best = (source, target)
+    if best is None:
+        return None
+    source, target = best
+    return (ROOT / source / container_path[len(target):].lstrip("/")).resolve()
+
+
 def _listeners(value: str) -> dict[str, tuple[str, int]]:
     """`NAME://host:port,...` as {NAME: (host, port)}."""
     result = {}
@@ -150,7 +170,7 @@ def _dockerfile_instructions() -> list[tuple[str, str]]:
 
 
 def _stages() -> list[dict[str, Any]]:
-    """Each build stage: its resolved base image, its name and its instructions."""
+    """Each build stage: its resolved base image, its name, its parent stage and its instructions."""
     global_args: dict[str, str] = {}
     stages: list[dict[str, Any]] = []
     for keyword, args in _dockerfile_instructions():
@@ -161,14 +181,36 @@ def _stages() -> list[dict[str, Any]]:
             words = [w for w in args.split() if not w.startswith("--")]
             image = re.sub(r"\$\{?(\w+)\}?", lambda m: global_args.get(m.group(1), m.group(0)), words[0])
             name = words[2] if len(words) >= 3 and words[1].lower() == "as" else None
-            # `FROM builder` refers to an earlier stage: inherit its base image.
+            # `FROM runtime` refers to an earlier stage: inherit its base image.
+            parent = None
             for stage in stages:
                 if stage["name"] == image:
-                    image = stage["image"]
-            stages.append({"image": image, "name": name, "instructions": []})
+                    image, parent = stage["image"], stage["name"]
+            stages.append({"image": image, "name": name, "parent": parent, "instructions": []})
         elif stages:
             stages[-1]["instructions"].append((keyword, args))
     return stages
+
+
+def _stage(name: str) -> dict[str, Any]:
+    """A named stage, with the instructions it inherits from its parent stages first."""
+    by_name = {stage["name"]: stage for stage in _stages() if stage["name"]}
+    assert name in by_name, f"deploy/Dockerfile has no stage named {name!r}"
+    chain = [by_name[name]]
+    while chain[-1]["parent"]:
+        chain.append(by_name[chain[-1]["parent"]])
+    inherited = [pair for stage in reversed(chain) for pair in stage["instructions"]]
+    return {**by_name[name], "instructions": inherited}
+
+
+def _last(stage: dict[str, Any], keyword: str) -> str | None:
+    """The arguments of the stage's last `keyword` instruction (the one that takes effect)."""
+    found = [args for key, args in stage["instructions"] if key == keyword]
+    return found[-1] if found else None
+
+
+def _exec_form(args: str) -> list[str]:
+    return json.loads(args)
 
 
 def _python_version(image: str) -> tuple[int, int] | None:
@@ -224,7 +266,24 @@ def test_compose_file_has_no_obsolete_version_key(compose: dict[str, Any]) -> No
 
 def test_migrate_and_the_three_services_are_built_from_the_shared_dockerfile(services: dict) -> None:
     built = {name for name, service in services.items() if _built_from_our_dockerfile(service)}
-    assert built == {"migrate", *HTTP_SERVICES}
+    assert built == set(BUILT)
+
+
+def test_each_built_service_is_its_own_image_from_the_target_of_its_name(services: dict) -> None:
+    images = set()
+    for name in BUILT:
+        service = services[name]
+        assert service["build"].get("target") == name, f"{name} must build the {name!r} target"
+        _stage(name)  # the target exists
+        images.add(service["image"])
+    assert len(images) == len(BUILT), "each service gets its own image name"
+
+
+def test_each_image_runs_by_default_what_compose_runs(services: dict) -> None:
+    # `docker run vanda-intake` and Kubernetes without args must start the same thing compose does.
+    for name in BUILT:
+        cmd = _last(_stage(name), "CMD")
+        assert cmd is not None and _exec_form(cmd) == services[name]["command"], name
 
 
 def test_every_service_built_from_the_dockerfile_gets_kafka_and_postgres(services: dict) -> None:
@@ -402,16 +461,68 @@ def test_prometheus_scrapes_only_compose_services(services: dict, prometheus: di
             assert target.rpartition(":")[0] in services, f"{job}: {target}"
 
 
-def test_prometheus_service_loads_this_config_on_loopback(services: dict) -> None:
-    prom = services["prometheus"]
+def _prometheus_config_path(prom: dict[str, Any]) -> str:
     config = "/etc/prometheus/prometheus.yml"
     for arg in prom.get("command") or []:
         if arg.startswith("--config.file="):
             config = arg.partition("=")[2]
-    sources = {v.split(":")[1]: v.split(":")[0] for v in prom["volumes"]}
-    assert config in sources, "deploy/prometheus.yml is not mounted where Prometheus reads its config"
-    assert (ROOT / sources[config]).resolve() == PROMETHEUS.resolve()
+    return config
+
+
+def test_prometheus_service_loads_this_config_on_loopback(services: dict) -> None:
+    prom = services["prometheus"]
+    host = _host_path(prom, _prometheus_config_path(prom))
+    assert host == PROMETHEUS.resolve(), "deploy/prometheus/prometheus.yml is not where Prometheus reads its config"
     assert (LOOPBACK, 9090, 9090) in _published(prom)
+
+
+def test_prometheus_finds_the_rule_files_inside_its_mount(services: dict, prometheus: dict) -> None:
+    prom = services["prometheus"]
+    config_dir = PurePosixPath(_prometheus_config_path(prom)).parent
+    rule_files = prometheus.get("rule_files") or []
+    assert rule_files, "the alert rules are not loaded"
+    for rule_file in rule_files:
+        inside = rule_file if rule_file.startswith("/") else str(config_dir / rule_file)
+        host = _host_path(prom, inside)
+        assert host is not None and host.is_file(), f"{rule_file} is not mounted into the container"
+        assert host.is_relative_to(PROMETHEUS.parent.resolve()), rule_file
+
+
+# --------------------------------------------------------------------------
+# Grafana
+# --------------------------------------------------------------------------
+
+
+def test_grafana_is_pinned_and_published_on_loopback_after_prometheus(services: dict) -> None:
+    grafana = services["grafana"]
+    repository, _, tag = grafana["image"].rpartition(":")
+    assert repository == "grafana/grafana-oss" and re.fullmatch(r"\d+\.\d+\.\d+", tag), grafana["image"]
+    assert (LOOPBACK, 3000, 3000) in _published(grafana)
+    assert grafana["depends_on"]["prometheus"]["condition"] == "service_healthy"
+    # The admin password comes from the environment, with a development default.
+    assert _env(grafana)["GF_SECURITY_ADMIN_PASSWORD"].startswith("${GRAFANA_ADMIN_PASSWORD")
+
+
+def test_grafana_provisioning_is_mounted_and_points_at_compose_prometheus(services: dict) -> None:
+    grafana = services["grafana"]
+    provisioning = _host_path(grafana, "/etc/grafana/provisioning")
+    assert provisioning == (GRAFANA / "provisioning").resolve()
+    datasources = _load_yaml(GRAFANA / "provisioning" / "datasources" / "prometheus.yml")["datasources"]
+    url = urlsplit(datasources[0]["url"])
+    assert url.hostname == "prometheus" and url.hostname in services
+    assert url.port == 9090 and (LOOPBACK, 9090, url.port) in _published(services["prometheus"])
+
+
+def test_grafana_dashboard_provider_reads_the_mounted_dashboards(services: dict) -> None:
+    grafana = services["grafana"]
+    providers = _load_yaml(GRAFANA / "provisioning" / "dashboards" / "vanda.yml")["providers"]
+    for provider in providers:
+        path = provider["options"]["path"]
+        assert _host_path(grafana, path) == (GRAFANA / "dashboards").resolve(), path
+    home = _env(grafana).get("GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH")
+    if home:
+        host = _host_path(grafana, home)
+        assert host is not None and host.is_file(), home
 
 
 # --------------------------------------------------------------------------
@@ -430,13 +541,42 @@ def test_dockerfile_builds_on_python_3_11_or_newer() -> None:
     assert _python_version(stages[-1]["image"]) is not None, stages[-1]["image"]
 
 
-def test_runtime_stage_runs_vanda_as_a_non_root_user() -> None:
-    runtime = _stages()[-1]["instructions"]
-    users = [args for keyword, args in runtime if keyword == "USER"]
-    assert users, "the runtime stage must switch to an unprivileged user"
-    assert users[-1].split(":")[0] not in {"root", "0"}
-    entrypoints = [args for keyword, args in runtime if keyword == "ENTRYPOINT"]
-    assert entrypoints and entrypoints[-1].replace(" ", "") == '["vanda"]'
+@pytest.mark.parametrize("target", [*BUILT, None])
+def test_every_image_runs_vanda_as_a_non_root_user(target: str | None) -> None:
+    # None: the default target, built when no --target is given.
+    stage = _stage(target or _stages()[-1]["name"])
+    user = _last(stage, "USER")
+    assert user is not None, "the image must switch to an unprivileged user"
+    assert user.split(":")[0] not in {"root", "0"}
+    entrypoint = _last(stage, "ENTRYPOINT")
+    assert entrypoint is not None and _exec_form(entrypoint) == ["vanda"]
+
+
+@pytest.mark.parametrize("name", HTTP_SERVICES)
+def test_service_images_health_check_liveness_on_the_port_they_serve(name: str, services: dict) -> None:
+    stage = _stage(name)
+    check = _last(stage, "HEALTHCHECK")
+    assert check is not None and check.split()[0] != "NONE", name
+    port = _container_port(services[name])
+    assert f"127.0.0.1:{port}/healthz" in check, name
+    assert f"EXPOSE {port}" in {f"{k} {a}" for k, a in stage["instructions"]}, name
+
+
+def test_migrate_image_has_no_health_check_to_fail() -> None:
+    check = _last(_stage("migrate"), "HEALTHCHECK")
+    assert check is None or check.split()[0] == "NONE"
+
+
+def test_service_images_share_one_runtime_stage() -> None:
+    # One base to patch: every deployable target descends from the same runtime stage.
+    roots = set()
+    for name in BUILT:
+        stage = _stage(name)
+        by_name = {s["name"]: s for s in _stages() if s["name"]}
+        while stage["parent"] not in (None, "runtime"):
+            stage = by_name[stage["parent"]]
+        roots.add(stage["parent"])
+    assert roots == {"runtime"}
 
 
 def test_dockerignore_keeps_local_state_out_of_the_build_context() -> None:
