@@ -1,0 +1,269 @@
+"""The Kubernetes manifests in deploy/k8s, checked without a cluster.
+
+What is validated: every manifest against the Kubernetes OpenAPI JSON schemas in
+strict mode (no unknown fields), for the oldest and newest Kubernetes minor this
+suite claims, using the schemas the kubernetes-validate package ships (offline); and
+the wiring the schemas cannot see: probes, secrets, settings names, labels and
+selectors, the restricted Pod Security profile, images, the kustomization.
+
+What is not: that kustomize renders the folder (no kustomize binary here), that a
+cluster admits it, or that the pods start. Outside CI a machine without
+kubernetes-validate skips the schema check; in CI (CI=true) it fails instead.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from services.intake.config import IntakeSettings
+from services.reporting.config import ReportingSettings
+from services.sanctions.config import SanctionsSettings
+from vanda.runtime.settings import CommonSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "deploy" / "k8s"
+SERVICES = ("intake", "sanctions", "reporting")
+CONSUMERS = ("sanctions", "reporting")  # their replicas share a topic's partitions
+KUBERNETES_VERSIONS = ("1.29.0", "1.37.0")
+SECRET_SETTINGS = {"DATABASE_URL", "INTAKE_PSEUDONYM_KEY"}
+PORT = 8000
+
+
+def _documents(path: Path) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
+
+
+@pytest.fixture(scope="module")
+def kustomization() -> dict[str, Any]:
+    return _documents(K8S / "kustomization.yaml")[0]
+
+
+@pytest.fixture(scope="module")
+def applied(kustomization: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every object `kubectl apply -k deploy/k8s` creates."""
+    return [doc for name in kustomization["resources"] for doc in _documents(K8S / name)]
+
+
+@pytest.fixture(scope="module")
+def secrets() -> dict[str, set[str]]:
+    """The secrets operators create by hand, by name, with their keys (from secret.example.yaml)."""
+    docs = _documents(K8S / "secret.example.yaml")
+    assert {doc["kind"] for doc in docs} == {"Secret"}
+    return {doc["metadata"]["name"]: set(doc.get("stringData") or doc.get("data") or {}) for doc in docs}
+
+
+def _one(applied: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    found = [d for d in applied if d["kind"] == kind and d["metadata"]["name"] == name]
+    assert len(found) == 1, f"expected one {kind} {name}, found {len(found)}"
+    return found[0]
+
+
+def _pod(workload: dict[str, Any]) -> dict[str, Any]:
+    return workload["spec"]["template"]["spec"]
+
+
+def _container(workload: dict[str, Any]) -> dict[str, Any]:
+    (container,) = _pod(workload)["containers"]
+    return container
+
+
+def _settings_env_names() -> set[str]:
+    names = set()
+    for settings in (CommonSettings, IntakeSettings, SanctionsSettings, ReportingSettings):
+        prefix = settings.model_config.get("env_prefix", "")
+        names |= {f"{prefix}{field}".upper() for field in settings.model_fields}
+    return names
+
+
+# --------------------------------------------------------------------------
+# schemas and the kustomization
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_every_manifest_matches_the_kubernetes_schema_strictly(version: str) -> None:
+    try:
+        import kubernetes_validate
+    except ImportError:
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail("kubernetes-validate is missing: it is a test dependency; CI must not skip this check")
+        pytest.skip("kubernetes-validate is not installed")
+    checked = 0
+    for path in sorted(K8S.glob("*.yaml")):
+        if path.name == "kustomization.yaml":
+            continue
+        for doc in _documents(path):
+            try:
+                kubernetes_validate.validate(doc, version, strict=True)
+            except kubernetes_validate.ValidationError as error:
+                pytest.fail(f"{path.name}: {doc['kind']} {doc['metadata']['name']}: {error.message}")
+            checked += 1
+    assert checked >= 14
+
+
+def test_schema_check_rejects_a_misspelt_probe() -> None:
+    # Guards the check above against passing vacuously.
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    deployment = _documents(K8S / "intake.yaml")[0]
+    probe = _container(deployment)["readinessProbe"]
+    probe["httpGett"] = probe.pop("httpGet")
+    with pytest.raises(kubernetes_validate.ValidationError, match="httpGett"):
+        kubernetes_validate.validate(deployment, KUBERNETES_VERSIONS[-1], strict=True)
+
+
+def test_kustomization_applies_every_manifest_but_the_secret_example(kustomization: dict[str, Any]) -> None:
+    listed = set(kustomization["resources"])
+    on_disk = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+    assert listed == on_disk - {"secret.example.yaml"}, "secrets never go through git"
+    namespace = _documents(K8S / "namespace.yaml")[0]
+    assert kustomization["namespace"] == namespace["metadata"]["name"]
+
+
+def test_kustomization_names_every_image_the_manifests_use(kustomization: dict[str, Any],
+                                                           applied: list[dict[str, Any]]) -> None:
+    used = {_container(d)["image"].rpartition(":")[0] for d in applied if d["kind"] in {"Deployment", "Job"}}
+    assert used == {image["name"] for image in kustomization["images"]}
+    assert used == {f"vanda-{name}" for name in (*SERVICES, "migrate")}
+
+
+# --------------------------------------------------------------------------
+# the three services
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_service_runs_its_own_image_and_command_on_the_probed_port(name: str, applied: list) -> None:
+    container = _container(_one(applied, "Deployment", name))
+    assert container["image"].startswith(f"vanda-{name}:")
+    assert container["args"] == ["serve", name, "--host", "0.0.0.0", "--port", str(PORT)]
+    assert {"name": "http", "containerPort": PORT, "protocol": "TCP"} in container["ports"]
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_readiness_is_readyz_and_liveness_is_healthz(name: str, applied: list) -> None:
+    container = _container(_one(applied, "Deployment", name))
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    # A database outage makes a pod unready, never restarts it: liveness must not be /readyz.
+    startup = container.get("startupProbe", {}).get("httpGet", {})
+    assert startup.get("path", "/healthz") == "/healthz"
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_service_routes_to_its_pods_and_scrape_annotations_match(name: str, applied: list) -> None:
+    deployment = _one(applied, "Deployment", name)
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= labels.items()
+    service = _one(applied, "Service", name)
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    budget = _one(applied, "PodDisruptionBudget", name)
+    assert budget["spec"]["selector"]["matchLabels"] == selector
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(PORT) and annotations["prometheus.io/path"] == "/metrics"
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_rollouts_keep_a_ready_pod_and_outlast_the_drain(name: str, applied: list) -> None:
+    deployment = _one(applied, "Deployment", name)
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    # `vanda serve` drains for 20 s on SIGTERM.
+    assert _pod(deployment)["terminationGracePeriodSeconds"] > 20
+
+
+# --------------------------------------------------------------------------
+# configuration and secrets
+# --------------------------------------------------------------------------
+
+
+def test_config_map_holds_only_known_settings_and_no_secret(applied: list) -> None:
+    data = _one(applied, "ConfigMap", "vanda-config")["data"]
+    unknown = set(data) - _settings_env_names()
+    assert not unknown, f"no setting reads {sorted(unknown)}: a typo?"
+    assert not set(data) & SECRET_SETTINGS
+
+
+def test_secrets_come_from_secret_refs_that_the_example_defines(applied: list, secrets: dict) -> None:
+    for workload in (d for d in applied if d["kind"] in {"Deployment", "Job"}):
+        env = {e["name"]: e for e in _container(workload).get("env", [])}
+        assert "DATABASE_URL" in env, workload["metadata"]["name"]
+        for name in SECRET_SETTINGS & set(env):
+            ref = env[name]["valueFrom"]["secretKeyRef"]
+            assert ref["key"] in secrets[ref["name"]], f"{ref} is not in secret.example.yaml"
+        assert not any("value" in e and e["name"] in SECRET_SETTINGS for e in env.values())
+
+
+def test_only_intake_gets_the_pseudonym_key(applied: list) -> None:
+    for workload in (d for d in applied if d["kind"] in {"Deployment", "Job"}):
+        names = {e["name"] for e in _container(workload).get("env", [])}
+        has_key = "INTAKE_PSEUDONYM_KEY" in names
+        assert has_key == (workload["metadata"]["name"] == "intake"), workload["metadata"]["name"]
+
+
+def test_services_read_the_config_map(applied: list) -> None:
+    for name in SERVICES:
+        sources = _container(_one(applied, "Deployment", name))["envFrom"]
+        assert {"configMapRef": {"name": "vanda-config"}} in sources, name
+
+
+def test_partitions_leave_every_consumer_replica_work(applied: list) -> None:
+    # Replicas of one consumer group beyond the partition count sit idle.
+    partitions = int(_one(applied, "ConfigMap", "vanda-config")["data"]["TOPIC_PARTITIONS"])
+    for name in CONSUMERS:
+        assert _one(applied, "Deployment", name)["spec"]["replicas"] <= partitions, name
+
+
+# --------------------------------------------------------------------------
+# the pods: restricted Pod Security profile, resources
+# --------------------------------------------------------------------------
+
+
+def _workloads(applied: list) -> list[dict[str, Any]]:
+    return [d for d in applied if d["kind"] in {"Deployment", "Job"}]
+
+
+def test_the_namespace_enforces_the_restricted_pod_security_profile(applied: list) -> None:
+    namespace = next(d for d in applied if d["kind"] == "Namespace")
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_every_pod_runs_as_a_non_root_user_without_privileges(applied: list) -> None:
+    for workload in _workloads(applied):
+        name = workload["metadata"]["name"]
+        pod, container = _pod(workload)["securityContext"], _container(workload)["securityContext"]
+        assert pod["runAsNonRoot"] is True and pod["runAsUser"] != 0, name
+        assert pod["seccompProfile"]["type"] == "RuntimeDefault", name
+        assert container["allowPrivilegeEscalation"] is False, name
+        assert container["capabilities"]["drop"] == ["ALL"], name
+        assert container["readOnlyRootFilesystem"] is True, name
+        assert _pod(workload)["automountServiceAccountToken"] is False, name
+
+
+def test_every_container_has_requests_and_limits(applied: list) -> None:
+    for workload in _workloads(applied):
+        resources = _container(workload)["resources"]
+        for bound in ("requests", "limits"):
+            assert {"cpu", "memory"} <= set(resources[bound]), workload["metadata"]["name"]
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_every_pod_migrates_before_its_service_starts(name: str, applied: list) -> None:
+    # A consumer started before its tables exist would dead-letter what it cannot store.
+    deployment = _one(applied, "Deployment", name)
+    (init,) = _pod(deployment)["initContainers"]
+    assert init["args"] == ["migrate"] and init["image"] == _container(deployment)["image"]
+    assert {e["name"] for e in init["env"]} == {"DATABASE_URL"}, "migrations need the database, nothing else"
+    assert init["securityContext"] == _container(deployment)["securityContext"]
+
+
+def test_migrate_job_runs_the_migrations_once_to_completion(applied: list) -> None:
+    job = _one(applied, "Job", "vanda-migrate")
+    assert _container(job)["args"] == ["migrate"]
+    assert _pod(job)["restartPolicy"] in {"OnFailure", "Never"}
+    assert job["spec"]["backoffLimit"] >= 1
