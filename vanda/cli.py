@@ -13,6 +13,8 @@ stack_app = typer.Typer(help="Local Apache Kafka and PostgreSQL, started without
 schemas_app = typer.Typer(help="Event contracts and their JSON Schema files.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
 app.add_typer(schemas_app, name="schemas")
+from vanda.docs_cli import docs as docs_command  # noqa: E402
+app.command("docs")(docs_command)
 keys_app = typer.Typer(help="API keys for upstream systems: shown once, stored as a digest.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 dlq_app = typer.Typer(help="Dead letters: list them, and re-drive them after a fix.", no_args_is_help=True)
