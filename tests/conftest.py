@@ -53,7 +53,8 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
     home = tmp_path_factory.mktemp("vanda-home")
     # Tests drive review and expiry through the scheduler endpoint with a chosen clock.
     try:
-        vanda("up", home=home, env=dict(os.environ) | {"SANCTIONS_ALLOW_CLOCK_OVERRIDE": "true"})
+        vanda("up", home=home, env=dict(os.environ) | {"SANCTIONS_ALLOW_CLOCK_OVERRIDE": "true",
+                                                      "INTAKE_ALLOW_CLOCK_OVERRIDE": "true"})
     except BaseException:
         # A failed start must not leave the servers it did start running after the session.
         subprocess.run([sys.executable, "-m", "vanda", "down", "--home", str(home)], cwd=ROOT, check=False)

@@ -11,7 +11,9 @@ from uuid import UUID
 import asyncpg
 
 from schemas.incidents import IncidentReported, WithdrawalReason
+from services.intake import vault
 from services.intake.domain import Accepted
+from services.intake.vault import Keyring
 from vanda.runtime import outbox
 
 SCHEMA = "intake"
@@ -57,7 +59,7 @@ class IncidentStore:
         self._pool = pool
 
     async def add(self, accepted: Accepted, outgoing: outbox.Outgoing, key_version: int,
-                  idempotency_key: str | None = None) -> Receipt | None:
+                  idempotency_key: str | None = None, identity: tuple[str, Keyring] | None = None) -> Receipt | None:
         """Insert incident and outbox row atomically; None if the source ref or key already exists."""
         event = accepted.event
         async with self._pool.acquire() as conn, conn.transaction():
@@ -73,6 +75,8 @@ class IncidentStore:
             if inserted is None:
                 return None
             await outbox.stage(conn, SCHEMA, [outgoing])
+            if identity is not None and event.subject_id is not None:
+                await vault.remember(conn, event.subject_id, identity[0], event.organisation, identity[1])
         return Receipt(event.incident_id, event.subject_id, accepted.fingerprint)
 
     async def find(self, source_system: str, source_ref: str) -> Receipt | None:

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 from fastapi import FastAPI
 
+from schemas.envelope import utcnow
 from schemas.topics import INCIDENTS, dead_letter
 from services.intake import entrypoints
 from services.intake.adapters import IncidentStore
 from services.intake.config import SERVICE, IntakeSettings
-from services.intake.domain import PseudonymKey
+from services.intake import governance, vault
+from services.intake.vault import Keyring
+from vanda.runtime.auth import AuthSettings
 from vanda.runtime.http import install_error_handlers, limit_body_size, ops_router
 from vanda.runtime.service import Runtime
 from vanda.runtime.settings import CommonSettings
@@ -21,8 +28,28 @@ from vanda.runtime.settings import CommonSettings
 @dataclass
 class Deps:
     store: IncidentStore
-    key: PseudonymKey
+    keyring: Keyring
     wake_relay: Callable[[], None]
+    retention: timedelta
+    allow_clock_override: bool
+
+
+def keyring(settings: IntakeSettings) -> Keyring:
+    keys = {v: k.get_secret_value().encode() for v, k in settings.previous_pseudonym_keys.items()}
+    keys[settings.pseudonym_key_version] = settings.pseudonym_key.get_secret_value().encode()
+    return Keyring(settings.pseudonym_key_version, keys, settings.identity_key.get_secret_value().encode())
+
+
+async def _purge_periodically(deps: Deps, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await vault.purge(deps.store.pool, utcnow(), deps.retention, "retention-timer")
+        except Exception:  # noqa: BLE001 - retried on the next round
+            log.warning("retention purge failed", exc_info=True)
+
+
+log = logging.getLogger(__name__)
 
 
 def create_app(common: CommonSettings | None = None, settings: IntakeSettings | None = None) -> FastAPI:
@@ -34,11 +61,15 @@ def create_app(common: CommonSettings | None = None, settings: IntakeSettings | 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
-        key = PseudonymKey(settings.pseudonym_key.get_secret_value().encode(), settings.pseudonym_key_version)
-        app.state.deps = Deps(IncidentStore(runtime.pool), key, runtime.relay.wake)
+        app.state.deps = deps = Deps(IncidentStore(runtime.pool), keyring(settings), runtime.relay.wake,
+                                     timedelta(days=settings.retention_days), settings.allow_clock_override)
+        timer = asyncio.create_task(_purge_periodically(deps, settings.retention_interval_s))
         try:
             yield
         finally:
+            timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await timer
             await runtime.stop()
 
     app = FastAPI(title="vanda intake", version="1", lifespan=lifespan,
@@ -48,4 +79,5 @@ def create_app(common: CommonSettings | None = None, settings: IntakeSettings | 
     limit_body_size(app, common.max_body_bytes)
     app.include_router(ops_router(runtime.checks, runtime.refresh_gauges))
     app.include_router(entrypoints.routes())
+    app.include_router(governance.routes(AuthSettings()))
     return app

@@ -19,4 +19,12 @@ class IntakeSettings(BaseSettings):
         description="HMAC key for subject pseudonyms; set a long random secret in production.",
     )
     pseudonym_key_version: int = Field(1, ge=1, description="Version of the pseudonym key in use.")
+    previous_pseudonym_keys: dict[int, SecretStr] = Field(
+        default_factory=dict, description="Earlier keys by version (JSON), kept so rotation never splits a subject.")
+    identity_key: SecretStr = Field(
+        SecretStr("development-only-identity-key-change-me"),
+        description="Encrypts stored identifiers (AES-GCM); set a long random secret in production.")
+    retention_days: int = Field(3650, ge=1, description="Narratives and identifiers older than this are purged.")
+    retention_interval_s: float = Field(86400, gt=0, description="How often the retention purge runs.")
+    allow_clock_override: bool = Field(False, description="Let POST /v1/retention/run take a `now` (tests only).")
     require_api_key: bool = Field(True, description="Refuse submissions without a valid X-API-Key.")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,12 +14,6 @@ from pydantic import ValidationError
 
 from schemas.incidents import (IncidentAmended, IncidentAmendment, IncidentReport, IncidentReported,
                                IncidentWithdrawn, PerpetratorFacts, PerpetratorReport, WithdrawalReason)
-
-
-@dataclass(frozen=True)
-class PseudonymKey:
-    secret: bytes
-    version: int
 
 
 @dataclass(frozen=True)
@@ -43,31 +36,24 @@ def normalised_identifier(perpetrator: PerpetratorReport, organisation: str) -> 
     return None
 
 
-def pseudonym(identifier: str, key: PseudonymKey) -> str:
-    """Keyed HMAC-SHA256 pseudonym: stable per person, useless without the key."""
-    digest = hmac.new(key.secret, identifier.encode(), hashlib.sha256).hexdigest()
-    return f"sub_{digest[:40]}"
-
-
 def fingerprint(report: IncidentReport) -> str:
     """Digest of the whole report, to tell a retry from a different report reusing a ref."""
     canonical = orjson.dumps(report.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical).hexdigest()
 
 
-def accept(report: IncidentReport, *, incident_id: UUID, key: PseudonymKey, now: datetime) -> Accepted:
+def accept(report: IncidentReport, *, incident_id: UUID, subject_id: str | None, now: datetime) -> Accepted:
     """Turn a valid report into the event other services may see: no identifiers, no narrative."""
-    identifier = normalised_identifier(report.perpetrator, report.organisation)
     facts = report.model_dump(exclude={"source_ref", "perpetrator", "narrative", "source_system"})
     event = IncidentReported(
         **facts,
         incident_id=incident_id,
-        subject_id=pseudonym(identifier, key) if identifier else None,
+        subject_id=subject_id,
         source_system=report.source_system,
         reported_at=now,
         perpetrator=PerpetratorFacts(
             kind=report.perpetrator.kind,
-            identified=identifier is not None,
+            identified=subject_id is not None,
             medical_factors=report.perpetrator.medical_factors,
             age_band=report.perpetrator.age_band,
             vulnerabilities=report.perpetrator.vulnerabilities,

@@ -77,7 +77,7 @@ def _submit_route(router: APIRouter) -> None:
         deps = request.app.state.deps
         check_source(key, report.source_system)
         try:
-            submitted = await handlers.submit(report, deps.store, deps.key, idempotency_key)
+            submitted = await handlers.submit(report, deps.store, deps.keyring, idempotency_key)
         except handlers.IdempotencyKeyConflict as conflict:
             RECEIVED.labels("conflict").inc()
             return JSONResponse(status_code=422, content={

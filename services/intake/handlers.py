@@ -13,7 +13,9 @@ from schemas.incidents import IncidentAmendment, IncidentReport, IncidentWithdra
 from schemas.topics import INCIDENTS
 from services.intake.adapters import IncidentStore, Receipt
 from services.intake.config import SOURCE
-from services.intake.domain import PseudonymKey, accept, amend, as_reported, fingerprint, withdrawn
+from services.intake import vault
+from services.intake.domain import accept, amend, as_reported, fingerprint, normalised_identifier, withdrawn
+from services.intake.vault import Keyring
 from vanda.runtime.outbox import Outgoing
 
 
@@ -63,14 +65,17 @@ class IdempotencyKeyConflict(Exception):
         self.receipt = receipt
 
 
-async def submit(report: IncidentReport, store: IncidentStore, key: PseudonymKey,
+async def submit(report: IncidentReport, store: IncidentStore, keyring: Keyring,
                  idempotency_key: str | None = None) -> Submitted:
     """Store and queue a new incident, or return the receipt of the one already stored."""
     existing = await _earlier(report, store, idempotency_key)
     if existing is None:
-        accepted = accept(report, incident_id=uuid.uuid4(), key=key, now=utcnow())
+        identifier = normalised_identifier(report.perpetrator, report.organisation)
+        subject_id = await vault.resolve_subject(store.pool, identifier, keyring) if identifier else None
+        accepted = accept(report, incident_id=uuid.uuid4(), subject_id=subject_id, now=utcnow())
         outgoing = _outgoing(accepted.event, accepted.event.incident_id, accepted.event.subject_id)
-        receipt = await store.add(accepted, outgoing, key.version, idempotency_key)
+        identity = (identifier, keyring) if identifier else None
+        receipt = await store.add(accepted, outgoing, keyring.current_version, idempotency_key, identity)
         if receipt is not None:
             return Submitted(receipt, replayed=False)
         # A concurrent request with the same ref or key won the insert: answer as a retry.

@@ -8,10 +8,12 @@ import pytest
 from pydantic import ValidationError
 
 from schemas.incidents import IncidentReport, nhs_number_is_valid
-from services.intake.domain import PseudonymKey, accept, fingerprint, normalised_identifier, pseudonym
+from services.intake.domain import accept, fingerprint, normalised_identifier
+from services.intake.vault import Keyring
 from tests.factories import T0, TEST_NHS_NUMBER, report
 
-KEY = PseudonymKey(b"k" * 32, 1)
+KEYRING = Keyring(1, {1: b"k" * 32}, b"identity")
+SUBJECT = "sub_" + "c" * 40
 
 
 @pytest.mark.parametrize(("number", "valid"), [
@@ -43,9 +45,15 @@ def test_unknown_fields_are_rejected():
 
 def test_pseudonym_is_stable_keyed_and_hides_the_number():
     ident = f"nhs:{TEST_NHS_NUMBER}"
-    assert pseudonym(ident, KEY) == pseudonym(ident, KEY)
-    assert pseudonym(ident, KEY) != pseudonym(ident, PseudonymKey(b"other", 1))
-    assert TEST_NHS_NUMBER not in pseudonym(ident, KEY)
+    digest = KEYRING.digests(ident)[0]
+    assert digest == KEYRING.digests(ident)[0]
+    assert digest != Keyring(1, {1: b"other"}, b"identity").digests(ident)[0]
+    assert TEST_NHS_NUMBER not in digest[1]
+
+
+def test_rotation_looks_up_the_current_key_first_then_newest_previous():
+    ring = Keyring(3, {1: b"one", 2: b"two", 3: b"three"}, b"identity")
+    assert [v for v, _ in ring.digests("nhs:1")] == [3, 2, 1]
 
 
 def test_nhs_number_wins_over_local_id_and_local_ids_are_per_organisation():
@@ -56,7 +64,7 @@ def test_nhs_number_wins_over_local_id_and_local_ids_are_per_organisation():
 
 
 def test_accepted_event_carries_no_identifier_or_narrative():
-    accepted = accept(IncidentReport(**report()), incident_id=uuid.uuid4(), key=KEY, now=T0)
+    accepted = accept(IncidentReport(**report()), incident_id=uuid.uuid4(), subject_id=SUBJECT, now=T0)
     text = accepted.event.model_dump_json()
     assert TEST_NHS_NUMBER not in text and "shouted" not in text
     assert accepted.event.subject_id and accepted.event.perpetrator.identified
@@ -65,7 +73,7 @@ def test_accepted_event_carries_no_identifier_or_narrative():
 
 def test_unidentified_perpetrator_has_no_subject():
     r = IncidentReport(**report(perpetrator={"kind": "unknown"}))
-    accepted = accept(r, incident_id=uuid.uuid4(), key=KEY, now=T0)
+    accepted = accept(r, incident_id=uuid.uuid4(), subject_id=None, now=T0)
     assert accepted.event.subject_id is None and not accepted.event.perpetrator.identified
 
 

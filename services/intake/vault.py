@@ -1,0 +1,88 @@
+"""Pseudonyms that survive key rotation, and the encrypted identity behind each one.
+
+A subject keeps the id its first key gave it: the digest under the current key is looked
+up first, then under each previous key, and the current digest is then recorded for the
+same subject. The identifier itself is stored only encrypted, for correspondence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import asyncpg
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+
+@dataclass(frozen=True)
+class Keyring:
+    current_version: int
+    keys: dict[int, bytes]  # version -> HMAC key, current included
+    identity_key: bytes
+
+    def digests(self, identifier: str) -> list[tuple[int, str]]:
+        """(version, digest) for every key, current first, then newest previous."""
+        order = [self.current_version] + sorted((v for v in self.keys if v != self.current_version), reverse=True)
+        return [(v, hmac.new(self.keys[v], identifier.encode(), hashlib.sha256).hexdigest()) for v in order]
+
+
+def _aead(keyring: Keyring) -> AESGCM:
+    # Any secret string becomes a 256-bit key; rotating it means re-encrypting the table.
+    return AESGCM(hashlib.sha256(keyring.identity_key).digest())
+
+
+async def resolve_subject(conn: asyncpg.Connection | asyncpg.Pool, identifier: str, keyring: Keyring) -> str:
+    """The subject id for an identifier: the one already known under any key, else a new one."""
+    digests = keyring.digests(identifier)
+    for version, digest in digests:
+        known = await conn.fetchval("SELECT subject_id FROM intake.pseudonyms WHERE key_version = $1"
+                                    " AND digest = $2", version, digest)
+        if known:
+            return known
+    return f"sub_{digests[0][1][:40]}"
+
+
+async def remember(conn: asyncpg.Connection, subject_id: str, identifier: str, organisation: str,
+                   keyring: Keyring) -> None:
+    """Record the current digest and the encrypted identifier, inside the caller's transaction."""
+    version, digest = keyring.digests(identifier)[0]
+    await conn.execute("INSERT INTO intake.pseudonyms (key_version, digest, subject_id) VALUES ($1, $2, $3)"
+                       " ON CONFLICT DO NOTHING", version, digest, subject_id)
+    nonce = os.urandom(12)
+    sealed = _aead(keyring).encrypt(nonce, identifier.encode(), subject_id.encode())
+    await conn.execute(
+        "INSERT INTO intake.identities (subject_id, kind, organisation, nonce, ciphertext) VALUES ($1, $2, $3, $4, $5)"
+        " ON CONFLICT (subject_id) DO UPDATE SET nonce = EXCLUDED.nonce, ciphertext = EXCLUDED.ciphertext,"
+        " kind = EXCLUDED.kind, last_seen = now()",
+        subject_id, identifier.split(":", 1)[0], organisation, nonce, sealed)
+
+
+async def reveal(pool: asyncpg.Pool, subject_id: str, keyring: Keyring, actor: str, purpose: str) -> dict | None:
+    """Who a subject is, for a letter; the read is audited whether or not it finds anyone."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("INSERT INTO intake.audit (actor, action, subject_id, purpose) VALUES ($1, $2, $3, $4)",
+                           actor, "identity_read", subject_id, purpose)
+        row = await conn.fetchrow("SELECT kind, organisation, nonce, ciphertext FROM intake.identities"
+                                  " WHERE subject_id = $1", subject_id)
+    if row is None:
+        return None
+    identifier = _aead(keyring).decrypt(bytes(row["nonce"]), bytes(row["ciphertext"]), subject_id.encode()).decode()
+    value = identifier.split(":")[-1]
+    field = "nhs_number" if row["kind"] == "nhs" else "local_id"
+    return {"subject_id": subject_id, field: value, "organisation": row["organisation"]}
+
+
+async def purge(pool: asyncpg.Pool, now: datetime, retention: timedelta, actor: str) -> dict[str, int]:
+    """Drop narratives and identities older than the retention period; events and aggregates stay."""
+    cutoff = now - retention
+    async with pool.acquire() as conn, conn.transaction():
+        narratives = await conn.execute("UPDATE intake.incidents SET narrative = NULL"
+                                        " WHERE narrative IS NOT NULL AND received_at < $1", cutoff)
+        identities = await conn.execute("DELETE FROM intake.identities WHERE last_seen < $1", cutoff)
+        counts = {"narratives": int(narratives.split()[-1]), "identities": int(identities.split()[-1])}
+        await conn.execute("INSERT INTO intake.audit (actor, action, purpose) VALUES ($1, 'retention_purge', $2)",
+                           actor, f"{counts} older than {cutoff.isoformat()}")
+    return counts

@@ -1,0 +1,124 @@
+"""Only known systems submit, only authorised people decide or re-identify, nothing leaks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import httpx
+import pytest
+
+from services.intake.vault import Keyring, remember, resolve_subject
+from tests.conftest import ROOT, bearer, source_key
+from tests.factories import report
+
+pytestmark = pytest.mark.integration
+IDENTIFIED, RETAINED = "9990000204", "9990000212"
+
+
+def cli(pipeline, *args: str) -> str:
+    env = dict(os.environ) | {"DATABASE_URL": pipeline["DATABASE_URL"], "COLUMNS": "250"}
+    result = subprocess.run([sys.executable, "-m", "vanda", *args], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+async def post(pipeline, body: dict, headers: dict) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=pipeline["INTAKE_URL"], timeout=30) as client:
+        return await client.post("/v1/incidents", json=body, headers=headers)
+
+
+async def stored(pipeline, source_ref: str) -> int:
+    conn = await asyncpg.connect(pipeline["DATABASE_URL"])
+    try:
+        return await conn.fetchval("SELECT count(*) FROM intake.incidents WHERE source_ref = $1", source_ref)
+    finally:
+        await conn.close()
+
+
+async def test_api_keys_are_required_scoped_and_revocable(pipeline):
+    key = cli(pipeline, "keys", "create", "--name", "Ward system", "--source", "ward-system").strip().splitlines()[-1]
+    mine, theirs = report(source_system="ward-system"), report(source_system="other-system")
+    assert (await post(pipeline, mine, {})).status_code == 401
+    assert (await post(pipeline, mine, {"X-API-Key": "vk_nope_" + "x" * 30})).status_code == 401
+    assert (await post(pipeline, theirs, {"X-API-Key": key})).status_code == 403
+    assert await stored(pipeline, theirs["source_ref"]) == 0  # nothing kept from a refused request
+    assert (await post(pipeline, mine, {"X-API-Key": key})).status_code == 202
+    key_id = key.split("_")[1]
+    assert key_id in cli(pipeline, "keys", "list") and key.split("_", 2)[2] not in cli(pipeline, "keys", "list")
+    cli(pipeline, "keys", "revoke", key_id)
+    assert (await post(pipeline, report(source_system="ward-system"), {"X-API-Key": key})).status_code == 401
+
+
+async def test_re_identification_needs_the_correspondence_role_and_is_audited(pipeline):
+    receipt = (await post(pipeline, report(perpetrator={"kind": "patient", "nhs_number": IDENTIFIED}),
+                          source_key(pipeline))).json()
+    path = f"/v1/subjects/{receipt['subject_id']}/identity"
+    async with httpx.AsyncClient(base_url=pipeline["INTAKE_URL"], timeout=30) as client:
+        assert (await client.get(path, params={"purpose": "warning letter"})).status_code == 401
+        denied = await client.get(path, params={"purpose": "x1x"}, headers=bearer(pipeline, "board_viewer"))
+        assert denied.status_code == 403
+        found = await client.get(path, params={"purpose": "yellow card letter to patient and GP"},
+                                 headers=bearer(pipeline, "correspondence", "letters-1"))
+    assert found.status_code == 200 and found.json()["nhs_number"] == IDENTIFIED
+    conn = await asyncpg.connect(pipeline["DATABASE_URL"])
+    try:
+        audit = await conn.fetch("SELECT actor, purpose FROM intake.audit WHERE subject_id = $1", receipt["subject_id"])
+        raw = await conn.fetchval("SELECT ciphertext FROM intake.identities WHERE subject_id = $1",
+                                  receipt["subject_id"])
+    finally:
+        await conn.close()
+    assert ("letters-1", "yellow card letter to patient and GP") in [(r["actor"], r["purpose"]) for r in audit]
+    assert IDENTIFIED.encode() not in bytes(raw)  # stored encrypted
+
+
+async def test_retention_purges_narratives_and_identities_but_keeps_the_incident(pipeline):
+    receipt = (await post(pipeline, report(perpetrator={"kind": "patient", "nhs_number": RETAINED}),
+                          source_key(pipeline))).json()
+    later = (datetime.now(UTC) + timedelta(days=4000)).isoformat()
+    async with httpx.AsyncClient(base_url=pipeline["INTAKE_URL"], timeout=30) as client:
+        assert (await client.post("/v1/retention/run", json={"now": later})).status_code == 401
+        purged = await client.post("/v1/retention/run", json={"now": later}, headers=bearer(pipeline, "operations"))
+        gone = await client.get(f"/v1/subjects/{receipt['subject_id']}/identity", params={"purpose": "letter"},
+                                headers=bearer(pipeline, "correspondence"))
+    assert purged.status_code == 200 and purged.json()["identities"] >= 1 and purged.json()["narratives"] >= 1
+    assert gone.status_code == 404
+    conn = await asyncpg.connect(pipeline["DATABASE_URL"])
+    try:
+        row = await conn.fetchrow("SELECT narrative, subject_id FROM intake.incidents WHERE incident_id = $1",
+                                  __import__("uuid").UUID(receipt["incident_id"]))
+    finally:
+        await conn.close()
+    assert row["narrative"] is None and row["subject_id"] == receipt["subject_id"]
+
+
+async def test_key_rotation_keeps_a_subject_s_history_together(pipeline):
+    old = Keyring(1, {1: b"old-key"}, b"identity")
+    rotated = Keyring(2, {1: b"old-key", 2: b"new-key"}, b"identity")
+    retired = Keyring(2, {2: b"new-key"}, b"identity")
+    conn = await asyncpg.connect(pipeline["DATABASE_URL"])
+    try:
+        async with conn.transaction():
+            first = await resolve_subject(conn, "nhs:9990000220", old)
+            await remember(conn, first, "nhs:9990000220", "RZA", old)
+        async with conn.transaction():
+            after_rotation = await resolve_subject(conn, "nhs:9990000220", rotated)
+            await remember(conn, after_rotation, "nhs:9990000220", "RZA", rotated)
+        after_retirement = await resolve_subject(conn, "nhs:9990000220", retired)
+    finally:
+        await conn.close()
+    assert first == after_rotation == after_retirement
+
+
+async def test_oversized_and_implausible_reports_are_refused(pipeline):
+    big = report(narrative="x" * 9000) | {"padding": "y" * 300_000}
+    assert (await post(pipeline, big, source_key(pipeline))).status_code == 413
+    future = await post(pipeline, report(occurred_at=(datetime.now(UTC) + timedelta(days=2)).isoformat()),
+                        source_key(pipeline))
+    ancient = await post(pipeline, report(occurred_at="1999-12-31T23:00:00+00:00"), source_key(pipeline))
+    assert future.status_code == ancient.status_code == 422
+    assert "future" in future.text and "2000" in ancient.text
