@@ -40,7 +40,8 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-async def create_pool(dsn: str, *, max_size: int = 10, wait_s: float = 60) -> asyncpg.Pool:
+async def create_pool(dsn: str, *, max_size: int = 10, wait_s: float = 60,
+                      ssl: object = False) -> asyncpg.Pool:
     """Open a pool, retrying for up to `wait_s` seconds while the server is unreachable."""
     async for attempt in AsyncRetrying(
         retry=retry_if_exception_type(TRANSIENT_DB_ERRORS),
@@ -50,7 +51,7 @@ async def create_pool(dsn: str, *, max_size: int = 10, wait_s: float = 60) -> as
     ):
         with attempt:
             return await asyncpg.create_pool(
-                dsn, min_size=1, max_size=max_size, init=_init_connection, command_timeout=30
+                dsn, min_size=1, max_size=max_size, init=_init_connection, command_timeout=30, ssl=ssl or None
             )
     raise AssertionError("unreachable")
 

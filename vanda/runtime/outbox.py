@@ -121,9 +121,10 @@ class Relay:
             return await conn.fetchval(f"SELECT count(*) FROM {self._schema}.outbox WHERE sent_at IS NULL")
 
 
-def idempotent_producer(bootstrap: str, client_id: str) -> AIOKafkaProducer:
+def idempotent_producer(bootstrap: str, client_id: str, **transport: Any) -> AIOKafkaProducer:
     """A producer that never duplicates or reorders on retry (acks=all)."""
     return AIOKafkaProducer(
+        **transport,
         bootstrap_servers=bootstrap,
         client_id=client_id,
         enable_idempotence=True,

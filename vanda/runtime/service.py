@@ -15,6 +15,7 @@ from vanda.runtime.consumer import Apply, EventConsumer
 from vanda.runtime.outbox import Relay, idempotent_producer
 from vanda.runtime.settings import CommonSettings
 from vanda.runtime.topics import ensure_topics
+from vanda.runtime.transport import TransportSettings, faststream_security, kafka_options, postgres_ssl
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,9 @@ class Runtime:
     def __init__(self, name: str, settings: CommonSettings, topics: list[str]) -> None:
         self.name, self.settings, self.topics = name, settings, topics
         # Per-message "Received"/"Processed" lines go to DEBUG: at INFO they drown everything else.
+        self.transport = TransportSettings()
         self.broker = KafkaBroker(settings.kafka_bootstrap_servers, client_id=f"vanda-{name}", logger=log,
+                                  security=faststream_security(self.transport),
                                   log_level=logging.DEBUG)
         self.producer: AIOKafkaProducer | None = None  # aiokafka needs a running loop
         self.pool: asyncpg.Pool | None = None
@@ -42,10 +45,11 @@ class Runtime:
     async def start(self) -> None:
         """Connect everything; the broker's subscribers start last, once state is reachable."""
         s = self.settings
-        self.pool = await db.create_pool(s.database_url, max_size=s.db_pool_max)
+        self.pool = await db.create_pool(s.database_url, max_size=s.db_pool_max, ssl=postgres_ssl(self.transport))
+        kafka = kafka_options(self.transport)
         await ensure_topics(s.kafka_bootstrap_servers, self.topics,
-                            partitions=s.topic_partitions, replication=s.topic_replication_factor)
-        self.producer = idempotent_producer(s.kafka_bootstrap_servers, f"vanda-{self.name}")
+                            partitions=s.topic_partitions, replication=s.topic_replication_factor, **kafka)
+        self.producer = idempotent_producer(s.kafka_bootstrap_servers, f"vanda-{self.name}", **kafka)
         await self.producer.start()
         self.relay = Relay(self.pool, self.producer, self.name, batch=s.relay_batch, interval_s=s.relay_interval_s)
         self._relay_task = asyncio.create_task(self.relay.run(), name=f"{self.name}-relay")
