@@ -12,6 +12,7 @@ from datetime import datetime
 
 import asyncpg
 from fastapi import FastAPI
+from prometheus_client import Counter, Gauge
 
 from schemas.envelope import utcnow
 from schemas.topics import INCIDENTS, SANCTIONS, dead_letter
@@ -36,13 +37,30 @@ class Deps:
     allow_clock_override: bool
 
 
+SCHEDULER_RUNS = Counter("vanda_scheduler_runs_total", "Review and expiry rounds, by outcome.", ["outcome"])
+PENDING = Gauge("vanda_pending_approvals", "Red cards waiting for an authorised reviewer.")
+PENDING_AGE = Gauge("vanda_oldest_pending_approval_age_seconds", "How long the oldest red card has waited.")
+
+
+async def _refresh_pending(pool: asyncpg.Pool) -> None:
+    row = await pool.fetchrow(
+        "SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(d.decided_at)), 0) AS age"
+        " FROM sanctions.cards c JOIN sanctions.decisions d ON d.decision_id = c.sanction_id"
+        " WHERE c.status = 'proposed'")
+    PENDING.set(row["n"])
+    PENDING_AGE.set(float(row["age"]))
+
+
 async def _scheduler(deps: Deps, interval: float) -> None:
     while True:
         try:
-            if sent := await handlers.run_scheduler(deps.pool, deps.policy, deps.clock()):
+            sent = await handlers.run_scheduler(deps.pool, deps.policy, deps.clock())
+            SCHEDULER_RUNS.labels("ok").inc()
+            if sent:
                 deps.wake_relay()
                 log.info("scheduler sent %d events", sent)
         except Exception:  # noqa: BLE001 - a failed round is retried on the next tick
+            SCHEDULER_RUNS.labels("failed").inc()
             log.warning("scheduler round failed", exc_info=True)
         await asyncio.sleep(interval)
 
@@ -66,6 +84,7 @@ def create_app(common: CommonSettings | None = None, settings: SanctionsSettings
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
         holder["deps"] = Deps(runtime.pool, policy, clock, runtime.relay.wake, settings.allow_clock_override)
+        runtime.refreshers.append(lambda: _refresh_pending(runtime.pool))
         timer = asyncio.create_task(_scheduler(holder["deps"], settings.scheduler_interval_s))
         try:
             yield

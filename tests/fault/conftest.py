@@ -17,7 +17,7 @@ from vanda import apikeys, stack
 from vanda.runtime.migrate import apply_all
 
 ROWS: list[tuple[str, ...]] = []
-HEADER = ("fault", "acked", "stored", "lost", "cards = undisturbed", "board = topics", "re-sent ids",
+HEADER = ("fault", "acked", "stored", "lost", "cards = undisturbed", "board = topics", "re-sent ids so far",
           "ids with 2 contents", "held")
 
 

@@ -154,6 +154,10 @@ async def test_each_service_is_ready_and_exposes_prometheus_metrics(pipeline):
         assert "vanda_outbox_published_total" in text and "vanda_ready 1.0" in text
     text = (await get_json(pipeline["INTAKE_URL"], "/metrics")).text
     assert 'vanda_intake_reports_total{outcome="accepted"}' in text
+    assert 'vanda_outbox_oldest_age_seconds{schema="intake"}' in text
+    sanctions = (await get_json(pipeline["SANCTIONS_URL"], "/metrics")).text
+    assert 'vanda_consumer_lag{group="vanda-sanctions",partition=' in sanctions
+    assert "vanda_pending_approvals " in sanctions and 'vanda_scheduler_runs_total{outcome="ok"}' in sanctions
     assert LADDER_NHS not in text
 
 

@@ -35,3 +35,13 @@ OUTBOX_PENDING = Gauge(
     ["schema"],
 )
 READY = Gauge("vanda_ready", "1 when the service's Kafka and PostgreSQL connections work.")
+OUTBOX_OLDEST_AGE = Gauge(
+    "vanda_outbox_oldest_age_seconds",
+    "Age of the oldest outbox event not yet published, by service schema (0 when empty).",
+    ["schema"],
+)
+CONSUMER_LAG = Gauge(
+    "vanda_consumer_lag",
+    "Records on the broker this replica has not consumed yet, by group, topic and partition.",
+    ["group", "topic", "partition"],
+)

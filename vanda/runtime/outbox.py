@@ -115,10 +115,13 @@ class Relay:
         ]
         await asyncio.gather(*futures)
 
-    async def pending(self) -> int:
-        """Rows not yet published, for the outbox-lag gauge."""
+    async def pending(self) -> tuple[int, float]:
+        """(rows not yet published, age in seconds of the oldest), for the outbox gauges."""
         async with self._pool.acquire() as conn:
-            return await conn.fetchval(f"SELECT count(*) FROM {self._schema}.outbox WHERE sent_at IS NULL")
+            row = await conn.fetchrow(
+                f"SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(created_at)), 0) AS age"
+                f" FROM {self._schema}.outbox WHERE sent_at IS NULL")
+        return int(row["n"]), float(row["age"])
 
 
 def idempotent_producer(bootstrap: str, client_id: str, **transport: Any) -> AIOKafkaProducer:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -35,6 +36,7 @@ class Runtime:
         self.relay: Relay | None = None
         self._relay_task: asyncio.Task[None] | None = None
         self.consumers: list[EventConsumer] = []
+        self.refreshers: list[Callable[[], Awaitable[None]]] = []
 
     def consumer(self, schema: str, apply: Apply) -> EventConsumer:
         """A consumer whose health counts towards this service's readiness."""
@@ -89,4 +91,24 @@ class Runtime:
         """Update gauges that are cheaper to read at scrape time than to track."""
         if self.relay is not None:
             with contextlib.suppress(Exception):
-                metrics.OUTBOX_PENDING.labels(self.name).set(await self.relay.pending())
+                pending, age = await self.relay.pending()
+                metrics.OUTBOX_PENDING.labels(self.name).set(pending)
+                metrics.OUTBOX_OLDEST_AGE.labels(self.name).set(age)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._consumer_lag(), timeout=2)
+        for refresh in self.refreshers:
+            with contextlib.suppress(Exception):
+                await refresh()
+
+    async def _consumer_lag(self) -> None:
+        # Highwater minus position for each partition this replica holds right now.
+        for subscriber in self.broker.subscribers:
+            consumer = getattr(subscriber, "consumer", None)
+            if consumer is None:
+                continue
+            group = getattr(subscriber, "group_id", None) or "none"
+            for tp in consumer.assignment():
+                end = consumer.highwater(tp)
+                if end is not None:
+                    lag = max(0, end - await consumer.position(tp))
+                    metrics.CONSUMER_LAG.labels(group, tp.topic, str(tp.partition)).set(lag)
