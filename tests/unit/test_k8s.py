@@ -20,18 +20,29 @@ from typing import Any
 import pytest
 import yaml
 
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings
+
 from services.intake.config import IntakeSettings
 from services.reporting.config import ReportingSettings
 from services.sanctions.config import SanctionsSettings
+from vanda.runtime.auth import AuthSettings
 from vanda.runtime.settings import CommonSettings
+from vanda.runtime.transport import TransportSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 SERVICES = ("intake", "sanctions", "reporting")
 CONSUMERS = ("sanctions", "reporting")  # their replicas share a topic's partitions
 KUBERNETES_VERSIONS = ("1.29.0", "1.37.0")
-SECRET_SETTINGS = {"DATABASE_URL", "INTAKE_PSEUDONYM_KEY"}
 PORT = 8000
+SHARED_SETTINGS = (CommonSettings, TransportSettings)
+# The settings each service reads besides the shared ones.
+SERVICE_SETTINGS: dict[str, tuple[type[BaseSettings], ...]] = {
+    "intake": (IntakeSettings, AuthSettings),
+    "sanctions": (SanctionsSettings, AuthSettings),
+    "reporting": (ReportingSettings,),
+}
 
 
 def _documents(path: Path) -> list[dict[str, Any]]:
@@ -72,12 +83,33 @@ def _container(workload: dict[str, Any]) -> dict[str, Any]:
     return container
 
 
-def _settings_env_names() -> set[str]:
+def _env_names(settings: type[BaseSettings], secret: bool | None = None) -> set[str]:
+    """Environment variable names of a settings class (only its secrets, or only the rest)."""
+    prefix = settings.model_config.get("env_prefix", "")
     names = set()
-    for settings in (CommonSettings, IntakeSettings, SanctionsSettings, ReportingSettings):
-        prefix = settings.model_config.get("env_prefix", "")
-        names |= {f"{prefix}{field}".upper() for field in settings.model_fields}
+    for field, info in settings.model_fields.items():
+        is_secret = "SecretStr" in repr(info.annotation) or field == "database_url"
+        if secret is None or secret == is_secret:
+            names.add(f"{prefix}{field}".upper())
     return names
+
+
+def _all_settings() -> set[type[BaseSettings]]:
+    return {*SHARED_SETTINGS, *(s for group in SERVICE_SETTINGS.values() for s in group)}
+
+
+SECRET_SETTINGS = {name for settings in _all_settings() for name in _env_names(settings, secret=True)}
+
+
+def _settings_env_names() -> set[str]:
+    return {name for settings in _all_settings() for name in _env_names(settings)}
+
+
+def _development_secrets(settings: type[BaseSettings]) -> set[str]:
+    """Secrets whose default is a development value: running without them is unsafe."""
+    prefix = settings.model_config.get("env_prefix", "")
+    return {f"{prefix}{field}".upper() for field, info in settings.model_fields.items()
+            if isinstance(info.default, SecretStr)}
 
 
 # --------------------------------------------------------------------------
@@ -199,11 +231,29 @@ def test_secrets_come_from_secret_refs_that_the_example_defines(applied: list, s
         assert not any("value" in e and e["name"] in SECRET_SETTINGS for e in env.values())
 
 
-def test_only_intake_gets_the_pseudonym_key(applied: list) -> None:
+def test_only_intake_gets_the_pseudonym_and_identity_keys(applied: list) -> None:
     for workload in (d for d in applied if d["kind"] in {"Deployment", "Job"}):
         names = {e["name"] for e in _container(workload).get("env", [])}
-        has_key = "INTAKE_PSEUDONYM_KEY" in names
-        assert has_key == (workload["metadata"]["name"] == "intake"), workload["metadata"]["name"]
+        for key in ("INTAKE_PSEUDONYM_KEY", "INTAKE_IDENTITY_KEY"):
+            assert (key in names) == (workload["metadata"]["name"] == "intake"), (workload["metadata"]["name"], key)
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_no_service_runs_on_a_development_secret(name: str, applied: list) -> None:
+    # A SecretStr setting with a default has a development value; production must replace it.
+    env = {e["name"]: e for e in _container(_one(applied, "Deployment", name))["env"]}
+    for settings in SERVICE_SETTINGS[name]:
+        for secret in _development_secrets(settings):
+            assert secret in env, f"{name} would run on the development {secret}"
+            assert not env[secret]["valueFrom"]["secretKeyRef"].get("optional"), secret
+
+
+def test_kafka_is_encrypted_and_authenticated_by_default(applied: list) -> None:
+    data = _one(applied, "ConfigMap", "vanda-config")["data"]
+    assert data["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    for name in SERVICES:
+        env = {e["name"] for e in _container(_one(applied, "Deployment", name))["env"]}
+        assert {"KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD"} <= env, name
 
 
 def test_services_read_the_config_map(applied: list) -> None:
