@@ -325,8 +325,19 @@ def test_only_intake_gets_the_pseudonym_key_and_from_the_environment(services: d
     # `${VAR:-default}`: an operator's value wins over the development default.
     assert key.startswith("${INTAKE_PSEUDONYM_KEY"), "take the key from the environment"
     assert "INTAKE_PSEUDONYM_KEY_VERSION" in _env(services["intake"])
+    identity = _env(services["intake"]).get("INTAKE_IDENTITY_KEY", "")
+    assert identity.startswith("${INTAKE_IDENTITY_KEY"), "take the identity key from the environment"
     for name in set(services) - {"intake"}:
-        assert "INTAKE_PSEUDONYM_KEY" not in _env(services[name]), f"{name} must not see intake's secret"
+        for key in ("INTAKE_PSEUDONYM_KEY", "INTAKE_IDENTITY_KEY"):
+            assert key not in _env(services[name]), f"{name} must not see intake's {key}"
+
+
+def test_role_token_secret_is_passed_through_never_defaulted(services: dict) -> None:
+    # An empty or made-up default would let anyone who reads this file sign tokens.
+    for name in ("intake", "sanctions"):
+        environment = services[name]["environment"]
+        assert "AUTH_JWT_SECRET" in environment and environment["AUTH_JWT_SECRET"] is None, (
+            f"{name}: pass AUTH_JWT_SECRET through from the environment, with no value here")
 
 
 def test_http_services_serve_their_own_name_on_all_interfaces(services: dict) -> None:
