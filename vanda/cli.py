@@ -19,6 +19,8 @@ keys_app = typer.Typer(help="API keys for upstream systems: shown once, stored a
 app.add_typer(keys_app, name="keys")
 dlq_app = typer.Typer(help="Dead letters: list them, and re-drive them after a fix.", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
+from vanda.reporting_cli import app as reporting_app  # noqa: E402
+app.add_typer(reporting_app, name="reporting")
 console = Console()
 
 Home = Annotated[Path, typer.Option("--home", envvar="VANDA_HOME", help="State folder for the local stack.")]

@@ -63,7 +63,9 @@ def _bars(chart: str, items: list[tuple[str, Any]], width: int = 460) -> str:
     numbers = [v for _, v in items if isinstance(v, (int, float))]
     top, row, label_w = max(numbers + [1]), 26, 150
     svg = [f"<svg class='chart' data-chart='{chart}' xmlns='http://www.w3.org/2000/svg' width='{width + label_w + 90}'"
-           f" height='{row * len(items) + 10}' role='img' aria-label='{escape(chart)} chart'>"]
+           f" height='{row * len(items) + 10}' role='img' aria-label='{escape(chart)} chart'>",
+           # The axis is drawn in the chart's colour too, so a chart of zeros still shows it rendered.
+           f"<rect x='{label_w - 3}' y='0' width='3' height='{row * len(items) + 10}' fill='{COLOURS[chart]}'/>"]
     for i, (label, value) in enumerate(items):
         y = 5 + i * row
         svg.append(f"<text x='{label_w - 6}' y='{y + 16}' font-size='12' text-anchor='end'>{escape(str(label))}</text>")

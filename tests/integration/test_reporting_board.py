@@ -1,0 +1,144 @@
+"""Reporting on real servers: exact board figures above the threshold, suppression, the police worklist."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import httpx
+import pytest
+
+from tests.factories import report
+from tests.integration.kafka_reader import poll, read_until
+
+pytestmark = pytest.mark.integration
+SUPPRESSED = {"suppressed": True}
+UNKNOWN = {"kind": "unknown"}
+
+
+def intake_headers(pipeline) -> dict[str, str]:
+    # Sent when the session has an intake API key; harmless where intake does not ask for one.
+    return {"X-API-Key": pipeline["INTAKE_API_KEY"]} if "INTAKE_API_KEY" in pipeline else {}
+
+
+async def call(pipeline, method: str, url: str, path: str, body=None, **params) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=url, timeout=30, headers=intake_headers(pipeline)) as client:
+        return await client.request(method, path, json=body, params=params)
+
+
+async def submit_all(pipeline, bodies: list[dict]) -> list[str]:
+    ids = []
+    for body in bodies:
+        response = await call(pipeline, "POST", pipeline["INTAKE_URL"], "/v1/incidents", body)
+        assert response.status_code == 202, response.text
+        ids.append(response.json()["incident_id"])
+    return ids
+
+
+def staff(ethnic_group: str) -> list[dict]:
+    return [{"staff_group": "nursing_midwifery", "ethnic_group": ethnic_group}]
+
+
+async def board(pipeline, **params) -> httpx.Response:
+    return await call(pipeline, "GET", pipeline["REPORTING_URL"], "/v1/metrics/board", **params)
+
+
+async def test_board_figures_police_funnel_and_worklist(pipeline):
+    site = f"Board site {uuid.uuid4().hex[:8]}"
+    when = "2025-05-12T10:00:00+01:00"
+    common = dict(site=site, occurred_at=when, perpetrator=UNKNOWN)
+    assaults = await submit_all(pipeline, [report(**common, category="physical_assault", harm="low",
+                                                  staff_affected=staff("black"), body_worn_camera_used=True)
+                                           for _ in range(6)])
+    await submit_all(pipeline, [report(**common, staff_affected=staff("white")) for _ in range(5)])
+    [weapon] = await submit_all(pipeline, [report(**common, category="weapon", staff_affected=staff("white"))])
+
+    # Every incident meeting the criteria prompts the police liaison once.
+    wanted = {i.encode() for i in [*assaults, weapon]}
+    prompts = await read_until(pipeline["KAFKA_BOOTSTRAP_SERVERS"], "vanda.police-referrals.v1",
+                               lambda r: r.key in wanted, len(wanted))
+    assert sorted(r.key for r in prompts) == sorted(wanted)
+    assert json.loads(prompts[0].value)["data"]["criteria"] in (["physical_assault"], ["weapon"])
+
+    withdrawn = await call(pipeline, "POST", pipeline["INTAKE_URL"], f"/v1/incidents/{weapon}/withdraw")
+    assert withdrawn.status_code == 202
+    for incident_id in assaults[:5]:
+        referred = await call(pipeline, "PATCH", pipeline["INTAKE_URL"], f"/v1/incidents/{incident_id}",
+                              {"police": {"informed": True, "referred_at": "2025-05-13T10:00:00+01:00"}})
+        assert referred.status_code == 200, referred.text
+    closed = await call(pipeline, "PATCH", pipeline["INTAKE_URL"], f"/v1/incidents/{assaults[0]}",
+                        {"police": {"informed": True, "referred_at": "2025-05-13T10:00:00+01:00",
+                                    "crime_reference": "CR/1/25", "outcome": "charged"}})
+    assert closed.status_code == 200, closed.text
+
+    def settled(r):
+        police = r.json()["totals"]["breakdowns"].get("police", {})
+        return r.json()["totals"]["incidents"] == 11 and police.get("referred") == 5 and \
+            police.get("outcome_known") == SUPPRESSED
+    body = (await poll(lambda: board(pipeline, **{"from": "2025-05", "to": "2025-05", "site": site}),
+                       settled, timeout=90)).json()
+    totals = body["totals"]
+    assert totals["incidents"] == 11 and totals["incidents_by_site"] == {site: 11}
+    assert totals["breakdowns"]["incidents_by_category"] == {"physical_assault": 6, "verbal_abuse": 5}
+    assert totals["breakdowns"]["staff_affected_by_ethnic_group"] == {"black": 6, "white": 5}
+    assert totals["breakdowns"]["police"] == {"meeting_criteria": 6, "referred": 5, "outcome_known": SUPPRESSED}
+    assert totals["breakdowns"]["police_outcomes"] == {"charged": SUPPRESSED}
+    ind = totals["indicators"]
+    assert ind["police_referral_rate"] == 0.833 and ind["median_days_to_referral"] == 1.0
+    assert ind["body_worn_camera_share"] == 0.545 and ind["charge_rate"] == SUPPRESSED
+    assert ind["ethnic_minority_share_of_staff_affected"] == 0.545
+
+    worklist = (await call(pipeline, "GET", pipeline["REPORTING_URL"], "/v1/police-referrals", site=site)).json()
+    assert sorted(r["status"] for r in worklist["referrals"]) == ["closed", "pending", "referred", "referred",
+                                                                   "referred", "referred"]
+    pending = (await call(pipeline, "GET", pipeline["REPORTING_URL"], "/v1/police-referrals",
+                          site=site, status="pending")).json()["referrals"]
+    assert [r["incident_id"] for r in pending] == [assaults[5]] and "subject_id" not in pending[0]
+
+    # Amendments and the withdrawal prompted nobody a second time.
+    again = await read_until(pipeline["KAFKA_BOOTSTRAP_SERVERS"], "vanda.police-referrals.v1",
+                             lambda r: r.key in wanted, len(wanted) + 1, timeout=5)
+    assert len(again) == len(wanted)
+
+
+async def test_csv_and_quarter_and_raw_access(pipeline):
+    site = f"Csv site {uuid.uuid4().hex[:8]}"
+    await submit_all(pipeline, [report(site=site, occurred_at="2025-02-03T10:00:00+00:00", perpetrator=UNKNOWN)
+                                for _ in range(5)] + [report(site=site, occurred_at="2025-03-03T10:00:00+00:00",
+                                                             perpetrator=UNKNOWN, category="weapon")])
+    quarter = await poll(lambda: board(pipeline, period="2025-Q1", site=site),
+                         lambda r: r.json()["totals"]["incidents"] == 6)
+    body = quarter.json()
+    assert [m["month"] for m in body["months"]] == ["2025-01", "2025-02", "2025-03"]
+    # March has one incident: hidden, and so is February's 5, or the quarter's 6 would give it away.
+    assert [m["incidents"] for m in body["months"]] == [0, SUPPRESSED, SUPPRESSED]
+    csv = await call(pipeline, "GET", pipeline["REPORTING_URL"], "/v1/metrics/board", period="2025-Q1",
+                     site=site, format="csv")
+    assert csv.headers["content-type"].startswith("text/csv")
+    assert "2025-Q1,total,incidents,all,6,false" in csv.text and "2025-Q1,2025-03,incidents,all,,true" in csv.text
+    raw = await board(pipeline, period="2025-Q1", site=site, raw="true")
+    assert raw.status_code in (401, 403)
+
+
+async def test_each_closed_month_is_published_once(pipeline):
+    organisation = "T" + uuid.uuid4().hex[:5].upper()
+    await submit_all(pipeline, [report(organisation=organisation, site="Publish site", perpetrator=UNKNOWN,
+                                       occurred_at="2025-01-20T10:00:00+00:00") for _ in range(5)])
+    await poll(lambda: board(pipeline, **{"from": "2025-01", "to": "2025-01", "organisation": organisation}),
+               lambda r: r.json()["totals"]["incidents"] == 5)
+    for _ in range(2):
+        published = await call(pipeline, "POST", pipeline["REPORTING_URL"], "/v1/board-metrics/publish")
+        assert published.status_code == 200
+    events = await read_until(pipeline["KAFKA_BOOTSTRAP_SERVERS"], "vanda.board-metrics.v1",
+                              lambda r: r.key == organisation.encode(), 2, timeout=8)
+    assert len(events) == 1
+    data = json.loads(events[0].value)["data"]
+    assert (data["period"], data["incidents"], data["suppression_threshold"]) == ("2025-01", 5, 5)
+    assert data["breakdowns"]["incidents_by_category"] == {"verbal_abuse": 5}
+
+
+async def test_current_month_gauges_carry_no_personal_labels(pipeline):
+    text = (await call(pipeline, "GET", pipeline["REPORTING_URL"], "/metrics")).text
+    lines = [line for line in text.splitlines() if line.startswith("vanda_reporting_current_month{")]
+    assert any('figure="incidents"' in line for line in lines)
+    assert all(line.count("=") == 1 for line in lines)

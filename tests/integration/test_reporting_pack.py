@@ -1,0 +1,66 @@
+"""The board pack renders in headless Chromium: a screenshot shows all four charts drawn."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image
+
+from services.reporting.pack import COLOURS
+from tests.factories import report
+from tests.integration.kafka_reader import poll
+from tests.integration.test_reporting_board import board, call, staff, submit_all
+
+pytestmark = pytest.mark.integration
+# Chromium comes from `apt-get install -y chromium` in scripts/install; the test installs nothing.
+CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
+
+
+def screenshot(url: str, path: Path) -> Image.Image:
+    assert CHROMIUM, "Chromium is missing: scripts/install adds it with `apt-get install -y chromium`"
+    # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
+    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    "--window-size=1100,2600", f"--screenshot={path}", url],
+                   check=True, capture_output=True, timeout=120)
+    return Image.open(path).convert("RGB")
+
+
+def pixels_of(image: Image.Image, hex_colour: str) -> int:
+    wanted = tuple(int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    return sum(n for n, colour in image.getcolors(maxcolors=1 << 20) if colour == wanted)
+
+
+async def test_board_pack_with_objectives_renders_every_chart(pipeline, tmp_path):
+    site = f"Pack site {uuid.uuid4().hex[:8]}"
+    bodies = [report(site=site, occurred_at=f"2025-0{m}-10T10:00:00+01:00", category=c, perpetrator={"kind": "unknown"},
+                     staff_affected=staff(g))
+              for m in (7, 8) for c, g in (("physical_assault", "black"), ("verbal_abuse", "white")) for _ in range(5)]
+    await submit_all(pipeline, bodies)
+    workforce = {"rows": [{"organisation": "RZA", "site": site, "staff_group": "nursing_midwifery",
+                           "ethnic_group": g, "headcount": n} for g, n in (("black", 200), ("white", 400))]}
+    put = await call(pipeline, "PUT", pipeline["REPORTING_URL"], "/v1/workforce/2025-Q3", workforce)
+    assert put.status_code == 200 and put.json()["headcount"] == 600
+    goal = await call(pipeline, "PUT", pipeline["REPORTING_URL"], "/v1/objectives/police_referral_rate",
+                      {"target": 0.9, "direction": "at_least"})
+    assert goal.status_code == 200
+    figures = (await poll(lambda: board(pipeline, period="2025-Q3", site=site),
+                          lambda r: r.json()["totals"]["incidents"] == 20)).json()
+    ind = figures["totals"]["indicators"]
+    # 10 black staff affected of 200 in post, 10 white of 400: 50 and 25 per 1,000.
+    assert ind["ethnic_minority_staff_affected_per_1000"] == 50.0 and ind["white_staff_affected_per_1000"] == 25.0
+    assert ind["ethnic_minority_white_gap_per_1000"] == 25.0
+    [objective] = [o for o in figures["objectives"] if o["metric"] == "police_referral_rate"]
+    assert objective["status"] == "red" and objective["value"] == 0.0
+
+    url = f"{pipeline['REPORTING_URL']}/board?period=2025-Q3&site={httpx.URL('', params={'s': site}).query.decode()[2:]}"
+    html = httpx.get(url, timeout=30).text
+    assert html.count("<svg class='chart'") == 4 and "police referral rate" in html and ">red<" in html
+    image = screenshot(url, tmp_path / "pack.png")
+    drawn = {chart: pixels_of(image, colour) for chart, colour in COLOURS.items()}
+    # Each chart's bars are solid blocks of its colour: hundreds of pixels when drawn, none when not.
+    assert all(n > 300 for n in drawn.values()), drawn
