@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from schemas.base import EventData
 
@@ -89,7 +89,17 @@ class HateAggravation(StrEnum):
 
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold U+0000; refuse it here, naming the field, not deep in a query.
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character")
+    return value
+
+
+NoNul = AfterValidator(_no_nul)
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul]
 OdsCode = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Z0-9]{3,6}$")]
 
 
@@ -151,7 +161,7 @@ class StaffAffected(Strict):
 
 class PoliceDetails(Strict):
     informed: bool
-    crime_reference: Annotated[str, StringConstraints(strip_whitespace=True, max_length=40)] | None = None
+    crime_reference: Annotated[str, StringConstraints(strip_whitespace=True, max_length=40), NoNul] | None = None
     referred_at: AwareDatetime | None = Field(None, description="When the trust referred it to the police.")
     outcome: PoliceOutcome | None = Field(None, description="The police outcome, once known.")
 
@@ -200,7 +210,7 @@ class IncidentReport(IncidentFacts):
     source_system: Text = Field(description="Name of the submitting system.")
     source_ref: Text = Field(description="The submitting system's own id for this report.")
     perpetrator: PerpetratorReport
-    narrative: Annotated[str, StringConstraints(max_length=10_000)] | None = Field(
+    narrative: Annotated[str, StringConstraints(max_length=10_000), NoNul] | None = Field(
         None, description="Free text; stored in intake only, never published."
     )
 

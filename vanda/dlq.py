@@ -38,7 +38,7 @@ class DeadLetter:
 def _describe(record: ConsumerRecord) -> DeadLetter:
     headers = {k: v.decode(errors="replace") for k, v in (record.headers or ())}
     try:
-        event_type = str(orjson.loads(record.value).get("type", "?"))
+        event_type = str(orjson.loads(record.value or b"null").get("type", "?"))
     except (orjson.JSONDecodeError, AttributeError):
         event_type = "(unparseable)"
     source = f"{headers.get('vanda-dlq-source-topic', '?')}[{headers.get('vanda-dlq-source-partition', '?')}]" \

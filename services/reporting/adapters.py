@@ -151,3 +151,8 @@ async def claim_month(conn: asyncpg.Connection, month: date, organisation: str, 
     return bool(await conn.fetchval(
         "INSERT INTO reporting.published_months (month, organisation, event_id) VALUES ($1, $2, $3)"
         " ON CONFLICT DO NOTHING RETURNING true", month, organisation, event_id))
+
+
+async def audit(pool: asyncpg.Pool, actor: str, action: str, what: str) -> None:
+    """Record a raw-data read: who, and which figures."""
+    await pool.execute("INSERT INTO reporting.audit (actor, action, what) VALUES ($1, $2, $3)", actor, action, what)

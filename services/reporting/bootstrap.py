@@ -17,7 +17,8 @@ from schemas.topics import BOARD_METRICS, INCIDENTS, POLICE_REFERRALS, SANCTIONS
 from services.reporting import entrypoints, gauges, handlers, publishing
 from services.reporting.adapters import SCHEMA
 from services.reporting.config import SERVICE, ReportingSettings
-from vanda.runtime.http import install_error_handlers, ops_router
+from vanda.runtime.auth import AuthSettings
+from vanda.runtime.http import install_error_handlers, limit_body_size, ops_router
 from vanda.runtime.service import Runtime
 from vanda.runtime.settings import CommonSettings
 
@@ -56,8 +57,7 @@ def create_app(common: CommonSettings | None = None, settings: ReportingSettings
 
     consumer = runtime.consumer(SCHEMA, apply)
     entrypoints.subscribe(runtime.broker, consumer, settings.consumer_group, common.consumer_max_records)
-    token = settings.operations_token.get_secret_value() if settings.operations_token else None
-    deps = entrypoints.Deps(lambda: runtime.pool, projection, settings.suppression_threshold, token,
+    deps = entrypoints.Deps(lambda: runtime.pool, projection, settings.suppression_threshold, AuthSettings(),
                             settings.max_months, clock)
 
     @asynccontextmanager
@@ -80,6 +80,7 @@ def create_app(common: CommonSettings | None = None, settings: ReportingSettings
     app = FastAPI(title="vanda reporting", version="1", lifespan=lifespan,
                   description="Board metrics with disclosure control, the police referral worklist and the board pack.")
     install_error_handlers(app)
+    limit_body_size(app, common.max_body_bytes)
     app.include_router(ops_router(runtime.checks, refresh))
     app.include_router(entrypoints.routes(deps))
 

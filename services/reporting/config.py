@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.reporting import ReferralCriterion
@@ -18,8 +18,6 @@ class ReportingSettings(BaseSettings):
     timezone: str = Field("Europe/London", description="Time zone whose calendar months the board sees.")
     max_months: int = Field(60, ge=1, description="Longest range one board request may span.")
     suppression_threshold: int = Field(5, ge=1, description="Counts from 1 to this minus 1 are suppressed.")
-    operations_token: SecretStr | None = Field(
-        None, description="Bearer token of the operations role for ?raw=true; unset disables raw counts.")
     police_criteria: frozenset[ReferralCriterion] = Field(
         frozenset(ReferralCriterion), description="Which referral criteria apply (JSON list).")
     publish_interval_s: float = Field(3600, gt=0, description="How often closed months are checked for publishing.")

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
 from faststream import AckPolicy
@@ -24,7 +23,8 @@ from services.reporting import adapters, handlers, pack
 from services.reporting.domain import periods
 from services.reporting.domain.board import Disclosure
 from services.reporting.domain.objectives import HEADLINE, Direction, Objective
-from vanda.runtime.consumer import EventConsumer
+from vanda.runtime.auth import AuthSettings, Principal, Role, authorize, require
+from vanda.runtime.consumer import EventConsumer, tolerant_parser
 
 MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
 Organisation = Annotated[str | None, Query(max_length=6, description="ODS code.")]
@@ -36,7 +36,7 @@ class Deps:
     pool: Callable[[], Any]
     projection: handlers.Projection
     threshold: int
-    token: str | None
+    auth: AuthSettings
     max_months: int
     clock: Callable[[], datetime]
 
@@ -67,15 +67,12 @@ def _invalid(field: str, msg: str) -> RequestValidationError:
     return RequestValidationError([{"loc": ("query", field), "msg": msg, "type": "value_error"}])
 
 
-def disclosure(deps: Deps, raw: bool, authorization: str | None) -> Disclosure:
-    """Suppressed figures for everyone; raw counts only with the operations role's bearer token."""
+async def disclosure(deps: Deps, raw: bool, authorization: str | None, what: str) -> Disclosure:
+    """Suppressed figures for everyone; raw counts only for the operations role, and every such read is audited."""
     if not raw:
         return Disclosure(deps.threshold)
-    if deps.token is None:
-        raise HTTPException(403, detail="raw counts are disabled: no operations token is configured")
-    presented = (authorization or "").removeprefix("Bearer ").strip()
-    if not secrets.compare_digest(presented.encode(), deps.token.encode()):
-        raise HTTPException(401, detail="raw counts need the operations role's bearer token")
+    who = authorize(deps.auth, authorization, Role.OPERATIONS)
+    await adapters.audit(deps.pool(), who.subject, "raw_read", what)
     return Disclosure(deps.threshold, raw=True)
 
 
@@ -117,7 +114,8 @@ def _board_routes(router: APIRouter, deps: Deps) -> None:
         authorization: Annotated[str | None, Header()] = None,
     ) -> Any:
         """Board figures per month and for the whole range, with disclosure control applied."""
-        seen = disclosure(deps, raw, authorization)
+        what = f"board from={from_} to={to} period={period} organisation={organisation} site={site}"
+        seen = await disclosure(deps, raw, authorization, what)
         body = await handlers.board(deps.pool(), scope(deps, from_, to, period, organisation, site),
                                     deps.projection, seen)
         if format == "csv" or (format is None and "text/csv" in (accept or "")):
@@ -146,15 +144,19 @@ def _referral_routes(router: APIRouter, deps: Deps) -> None:
 
 
 def _admin_routes(router: APIRouter, deps: Deps) -> None:
+    operations = Depends(require(Role.OPERATIONS, deps.auth))
+
     @router.put("/v1/workforce/{period}", tags=["workforce"])
-    async def put_workforce(body: Workforce, period: str = Path(pattern=periods.PERIOD_PATTERN)) -> dict:
+    async def put_workforce(body: Workforce, period: str = Path(pattern=periods.PERIOD_PATTERN),
+                            who: Principal = operations) -> dict:
         """Load staff in post for a period, replacing any earlier load for it."""
         first = periods.parse(period).first
         await adapters.put_workforce(deps.pool(), period, first, [r.model_dump(mode="json") for r in body.rows])
         return {"period": period, "rows": len(body.rows), "headcount": sum(r.headcount for r in body.rows)}
 
     @router.put("/v1/objectives/{metric}", tags=["objectives"])
-    async def put_objective(body: ObjectiveBody, metric: str = Path(description=f"One of {', '.join(HEADLINE)}.")) -> dict:
+    async def put_objective(body: ObjectiveBody, metric: str = Path(description=f"One of {', '.join(HEADLINE)}."),
+                            who: Principal = operations) -> dict:
         """Set the board's target for a headline figure."""
         if metric not in HEADLINE:
             raise HTTPException(404, detail=f"no headline figure {metric!r}; one of {', '.join(HEADLINE)}")
@@ -195,7 +197,7 @@ def subscribe(broker: KafkaBroker, consumer: EventConsumer, group_id: str, max_r
     """Consume incidents and sanctions in batches; offsets commit after the facts are stored."""
 
     @broker.subscriber(INCIDENTS, SANCTIONS, group_id=group_id, batch=True, max_records=max_records,
-                       auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR,
+                       auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR, parser=tolerant_parser,
                        description="Incidents and sanction decisions, folded into reporting's fact tables.")
     async def on_events(msg: KafkaMessage) -> None:
         records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)

@@ -14,6 +14,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
+from schemas.incidents import NoNul
 from schemas.sanctions import AppealOutcome
 from schemas.topics import INCIDENTS
 from services.sanctions import handlers
@@ -26,10 +27,10 @@ from services.sanctions.domain import (
     Reject,
 )
 from vanda.runtime.auth import AuthSettings, Principal, Role, require
-from vanda.runtime.consumer import EventConsumer
+from vanda.runtime.consumer import EventConsumer, tolerant_parser
 
 SUBJECT_ID = Path(pattern=r"^sub_[0-9a-f]{40}$", description="Pseudonymous subject id from intake.")
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), NoNul]
 
 
 class Body(BaseModel):
@@ -135,7 +136,7 @@ def subscribe(broker: KafkaBroker, consumer: EventConsumer, group_id: str, max_r
     """Consume incidents in batches; offsets commit only after the batch is stored."""
 
     @broker.subscriber(INCIDENTS, group_id=group_id, batch=True, max_records=max_records,
-                       auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR,
+                       auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR, parser=tolerant_parser,
                        description="Incidents reported, amended and withdrawn, to apply the card policy to.")
     async def on_incidents(msg: KafkaMessage) -> None:
         records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ class Pipeline:
     bootstrap: str
     dsn: str
     api_key: str = ""
+    jwt_secret: str = ""
     services: dict[str, Service] = field(default_factory=dict)
     extra: list[Service] = field(default_factory=list)
 
@@ -42,11 +44,13 @@ def broken_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeli
     try:
         info = stack.up(home)
         apply_all(info.database_url)
+        secret = secrets.token_urlsafe(32)
         env = dict(os.environ) | {"KAFKA_BOOTSTRAP_SERVERS": info.kafka_bootstrap_servers,
-                                  "DATABASE_URL": info.database_url, "SANCTIONS_SCHEDULER_INTERVAL_S": "3600"}
+                                  "DATABASE_URL": info.database_url, "SANCTIONS_SCHEDULER_INTERVAL_S": "3600",
+                                  "AUTH_JWT_SECRET": secret}
         (home / "logs").mkdir(exist_ok=True)
         pipeline = Pipeline(home, info.kafka_bootstrap_servers, info.database_url,
-                            asyncio.run(_fault_key(info.database_url)))
+                            asyncio.run(_fault_key(info.database_url)), secret)
         for name in ("intake", "sanctions", "reporting"):
             pipeline.services[name] = Service(name, env, home / "logs")
             pipeline.services[name].start()

@@ -18,6 +18,7 @@ from services.sanctions.config import DEFAULT_POLICY, load_policy
 from services.sanctions.domain import CardStatus, IncidentSeen, SubjectState, decide
 from services.sanctions.handlers import incident_input
 from vanda.dlq import read_all
+from vanda.runtime.auth import sign
 
 TOPICS = ("vanda.incidents.v1", "vanda.sanctions.v1")
 GROUPS = ("vanda-sanctions", "vanda-reporting")
@@ -151,7 +152,8 @@ async def duplicate_ids(bootstrap: str) -> tuple[int, int]:
     return same, different
 
 
-async def board_matches_topics(bootstrap: str, reporting_url: str, organisation: str, months: int) -> bool:
+async def board_matches_topics(bootstrap: str, reporting_url: str, organisation: str, months: int,
+                               jwt_secret: str) -> bool:
     """Reporting's live incident counts for one organisation equal a recount from the topic."""
     from datetime import UTC, datetime
 
@@ -164,7 +166,10 @@ async def board_matches_topics(bootstrap: str, reporting_url: str, organisation:
     now = datetime.now(UTC)
     total = now.year * 12 + now.month - 1 - months
     start = f"{total // 12:04d}-{total % 12 + 1:02d}"
-    async with httpx.AsyncClient(base_url=reporting_url, timeout=30) as client:
+    # Raw counts (operations role): a recount must compare numbers, not suppressed cells.
+    token = sign(jwt_secret, "fault-suite", ["operations"])
+    async with httpx.AsyncClient(base_url=reporting_url, timeout=30,
+                                 headers={"Authorization": f"Bearer {token}"}) as client:
         live = (await client.get("/v1/metrics/board", params={
-            "from": start, "to": now.strftime("%Y-%m"), "organisation": organisation})).json()["totals"]
+            "from": start, "to": now.strftime("%Y-%m"), "organisation": organisation, "raw": "true"})).json()["totals"]
     return live["incidents"] == len(latest) and live["breakdowns"]["incidents_by_category"] == dict(expected)

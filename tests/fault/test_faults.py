@@ -56,7 +56,8 @@ async def run(pipeline: Pipeline, name: str, seed: int, fault: Callable[[], Awai
     await quiesce(pipeline.bootstrap, pipeline.dsn)
     stored = await stored_refs(pipeline.dsn, f"fault-{seed}")
     cards = await cards_match_an_undisturbed_run(pipeline.dsn, f"fault-{seed}")
-    board = await board_matches_topics(pipeline.bootstrap, pipeline.url("reporting"), organisation, MONTHS + 1)
+    board = await board_matches_topics(pipeline.bootstrap, pipeline.url("reporting"), organisation, MONTHS + 1,
+                                       pipeline.jwt_secret)
     same, different = await duplicate_ids(pipeline.bootstrap)
     held = stored == acked and cards and board and different == 0
     ROWS.append((name, len(acked), len(stored), len(acked - stored), cards, board, same, different,

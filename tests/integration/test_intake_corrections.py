@@ -39,7 +39,7 @@ async def submit(pipeline, **overrides) -> dict:
 async def published(pipeline, incident_id: str, count: int, timeout: float = 60) -> list[tuple[bytes, dict]]:
     """(key, event) of every incidents-topic record about one incident, once `count` have arrived."""
     records = await read_until(pipeline["KAFKA_BOOTSTRAP_SERVERS"], "vanda.incidents.v1",
-                               lambda r: incident_id.encode() in r.value, count, timeout=timeout)
+                               lambda r: incident_id.encode() in (r.value or b""), count, timeout=timeout)
     for record in records:
         assert NARRATIVE.encode() not in record.value and b"nhs_number" not in record.value
         assert not any(nhs.encode() in record.value for nhs in ALL_NHS)

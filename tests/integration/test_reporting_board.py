@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import uuid
 
+import asyncpg
 import httpx
 import pytest
 
+from tests.conftest import bearer
 from tests.factories import report
 from tests.integration.kafka_reader import poll, read_until
 
@@ -21,8 +23,8 @@ def intake_headers(pipeline) -> dict[str, str]:
     return {"X-API-Key": pipeline["INTAKE_API_KEY"]} if "INTAKE_API_KEY" in pipeline else {}
 
 
-async def call(pipeline, method: str, url: str, path: str, body=None, **params) -> httpx.Response:
-    async with httpx.AsyncClient(base_url=url, timeout=30, headers=intake_headers(pipeline)) as client:
+async def call(pipeline, method: str, url: str, path: str, body=None, headers=None, **params) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=url, timeout=30, headers=intake_headers(pipeline) | (headers or {})) as client:
         return await client.request(method, path, json=body, params=params)
 
 
@@ -116,8 +118,19 @@ async def test_csv_and_quarter_and_raw_access(pipeline):
                      site=site, format="csv")
     assert csv.headers["content-type"].startswith("text/csv")
     assert "2025-Q1,total,incidents,all,6,false" in csv.text and "2025-Q1,2025-03,incidents,all,,true" in csv.text
-    raw = await board(pipeline, period="2025-Q1", site=site, raw="true")
-    assert raw.status_code in (401, 403)
+    assert (await board(pipeline, period="2025-Q1", site=site, raw="true")).status_code == 401
+    viewer = await call(pipeline, "GET", pipeline["REPORTING_URL"], "/v1/metrics/board", None,
+                        bearer(pipeline, "board_viewer"), period="2025-Q1", site=site, raw="true")
+    assert viewer.status_code == 403
+    raw = await call(pipeline, "GET", pipeline["REPORTING_URL"], "/v1/metrics/board", None,
+                     bearer(pipeline, "operations", "ops-7"), period="2025-Q1", site=site, raw="true")
+    assert raw.status_code == 200 and [m["incidents"] for m in raw.json()["months"]] == [0, 5, 1]
+    conn = await asyncpg.connect(pipeline["DATABASE_URL"])
+    try:
+        audited = await conn.fetch("SELECT actor, what FROM reporting.audit WHERE actor = 'ops-7'")
+    finally:
+        await conn.close()
+    assert any(site in row["what"] for row in audited)
 
 
 async def test_each_closed_month_is_published_once(pipeline):

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from services.reporting.pack import COLOURS
+from tests.conftest import bearer
 from tests.factories import report
 from tests.integration.kafka_reader import poll
 from tests.integration.test_reporting_board import board, call, staff, submit_all
@@ -43,10 +44,12 @@ async def test_board_pack_with_objectives_renders_every_chart(pipeline, tmp_path
     await submit_all(pipeline, bodies)
     workforce = {"rows": [{"organisation": "RZA", "site": site, "staff_group": "nursing_midwifery",
                            "ethnic_group": g, "headcount": n} for g, n in (("black", 200), ("white", 400))]}
-    put = await call(pipeline, "PUT", pipeline["REPORTING_URL"], "/v1/workforce/2025-Q3", workforce)
+    ops = bearer(pipeline, "operations")
+    assert (await call(pipeline, "PUT", pipeline["REPORTING_URL"], "/v1/workforce/2025-Q3", workforce)).status_code == 401
+    put = await call(pipeline, "PUT", pipeline["REPORTING_URL"], "/v1/workforce/2025-Q3", workforce, ops)
     assert put.status_code == 200 and put.json()["headcount"] == 600
     goal = await call(pipeline, "PUT", pipeline["REPORTING_URL"], "/v1/objectives/police_referral_rate",
-                      {"target": 0.9, "direction": "at_least"})
+                      {"target": 0.9, "direction": "at_least"}, ops)
     assert goal.status_code == 200
     figures = (await poll(lambda: board(pipeline, period="2025-Q3", site=site),
                           lambda r: r.json()["totals"]["incidents"] == 20)).json()

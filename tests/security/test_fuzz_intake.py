@@ -53,11 +53,7 @@ OUTCOMES: Counter[tuple[str, int]] = Counter()
 def intake_api(pipeline):
     headers = intake_headers(pipeline)
     config = schemathesis.Config.from_dict({
-        # U+0000 is left to test_a_nul_character_is_refused_not_a_server_error below, which
-        # pins it field by field while intake answers it with a 500; allow it here again
-        # when that test's xfail is removed.
-        "generation": {"max-examples": MAX_EXAMPLES, "deterministic": True, "database": "none",
-                       "allow-x00": False},
+        "generation": {"max-examples": MAX_EXAMPLES, "deterministic": True, "database": "none"},
         "request-timeout": 30,
         **({"headers": headers} if headers else {}),
     })
@@ -182,9 +178,6 @@ def test_intake_survives_fuzzing_and_accepts_only_valid_records(intake_api, pipe
 NUL = "nul\x00byte"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "known product bug, reported: PostgreSQL refuses U+0000 in text (CharacterNotInRepertoireError)"
-    " and intake answers 500; it should be a 422 naming the field"))
 @pytest.mark.parametrize("field", ["narrative", "site", "source_ref", "source_system", "police.crime_reference",
                                    "PATCH police.crime_reference"])
 def test_a_nul_character_is_refused_not_a_server_error(pipeline, seeded_incidents, field):

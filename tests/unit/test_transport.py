@@ -28,3 +28,13 @@ def test_postgres_verify_full_checks_the_certificate():
     context = postgres_ssl(TransportSettings(database_ssl="verify-full"))
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
     assert postgres_ssl(TransportSettings(database_ssl="require")).verify_mode == ssl.CERT_NONE
+
+
+def test_a_value_asyncpg_refuses_is_not_mistaken_for_an_outage():
+    import asyncpg
+
+    from vanda.runtime.db import is_transient
+
+    assert not is_transient(asyncpg.exceptions._base.DataError("invalid input for query argument $1"))
+    assert is_transient(asyncpg.exceptions.ConnectionDoesNotExistError("gone"))
+    assert is_transient(ConnectionRefusedError())

@@ -54,19 +54,24 @@ def verify(secret: str, token: str) -> Principal:
     return Principal(str(claims["sub"]), frozenset(str(r) for r in claims["roles"]))
 
 
+def authorize(settings: AuthSettings, authorization: str | None, role: Role) -> Principal:
+    """The caller named by an Authorization header: 401 without a valid token, 403 without `role`."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if settings.jwt_secret is None or scheme.lower() != "bearer" or not token:
+        raise HTTPException(401, detail="a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+    try:
+        principal = verify(settings.jwt_secret.get_secret_value(), token)
+    except jwt.InvalidTokenError as exc:
+        raise HTTPException(401, detail=f"invalid token: {exc}", headers={"WWW-Authenticate": "Bearer"}) from None
+    if role not in principal.roles:
+        raise HTTPException(403, detail=f"the {role} role is required")
+    return principal
+
+
 def require(role: Role, settings: AuthSettings):  # noqa: ANN201 - a FastAPI dependency
-    """Dependency: 401 without a valid token, 403 without `role`."""
+    """Dependency form of authorize()."""
 
     def check(request: Request) -> Principal:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if settings.jwt_secret is None or scheme.lower() != "bearer" or not token:
-            raise HTTPException(401, detail="a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
-        try:
-            principal = verify(settings.jwt_secret.get_secret_value(), token)
-        except jwt.InvalidTokenError as exc:
-            raise HTTPException(401, detail=f"invalid token: {exc}", headers={"WWW-Authenticate": "Bearer"}) from None
-        if role not in principal.roles:
-            raise HTTPException(403, detail=f"the {role} role is required")
-        return principal
+        return authorize(settings, request.headers.get("authorization"), role)
 
     return check

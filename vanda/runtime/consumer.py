@@ -8,6 +8,7 @@ moves on; an unreachable database is retried, never dead-lettered.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections import Counter
@@ -17,13 +18,13 @@ from typing import Any, Protocol
 
 import asyncpg
 from aiokafka import AIOKafkaProducer, ConsumerRecord
-from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
+from tenacity import AsyncRetrying, retry_if_exception, wait_exponential
 
 from schemas.envelope import CloudEvent
 from schemas.events import decode, describe_error
 from schemas.topics import dead_letter
 from vanda.runtime import inbox, metrics, outbox
-from vanda.runtime.db import TRANSIENT_DB_ERRORS
+from vanda.runtime.db import is_transient
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ class Connections(Protocol):
 
     pool: asyncpg.Pool | None
     producer: AIOKafkaProducer | None
+    dead_letters: AIOKafkaProducer | None
     relay: outbox.Relay | None
 
 
@@ -96,9 +98,9 @@ class EventConsumer:
                     return
                 await outbox.stage(conn, self._schema, await self._apply(conn, event))
                 result.applied[record.topic] += 1
-        except TRANSIENT_DB_ERRORS:
-            raise
         except Exception as exc:  # noqa: BLE001 - anything but an outage is this event's fault
+            if is_transient(exc):
+                raise
             # A bug or a rule violation must not stop the partition: dead-letter it and go on.
             log.error("event %s rejected: %s", event.id, type(exc).__name__)
             result.dead.append(DeadLetter(record, "rejected", describe_error(exc)))
@@ -112,15 +114,15 @@ class EventConsumer:
             ("vanda-dlq-source-partition", str(record.partition).encode()),
             ("vanda-dlq-source-offset", str(record.offset).encode()),
         ]
-        assert self._runtime.producer is not None
-        await self._runtime.producer.send_and_wait(
+        assert self._runtime.dead_letters is not None
+        await self._runtime.dead_letters.send_and_wait(
             dead_letter(record.topic), value=record.value, key=record.key, headers=headers
         )
         metrics.DEAD_LETTERS.labels(record.topic).inc()
 
     async def _retrying(self, operation: str, call: Callable[[], Awaitable[Any]]) -> Any:
         async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type(TRANSIENT_DB_ERRORS),
+            retry=retry_if_exception(is_transient),
             wait=wait_exponential(multiplier=0.2, max=5),
             before_sleep=lambda _: self._note_retry(operation),
             reraise=True,
@@ -152,3 +154,16 @@ def _decode_all(records: Sequence[ConsumerRecord]) -> tuple[list[tuple[ConsumerR
         except ValueError as exc:  # includes pydantic ValidationError and JSON errors
             dead.append(DeadLetter(record, "unparseable", describe_error(exc)))
     return decoded, dead
+
+
+async def tolerant_parser(msg: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
+    """FastStream's parser decodes every header as UTF-8 and drops the whole batch if one is not:
+    hand it records whose undecodable header values are replaced, so each event still reaches
+    the inbox or the dead-letter topic."""
+    records = msg if isinstance(msg, tuple) else (msg,)
+    cleaned = tuple(dataclasses.replace(r, headers=_clean_headers(r.headers)) for r in records)
+    return await original(cleaned if isinstance(msg, tuple) else cleaned[0])
+
+
+def _clean_headers(headers: Sequence[tuple[str, bytes | None]] | None) -> tuple[tuple[str, bytes], ...]:
+    return tuple((key, (value or b"").decode("utf-8", errors="replace").encode()) for key, value in headers or ())

@@ -35,6 +35,17 @@ TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+# Client-side refusals of a value (asyncpg's DataError is an InterfaceError subclass): the
+# input is bad, so retrying would stall the partition for ever.
+NOT_TRANSIENT: tuple[type[BaseException], ...] = (asyncpg.exceptions._base.DataError,
+                                                  asyncpg.exceptions._base.InternalClientError)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """An outage worth retrying, never a problem with the data itself."""
+    return isinstance(exc, TRANSIENT_DB_ERRORS) and not isinstance(exc, NOT_TRANSIENT)
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     # jsonb columns round-trip as Python objects rather than strings.
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")

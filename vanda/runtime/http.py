@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+import asyncpg
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -59,9 +60,19 @@ async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
                         status_code=503, headers={"Retry-After": "1"})
 
 
+async def _unstorable(request: Request, exc: Exception) -> JSONResponse:
+    # A query value PostgreSQL cannot hold (e.g. U+0000): the client's input, not our failure.
+    return JSONResponse({"error": "validation_failed", "errors": [{"field": "(query)",
+                         "reason": "contains a value that cannot be stored (such as a NUL character)"}]},
+                        status_code=422)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """422 bodies name every bad field and the reason; an outage is a 503 to retry, not a 500."""
     app.add_exception_handler(RequestValidationError, _validation_failed)  # type: ignore[arg-type]
+    for error in (asyncpg.exceptions.CharacterNotInRepertoireError, asyncpg.exceptions.UntranslatableCharacterError,
+                  asyncpg.exceptions._base.DataError):
+        app.add_exception_handler(error, _unstorable)
     for error in TRANSIENT_DB_ERRORS:
         app.add_exception_handler(error, _unavailable)
 

@@ -32,6 +32,7 @@ class Runtime:
                                   security=faststream_security(self.transport),
                                   log_level=logging.DEBUG)
         self.producer: AIOKafkaProducer | None = None  # aiokafka needs a running loop
+        self.dead_letters: AIOKafkaProducer | None = None
         self.pool: asyncpg.Pool | None = None
         self.relay: Relay | None = None
         self._relay_task: asyncio.Task[None] | None = None
@@ -53,6 +54,12 @@ class Runtime:
                             partitions=s.topic_partitions, replication=s.topic_replication_factor, **kafka)
         self.producer = idempotent_producer(s.kafka_bootstrap_servers, f"vanda-{self.name}", **kafka)
         await self.producer.start()
+        # Dead letters get their own producer: a lost request there must not corrupt the
+        # idempotent sequence of the outbox relay's producer (a re-sent dead letter is harmless).
+        self.dead_letters = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap_servers, acks="all",
+                                             client_id=f"vanda-{self.name}-dlq", request_timeout_ms=10_000,
+                                             **kafka)
+        await self.dead_letters.start()
         self.relay = Relay(self.pool, self.producer, self.name, batch=s.relay_batch, interval_s=s.relay_interval_s)
         self._relay_task = asyncio.create_task(self.relay.run(), name=f"{self.name}-relay")
         await self.broker.start()
@@ -65,9 +72,10 @@ class Runtime:
             self.relay.stop()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._relay_task, timeout=10)
-        if self.producer:
-            with contextlib.suppress(Exception):
-                await self.producer.stop()
+        for producer in (self.producer, self.dead_letters):
+            if producer:
+                with contextlib.suppress(Exception):
+                    await producer.stop()
         if self.pool:
             await self.pool.close()
 
