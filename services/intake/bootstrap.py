@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -63,13 +62,10 @@ def create_app(common: CommonSettings | None = None, settings: IntakeSettings | 
         await runtime.start()
         app.state.deps = deps = Deps(IncidentStore(runtime.pool), keyring(settings), runtime.relay.wake,
                                      timedelta(days=settings.retention_days), settings.allow_clock_override)
-        timer = asyncio.create_task(_purge_periodically(deps, settings.retention_interval_s))
+        runtime.background(_purge_periodically(deps, settings.retention_interval_s))
         try:
             yield
         finally:
-            timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await timer
             await runtime.stop()
 
     app = FastAPI(title="vanda intake", version="1", lifespan=lifespan,

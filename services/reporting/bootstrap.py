@@ -63,13 +63,10 @@ def create_app(common: CommonSettings | None = None, settings: ReportingSettings
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
-        timer = asyncio.create_task(_publisher(deps, settings, runtime.relay.wake))
+        runtime.background(_publisher(deps, settings, runtime.relay.wake))
         try:
             yield
         finally:
-            timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await timer
             await runtime.stop()
 
     async def refresh() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -85,13 +84,10 @@ def create_app(common: CommonSettings | None = None, settings: SanctionsSettings
         await runtime.start()
         holder["deps"] = Deps(runtime.pool, policy, clock, runtime.relay.wake, settings.allow_clock_override)
         runtime.refreshers.append(lambda: _refresh_pending(runtime.pool))
-        timer = asyncio.create_task(_scheduler(holder["deps"], settings.scheduler_interval_s))
+        runtime.background(_scheduler(holder["deps"], settings.scheduler_interval_s))
         try:
             yield
         finally:
-            timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await timer
             await runtime.stop()
 
     app = FastAPI(title="vanda sanctions", version="1", lifespan=lifespan,

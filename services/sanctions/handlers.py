@@ -8,7 +8,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
 from schemas.envelope import CloudEvent
 from schemas.events import envelope
@@ -34,6 +34,9 @@ from services.sanctions.domain import (
 from vanda.runtime.outbox import Outgoing, stage
 
 DECISIONS = Counter("vanda_sanction_decisions_total", "Sanction decisions by type.", ["type"])
+REPORT_TO_DECISION = Histogram(
+    "vanda_incident_to_decision_seconds", "From intake accepting a report to the sanction decision on it.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
 
 
 def incident_input(data: Any) -> tuple[str | None, Input | None]:
@@ -77,7 +80,9 @@ async def on_incident(conn: asyncpg.Connection, event: CloudEvent[Any], policy: 
     subject_id, command = incident_input(event.data)
     if subject_id is None or command is None:
         return []
-    await apply(conn, subject_id, command, policy, now)
+    _, decisions = await apply(conn, subject_id, command, policy, now)
+    if decisions and isinstance(event.data, IncidentReported):
+        REPORT_TO_DECISION.observe(max(0.0, (now - event.data.reported_at).total_seconds()))
     return []
 
 

@@ -22,7 +22,7 @@ from services.sanctions.domain import (
     Tick,
 )
 from tests.factories import T0
-from tests.unit.sanctions_cases import POLICY, feed, names, record
+from tests.unit.sanctions_cases import feed, names, record
 
 Y1, Y2, RED = "yellow_card_issued:1", "yellow_card_issued:2", "red_card_proposed"
 

@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 from schemas.sanctions import AppealOutcome, BanImposed, RedCardProposed
 from services.sanctions.domain import (
     Approve,
-    CardKind,
     CardStatus,
     DecideAppeal,
     IncidentGone,

@@ -102,7 +102,8 @@ class EventConsumer:
             if is_transient(exc):
                 raise
             # A bug or a rule violation must not stop the partition: dead-letter it and go on.
-            log.error("event %s rejected: %s", event.id, type(exc).__name__)
+            log.error("event %s rejected: %s", event.id, type(exc).__name__,
+                      extra={"event_id": event.id, "topic": record.topic})
             result.dead.append(DeadLetter(record, "rejected", describe_error(exc)))
 
     async def _send_dead_letter(self, letter: DeadLetter) -> None:

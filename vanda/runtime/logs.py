@@ -1,16 +1,40 @@
-"""Logging setup: one line per record, levels from settings, no request bodies ever."""
+"""Logging: JSON lines by default (one object per record), ids only, never payloads."""
 
 from __future__ import annotations
 
 import logging
 import os
+from datetime import UTC, datetime
+
+import orjson
+
+# Fields a record may carry through `extra=`; they are ids and counts, never personal data.
+CONTEXT_FIELDS = ("event_id", "incident_id", "subject_id", "sanction_id", "correlation_id", "topic", "count")
+
+
+class JsonLines(logging.Formatter):
+    """Format a record as one JSON object, for log shippers."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry |= {k: getattr(record, k) for k in CONTEXT_FIELDS if hasattr(record, k)}
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=str).decode()
 
 
 def configure() -> None:
-    """Log to stderr with timestamps; payloads are never logged, only ids and counts."""
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    """JSON lines unless LOG_FORMAT=text; level from LOG_LEVEL."""
+    handler = logging.StreamHandler()
+    if os.environ.get("LOG_FORMAT", "json").lower() == "text":
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    else:
+        handler.setFormatter(JsonLines())
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(), handlers=[handler], force=True)
     # aiokafka is chatty at INFO about routine group coordination.
     logging.getLogger("aiokafka").setLevel(logging.WARNING)

@@ -38,6 +38,11 @@ class Runtime:
         self._relay_task: asyncio.Task[None] | None = None
         self.consumers: list[EventConsumer] = []
         self.refreshers: list[Callable[[], Awaitable[None]]] = []
+        self._background: list[asyncio.Task[None]] = []
+
+    def background(self, work: Awaitable[None]) -> None:
+        """Run a service's own timer (scheduler, purge, publisher) until the runtime stops."""
+        self._background.append(asyncio.ensure_future(work))
 
     def consumer(self, schema: str, apply: Apply) -> EventConsumer:
         """A consumer whose health counts towards this service's readiness."""
@@ -65,7 +70,12 @@ class Runtime:
         await self.broker.start()
 
     async def stop(self) -> None:
-        """Stop consuming first, then drain the relay, then close connections."""
+        """Stop timers and consuming first, then drain the relay, then close connections."""
+        for task in self._background:
+            task.cancel()
+        for task in self._background:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         with contextlib.suppress(Exception):
             await self.broker.stop()
         if self.relay and self._relay_task:
