@@ -162,16 +162,7 @@ def schemas_check() -> None:
 
 def _bootstrap(home: Path) -> str:
     """KAFKA_BOOTSTRAP_SERVERS if set, else the broker of the local stack in `home`."""
-    import os
-
-    from vanda import stack
-
-    if servers := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        return servers
-    kafka = stack.status(home.resolve()).get("kafka", {})
-    if not kafka.get("running") or not kafka.get("address"):
-        raise typer.BadParameter("no broker: set KAFKA_BOOTSTRAP_SERVERS or run `vanda up`", param_hint="--home")
-    return str(kafka["address"])
+    return _server(home, "KAFKA_BOOTSTRAP_SERVERS", "kafka", "address")
 
 
 @dlq_app.command("list")
@@ -229,16 +220,21 @@ def token(
 
 def _database_url(home: Path) -> str:
     """DATABASE_URL if set, else the local stack's database in `home`."""
+    return _server(home, "DATABASE_URL", "postgres", "url")
+
+
+def _server(home: Path, variable: str, component: str, field: str) -> str:
+    """A connection string from the environment, else from the running local stack."""
     import os
 
     from vanda import stack
 
-    if url := os.environ.get("DATABASE_URL"):
-        return url
-    postgres = stack.status(home.resolve()).get("postgres", {})
-    if not postgres.get("running") or not postgres.get("url"):
-        raise typer.BadParameter("no database: set DATABASE_URL or run `vanda up`", param_hint="--home")
-    return str(postgres["url"])
+    if value := os.environ.get(variable):
+        return value
+    state = stack.status(home.resolve()).get(component, {})
+    if not state.get("running") or not state.get(field):
+        raise typer.BadParameter(f"no {component}: set {variable} or run `vanda up`", param_hint="--home")
+    return str(state[field])
 
 
 def _with_db(url: str, work):  # noqa: ANN001, ANN202 - a small bridge from sync CLI to asyncpg

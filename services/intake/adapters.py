@@ -79,12 +79,13 @@ class IncidentStore:
                 await vault.remember(conn, event.subject_id, identity[0], event.organisation, identity[1])
         return Receipt(event.incident_id, event.subject_id, accepted.fingerprint)
 
-    async def find(self, source_system: str, source_ref: str) -> Receipt | None:
-        """The incident already stored for a source reference, if any."""
+    async def earlier(self, source_system: str, source_ref: str, idempotency_key: str | None) -> Receipt | None:
+        """The incident already stored under this Idempotency-Key, else under this source ref, if any."""
         row = await self._pool.fetchrow(
             "SELECT incident_id, subject_id, fingerprint FROM intake.incidents"
-            " WHERE source_system = $1 AND source_ref = $2",
-            source_system, source_ref,
+            " WHERE source_system = $1 AND (source_ref = $2 OR idempotency_key = $3)"
+            " ORDER BY idempotency_key IS NOT DISTINCT FROM $3 DESC LIMIT 1",
+            source_system, source_ref, idempotency_key,
         )
         return Receipt(row["incident_id"], row["subject_id"], row["fingerprint"]) if row else None
 
@@ -96,15 +97,6 @@ class IncidentStore:
         """The source system an incident came from (None if unknown: the route then answers 404)."""
         return await self._pool.fetchval("SELECT source_system FROM intake.incidents WHERE incident_id = $1",
                                          incident_id)
-
-    async def find_by_key(self, source_system: str, idempotency_key: str) -> Receipt | None:
-        """The incident first stored under an Idempotency-Key, if any."""
-        row = await self._pool.fetchrow(
-            "SELECT incident_id, subject_id, fingerprint FROM intake.incidents"
-            " WHERE source_system = $1 AND idempotency_key = $2",
-            source_system, idempotency_key,
-        )
-        return Receipt(row["incident_id"], row["subject_id"], row["fingerprint"]) if row else None
 
     @asynccontextmanager
     async def locked(self, incident_id: UUID) -> AsyncIterator[Locked | None]:

@@ -68,7 +68,7 @@ class IdempotencyKeyConflict(Exception):
 async def submit(report: IncidentReport, store: IncidentStore, keyring: Keyring,
                  idempotency_key: str | None = None) -> Submitted:
     """Store and queue a new incident, or return the receipt of the one already stored."""
-    existing = await _earlier(report, store, idempotency_key)
+    existing = await store.earlier(report.source_system, report.source_ref, idempotency_key)
     if existing is None:
         identifier = normalised_identifier(report.perpetrator, report.organisation)
         subject_id = await vault.resolve_subject(store.pool, identifier, keyring) if identifier else None
@@ -79,19 +79,12 @@ async def submit(report: IncidentReport, store: IncidentStore, keyring: Keyring,
         if receipt is not None:
             return Submitted(receipt, replayed=False)
         # A concurrent request with the same ref or key won the insert: answer as a retry.
-        existing = await _earlier(report, store, idempotency_key)
+        existing = await store.earlier(report.source_system, report.source_ref, idempotency_key)
     assert existing is not None
     if existing.fingerprint != fingerprint(report):
         raise SourceRefConflict(existing) if idempotency_key is None else IdempotencyKeyConflict(existing)
     return Submitted(existing, replayed=True)
 
-
-async def _earlier(report: IncidentReport, store: IncidentStore, idempotency_key: str | None) -> Receipt | None:
-    if idempotency_key is not None:
-        by_key = await store.find_by_key(report.source_system, idempotency_key)
-        if by_key is not None:
-            return by_key
-    return await store.find(report.source_system, report.source_ref)
 
 
 

@@ -12,9 +12,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
-from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.incidents import EthnicGroup, OdsCode, StaffGroup, Text
@@ -24,7 +22,7 @@ from services.reporting.domain import periods
 from services.reporting.domain.board import Disclosure
 from services.reporting.domain.objectives import HEADLINE, Direction, Objective
 from vanda.runtime.auth import AuthSettings, Principal, Role, authorize, require
-from vanda.runtime.consumer import EventConsumer, tolerant_parser
+from vanda.runtime.consumer import EventConsumer, subscribe as consume
 
 MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
 Organisation = Annotated[str | None, Query(max_length=6, description="ODS code.")]
@@ -195,10 +193,5 @@ def _cells(row: dict[str, Any]) -> list[tuple[str, str, Any]]:
 
 def subscribe(broker: KafkaBroker, consumer: EventConsumer, group_id: str, max_records: int) -> None:
     """Consume incidents and sanctions in batches; offsets commit after the facts are stored."""
-
-    @broker.subscriber(INCIDENTS, SANCTIONS, group_id=group_id, batch=True, max_records=max_records,
-                       auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR, parser=tolerant_parser,
-                       description="Incidents and sanction decisions, folded into reporting's fact tables.")
-    async def on_events(msg: KafkaMessage) -> None:
-        records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
-        await consumer.handle(records)
+    consume(broker, consumer, INCIDENTS, SANCTIONS, group_id=group_id, max_records=max_records,
+            description="Incidents and sanction decisions, folded into reporting's fact tables.")

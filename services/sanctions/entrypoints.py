@@ -9,9 +9,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request
 from fastapi.responses import JSONResponse
-from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from schemas.incidents import NoNul
@@ -27,7 +25,7 @@ from services.sanctions.domain import (
     Reject,
 )
 from vanda.runtime.auth import AuthSettings, Principal, Role, require
-from vanda.runtime.consumer import EventConsumer, tolerant_parser
+from vanda.runtime.consumer import EventConsumer, subscribe as consume
 
 SUBJECT_ID = Path(pattern=r"^sub_[0-9a-f]{40}$", description="Pseudonymous subject id from intake.")
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), NoNul]
@@ -134,10 +132,5 @@ def install_error_handlers(app: FastAPI) -> None:
 
 def subscribe(broker: KafkaBroker, consumer: EventConsumer, group_id: str, max_records: int) -> None:
     """Consume incidents in batches; offsets commit only after the batch is stored."""
-
-    @broker.subscriber(INCIDENTS, group_id=group_id, batch=True, max_records=max_records,
-                       auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR, parser=tolerant_parser,
-                       description="Incidents reported, amended and withdrawn, to apply the card policy to.")
-    async def on_incidents(msg: KafkaMessage) -> None:
-        records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
-        await consumer.handle(records)
+    consume(broker, consumer, INCIDENTS, group_id=group_id, max_records=max_records,
+            description="Incidents reported, amended and withdrawn, to apply the card policy to.")

@@ -66,18 +66,32 @@ def to_input(op, state: SubjectState):
             "dismiss": DecideAppeal(card, AppealOutcome.DISMISSED, "o")}[kind], T0
 
 
-def run(ops):
-    state, decisions = SubjectState(subject_id=SUBJECT), []
+def accepted_inputs(ops):
+    """The concrete inputs decide() accepted for `ops` (refused ones change nothing), fixed for replay."""
+    state, inputs = SubjectState(subject_id=SUBJECT), []
     for op in ops:
         command, now = to_input(op, state)
         if command is None:
             continue
         try:
-            state, new = decide(state, command, POLICY, now)
+            state, _ = decide(state, command, POLICY, now)
         except SanctionsError:
-            continue  # refused inputs change nothing, which is itself checked below
+            continue
+        inputs.append((command, now))
+    return inputs
+
+
+def apply_all(inputs):
+    """Final state and every decision from feeding accepted inputs through decide()."""
+    state, decisions = SubjectState(subject_id=SUBJECT), []
+    for command, now in inputs:
+        state, new = decide(state, command, POLICY, now)
         decisions += new
     return state, decisions
+
+
+def run(ops):
+    return apply_all(accepted_inputs(ops))
 
 
 @settings(max_examples=300, deadline=None)
@@ -109,27 +123,10 @@ def test_invariants_hold_after_any_history(ops):
     assert all(d.rule and d.policy_version == POLICY.version and d.incident_id for d in decisions)
 
 
-def accepted_inputs(ops):
-    """The concrete inputs decide() accepted for `ops`, fixed so they can be replayed."""
-    state, inputs = SubjectState(subject_id=SUBJECT), []
-    for op in ops:
-        command, now = to_input(op, state)
-        if command is None:
-            continue
-        try:
-            state, _ = decide(state, command, POLICY, now)
-        except SanctionsError:
-            continue
-        inputs.append((command, now))
-    return inputs
-
 
 def replay(inputs):
-    state, decisions = SubjectState(subject_id=SUBJECT), []
-    for command, now in inputs:
-        state, new = decide(state, command, POLICY, now)
-        decisions += [(d.decision_id, d.event_type) for d in new]
-    return state, decisions
+    state, decisions = apply_all(inputs)
+    return state, [(d.decision_id, d.event_type) for d in decisions]
 
 
 @settings(max_examples=100, deadline=None)

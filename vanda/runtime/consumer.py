@@ -18,6 +18,9 @@ from typing import Any, Protocol
 
 import asyncpg
 from aiokafka import AIOKafkaProducer, ConsumerRecord
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
 from tenacity import AsyncRetrying, retry_if_exception, wait_exponential
 
 from schemas.envelope import CloudEvent
@@ -168,3 +171,15 @@ async def tolerant_parser(msg: Any, original: Callable[[Any], Awaitable[Any]]) -
 
 def _clean_headers(headers: Sequence[tuple[str, bytes | None]] | None) -> tuple[tuple[str, bytes], ...]:
     return tuple((key, (value or b"").decode("utf-8", errors="replace").encode()) for key, value in headers or ())
+
+
+def subscribe(broker: KafkaBroker, consumer: EventConsumer, *topics: str, group_id: str, max_records: int,
+              description: str) -> None:
+    """Register a batch subscriber whose offsets commit only after `consumer` has stored the batch."""
+
+    @broker.subscriber(*topics, group_id=group_id, batch=True, max_records=max_records,
+                       auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR, parser=tolerant_parser,
+                       description=description)
+    async def on_batch(msg: KafkaMessage) -> None:
+        records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
+        await consumer.handle(records)
