@@ -49,18 +49,50 @@ async def load_incident(conn: asyncpg.Connection, incident_id: UUID, schema: str
     return incident_of(row) if row else None
 
 
+async def load_incidents(conn: asyncpg.Connection, ids: list[UUID], schema: str = SCHEMA) -> dict[UUID, IncidentFact]:
+    rows = await conn.fetch(f"SELECT * FROM {schema}.incidents WHERE incident_id = ANY($1::uuid[])", list(set(ids)))
+    return {r["incident_id"]: incident_of(r) for r in rows}
+
+
 async def save_incident(conn: asyncpg.Connection, fact: IncidentFact, schema: str = SCHEMA) -> None:
+    await save_incidents(conn, [fact], schema)
+
+
+async def save_incidents(conn: asyncpg.Connection, facts: list[IncidentFact], schema: str = SCHEMA) -> None:
+    if not facts:
+        return
     columns = ", ".join(INCIDENT_COLUMNS)
     params = ", ".join(f"${i}" for i in range(1, len(INCIDENT_COLUMNS) + 1))
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in INCIDENT_COLUMNS[1:])
-    await conn.execute(f"INSERT INTO {schema}.incidents ({columns}) VALUES ({params})"
-                       f" ON CONFLICT (incident_id) DO UPDATE SET {updates}", *_incident_row(fact))
+    # executemany pipelines the rows: one round trip for the list, not one per row.
+    await conn.executemany(f"INSERT INTO {schema}.incidents ({columns}) VALUES ({params})"
+                           f" ON CONFLICT (incident_id) DO UPDATE SET {updates}", [_incident_row(f) for f in facts])
 
 
 async def save_decision(conn: asyncpg.Connection, fact: DecisionFact, schema: str = SCHEMA) -> None:
+    await save_decisions(conn, [fact], schema)
+
+
+async def save_decisions(conn: asyncpg.Connection, facts: list[DecisionFact], schema: str = SCHEMA) -> None:
+    if not facts:
+        return
     params = ", ".join(f"${i}" for i in range(1, len(DECISION_COLUMNS) + 1))
-    await conn.execute(f"INSERT INTO {schema}.decisions ({', '.join(DECISION_COLUMNS)}) VALUES ({params})"
-                       " ON CONFLICT (decision_id) DO NOTHING", *(getattr(fact, c) for c in DECISION_COLUMNS))
+    await conn.executemany(f"INSERT INTO {schema}.decisions ({', '.join(DECISION_COLUMNS)}) VALUES ({params})"
+                           " ON CONFLICT (decision_id) DO NOTHING",
+                           [tuple(getattr(f, c) for c in DECISION_COLUMNS) for f in facts])
+
+
+async def referred_already(conn: asyncpg.Connection, ids: list[UUID], schema: str = SCHEMA) -> set[UUID]:
+    """Which of these incidents have had their referral claimed."""
+    rows = await conn.fetch(f"SELECT incident_id FROM {schema}.police_referrals WHERE incident_id = ANY($1::uuid[])",
+                            list(set(ids)))
+    return {r["incident_id"] for r in rows}
+
+
+async def claim_referrals(conn: asyncpg.Connection, claims: list[tuple[UUID, list[str]]], schema: str = SCHEMA) -> None:
+    if claims:
+        await conn.executemany(f"INSERT INTO {schema}.police_referrals (incident_id, criteria) VALUES ($1, $2)"
+                               " ON CONFLICT (incident_id) DO NOTHING", claims)
 
 
 async def claim_referral(conn: asyncpg.Connection, incident_id: UUID, criteria: list[str],

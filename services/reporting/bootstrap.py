@@ -55,7 +55,10 @@ def create_app(common: CommonSettings | None = None, settings: ReportingSettings
     async def apply(conn, event):
         return await handlers.on_event(conn, event, projection)
 
-    consumer = runtime.consumer(SCHEMA, apply)
+    async def apply_many(conn, events):
+        return await handlers.on_events(conn, events, projection)
+
+    consumer = runtime.consumer(SCHEMA, apply, apply_many)
     entrypoints.subscribe(runtime.broker, consumer, settings.consumer_group, common.consumer_max_records)
     deps = entrypoints.Deps(lambda: runtime.pool, projection, settings.suppression_threshold, AuthSettings(),
                             settings.max_months, clock)

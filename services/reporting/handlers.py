@@ -49,6 +49,29 @@ async def on_event(conn: asyncpg.Connection, event: CloudEvent[Any], p: Projecti
     return []
 
 
+async def on_events(conn: asyncpg.Connection, events: list[CloudEvent[Any]], p: Projection) -> list[Outgoing]:
+    """`on_event` for a batch, in order, with a handful of statements for the whole batch."""
+    incidents = [e.data for e in events if isinstance(e.data, (IncidentReported, IncidentAmended, IncidentWithdrawn))]
+    facts = await adapters.load_incidents(conn, [d.incident_id for d in incidents], p.schema)
+    referred = await adapters.referred_already(conn, [d.incident_id for d in incidents], p.schema)
+    changed: dict[Any, IncidentFact] = {}
+    claims, out = [], []
+    for data in incidents:
+        fact = next_fact(facts.get(data.incident_id), data)
+        if fact != facts.get(data.incident_id):
+            facts[data.incident_id] = changed[data.incident_id] = fact
+        met = [] if fact.withdrawn else criteria_met(fact, p.criteria)
+        if met and fact.incident_id not in referred:
+            referred.add(fact.incident_id)  # at most once per incident, as in _incident
+            claims.append((fact.incident_id, [c.value for c in met]))
+            out += [referral_required(fact, met)] if p.emit else []
+    await adapters.save_incidents(conn, list(changed.values()), p.schema)
+    await adapters.claim_referrals(conn, claims, p.schema)
+    await adapters.save_decisions(conn, [decision_fact(e.data) for e in events if isinstance(e.data, Decision)],
+                                  p.schema)
+    return out
+
+
 async def _incident(conn: asyncpg.Connection, data: Any, p: Projection) -> list[Outgoing]:
     previous = await adapters.load_incident(conn, data.incident_id, p.schema)
     fact = next_fact(previous, data)

@@ -9,7 +9,7 @@ from uuid import UUID
 import asyncpg
 
 from schemas.sanctions import Decision
-from services.sanctions.domain import SubjectState
+from services.sanctions.domain import Card, SubjectState
 
 SCHEMA = "sanctions"
 
@@ -19,26 +19,62 @@ async def lock_subject(conn: asyncpg.Connection, subject_id: str) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", subject_id)
 
 
+async def lock_subjects(conn: asyncpg.Connection, subject_ids: list[str]) -> None:
+    """`lock_subject` for many, always in sorted order so two batches cannot deadlock."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext(s)) FROM unnest($1::text[]) AS s",
+                       sorted(set(subject_ids)))
+
+
 async def load(conn: asyncpg.Connection, subject_id: str) -> SubjectState:
-    raw = await conn.fetchval("SELECT state FROM sanctions.subjects WHERE subject_id = $1", subject_id)
-    return SubjectState.model_validate(raw) if raw else SubjectState(subject_id=subject_id)
+    return (await load_many(conn, [subject_id]))[subject_id]
+
+
+async def load_many(conn: asyncpg.Connection, subject_ids: list[str]) -> dict[str, SubjectState]:
+    """Each subject's state (empty for one never seen), in one query."""
+    rows = await conn.fetch("SELECT subject_id, state FROM sanctions.subjects WHERE subject_id = ANY($1::text[])",
+                            list(set(subject_ids)))
+    found = {r["subject_id"]: SubjectState.model_validate(r["state"]) for r in rows}
+    return {s: found.get(s) or SubjectState(subject_id=s) for s in subject_ids}
 
 
 async def save(conn: asyncpg.Connection, state: SubjectState, decisions: list[Decision]) -> None:
     """Store the new state, its cards and the decisions that produced it."""
+    await save_many(conn, [state], decisions)
+
+
+async def save_many(conn: asyncpg.Connection, states: list[SubjectState], decisions: list[Decision],
+                    before: dict[str, SubjectState] | None = None) -> None:
+    """Store new states, the cards that differ from `before` (all if not given) and the decisions."""
     await conn.execute(
-        "INSERT INTO sanctions.subjects (subject_id, state) VALUES ($1, $2) ON CONFLICT (subject_id)"
-        " DO UPDATE SET state = EXCLUDED.state, updated_at = now()",
-        state.subject_id, state.model_dump(mode="json"),
+        "INSERT INTO sanctions.subjects (subject_id, state) SELECT * FROM unnest($1::text[], $2::jsonb[])"
+        " ON CONFLICT (subject_id) DO UPDATE SET state = EXCLUDED.state, updated_at = now()",
+        [s.subject_id for s in states], [s.model_dump(mode="json") for s in states],
     )
+    await _save_cards(conn, [(s.subject_id, c) for s in states for c in _changed_cards(s, (before or {}).get(s.subject_id))])
+    await _save_decisions(conn, decisions)
+
+
+def _changed_cards(state: SubjectState, before: SubjectState | None) -> list[Card]:
+    old = {c.sanction_id: c for c in before.cards} if before else {}
+    return [c for c in state.cards if old.get(c.sanction_id) != c]
+
+
+async def _save_cards(conn: asyncpg.Connection, cards: list[tuple[str, Card]]) -> None:
+    if not cards:
+        return
     await conn.executemany(
         "INSERT INTO sanctions.cards (sanction_id, subject_id, kind, status, incident_id, starts_at, ends_at,"
         " review_sent, appeal) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (sanction_id) DO UPDATE"
         " SET status = EXCLUDED.status, starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at,"
         " review_sent = EXCLUDED.review_sent, appeal = EXCLUDED.appeal, updated_at = now()",
-        [(c.sanction_id, state.subject_id, c.kind.value, c.status.value, c.incident_id, c.starts_at, c.ends_at,
-          c.review_sent, c.appeal.value) for c in state.cards],
+        [(c.sanction_id, subject_id, c.kind.value, c.status.value, c.incident_id, c.starts_at, c.ends_at,
+          c.review_sent, c.appeal.value) for subject_id, c in cards],
     )
+
+
+async def _save_decisions(conn: asyncpg.Connection, decisions: list[Decision]) -> None:
+    if not decisions:
+        return
     await conn.executemany(
         "INSERT INTO sanctions.decisions (decision_id, subject_id, event_type, incident_id, rule, policy_version,"
         " payload, decided_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (decision_id) DO NOTHING",

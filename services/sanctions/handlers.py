@@ -62,28 +62,54 @@ def outgoing(decisions: list[Decision], now: datetime) -> list[Outgoing]:
 
 
 async def apply(conn: asyncpg.Connection, subject_id: str, command: Input, policy: Policy,
-                now: datetime) -> tuple[SubjectState, list[Decision]]:
+                now: datetime, *, observe: bool = True) -> tuple[SubjectState, list[Decision]]:
     """Decide for one subject inside the caller's transaction; stage the resulting events."""
     await adapters.lock_subject(conn, subject_id)
     state, decisions = decide(await adapters.load(conn, subject_id), command, policy, now)
     await adapters.save(conn, state, decisions)
     await stage(conn, adapters.SCHEMA, outgoing(decisions, now))
+    if observe:
+        _observe(decisions, None, now)
+    return state, decisions
+
+
+def _observe(decisions: list[Decision], data: Any, now: datetime) -> None:
     for d in decisions:
         # Counted before commit: a rolled-back batch is retried and counts again (at-least-once metric).
         DECISIONS.labels(d.event_type.split(".")[-2]).inc()
-    return state, decisions
+    if decisions and isinstance(data, IncidentReported):
+        REPORT_TO_DECISION.observe(max(0.0, (now - data.reported_at).total_seconds()))
 
 
 async def on_incident(conn: asyncpg.Connection, event: CloudEvent[Any], policy: Policy,
                       now: datetime) -> list[Outgoing]:
-    """Consumer entry: the outbox rows are already staged by apply()."""
+    """Consumer entry for one event: the outbox rows are already staged by apply()."""
     subject_id, command = incident_input(event.data)
     if subject_id is None or command is None:
         return []
-    _, decisions = await apply(conn, subject_id, command, policy, now)
-    if decisions and isinstance(event.data, IncidentReported):
-        REPORT_TO_DECISION.observe(max(0.0, (now - event.data.reported_at).total_seconds()))
+    _, decisions = await apply(conn, subject_id, command, policy, now, observe=False)
+    _observe(decisions, event.data, now)
     return []
+
+
+async def on_incidents(conn: asyncpg.Connection, events: list[CloudEvent[Any]], policy: Policy,
+                       now: datetime) -> list[Outgoing]:
+    """Consumer entry for a batch: each subject locked, loaded and saved once, decided in event order."""
+    inputs = [(event.data, *incident_input(event.data)) for event in events]
+    subjects = [s for _, s, c in inputs if s is not None and c is not None]
+    if not subjects:
+        return []
+    await adapters.lock_subjects(conn, subjects)
+    before = await adapters.load_many(conn, subjects)
+    states, decisions = dict(before), []
+    for data, subject_id, command in inputs:
+        if subject_id is None or command is None:
+            continue
+        states[subject_id], decided = decide(states[subject_id], command, policy, now)
+        _observe(decided, data, now)
+        decisions += decided
+    await adapters.save_many(conn, list(states.values()), decisions, before)
+    return outgoing(decisions, now)
 
 
 @dataclass(frozen=True)

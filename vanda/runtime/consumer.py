@@ -41,6 +41,8 @@ class Connections(Protocol):
 
 
 Apply = Callable[[asyncpg.Connection, CloudEvent[Any]], Awaitable[list[outbox.Outgoing]]]
+# The same for a whole batch of new events, in order: the fast path (few statements per batch).
+ApplyMany = Callable[[asyncpg.Connection, list[CloudEvent[Any]]], Awaitable[list[outbox.Outgoing]]]
 
 
 @dataclass
@@ -131,15 +133,31 @@ class BatchConsumer:
 class EventConsumer(BatchConsumer):
     """Applies CloudEvents from the services' topics, each exactly once (inbox), for one service."""
 
-    def __init__(self, runtime: Connections, schema: str, apply: Apply) -> None:
+    def __init__(self, runtime: Connections, schema: str, apply: Apply, apply_many: ApplyMany | None = None) -> None:
         super().__init__(runtime)
-        self._schema, self._apply = schema, apply
+        self._schema, self._apply, self._apply_many = schema, apply, apply_many
 
     async def apply_batch(self, records: Sequence[ConsumerRecord]) -> BatchResult:
         decoded, dead = _decode_all(records)
-        result = await self._apply_decoded(decoded)
+        result = await self._apply_together(decoded) if self._apply_many and decoded else None
+        if result is None:
+            result = await self._apply_decoded(decoded)
         result.dead[:0] = dead
         return result
+
+    async def _apply_together(self, decoded: list[tuple[ConsumerRecord, CloudEvent[Any]]]) -> BatchResult | None:
+        """The whole batch in one transaction; None if any event is refused, so that applying
+        one event at a time (below) can find which, dead-letter it alone and apply the rest."""
+        assert self._runtime.pool is not None and self._apply_many is not None
+        try:
+            async with self._runtime.pool.acquire() as conn, conn.transaction():
+                return await claim_and_apply(conn, self._schema, decoded, self._apply_many)
+        except Exception as exc:  # noqa: BLE001 - an outage propagates; anything else is an event's fault
+            if is_transient(exc):
+                raise
+            log.warning("batch of %d refused as a whole (%s); applying one event at a time",
+                        len(decoded), type(exc).__name__, extra={"count": len(decoded)})
+            return None
 
     async def _apply_decoded(self, decoded: list[tuple[ConsumerRecord, CloudEvent[Any]]]) -> BatchResult:
         result = BatchResult()
@@ -166,6 +184,24 @@ class EventConsumer(BatchConsumer):
             log.error("event %s rejected: %s", event.id, type(exc).__name__,
                       extra={"event_id": event.id, "topic": record.topic})
             result.dead.append(DeadLetter(record, "rejected", describe_error(exc)))
+
+
+async def claim_and_apply(conn: asyncpg.Connection, schema: str, decoded: list[tuple[ConsumerRecord, CloudEvent[Any]]],
+                          apply_many: ApplyMany) -> BatchResult:
+    """Inbox-claim a batch in one statement, apply the new events together, stage what they cause."""
+    result = BatchResult()
+    new = await inbox.claim_many(conn, schema, [(event.id, record.topic) for record, event in decoded])
+    todo = []
+    for record, event in decoded:
+        if event.id in new:
+            new.discard(event.id)  # a second copy within the batch is a duplicate too
+            todo.append(event)
+            result.applied[record.topic] += 1
+        else:
+            result.duplicates[record.topic] += 1
+    if todo:
+        await outbox.stage(conn, schema, await apply_many(conn, todo))
+    return result
 
 
 def _decode_all(records: Sequence[ConsumerRecord]) -> tuple[list[tuple[ConsumerRecord, CloudEvent[Any]]], list[DeadLetter]]:

@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
 
 from vanda.runtime import db, metrics
-from vanda.runtime.consumer import Apply, BatchConsumer, EventConsumer
+from vanda.runtime.consumer import Apply, ApplyMany, BatchConsumer, EventConsumer
 from vanda.runtime.outbox import Relay, idempotent_producer
 from vanda.runtime.settings import CommonSettings
 from vanda.runtime.topics import ensure_topics
@@ -44,9 +44,9 @@ class Runtime:
         """Run a service's own timer (scheduler, purge, publisher) until the runtime stops."""
         self._background.append(asyncio.ensure_future(work))
 
-    def consumer(self, schema: str, apply: Apply) -> EventConsumer:
+    def consumer(self, schema: str, apply: Apply, apply_many: ApplyMany | None = None) -> EventConsumer:
         """A consumer whose health counts towards this service's readiness."""
-        consumer = EventConsumer(self, schema, apply)
+        consumer = EventConsumer(self, schema, apply, apply_many)
         self.consumers.append(consumer)
         return consumer
 
