@@ -30,7 +30,7 @@ class Runtime:
         self.transport = TransportSettings()
         self.broker = KafkaBroker(settings.kafka_bootstrap_servers, client_id=f"vanda-{name}", logger=log,
                                   security=faststream_security(self.transport),
-                                  log_level=logging.DEBUG)
+                                  log_level=logging.DEBUG, middlewares=[metrics.broker_middleware(name)])
         self.producer: AIOKafkaProducer | None = None  # aiokafka needs a running loop
         self.dead_letters: AIOKafkaProducer | None = None
         self.pool: asyncpg.Pool | None = None
