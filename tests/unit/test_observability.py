@@ -36,7 +36,7 @@ EXPOSED: dict[str, tuple[str, set[str]]] = {
     "vanda_intake_reports_total": ("counter", {"outcome"}),
     "vanda_intake_corrections_total": ("counter", {"kind", "outcome"}),
     "vanda_events_consumed_total": ("counter", {"topic", "outcome"}),
-    "vanda_dead_letters_total": ("counter", {"topic"}),
+    "vanda_dead_letters_total": ("counter", {"topic", "reason"}),
     "vanda_consumer_batch_seconds": ("histogram", {"topic"}),
     "vanda_transient_retries_total": ("counter", {"operation"}),
     "vanda_sanction_decisions_total": ("counter", {"type"}),
@@ -47,6 +47,7 @@ EXPOSED: dict[str, tuple[str, set[str]]] = {
     "vanda_outbox_oldest_age_seconds": ("gauge", {"schema"}),
     "vanda_pending_approvals": ("gauge", set()),
     "vanda_oldest_pending_approval_age_seconds": ("gauge", set()),
+    "vanda_active_bans": ("gauge", set()),
     "vanda_scheduler_runs_total": ("counter", {"outcome"}),
     "vanda_reporting_current_month": ("gauge", {"figure"}),
     "vanda_incident_to_decision_seconds": ("histogram", set()),
@@ -69,7 +70,10 @@ EXPOSED: dict[str, tuple[str, set[str]]] = {
 # Named by the alert rules and dashboards but not yet exposed by the services. When
 # one is added, move it to EXPOSED: until then its type and labels are checked only
 # if the code already registers it.
-PLANNED: dict[str, tuple[str, set[str]]] = {}
+PLANNED: dict[str, tuple[str, set[str]]] = {
+    # Intake's reports by source system, outcome and refusal reason (in progress on intake).
+    "vanda_intake_incidents_total": ("counter", {"source", "outcome", "reason"}),
+}
 CATALOGUE = EXPOSED | PLANNED
 BUILTIN = {"up": ("gauge", set())}  # written by Prometheus itself for every target
 TARGET_LABELS = {"job", "instance"}

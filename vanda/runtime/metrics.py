@@ -12,8 +12,8 @@ EVENTS_CONSUMED = Counter(
 )
 DEAD_LETTERS = Counter(
     "vanda_dead_letters_total",
-    "Messages sent to a dead-letter topic, by source topic.",
-    ["topic"],
+    "Messages sent to a dead-letter topic, by source topic and reason (unparseable, rejected).",
+    ["topic", "reason"],
 )
 CONSUMER_BATCH_SECONDS = Histogram(
     "vanda_consumer_batch_seconds",
