@@ -6,19 +6,31 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
 
-from vanda.runtime import db, metrics
+from schemas.envelope import CloudEvent
+from vanda.runtime import db, logs, metrics
 from vanda.runtime.consumer import Apply, BatchConsumer, EventConsumer
-from vanda.runtime.outbox import Relay, idempotent_producer
+from vanda.runtime.outbox import Outgoing, Relay, idempotent_producer
 from vanda.runtime.settings import CommonSettings
 from vanda.runtime.topics import ensure_topics
 from vanda.runtime.transport import TransportSettings, faststream_security, kafka_options, postgres_ssl
 
 log = logging.getLogger(__name__)
+
+
+def correlated(apply: Apply) -> Apply:
+    """Lines logged while an event is applied carry the event's id as their correlation id."""
+
+    async def applying(conn: asyncpg.Connection, event: CloudEvent[Any]) -> list[Outgoing]:
+        with logs.correlated(event.id):
+            return await apply(conn, event)
+
+    return applying
 
 
 class Runtime:
@@ -46,7 +58,7 @@ class Runtime:
 
     def consumer(self, schema: str, apply: Apply) -> EventConsumer:
         """A consumer whose health counts towards this service's readiness."""
-        consumer = EventConsumer(self, schema, apply)
+        consumer = EventConsumer(self, schema, correlated(apply))
         self.consumers.append(consumer)
         return consumer
 
