@@ -84,6 +84,7 @@ def create_app(common: CommonSettings | None = None, settings: SanctionsSettings
 
     consumer = runtime.consumer(SCHEMA, apply)
     entrypoints.subscribe(runtime.broker, consumer, settings.consumer_group, common.consumer_max_records)
+    runtime.document(publishes=[SANCTIONS, dead_letter(INCIDENTS)])
     holder: dict[str, Deps] = {}
 
     @asynccontextmanager

@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
 
 from schemas.envelope import CloudEvent
-from vanda.runtime import db, logs, metrics
+from vanda.runtime import asyncapi, db, logs, metrics
 from vanda.runtime.consumer import Apply, BatchConsumer, EventConsumer
 from vanda.runtime.outbox import Outgoing, Relay, idempotent_producer
 from vanda.runtime.settings import CommonSettings
@@ -55,6 +55,10 @@ class Runtime:
     def background(self, work: Awaitable[None]) -> None:
         """Run a service's own timer (scheduler, purge, publisher) until the runtime stops."""
         self._background.append(asyncio.ensure_future(work))
+
+    def document(self, publishes: list[str]) -> None:
+        """Name the topics this service publishes (through its outbox or dead letters) in its AsyncAPI document."""
+        asyncapi.document(self.broker, publishes)
 
     def consumer(self, schema: str, apply: Apply) -> EventConsumer:
         """A consumer whose health counts towards this service's readiness."""
