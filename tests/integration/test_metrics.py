@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+import orjson
 from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -25,35 +26,36 @@ from tests.unit.test_observability import EXPOSED
 pytestmark = pytest.mark.integration
 
 # Test-range NHS numbers (999...) with valid check digits, used by no other test.
-PENDING_NHS, BANNED_NHS, WITHDRAWN_NHS = "9990000301", "9990000328", "9990000336"
-CONSUMERS = {"sanctions", "reporting"}
-ALL = {"intake"} | CONSUMERS
+PENDING_NHS, BANNED_NHS, WITHDRAWN_NHS, SUBMITTED_NHS = "9990000905", "9990000913", "9990000921", "9990000948"
+SUBMISSIONS = "vanda.intake.submissions.v1"
+ALL = {"intake", "sanctions", "reporting"}  # every one consumes: intake reads its submissions topic
 
 # Which services must show each metric move (counters, histograms) or carry a sample (gauges).
 OWNERS: dict[str, set[str]] = {
     "vanda_intake_reports_total": {"intake"},
     "vanda_intake_corrections_total": {"intake"},
-    "vanda_events_consumed_total": CONSUMERS,
-    "vanda_dead_letters_total": CONSUMERS,
-    "vanda_consumer_batch_seconds": CONSUMERS,
+    "vanda_intake_incidents_total": {"intake"},
+    "vanda_events_consumed_total": ALL,
+    "vanda_dead_letters_total": ALL,
+    "vanda_consumer_batch_seconds": ALL,
     "vanda_sanction_decisions_total": {"sanctions"},
     "vanda_incident_to_decision_seconds": {"sanctions"},
-    "vanda_outbox_published_total": ALL,  # reporting's: the police referral the weapon incidents need
+    "vanda_outbox_published_total": ALL,  # reporting's: the police referrals the weapon incidents need
     "vanda_scheduler_runs_total": {"sanctions"},
-    "faststream_received_messages_total": CONSUMERS,
-    "faststream_received_messages_size_bytes": CONSUMERS,
-    "faststream_received_processed_messages_total": CONSUMERS,
-    "faststream_received_processed_messages_duration_seconds": CONSUMERS,
+    "faststream_received_messages_total": ALL,
+    "faststream_received_messages_size_bytes": ALL,
+    "faststream_received_processed_messages_total": ALL,
+    "faststream_received_processed_messages_duration_seconds": ALL,
     # gauges
     "vanda_outbox_pending": ALL,
     "vanda_outbox_oldest_age_seconds": ALL,
     "vanda_ready": ALL,
-    "vanda_consumer_lag": CONSUMERS,
+    "vanda_consumer_lag": ALL,
     "vanda_pending_approvals": {"sanctions"},
     "vanda_oldest_pending_approval_age_seconds": {"sanctions"},
     "vanda_active_bans": {"sanctions"},
     "vanda_reporting_current_month": {"reporting"},
-    "faststream_received_messages_in_process": CONSUMERS,
+    "faststream_received_messages_in_process": ALL,
 }
 # Catalogued metrics that cannot move in a healthy run, and why.
 EXEMPT = {
@@ -111,7 +113,8 @@ def patient(nhs: str) -> dict:
 
 
 async def drive_traffic(pipeline) -> None:
-    """Reports valid and invalid, a withdrawal, a red card left pending and one approved, a poison record."""
+    """Reports valid and invalid over HTTP and Kafka, a withdrawal, a red card left pending and one
+    approved, a poison event, a scheduler run."""
     async with httpx.AsyncClient(base_url=pipeline["INTAKE_URL"], timeout=30, headers=source_key(pipeline)) as intake:
         # A weapon proposes a red card at once and meets the police referral criteria.
         receipts = {}
@@ -131,6 +134,9 @@ async def drive_traffic(pipeline) -> None:
     await producer.start()
     try:  # Both consumers of the topic dead-letter it as unparseable.
         await producer.send_and_wait("vanda.incidents.v1", b"{not an event", key=b"metrics-poison")
+        submitted = report(perpetrator=patient(SUBMITTED_NHS))
+        await producer.send_and_wait(SUBMISSIONS, orjson.dumps(submitted), key=submitted["source_ref"].encode())
+        await producer.send_and_wait(SUBMISSIONS, b'{"harm": "catastrophic"}', key=b"metrics-invalid")
     finally:
         await producer.stop()
 
@@ -177,10 +183,11 @@ async def test_every_catalogued_metric_moves_on_the_service_that_owns_it(pipelin
     # One red card is left waiting and one ban runs, whatever other tests left behind.
     assert _value(texts["sanctions"], "vanda_pending_approvals") >= 1
     assert _value(texts["sanctions"], "vanda_active_bans") >= 1
-    for service in CONSUMERS:
+    for service in ("sanctions", "reporting"):
         assert 'reason="unparseable",topic="vanda.incidents.v1"' in texts[service], service
+    assert f'reason="invalid",topic="{SUBMISSIONS}"' in texts["intake"]
     for text in texts.values():
-        assert not any(nhs in text for nhs in (PENDING_NHS, BANNED_NHS, WITHDRAWN_NHS))
+        assert not any(nhs in text for nhs in (PENDING_NHS, BANNED_NHS, WITHDRAWN_NHS, SUBMITTED_NHS))
 
 
 def _value(text: str, name: str) -> float:

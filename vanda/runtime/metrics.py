@@ -12,7 +12,8 @@ EVENTS_CONSUMED = Counter(
 )
 DEAD_LETTERS = Counter(
     "vanda_dead_letters_total",
-    "Messages sent to a dead-letter topic, by source topic and reason (unparseable, rejected).",
+    "Messages sent to a dead-letter topic, by source topic and reason (the DeadLetter reasons:"
+    " unparseable, rejected; intake's submissions also invalid, conflict).",
     ["topic", "reason"],
 )
 CONSUMER_BATCH_SECONDS = Histogram(
