@@ -204,8 +204,32 @@ class IncidentFacts(Strict):
         return self
 
 
+# Request examples for the OpenAPI documents: obviously fake data only (an NHS number in
+# the 999 test range that no test uses, an invented ODS code and site, no names).
+REPORT_EXAMPLE = {
+    "source_system": "example-system",
+    "source_ref": "EXAMPLE-0001",
+    "occurred_at": "2025-01-15T14:30:00+00:00",
+    "organisation": "ZZZ99",
+    "site": "Example General Hospital",
+    "location_type": "emergency_department",
+    "category": "verbal_abuse",
+    "harm": "none",
+    "perpetrator": {"kind": "patient", "nhs_number": "9990000999", "medical_factors": False,
+                    "age_band": "18_to_64"},
+    "staff_affected": [{"staff_group": "nursing_midwifery", "ethnic_group": "not_stated", "injured": False,
+                        "wishes_police_action": False}],
+    "body_worn_camera_used": False,
+    "narrative": "Example text: shouted at the triage nurse while waiting.",
+}
+AMENDMENT_EXAMPLE = {"harm": "low", "police": {"informed": True, "crime_reference": "EXAMPLE/0001"}}
+WITHDRAWAL_EXAMPLE = {"reason": "entered_in_error"}
+
+
 class IncidentReport(IncidentFacts):
     """An incident report as an upstream system submits it to intake."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [REPORT_EXAMPLE]})
 
     source_system: Text = Field(description="Name of the submitting system.")
     source_ref: Text = Field(description="The submitting system's own id for this report.")
@@ -252,6 +276,8 @@ class PerpetratorAmendment(Strict):
 class IncidentAmendment(Strict):
     """A correction to a stored incident: only the fields given change."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [AMENDMENT_EXAMPLE]})
+
     category: Category | None = None
     sexual_assault: bool | None = None
     harm: Harm | None = None
@@ -261,6 +287,8 @@ class IncidentAmendment(Strict):
 
 
 class IncidentWithdrawal(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [WITHDRAWAL_EXAMPLE]})
+
     reason: WithdrawalReason = WithdrawalReason.ENTERED_IN_ERROR
 
 

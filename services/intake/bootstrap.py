@@ -65,6 +65,7 @@ def create_app(common: CommonSettings | None = None, settings: IntakeSettings | 
               max_records=common.consumer_max_records,
               description="IncidentReport JSON from upstream systems that prefer Kafka to HTTP; refused ones go to"
                           f" {dead_letter(SUBMISSIONS)} with the field and reason.")
+    runtime.document(publishes=[INCIDENTS, dead_letter(SUBMISSIONS)])
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

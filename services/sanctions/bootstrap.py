@@ -39,6 +39,7 @@ class Deps:
 SCHEDULER_RUNS = Counter("vanda_scheduler_runs_total", "Review and expiry rounds, by outcome.", ["outcome"])
 PENDING = Gauge("vanda_pending_approvals", "Red cards waiting for an authorised reviewer.")
 PENDING_AGE = Gauge("vanda_oldest_pending_approval_age_seconds", "How long the oldest red card has waited.")
+ACTIVE_BANS = Gauge("vanda_active_bans", "Approved red cards (bans) in force now.")
 
 
 async def _refresh_pending(pool: asyncpg.Pool) -> None:
@@ -48,6 +49,12 @@ async def _refresh_pending(pool: asyncpg.Pool) -> None:
         " WHERE c.status = 'proposed'")
     PENDING.set(row["n"])
     PENDING_AGE.set(float(row["age"]))
+
+
+async def _refresh_active_bans(pool: asyncpg.Pool) -> None:
+    # An approved ban stays 'active' until the scheduler expires it at ends_at, so a
+    # ban past its end counts until that round: the same view the subject API gives.
+    ACTIVE_BANS.set(await pool.fetchval("SELECT count(*) FROM sanctions.cards WHERE status = 'active'"))
 
 
 async def _scheduler(deps: Deps, interval: float) -> None:
@@ -80,6 +87,7 @@ def create_app(common: CommonSettings | None = None, settings: SanctionsSettings
 
     consumer = runtime.consumer(SCHEMA, apply, apply_many)
     entrypoints.subscribe(runtime.broker, consumer, settings.consumer_group, common.consumer_max_records)
+    runtime.document(publishes=[SANCTIONS, dead_letter(INCIDENTS)])
     holder: dict[str, Deps] = {}
 
     @asynccontextmanager
@@ -87,6 +95,7 @@ def create_app(common: CommonSettings | None = None, settings: SanctionsSettings
         await runtime.start()
         holder["deps"] = Deps(runtime.pool, policy, clock, runtime.relay.wake, settings.allow_clock_override)
         runtime.refreshers.append(lambda: _refresh_pending(runtime.pool))
+        runtime.refreshers.append(lambda: _refresh_active_bans(runtime.pool))
         runtime.background(_scheduler(holder["deps"], settings.scheduler_interval_s))
         try:
             yield

@@ -160,5 +160,5 @@ async def test_amendment_for_an_unknown_incident_is_dead_lettered_and_consumptio
     later = await submit(pipeline, "9990000093", 10)
     assert kinds(await events_for(pipeline, later["subject_id"], 1)) == ["yellow_card_issued:1"]
     metrics = (await sanctions_call(pipeline, "GET", "/metrics")).text
-    assert 'vanda_dead_letters_total{topic="vanda.incidents.v1"}' in metrics
+    assert 'vanda_dead_letters_total{reason="rejected",topic="vanda.incidents.v1"}' in metrics
     assert str(uuid.UUID(event.data.incident_id.hex)) not in metrics

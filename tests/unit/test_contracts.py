@@ -49,3 +49,16 @@ def test_decode_names_the_bad_field():
 def test_every_event_type_has_a_schema_file():
     # One per event payload, plus the envelope and intake's report.
     assert len(generated()) == len(EVENT_TYPES) + 2
+
+
+def test_openapi_examples_are_valid_requests_with_only_fake_data():
+    from schemas import incidents
+
+    cases = [(incidents.IncidentReport, incidents.REPORT_EXAMPLE),
+             (incidents.IncidentAmendment, incidents.AMENDMENT_EXAMPLE),
+             (incidents.IncidentWithdrawal, incidents.WITHDRAWAL_EXAMPLE)]
+    for model, example in cases:
+        assert model.model_json_schema()["examples"] == [example]
+        model.model_validate(example)
+    # The 999 range is the NHS's test range: no real patient has such a number.
+    assert incidents.REPORT_EXAMPLE["perpetrator"]["nhs_number"].startswith("999")

@@ -106,3 +106,54 @@ def test_site_serves_every_document_without_try_it_out() -> None:
         assert client.get(f"/openapi/{name}").status_code == 200
         assert client.get(f"/openapi/{name}.json").json()["info"]["title"] == f"vanda {name}"
     assert client.get("/asyncapi/nobody").status_code == 404
+
+
+def _operations(document: dict) -> dict[str, set[str]]:
+    """action (send, receive) -> addresses of the channels it names."""
+    found: dict[str, set[str]] = {"send": set(), "receive": set()}
+    for operation in document["operations"].values():
+        channel = operation["channel"]["$ref"].rsplit("/", 1)[-1]
+        found[operation["action"]].add(document["channels"][channel]["address"])
+    return found
+
+
+def test_each_service_documents_what_it_publishes_and_reads(documents: dict[str, str]) -> None:
+    dlq = topics.dead_letter
+    expected = {
+        "intake": ({topics.INCIDENTS, dlq(topics.SUBMISSIONS)}, {topics.SUBMISSIONS}),
+        "sanctions": ({topics.SANCTIONS, dlq(topics.INCIDENTS)}, {topics.INCIDENTS}),
+        "reporting": ({topics.POLICE_REFERRALS, topics.BOARD_METRICS, dlq(topics.INCIDENTS), dlq(topics.SANCTIONS)},
+                      {topics.INCIDENTS, topics.SANCTIONS}),
+    }
+    for name, (sends, receives) in expected.items():
+        found = _operations(json.loads(documents[f"asyncapi/{name}.json"]))
+        assert found["send"] == sends and found["receive"] == receives, name
+
+
+def test_every_message_has_its_topic_s_payload(documents: dict[str, str]) -> None:
+    from vanda.runtime.asyncapi import EVENT_TOPICS, PAYLOADS, events_on
+
+    for name in docs_cli.SERVICES:
+        document = json.loads(documents[f"asyncapi/{name}.json"])
+        schemas = document["components"]["schemas"]
+        for channel in document["channels"].values():
+            source = channel["address"].removesuffix(".dlq")
+            if source not in PAYLOADS:
+                continue
+            for message in channel["messages"].values():
+                resolved = document["components"]["messages"][message["$ref"].rsplit("/", 1)[-1]]
+                payload = schemas[resolved["payload"]["$ref"].rsplit("/", 1)[-1]]
+                assert payload["title"] == PAYLOADS[source].__name__, (name, channel["address"])
+                if source not in EVENT_TOPICS:
+                    continue  # submissions are plain IncidentReport JSON, not CloudEvents
+                # A topic with one event type refers to it directly, not through anyOf.
+                events = {ref["$ref"].rsplit("/", 1)[-1] for ref in payload.get("anyOf", [payload])}
+                assert events == {f"CloudEvent_{m.__name__}_" for m in events_on(source)}
+
+
+def test_every_event_type_travels_on_exactly_one_topic() -> None:
+    from schemas.events import EVENT_TYPES
+    from vanda.runtime.asyncapi import EVENT_TOPICS, events_on
+
+    placed = [model for topic in EVENT_TOPICS for model in events_on(topic)]
+    assert sorted(m.__name__ for m in placed) == sorted(m.__name__ for m in EVENT_TYPES.values())

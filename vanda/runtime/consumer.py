@@ -102,7 +102,7 @@ class BatchConsumer:
         await self._runtime.dead_letters.send_and_wait(
             dead_letter(record.topic), value=record.value, key=record.key, headers=headers
         )
-        metrics.DEAD_LETTERS.labels(record.topic).inc()
+        metrics.DEAD_LETTERS.labels(record.topic, letter.reason).inc()
 
     async def _retrying(self, operation: str, call: Callable[[], Awaitable[Any]]) -> Any:
         async for attempt in AsyncRetrying(

@@ -1,7 +1,9 @@
-"""Operational HTTP routes every service serves: liveness, readiness, metrics."""
+"""Operational HTTP routes every service serves (liveness, readiness, metrics), and the
+request handling they share: error answers, body limit, correlation ids."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 
 import asyncpg
@@ -10,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from vanda.runtime import metrics
+from vanda.runtime import logs, metrics
 from vanda.runtime.db import TRANSIENT_DB_ERRORS
 
 Checks = Callable[[], Awaitable[dict[str, bool]]]
@@ -68,7 +70,9 @@ async def _unstorable(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """422 bodies name every bad field and the reason; an outage is a 503 to retry, not a 500."""
+    """422 bodies name every bad field and the reason; an outage is a 503 to retry, not a 500.
+    Every answer, errors included, carries the request's correlation id."""
+    correlate(app)
     app.add_exception_handler(RequestValidationError, _validation_failed)  # type: ignore[arg-type]
     for error in (asyncpg.exceptions.CharacterNotInRepertoireError, asyncpg.exceptions.UntranslatableCharacterError,
                   asyncpg.exceptions._base.DataError):
@@ -104,3 +108,27 @@ async def _limited(request: Request, call_next, max_bytes: int):  # type: ignore
 def _too_large(max_bytes: int) -> JSONResponse:
     return JSONResponse({"error": "too_large", "errors": [
         {"field": "(body)", "reason": f"request body over {max_bytes} bytes"}]}, status_code=413)
+
+
+REQUEST_ID = "X-Request-ID"
+
+
+def correlate(app: FastAPI) -> None:
+    """Log lines written for a request carry its X-Request-ID as `correlation_id`; the answer
+    returns it. A missing id, or one that is not a UUID, is replaced by a fresh UUID: the id
+    goes into every log line, so free text from a caller (a name, an NHS number) never may."""
+
+    @app.middleware("http")
+    async def _correlate(request: Request, call_next):  # type: ignore[no-untyped-def]
+        correlation_id = _request_id(request.headers.get(REQUEST_ID))
+        with logs.correlated(correlation_id):
+            response = await call_next(request)
+        response.headers[REQUEST_ID] = correlation_id
+        return response
+
+
+def _request_id(supplied: str | None) -> str:
+    try:
+        return str(uuid.UUID(supplied or ""))
+    except ValueError:
+        return str(uuid.uuid4())

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 
 EVENTS_CONSUMED = Counter(
     "vanda_events_consumed_total",
@@ -11,8 +12,9 @@ EVENTS_CONSUMED = Counter(
 )
 DEAD_LETTERS = Counter(
     "vanda_dead_letters_total",
-    "Messages sent to a dead-letter topic, by source topic.",
-    ["topic"],
+    "Messages sent to a dead-letter topic, by source topic and reason (the DeadLetter reasons:"
+    " unparseable, rejected; intake's submissions also invalid, conflict).",
+    ["topic", "reason"],
 )
 CONSUMER_BATCH_SECONDS = Histogram(
     "vanda_consumer_batch_seconds",
@@ -45,3 +47,10 @@ CONSUMER_LAG = Gauge(
     "Records on the broker this replica has not consumed yet, by group, topic and partition.",
     ["group", "topic", "partition"],
 )
+
+
+def broker_middleware(service: str) -> KafkaPrometheusMiddleware:
+    """FastStream's per-subscriber consume metrics (faststream_received_*), on the default
+    registry so the service's own /metrics serves them beside ours. Its handler label is
+    a topic name; nothing from a message body reaches a label."""
+    return KafkaPrometheusMiddleware(registry=REGISTRY, app_name=f"vanda-{service}")

@@ -6,19 +6,31 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
 
-from vanda.runtime import db, metrics
+from schemas.envelope import CloudEvent
+from vanda.runtime import asyncapi, db, logs, metrics
 from vanda.runtime.consumer import Apply, ApplyMany, BatchConsumer, EventConsumer
-from vanda.runtime.outbox import Relay, idempotent_producer
+from vanda.runtime.outbox import Outgoing, Relay, idempotent_producer
 from vanda.runtime.settings import CommonSettings
 from vanda.runtime.topics import ensure_topics
 from vanda.runtime.transport import TransportSettings, faststream_security, kafka_options, postgres_ssl
 
 log = logging.getLogger(__name__)
+
+
+def correlated(apply: Apply) -> Apply:
+    """Lines logged while an event is applied carry the event's id as their correlation id."""
+
+    async def applying(conn: asyncpg.Connection, event: CloudEvent[Any]) -> list[Outgoing]:
+        with logs.correlated(event.id):
+            return await apply(conn, event)
+
+    return applying
 
 
 class Runtime:
@@ -30,7 +42,7 @@ class Runtime:
         self.transport = TransportSettings()
         self.broker = KafkaBroker(settings.kafka_bootstrap_servers, client_id=f"vanda-{name}", logger=log,
                                   security=faststream_security(self.transport),
-                                  log_level=logging.DEBUG)
+                                  log_level=logging.DEBUG, middlewares=[metrics.broker_middleware(name)])
         self.producer: AIOKafkaProducer | None = None  # aiokafka needs a running loop
         self.dead_letters: AIOKafkaProducer | None = None
         self.pool: asyncpg.Pool | None = None
@@ -44,9 +56,15 @@ class Runtime:
         """Run a service's own timer (scheduler, purge, publisher) until the runtime stops."""
         self._background.append(asyncio.ensure_future(work))
 
+    def document(self, publishes: list[str]) -> None:
+        """Name the topics this service publishes (through its outbox or dead letters) in its AsyncAPI document."""
+        asyncapi.document(self.broker, publishes)
+
     def consumer(self, schema: str, apply: Apply, apply_many: ApplyMany | None = None) -> EventConsumer:
-        """A consumer whose health counts towards this service's readiness."""
-        consumer = EventConsumer(self, schema, apply, apply_many)
+        """A consumer whose health counts towards this service's readiness.
+
+        Lines logged while one event is applied carry its id; the batch path logs per batch."""
+        consumer = EventConsumer(self, schema, correlated(apply), apply_many)
         self.consumers.append(consumer)
         return consumer
 
