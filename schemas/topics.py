@@ -1,5 +1,7 @@
 """Kafka topic names: the public contract between services and subscribers."""
 
+# Upstream systems that prefer Kafka to HTTP publish IncidentReport JSON here (one per record).
+SUBMISSIONS = "vanda.intake.submissions.v1"
 INCIDENTS = "vanda.incidents.v1"
 SANCTIONS = "vanda.sanctions.v1"
 POLICE_REFERRALS = "vanda.police-referrals.v1"

@@ -79,6 +79,40 @@ class IncidentStore:
                 await vault.remember(conn, event.subject_id, identity[0], event.organisation, identity[1])
         return Receipt(event.incident_id, event.subject_id, accepted.fingerprint)
 
+    async def add_many(self, accepted: list[tuple[Accepted, outbox.Outgoing]], key_version: int,
+                       people: list[tuple[str, str, str]], keyring: Keyring) -> set[UUID]:
+        """Insert many incidents with their outbox rows in one transaction; return the ids inserted.
+
+        A report whose source ref another request stored meanwhile is skipped, not failed,
+        and its outbox row is not staged: the caller answers it as a retry.
+        """
+        events = [a.event for a, _ in accepted]
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "INSERT INTO intake.incidents (incident_id, source_system, source_ref, subject_id,"
+                " pseudonym_key_version, fingerprint, event, narrative)"
+                " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[],"
+                " $7::jsonb[], $8::text[]) ON CONFLICT DO NOTHING RETURNING incident_id",
+                [e.incident_id for e in events], [e.source_system for e in events],
+                [a.source_ref for a, _ in accepted], [e.subject_id for e in events],
+                [key_version if e.subject_id else None for e in events], [a.fingerprint for a, _ in accepted],
+                [e.model_dump(mode="json") for e in events], [a.narrative for a, _ in accepted],
+            )
+            inserted = {r["incident_id"] for r in rows}
+            await outbox.stage(conn, SCHEMA, [o for a, o in accepted if a.event.incident_id in inserted])
+            stored = {e.subject_id for e in events if e.incident_id in inserted}
+            await vault.remember_many(conn, [p for p in people if p[0] in stored], keyring)
+        return inserted
+
+    async def earlier_many(self, refs: list[tuple[str, str]]) -> dict[tuple[str, str], Receipt]:
+        """Receipts of incidents already stored under any of these (source system, source ref)."""
+        rows = await self._pool.fetch(
+            "SELECT i.source_system, i.source_ref, i.incident_id, i.subject_id, i.fingerprint FROM intake.incidents i"
+            " JOIN unnest($1::text[], $2::text[]) AS w(s, r) ON i.source_system = w.s AND i.source_ref = w.r",
+            [s for s, _ in refs], [r for _, r in refs])
+        return {(r["source_system"], r["source_ref"]): Receipt(r["incident_id"], r["subject_id"], r["fingerprint"])
+                for r in rows}
+
     async def earlier(self, source_system: str, source_ref: str, idempotency_key: str | None) -> Receipt | None:
         """The incident already stored under this Idempotency-Key, else under this source ref, if any."""
         row = await self._pool.fetchrow(

@@ -12,13 +12,14 @@ from datetime import timedelta
 from fastapi import FastAPI
 
 from schemas.envelope import utcnow
-from schemas.topics import INCIDENTS, dead_letter
-from services.intake import entrypoints
+from schemas.topics import INCIDENTS, SUBMISSIONS, dead_letter
+from services.intake import bulk, entrypoints
 from services.intake.adapters import IncidentStore
 from services.intake.config import SERVICE, IntakeSettings
 from services.intake import governance, vault
 from services.intake.vault import Keyring
 from vanda.runtime.auth import AuthSettings
+from vanda.runtime.consumer import subscribe
 from vanda.runtime.http import install_error_handlers, limit_body_size, ops_router
 from vanda.runtime.service import Runtime
 from vanda.runtime.settings import CommonSettings
@@ -55,25 +56,35 @@ def create_app(common: CommonSettings | None = None, settings: IntakeSettings | 
     """Build the intake app; nothing connects until the app starts."""
     common = common or CommonSettings()
     settings = settings or IntakeSettings()
-    runtime = Runtime(SERVICE, common, topics=[INCIDENTS, dead_letter(INCIDENTS)])
+    runtime = Runtime(SERVICE, common, topics=[INCIDENTS, dead_letter(INCIDENTS), SUBMISSIONS, dead_letter(SUBMISSIONS)])
+    app = FastAPI(title="vanda intake", version="1",
+                  description="Takes incident reports, pseudonymises them and publishes incident events.")
+    submissions = bulk.SubmissionConsumer(runtime, lambda: app.state.deps)
+    runtime.consumers.append(submissions)
+    subscribe(runtime.broker, submissions, SUBMISSIONS, group_id=settings.consumer_group,
+              max_records=common.consumer_max_records,
+              description="IncidentReport JSON from upstream systems that prefer Kafka to HTTP; refused ones go to"
+                          f" {dead_letter(SUBMISSIONS)} with the field and reason.")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await runtime.start()
-        app.state.deps = deps = Deps(IncidentStore(runtime.pool), keyring(settings), runtime.relay.wake,
-                                     timedelta(days=settings.retention_days), settings.allow_clock_override)
-        runtime.background(_purge_periodically(deps, settings.retention_interval_s))
+        def connected() -> None:
+            app.state.deps = Deps(IncidentStore(runtime.pool), keyring(settings), runtime.relay.wake,
+                                  timedelta(days=settings.retention_days), settings.allow_clock_override)
+
+        await runtime.start(before_consuming=connected)
+        runtime.background(_purge_periodically(app.state.deps, settings.retention_interval_s))
         try:
             yield
         finally:
             await runtime.stop()
 
-    app = FastAPI(title="vanda intake", version="1", lifespan=lifespan,
-                  description="Takes incident reports, pseudonymises them and publishes incident events.")
+    app.router.lifespan_context = lifespan
     app.state.require_api_key = settings.require_api_key
     install_error_handlers(app)
-    limit_body_size(app, common.max_body_bytes)
+    limit_body_size(app, common.max_body_bytes, {"/v1/incidents:batch": settings.batch_max_bytes})
     app.include_router(ops_router(runtime.checks, runtime.refresh_gauges))
     app.include_router(entrypoints.routes())
+    app.include_router(bulk.routes(settings.batch_max_lines))
     app.include_router(governance.routes(AuthSettings()))
     return app

@@ -27,4 +27,7 @@ class IntakeSettings(BaseSettings):
     retention_days: int = Field(3650, ge=1, description="Narratives and identifiers older than this are purged.")
     retention_interval_s: float = Field(86400, gt=0, description="How often the retention purge runs.")
     allow_clock_override: bool = Field(False, description="Let POST /v1/retention/run take a `now` (tests only).")
+    batch_max_lines: int = Field(5000, ge=1, description="Most reports in one POST /v1/incidents:batch.")
+    batch_max_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Largest batch request body.")
+    consumer_group: str = Field("vanda-intake", description="Kafka consumer group for the submissions topic.")
     require_api_key: bool = Field(True, description="Refuse submissions without a valid X-API-Key.")

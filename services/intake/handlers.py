@@ -86,6 +86,57 @@ async def submit(report: IncidentReport, store: IncidentStore, keyring: Keyring,
     return Submitted(existing, replayed=True)
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one report of a batch: accepted, replayed (a retry) or conflict."""
+
+    status: str
+    receipt: Receipt
+
+
+async def submit_many(reports: list[IncidentReport], store: IncidentStore, keyring: Keyring) -> list[Outcome]:
+    """`submit` for a batch in a few round trips; outcomes are in the order of `reports`.
+
+    A source ref repeated within the batch is a retry of its first occurrence (or a
+    conflict if the report differs), exactly as if the two had arrived one after the other.
+    """
+    refs = [(r.source_system, r.source_ref) for r in reports]
+    known = await store.earlier_many(refs)
+    first = {ref: i for i, ref in reversed(list(enumerate(refs))) if ref not in known}
+    fresh = [reports[i] for i in sorted(first.values())]
+    mine: set[UUID] = set()
+    if fresh:
+        stored, mine = await _store_fresh(fresh, store, keyring)
+        known |= stored
+    return [_outcome(report, known[ref], new=first.get(ref) == i and known[ref].incident_id in mine)
+            for i, (report, ref) in enumerate(zip(reports, refs, strict=True))]
+
+
+async def _store_fresh(reports: list[IncidentReport], store: IncidentStore,
+                       keyring: Keyring) -> tuple[dict[tuple[str, str], Receipt], set[UUID]]:
+    identifiers = [normalised_identifier(r.perpetrator, r.organisation) for r in reports]
+    subjects = await vault.resolve_many(store.pool, {i for i in identifiers if i}, keyring)
+    now = utcnow()
+    batch, people = [], []
+    for report, identifier in zip(reports, identifiers, strict=True):
+        subject_id = subjects.get(identifier) if identifier else None
+        accepted = accept(report, incident_id=uuid.uuid4(), subject_id=subject_id, now=now)
+        batch.append((accepted, _outgoing(accepted.event, accepted.event.incident_id, subject_id)))
+        if identifier and subject_id:
+            people.append((subject_id, identifier, report.organisation))
+    inserted = await store.add_many(batch, keyring.current_version, people, keyring)
+    receipts = {(a.event.source_system, a.source_ref): Receipt(a.event.incident_id, a.event.subject_id, a.fingerprint)
+                for a, _ in batch if a.event.incident_id in inserted}
+    if len(receipts) < len(batch):
+        # Another request stored some of these refs meanwhile: theirs are the receipts.
+        receipts = await store.earlier_many([(r.source_system, r.source_ref) for r in reports]) | receipts
+    return receipts, inserted
+
+
+def _outcome(report: IncidentReport, receipt: Receipt, *, new: bool) -> Outcome:
+    if receipt.fingerprint != fingerprint(report):
+        return Outcome("conflict", receipt)
+    return Outcome("accepted" if new else "replayed", receipt)
 
 
 async def correct(incident_id: UUID, amendment: IncidentAmendment, store: IncidentStore) -> Amended:

@@ -45,19 +45,45 @@ async def resolve_subject(conn: asyncpg.Connection | asyncpg.Pool, identifier: s
     return f"sub_{digests[0][1][:40]}"
 
 
+async def resolve_many(conn: asyncpg.Connection | asyncpg.Pool, identifiers: set[str],
+                       keyring: Keyring) -> dict[str, str]:
+    """`resolve_subject` for many identifiers in one query: identifier -> subject id."""
+    digests = {identifier: keyring.digests(identifier) for identifier in identifiers}
+    pairs = [(v, d) for ds in digests.values() for v, d in ds]
+    rows = await conn.fetch("SELECT p.key_version, p.digest, p.subject_id FROM intake.pseudonyms p"
+                            " JOIN unnest($1::int[], $2::text[]) AS w(v, d) ON p.key_version = w.v AND p.digest = w.d",
+                            [v for v, _ in pairs], [d for _, d in pairs])
+    known = {(r["key_version"], r["digest"]): r["subject_id"] for r in rows}
+    # Current key first, then newest previous: the same order resolve_subject looks in.
+    return {identifier: next((known[p] for p in ds if p in known), f"sub_{ds[0][1][:40]}")
+            for identifier, ds in digests.items()}
+
+
 async def remember(conn: asyncpg.Connection, subject_id: str, identifier: str, organisation: str,
                    keyring: Keyring) -> None:
     """Record the current digest and the encrypted identifier, inside the caller's transaction."""
-    version, digest = keyring.digests(identifier)[0]
-    await conn.execute("INSERT INTO intake.pseudonyms (key_version, digest, subject_id) VALUES ($1, $2, $3)"
-                       " ON CONFLICT DO NOTHING", version, digest, subject_id)
-    nonce = os.urandom(12)
-    sealed = _aead(keyring).encrypt(nonce, identifier.encode(), subject_id.encode())
-    await conn.execute(
+    await remember_many(conn, [(subject_id, identifier, organisation)], keyring)
+
+
+async def remember_many(conn: asyncpg.Connection, people: list[tuple[str, str, str]], keyring: Keyring) -> None:
+    """`remember` for many (subject id, identifier, organisation) at once; the last of a subject wins."""
+    # Sorted, so two concurrent batches lock the same rows in the same order (no deadlock).
+    latest = dict(sorted({s: (i, o) for s, i, o in people}.items()))
+    if not latest:
+        return
+    await conn.executemany("INSERT INTO intake.pseudonyms (key_version, digest, subject_id) VALUES ($1, $2, $3)"
+                           " ON CONFLICT DO NOTHING",
+                           [(*keyring.digests(i)[0], s) for s, (i, _) in latest.items()])
+    aead = _aead(keyring)
+    rows = []
+    for subject_id, (identifier, organisation) in latest.items():
+        nonce = os.urandom(12)
+        sealed = aead.encrypt(nonce, identifier.encode(), subject_id.encode())
+        rows.append((subject_id, identifier.split(":", 1)[0], organisation, nonce, sealed))
+    await conn.executemany(
         "INSERT INTO intake.identities (subject_id, kind, organisation, nonce, ciphertext) VALUES ($1, $2, $3, $4, $5)"
         " ON CONFLICT (subject_id) DO UPDATE SET nonce = EXCLUDED.nonce, ciphertext = EXCLUDED.ciphertext,"
-        " kind = EXCLUDED.kind, last_seen = now()",
-        subject_id, identifier.split(":", 1)[0], organisation, nonce, sealed)
+        " kind = EXCLUDED.kind, last_seen = now()", rows)
 
 
 async def reveal(pool: asyncpg.Pool, subject_id: str, keyring: Keyring, actor: str, purpose: str) -> dict | None:

@@ -63,51 +63,29 @@ class BatchResult:
                                             ("dead_lettered", dead)) for t, n in c.items()]
 
 
-class EventConsumer:
-    """Handles batches of records from one topic for one service."""
+class BatchConsumer:
+    """Handles batches of records: retried while a dependency is away, faulty records dead-lettered.
 
-    def __init__(self, runtime: Connections, schema: str, apply: Apply) -> None:
-        self._runtime, self._schema, self._apply = runtime, schema, apply
+    Subclasses say how a batch is applied (`apply_batch`); this owns the guarantees.
+    """
+
+    def __init__(self, runtime: Connections) -> None:
+        self._runtime = runtime
         self.healthy = True
+
+    async def apply_batch(self, records: Sequence[ConsumerRecord]) -> BatchResult:
+        raise NotImplementedError
 
     async def handle(self, records: Sequence[ConsumerRecord]) -> BatchResult:
         """Apply a batch; returns only when every record is applied or dead-lettered."""
         started = time.perf_counter()
-        decoded, dead = _decode_all(records)
-        result = await self._retrying("apply", lambda: self._apply_batch(decoded))
-        result.dead[:0] = dead
+        result = await self._retrying("apply", lambda: self.apply_batch(records))
         for letter in result.dead:
             await self._retrying("dead_letter", lambda letter=letter: self._send_dead_letter(letter))
         self._count(records, result, time.perf_counter() - started)
         if self._runtime.relay is not None:
             self._runtime.relay.wake()
         return result
-
-    async def _apply_batch(self, decoded: list[tuple[ConsumerRecord, CloudEvent[Any]]]) -> BatchResult:
-        result = BatchResult()
-        assert self._runtime.pool is not None
-        async with self._runtime.pool.acquire() as conn, conn.transaction():
-            for record, event in decoded:
-                await self._apply_one(conn, record, event, result)
-        return result
-
-    async def _apply_one(self, conn: asyncpg.Connection, record: ConsumerRecord,
-                         event: CloudEvent[Any], result: BatchResult) -> None:
-        try:
-            # A savepoint per event: a rejected event rolls back alone, not the batch.
-            async with conn.transaction():
-                if not await inbox.claim(conn, self._schema, event.id, record.topic):
-                    result.duplicates[record.topic] += 1
-                    return
-                await outbox.stage(conn, self._schema, await self._apply(conn, event))
-                result.applied[record.topic] += 1
-        except Exception as exc:  # noqa: BLE001 - anything but an outage is this event's fault
-            if is_transient(exc):
-                raise
-            # A bug or a rule violation must not stop the partition: dead-letter it and go on.
-            log.error("event %s rejected: %s", event.id, type(exc).__name__,
-                      extra={"event_id": event.id, "topic": record.topic})
-            result.dead.append(DeadLetter(record, "rejected", describe_error(exc)))
 
     async def _send_dead_letter(self, letter: DeadLetter) -> None:
         record = letter.record
@@ -150,6 +128,46 @@ class EventConsumer:
             metrics.EVENTS_CONSUMED.labels(topic, outcome).inc(n)
 
 
+class EventConsumer(BatchConsumer):
+    """Applies CloudEvents from the services' topics, each exactly once (inbox), for one service."""
+
+    def __init__(self, runtime: Connections, schema: str, apply: Apply) -> None:
+        super().__init__(runtime)
+        self._schema, self._apply = schema, apply
+
+    async def apply_batch(self, records: Sequence[ConsumerRecord]) -> BatchResult:
+        decoded, dead = _decode_all(records)
+        result = await self._apply_decoded(decoded)
+        result.dead[:0] = dead
+        return result
+
+    async def _apply_decoded(self, decoded: list[tuple[ConsumerRecord, CloudEvent[Any]]]) -> BatchResult:
+        result = BatchResult()
+        assert self._runtime.pool is not None
+        async with self._runtime.pool.acquire() as conn, conn.transaction():
+            for record, event in decoded:
+                await self._apply_one(conn, record, event, result)
+        return result
+
+    async def _apply_one(self, conn: asyncpg.Connection, record: ConsumerRecord,
+                         event: CloudEvent[Any], result: BatchResult) -> None:
+        try:
+            # A savepoint per event: a rejected event rolls back alone, not the batch.
+            async with conn.transaction():
+                if not await inbox.claim(conn, self._schema, event.id, record.topic):
+                    result.duplicates[record.topic] += 1
+                    return
+                await outbox.stage(conn, self._schema, await self._apply(conn, event))
+                result.applied[record.topic] += 1
+        except Exception as exc:  # noqa: BLE001 - anything but an outage is this event's fault
+            if is_transient(exc):
+                raise
+            # A bug or a rule violation must not stop the partition: dead-letter it and go on.
+            log.error("event %s rejected: %s", event.id, type(exc).__name__,
+                      extra={"event_id": event.id, "topic": record.topic})
+            result.dead.append(DeadLetter(record, "rejected", describe_error(exc)))
+
+
 def _decode_all(records: Sequence[ConsumerRecord]) -> tuple[list[tuple[ConsumerRecord, CloudEvent[Any]]], list[DeadLetter]]:
     decoded, dead = [], []
     for record in records:
@@ -173,7 +191,7 @@ def _clean_headers(headers: Sequence[tuple[str, bytes | None]] | None) -> tuple[
     return tuple((key, (value or b"").decode("utf-8", errors="replace").encode()) for key, value in headers or ())
 
 
-def subscribe(broker: KafkaBroker, consumer: EventConsumer, *topics: str, group_id: str, max_records: int,
+def subscribe(broker: KafkaBroker, consumer: BatchConsumer, *topics: str, group_id: str, max_records: int,
               description: str) -> None:
     """Register a batch subscriber whose offsets commit only after `consumer` has stored the batch."""
 

@@ -77,22 +77,28 @@ def install_error_handlers(app: FastAPI) -> None:
         app.add_exception_handler(error, _unavailable)
 
 
-def limit_body_size(app: FastAPI, max_bytes: int) -> None:
-    """Refuse bodies over `max_bytes` with 413 before reading them (hostile or broken clients)."""
+def limit_body_size(app: FastAPI, max_bytes: int, larger: dict[str, int] | None = None) -> None:
+    """Refuse bodies over `max_bytes` (or `larger[path]`) with 413 before reading them (hostile or broken clients)."""
+    larger = larger or {}
 
     @app.middleware("http")
     async def _limit(request: Request, call_next):  # type: ignore[no-untyped-def]
-        declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
-            return _too_large(max_bytes)
-        if declared is None and request.method in ("POST", "PUT", "PATCH"):
-            body = b""
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > max_bytes:
-                    return _too_large(max_bytes)
-            request._body = body  # already read: let the route see it
-        return await call_next(request)
+        return await _limited(request, call_next, larger.get(request.url.path, max_bytes))
+
+
+async def _limited(request: Request, call_next, max_bytes: int):  # type: ignore[no-untyped-def]
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
+        return _too_large(max_bytes)
+    if declared is None and request.method in ("POST", "PUT", "PATCH"):
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > max_bytes:
+                return _too_large(max_bytes)
+        request._body = b"".join(chunks)  # already read: let the route see it
+    return await call_next(request)
 
 
 def _too_large(max_bytes: int) -> JSONResponse:

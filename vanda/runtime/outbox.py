@@ -36,10 +36,14 @@ async def stage(conn: asyncpg.Connection, schema: str, items: list[Outgoing]) ->
     """Write events to the outbox inside the caller's transaction."""
     if not items:
         return
-    await conn.executemany(
+    # One statement for the whole list: unnest keeps the list's order, so seq (and so
+    # publication order) follows it.
+    await conn.execute(
         f"INSERT INTO {schema}.outbox (event_id, topic, key, event_type, payload)"
-        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
-        [(o.event.id, o.topic, o.key, o.event.type, encode(o.event)) for o in items],
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[])"
+        " ON CONFLICT (event_id) DO NOTHING",
+        [o.event.id for o in items], [o.topic for o in items], [o.key for o in items],
+        [o.event.type for o in items], [encode(o.event) for o in items],
     )
 
 

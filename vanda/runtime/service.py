@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
 
 from vanda.runtime import db, metrics
-from vanda.runtime.consumer import Apply, EventConsumer
+from vanda.runtime.consumer import Apply, BatchConsumer, EventConsumer
 from vanda.runtime.outbox import Relay, idempotent_producer
 from vanda.runtime.settings import CommonSettings
 from vanda.runtime.topics import ensure_topics
@@ -36,7 +36,7 @@ class Runtime:
         self.pool: asyncpg.Pool | None = None
         self.relay: Relay | None = None
         self._relay_task: asyncio.Task[None] | None = None
-        self.consumers: list[EventConsumer] = []
+        self.consumers: list[BatchConsumer] = []
         self.refreshers: list[Callable[[], Awaitable[None]]] = []
         self._background: list[asyncio.Task[None]] = []
 
@@ -50,8 +50,12 @@ class Runtime:
         self.consumers.append(consumer)
         return consumer
 
-    async def start(self) -> None:
-        """Connect everything; the broker's subscribers start last, once state is reachable."""
+    async def start(self, before_consuming: Callable[[], None] = lambda: None) -> None:
+        """Connect everything; the broker's subscribers start last, once state is reachable.
+
+        `before_consuming` runs once the pool and producers exist, before the first batch
+        can arrive: the place to build what the subscribers' handlers use.
+        """
         s = self.settings
         self.pool = await db.create_pool(s.database_url, max_size=s.db_pool_max, ssl=postgres_ssl(self.transport))
         kafka = kafka_options(self.transport)
@@ -67,6 +71,7 @@ class Runtime:
         await self.dead_letters.start()
         self.relay = Relay(self.pool, self.producer, self.name, batch=s.relay_batch, interval_s=s.relay_interval_s)
         self._relay_task = asyncio.create_task(self.relay.run(), name=f"{self.name}-relay")
+        before_consuming()
         await self.broker.start()
 
     async def stop(self) -> None:

@@ -1,0 +1,170 @@
+"""Bulk intake: many reports per request (NDJSON) or per Kafka batch, each line judged alone.
+
+Both entry points parse every line on its own, so one bad line is refused with its field
+and reason while the others are accepted; then the valid ones are stored in one
+transaction (`handlers.submit_many`). A retried batch is safe: each report is idempotent
+by (source_system, source_ref).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from uuid import UUID
+
+from aiokafka import ConsumerRecord
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from prometheus_client import Counter
+from pydantic import BaseModel, Field, ValidationError
+
+from schemas.incidents import IncidentReport
+from services.intake import handlers
+from services.intake.security import SourceKey
+from vanda.apikeys import ApiKey
+from vanda.runtime.consumer import BatchConsumer, BatchResult, Connections, DeadLetter
+
+NDJSON = "application/x-ndjson"
+
+INCIDENTS = Counter(
+    "vanda_intake_incidents_total",
+    "Incident reports by entry channel (http, http_batch, kafka), source system, outcome"
+    " (accepted, replayed, rejected) and reason (the first validation error's type, conflict, forbidden).",
+    ["channel", "source", "outcome", "reason"],
+)
+
+
+def count(channel: str, source: str | None, outcome: str, reason: str = "") -> None:
+    # Source systems are the trust's own upstream systems (a handful); unparsed input says "unknown".
+    INCIDENTS.labels(channel, source or "unknown", outcome, reason).inc()
+
+
+@dataclass
+class Line:
+    """One line of a batch: parsed, or refused with (field, reason) pairs."""
+
+    number: int
+    report: IncidentReport | None = None
+    errors: list[dict[str, str]] = field(default_factory=list)
+    reason: str = ""
+    source: str | None = None
+
+
+def parse(number: int, raw: bytes) -> Line:
+    """Validate one JSON report; errors name the field and never echo the value."""
+    try:
+        report = IncidentReport.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = [{"field": ".".join(str(p) for p in e["loc"]) or "(line)", "reason": e["msg"]} for e in exc.errors()]
+        return Line(number, errors=errors, reason=exc.errors()[0]["type"])
+    return Line(number, report, source=report.source_system)
+
+
+def forbid(line: Line, key: ApiKey | None) -> None:
+    """Refuse a line whose source system the presenting API key may not act for."""
+    if line.report is not None and key is not None and not key.allows(line.report.source_system):
+        line.errors = [{"field": "source_system", "reason": "this API key may not act for this source system"}]
+        line.report, line.reason = None, "forbidden"
+
+
+async def store(lines: list[Line], deps: Any) -> list[handlers.Outcome | None]:
+    """Submit the parsed lines together; None where a line was refused."""
+    valid = [line for line in lines if line.report is not None]
+    outcomes = await handlers.submit_many([line.report for line in valid], deps.store, deps.keyring) if valid else []
+    by_line = {line.number: o for line, o in zip(valid, outcomes, strict=True)}
+    if any(o.status == "accepted" for o in outcomes):
+        deps.wake_relay()
+    return [by_line.get(line.number) for line in lines]
+
+
+# ---------------------------------------------------------------- HTTP: POST /v1/incidents:batch
+
+
+class LineResult(BaseModel):
+    line: int = Field(description="1-based line number in the request body.")
+    status: Literal["accepted", "replayed", "rejected"]
+    incident_id: UUID | None = None
+    subject_id: str | None = None
+    errors: list[dict[str, str]] = Field(default_factory=list, description="Every bad field, with the reason.")
+
+
+class BatchReceipt(BaseModel):
+    accepted: int
+    replayed: int
+    rejected: int
+    results: list[LineResult]
+
+
+def _line_result(line: Line, outcome: handlers.Outcome | None) -> LineResult:
+    if outcome is None:
+        return LineResult(line=line.number, status="rejected", errors=line.errors)
+    if outcome.status == "conflict":
+        return LineResult(line=line.number, status="rejected", incident_id=outcome.receipt.incident_id, errors=[
+            {"field": "source_ref", "reason": "already used for a different report; amend the incident instead"}])
+    return LineResult(line=line.number, status=outcome.status, incident_id=outcome.receipt.incident_id,
+                      subject_id=outcome.receipt.subject_id)
+
+
+def _too_many(limit: int) -> JSONResponse:
+    return JSONResponse(status_code=413, content={"error": "too_large", "errors": [
+        {"field": "(body)", "reason": f"more than {limit} lines; split the batch"}]})
+
+
+def routes(max_lines: int) -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["incidents"])
+
+    @router.post("/incidents:batch", response_model=BatchReceipt,
+                 openapi_extra={"requestBody": {"required": True, "content": {NDJSON: {"schema": {
+                     "type": "string", "description": "One IncidentReport JSON object per line."}}}}},
+                 responses={413: {"description": "body or line count over the limit"}})
+    async def report_incidents(request: Request, key: SourceKey) -> BatchReceipt | JSONResponse:
+        """Submit many reports as NDJSON; each line is accepted, replayed or rejected on its own."""
+        raw = [r for r in (await request.body()).splitlines() if r.strip()]
+        if len(raw) > max_lines:
+            return _too_many(max_lines)
+        lines = [parse(n, r) for n, r in enumerate(raw, start=1)]
+        for line in lines:
+            forbid(line, key)
+        results = [_line_result(line, o) for line, o in zip(lines, await store(lines, request.app.state.deps),
+                                                              strict=True)]
+        for line, result in zip(lines, results, strict=True):
+            count("http_batch", line.source, result.status, _reason(line, result))
+        tally = {s: sum(r.status == s for r in results) for s in ("accepted", "replayed", "rejected")}
+        return BatchReceipt(**tally, results=results)
+
+    return router
+
+
+def _reason(line: Line, result: LineResult) -> str:
+    if result.status != "rejected":
+        return ""
+    return line.reason or "conflict"
+
+
+# ---------------------------------------------------------------- Kafka: vanda.intake.submissions.v1
+
+
+class SubmissionConsumer(BatchConsumer):
+    """Reports published by upstream systems; refused ones go to the topic's DLQ with field and reason."""
+
+    def __init__(self, runtime: Connections, deps: Any) -> None:
+        super().__init__(runtime)
+        self._deps = deps
+
+    async def apply_batch(self, records: Sequence[ConsumerRecord]) -> BatchResult:
+        lines = [parse(n, r.value or b"") for n, r in enumerate(records)]
+        outcomes = await store(lines, self._deps())
+        result = BatchResult()
+        for record, line, outcome in zip(records, lines, outcomes, strict=True):
+            status = "rejected" if outcome is None or outcome.status == "conflict" else outcome.status
+            count("kafka", line.source, status, "" if status != "rejected" else line.reason or "conflict")
+            if outcome is None:
+                error = "; ".join(f"{e['field']}: {e['reason']}" for e in line.errors)
+                result.dead.append(DeadLetter(record, "invalid", error))
+            elif outcome.status == "conflict":
+                result.dead.append(DeadLetter(record, "conflict", "source_ref: already used for a different report"))
+            else:
+                result.applied[record.topic] += 1 if outcome.status == "accepted" else 0
+                result.duplicates[record.topic] += 1 if outcome.status == "replayed" else 0
+        return result
