@@ -192,3 +192,13 @@ def test_exactness_checks(before: tuple, after: tuple, sent: dict, stored: dict,
 ])
 def test_memory_growth_is_the_largest(report: dict, expected: float | None) -> None:
     assert growth(report) == expected
+
+
+@pytest.mark.parametrize(("people", "expected"), [
+    ([], {"carded_incidents": 0, "subjects": 0, "busiest_subjects_share": []}),
+    ([("patient", "1"), ("patient", "1"), ("visitor", "2"), ("staff", "3"), ("patient", None)],
+     {"carded_incidents": 3, "subjects": 2, "busiest_subjects_share": [0.667, 0.333]}),
+])
+def test_concentration(people: list[tuple[str, str | None]], expected: dict) -> None:
+    reports = [{"perpetrator": {"kind": kind, "nhs_number": nhs}} for kind, nhs in people]
+    assert workload.concentration(reports) == expected

@@ -74,7 +74,7 @@ async def apply_one(pool: asyncpg.Pool, value: bytes, policy: Policy) -> bool:
 async def consume(bootstrap: str, pool: asyncpg.Pool, expected: int, policy: Policy,
                   progress: Callable[[int], None] = lambda n: None, stall_s: float = 120) -> tuple[int, float]:
     """Run the subscriber until `expected` messages are applied; return (applied, seconds from first)."""
-    broker = KafkaBroker(bootstrap, client_id="vanda-bench-naive")
+    broker = KafkaBroker(bootstrap, client_id="vanda-bench-naive", logger=None)  # no log line per message
     done = asyncio.Event()
     applied = 0
     first: float | None = None

@@ -19,11 +19,11 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from schemas.topics import SUBMISSIONS
 from vanda.bench import counts
 from vanda.bench.stats import rate
 from vanda.bench.workload import chunks, ndjson, submission_key
 
-SUBMISSIONS = "vanda.intake.submissions.v1"
 BATCH_PATH = "/v1/incidents:batch"
 MAX_LINES = 5000
 Progress = Callable[[int], None]
@@ -130,6 +130,19 @@ def progress_from(base: counts.Applied, advance: Progress) -> Callable[[counts.A
     return seen
 
 
+class StageClock:
+    """When intake, sanctions and reporting each reached the target (seconds from the start): where time goes."""
+
+    def __init__(self, target: counts.Applied, started: float) -> None:
+        self.target, self.started = target, started
+        self.done: dict[str, float] = {}
+
+    def seen(self, now: counts.Applied) -> None:
+        for name in ("intake", "sanctions", "reporting"):
+            if name not in self.done and getattr(now, name) >= getattr(self.target, name):
+                self.done[name] = time.perf_counter() - self.started
+
+
 async def run(bootstrap: str, url: str, api_key: str, pool: asyncpg.Pool, via_kafka: list[dict[str, Any]],
               via_http: list[dict[str, Any]], progress: Callable[[str, int | None], Progress]) -> dict[str, Any]:
     total = len(via_kafka) + len(via_http)
@@ -141,12 +154,16 @@ async def run(bootstrap: str, url: str, api_key: str, pool: asyncpg.Pool, via_ka
                                                submit_http(url, api_key, via_http, progress=sent))
     submitted_s = time.perf_counter() - started
     new = kafka_sent + outcome.accepted
-    await wait_applied(pool, counts.Applied(before.intake + new, before.sanctions + new, before.reporting + new),
-                       progress_from(before, applied))
+    target = counts.Applied(before.intake + new, before.sanctions + new, before.reporting + new)
+    stages = StageClock(target, started)
+    show = progress_from(before, applied)
+    await wait_applied(pool, target, lambda now: (show(now), stages.seen(now)))
     seconds = time.perf_counter() - started
     return {
         "figures": {"pipeline_incidents": new, "pipeline_seconds": seconds, "pipeline_per_s": rate(new, seconds),
-                    "pipeline_submit_seconds": submitted_s, "pipeline_kafka_sent": kafka_sent,
+                    "pipeline_submit_seconds": submitted_s,
+                    **{f"pipeline_{name}_done_seconds": s for name, s in stages.done.items()},
+                    "pipeline_kafka_sent": kafka_sent,
                     "pipeline_http_accepted": outcome.accepted, "pipeline_http_replayed": outcome.replayed,
                     "pipeline_http_rejected": outcome.rejected},
         "refused": outcome.rejected + outcome.replayed,

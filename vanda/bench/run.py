@@ -103,6 +103,7 @@ async def measure(stack: stackctl.Stack, settings: Settings, console: Console, r
             refused, accepted = 0, 0
             extra: dict[str, tuple[Any, Any]] = {}
             reports = workload.reports(settings.incidents, seed=settings.seed, source_system="bench")
+            result["workload"] = workload.concentration(reports)
             share = workload.split(len(reports))
             via_kafka = workload.with_source(reports[:share.kafka], workload.KAFKA_SOURCE)
             via_http = workload.with_source(reports[share.kafka:], workload.HTTP_SOURCE)
@@ -219,6 +220,10 @@ def show(result: dict[str, Any], console: Console) -> None:
     if m:
         console.print(f"machine: {m['cpus']} CPUs ({m['cpu_model']}), {m['ram_gb']} GB RAM, Python {m['python']},"
                       f" Kafka {m['kafka']}, PostgreSQL {m['postgresql']}; stack {result.get('stack')}")
+    w = result.get("workload")
+    if w:
+        console.print(f"workload: {w['carded_incidents']:,} incidents with an identified patient, relative or visitor"
+                      f" over {w['subjects']:,} subjects; busiest subjects' shares {w['busiest_subjects_share']}")
     table = Table(title="vanda bench")
     for column in ("figure", "value", "unit", "target"):
         table.add_column(column, justify="right" if column == "value" else "left")

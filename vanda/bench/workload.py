@@ -62,6 +62,19 @@ def reports(count: int, *, seed: int, source_system: str, end: datetime | None =
     return list(synthetic.incidents(count, seed=seed, source_system=source_system, end=end))
 
 
+def concentration(items: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """How repeat perpetrators are spread: subjects the card policy can act on, and the busiest one's share."""
+    counted: dict[str, int] = {}
+    for r in items:
+        p = r["perpetrator"]
+        if p.get("nhs_number") and p["kind"] in ("patient", "relative", "visitor"):
+            counted[p["nhs_number"]] = counted.get(p["nhs_number"], 0) + 1
+    total = sum(counted.values())
+    top = sorted(counted.values(), reverse=True)[:3]
+    return {"carded_incidents": total, "subjects": len(counted),
+            "busiest_subjects_share": [round(n / total, 3) for n in top] if total else []}
+
+
 def with_source(items: Iterable[dict[str, Any]], source_system: str) -> list[dict[str, Any]]:
     """The same reports as submitted by another upstream system (so source_refs never collide)."""
     return [r | {"source_system": source_system} for r in items]
