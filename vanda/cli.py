@@ -150,6 +150,8 @@ def bench(
     latency_rate: Annotated[float, typer.Option(min=1, help="Incidents per second in the latency run.")] = 500,
     latency_via: Annotated[str, typer.Option(help="Submit the latency run by HTTP 'batch' or 'single'.")] = "batch",
     seed: Annotated[int, typer.Option(help="Seed of the synthetic incidents.")] = 2024,
+    pipeline_timeout: Annotated[float, typer.Option(help="Fail if the pipeline has not applied everything in "
+                                                         "this many seconds.")] = 3600,
     phases: Annotated[str, typer.Option(help="Comma-separated subset of: limit, naive, pipeline, http, latency, "
                                               "rebuild.")] = "limit,naive,pipeline,http,latency,rebuild",
     home: Annotated[Path | None, typer.Option("--home", help="Reuse the stack running in this home instead of "
@@ -165,7 +167,8 @@ def bench(
         raise typer.BadParameter("must be batch or single", param_hint="--latency-via")
     settings = Settings(incidents=incidents, naive_incidents=naive_incidents, http_incidents=http_incidents,
                         http_concurrency=http_concurrency, latency_seconds=latency_seconds, latency_rate=latency_rate,
-                        latency_via=latency_via, seed=seed, home=home, json_path=json_path, phases=chosen)
+                        latency_via=latency_via, seed=seed, home=home, json_path=json_path, phases=chosen,
+                        pipeline_timeout=pipeline_timeout)
     raise typer.Exit(main(settings, console))
 
 

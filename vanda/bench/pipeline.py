@@ -101,9 +101,11 @@ async def submit_http(url: str, api_key: str, reports: list[dict[str, Any]], *, 
 
 async def wait_applied(pool: asyncpg.Pool, target: counts.Applied,
                        seen: Callable[[counts.Applied], None] = lambda now: None,
-                       stall_s: float = 120, interval: float = 0.2) -> counts.Applied:
-    """Poll until intake, sanctions and reporting reach `target`; raise if nothing moves for `stall_s`."""
+                       stall_s: float = 120, interval: float = 0.2, deadline_s: float = 3600) -> counts.Applied:
+    """Poll until intake, sanctions and reporting reach `target`; raise if nothing moves for `stall_s`
+    or the whole wait exceeds `deadline_s` (a crawl is a failure too, not an endless run)."""
     last_change, last = time.monotonic(), None
+    deadline = time.monotonic() + deadline_s
     while True:
         now = await counts.applied(pool)
         seen(now)
@@ -113,6 +115,8 @@ async def wait_applied(pool: asyncpg.Pool, target: counts.Applied,
             last_change, last = time.monotonic(), now
         elif time.monotonic() - last_change > stall_s:
             raise RuntimeError(f"pipeline stalled: {now} applied, waiting for {target}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"pipeline not done after {deadline_s:.0f}s: {now} applied, waiting for {target}")
         await asyncio.sleep(interval)
 
 
@@ -144,7 +148,8 @@ class StageClock:
 
 
 async def run(bootstrap: str, url: str, api_key: str, pool: asyncpg.Pool, via_kafka: list[dict[str, Any]],
-              via_http: list[dict[str, Any]], progress: Callable[[str, int | None], Progress]) -> dict[str, Any]:
+              via_http: list[dict[str, Any]], progress: Callable[[str, int | None], Progress],
+              deadline_s: float = 3600) -> dict[str, Any]:
     total = len(via_kafka) + len(via_http)
     before = await counts.applied(pool)
     sent = progress("pipeline: submitted", total)
@@ -157,7 +162,7 @@ async def run(bootstrap: str, url: str, api_key: str, pool: asyncpg.Pool, via_ka
     target = counts.Applied(before.intake + new, before.sanctions + new, before.reporting + new)
     stages = StageClock(target, started)
     show = progress_from(before, applied)
-    await wait_applied(pool, target, lambda now: (show(now), stages.seen(now)))
+    await wait_applied(pool, target, lambda now: (show(now), stages.seen(now)), deadline_s=deadline_s)
     seconds = time.perf_counter() - started
     return {
         "figures": {"pipeline_incidents": new, "pipeline_seconds": seconds, "pipeline_per_s": rate(new, seconds),

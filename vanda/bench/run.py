@@ -37,6 +37,7 @@ class Settings:
     seed: int = 2024
     home: Path | None = None
     json_path: Path | None = None
+    pipeline_timeout: float = 3600
     phases: tuple[str, ...] = PHASE_NAMES
 
     @property
@@ -121,7 +122,7 @@ async def measure(stack: stackctl.Stack, settings: Settings, console: Console, r
             if "pipeline" in wanted:
                 with sampler.phase("pipeline"):
                     piped = await pipeline.run(stack.bootstrap, stack.intake_url, stack.api_key, pool, via_kafka,
-                                               via_http, progress)
+                                               via_http, progress, settings.pipeline_timeout)
                 figures |= piped["figures"]
                 sent[workload.KAFKA_SOURCE], sent[workload.HTTP_SOURCE] = len(via_kafka), len(via_http)
                 refused += piped["refused"]

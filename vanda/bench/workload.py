@@ -103,4 +103,6 @@ def reported_event(report: dict[str, Any], now: datetime | None = None) -> tuple
     subject = pseudonym(identifier) if identifier else None
     accepted = accept(valid, incident_id=uuid.uuid4(), subject_id=subject, now=now or datetime.now(UTC))
     key = subject or str(accepted.event.incident_id)
-    return key.encode(), encode(envelope(accepted.event, source=INTAKE_SOURCE, subject=key))
+    value = encode(envelope(accepted.event, source=INTAKE_SOURCE, subject=key))
+    # orjson's buffer is several times the JSON's length; an exact copy keeps 200,000 events small.
+    return key.encode(), bytes(memoryview(value))
