@@ -90,13 +90,13 @@ def test_table_has_one_row_per_figure_in_order_with_targets_and_notes() -> None:
     pipeline = next(r for r in rows if r[0].startswith("pipeline: submitted"))
     assert pipeline[1:] == ("12,346", "incidents/s", ">= 10,000/s (met)")
     ratio = next(r for r in rows if r[0] == "pipeline / naive")
-    assert ratio[1:] == ("25.70", "x", ">= 20x naive (met)")
+    assert ratio[1:] == ("25.7", "x", ">= 20x naive (met)")
     unmeasured = next(r for r in rows if r[0] == "reporting rebuild: replay")
     assert unmeasured[1] == "-"
 
 
 @pytest.mark.parametrize(("value", "unit", "text"), [
-    (None, "", "-"), (12345.678, "incidents/s", "12,346"), (12.34, "ms", "12.3"), (3.14159, "x", "3.14"),
+    (None, "", "-"), (12345.678, "incidents/s", "12,346"), (12.34, "ms", "12.3"), (3.14159, "x", "3.14"), (0.004687, "x", "0.00469"),
     (2000, "", "2,000"), ("batch", "", "batch"),
 ])
 def test_fmt(value: object, unit: str, text: str) -> None:

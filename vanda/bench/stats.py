@@ -87,7 +87,7 @@ def fmt(value: Any, unit: str = "") -> str:
         return "-"
     if isinstance(value, float):
         if unit == "x":
-            return f"{value:.2f}"
+            return f"{value:.3g}"  # small ratios (pipeline / limit) keep their digits
         return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.1f}"
     return f"{value:,}" if isinstance(value, int) else str(value)
 
