@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install demo test up down clean
+.PHONY: install demo test bench up down clean
 
 install: $(VENV)/.installed
 
@@ -17,6 +17,10 @@ demo: install
 
 test: install
 	$(BIN)/pytest
+
+# The full benchmark (200,000 incidents) on a fresh stack of its own; figures in bench.json.
+bench: install
+	$(BIN)/vanda bench --json bench.json
 
 up: install
 	$(BIN)/vanda up

@@ -139,6 +139,39 @@ def demo(
     demo_feed.run(endpoints, incidents, months, console)
 
 
+@app.command()
+def bench(
+    incidents: Annotated[int, typer.Option(min=2, help="Synthetic incidents for the limit and the pipeline.")] = 200_000,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the results here as JSON.")] = None,
+    naive_incidents: Annotated[int, typer.Option(min=1, help="Cap for the naive peer (it is slow).")] = 5000,
+    http_incidents: Annotated[int, typer.Option(min=1, help="Single POSTs for HTTP throughput and latency.")] = 5000,
+    http_concurrency: Annotated[int, typer.Option(min=1, help="Concurrent HTTP clients.")] = 16,
+    latency_seconds: Annotated[float, typer.Option(min=1, help="How long the paced latency run lasts.")] = 20,
+    latency_rate: Annotated[float, typer.Option(min=1, help="Incidents per second in the latency run.")] = 500,
+    latency_via: Annotated[str, typer.Option(help="Submit the latency run by HTTP 'batch' or 'single'.")] = "batch",
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic incidents.")] = 2024,
+    pipeline_timeout: Annotated[float, typer.Option(help="Fail if the pipeline has not applied everything in "
+                                                         "this many seconds.")] = 3600,
+    phases: Annotated[str, typer.Option(help="Comma-separated subset of: limit, naive, pipeline, http, latency, "
+                                              "rebuild.")] = "limit,naive,pipeline,http,latency,rebuild",
+    home: Annotated[Path | None, typer.Option("--home", help="Reuse the stack running in this home instead of "
+                                                            "starting a fresh one.")] = None,
+) -> None:
+    """Measure the pipeline against raw Kafka/PostgreSQL and a naive peer; HTTP, latency, rebuild, memory."""
+    from vanda.bench.run import PHASE_NAMES, Settings, main
+
+    chosen = tuple(p.strip() for p in phases.split(",") if p.strip())
+    if unknown := [p for p in chosen if p not in PHASE_NAMES]:
+        raise typer.BadParameter(f"unknown phase(s): {', '.join(unknown)}", param_hint="--phases")
+    if latency_via not in ("batch", "single"):
+        raise typer.BadParameter("must be batch or single", param_hint="--latency-via")
+    settings = Settings(incidents=incidents, naive_incidents=naive_incidents, http_incidents=http_incidents,
+                        http_concurrency=http_concurrency, latency_seconds=latency_seconds, latency_rate=latency_rate,
+                        latency_via=latency_via, seed=seed, home=home, json_path=json_path, phases=chosen,
+                        pipeline_timeout=pipeline_timeout)
+    raise typer.Exit(main(settings, console))
+
+
 @schemas_app.command("export")
 def schemas_export() -> None:
     """Regenerate schemas/json from the pydantic contracts."""

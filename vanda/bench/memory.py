@@ -1,0 +1,94 @@
+"""RSS of each service process, sampled in the background and kept per bench phase."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psutil
+
+MB = 1024 * 1024
+
+
+def rss_mb(pid: int) -> float | None:
+    """Resident memory of a process and its children, in MB; None if it is gone."""
+    try:
+        proc = psutil.Process(pid)
+        total = proc.memory_info().rss
+        for child in proc.children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except psutil.Error:
+                pass
+        return total / MB
+    except psutil.Error:
+        return None
+
+
+class Sampler:
+    """Samples every `interval` seconds while started; `phase()` names what is running."""
+
+    def __init__(self, pids: dict[str, int], interval: float = 0.25) -> None:
+        self.pids, self.interval = pids, interval
+        self.start_mb = self._sample()
+        self.end_mb: dict[str, float | None] = {}
+        self.peaks: dict[str, dict[str, float]] = {}
+        self._phase = "setup"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-rss", daemon=True)
+
+    def _sample(self) -> dict[str, float | None]:
+        return {name: rss_mb(pid) for name, pid in self.pids.items()}
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._record(self._sample())
+
+    def _record(self, sample: dict[str, float | None]) -> None:
+        peaks = self.peaks.setdefault(self._phase, {})
+        for name, mb in sample.items():
+            if mb is not None:
+                peaks[name] = max(peaks.get(name, 0.0), mb)
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.end_mb = self._sample()
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        previous, self._phase = self._phase, name
+        self._record(self._sample())
+        try:
+            yield
+        finally:
+            self._record(self._sample())
+            self._phase = previous
+
+    def report(self) -> dict[str, Any]:
+        """Per service: RSS at start and end, peak per phase, and growth start -> end (MB)."""
+        out: dict[str, Any] = {}
+        for name in self.pids:
+            start, end = self.start_mb.get(name), self.end_mb.get(name)
+            out[name] = {
+                "start_mb": _round(start), "end_mb": _round(end),
+                "growth_mb": _round(end - start) if start is not None and end is not None else None,
+                "peak_mb": {phase: _round(p[name]) for phase, p in self.peaks.items() if name in p},
+            }
+        return out
+
+
+def growth(report: dict[str, Any]) -> float | None:
+    """The largest start -> end growth of any service."""
+    values = [s["growth_mb"] for s in report.values() if s.get("growth_mb") is not None]
+    return max(values) if values else None
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
