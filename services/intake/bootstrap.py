@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 
 from schemas.envelope import utcnow
 from schemas.topics import INCIDENTS, SUBMISSIONS, dead_letter
@@ -83,6 +84,7 @@ def create_app(common: CommonSettings | None = None, settings: IntakeSettings | 
     app.router.lifespan_context = lifespan
     app.state.require_api_key = settings.require_api_key
     install_error_handlers(app)
+    app.add_exception_handler(RequestValidationError, entrypoints.count_refused)  # type: ignore[arg-type]
     limit_body_size(app, common.max_body_bytes, {"/v1/incidents:batch": settings.batch_max_bytes})
     app.include_router(ops_router(runtime.checks, runtime.refresh_gauges))
     app.include_router(entrypoints.routes())

@@ -33,10 +33,19 @@ INCIDENTS = Counter(
     " (accepted, replayed, rejected) and reason (the first validation error's type, conflict, forbidden).",
     ["channel", "source", "outcome", "reason"],
 )
+# Source systems are the trust's own upstream systems, a handful; a misbehaving producer
+# inventing names must not create unbounded series, so names past this many read "other".
+MAX_SOURCES = 50
+_sources: set[str] = set()
 
 
 def count(channel: str, source: str | None, outcome: str, reason: str = "") -> None:
-    # Source systems are the trust's own upstream systems (a handful); unparsed input says "unknown".
+    """Count one report; unparsed input says source "unknown"."""
+    if source is not None and source not in _sources:
+        if len(_sources) >= MAX_SOURCES:
+            source = "other"
+        else:
+            _sources.add(source)
     INCIDENTS.labels(channel, source or "unknown", outcome, reason).inc()
 
 
@@ -116,7 +125,8 @@ def routes(max_lines: int) -> APIRouter:
 
     @router.post("/incidents:batch", response_model=BatchReceipt,
                  openapi_extra={"requestBody": {"required": True, "content": {NDJSON: {"schema": {
-                     "type": "string", "description": "One IncidentReport JSON object per line."}}}}},
+                     "type": "array", "items": {"$ref": "#/components/schemas/IncidentReport"},
+                     "description": "One IncidentReport JSON object per line (NDJSON), not a JSON array."}}}}},
                  responses={413: {"description": "body or line count over the limit"}})
     async def report_incidents(request: Request, key: SourceKey) -> BatchReceipt | JSONResponse:
         """Submit many reports as NDJSON; each line is accepted, replayed or rejected on its own."""

@@ -12,9 +12,10 @@ from prometheus_client import Counter
 from pydantic import BaseModel, Field
 
 from schemas.incidents import IncidentAmendment, IncidentReport, IncidentWithdrawal
-from services.intake import handlers
+from services.intake import bulk, handlers
 from services.intake.domain import InvalidAmendment
 from services.intake.security import SourceKey, check_source
+from vanda.runtime.http import validation_failed
 
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200,
                                               description="Makes a retry safe even without a stable source_ref.")]
@@ -58,6 +59,14 @@ def _refusal(status: int, error: str, incident_id: UUID, reason: str) -> JSONRes
 NOT_FOUND = {404: {"description": "no incident has this id"}}
 
 
+async def count_refused(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """A single report refused as invalid is counted too, then answered as every 422 is."""
+    if request.method == "POST" and request.url.path == "/v1/incidents":
+        errors = exc.errors()
+        bulk.count("http", None, "rejected", errors[0]["type"] if errors else "invalid")
+    return await validation_failed(request, exc)
+
+
 def routes() -> APIRouter:
     """The incident submission and correction routes."""
     router = APIRouter(prefix="/v1", tags=["incidents"])
@@ -80,6 +89,7 @@ def _submit_route(router: APIRouter) -> None:
             submitted = await handlers.submit(report, deps.store, deps.keyring, idempotency_key)
         except handlers.IdempotencyKeyConflict as conflict:
             RECEIVED.labels("conflict").inc()
+            bulk.count("http", report.source_system, "rejected", "conflict")
             return JSONResponse(status_code=422, content={
                 "error": "idempotency_key_reused",
                 "errors": [{"field": "Idempotency-Key", "reason": "already used for a different report"}],
@@ -87,6 +97,7 @@ def _submit_route(router: APIRouter) -> None:
             })
         except handlers.SourceRefConflict as conflict:
             RECEIVED.labels("conflict").inc()
+            bulk.count("http", report.source_system, "rejected", "conflict")
             return JSONResponse(status_code=409, content={
                 "error": "source_ref_conflict",
                 "errors": [{"field": "source_ref", "reason": "already used for a different report;"
@@ -98,6 +109,7 @@ def _submit_route(router: APIRouter) -> None:
         else:
             deps.wake_relay()
         RECEIVED.labels("replayed" if submitted.replayed else "accepted").inc()
+        bulk.count("http", report.source_system, "replayed" if submitted.replayed else "accepted")
         return IncidentReceipt(incident_id=submitted.receipt.incident_id, subject_id=submitted.receipt.subject_id)
 
 

@@ -49,7 +49,7 @@ def _field(loc: tuple[object, ...]) -> str:
     return ".".join(parts) or "(body)"
 
 
-async def _validation_failed(request: Request, exc: RequestValidationError) -> JSONResponse:
+async def validation_failed(request: Request, exc: RequestValidationError) -> JSONResponse:
     # The offending input is not echoed back: it may hold an NHS number.
     errors = [{"field": _field(tuple(e["loc"])), "reason": e["msg"]} for e in exc.errors()]
     return JSONResponse({"error": "validation_failed", "errors": errors}, status_code=422)
@@ -73,7 +73,7 @@ def install_error_handlers(app: FastAPI) -> None:
     """422 bodies name every bad field and the reason; an outage is a 503 to retry, not a 500.
     Every answer, errors included, carries the request's correlation id."""
     correlate(app)
-    app.add_exception_handler(RequestValidationError, _validation_failed)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, validation_failed)  # type: ignore[arg-type]
     for error in (asyncpg.exceptions.CharacterNotInRepertoireError, asyncpg.exceptions.UntranslatableCharacterError,
                   asyncpg.exceptions._base.DataError):
         app.add_exception_handler(error, _unstorable)
