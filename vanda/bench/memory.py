@@ -35,6 +35,7 @@ class Sampler:
         self.start_mb = self._sample()
         self.end_mb: dict[str, float | None] = {}
         self.peaks: dict[str, dict[str, float]] = {}
+        self.marks: dict[str, dict[str, float | None]] = {}
         self._phase = "setup"
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bench-rss", daemon=True)
@@ -71,14 +72,27 @@ class Sampler:
             self._record(self._sample())
             self._phase = previous
 
+    def mark(self, label: str) -> None:
+        """Remember RSS now under `label` (e.g. half-way through the pipeline and at its end)."""
+        self.marks[label] = self._sample()
+
     def report(self) -> dict[str, Any]:
-        """Per service: RSS at start and end, peak per phase, and growth start -> end (MB)."""
+        """Per service: RSS at start and end, peak per phase, marks, and growth (MB).
+
+        Growth is over the second half of the pipeline phase (half-way mark to its end):
+        warm-up (imports, pools, the first large batches) is paid once whatever N is, so
+        memory that does not grow with N shows as about zero there. Without those marks
+        it falls back to start -> end."""
         out: dict[str, Any] = {}
+        half, done = self.marks.get("pipeline_half", {}), self.marks.get("pipeline_end", {})
         for name in self.pids:
             start, end = self.start_mb.get(name), self.end_mb.get(name)
+            first, last = (half.get(name), done.get(name)) if half and done else (start, end)
             out[name] = {
                 "start_mb": _round(start), "end_mb": _round(end),
-                "growth_mb": _round(end - start) if start is not None and end is not None else None,
+                "growth_mb": _round(last - first) if first is not None and last is not None else None,
+                "growth_basis": "pipeline second half" if half and done else "start -> end",
+                "marks_mb": {label: _round(m.get(name)) for label, m in self.marks.items()},
                 "peak_mb": {phase: _round(p[name]) for phase, p in self.peaks.items() if name in p},
             }
         return out

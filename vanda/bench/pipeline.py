@@ -134,6 +134,18 @@ def progress_from(base: counts.Applied, advance: Progress) -> Callable[[counts.A
     return seen
 
 
+class Once:
+    """Call `action` the first time only."""
+
+    def __init__(self, action: Callable[[], None]) -> None:
+        self.action, self.done = action, False
+
+    def __call__(self) -> None:
+        if not self.done:
+            self.done = True
+            self.action()
+
+
 class StageClock:
     """When intake, sanctions and reporting each reached the target (seconds from the start): where time goes."""
 
@@ -149,7 +161,7 @@ class StageClock:
 
 async def run(bootstrap: str, url: str, api_key: str, pool: asyncpg.Pool, via_kafka: list[dict[str, Any]],
               via_http: list[dict[str, Any]], progress: Callable[[str, int | None], Progress],
-              deadline_s: float = 3600) -> dict[str, Any]:
+              deadline_s: float = 3600, halfway: Callable[[], None] = lambda: None) -> dict[str, Any]:
     total = len(via_kafka) + len(via_http)
     before = await counts.applied(pool)
     sent = progress("pipeline: submitted", total)
@@ -162,7 +174,15 @@ async def run(bootstrap: str, url: str, api_key: str, pool: asyncpg.Pool, via_ka
     target = counts.Applied(before.intake + new, before.sanctions + new, before.reporting + new)
     stages = StageClock(target, started)
     show = progress_from(before, applied)
-    await wait_applied(pool, target, lambda now: (show(now), stages.seen(now)), deadline_s=deadline_s)
+    half = Once(halfway)
+
+    def seen(now: counts.Applied) -> None:
+        show(now)
+        stages.seen(now)
+        if (now - before).downstream >= new // 2:
+            half()
+
+    await wait_applied(pool, target, seen, deadline_s=deadline_s)
     seconds = time.perf_counter() - started
     return {
         "figures": {"pipeline_incidents": new, "pipeline_seconds": seconds, "pipeline_per_s": rate(new, seconds),

@@ -122,7 +122,9 @@ async def measure(stack: stackctl.Stack, settings: Settings, console: Console, r
             if "pipeline" in wanted:
                 with sampler.phase("pipeline"):
                     piped = await pipeline.run(stack.bootstrap, stack.intake_url, stack.api_key, pool, via_kafka,
-                                               via_http, progress, settings.pipeline_timeout)
+                                               via_http, progress, settings.pipeline_timeout,
+                                               halfway=lambda: sampler.mark("pipeline_half"))
+                    sampler.mark("pipeline_end")
                 figures |= piped["figures"]
                 sent[workload.KAFKA_SOURCE], sent[workload.HTTP_SOURCE] = len(via_kafka), len(via_http)
                 refused += piped["refused"]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 
 import asyncpg
+import orjson
 from aiokafka.errors import (
     KafkaConnectionError,
     KafkaTimeoutError,
@@ -46,9 +46,14 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, TRANSIENT_DB_ERRORS) and not isinstance(exc, NOT_TRANSIENT)
 
 
+def _dumps(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    # jsonb columns round-trip as Python objects rather than strings.
-    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    # jsonb columns round-trip as Python objects rather than strings (orjson: several times
+    # faster than json on the large states and events the consumers write every batch).
+    await conn.set_type_codec("jsonb", encoder=_dumps, decoder=orjson.loads, schema="pg_catalog")
 
 
 async def create_pool(dsn: str, *, max_size: int = 10, wait_s: float = 60,
