@@ -47,8 +47,10 @@ async def fresh_schema(pool: asyncpg.Pool, schema: str = REBUILD_SCHEMA) -> None
 async def replay(pool: asyncpg.Pool, bootstrap: str, p: handlers.Projection,
                  progress: Callable[[int, int], None] = lambda done, total: None) -> Replay:
     """Apply every event up to the end offsets seen at the start; report (done, total) as it goes."""
+    # Large fetches: a replay reads everything, so fewer, fuller round trips feed the batches.
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="earliest")
+                                auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1024 * 1024,
+                                fetch_max_bytes=64 * 1024 * 1024)
     await consumer.start()
     try:
         parts = await _partitions(bootstrap)
