@@ -77,3 +77,11 @@ def test_memory_and_machine_are_recorded(bench: tuple[subprocess.CompletedProces
         assert {"limit", "naive", "pipeline", "http_single", "latency", "rebuild"} <= set(service["peak_mb"])
     machine = data["machine"]
     assert machine["cpus"] >= 1 and machine["python"] and machine["postgresql"]
+
+
+def test_cpu_per_incident_is_recorded_for_every_process(bench: tuple[subprocess.CompletedProcess[str], dict]) -> None:
+    _, data = bench
+    spent = data["pipeline_cpu_ms_per_incident"]
+    assert {"intake", "sanctions", "reporting", "kafka", "postgres", "total"} <= set(spent)
+    assert all(spent[name] > 0 for name in ("intake", "sanctions", "reporting", "kafka", "postgres"))
+    assert spent["total"] == pytest.approx(sum(v for k, v in spent.items() if k != "total"))

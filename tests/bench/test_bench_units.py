@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 
 import orjson
 import pytest
 
 from schemas.events import decode
-from vanda.bench import counts, stats, workload
+from vanda.bench import counts, cpu, stats, workload
 from vanda.bench.latency import latencies_ms
 from vanda.bench.memory import growth
 
@@ -202,3 +203,20 @@ def test_memory_growth_is_the_largest(report: dict, expected: float | None) -> N
 def test_concentration(people: list[tuple[str, str | None]], expected: dict) -> None:
     reports = [{"perpetrator": {"kind": kind, "nhs_number": nhs}} for kind, nhs in people]
     assert workload.concentration(reports) == expected
+
+
+@pytest.mark.parametrize(("used", "incidents", "expected"), [
+    ({"intake": 2.0, "postgres": 1.0}, 1000, {"intake": 2.0, "postgres": 1.0, "total": 3.0}),
+    ({"intake": 0.5}, 250, {"intake": 2.0, "total": 2.0}),
+    ({"intake": 1.0}, 0, {}),
+])
+def test_cpu_per_incident(used: dict, incidents: int, expected: dict) -> None:
+    assert cpu.per_incident(used, incidents) == pytest.approx(expected)
+
+
+def test_cpu_meter_sees_this_process_work_and_forgets_a_missing_one() -> None:
+    meter = cpu.Meter({"me": os.getpid(), "gone": 2 ** 22 + 12345})
+    meter.start()
+    sum(i * i for i in range(2_000_000))
+    used = meter.stop()
+    assert set(used) == {"me"} and used["me"] > 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import platform
+import signal
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -18,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from vanda.bench import counts, http, latency, limit, memory, naive, pipeline, rebuild, stackctl, stats, workload
+from vanda.bench import counts, cpu, http, latency, limit, memory, naive, pipeline, rebuild, stackctl, stats, workload
 from vanda.runtime.db import create_pool
 
 
@@ -47,6 +49,8 @@ class Settings:
 
 def main(settings: Settings, console: Console) -> int:
     """Run the bench; print and write its results; return the exit code (1 unless exact and complete)."""
+    # A stopped bench (SIGTERM) must still stop the stack it started: exit through the finally blocks.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     result: dict[str, Any] = {"settings": {k: str(v) if isinstance(v, Path) else v
                                            for k, v in asdict(settings).items()}}
     try:
@@ -120,11 +124,15 @@ async def measure(stack: stackctl.Stack, settings: Settings, console: Console, r
                     figures |= await naive.run(stack.bootstrap, pool, events[:settings.naive_count], progress)
             del events
             if "pipeline" in wanted:
+                meter = cpu.Meter(stack.service_pids() | stack.infrastructure_pids())
                 with sampler.phase("pipeline"):
+                    meter.start()
                     piped = await pipeline.run(stack.bootstrap, stack.intake_url, stack.api_key, pool, via_kafka,
                                                via_http, progress, settings.pipeline_timeout,
                                                halfway=lambda: sampler.mark("pipeline_half"))
                     sampler.mark("pipeline_end")
+                    result["pipeline_cpu_ms_per_incident"] = cpu.per_incident(meter.stop(),
+                                                                              piped["figures"]["pipeline_incidents"])
                 figures |= piped["figures"]
                 sent[workload.KAFKA_SOURCE], sent[workload.HTTP_SOURCE] = len(via_kafka), len(via_http)
                 refused += piped["refused"]
@@ -243,6 +251,10 @@ def show(result: dict[str, Any], console: Console) -> None:
             rss.add_row(name, stats.fmt(s["start_mb"]), *(stats.fmt(s["peak_mb"].get(p)) for p in phases),
                         stats.fmt(s["end_mb"]), stats.fmt(s["growth_mb"]))
         console.print(rss)
+    spent = result.get("pipeline_cpu_ms_per_incident")
+    if spent:
+        console.print("CPU per incident in the pipeline phase (ms): "
+                      + ", ".join(f"{name} {ms:.3f}" for name, ms in spent.items()))
     exact = result.get("exactness")
     if exact:
         for check in exact["checks"]:

@@ -47,6 +47,14 @@ class Stack:
         return {e["name"]: int(e["pid"]) for e in json.loads(path.read_text())} if path.exists() else {}
 
 
+    def infrastructure_pids(self) -> dict[str, int]:
+        """Kafka's and PostgreSQL's pids when this home's stack runs them (not for external servers)."""
+        path = self.home / "stack.json"
+        nodes = json.loads(path.read_text()) if path.exists() else {}
+        return {name: int(node["pid"]) for name, node in nodes.items()
+                if isinstance(node, dict) and node.get("pid") and not node.get("external")}
+
+
 def read_env(path: Path) -> dict[str, str]:
     if not path.exists():
         return {}
