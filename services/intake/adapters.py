@@ -62,25 +62,14 @@ class IncidentStore:
                   idempotency_key: str | None = None, identity: tuple[str, Keyring] | None = None) -> Receipt | None:
         """Insert incident and outbox row atomically; None if the source ref or key already exists."""
         event = accepted.event
-        async with self._pool.acquire() as conn, conn.transaction():
-            inserted = await conn.fetchval(
-                "INSERT INTO intake.incidents (incident_id, source_system, source_ref, subject_id,"
-                " pseudonym_key_version, fingerprint, event, narrative, idempotency_key)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-                " ON CONFLICT DO NOTHING RETURNING incident_id",
-                event.incident_id, event.source_system, accepted.source_ref, event.subject_id,
-                key_version if event.subject_id else None, accepted.fingerprint,
-                event.model_dump(mode="json"), accepted.narrative, idempotency_key,
-            )
-            if inserted is None:
-                return None
-            await outbox.stage(conn, SCHEMA, [outgoing])
-            if identity is not None and event.subject_id is not None:
-                await vault.remember(conn, event.subject_id, identity[0], event.organisation, identity[1])
-        return Receipt(event.incident_id, event.subject_id, accepted.fingerprint)
+        people = [(event.subject_id, identity[0], event.organisation)] if identity and event.subject_id else []
+        inserted = await self.add_many([(accepted, outgoing)], key_version, people,
+                                       identity[1] if identity else None, [idempotency_key])
+        return Receipt(event.incident_id, event.subject_id, accepted.fingerprint) if inserted else None
 
     async def add_many(self, accepted: list[tuple[Accepted, outbox.Outgoing]], key_version: int,
-                       people: list[tuple[str, str, str]], keyring: Keyring) -> set[UUID]:
+                       people: list[tuple[str, str, str]], keyring: Keyring | None,
+                       idempotency_keys: list[str | None] | None = None) -> set[UUID]:
         """Insert many incidents with their outbox rows in one transaction; return the ids inserted.
 
         A report whose source ref another request stored meanwhile is skipped, not failed,
@@ -90,18 +79,20 @@ class IncidentStore:
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
                 "INSERT INTO intake.incidents (incident_id, source_system, source_ref, subject_id,"
-                " pseudonym_key_version, fingerprint, event, narrative)"
+                " pseudonym_key_version, fingerprint, event, narrative, idempotency_key)"
                 " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[],"
-                " $7::jsonb[], $8::text[]) ON CONFLICT DO NOTHING RETURNING incident_id",
+                " $7::jsonb[], $8::text[], $9::text[]) ON CONFLICT DO NOTHING RETURNING incident_id",
                 [e.incident_id for e in events], [e.source_system for e in events],
                 [a.source_ref for a, _ in accepted], [e.subject_id for e in events],
                 [key_version if e.subject_id else None for e in events], [a.fingerprint for a, _ in accepted],
                 [e.model_dump(mode="json") for e in events], [a.narrative for a, _ in accepted],
+                idempotency_keys or [None] * len(events),
             )
             inserted = {r["incident_id"] for r in rows}
             await outbox.stage(conn, SCHEMA, [o for a, o in accepted if a.event.incident_id in inserted])
             stored = {e.subject_id for e in events if e.incident_id in inserted}
-            await vault.remember_many(conn, [p for p in people if p[0] in stored], keyring)
+            if keyring is not None:
+                await vault.remember_many(conn, [p for p in people if p[0] in stored], keyring)
         return inserted
 
     async def earlier_many(self, refs: list[tuple[str, str]]) -> dict[tuple[str, str], Receipt]:

@@ -83,7 +83,9 @@ async def remember_many(conn: asyncpg.Connection, people: list[tuple[str, str, s
     await conn.executemany(
         "INSERT INTO intake.identities (subject_id, kind, organisation, nonce, ciphertext) VALUES ($1, $2, $3, $4, $5)"
         " ON CONFLICT (subject_id) DO UPDATE SET nonce = EXCLUDED.nonce, ciphertext = EXCLUDED.ciphertext,"
-        " kind = EXCLUDED.kind, last_seen = now()", rows)
+        " kind = EXCLUDED.kind, last_seen = now()"
+        # Retention counts in days: a subject seen again within the hour need not be rewritten.
+        " WHERE intake.identities.last_seen < now() - interval '1 hour'", rows)
 
 
 async def reveal(pool: asyncpg.Pool, subject_id: str, keyring: Keyring, actor: str, purpose: str) -> dict | None:

@@ -105,7 +105,9 @@ class Relay:
                 return 0
             await self._publish(rows)
             await conn.execute(
-                f"UPDATE {self._schema}.outbox SET sent_at = now() WHERE seq = ANY($1::bigint[])",
+                # Deleted, not marked: the topic is the record now, and a delete writes far
+                # less than an update that copies the whole row (payload included).
+                f"DELETE FROM {self._schema}.outbox WHERE seq = ANY($1::bigint[])",
                 [r["seq"] for r in rows],
             )
         metrics.OUTBOX_PUBLISHED.labels(self._schema).inc(len(rows))
