@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime, timedelta
 
@@ -163,3 +164,40 @@ async def test_amendment_for_an_unknown_incident_is_dead_lettered_and_consumptio
     metrics = (await sanctions_call(pipeline, "GET", "/metrics")).text
     assert 'vanda_dead_letters_total{reason="rejected",topic="vanda.incidents.v1"}' in metrics
     assert str(uuid.UUID(event.data.incident_id.hex)) not in metrics
+
+
+async def test_a_refused_event_inside_a_batch_is_dead_lettered_alone_and_its_neighbours_applied(pipeline):
+    """The batch path applies a whole batch at once; one refused event must roll back only itself."""
+    import uuid
+
+    from aiokafka import AIOKafkaProducer
+
+    from schemas.events import encode, envelope
+    from schemas.incidents import IncidentAmended
+    from tests.factories import incident
+
+    subject = "sub_" + uuid.uuid4().hex + "0" * 8
+    first, second = incident(subject=subject, days=1), incident(subject=subject, days=2)
+    ghost = incident(subject=subject, days=3)
+    body = ghost.model_dump() | {"revision": 2, "changed_fields": ["harm"], "amended_at": ghost.reported_at}
+    body.pop("schema_version")
+    events = [envelope(first, source="/test", subject=subject),
+              envelope(IncidentAmended(**body), source="/test", subject=subject),  # never reported: refused
+              envelope(second, source="/test", subject=subject)]
+    producer = AIOKafkaProducer(bootstrap_servers=pipeline["KAFKA_BOOTSTRAP_SERVERS"], linger_ms=50)
+    await producer.start()
+    try:
+        # Same key, sent together: one partition, very likely one consumed batch.
+        sent = [await producer.send("vanda.incidents.v1", encode(e), key=subject.encode()) for e in events]
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+
+    assert kinds(await events_for(pipeline, subject, 2)) == ["yellow_card_issued:1", "yellow_card_issued:2"]
+    dead = await read_until(pipeline["KAFKA_BOOTSTRAP_SERVERS"], "vanda.incidents.v1.dlq",
+                            lambda r: events[1].id.encode() in (r.value or b""), 1)
+    assert len(dead) == 1 and b"not seen" in dict(dead[0].headers)["vanda-dlq-error"]
+    neighbours = await read_until(pipeline["KAFKA_BOOTSTRAP_SERVERS"], "vanda.incidents.v1.dlq",
+                                  lambda r: any(e.id.encode() in (r.value or b"") for e in (events[0], events[2])),
+                                  1, timeout=3)
+    assert neighbours == []
