@@ -10,14 +10,15 @@ import os
 import secrets
 from pathlib import Path
 
+from vanda import envfile
+
 NAMES = ("AUTH_JWT_SECRET", "INTAKE_PSEUDONYM_KEY", "INTAKE_IDENTITY_KEY")
 
 
 def load(home: Path) -> dict[str, str]:
     """Each secret from the environment if set, else from `<home>/dev-secrets.env`, else new."""
     path = home / "dev-secrets.env"
-    stored = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line) \
-        if path.exists() else {}
+    stored = envfile.read(path)
     values = {name: os.environ.get(name) or stored.get(name) or secrets.token_urlsafe(32) for name in NAMES}
     if values != stored:
         home.mkdir(parents=True, exist_ok=True)

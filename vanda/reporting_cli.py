@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from vanda import envfile
+
 app = typer.Typer(help="Reporting: rebuild the board's fact tables from Kafka and compare with live.",
                   no_args_is_help=True)
 console = Console()
@@ -20,9 +22,8 @@ console = Console()
 def _connections(home: Path) -> tuple[str, str]:
     """DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS from the environment, else from `vanda up`'s endpoints.env."""
     values = dict(os.environ)
-    env_file = home / "endpoints.env"
-    if env_file.exists():
-        found = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
+    found = envfile.read(home / "endpoints.env")
+    if found:
         values = found | {k: v for k, v in values.items() if k in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")}
     try:
         return values["DATABASE_URL"], values["KAFKA_BOOTSTRAP_SERVERS"]

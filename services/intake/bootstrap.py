@@ -60,8 +60,7 @@ def create_app(common: CommonSettings | None = None, settings: IntakeSettings | 
     runtime = Runtime(SERVICE, common, topics=[INCIDENTS, dead_letter(INCIDENTS), SUBMISSIONS, dead_letter(SUBMISSIONS)])
     app = FastAPI(title="vanda intake", version="1",
                   description="Takes incident reports, pseudonymises them and publishes incident events.")
-    submissions = bulk.SubmissionConsumer(runtime, lambda: app.state.deps)
-    runtime.consumers.append(submissions)
+    submissions = runtime.add_consumer(bulk.SubmissionConsumer(runtime, lambda: app.state.deps))
     subscribe(runtime.broker, submissions, SUBMISSIONS, group_id=settings.consumer_group,
               max_records=common.consumer_max_records,
               description="IncidentReport JSON from upstream systems that prefer Kafka to HTTP; refused ones go to"

@@ -77,14 +77,26 @@ def forbid(line: Line, key: ApiKey | None) -> None:
         line.report, line.reason = None, "forbidden"
 
 
-async def store(lines: list[Line], deps: Any) -> list[handlers.Outcome | None]:
-    """Submit the parsed lines together; None where a line was refused."""
+async def store(lines: list[Line], deps: Any, channel: str) -> list[handlers.Outcome | None]:
+    """Submit the parsed lines together and count each; None where a line was refused."""
     valid = [line for line in lines if line.report is not None]
     outcomes = await handlers.submit_many([line.report for line in valid], deps.store, deps.keyring) if valid else []
     by_line = {line.number: o for line, o in zip(valid, outcomes, strict=True)}
     if any(o.status == "accepted" for o in outcomes):
         deps.wake_relay()
-    return [by_line.get(line.number) for line in lines]
+    stored = [by_line.get(line.number) for line in lines]
+    for line, outcome in zip(lines, stored, strict=True):
+        count(channel, line.source, *verdict(line, outcome))
+    return stored
+
+
+def verdict(line: Line, outcome: handlers.Outcome | None) -> tuple[str, str]:
+    """(status, reason) of one line: accepted or replayed with no reason, or rejected and why."""
+    if outcome is None:
+        return "rejected", line.reason
+    if outcome.status == "conflict":
+        return "rejected", "conflict"
+    return outcome.status, ""
 
 
 # ---------------------------------------------------------------- HTTP: POST /v1/incidents:batch
@@ -136,20 +148,12 @@ def routes(max_lines: int) -> APIRouter:
         lines = [parse(n, r) for n, r in enumerate(raw, start=1)]
         for line in lines:
             forbid(line, key)
-        results = [_line_result(line, o) for line, o in zip(lines, await store(lines, request.app.state.deps),
-                                                              strict=True)]
-        for line, result in zip(lines, results, strict=True):
-            count("http_batch", line.source, result.status, _reason(line, result))
+        outcomes = await store(lines, request.app.state.deps, "http_batch")
+        results = [_line_result(line, o) for line, o in zip(lines, outcomes, strict=True)]
         tally = {s: sum(r.status == s for r in results) for s in ("accepted", "replayed", "rejected")}
         return BatchReceipt(**tally, results=results)
 
     return router
-
-
-def _reason(line: Line, result: LineResult) -> str:
-    if result.status != "rejected":
-        return ""
-    return line.reason or "conflict"
 
 
 # ---------------------------------------------------------------- Kafka: vanda.intake.submissions.v1
@@ -164,17 +168,16 @@ class SubmissionConsumer(BatchConsumer):
 
     async def apply_batch(self, records: Sequence[ConsumerRecord]) -> BatchResult:
         lines = [parse(n, r.value or b"") for n, r in enumerate(records)]
-        outcomes = await store(lines, self._deps())
+        outcomes = await store(lines, self._deps(), "kafka")
         result = BatchResult()
         for record, line, outcome in zip(records, lines, outcomes, strict=True):
-            status = "rejected" if outcome is None or outcome.status == "conflict" else outcome.status
-            count("kafka", line.source, status, "" if status != "rejected" else line.reason or "conflict")
             if outcome is None:
                 error = "; ".join(f"{e['field']}: {e['reason']}" for e in line.errors)
                 result.dead.append(DeadLetter(record, "invalid", error))
             elif outcome.status == "conflict":
                 result.dead.append(DeadLetter(record, "conflict", "source_ref: already used for a different report"))
+            elif outcome.status == "accepted":
+                result.applied[record.topic] += 1
             else:
-                result.applied[record.topic] += 1 if outcome.status == "accepted" else 0
-                result.duplicates[record.topic] += 1 if outcome.status == "replayed" else 0
+                result.duplicates[record.topic] += 1
         return result

@@ -36,25 +36,19 @@ def _aead(keyring: Keyring) -> AESGCM:
 
 async def resolve_subject(conn: asyncpg.Connection | asyncpg.Pool, identifier: str, keyring: Keyring) -> str:
     """The subject id for an identifier: the one already known under any key, else a new one."""
-    digests = keyring.digests(identifier)
-    for version, digest in digests:
-        known = await conn.fetchval("SELECT subject_id FROM intake.pseudonyms WHERE key_version = $1"
-                                    " AND digest = $2", version, digest)
-        if known:
-            return known
-    return f"sub_{digests[0][1][:40]}"
+    return (await resolve_many(conn, {identifier}, keyring))[identifier]
 
 
 async def resolve_many(conn: asyncpg.Connection | asyncpg.Pool, identifiers: set[str],
                        keyring: Keyring) -> dict[str, str]:
-    """`resolve_subject` for many identifiers in one query: identifier -> subject id."""
+    """Subject ids for many identifiers in one query: the one already known under any key, else a new one."""
     digests = {identifier: keyring.digests(identifier) for identifier in identifiers}
     pairs = [(v, d) for ds in digests.values() for v, d in ds]
     rows = await conn.fetch("SELECT p.key_version, p.digest, p.subject_id FROM intake.pseudonyms p"
                             " JOIN unnest($1::int[], $2::text[]) AS w(v, d) ON p.key_version = w.v AND p.digest = w.d",
                             [v for v, _ in pairs], [d for _, d in pairs])
     known = {(r["key_version"], r["digest"]): r["subject_id"] for r in rows}
-    # Current key first, then newest previous: the same order resolve_subject looks in.
+    # The current key first, then the newest previous: a subject keeps the id its first key gave it.
     return {identifier: next((known[p] for p in ds if p in known), f"sub_{ds[0][1][:40]}")
             for identifier, ds in digests.items()}
 

@@ -17,11 +17,10 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from schemas.events import decode
 from schemas.topics import INCIDENTS, SANCTIONS
 from services.reporting import handlers
 from vanda.runtime import inbox
-from vanda.runtime.consumer import claim_and_apply
+from vanda.runtime.consumer import claim_and_apply, decode_all
 
 REBUILD_SCHEMA = "reporting_rebuild"
 TABLES = ("incidents", "decisions", "police_referrals", "inbox")
@@ -89,12 +88,8 @@ async def _partitions(bootstrap: str) -> list[TopicPartition]:
 
 async def _apply(pool: asyncpg.Pool, records: list[ConsumerRecord], p: handlers.Projection, result: Replay) -> None:
     """The live consumer's semantics: dedupe by event id, skip what it would dead-letter."""
-    decoded = []
-    for record in records:
-        try:
-            decoded.append((record, decode(record.value or b"")))
-        except ValueError:
-            result.outcomes["unparseable"] += 1
+    decoded, unparseable = decode_all(records)
+    result.outcomes["unparseable"] += len(unparseable)
     try:
         # The live consumer's fast path first: the whole batch in a few statements.
         async with pool.acquire() as conn, conn.transaction():

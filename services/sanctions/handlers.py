@@ -62,21 +62,23 @@ def outgoing(decisions: list[Decision], now: datetime) -> list[Outgoing]:
 
 
 async def apply(conn: asyncpg.Connection, subject_id: str, command: Input, policy: Policy,
-                now: datetime, *, observe: bool = True) -> tuple[SubjectState, list[Decision]]:
+                now: datetime) -> tuple[SubjectState, list[Decision]]:
     """Decide for one subject inside the caller's transaction; stage the resulting events."""
     await adapters.lock_subject(conn, subject_id)
     state, decisions = decide(await adapters.load(conn, subject_id), command, policy, now)
     await adapters.save(conn, state, decisions)
     await stage(conn, adapters.SCHEMA, outgoing(decisions, now))
-    if observe:
-        _observe(decisions, None, now)
+    _count(decisions)
     return state, decisions
 
 
-def _observe(decisions: list[Decision], data: Any, now: datetime) -> None:
+def _count(decisions: list[Decision]) -> None:
     for d in decisions:
         # Counted before commit: a rolled-back batch is retried and counts again (at-least-once metric).
         DECISIONS.labels(d.event_type.split(".")[-2]).inc()
+
+
+def _time_to_decision(decisions: list[Decision], data: Any, now: datetime) -> None:
     if decisions and isinstance(data, IncidentReported):
         REPORT_TO_DECISION.observe(max(0.0, (now - data.reported_at).total_seconds()))
 
@@ -87,8 +89,8 @@ async def on_incident(conn: asyncpg.Connection, event: CloudEvent[Any], policy: 
     subject_id, command = incident_input(event.data)
     if subject_id is None or command is None:
         return []
-    _, decisions = await apply(conn, subject_id, command, policy, now, observe=False)
-    _observe(decisions, event.data, now)
+    _, decisions = await apply(conn, subject_id, command, policy, now)
+    _time_to_decision(decisions, event.data, now)
     return []
 
 
@@ -106,7 +108,8 @@ async def on_incidents(conn: asyncpg.Connection, events: list[CloudEvent[Any]], 
         if subject_id is None or command is None:
             continue
         states[subject_id], decided = decide(states[subject_id], command, policy, now)
-        _observe(decided, data, now)
+        _count(decided)
+        _time_to_decision(decided, data, now)
         decisions += decided
     await adapters.save_many(conn, list(states.values()), decisions, before)
     return outgoing(decisions, now)

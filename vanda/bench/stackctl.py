@@ -15,6 +15,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from vanda import envfile
+
 # A fresh stack must never pick up someone's servers from the environment.
 CONNECTION_VARIABLES = ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")
 
@@ -55,15 +57,9 @@ class Stack:
                 if isinstance(node, dict) and node.get("pid") and not node.get("external")}
 
 
-def read_env(path: Path) -> dict[str, str]:
-    if not path.exists():
-        return {}
-    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
-
-
 def load(home: Path) -> Stack:
     """A running stack's endpoints and development secrets, as `vanda up` wrote them."""
-    env = read_env(home / "dev-secrets.env") | read_env(home / "endpoints.env")
+    env = envfile.read(home / "dev-secrets.env") | envfile.read(home / "endpoints.env")
     missing = [k for k in ("INTAKE_URL", "KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "INTAKE_API_KEY") if k not in env]
     if missing:
         raise RuntimeError(f"{home / 'endpoints.env'} lacks {', '.join(missing)}: run `vanda up --home {home}` first")

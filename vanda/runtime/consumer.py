@@ -138,7 +138,7 @@ class EventConsumer(BatchConsumer):
         self._schema, self._apply, self._apply_many = schema, apply, apply_many
 
     async def apply_batch(self, records: Sequence[ConsumerRecord]) -> BatchResult:
-        decoded, dead = _decode_all(records)
+        decoded, dead = decode_all(records)
         result = await self._apply_together(decoded) if self._apply_many and decoded else None
         if result is None:
             result = await self._apply_decoded(decoded)
@@ -204,7 +204,7 @@ async def claim_and_apply(conn: asyncpg.Connection, schema: str, decoded: list[t
     return result
 
 
-def _decode_all(records: Sequence[ConsumerRecord]) -> tuple[list[tuple[ConsumerRecord, CloudEvent[Any]]], list[DeadLetter]]:
+def decode_all(records: Sequence[ConsumerRecord]) -> tuple[list[tuple[ConsumerRecord, CloudEvent[Any]]], list[DeadLetter]]:
     decoded, dead = [], []
     for record in records:
         try:

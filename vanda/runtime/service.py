@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -21,6 +21,7 @@ from vanda.runtime.topics import ensure_topics
 from vanda.runtime.transport import TransportSettings, faststream_security, kafka_options, postgres_ssl
 
 log = logging.getLogger(__name__)
+BatchConsumerT = TypeVar("BatchConsumerT", bound=BatchConsumer)
 
 
 def correlated(apply: Apply) -> Apply:
@@ -64,7 +65,10 @@ class Runtime:
         """A consumer whose health counts towards this service's readiness.
 
         Lines logged while one event is applied carry its id; the batch path logs per batch."""
-        consumer = EventConsumer(self, schema, correlated(apply), apply_many)
+        return self.add_consumer(EventConsumer(self, schema, correlated(apply), apply_many))
+
+    def add_consumer(self, consumer: BatchConsumerT) -> BatchConsumerT:
+        """Count a consumer's health towards this service's readiness."""
         self.consumers.append(consumer)
         return consumer
 
