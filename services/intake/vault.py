@@ -16,6 +16,11 @@ from datetime import datetime, timedelta
 import asyncpg
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from vanda.runtime.rows import insert_many
+
+IDENTITY_COLUMNS = (("subject_id", "text"), ("kind", "text"), ("organisation", "text"), ("nonce", "bytea"),
+                    ("ciphertext", "bytea"))
+
 
 @dataclass(frozen=True)
 class Keyring:
@@ -65,21 +70,20 @@ async def remember_many(conn: asyncpg.Connection, people: list[tuple[str, str, s
     latest = dict(sorted({s: (i, o) for s, i, o in people}.items()))
     if not latest:
         return
-    await conn.executemany("INSERT INTO intake.pseudonyms (key_version, digest, subject_id) VALUES ($1, $2, $3)"
-                           " ON CONFLICT DO NOTHING",
-                           [(*keyring.digests(i)[0], s) for s, (i, _) in latest.items()])
+    await insert_many(conn, "intake.pseudonyms", (("key_version", "int"), ("digest", "text"), ("subject_id", "text")),
+                      [(*keyring.digests(i)[0], s) for s, (i, _) in latest.items()], "ON CONFLICT DO NOTHING")
     aead = _aead(keyring)
     rows = []
     for subject_id, (identifier, organisation) in latest.items():
         nonce = os.urandom(12)
         sealed = aead.encrypt(nonce, identifier.encode(), subject_id.encode())
         rows.append((subject_id, identifier.split(":", 1)[0], organisation, nonce, sealed))
-    await conn.executemany(
-        "INSERT INTO intake.identities (subject_id, kind, organisation, nonce, ciphertext) VALUES ($1, $2, $3, $4, $5)"
-        " ON CONFLICT (subject_id) DO UPDATE SET nonce = EXCLUDED.nonce, ciphertext = EXCLUDED.ciphertext,"
+    await insert_many(
+        conn, "intake.identities", IDENTITY_COLUMNS, rows,
+        "ON CONFLICT (subject_id) DO UPDATE SET nonce = EXCLUDED.nonce, ciphertext = EXCLUDED.ciphertext,"
         " kind = EXCLUDED.kind, last_seen = now()"
         # Retention counts in days: a subject seen again within the hour need not be rewritten.
-        " WHERE intake.identities.last_seen < now() - interval '1 hour'", rows)
+        " WHERE intake.identities.last_seen < now() - interval '1 hour'")
 
 
 async def reveal(pool: asyncpg.Pool, subject_id: str, keyring: Keyring, actor: str, purpose: str) -> dict | None:

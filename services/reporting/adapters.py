@@ -14,6 +14,7 @@ import asyncpg
 
 from services.reporting.domain.facts import DecisionFact, IncidentFact, Staff
 from services.reporting.domain.objectives import Direction, Objective
+from vanda.runtime.rows import insert_many
 
 SCHEMA = "reporting"
 INCIDENT_COLUMNS = ("incident_id", "subject_id", "occurred_at", "organisation", "site", "location_type", "category",
@@ -22,6 +23,13 @@ INCIDENT_COLUMNS = ("incident_id", "subject_id", "occurred_at", "organisation", 
                     "referred_at", "police_outcome", "revision", "withdrawn")
 DECISION_COLUMNS = ("decision_id", "kind", "sanction_id", "incident_id", "subject_id", "organisation", "site",
                     "occurred_at", "decided_at", "starts_at", "ends_at")
+# PostgreSQL types of the columns above, for the one-statement batch inserts.
+INCIDENT_TYPES = tuple(zip(INCIDENT_COLUMNS, (
+    "uuid", "text", "timestamptz", "text", "text", "text", "text", "boolean", "text", "text", "boolean", "text",
+    "text[]", "jsonb", "text[]", "boolean", "boolean", "text", "timestamptz", "text", "integer", "boolean"), strict=True))
+DECISION_TYPES = tuple(zip(DECISION_COLUMNS, (
+    "uuid", "text", "uuid", "uuid", "text", "text", "text", "timestamptz", "timestamptz", "timestamptz",
+    "timestamptz"), strict=True))
 FILTER = " AND ($3::text IS NULL OR organisation = $3) AND ($4::text IS NULL OR site = $4)"
 
 
@@ -59,14 +67,9 @@ async def save_incident(conn: asyncpg.Connection, fact: IncidentFact, schema: st
 
 
 async def save_incidents(conn: asyncpg.Connection, facts: list[IncidentFact], schema: str = SCHEMA) -> None:
-    if not facts:
-        return
-    columns = ", ".join(INCIDENT_COLUMNS)
-    params = ", ".join(f"${i}" for i in range(1, len(INCIDENT_COLUMNS) + 1))
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in INCIDENT_COLUMNS[1:])
-    # executemany pipelines the rows: one round trip for the list, not one per row.
-    await conn.executemany(f"INSERT INTO {schema}.incidents ({columns}) VALUES ({params})"
-                           f" ON CONFLICT (incident_id) DO UPDATE SET {updates}", [_incident_row(f) for f in facts])
+    await insert_many(conn, f"{schema}.incidents", INCIDENT_TYPES, [_incident_row(f) for f in facts],
+                      f"ON CONFLICT (incident_id) DO UPDATE SET {updates}")
 
 
 async def save_decision(conn: asyncpg.Connection, fact: DecisionFact, schema: str = SCHEMA) -> None:
@@ -74,12 +77,9 @@ async def save_decision(conn: asyncpg.Connection, fact: DecisionFact, schema: st
 
 
 async def save_decisions(conn: asyncpg.Connection, facts: list[DecisionFact], schema: str = SCHEMA) -> None:
-    if not facts:
-        return
-    params = ", ".join(f"${i}" for i in range(1, len(DECISION_COLUMNS) + 1))
-    await conn.executemany(f"INSERT INTO {schema}.decisions ({', '.join(DECISION_COLUMNS)}) VALUES ({params})"
-                           " ON CONFLICT (decision_id) DO NOTHING",
-                           [tuple(getattr(f, c) for c in DECISION_COLUMNS) for f in facts])
+    await insert_many(conn, f"{schema}.decisions", DECISION_TYPES,
+                      [tuple(getattr(f, c) for c in DECISION_COLUMNS) for f in facts],
+                      "ON CONFLICT (decision_id) DO NOTHING")
 
 
 async def referred_already(conn: asyncpg.Connection, ids: list[UUID], schema: str = SCHEMA) -> set[UUID]:
@@ -90,9 +90,8 @@ async def referred_already(conn: asyncpg.Connection, ids: list[UUID], schema: st
 
 
 async def claim_referrals(conn: asyncpg.Connection, claims: list[tuple[UUID, list[str]]], schema: str = SCHEMA) -> None:
-    if claims:
-        await conn.executemany(f"INSERT INTO {schema}.police_referrals (incident_id, criteria) VALUES ($1, $2)"
-                               " ON CONFLICT (incident_id) DO NOTHING", claims)
+    await insert_many(conn, f"{schema}.police_referrals", (("incident_id", "uuid"), ("criteria", "text[]")), claims,
+                      "ON CONFLICT (incident_id) DO NOTHING")
 
 
 async def claim_referral(conn: asyncpg.Connection, incident_id: UUID, criteria: list[str],

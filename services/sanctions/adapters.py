@@ -10,6 +10,7 @@ import asyncpg
 
 from schemas.sanctions import Decision
 from services.sanctions.domain import Card, SubjectState
+from vanda.runtime.rows import insert_many
 
 SCHEMA = "sanctions"
 
@@ -45,11 +46,9 @@ async def save(conn: asyncpg.Connection, state: SubjectState, decisions: list[De
 async def save_many(conn: asyncpg.Connection, states: list[SubjectState], decisions: list[Decision],
                     before: dict[str, SubjectState] | None = None) -> None:
     """Store new states, the cards that differ from `before` (all if not given) and the decisions."""
-    await conn.execute(
-        "INSERT INTO sanctions.subjects (subject_id, state) SELECT * FROM unnest($1::text[], $2::jsonb[])"
-        " ON CONFLICT (subject_id) DO UPDATE SET state = EXCLUDED.state, updated_at = now()",
-        [s.subject_id for s in states], [s.model_dump(mode="json") for s in states],
-    )
+    await insert_many(conn, "sanctions.subjects", (("subject_id", "text"), ("state", "jsonb")),
+                      [(s.subject_id, s) for s in states],
+                      "ON CONFLICT (subject_id) DO UPDATE SET state = EXCLUDED.state, updated_at = now()")
     await _save_cards(conn, [(s.subject_id, c) for s in states for c in _changed_cards(s, (before or {}).get(s.subject_id))])
     await _save_decisions(conn, decisions)
 
@@ -59,27 +58,30 @@ def _changed_cards(state: SubjectState, before: SubjectState | None) -> list[Car
     return [c for c in state.cards if old.get(c.sanction_id) != c]
 
 
+CARD_COLUMNS = (("sanction_id", "uuid"), ("subject_id", "text"), ("kind", "text"), ("status", "text"),
+                ("incident_id", "uuid"), ("starts_at", "timestamptz"), ("ends_at", "timestamptz"),
+                ("review_sent", "boolean"), ("appeal", "text"))
+DECISION_COLUMNS = (("decision_id", "uuid"), ("subject_id", "text"), ("event_type", "text"), ("incident_id", "uuid"),
+                    ("rule", "text"), ("policy_version", "text"), ("payload", "jsonb"), ("decided_at", "timestamptz"))
+
+
 async def _save_cards(conn: asyncpg.Connection, cards: list[tuple[str, Card]]) -> None:
-    if not cards:
-        return
-    await conn.executemany(
-        "INSERT INTO sanctions.cards (sanction_id, subject_id, kind, status, incident_id, starts_at, ends_at,"
-        " review_sent, appeal) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (sanction_id) DO UPDATE"
-        " SET status = EXCLUDED.status, starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at,"
-        " review_sent = EXCLUDED.review_sent, appeal = EXCLUDED.appeal, updated_at = now()",
+    await insert_many(
+        conn, "sanctions.cards", CARD_COLUMNS,
         [(c.sanction_id, subject_id, c.kind.value, c.status.value, c.incident_id, c.starts_at, c.ends_at,
           c.review_sent, c.appeal.value) for subject_id, c in cards],
+        "ON CONFLICT (sanction_id) DO UPDATE SET status = EXCLUDED.status, starts_at = EXCLUDED.starts_at,"
+        " ends_at = EXCLUDED.ends_at, review_sent = EXCLUDED.review_sent, appeal = EXCLUDED.appeal, updated_at = now()",
     )
 
 
 async def _save_decisions(conn: asyncpg.Connection, decisions: list[Decision]) -> None:
-    if not decisions:
-        return
-    await conn.executemany(
-        "INSERT INTO sanctions.decisions (decision_id, subject_id, event_type, incident_id, rule, policy_version,"
-        " payload, decided_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (decision_id) DO NOTHING",
+    # Inserted in decision order: the table's seq orders a subject's history.
+    await insert_many(
+        conn, "sanctions.decisions", DECISION_COLUMNS,
         [(d.decision_id, d.subject_id, d.event_type, d.incident_id, d.rule, d.policy_version,
-          d.model_dump(mode="json"), d.decided_at) for d in decisions],
+          d, d.decided_at) for d in decisions],
+        "ON CONFLICT (decision_id) DO NOTHING",
     )
 
 
