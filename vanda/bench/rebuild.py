@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from vanda.bench.stats import rate
+from vanda.runtime import heap
 
 
 async def run(pool: asyncpg.Pool, bootstrap: str, progress: Callable[[str, int | None], Callable[[int], None]]
@@ -22,6 +23,7 @@ async def run(pool: asyncpg.Pool, bootstrap: str, progress: Callable[[str, int |
     projection = Projection(ZoneInfo(settings.timezone), settings.police_criteria, schema=replay.REBUILD_SCHEMA,
                             emit=False)
     await replay.fresh_schema(pool)
+    heap.tune()  # as `vanda reporting rebuild` does
     advance = progress("reporting rebuild: replay", None)
     shown = 0
 

@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
 
 from schemas.envelope import CloudEvent
-from vanda.runtime import asyncapi, db, logs, metrics
+from vanda.runtime import asyncapi, db, heap, logs, metrics
 from vanda.runtime.consumer import Apply, ApplyMany, BatchConsumer, EventConsumer
 from vanda.runtime.outbox import Outgoing, Relay, idempotent_producer
 from vanda.runtime.settings import CommonSettings
@@ -94,6 +94,7 @@ class Runtime:
         self.relay = Relay(self.pool, self.producer, self.name, batch=s.relay_batch, interval_s=s.relay_interval_s)
         self._relay_task = asyncio.create_task(self.relay.run(), name=f"{self.name}-relay")
         before_consuming()
+        heap.tune()
         await self.broker.start()
 
     async def stop(self) -> None:
