@@ -52,6 +52,11 @@ EVENT_TYPES: dict[str, type[EventData]] = {
 
 CONTENT_TYPE = "application/cloudevents+json"
 
+# Parametrised once: pydantic's own lookup of CloudEvent[Model] showed in every consumer's profile.
+ENVELOPES: dict[type[EventData], type[CloudEvent[Any]]] = {
+    m: CloudEvent[m] for m in EVENT_TYPES.values()  # type: ignore[valid-type]
+}
+
 
 class UnknownEventType(ValueError):
     """A well-formed event whose type this version does not know."""
@@ -71,7 +76,9 @@ def envelope(
     time: datetime | None = None,
 ) -> CloudEvent[Any]:
     """Wrap a payload in a CloudEvent; pass `event_id` to keep it stable on re-send."""
-    return CloudEvent[type(data)](  # type: ignore[misc]
+    model = type(data)
+    cls = ENVELOPES.get(model) or CloudEvent[model]  # type: ignore[valid-type]
+    return cls(
         id=event_id or new_event_id(),
         source=source,
         type=data.event_type,
@@ -84,7 +91,8 @@ def envelope(
 
 def encode(event: CloudEvent[Any]) -> bytes:
     """Serialise an event to structured-mode CloudEvents JSON."""
-    return orjson.dumps(event.model_dump(mode="json"))
+    # pydantic writes the JSON itself: the same bytes as dumping to dicts for orjson, in less time.
+    return event.model_dump_json().encode()
 
 
 def decode(raw: bytes | str | dict[str, Any]) -> CloudEvent[Any]:
@@ -98,7 +106,7 @@ def decode(raw: bytes | str | dict[str, Any]) -> CloudEvent[Any]:
     model = EVENT_TYPES.get(str(body.get("type")))
     if model is None:
         raise UnknownEventType(f"type: unknown event type {body.get('type')!r}")
-    return CloudEvent[model].model_validate(body)  # type: ignore[valid-type]
+    return ENVELOPES[model].model_validate(body)
 
 
 def describe_error(exc: Exception) -> str:

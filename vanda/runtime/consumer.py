@@ -227,12 +227,19 @@ def _clean_headers(headers: Sequence[tuple[str, bytes | None]] | None) -> tuple[
     return tuple((key, (value or b"").decode("utf-8", errors="replace").encode()) for key, value in headers or ())
 
 
+async def undecoded(msg: Any) -> None:
+    """The handler decodes the raw records itself (decode_all), so FastStream's own JSON decoding
+    of every body, whose result nothing reads, is skipped."""
+    return None
+
+
 def subscribe(broker: KafkaBroker, consumer: BatchConsumer, *topics: str, group_id: str, max_records: int,
               description: str) -> None:
     """Register a batch subscriber whose offsets commit only after `consumer` has stored the batch."""
 
     @broker.subscriber(*topics, group_id=group_id, batch=True, max_records=max_records,
                        auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR, parser=tolerant_parser,
+                       decoder=undecoded,
                        description=description)
     async def on_batch(msg: KafkaMessage) -> None:
         records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
