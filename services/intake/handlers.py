@@ -134,9 +134,11 @@ async def _store_fresh(reports: list[IncidentReport], store: IncidentStore,
 
 
 def _outcome(report: IncidentReport, receipt: Receipt, *, new: bool) -> Outcome:
+    if new:
+        return Outcome("accepted", receipt)  # stored from this very report: the fingerprints agree
     if receipt.fingerprint != fingerprint(report):
         return Outcome("conflict", receipt)
-    return Outcome("accepted" if new else "replayed", receipt)
+    return Outcome("replayed", receipt)
 
 
 async def correct(incident_id: UUID, amendment: IncidentAmendment, store: IncidentStore) -> Amended:
