@@ -56,10 +56,10 @@ def ordered(state: SubjectState) -> list[IncidentRecord]:
 
 def ideal(state: SubjectState, policy: Policy) -> dict[UUID, Want]:
     """The card each qualifying incident deserves, given the reds already decided by people."""
-    live, wants = ordered(state), {}
+    live, wants, cards = ordered(state), {}, holders(state)
     open_red: UUID | None = None
     for n, i in enumerate(live):
-        if open_red is not None and _still_open(state, open_red, i):
+        if open_red is not None and _still_open(cards.get((open_red, CardKind.RED)), i):
             wants[i.incident_id] = Want(None, attach_to=open_red)
             continue
         window = tuple(j.incident_id for j in live[: n + 1] if j.occurred_at > i.occurred_at - policy.window)
@@ -78,9 +78,8 @@ def _position(i: IncidentRecord, window: tuple[UUID, ...], policy: Policy) -> Wa
     return Want(CardKind.RED, "ladder.third_or_later", window)
 
 
-def _still_open(state: SubjectState, red_incident: UUID, i: IncidentRecord) -> bool:
-    """Whether the red card for `red_incident` still absorbs incident `i` as evidence."""
-    red = held(state, red_incident, CardKind.RED)
+def _still_open(red: Card | None, i: IncidentRecord) -> bool:
+    """Whether the red card held for an earlier incident (`red`) still absorbs incident `i` as evidence."""
     if red is None or red.status == CardStatus.PROPOSED:
         return True  # proposed, or about to be: never two proposals at once
     if red.status == CardStatus.ACTIVE:
@@ -94,9 +93,12 @@ def _still_open(state: SubjectState, red_incident: UUID, i: IncidentRecord) -> b
 
 def held(state: SubjectState, incident_id: UUID, kind: CardKind) -> Card | None:
     """The latest card of `kind` for an incident that was not rescinded."""
-    cards = [c for c in state.cards if c.incident_id == incident_id and c.kind == kind
-             and c.status != CardStatus.RESCINDED]
-    return cards[-1] if cards else None
+    return holders(state).get((incident_id, kind))
+
+
+def holders(state: SubjectState) -> dict[tuple[UUID, CardKind], Card]:
+    """`held` for every (incident, kind) at once: loops look cards up here instead of rescanning them."""
+    return {(c.incident_id, c.kind): c for c in state.cards if c.status != CardStatus.RESCINDED}
 
 
 def due(card: Card, policy: Policy, now: datetime) -> tuple[bool, bool]:

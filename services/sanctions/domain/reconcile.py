@@ -49,9 +49,11 @@ def _rescind(state: SubjectState, wants: dict, policy: Policy, now: datetime, re
 
 def _issue(state: SubjectState, wants: dict, policy: Policy, now: datetime) -> Result:
     events: list[Decision] = []
+    # Cards issued below are for other incidents than the ones still to look at: one index serves the loop.
+    held = ladder.holders(state)
     for incident_id, want in wants.items():
         # A card people already decided on (rejected, expired) still holds its position.
-        if want.kind is None or ladder.held(state, incident_id, want.kind) is not None:
+        if want.kind is None or (incident_id, want.kind) in held:
             continue
         card = _new_card(state, incident_id, want)
         state = state.model_copy(update={"cards": state.cards + (card,)})
@@ -80,8 +82,9 @@ def _new_card(state: SubjectState, incident_id, want: ladder.Want) -> Card:
 
 def _attach(state: SubjectState, wants: dict, policy: Policy, now: datetime) -> Result:
     events: list[Decision] = []
+    held = ladder.holders(state)  # only `attached` changes below
     for incident_id, want in wants.items():
-        red = ladder.held(state, want.attach_to, CardKind.RED) if want.attach_to else None
+        red = held.get((want.attach_to, CardKind.RED)) if want.attach_to else None
         if red is None or f"{incident_id}:{red.sanction_id}" in state.attached:
             continue
         state = state.model_copy(update={"attached": state.attached | {f"{incident_id}:{red.sanction_id}"}})
