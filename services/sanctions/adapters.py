@@ -46,7 +46,7 @@ async def save(conn: asyncpg.Connection, state: SubjectState, decisions: list[De
 async def save_many(conn: asyncpg.Connection, states: list[SubjectState], decisions: list[Decision],
                     before: dict[str, SubjectState] | None = None) -> None:
     """Store new states, the cards that differ from `before` (all if not given) and the decisions."""
-    await insert_many(conn, "sanctions.subjects", (("subject_id", "text"), ("state", "jsonb")),
+    await insert_many(conn, "sanctions.subjects", (("subject_id", "text"), ("state", "json")),
                       [(s.subject_id, s) for s in states],
                       "ON CONFLICT (subject_id) DO UPDATE SET state = EXCLUDED.state, updated_at = now()")
     await _save_cards(conn, [(s.subject_id, c) for s in states for c in _changed_cards(s, (before or {}).get(s.subject_id))])

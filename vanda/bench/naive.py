@@ -32,7 +32,7 @@ NAIVE_TOPIC = "vanda.bench.naive.v1"
 NAIVE_GROUP = "vanda-bench-naive"
 TABLES = (
     "CREATE TABLE bench.naive_inbox (event_id text PRIMARY KEY, processed_at timestamptz NOT NULL DEFAULT now())",
-    "CREATE TABLE bench.naive_subjects (subject_id text PRIMARY KEY, state jsonb NOT NULL)",
+    "CREATE TABLE bench.naive_subjects (subject_id text PRIMARY KEY, state json NOT NULL)",
     "CREATE TABLE bench.naive_decisions (decision_id uuid PRIMARY KEY, subject_id text NOT NULL,"
     " incident_id uuid NOT NULL, event_type text NOT NULL, payload jsonb NOT NULL)",
 )

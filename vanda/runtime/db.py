@@ -50,9 +50,10 @@ def _dumps(value: object) -> str:
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    # jsonb columns round-trip as Python objects rather than strings (orjson: several times
+    # json and jsonb columns round-trip as Python objects rather than strings (orjson: several times
     # faster than json on the large states and events the consumers write every batch).
-    await conn.set_type_codec("jsonb", encoder=_dumps, decoder=orjson.loads, schema="pg_catalog")
+    for kind in ("jsonb", "json"):
+        await conn.set_type_codec(kind, encoder=_dumps, decoder=orjson.loads, schema="pg_catalog")
 
 
 async def create_pool(dsn: str, *, max_size: int = 10, wait_s: float = 60,

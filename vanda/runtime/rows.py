@@ -18,8 +18,8 @@ Columns = Sequence[tuple[str, str]]  # (column name, PostgreSQL type), e.g. ("in
 
 
 # Values that are themselves lists would read as another array dimension (and unnest would
-# flatten them), so jsonb and text[] columns travel as JSON text, one string per row.
-AS_JSON = frozenset({"jsonb", "text[]"})
+# flatten them), so json, jsonb and text[] columns travel as JSON text, one string per row.
+AS_JSON = frozenset({"json", "jsonb", "text[]"})
 
 
 def _param(position: int, kind: str) -> str:
@@ -29,7 +29,7 @@ def _param(position: int, kind: str) -> str:
 def _value(name: str, kind: str) -> str:
     if kind == "text[]":
         return f"ARRAY(SELECT jsonb_array_elements_text(r.{name}::jsonb))"
-    return f"r.{name}::jsonb" if kind == "jsonb" else f"r.{name}"
+    return f"r.{name}::{kind}" if kind in AS_JSON else f"r.{name}"
 
 
 def _json(value: Any) -> str | None:
