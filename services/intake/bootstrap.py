@@ -62,7 +62,7 @@ def create_app(common: CommonSettings | None = None, settings: IntakeSettings | 
                   description="Takes incident reports, pseudonymises them and publishes incident events.")
     submissions = runtime.add_consumer(bulk.SubmissionConsumer(runtime, lambda: app.state.deps))
     subscribe(runtime.broker, submissions, SUBMISSIONS, group_id=settings.consumer_group,
-              max_records=common.consumer_max_records,
+              max_records=common.consumer_max_records, copies=common.consumers_per_subscription,
               description="IncidentReport JSON from upstream systems that prefer Kafka to HTTP; refused ones go to"
                           f" {dead_letter(SUBMISSIONS)} with the field and reason.")
     runtime.document(publishes=[INCIDENTS, dead_letter(SUBMISSIONS)])

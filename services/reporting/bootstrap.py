@@ -59,7 +59,8 @@ def create_app(common: CommonSettings | None = None, settings: ReportingSettings
         return await handlers.on_events(conn, events, projection)
 
     consumer = runtime.consumer(SCHEMA, apply, apply_many)
-    entrypoints.subscribe(runtime.broker, consumer, settings.consumer_group, common.consumer_max_records)
+    entrypoints.subscribe(runtime.broker, consumer, settings.consumer_group, common.consumer_max_records,
+                          common.consumers_per_subscription)
     runtime.document(publishes=[POLICE_REFERRALS, BOARD_METRICS, dead_letter(INCIDENTS), dead_letter(SANCTIONS)])
     deps = entrypoints.Deps(lambda: runtime.pool, projection, settings.suppression_threshold, AuthSettings(),
                             settings.max_months, clock)

@@ -191,7 +191,8 @@ def _cells(row: dict[str, Any]) -> list[tuple[str, str, Any]]:
     return cells
 
 
-def subscribe(broker: KafkaBroker, consumer: EventConsumer, group_id: str, max_records: int) -> None:
+def subscribe(broker: KafkaBroker, consumer: EventConsumer, group_id: str, max_records: int,
+              copies: int = 1) -> None:
     """Consume incidents and sanctions in batches; offsets commit after the facts are stored."""
-    consume(broker, consumer, INCIDENTS, SANCTIONS, group_id=group_id, max_records=max_records,
+    consume(broker, consumer, INCIDENTS, SANCTIONS, group_id=group_id, max_records=max_records, copies=copies,
             description="Incidents and sanction decisions, folded into reporting's fact tables.")

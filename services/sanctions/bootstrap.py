@@ -86,7 +86,8 @@ def create_app(common: CommonSettings | None = None, settings: SanctionsSettings
         return await handlers.on_incidents(conn, events, policy, clock())
 
     consumer = runtime.consumer(SCHEMA, apply, apply_many)
-    entrypoints.subscribe(runtime.broker, consumer, settings.consumer_group, common.consumer_max_records)
+    entrypoints.subscribe(runtime.broker, consumer, settings.consumer_group, common.consumer_max_records,
+                          common.consumers_per_subscription)
     runtime.document(publishes=[SANCTIONS, dead_letter(INCIDENTS)])
     holder: dict[str, Deps] = {}
 

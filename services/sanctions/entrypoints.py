@@ -130,7 +130,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Conflict, refused)
 
 
-def subscribe(broker: KafkaBroker, consumer: EventConsumer, group_id: str, max_records: int) -> None:
+def subscribe(broker: KafkaBroker, consumer: EventConsumer, group_id: str, max_records: int,
+              copies: int = 1) -> None:
     """Consume incidents in batches; offsets commit only after the batch is stored."""
-    consume(broker, consumer, INCIDENTS, group_id=group_id, max_records=max_records,
+    consume(broker, consumer, INCIDENTS, group_id=group_id, max_records=max_records, copies=copies,
             description="Incidents reported, amended and withdrawn, to apply the card policy to.")

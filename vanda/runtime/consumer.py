@@ -234,13 +234,17 @@ async def undecoded(msg: Any) -> None:
 
 
 def subscribe(broker: KafkaBroker, consumer: BatchConsumer, *topics: str, group_id: str, max_records: int,
-              description: str) -> None:
-    """Register a batch subscriber whose offsets commit only after `consumer` has stored the batch."""
+              description: str, copies: int = 1) -> None:
+    """Register batch subscribers whose offsets commit only after `consumer` has stored the batch.
 
-    @broker.subscriber(*topics, group_id=group_id, batch=True, max_records=max_records,
-                       auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR, parser=tolerant_parser,
-                       decoder=undecoded,
-                       description=description)
-    async def on_batch(msg: KafkaMessage) -> None:
-        records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
-        await consumer.handle(records)
+    `copies` consumers join the same group, so the group shares the partitions among them
+    and their batches overlap in time; each partition still has one consumer, in order.
+    """
+    for copy in range(copies):
+        # Documented once: the copies are the same channel and operation.
+        @broker.subscriber(*topics, group_id=group_id, batch=True, max_records=max_records,
+                           auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR, parser=tolerant_parser,
+                           decoder=undecoded, description=description, include_in_schema=copy == 0)
+        async def on_batch(msg: KafkaMessage) -> None:
+            records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
+            await consumer.handle(records)

@@ -19,5 +19,8 @@ class CommonSettings(BaseSettings):
     relay_interval_s: float = Field(0.2, gt=0, description="Outbox poll interval when idle.")
     relay_batch: int = Field(2000, ge=1, description="Most outbox rows published per round.")
     consumer_max_records: int = Field(2000, ge=1, description="Most records handled per batch.")
+    consumers_per_subscription: int = Field(
+        2, ge=1, description="Kafka consumers each subscription runs in one process, in the same group: while one"
+                             " batch waits for PostgreSQL, another is decoded and decided.")
     log_level: str = Field("INFO", description="Python logging level.")
     max_body_bytes: int = Field(256 * 1024, ge=1024, description="Largest HTTP request body accepted.")
