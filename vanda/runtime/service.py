@@ -95,6 +95,7 @@ class Runtime:
         self._relay_task = asyncio.create_task(self.relay.run(), name=f"{self.name}-relay")
         before_consuming()
         heap.tune()
+        self.background(heap.releasing())
         await self.broker.start()
 
     async def stop(self) -> None:
