@@ -57,7 +57,8 @@ async def load_incident(conn: asyncpg.Connection, incident_id: UUID, schema: str
     return incident_of(row) if row else None
 
 
-async def load_incidents(conn: asyncpg.Connection, ids: list[UUID], schema: str = SCHEMA) -> dict[UUID, IncidentFact]:
+async def load_incidents(conn: asyncpg.Connection | asyncpg.Pool, ids: list[UUID],
+                         schema: str = SCHEMA) -> dict[UUID, IncidentFact]:
     rows = await conn.fetch(f"SELECT * FROM {schema}.incidents WHERE incident_id = ANY($1::uuid[])", list(set(ids)))
     return {r["incident_id"]: incident_of(r) for r in rows}
 
@@ -116,11 +117,6 @@ async def decisions_before(pool: asyncpg.Pool, start: datetime, end: datetime, o
         f"SELECT * FROM {schema}.decisions WHERE decided_at < $2 AND (decided_at >= $1"
         " OR kind IN ('ban_imposed', 'rescinded', 'ban_expired'))" + FILTER, start, end, organisation, site)
     return [decision_of(r) for r in rows]
-
-
-async def incidents_by_id(pool: asyncpg.Pool, ids: list[UUID], schema: str = SCHEMA) -> dict[UUID, IncidentFact]:
-    rows = await pool.fetch(f"SELECT * FROM {schema}.incidents WHERE incident_id = ANY($1::uuid[])", ids)
-    return {r["incident_id"]: incident_of(r) for r in rows}
 
 
 async def referrals(pool: asyncpg.Pool, organisation: str | None, site: str | None) -> list[tuple[IncidentFact, list[str]]]:

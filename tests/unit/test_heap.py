@@ -40,16 +40,11 @@ def test_cycles_are_still_collected_after_tuning(restored_gc: None) -> None:
     assert sum(isinstance(o, Node) for o in gc.get_objects()) == count - 2
 
 
-def test_release_trims_at_most_once_per_interval(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(heap, "_last_release", float("-inf"))
-    start = 1000.0
-    assert heap.release(start) is True  # glibc: the C library has malloc_trim
-    assert heap.release(start + 1) is False
-    assert heap.release(start + heap.RELEASE_EVERY_S) is True
+def test_release_trims_on_glibc() -> None:
+    assert heap.release() is True  # this C library has malloc_trim
 
 
-def test_release_gives_freed_memory_back(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(heap, "_last_release", float("-inf"))
+def test_release_gives_freed_memory_back() -> None:
     def resident_mb() -> float:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * 4096 / 2**20
@@ -57,7 +52,7 @@ def test_release_gives_freed_memory_back(monkeypatch: pytest.MonkeyPatch) -> Non
     blocks = [bytearray(4000 + i % 3000) for i in range(40_000)]  # ~200 MB in the C heap
     del blocks[::2], blocks[-1]  # freed, but not from the heap's top: malloc keeps it
     held = resident_mb()
-    assert heap.release(1000.0) is True
+    assert heap.release() is True
     assert resident_mb() < held - 20
 
 
@@ -66,7 +61,7 @@ async def test_releasing_trims_every_interval(monkeypatch: pytest.MonkeyPatch) -
 
     calls: list[float | None] = []
     monkeypatch.setattr(heap, "RELEASE_EVERY_S", 0.01)
-    monkeypatch.setattr(heap, "release", lambda now=None: calls.append(now) or True)
+    monkeypatch.setattr(heap, "release", lambda: calls.append(None) or True)
     task = asyncio.create_task(heap.releasing())
     await asyncio.sleep(0.1)
     task.cancel()

@@ -20,7 +20,6 @@ import ctypes
 import ctypes.util
 import functools
 import gc
-import time
 from collections.abc import Callable
 
 YOUNG_GENERATION = 20_000  # allocations between young collections (CPython's default: 700)
@@ -35,7 +34,6 @@ def tune() -> None:
 
 
 RELEASE_EVERY_S = 5.0  # a trim walks the whole heap (a few ms): once in a while is enough
-_last_release = float("-inf")
 
 
 @functools.cache
@@ -45,17 +43,11 @@ def _malloc_trim() -> Callable[[int], int] | None:
     return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None  # None: not glibc
 
 
-def release(now: float | None = None) -> bool:
-    """Return freed C-heap memory to the system (glibc's malloc_trim), at most every few seconds.
-
-    True if a trim ran; False when one ran recently or the C library has no malloc_trim.
-    """
-    global _last_release
-    now = time.monotonic() if now is None else now
+def release() -> bool:
+    """Return freed C-heap memory to the system (glibc's malloc_trim); False where there is none."""
     trim = _malloc_trim()
-    if trim is None or now - _last_release < RELEASE_EVERY_S:
+    if trim is None:
         return False
-    _last_release = now
     trim(0)
     return True
 

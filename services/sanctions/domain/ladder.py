@@ -91,13 +91,8 @@ def _still_open(red: Card | None, i: IncidentRecord) -> bool:
     return False
 
 
-def held(state: SubjectState, incident_id: UUID, kind: CardKind) -> Card | None:
-    """The latest card of `kind` for an incident that was not rescinded."""
-    return holders(state).get((incident_id, kind))
-
-
 def holders(state: SubjectState) -> dict[tuple[UUID, CardKind], Card]:
-    """`held` for every (incident, kind) at once: loops look cards up here instead of rescanning them."""
+    """The latest card not rescinded for each (incident, kind): loops look cards up here instead of rescanning."""
     return {(c.incident_id, c.kind): c for c in state.cards if c.status != CardStatus.RESCINDED}
 
 
