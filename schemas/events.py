@@ -89,10 +89,18 @@ def envelope(
     )
 
 
-def encode(event: CloudEvent[Any]) -> bytes:
-    """Serialise an event to structured-mode CloudEvents JSON."""
+def encode(event: CloudEvent[Any], data_json: str | None = None) -> bytes:
+    """Serialise an event to structured-mode CloudEvents JSON.
+
+    `data_json`, the payload's own JSON if the caller has already written it (to store it in
+    a table too), is reused rather than written a second time.
+    """
     # pydantic writes the JSON itself: the same bytes as dumping to dicts for orjson, in less time.
-    return event.model_dump_json().encode()
+    if data_json is None:
+        return event.model_dump_json().encode()
+    # `data` is the envelope's last field, so its JSON closes the object: the same bytes.
+    head = event.model_dump_json(exclude={"data"})
+    return f'{head[:-1]},"data":{data_json}}}'.encode()
 
 
 def decode(raw: bytes | str | dict[str, Any]) -> CloudEvent[Any]:

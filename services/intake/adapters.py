@@ -52,6 +52,10 @@ class Locked:
         await outbox.stage(self.conn, SCHEMA, [outgoing])
 
 
+def _stored_json(accepted: Accepted, outgoing: outbox.Outgoing) -> str:
+    return outgoing.data_json if outgoing.event.data is accepted.event else accepted.event.model_dump_json()
+
+
 class IncidentStore:
     """Stores accepted incidents; the unique (source_system, source_ref) makes retries safe."""
 
@@ -80,12 +84,14 @@ class IncidentStore:
             rows = await conn.fetch(
                 "INSERT INTO intake.incidents (incident_id, source_system, source_ref, subject_id,"
                 " pseudonym_key_version, fingerprint, event, narrative, idempotency_key)"
-                " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[],"
-                " $7::jsonb[], $8::text[], $9::text[]) ON CONFLICT DO NOTHING RETURNING incident_id",
+                " SELECT a, b, c, d, e, f, g::json, h, i FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[],"
+                " $5::int[], $6::text[], $7::text[], $8::text[], $9::text[]) AS r(a, b, c, d, e, f, g, h, i)"
+                " ON CONFLICT DO NOTHING RETURNING incident_id",
                 [e.incident_id for e in events], [e.source_system for e in events],
                 [a.source_ref for a, _ in accepted], [e.subject_id for e in events],
                 [key_version if e.subject_id else None for e in events], [a.fingerprint for a, _ in accepted],
-                [e.model_dump(mode="json") for e in events], [a.narrative for a, _ in accepted],
+                # The outgoing event carries the stored event: its JSON is written once for both.
+                [_stored_json(a, o) for a, o in accepted], [a.narrative for a, _ in accepted],
                 idempotency_keys or [None] * len(events),
             )
             inserted = {r["incident_id"] for r in rows}

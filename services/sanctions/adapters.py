@@ -7,9 +7,10 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+import orjson
 
-from schemas.sanctions import Decision
 from services.sanctions.domain import Card, SubjectState
+from vanda.runtime.outbox import Outgoing
 from vanda.runtime.rows import insert_many
 
 SCHEMA = "sanctions"
@@ -38,12 +39,12 @@ async def load_many(conn: asyncpg.Connection, subject_ids: list[str]) -> dict[st
     return {s: found.get(s) or SubjectState(subject_id=s) for s in subject_ids}
 
 
-async def save(conn: asyncpg.Connection, state: SubjectState, decisions: list[Decision]) -> None:
-    """Store the new state, its cards and the decisions that produced it."""
+async def save(conn: asyncpg.Connection, state: SubjectState, decisions: list[Outgoing]) -> None:
+    """Store the new state, its cards and the decisions that produced it (as their outgoing events)."""
     await save_many(conn, [state], decisions)
 
 
-async def save_many(conn: asyncpg.Connection, states: list[SubjectState], decisions: list[Decision],
+async def save_many(conn: asyncpg.Connection, states: list[SubjectState], decisions: list[Outgoing],
                     before: dict[str, SubjectState] | None = None) -> None:
     """Store new states, the cards that differ from `before` (all if not given) and the decisions."""
     await insert_many(conn, "sanctions.subjects", (("subject_id", "text"), ("state", "json")),
@@ -62,7 +63,7 @@ CARD_COLUMNS = (("sanction_id", "uuid"), ("subject_id", "text"), ("kind", "text"
                 ("incident_id", "uuid"), ("starts_at", "timestamptz"), ("ends_at", "timestamptz"),
                 ("review_sent", "boolean"), ("appeal", "text"))
 DECISION_COLUMNS = (("decision_id", "uuid"), ("subject_id", "text"), ("event_type", "text"), ("incident_id", "uuid"),
-                    ("rule", "text"), ("policy_version", "text"), ("payload", "jsonb"), ("decided_at", "timestamptz"))
+                    ("rule", "text"), ("policy_version", "text"), ("payload", "json"), ("decided_at", "timestamptz"))
 
 
 async def _save_cards(conn: asyncpg.Connection, cards: list[tuple[str, Card]]) -> None:
@@ -75,12 +76,13 @@ async def _save_cards(conn: asyncpg.Connection, cards: list[tuple[str, Card]]) -
     )
 
 
-async def _save_decisions(conn: asyncpg.Connection, decisions: list[Decision]) -> None:
-    # Inserted in decision order: the table's seq orders a subject's history.
+async def _save_decisions(conn: asyncpg.Connection, decisions: list[Outgoing]) -> None:
+    # Inserted in decision order: the table's seq orders a subject's history. The payload is
+    # the JSON the outbox publishes (a Fragment is written as it is), not a second dump.
     await insert_many(
         conn, "sanctions.decisions", DECISION_COLUMNS,
         [(d.decision_id, d.subject_id, d.event_type, d.incident_id, d.rule, d.policy_version,
-          d, d.decided_at) for d in decisions],
+          orjson.Fragment(o.data_json), d.decided_at) for o in decisions for d in (o.event.data,)],
         "ON CONFLICT (decision_id) DO NOTHING",
     )
 

@@ -66,8 +66,9 @@ async def apply(conn: asyncpg.Connection, subject_id: str, command: Input, polic
     """Decide for one subject inside the caller's transaction; stage the resulting events."""
     await adapters.lock_subject(conn, subject_id)
     state, decisions = decide(await adapters.load(conn, subject_id), command, policy, now)
-    await adapters.save(conn, state, decisions)
-    await stage(conn, adapters.SCHEMA, outgoing(decisions, now))
+    events = outgoing(decisions, now)
+    await adapters.save(conn, state, events)
+    await stage(conn, adapters.SCHEMA, events)
     _count(decisions)
     return state, decisions
 
@@ -111,8 +112,9 @@ async def on_incidents(conn: asyncpg.Connection, events: list[CloudEvent[Any]], 
         _count(decided)
         _time_to_decision(decided, data, now)
         decisions += decided
-    await adapters.save_many(conn, list(states.values()), decisions, before)
-    return outgoing(decisions, now)
+    events = outgoing(decisions, now)
+    await adapters.save_many(conn, list(states.values()), events, before)
+    return events
 
 
 @dataclass(frozen=True)

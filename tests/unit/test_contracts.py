@@ -23,6 +23,21 @@ def test_event_round_trips_through_structured_cloudevents_json():
     assert decoded.dataschema.endswith("incident.reported.v1.schema.json")
 
 
+def test_encoding_with_the_payload_already_written_gives_the_same_bytes():
+    import uuid
+
+    from schemas.envelope import utcnow
+    from schemas.incidents import IncidentReport
+    from services.intake.domain import accept
+    from vanda.synthetic import incidents
+
+    now = utcnow()
+    for raw in incidents(300, seed=5):
+        data = accept(IncidentReport.model_validate(raw), incident_id=uuid.uuid4(), subject_id="s", now=now).event
+        event = envelope(data, source="/vanda/intake", subject="s")
+        assert encode(event, data.model_dump_json()) == encode(event)
+
+
 def test_encoded_payload_validates_against_its_published_schema():
     event = envelope(incident(), source="/vanda/intake", subject="s")
     schema = json.loads((JSON_DIR / "incident.reported.v1.schema.json").read_text())

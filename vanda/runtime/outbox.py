@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import asyncpg
@@ -31,6 +32,16 @@ class Outgoing:
     key: str
     event: CloudEvent[Any]
 
+    @cached_property
+    def data_json(self) -> str:
+        """The payload's JSON, written once: a service storing the payload too reuses it."""
+        return self.event.data.model_dump_json()
+
+    @cached_property
+    def payload(self) -> bytes:
+        """The whole event as published."""
+        return encode(self.event, self.data_json)
+
 
 async def stage(conn: asyncpg.Connection, schema: str, items: list[Outgoing]) -> None:
     """Write events to the outbox inside the caller's transaction."""
@@ -43,7 +54,7 @@ async def stage(conn: asyncpg.Connection, schema: str, items: list[Outgoing]) ->
         " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[])"
         " ON CONFLICT (event_id) DO NOTHING",
         [o.event.id for o in items], [o.topic for o in items], [o.key for o in items],
-        [o.event.type for o in items], [encode(o.event) for o in items],
+        [o.event.type for o in items], [o.payload for o in items],
     )
 
 

@@ -55,7 +55,8 @@ async def insert_many(conn: asyncpg.Connection, table: str, columns: Columns, ro
                       tail: str = "") -> None:
     """Insert `rows` (tuples in the order of `columns`) in one statement; nothing to do for none.
 
-    A jsonb value is anything orjson writes, or a pydantic model.
+    A json or jsonb value is anything orjson writes (an `orjson.Fragment` is already JSON), or a
+    pydantic model.
 
     With `ON CONFLICT ... DO UPDATE`, no two rows may share a key: PostgreSQL refuses to
     update one row twice in a statement, so callers pass each key once.
