@@ -219,8 +219,22 @@ async def tolerant_parser(msg: Any, original: Callable[[Any], Awaitable[Any]]) -
     hand it records whose undecodable header values are replaced, so each event still reaches
     the inbox or the dead-letter topic."""
     records = msg if isinstance(msg, tuple) else (msg,)
-    cleaned = tuple(dataclasses.replace(r, headers=_clean_headers(r.headers)) for r in records)
+    # Copied only when a header needs it: almost every record is left as it came.
+    cleaned = tuple(r if _clean(r.headers) else dataclasses.replace(r, headers=_clean_headers(r.headers))
+                    for r in records)
     return await original(cleaned if isinstance(msg, tuple) else cleaned[0])
+
+
+def _clean(headers: Sequence[tuple[str, bytes | None]] | None) -> bool:
+    """True if every header value is present and UTF-8."""
+    try:
+        for _, value in headers or ():
+            if value is None:
+                return False
+            value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _clean_headers(headers: Sequence[tuple[str, bytes | None]] | None) -> tuple[tuple[str, bytes], ...]:
