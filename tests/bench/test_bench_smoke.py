@@ -85,3 +85,11 @@ def test_cpu_per_incident_is_recorded_for_every_process(bench: tuple[subprocess.
     assert {"intake", "sanctions", "reporting", "kafka", "postgres", "total"} <= set(spent)
     assert all(spent[name] > 0 for name in ("intake", "sanctions", "reporting", "kafka", "postgres"))
     assert spent["total"] == pytest.approx(sum(v for k, v in spent.items() if k != "total"))
+
+
+def test_cpu_during_the_rebuild_is_recorded(bench: tuple[subprocess.CompletedProcess[str], dict]) -> None:
+    proc, data = bench
+    spent = data["rebuild_cpu_s"]
+    assert {"rebuild", "kafka", "postgres"} <= set(spent)
+    assert spent["rebuild"] > 0 and spent["postgres"] > 0
+    assert "CPU during the rebuild (s): " in proc.stdout

@@ -164,8 +164,13 @@ async def measure(stack: stackctl.Stack, settings: Settings, console: Console, r
                     *(getattr(before, n) + accepted for n in ("intake", "sanctions", "reporting"))))
                 await _decisions_settled(pool)
             if "rebuild" in wanted:
+                # The rebuild runs in this process; its speed has varied between runs, so where the
+                # cores went meanwhile (PostgreSQL's background work included) is recorded too.
+                meter = cpu.Meter(stack.service_pids() | stack.infrastructure_pids() | {"rebuild": os.getpid()})
                 with sampler.phase("rebuild"):
+                    meter.start()
                     rebuilt = await rebuild.run(pool, stack.bootstrap, progress)
+                    result["rebuild_cpu_s"] = meter.stop()
                 figures |= rebuilt["figures"]
                 result["rebuild_outcomes"] = rebuilt["outcomes"]
                 extra |= {f"rebuild = live ({table})": (0, n) for table, n in rebuilt["differences"].items()}
@@ -255,6 +260,9 @@ def show(result: dict[str, Any], console: Console) -> None:
     if spent:
         console.print("CPU per incident in the pipeline phase (ms): "
                       + ", ".join(f"{name} {ms:.3f}" for name, ms in spent.items()))
+    rebuilding = result.get("rebuild_cpu_s")
+    if rebuilding:
+        console.print("CPU during the rebuild (s): " + ", ".join(f"{name} {s:.1f}" for name, s in rebuilding.items()))
     exact = result.get("exactness")
     if exact:
         for check in exact["checks"]:
