@@ -9,12 +9,14 @@ from datetime import datetime
 from uuid import UUID
 
 import asyncpg
+import orjson
 
 from schemas.incidents import IncidentReported, WithdrawalReason
 from services.intake import vault
 from services.intake.domain import Accepted
 from services.intake.vault import Keyring
 from vanda.runtime import outbox
+from vanda.runtime.rows import insert_many
 
 SCHEMA = "intake"
 
@@ -52,8 +54,18 @@ class Locked:
         await outbox.stage(self.conn, SCHEMA, [outgoing])
 
 
-def _stored_json(accepted: Accepted, outgoing: outbox.Outgoing) -> str:
-    return outgoing.data_json if outgoing.event.data is accepted.event else accepted.event.model_dump_json()
+INCIDENT_COLUMNS = (("incident_id", "uuid"), ("source_system", "text"), ("source_ref", "text"), ("subject_id", "text"),
+                    ("pseudonym_key_version", "integer"), ("fingerprint", "text"), ("event", "json"),
+                    ("narrative", "text"), ("idempotency_key", "text"))
+
+
+def _incident_row(accepted: Accepted, outgoing: outbox.Outgoing, key_version: int,
+                  idempotency_key: str | None) -> tuple:
+    event = accepted.event
+    assert outgoing.event.data is event  # the outgoing event carries the stored one: its JSON serves both
+    return (event.incident_id, event.source_system, accepted.source_ref, event.subject_id,
+            key_version if event.subject_id else None, accepted.fingerprint, orjson.Fragment(outgoing.data_json),
+            accepted.narrative, idempotency_key)
 
 
 class IncidentStore:
@@ -81,19 +93,11 @@ class IncidentStore:
         """
         events = [a.event for a, _ in accepted]
         async with self._pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                "INSERT INTO intake.incidents (incident_id, source_system, source_ref, subject_id,"
-                " pseudonym_key_version, fingerprint, event, narrative, idempotency_key)"
-                " SELECT a, b, c, d, e, f, g::json, h, i FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[],"
-                " $5::int[], $6::text[], $7::text[], $8::text[], $9::text[]) AS r(a, b, c, d, e, f, g, h, i)"
-                " ON CONFLICT DO NOTHING RETURNING incident_id",
-                [e.incident_id for e in events], [e.source_system for e in events],
-                [a.source_ref for a, _ in accepted], [e.subject_id for e in events],
-                [key_version if e.subject_id else None for e in events], [a.fingerprint for a, _ in accepted],
-                # The outgoing event carries the stored event: its JSON is written once for both.
-                [_stored_json(a, o) for a, o in accepted], [a.narrative for a, _ in accepted],
-                idempotency_keys or [None] * len(events),
-            )
+            keys = idempotency_keys or [None] * len(accepted)
+            rows = await insert_many(
+                conn, "intake.incidents", INCIDENT_COLUMNS,
+                [_incident_row(a, o, key_version, k) for (a, o), k in zip(accepted, keys, strict=True)],
+                "ON CONFLICT DO NOTHING RETURNING incident_id")
             inserted = {r["incident_id"] for r in rows}
             await outbox.stage(conn, SCHEMA, [o for a, o in accepted if a.event.incident_id in inserted])
             stored = {e.subject_id for e in events if e.incident_id in inserted}

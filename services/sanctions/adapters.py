@@ -81,10 +81,13 @@ async def _save_decisions(conn: asyncpg.Connection, decisions: list[Outgoing]) -
     # the JSON the outbox publishes (a Fragment is written as it is), not a second dump.
     await insert_many(
         conn, "sanctions.decisions", DECISION_COLUMNS,
-        [(d.decision_id, d.subject_id, d.event_type, d.incident_id, d.rule, d.policy_version,
-          orjson.Fragment(o.data_json), d.decided_at) for o in decisions for d in (o.event.data,)],
-        "ON CONFLICT (decision_id) DO NOTHING",
-    )
+        [_decision_row(o) for o in decisions], "ON CONFLICT (decision_id) DO NOTHING")
+
+
+def _decision_row(outgoing: Outgoing) -> tuple:
+    d = outgoing.event.data
+    return (d.decision_id, d.subject_id, d.event_type, d.incident_id, d.rule, d.policy_version,
+            orjson.Fragment(outgoing.data_json), d.decided_at)
 
 
 async def subject_of(conn: asyncpg.Connection, sanction_id: UUID) -> str | None:

@@ -52,8 +52,9 @@ def insert_sql(table: str, columns: Columns, tail: str = "") -> str:
 
 
 async def insert_many(conn: asyncpg.Connection, table: str, columns: Columns, rows: Sequence[Sequence[Any]],
-                      tail: str = "") -> None:
+                      tail: str = "") -> list[asyncpg.Record]:
     """Insert `rows` (tuples in the order of `columns`) in one statement; nothing to do for none.
+    Returns what a `RETURNING` in `tail` gives (nothing without one).
 
     A json or jsonb value is anything orjson writes (an `orjson.Fragment` is already JSON), or a
     pydantic model.
@@ -62,6 +63,6 @@ async def insert_many(conn: asyncpg.Connection, table: str, columns: Columns, ro
     update one row twice in a statement, so callers pass each key once.
     """
     if not rows:
-        return
+        return []
     arrays = [_column(values, kind) for values, (_, kind) in zip(zip(*rows, strict=True), columns, strict=True)]
-    await conn.execute(insert_sql(table, columns, tail), *arrays)
+    return await conn.fetch(insert_sql(table, columns, tail), *arrays)
