@@ -11,7 +11,7 @@ import pytest
 from schemas.events import decode
 from vanda.bench import counts, cpu, stats, workload
 from vanda.bench.latency import latencies_ms
-from vanda.bench.memory import growth
+from vanda.bench.memory import Sampler, growth
 
 
 @pytest.mark.parametrize(("values", "q", "expected"), [
@@ -193,6 +193,45 @@ def test_exactness_checks(before: tuple, after: tuple, sent: dict, stored: dict,
 ])
 def test_memory_growth_is_the_largest(report: dict, expected: float | None) -> None:
     assert growth(report) == expected
+
+
+class FedSampler(Sampler):
+    """A sampler whose readings come from a list instead of running processes."""
+
+    def __init__(self, readings: list[float]) -> None:
+        self.readings = iter(readings)
+        super().__init__({"svc": 0})
+
+    def _sample(self) -> dict[str, float | None]:
+        return {"svc": next(self.readings)}
+
+
+@pytest.mark.parametrize(("first_half", "second_half", "expected"), [
+    ([100, 180, 120], [110, 175, 130], -5.0),  # a spike in each half: flat
+    ([100, 120, 140], [160, 180, 200], 60.0),  # climbing with the work done: growth
+    ([100, 250, 120], [130, 140, 150], -100.0),  # a first-half spike does not count as growth later
+])
+def test_memory_growth_compares_the_peaks_of_the_pipeline_halves(first_half: list[float], second_half: list[float],
+                                                                  expected: float) -> None:
+    # start, pipeline_start mark, first-half samples, half mark, second-half samples, end mark, exit
+    sampler = FedSampler([80, 90, *first_half[:-1], first_half[-1], *second_half[:-1], second_half[-1], 95])
+    sampler.mark("pipeline_start")
+    for _ in first_half[:-1]:
+        sampler._record(sampler._sample())
+    sampler.mark("pipeline_half")
+    for _ in second_half[:-1]:
+        sampler._record(sampler._sample())
+    sampler.mark("pipeline_end")
+    sampler.end_mb = sampler._sample()
+    report = sampler.report()["svc"]
+    assert report["growth_mb"] == expected
+    assert report["growth_basis"].startswith("pipeline second-half peak")
+
+
+def test_memory_growth_without_marks_is_start_to_end() -> None:
+    sampler = FedSampler([80, 95])
+    sampler.end_mb = sampler._sample()
+    assert sampler.report()["svc"]["growth_mb"] == 15.0
 
 
 @pytest.mark.parametrize(("people", "expected"), [

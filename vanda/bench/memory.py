@@ -36,6 +36,11 @@ class Sampler:
         self.end_mb: dict[str, float | None] = {}
         self.peaks: dict[str, dict[str, float]] = {}
         self.marks: dict[str, dict[str, float | None]] = {}
+        # Peaks between consecutive marks, under the later mark's label ("pipeline_half": the
+        # largest RSS from the pipeline's start to its half-way mark).
+        self.window_peaks: dict[str, dict[str, float]] = {}
+        self._window: dict[str, float] = {}
+        self._lock = threading.Lock()  # the sampling thread and mark() both touch the window
         self._phase = "setup"
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bench-rss", daemon=True)
@@ -48,10 +53,11 @@ class Sampler:
             self._record(self._sample())
 
     def _record(self, sample: dict[str, float | None]) -> None:
-        peaks = self.peaks.setdefault(self._phase, {})
-        for name, mb in sample.items():
-            if mb is not None:
-                peaks[name] = max(peaks.get(name, 0.0), mb)
+        with self._lock:
+            for peaks in (self.peaks.setdefault(self._phase, {}), self._window):
+                for name, mb in sample.items():
+                    if mb is not None:
+                        peaks[name] = max(peaks.get(name, 0.0), mb)
 
     def __enter__(self) -> Sampler:
         self._thread.start()
@@ -73,26 +79,34 @@ class Sampler:
             self._phase = previous
 
     def mark(self, label: str) -> None:
-        """Remember RSS now under `label` (e.g. half-way through the pipeline and at its end)."""
-        self.marks[label] = self._sample()
+        """Remember RSS now under `label` (e.g. half-way through the pipeline and at its end),
+        and the peak since the previous mark."""
+        now = self._sample()
+        self._record(now)
+        with self._lock:
+            self.marks[label], self.window_peaks[label], self._window = now, self._window, {}
 
     def report(self) -> dict[str, Any]:
         """Per service: RSS at start and end, peak per phase, marks, and growth (MB).
 
-        Growth is over the second half of the pipeline phase (half-way mark to its end):
-        warm-up (imports, pools, the first large batches) is paid once whatever N is, so
-        memory that does not grow with N shows as about zero there. Without those marks
-        it falls back to start -> end."""
+        Growth is the peak over the pipeline's second half less the peak over its first half
+        (both halves apply the same number of incidents). Memory that grows with N is higher
+        in the second half; a working set that does not is the same in both. Peaks, not the
+        RSS at the two marks: a single sample shows whichever batch happened to be in flight,
+        and moved by tens of MB from run to run. Without those marks it falls back to
+        start -> end."""
         out: dict[str, Any] = {}
-        half, done = self.marks.get("pipeline_half", {}), self.marks.get("pipeline_end", {})
+        first_half, second_half = self.window_peaks.get("pipeline_half", {}), self.window_peaks.get("pipeline_end", {})
+        windowed = bool(first_half and second_half and "pipeline_start" in self.marks)
         for name in self.pids:
             start, end = self.start_mb.get(name), self.end_mb.get(name)
-            first, last = (half.get(name), done.get(name)) if half and done else (start, end)
+            first, last = (first_half.get(name), second_half.get(name)) if windowed else (start, end)
             out[name] = {
                 "start_mb": _round(start), "end_mb": _round(end),
                 "growth_mb": _round(last - first) if first is not None and last is not None else None,
-                "growth_basis": "pipeline second half" if half and done else "start -> end",
+                "growth_basis": "pipeline second-half peak - first-half peak" if windowed else "start -> end",
                 "marks_mb": {label: _round(m.get(name)) for label, m in self.marks.items()},
+                "window_peaks_mb": {label: _round(m.get(name)) for label, m in self.window_peaks.items()},
                 "peak_mb": {phase: _round(p[name]) for phase, p in self.peaks.items() if name in p},
             }
         return out

@@ -126,6 +126,7 @@ async def measure(stack: stackctl.Stack, settings: Settings, console: Console, r
             if "pipeline" in wanted:
                 meter = cpu.Meter(stack.service_pids() | stack.infrastructure_pids())
                 with sampler.phase("pipeline"):
+                    sampler.mark("pipeline_start")
                     meter.start()
                     piped = await pipeline.run(stack.bootstrap, stack.intake_url, stack.api_key, pool, via_kafka,
                                                via_http, progress, settings.pipeline_timeout,
