@@ -57,7 +57,6 @@ async def _rebuild(database_url: str, bootstrap: str, organisation: str | None) 
     from services.reporting import rebuild as replay
     from services.reporting.config import ReportingSettings
     from services.reporting.handlers import Projection
-    from vanda.runtime import heap
     from vanda.runtime.db import create_pool
 
     settings = ReportingSettings()
@@ -66,11 +65,10 @@ async def _rebuild(database_url: str, bootstrap: str, organisation: str | None) 
     pool = await create_pool(database_url, max_size=2)
     try:
         await replay.fresh_schema(pool)
-        heap.tune()  # a replay is one long batch job: the services' collector settings fit it too
         columns = (TextColumn("[bold]replaying events"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console) as progress:
             task = progress.add_task("replay", total=None)
-            result = await replay.replay(pool, bootstrap, projection,
+            result = await replay.replay(database_url, bootstrap, projection,
                                          lambda done, total: progress.update(task, completed=done, total=total))
         console.print(f"replayed {result.total} record(s): {dict(result.outcomes)}")
         return await replay.differences(pool, organisation)

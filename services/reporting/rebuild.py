@@ -8,8 +8,12 @@ police again or re-send board figures.
 
 from __future__ import annotations
 
+import asyncio
+import multiprocessing
+import os
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,8 +23,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from schemas.topics import INCIDENTS, SANCTIONS
 from services.reporting import handlers
-from vanda.runtime import inbox
+from vanda.runtime import heap, inbox
 from vanda.runtime.consumer import claim_and_apply, decode_all
+from vanda.runtime.db import create_pool
 
 REBUILD_SCHEMA = "reporting_rebuild"
 TABLES = ("incidents", "decisions", "police_referrals", "inbox")
@@ -43,28 +48,94 @@ async def fresh_schema(pool: asyncpg.Pool, schema: str = REBUILD_SCHEMA) -> None
             await conn.execute(f"CREATE TABLE {schema}.{table} (LIKE reporting.{table} INCLUDING ALL)")
 
 
-async def replay(pool: asyncpg.Pool, bootstrap: str, p: handlers.Projection,
-                 progress: Callable[[int, int], None] = lambda done, total: None) -> Replay:
-    """Apply every event up to the end offsets seen at the start; report (done, total) as it goes."""
-    # Large fetches: a replay reads everything, so fewer, fuller round trips feed the batches.
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1024 * 1024,
-                                fetch_max_bytes=64 * 1024 * 1024)
-    await consumer.start()
+# Lanes replay side by side, each in its own process: a replay is CPU-bound in Python
+# (decoding and projecting), and in one process it kept one core busy while PostgreSQL,
+# waiting its turn, used a third of the other. One lane per core; there are never more
+# lanes than partitions.
+LANES = max(2, os.cpu_count() or 2)
+
+
+async def replay(database_url: str, bootstrap: str, p: handlers.Projection,
+                 progress: Callable[[int, int], None] = lambda done, total: None, lanes: int = LANES) -> Replay:
+    """Apply every event up to the end offsets seen at the start; report (done, total) as it goes.
+
+    Each lane replays the partitions with one remainder of the partition number, of both
+    topics. Both topics are keyed by subject and have the same partitions, so one person's
+    incidents and decisions stay in one lane, in order, and no two lanes write the same row.
+    """
+    ends, starts = await _offsets(bootstrap)
+    result = Replay(total=sum(ends[tp] - starts[tp] for tp in ends))
+    split = lanes_of(sorted(ends), lanes)
+    context = multiprocessing.get_context("spawn")  # never fork a process with a running event loop
+    done = context.Value("q", 0)
+    loop = asyncio.get_running_loop()
+    with ProcessPoolExecutor(len(split), mp_context=context, initializer=_share, initargs=(done,)) as pool:
+        lanes_running = [loop.run_in_executor(pool, _run_lane, database_url, bootstrap, p, {tp: ends[tp] for tp in lane})
+                         for lane in split]
+        finished = asyncio.gather(*lanes_running)
+        while not finished.done():
+            progress(done.value, result.total)
+            await asyncio.wait([finished], timeout=0.5)
+        for outcomes in finished.result():
+            result.outcomes.update(outcomes)
+    progress(done.value, result.total)
+    return result
+
+
+def lanes_of(parts: list[TopicPartition], lanes: int) -> list[list[TopicPartition]]:
+    """Partitions by lane: the same partition number of every topic in one lane, no lane empty."""
+    split = [[tp for tp in parts if tp.partition % lanes == lane] for lane in range(lanes)]
+    return [lane for lane in split if lane]
+
+
+_done: Any = None  # a lane process's share of the progress counter
+
+
+def _share(done: Any) -> None:
+    global _done
+    _done = done
+
+
+def _run_lane(database_url: str, bootstrap: str, p: handlers.Projection, ends: dict[TopicPartition, int]) -> Counter[str]:
+    """A lane process: replay its partitions up to `ends`; the outcomes."""
+    heap.tune()  # a replay is one long batch job: the services' collector settings fit it too
+    return asyncio.run(_lane(database_url, bootstrap, p, ends))
+
+
+async def _lane(database_url: str, bootstrap: str, p: handlers.Projection, ends: dict[TopicPartition, int]) -> Counter[str]:
+    result = Replay()
+    pool = await create_pool(database_url, max_size=1)
+    consumer = _consumer(bootstrap)
     try:
-        parts = await _partitions(bootstrap)
-        ends, starts = await consumer.end_offsets(parts), await consumer.beginning_offsets(parts)
-        result = Replay(total=sum(ends[tp] - starts[tp] for tp in parts))
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        done = 0
+        await consumer.start()
+        consumer.assign(list(ends))
+        await consumer.seek_to_beginning(*ends)
         while await _behind(consumer, ends):
             batches = await consumer.getmany(timeout_ms=1000, max_records=5000)
             records = [r for tp, rs in batches.items() for r in rs if r.offset < ends[tp]]
             await _apply(pool, records, p, result)
-            done += len(records)
-            progress(done, result.total)
-        return result
+            with _done.get_lock():
+                _done.value += len(records)
+        return result.outcomes
+    finally:
+        await consumer.stop()
+        await pool.close()
+
+
+def _consumer(bootstrap: str) -> AIOKafkaConsumer:
+    # Large fetches: a replay reads everything, so fewer, fuller round trips feed the batches.
+    return AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                            auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1024 * 1024,
+                            fetch_max_bytes=64 * 1024 * 1024)
+
+
+async def _offsets(bootstrap: str) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
+    """End and beginning offsets of every partition of both topics, now: what the replay covers."""
+    parts = await _partitions(bootstrap)
+    consumer = _consumer(bootstrap)
+    await consumer.start()
+    try:
+        return await consumer.end_offsets(parts), await consumer.beginning_offsets(parts)
     finally:
         await consumer.stop()
 

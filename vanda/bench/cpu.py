@@ -11,10 +11,11 @@ import psutil
 
 
 def cpu_seconds(pid: int) -> float | None:
-    """User plus system CPU seconds of a process and its live children; None if it is gone."""
+    """User plus system CPU seconds of a process and its children, live or ended; None if it is gone."""
     try:
         proc = psutil.Process(pid)
-        total = sum(proc.cpu_times()[:2])
+        # user, system, and what ended children used (a rebuild's lanes, a closed connection's backend)
+        total = sum(proc.cpu_times()[:4])
         for child in proc.children(recursive=True):
             try:
                 total += sum(child.cpu_times()[:2])

@@ -10,10 +10,9 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from vanda.bench.stats import rate
-from vanda.runtime import heap
 
 
-async def run(pool: asyncpg.Pool, bootstrap: str, progress: Callable[[str, int | None], Callable[[int], None]]
+async def run(pool: asyncpg.Pool, database_url: str, bootstrap: str, progress: Callable[[str, int | None], Callable[[int], None]]
               ) -> dict[str, Any]:
     from services.reporting import rebuild as replay
     from services.reporting.config import ReportingSettings
@@ -23,7 +22,6 @@ async def run(pool: asyncpg.Pool, bootstrap: str, progress: Callable[[str, int |
     projection = Projection(ZoneInfo(settings.timezone), settings.police_criteria, schema=replay.REBUILD_SCHEMA,
                             emit=False)
     await replay.fresh_schema(pool)
-    heap.tune()  # as `vanda reporting rebuild` does
     advance = progress("reporting rebuild: replay", None)
     shown = 0
 
@@ -33,7 +31,7 @@ async def run(pool: asyncpg.Pool, bootstrap: str, progress: Callable[[str, int |
         shown = done
 
     started = time.perf_counter()
-    result = await replay.replay(pool, bootstrap, projection, moved)
+    result = await replay.replay(database_url, bootstrap, projection, moved)
     seconds = time.perf_counter() - started
     diff_started = time.perf_counter()
     differences = await replay.differences(pool)

@@ -165,12 +165,12 @@ async def measure(stack: stackctl.Stack, settings: Settings, console: Console, r
                     *(getattr(before, n) + accepted for n in ("intake", "sanctions", "reporting"))))
                 await _decisions_settled(pool)
             if "rebuild" in wanted:
-                # The rebuild runs in this process; its speed has varied between runs, so where the
+                # The rebuild runs in this process and its lanes; its speed has varied between runs, so where the
                 # cores went meanwhile (PostgreSQL's background work included) is recorded too.
                 meter = cpu.Meter(stack.service_pids() | stack.infrastructure_pids() | {"rebuild": os.getpid()})
                 with sampler.phase("rebuild"):
                     meter.start()
-                    rebuilt = await rebuild.run(pool, stack.bootstrap, progress)
+                    rebuilt = await rebuild.run(pool, stack.dsn, stack.bootstrap, progress)
                     result["rebuild_cpu_s"] = meter.stop()
                 figures |= rebuilt["figures"]
                 result["rebuild_outcomes"] = rebuilt["outcomes"]
