@@ -95,19 +95,34 @@ async def on_incident(conn: asyncpg.Connection, event: CloudEvent[Any], policy: 
     return []
 
 
+# A subject's state holds their whole history, so the states a batch loads grow with the
+# stream; deciding a chunk of subjects at a time keeps a batch's memory bounded.
+SUBJECTS_PER_CHUNK = 500
+
+
 async def on_incidents(conn: asyncpg.Connection, events: list[CloudEvent[Any]], policy: Policy,
                        now: datetime) -> list[Outgoing]:
     """Consumer entry for a batch: each subject locked, loaded and saved once, decided in event order."""
-    inputs = [(event.data, *incident_input(event.data)) for event in events]
-    subjects = [s for _, s, c in inputs if s is not None and c is not None]
+    inputs = [(data, subject, command) for data, subject, command in
+              ((event.data, *incident_input(event.data)) for event in events)
+              if subject is not None and command is not None]
+    subjects = list(dict.fromkeys(subject for _, subject, _ in inputs))
     if not subjects:
         return []
-    await adapters.lock_subjects(conn, subjects)
-    before = await adapters.load_many(conn, subjects)
+    await adapters.lock_subjects(conn, subjects)  # all at once, in one order: no deadlock between batches
+    out: list[Outgoing] = []
+    for start in range(0, len(subjects), SUBJECTS_PER_CHUNK):
+        chunk = set(subjects[start:start + SUBJECTS_PER_CHUNK])
+        out += await _decide_and_save(conn, [i for i in inputs if i[1] in chunk], policy, now)
+    return out
+
+
+async def _decide_and_save(conn: asyncpg.Connection, inputs: list[tuple[Any, str, Input]], policy: Policy,
+                           now: datetime) -> list[Outgoing]:
+    """Load the inputs' subjects, decide each input in order, save states, cards and decisions."""
+    before = await adapters.load_many(conn, [subject for _, subject, _ in inputs])
     states, decisions = dict(before), []
     for data, subject_id, command in inputs:
-        if subject_id is None or command is None:
-            continue
         states[subject_id], decided = decide(states[subject_id], command, policy, now)
         _count(decided)
         _time_to_decision(decided, data, now)
