@@ -259,3 +259,14 @@ def test_cpu_meter_sees_this_process_work_and_forgets_a_missing_one() -> None:
     sum(i * i for i in range(2_000_000))
     used = meter.stop()
     assert set(used) == {"me"} and used["me"] > 0
+
+
+def test_samples_between_phases_are_not_counted_as_setup() -> None:
+    sampler = FedSampler([80, 81, 300, 310, 250, 82])  # start, setup, in limit (enter, exit), between, end
+    sampler._record(sampler._sample())
+    with sampler.phase("limit"):
+        pass
+    sampler._record(sampler._sample())
+    sampler.end_mb = sampler._sample()
+    peaks = sampler.report()["svc"]["peak_mb"]
+    assert peaks["setup"] == 81 and peaks["limit"] == 310 and peaks["between phases"] == 250

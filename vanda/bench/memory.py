@@ -10,6 +10,7 @@ from typing import Any
 import psutil
 
 MB = 1024 * 1024
+BETWEEN = "between phases"
 
 
 def rss_mb(pid: int) -> float | None:
@@ -76,7 +77,9 @@ class Sampler:
             yield
         finally:
             self._record(self._sample())
-            self._phase = previous
+            # Not back to the previous name: samples between two phases (waits, checks) are no
+            # phase's, and counted under "setup" they showed the pipeline's peak as setup's.
+            self._phase = BETWEEN if previous == "setup" else previous
 
     def mark(self, label: str) -> None:
         """Remember RSS now under `label` (e.g. half-way through the pipeline and at its end),

@@ -249,7 +249,7 @@ def show(result: dict[str, Any], console: Console) -> None:
     console.print(table)
     mem = result.get("memory", {})
     if mem:
-        phases = sorted({p for s in mem.values() for p in s["peak_mb"]}, key=PHASES.index)
+        phases = [p for p in PHASES if any(p in s["peak_mb"] for s in mem.values())]
         rss = Table(title="service RSS (MB): start, peak per phase, end")
         for column in ("service", "start", *phases, "end", "growth"):
             rss.add_column(column, justify="left" if column == "service" else "right")
