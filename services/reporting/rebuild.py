@@ -69,10 +69,9 @@ async def replay(database_url: str, bootstrap: str, p: handlers.Projection,
     context = multiprocessing.get_context("spawn")  # never fork a process with a running event loop
     done = context.Value("q", 0)
     loop = asyncio.get_running_loop()
-    with ProcessPoolExecutor(len(split), mp_context=context, initializer=_share, initargs=(done,)) as pool:
-        lanes_running = [loop.run_in_executor(pool, _run_lane, database_url, bootstrap, p, {tp: ends[tp] for tp in lane})
-                         for lane in split]
-        finished = asyncio.gather(*lanes_running)
+    with ProcessPoolExecutor(len(split), mp_context=context, initializer=_share, initargs=(done,)) as executor:
+        finished = asyncio.gather(*(loop.run_in_executor(executor, _run_lane, database_url, bootstrap, p,
+                                                         {tp: ends[tp] for tp in lane}) for lane in split))
         while not finished.done():
             progress(done.value, result.total)
             await asyncio.wait([finished], timeout=0.5)
@@ -96,13 +95,15 @@ def _share(done: Any) -> None:
     _done = done
 
 
-def _run_lane(database_url: str, bootstrap: str, p: handlers.Projection, ends: dict[TopicPartition, int]) -> Counter[str]:
+def _run_lane(database_url: str, bootstrap: str, p: handlers.Projection,
+              ends: dict[TopicPartition, int]) -> Counter[str]:
     """A lane process: replay its partitions up to `ends`; the outcomes."""
     heap.tune()  # a replay is one long batch job: the services' collector settings fit it too
     return asyncio.run(_lane(database_url, bootstrap, p, ends))
 
 
-async def _lane(database_url: str, bootstrap: str, p: handlers.Projection, ends: dict[TopicPartition, int]) -> Counter[str]:
+async def _lane(database_url: str, bootstrap: str, p: handlers.Projection,
+                ends: dict[TopicPartition, int]) -> Counter[str]:
     result = Replay()
     pool = await create_pool(database_url, max_size=1)
     consumer = _consumer(bootstrap)

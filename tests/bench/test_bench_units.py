@@ -211,8 +211,8 @@ class FedSampler(Sampler):
     ([100, 120, 140], [160, 180, 200], 60.0),  # climbing with the work done: growth
     ([100, 250, 120], [130, 140, 150], -100.0),  # a first-half spike does not count as growth later
 ])
-def test_memory_growth_compares_the_peaks_of_the_pipeline_halves(first_half: list[float], second_half: list[float],
-                                                                  expected: float) -> None:
+def test_memory_growth_compares_the_peaks_of_the_pipeline_halves(first_half: list[float],
+                                                                  second_half: list[float], expected: float) -> None:
     # start, pipeline_start mark, first-half samples, half mark, second-half samples, end mark, exit
     sampler = FedSampler([80, 90, *first_half[:-1], first_half[-1], *second_half[:-1], second_half[-1], 95])
     sampler.mark("pipeline_start")
