@@ -71,15 +71,15 @@ class Sampler:
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
-        previous, self._phase = self._phase, name
+        self._phase = name
         self._record(self._sample())
         try:
             yield
         finally:
             self._record(self._sample())
-            # Not back to the previous name: samples between two phases (waits, checks) are no
-            # phase's, and counted under "setup" they showed the pipeline's peak as setup's.
-            self._phase = BETWEEN if previous == "setup" else previous
+            # Phases do not nest. Samples between two (waits, checks) are no phase's: counted
+            # under "setup" they showed the pipeline's peak as setup's.
+            self._phase = BETWEEN
 
     def mark(self, label: str) -> None:
         """Remember RSS now under `label` (e.g. half-way through the pipeline and at its end),

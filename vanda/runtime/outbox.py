@@ -139,7 +139,7 @@ class Relay:
         sent = []
         for r in rows:
             key, value = r["key"].encode(), bytes(r["payload"])
-            tp = (r["topic"], placed[r["topic"], key])
+            tp = (r["topic"], placed[r["topic"], r["key"]])
             batch = open_batches.get(tp) or open_batches.setdefault(tp, self._producer.create_batch())
             if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
                 # Full: send it (a partition's batches go out in the order they are sent) and start
@@ -151,14 +151,17 @@ class Relay:
             sent.append(await self._producer.send_batch(batch, topic, partition=partition))
         await asyncio.gather(*sent)
 
-    async def _partitions(self, rows: list[asyncpg.Record]) -> dict[tuple[str, bytes], int]:
+    async def _partitions(self, rows: list[asyncpg.Record]) -> dict[tuple[str, str], int]:
         """The partition of each (topic, key) in the rows, each hashed once: a subject's events
         often come several to a round, and murmur2 is pure Python."""
-        placed: dict[tuple[str, bytes], int] = {}
-        for topic in {r["topic"] for r in rows}:
-            partitions = sorted(await self._producer.partitions_for(topic))
-            for key in {r["key"].encode() for r in rows if r["topic"] == topic}:
-                placed[topic, key] = keyed_partitioner(key, partitions, partitions)
+        placed: dict[tuple[str, str], int] = {}
+        partitions: dict[str, list[int]] = {}
+        for r in rows:
+            topic, key = r["topic"], r["key"]
+            if (topic, key) not in placed:
+                if topic not in partitions:
+                    partitions[topic] = sorted(await self._producer.partitions_for(topic))
+                placed[topic, key] = keyed_partitioner(key.encode(), partitions[topic], partitions[topic])
         return placed
 
     async def pending(self) -> tuple[int, float]:
