@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from uuid import UUID
 
 from schemas.base import EventData
-from schemas.envelope import utcnow
+from schemas.envelope import new_id, utcnow
 from schemas.events import envelope
 from schemas.incidents import IncidentAmendment, IncidentReport, IncidentWithdrawal
 from schemas.topics import INCIDENTS
@@ -72,7 +71,7 @@ async def submit(report: IncidentReport, store: IncidentStore, keyring: Keyring,
     if existing is None:
         identifier = normalised_identifier(report.perpetrator, report.organisation)
         subject_id = await vault.resolve_subject(store.pool, identifier, keyring) if identifier else None
-        accepted = accept(report, incident_id=uuid.uuid4(), subject_id=subject_id, now=utcnow())
+        accepted = accept(report, incident_id=new_id(), subject_id=subject_id, now=utcnow())
         outgoing = _outgoing(accepted.event, accepted.event.incident_id, accepted.event.subject_id)
         identity = (identifier, keyring) if identifier else None
         receipt = await store.add(accepted, outgoing, keyring.current_version, idempotency_key, identity)
@@ -120,7 +119,7 @@ async def _store_fresh(reports: list[IncidentReport], store: IncidentStore,
     batch, people = [], []
     for report, identifier in zip(reports, identifiers, strict=True):
         subject_id = subjects.get(identifier) if identifier else None
-        accepted = accept(report, incident_id=uuid.uuid4(), subject_id=subject_id, now=now)
+        accepted = accept(report, incident_id=new_id(), subject_id=subject_id, now=now)
         batch.append((accepted, _outgoing(accepted.event, accepted.event.incident_id, subject_id)))
         if identifier and subject_id:
             people.append((subject_id, identifier, report.organisation))

@@ -23,6 +23,19 @@ def test_event_round_trips_through_structured_cloudevents_json():
     assert decoded.dataschema.endswith("incident.reported.v1.schema.json")
 
 
+def test_new_ids_are_unique_and_ordered_by_creation():
+    # Stores keyed by these ids rely on the order to insert at one end of their index.
+    import uuid
+
+    from schemas.envelope import new_event_id, new_id
+
+    ids = [new_id() for _ in range(10_000)]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert {i.version for i in ids} == {7}
+    event_ids = [new_event_id() for _ in range(1_000)]
+    assert event_ids == sorted(event_ids) and all(uuid.UUID(e).version == 7 for e in event_ids)
+
+
 def test_encoding_with_the_payload_already_written_gives_the_same_bytes():
     import uuid
 

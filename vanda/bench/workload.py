@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from schemas.envelope import new_id
 from schemas.events import encode, envelope
 from schemas.incidents import IncidentReport
 from vanda import synthetic
@@ -101,7 +101,7 @@ def reported_event(report: dict[str, Any], now: datetime | None = None) -> tuple
     valid = IncidentReport.model_validate(report)
     identifier = normalised_identifier(valid.perpetrator, valid.organisation)
     subject = pseudonym(identifier) if identifier else None
-    accepted = accept(valid, incident_id=uuid.uuid4(), subject_id=subject, now=now or datetime.now(UTC))
+    accepted = accept(valid, incident_id=new_id(), subject_id=subject, now=now or datetime.now(UTC))
     key = subject or str(accepted.event.incident_id)
     value = encode(envelope(accepted.event, source=INTAKE_SOURCE, subject=key))
     # orjson's buffer is several times the JSON's length; an exact copy keeps 200,000 events small.
