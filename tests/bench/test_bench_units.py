@@ -12,6 +12,7 @@ from schemas.events import decode
 from vanda.bench import counts, cpu, stats, workload
 from vanda.bench.latency import latencies_ms
 from vanda.bench.memory import Sampler, growth
+from vanda.bench.pipeline import next_poll
 
 
 @pytest.mark.parametrize(("values", "q", "expected"), [
@@ -184,6 +185,27 @@ def test_exactness_checks(before: tuple, after: tuple, sent: dict, stored: dict,
     result = counts.checks(counts.Applied(*before), counts.Applied(*after), sent, stored, rejected)
     assert [c.name for c in result if not c.passed] == failed
     assert counts.summary(result)["passed"] is (not failed)
+
+
+A = counts.Applied
+
+
+@pytest.mark.parametrize(("first", "now", "elapsed", "target", "wait"), [
+    # sanctions needs 50 s more at 1,000/s, reporting 10 s: a quarter of 10 s, capped at 1 s
+    (A(0, 0, 0), A(100_000, 50_000, 90_000), 50.0, A(100_000, 100_000, 100_000), 1.0),
+    # reporting 2 s from its finish: poll again in half a second
+    (A(0, 0, 0), A(100_000, 50_000, 98_000), 98.0, A(100_000, 100_000, 100_000), 0.5),
+    # nearly there: never faster than 0.2 s
+    (A(0, 0, 0), A(100_000, 99_990, 100_000), 50.0, A(100_000, 100_000, 100_000), 0.2),
+    # the rate counts from the first poll, not from zero
+    (A(0, 50_000, 0), A(0, 60_000, 0), 10.0, A(0, 61_000, 0), 0.25),
+    # finished stages do not count; nothing moving yet waits the longest
+    (A(5, 5, 5), A(10, 5, 5), 3.0, A(10, 10, 10), 1.0),
+])
+def test_polls_are_sparse_mid_run_and_frequent_near_a_stage_finish(first: counts.Applied, now: counts.Applied,
+                                                                   elapsed: float, target: counts.Applied,
+                                                                   wait: float) -> None:
+    assert next_poll(first, now, elapsed, target) == pytest.approx(wait)
 
 
 @pytest.mark.parametrize(("report", "expected"), [
