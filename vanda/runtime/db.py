@@ -56,6 +56,20 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(kind, encoder=_dumps, decoder=orjson.loads, schema="pg_catalog")
 
 
+class Connection(asyncpg.Connection):
+    """A connection that a pool hands back without a reset query.
+
+    asyncpg's default reset (unlock advisory locks, close cursors, unlisten, reset settings)
+    is a round trip on every release: a tenth of intake's CPU when each request borrows a
+    connection two or three times. vanda leaves no such session state behind: its advisory
+    locks are transaction-scoped, its cursors live inside transactions, and it never LISTENs
+    or SETs a session variable. asyncpg still rolls back a transaction left open.
+    """
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
 async def create_pool(dsn: str, *, max_size: int = 10, wait_s: float = 60,
                       ssl: object = False) -> asyncpg.Pool:
     """Open a pool, retrying for up to `wait_s` seconds while the server is unreachable."""
@@ -67,7 +81,8 @@ async def create_pool(dsn: str, *, max_size: int = 10, wait_s: float = 60,
     ):
         with attempt:
             return await asyncpg.create_pool(
-                dsn, min_size=1, max_size=max_size, init=_init_connection, command_timeout=30, ssl=ssl or None
+                dsn, min_size=1, max_size=max_size, init=_init_connection, command_timeout=30, ssl=ssl or None,
+                connection_class=Connection,
             )
     raise AssertionError("unreachable")
 
