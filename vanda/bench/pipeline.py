@@ -127,8 +127,9 @@ def next_poll(first: counts.Applied, now: counts.Applied, elapsed: float, target
     average rate so far, within [shortest, longest].
 
     Each poll counts whole tables, which costs the database CPU the pipeline is being timed on
-    (about a tenth of the machine at a fixed 0.2 s); polls are needed often only near a
-    stage's finish, where its time is read. A stage that has not moved yet waits `longest`.
+    (at a fixed 0.2 s, a fifth of PostgreSQL's CPU in the pipeline phase); polls are needed
+    often only near a stage's finish, where its time is read. A stage that has not moved yet
+    waits `longest`.
     """
     soonest = longest * 4
     for name in ("intake", "sanctions", "reporting"):
