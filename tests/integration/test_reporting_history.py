@@ -1,0 +1,76 @@
+"""The board reads the period's decisions and the bans still running into it, not the whole history."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from services.reporting import adapters
+from services.reporting.domain.facts import DecisionFact
+from services.reporting.domain.metrics import active_bans
+
+pytestmark = pytest.mark.integration
+
+START, END = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC)
+
+
+def _at(day: str) -> datetime:
+    return datetime.fromisoformat(day).replace(tzinfo=UTC)
+
+
+class History:
+    """Decisions for one organisation of its own, so other tests' rows never mix in."""
+
+    def __init__(self) -> None:
+        self.organisation = f"T{uuid.uuid4().hex[:8]}"
+        self.facts: list[DecisionFact] = []
+
+    def decide(self, kind: str, day: str, sanction_id: uuid.UUID | None = None,
+               ends: str | None = None) -> DecisionFact:
+        decision_id = uuid.uuid4()
+        fact = DecisionFact(decision_id=decision_id, kind=kind, sanction_id=sanction_id or decision_id,
+                            incident_id=uuid.uuid4(), subject_id="sub_history", organisation=self.organisation,
+                            site="Riverside", occurred_at=_at(day) - timedelta(days=3), decided_at=_at(day),
+                            starts_at=_at(day) if ends else None, ends_at=_at(ends) if ends else None)
+        self.facts.append(fact)
+        return fact
+
+    def ban(self, imposed: str, ends: str) -> DecisionFact:
+        return self.decide("ban_imposed", imposed, uuid.uuid4(), ends)
+
+
+async def test_a_month_reads_its_decisions_and_the_bans_running_into_it(pipeline):
+    h = History()
+    wanted = [
+        h.ban("2025-11-01", ends="2026-04-15"),  # in force at the period's end
+        h.ban("2025-10-01", ends="2026-03-20"),  # running into the period, over before its end
+        running_but_rescinded := h.ban("2025-12-01", ends="2026-05-01"),
+        h.decide("rescinded", "2026-01-10", running_but_rescinded.sanction_id),  # ended before the period
+        h.ban("2026-03-05", ends="2026-09-01"),  # imposed in the period
+        h.decide("yellow_card_1", "2026-03-10"),
+    ]
+    over = h.ban("2025-06-01", ends="2025-12-01")  # ended before the period: cannot be in force in it
+    unwanted = [
+        over,
+        h.decide("ban_expired", "2025-12-01", over.sanction_id),
+        h.decide("yellow_card_1", "2025-05-01"),
+        h.decide("rescinded", "2025-07-01"),  # a yellow card withdrawn long ago
+        h.decide("yellow_card_2", "2026-04-02"),  # after the period
+    ]
+    pool = await asyncpg.create_pool(pipeline["DATABASE_URL"], min_size=1, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            await adapters.save_decisions(conn, h.facts)
+        read = await adapters.decisions_before(pool, START, END, h.organisation, None)
+    finally:
+        await pool.close()
+
+    assert {d.decision_id for d in read} == {d.decision_id for d in wanted}
+    assert not {d.decision_id for d in read} & {d.decision_id for d in unwanted}
+    # The same bans in force at every instant of the period as with the whole history.
+    for at in (START + timedelta(days=n) for n in range(32)):
+        assert active_bans(read, at) == active_bans(h.facts, at), at
+    assert active_bans(read, END) == 2
