@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -69,21 +68,19 @@ def create_app(common: CommonSettings | None = None, settings: ReportingSettings
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
         runtime.background(_publisher(deps, settings, runtime.relay.wake))
+        runtime.background(gauges.keep_fresh(
+            lambda: gauges.refresh(runtime.pool, projection, settings.suppression_threshold, clock()),
+            settings.gauges_interval_s))
         try:
             yield
         finally:
             await runtime.stop()
 
-    async def refresh() -> None:
-        await runtime.refresh_gauges()
-        with contextlib.suppress(Exception):
-            await gauges.refresh(runtime.pool, projection, settings.suppression_threshold, clock())
-
     app = FastAPI(title="vanda reporting", version="1", lifespan=lifespan,
                   description="Board metrics with disclosure control, the police referral worklist and the board pack.")
     install_error_handlers(app)
     limit_body_size(app, common.max_body_bytes)
-    app.include_router(ops_router(runtime.checks, refresh))
+    app.include_router(ops_router(runtime.checks, runtime.refresh_gauges))
     app.include_router(entrypoints.routes(deps))
 
     @app.post("/v1/board-metrics/publish", tags=["operations"])

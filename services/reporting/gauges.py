@@ -2,11 +2,18 @@
 
 The only label is the figure's name: never a site, a group or anything about a person.
 A suppressed or undefined figure reads NaN.
+
+The figures are a whole month's board, so they are computed on a timer, not at scrape time:
+a large region's month takes seconds, and a scrape that slow outlasts Prometheus' timeout,
+losing every other reporting metric with it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 import asyncpg
@@ -17,12 +24,16 @@ from services.reporting.domain.board import Disclosure
 from services.reporting.domain.objectives import headline, number
 from services.reporting.handlers import Projection, Scope, board
 
+log = logging.getLogger(__name__)
+
 CURRENT_MONTH = Gauge("vanda_reporting_current_month", "Headline board figures for the current calendar month"
                       " (suppressed or undefined figures are NaN).", ["figure"])
+UPDATED = Gauge("vanda_reporting_current_month_updated_timestamp_seconds",
+                "When the current month's headline figures were last computed (Unix time).")
 
 
 async def refresh(pool: asyncpg.Pool | None, p: Projection, threshold: int, now: datetime) -> None:
-    """Recompute the current month's headline figures at scrape time."""
+    """Recompute the current month's headline figures."""
     if pool is None:
         return
     month = periods.month_of(now, p.zone)
@@ -30,3 +41,14 @@ async def refresh(pool: asyncpg.Pool | None, p: Projection, threshold: int, now:
     for name, value in headline(figures["totals"]).items():
         v = number(value)
         CURRENT_MONTH.labels(name).set(math.nan if v is None else v)
+    UPDATED.set(now.timestamp())
+
+
+async def keep_fresh(compute: Callable[[], Awaitable[None]], every_s: float) -> None:
+    """Compute now, then every `every_s` seconds until cancelled; a failed round keeps the last figures."""
+    while True:
+        try:
+            await compute()
+        except Exception:  # noqa: BLE001 - the database may be away: try again next round
+            log.warning("current month's board figures not refreshed; the last ones stand", exc_info=True)
+        await asyncio.sleep(every_s)

@@ -55,6 +55,7 @@ OWNERS: dict[str, set[str]] = {
     "vanda_oldest_pending_approval_age_seconds": {"sanctions"},
     "vanda_active_bans": {"sanctions"},
     "vanda_reporting_current_month": {"reporting"},
+    "vanda_reporting_current_month_updated_timestamp_seconds": {"reporting"},
     "faststream_received_messages_in_process": ALL,
 }
 # Catalogued metrics that cannot move in a healthy run, and why.

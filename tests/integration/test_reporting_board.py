@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import asyncpg
@@ -155,3 +156,12 @@ async def test_current_month_gauges_carry_no_personal_labels(pipeline):
     lines = [line for line in text.splitlines() if line.startswith("vanda_reporting_current_month{")]
     assert any('figure="incidents"' in line for line in lines)
     assert all(line.count("=") == 1 for line in lines)
+
+
+async def test_current_month_gauges_are_computed_on_a_timer_not_by_the_scrape(pipeline):
+    # A scrape only reads them: the timestamp is set by the timer's first round, at start.
+    text = (await call(pipeline, "GET", pipeline["REPORTING_URL"], "/metrics")).text
+    [stamp] = [line for line in text.splitlines()
+               if line.startswith("vanda_reporting_current_month_updated_timestamp_seconds ")]
+    computed = float(stamp.split()[1])
+    assert 0 < computed <= time.time()
