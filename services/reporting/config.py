@@ -21,6 +21,6 @@ class ReportingSettings(BaseSettings):
     police_criteria: frozenset[ReferralCriterion] = Field(
         frozenset(ReferralCriterion), description="Which referral criteria apply (JSON list).")
     publish_interval_s: float = Field(3600, gt=0, description="How often closed months are checked for publishing.")
-    gauges_interval_s: float = Field(60, gt=0, description="How often the current month's headline gauges"
+    gauges_interval_s: float = Field(300, gt=0, description="How often the current month's headline gauges"
                                      " are recomputed.")
     publish_grace_days: int = Field(3, ge=0, description="Days after a month closes before it is published.")
