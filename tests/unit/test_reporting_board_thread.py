@@ -1,0 +1,54 @@
+"""A board's figures are worked out off the event loop, and are the same as worked out on it."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from schemas.reporting import ReferralCriterion
+from services.reporting import adapters, handlers
+from services.reporting.domain import periods
+from services.reporting.domain.board import Disclosure
+from tests.unit.test_reporting_board import FEB, JAN
+from tests.unit.test_reporting_metrics import decision, fact
+
+
+async def test_the_figures_are_computed_in_a_worker_thread_with_the_same_result(monkeypatch) -> None:
+    incidents = [fact(occurred_at=JAN + timedelta(hours=n), category=("weapon", "verbal_abuse")[n % 2])
+                 for n in range(40)] + [fact(occurred_at=FEB + timedelta(hours=n)) for n in range(7)]
+    decisions = [decision("yellow_card_1", JAN + timedelta(days=2)) for _ in range(6)]
+
+    async def rows(*_args, **_kwargs):
+        return incidents
+
+    async def decided(*_args, **_kwargs):
+        return decisions
+
+    async def nothing(*_args, **_kwargs):
+        return {}
+
+    async def no_objectives(*_args, **_kwargs):
+        return []
+
+    monkeypatch.setattr(adapters, "incidents_between", rows)
+    monkeypatch.setattr(adapters, "decisions_before", decided)
+    monkeypatch.setattr(adapters, "load_incidents", nothing)
+    monkeypatch.setattr(adapters, "headcount", nothing)
+    monkeypatch.setattr(adapters, "objectives", no_objectives)
+    threads = []
+    figures = handlers._figures
+
+    def recording(*args):
+        threads.append(threading.current_thread())
+        return figures(*args)
+
+    monkeypatch.setattr(handlers, "_figures", recording)
+    projection = handlers.Projection(ZoneInfo("Europe/London"), frozenset(ReferralCriterion))
+    scope = handlers.Scope(periods.span(JAN.date(), FEB.date()))
+    body = await handlers.board(None, scope, projection, Disclosure(5))
+
+    assert threads and threads[0] is not threading.main_thread()
+    assert body["totals"]["incidents"] == 47
+    assert body["totals"]["breakdowns"]["incidents_by_category"] == {"weapon": 20, "verbal_abuse": 27}
+    assert [m["incidents"] for m in body["months"]] == [40, 7]
