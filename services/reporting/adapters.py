@@ -6,8 +6,10 @@ fresh copy of the tables beside the live ones.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -17,6 +19,7 @@ from services.reporting.domain.objectives import Direction, Objective
 from vanda.runtime.rows import insert_many
 
 SCHEMA = "reporting"
+T = TypeVar("T")
 INCIDENT_COLUMNS = ("incident_id", "subject_id", "occurred_at", "organisation", "site", "location_type", "category",
                     "sexual_assault", "harm", "perpetrator_kind", "medical_factors", "age_band", "vulnerabilities",
                     "staff", "hate_aggravation", "body_worn_camera", "police_informed", "crime_reference",
@@ -107,7 +110,7 @@ async def incidents_between(pool: asyncpg.Pool, start: datetime, end: datetime, 
                             site: str | None, schema: str = SCHEMA) -> list[IncidentFact]:
     rows = await pool.fetch(f"SELECT * FROM {schema}.incidents WHERE occurred_at >= $1 AND occurred_at < $2"
                             " AND NOT withdrawn" + FILTER, start, end, organisation, site)
-    return [incident_of(r) for r in rows]
+    return await _off_loop(incident_of, rows)
 
 
 async def decisions_before(pool: asyncpg.Pool, start: datetime, end: datetime, organisation: str | None,
@@ -121,7 +124,13 @@ async def decisions_before(pool: asyncpg.Pool, start: datetime, end: datetime, o
         f" SELECT * FROM {schema}.decisions WHERE decided_at < $2 AND (decided_at >= $1"
         " OR (kind IN ('ban_imposed', 'rescinded', 'ban_expired') AND sanction_id IN (SELECT sanction_id FROM running)))"
         + FILTER, start, end, organisation, site)
-    return [decision_of(r) for r in rows]
+    return await _off_loop(decision_of, rows)
+
+
+async def _off_loop(convert: Callable[[asyncpg.Record], T], rows: list[asyncpg.Record]) -> list[T]:
+    """A period's rows as facts, converted in a thread: for a long period or a large region that
+    is seconds of CPU, which the event loop spends serving consumers and health checks instead."""
+    return await asyncio.to_thread(lambda: [convert(r) for r in rows])
 
 
 async def referrals(pool: asyncpg.Pool, organisation: str | None, site: str | None) -> list[tuple[IncidentFact, list[str]]]:
