@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import signal
@@ -11,9 +12,10 @@ import time
 
 import pytest
 
+from vanda.runtime.db import create_pool
 from vanda.stack.ports import free_port
 
-DB_WAIT_S = 60  # how long start-up waits for PostgreSQL (vanda.runtime.db.create_pool)
+DB_WAIT_S = inspect.signature(create_pool).parameters["wait_s"].default  # how long start-up waits for PostgreSQL
 
 
 def _start_with_database_away(service: str) -> subprocess.Popen[bytes]:
