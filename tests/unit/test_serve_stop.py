@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import signal
@@ -12,10 +11,10 @@ import time
 
 import pytest
 
-from vanda.runtime.db import create_pool
+from vanda.runtime.settings import CommonSettings
 from vanda.stack.ports import free_port
 
-DB_WAIT_S = inspect.signature(create_pool).parameters["wait_s"].default  # how long start-up waits for PostgreSQL
+DB_WAIT_S = CommonSettings.model_fields["startup_wait_s"].default  # how long start-up waits for PostgreSQL
 
 
 def _start_with_database_away(service: str) -> subprocess.Popen[bytes]:

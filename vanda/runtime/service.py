@@ -79,10 +79,12 @@ class Runtime:
         can arrive: the place to build what the subscribers' handlers use.
         """
         s = self.settings
-        self.pool = await db.create_pool(s.database_url, max_size=s.db_pool_max, ssl=postgres_ssl(self.transport))
+        self.pool = await db.create_pool(s.database_url, max_size=s.db_pool_max, wait_s=s.startup_wait_s,
+                                         ssl=postgres_ssl(self.transport))
         kafka = kafka_options(self.transport)
-        await ensure_topics(s.kafka_bootstrap_servers, self.topics,
-                            partitions=s.topic_partitions, replication=s.topic_replication_factor, **kafka)
+        # Once the topics exist the broker is up, so the producers and consumers below start at once.
+        await ensure_topics(s.kafka_bootstrap_servers, self.topics, partitions=s.topic_partitions,
+                            replication=s.topic_replication_factor, wait_s=s.startup_wait_s, **kafka)
         self.producer = idempotent_producer(s.kafka_bootstrap_servers, f"vanda-{self.name}", **kafka)
         await self.producer.start()
         # Dead letters get their own producer: a lost request there must not corrupt the

@@ -15,6 +15,9 @@ class CommonSettings(BaseSettings):
     database_url: str = Field("postgresql://postgres@127.0.0.1:5432/vanda", description="PostgreSQL DSN.")
     topic_partitions: int = Field(6, ge=1, description="Partitions for topics a service creates.")
     topic_replication_factor: int = Field(1, ge=1, description="Replication factor for new topics.")
+    startup_wait_s: float = Field(
+        60, gt=0, description="How long start-up waits for PostgreSQL and for Kafka to accept connections before"
+                              " the service gives up and exits.")
     db_pool_max: int = Field(10, ge=1, description="Largest PostgreSQL pool size per service.")
     relay_interval_s: float = Field(0.2, gt=0, description="Outbox poll interval when idle.")
     relay_batch: int = Field(2000, ge=1, description="Most outbox rows published per round.")
