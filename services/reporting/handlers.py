@@ -108,7 +108,7 @@ async def board(pool: asyncpg.Pool, scope: Scope, p: Projection, disclosure: Dis
     incidents = await adapters.incidents_between(pool, start, end, scope.organisation, scope.site, p.schema)
     decisions = await adapters.decisions_before(pool, start, end, scope.organisation, scope.site, p.schema)
     red = [d.incident_id for d in decisions if d.kind == "red_card_proposed"]
-    related = await adapters.load_incidents(pool, red, p.schema)
+    related = await adapters.incidents_by_id(pool, red, p.schema)
     heads = await adapters.headcount(pool, scope.period.label, scope.period.last, scope.organisation, scope.site)
     months = [Window(periods.label(m), periods.start_of(m, p.zone), periods.start_of(periods.add_months(m, 1), p.zone))
               for m in scope.period.months]

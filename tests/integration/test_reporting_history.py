@@ -1,7 +1,9 @@
-"""The board reads the period's decisions and the bans still running into it, not the whole history."""
+"""The board reads the period's decisions and the bans still running into it, not the whole history,
+and reads them a chunk at a time, converting each chunk off the event loop."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -11,6 +13,8 @@ import pytest
 from services.reporting import adapters
 from services.reporting.domain.facts import DecisionFact
 from services.reporting.domain.metrics import active_bans
+from tests.unit.test_reporting_metrics import fact
+from vanda.runtime.db import create_pool
 
 pytestmark = pytest.mark.integration
 
@@ -74,3 +78,34 @@ async def test_a_month_reads_its_decisions_and_the_bans_running_into_it(pipeline
     for at in (START + timedelta(days=n) for n in range(32)):
         assert active_bans(read, at) == active_bans(h.facts, at), at
     assert active_bans(read, END) == 2
+
+
+async def test_a_period_is_read_in_chunks_each_converted_off_the_event_loop(pipeline, monkeypatch):
+    h = History()
+    for n in range(7):
+        h.decide("yellow_card_1", f"2026-03-{n + 2:02d}")
+    incidents = [fact(organisation=h.organisation, vulnerabilities=("homelessness",) * (n % 2))
+                 for n in range(4)]
+    monkeypatch.setattr(adapters, "READ_CHUNK", 3)
+    chunks: list[tuple[int, threading.Thread]] = []
+    convert_all = adapters._convert_all
+
+    def recording(convert, rows):
+        chunks.append((len(rows), threading.current_thread()))
+        return convert_all(convert, rows)
+
+    monkeypatch.setattr(adapters, "_convert_all", recording)
+    pool = await create_pool(pipeline["DATABASE_URL"], max_size=1)  # with the services' JSON codecs
+    try:
+        async with pool.acquire() as conn:
+            await adapters.save_decisions(conn, h.facts)
+            await adapters.save_incidents(conn, incidents)
+        read = await adapters.decisions_before(pool, START, END, h.organisation, None)
+        related = await adapters.incidents_by_id(pool, [i.incident_id for i in incidents] + [uuid.uuid4()])
+    finally:
+        await pool.close()
+
+    assert related == {i.incident_id: i for i in incidents}
+    assert {d.decision_id: d for d in read} == {d.decision_id: d for d in h.facts}  # every field round-trips
+    assert [n for n, _ in chunks] == [3, 3, 1, 3, 1]  # the decisions, then the incidents
+    assert all(thread is not threading.main_thread() for _, thread in chunks)

@@ -33,7 +33,7 @@ async def test_the_figures_are_computed_in_a_worker_thread_with_the_same_result(
 
     monkeypatch.setattr(adapters, "incidents_between", rows)
     monkeypatch.setattr(adapters, "decisions_before", decided)
-    monkeypatch.setattr(adapters, "load_incidents", nothing)
+    monkeypatch.setattr(adapters, "incidents_by_id", nothing)
     monkeypatch.setattr(adapters, "headcount", nothing)
     monkeypatch.setattr(adapters, "objectives", no_objectives)
     threads = []
