@@ -68,8 +68,12 @@ async def _rebuild(database_url: str, bootstrap: str, organisation: str | None) 
         columns = (TextColumn("[bold]replaying events"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console) as progress:
             task = progress.add_task("replay", total=None)
-            result = await replay.replay(database_url, bootstrap, projection,
-                                         lambda done, total: progress.update(task, completed=done, total=total))
+            try:
+                result = await replay.replay(database_url, bootstrap, projection,
+                                             lambda done, total: progress.update(task, completed=done, total=total))
+            except replay.HistoryDeleted as gone:
+                console.print(f"[red]{gone}[/red]")
+                raise typer.Exit(1) from None
         console.print(f"replayed {result.total} record(s): {dict(result.outcomes)}")
         return await replay.differences(pool, organisation)
     finally:

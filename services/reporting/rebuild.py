@@ -56,14 +56,17 @@ LANES = max(2, os.cpu_count() or 2)
 
 
 async def replay(database_url: str, bootstrap: str, p: handlers.Projection,
-                 progress: Callable[[int, int], None] = lambda done, total: None, lanes: int = LANES) -> Replay:
+                 progress: Callable[[int, int], None] = lambda done, total: None, lanes: int = LANES,
+                 topics: tuple[str, ...] = (INCIDENTS, SANCTIONS)) -> Replay:
     """Apply every event up to the end offsets seen at the start; report (done, total) as it goes.
 
     Each lane replays the partitions with one remainder of the partition number, of both
     topics. Both topics are keyed by subject and have the same partitions, so one person's
     incidents and decisions stay in one lane, in order, and no two lanes write the same row.
     """
-    ends, starts = await _offsets(bootstrap)
+    ends, starts = await _offsets(bootstrap, topics)
+    if cut := history_cut(starts):
+        raise HistoryDeleted(cut)
     result = Replay(total=sum(ends[tp] - starts[tp] for tp in ends))
     split = lanes_of(sorted(ends), lanes)
     context = multiprocessing.get_context("spawn")  # never fork a process with a running event loop
@@ -79,6 +82,21 @@ async def replay(database_url: str, bootstrap: str, p: handlers.Projection,
             result.outcomes.update(outcomes)
     progress(done.value, result.total)
     return result
+
+
+class HistoryDeleted(RuntimeError):
+    """The topics no longer begin at their first event: a replay would rebuild part of history."""
+
+    def __init__(self, cut: dict[TopicPartition, int]) -> None:
+        where = ", ".join(f"{tp.topic} partition {tp.partition} begins at offset {n}" for tp, n in sorted(cut.items()))
+        super().__init__(f"events were deleted from the topics ({where}), by retention or by hand, so a replay"
+                         " cannot rebuild the projection: keep the event topics with retention.ms=-1")
+        self.cut = cut
+
+
+def history_cut(starts: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+    """Partitions whose first offset is past 0: their earliest events are gone."""
+    return {tp: n for tp, n in starts.items() if n > 0}
 
 
 def lanes_of(parts: list[TopicPartition], lanes: int) -> list[list[TopicPartition]]:
@@ -130,9 +148,10 @@ def _consumer(bootstrap: str) -> AIOKafkaConsumer:
                             fetch_max_bytes=64 * 1024 * 1024)
 
 
-async def _offsets(bootstrap: str) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
-    """End and beginning offsets of every partition of both topics, now: what the replay covers."""
-    parts = await _partitions(bootstrap)
+async def _offsets(bootstrap: str, topics: tuple[str, ...]) -> tuple[dict[TopicPartition, int],
+                                                                     dict[TopicPartition, int]]:
+    """End and beginning offsets of every partition of the topics, now: what the replay covers."""
+    parts = await _partitions(bootstrap, topics)
     consumer = _consumer(bootstrap)
     await consumer.start()
     try:
@@ -148,11 +167,11 @@ async def _behind(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -
     return False
 
 
-async def _partitions(bootstrap: str) -> list[TopicPartition]:
+async def _partitions(bootstrap: str, topics: tuple[str, ...]) -> list[TopicPartition]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="vanda-reporting-rebuild")
     await admin.start()
     try:
-        described = await admin.describe_topics([INCIDENTS, SANCTIONS])
+        described = await admin.describe_topics(list(topics))
     finally:
         await admin.close()
     return [TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]]

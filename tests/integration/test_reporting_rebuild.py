@@ -1,4 +1,5 @@
-"""`vanda reporting rebuild` replays both topics into fresh tables identical to the live projection."""
+"""`vanda reporting rebuild` replays both topics into fresh tables identical to the live projection,
+and refuses topics that no longer hold their whole history."""
 
 from __future__ import annotations
 
@@ -8,11 +9,16 @@ import subprocess
 import sys
 import time
 import uuid
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
 
+from services.reporting import rebuild as replay
+from services.reporting.handlers import Projection
 from tests.conftest import ROOT
 from tests.integration.test_reporting_board import intake_headers
 from vanda import synthetic
@@ -63,3 +69,26 @@ async def test_rebuild_equals_live_projection_after_a_synthetic_stream(pipeline)
         await asyncio.sleep(2)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "identical to the live projection" in result.stdout and "replayed" in result.stdout
+
+
+async def test_a_replay_refuses_topics_whose_first_events_were_deleted(pipeline) -> None:
+    bootstrap, topic = pipeline["KAFKA_BOOTSTRAP_SERVERS"], f"cut-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await admin.start()
+    await producer.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 2, 1)])
+        for n in range(6):
+            await producer.send_and_wait(topic, b"{}", partition=n % 2)
+        # What retention does to an old segment: the partition now begins past its first events.
+        await admin.delete_records({TopicPartition(topic, 1): RecordsToDelete(2)})
+        projection = Projection(ZoneInfo("Europe/London"), frozenset(), schema=replay.REBUILD_SCHEMA, emit=False)
+        with pytest.raises(replay.HistoryDeleted) as refused:
+            await replay.replay(pipeline["DATABASE_URL"], bootstrap, projection, topics=(topic,))
+    finally:
+        await producer.stop()
+        await admin.delete_topics([topic])
+        await admin.close()
+    assert refused.value.cut == {TopicPartition(topic, 1): 2}
+    assert f"{topic} partition 1 begins at offset 2" in str(refused.value)

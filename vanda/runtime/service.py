@@ -17,7 +17,7 @@ from vanda.runtime import asyncapi, db, heap, logs, metrics
 from vanda.runtime.consumer import Apply, ApplyMany, BatchConsumer, EventConsumer
 from vanda.runtime.outbox import Outgoing, Relay, idempotent_producer
 from vanda.runtime.settings import CommonSettings
-from vanda.runtime.topics import ensure_topics
+from vanda.runtime.topics import Retention, ensure_topics
 from vanda.runtime.transport import TransportSettings, faststream_security, kafka_options, postgres_ssl
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,8 @@ class Runtime:
         kafka = kafka_options(self.transport)
         # Once the topics exist the broker is up, so the producers and consumers below start at once.
         await ensure_topics(s.kafka_bootstrap_servers, self.topics, partitions=s.topic_partitions,
-                            replication=s.topic_replication_factor, wait_s=s.startup_wait_s, **kafka)
+                            replication=s.topic_replication_factor, wait_s=s.startup_wait_s,
+                            retention=Retention(s.submissions_retention_days, s.dlq_retention_days), **kafka)
         self.producer = idempotent_producer(s.kafka_bootstrap_servers, f"vanda-{self.name}", **kafka)
         await self.producer.start()
         # Dead letters get their own producer: a lost request there must not corrupt the

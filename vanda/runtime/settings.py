@@ -18,6 +18,11 @@ class CommonSettings(BaseSettings):
     startup_wait_s: float = Field(
         60, gt=0, description="How long start-up waits for PostgreSQL and for Kafka to accept connections before"
                               " the service gives up and exits.")
+    submissions_retention_days: int = Field(
+        7, ge=1, description="Retention of vanda.intake.submissions.v1 and its dead letters, set when they are"
+                             " created: they hold reports as submitted, with personal data.")
+    dlq_retention_days: int = Field(28, ge=1, description="Retention of the other dead-letter topics, set when they"
+                                                          " are created: time to fix and replay.")
     db_pool_max: int = Field(10, ge=1, description="Largest PostgreSQL pool size per service.")
     relay_interval_s: float = Field(0.2, gt=0, description="Outbox poll interval when idle.")
     relay_batch: int = Field(2000, ge=1, description="Most outbox rows published per round.")

@@ -4,13 +4,46 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_delay, wait_exponential
 
+from schemas.topics import SUBMISSIONS, dead_letter
+
 log = logging.getLogger(__name__)
+DAY_MS = 24 * 3600 * 1000
+FOR_EVER = "-1"
+PERSONAL = frozenset({SUBMISSIONS, dead_letter(SUBMISSIONS)})  # reports as submitted: names, NHS numbers
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long the topics that are not the event log keep their records."""
+
+    personal_days: int = 7
+    dead_letter_days: int = 28
+
+
+def topic_configs(name: str, replication: int, retention: Retention) -> dict[str, str]:
+    """The settings a topic is created with.
+
+    The event topics are vanda's log, kept for ever: `vanda reporting rebuild` and every new
+    subscriber replay them from the beginning, and they hold pseudonyms, never identifiers.
+    Kafka's default (7 days) would silently cut that history. Intake's input and its dead
+    letters hold personal data, so they are kept briefly; other dead letters long enough to
+    be fixed and replayed. With replicas, acks=all means two copies at least.
+    """
+    if name in PERSONAL:
+        keep = str(retention.personal_days * DAY_MS)
+    elif name.endswith(".dlq"):
+        keep = str(retention.dead_letter_days * DAY_MS)
+    else:
+        keep = FOR_EVER
+    return {"retention.ms": keep, "min.insync.replicas": str(min(2, max(1, replication - 1)))}
 
 
 def _waiting(state: RetryCallState) -> None:
@@ -19,8 +52,9 @@ def _waiting(state: RetryCallState) -> None:
 
 
 async def ensure_topics(bootstrap: str, names: list[str], *, partitions: int, replication: int,
-                        wait_s: float = 60, **transport: Any) -> None:
-    """Create missing topics; existing ones are left as they are.
+                        retention: Retention = Retention(), wait_s: float = 60, **transport: Any) -> None:
+    """Create missing topics with `topic_configs`; existing ones are left as they are, with a
+    warning if an event topic among them would delete history.
 
     Waits up to `wait_s` seconds for the broker, as start-up waits for PostgreSQL: in a
     fresh deployment the services often start before Kafka accepts connections.
@@ -33,11 +67,11 @@ async def ensure_topics(bootstrap: str, names: list[str], *, partitions: int, re
         reraise=True,
     ):
         with attempt:
-            await _create_missing(bootstrap, names, partitions, replication, transport)
+            await _create_missing(bootstrap, names, partitions, replication, retention, transport)
 
 
 async def _create_missing(bootstrap: str, names: list[str], partitions: int, replication: int,
-                          transport: dict[str, Any]) -> None:
+                          retention: Retention, transport: dict[str, Any]) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="vanda-admin", **transport)
     try:
         await admin.start()
@@ -47,10 +81,12 @@ async def _create_missing(bootstrap: str, names: list[str], partitions: int, rep
         raise
     try:
         existing = set(await admin.list_topics())
+        await _warn_if_history_is_deleted(admin, [n for n in names if n in existing], replication, retention)
         missing = [n for n in names if n not in existing]
         if not missing:
             return
-        new = [NewTopic(n, num_partitions=partitions, replication_factor=replication) for n in missing]
+        new = [NewTopic(n, num_partitions=partitions, replication_factor=replication,
+                        topic_configs=topic_configs(n, replication, retention)) for n in missing]
         try:
             await admin.create_topics(new)
         except TopicAlreadyExistsError:
@@ -58,3 +94,19 @@ async def _create_missing(bootstrap: str, names: list[str], partitions: int, rep
         log.info("created topics %s", missing)
     finally:
         await admin.close()
+
+
+async def _warn_if_history_is_deleted(admin: AIOKafkaAdminClient, names: list[str], replication: int,
+                                      retention: Retention) -> None:
+    """Topics made before vanda set their retention, or changed since, keep Kafka's default of a
+    week. Changing them is an operator's call (and often outside a service's ACLs), so say so."""
+    log_topics = [n for n in names if topic_configs(n, replication, retention)["retention.ms"] == FOR_EVER]
+    if not log_topics:
+        return
+    resources = [ConfigResource(ConfigResourceType.TOPIC, n, {"retention.ms": None}) for n in log_topics]
+    for response in await admin.describe_configs(resources):
+        for _error, _message, _kind, topic, entries in response.resources:
+            for key, value, *_ in entries:
+                if key == "retention.ms" and value != FOR_EVER:
+                    log.warning("topic %s deletes events after %s ms: a rebuild or a new subscriber would miss the"
+                                " older history; set retention.ms=-1 on it", topic, value)

@@ -1,0 +1,55 @@
+"""Topics on the real broker carry the retention vanda sets: the event log is never cut short."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from schemas.topics import INCIDENTS, SANCTIONS, SUBMISSIONS, dead_letter
+from vanda.runtime.topics import DAY_MS, ensure_topics
+
+pytestmark = pytest.mark.integration
+
+
+async def _retention(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, str]:
+    found = {}
+    resources = [ConfigResource(ConfigResourceType.TOPIC, t, {"retention.ms": None}) for t in topics]
+    for response in await admin.describe_configs(resources):
+        for _error, _message, _kind, topic, entries in response.resources:
+            found[topic] = dict((key, value) for key, value, *_ in entries)["retention.ms"]
+    return found
+
+
+async def test_the_services_created_their_topics_with_vandas_retention(pipeline: dict[str, str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=pipeline["KAFKA_BOOTSTRAP_SERVERS"])
+    await admin.start()
+    try:
+        kept = await _retention(admin, [INCIDENTS, SANCTIONS, SUBMISSIONS, dead_letter(INCIDENTS)])
+    finally:
+        await admin.close()
+    assert kept == {INCIDENTS: "-1", SANCTIONS: "-1", SUBMISSIONS: str(7 * DAY_MS),
+                    dead_letter(INCIDENTS): str(28 * DAY_MS)}
+
+
+async def test_an_existing_event_topic_that_deletes_history_is_reported_not_changed(
+        pipeline: dict[str, str], caplog: pytest.LogCaptureFixture) -> None:
+    bootstrap = pipeline["KAFKA_BOOTSTRAP_SERVERS"]
+    week, kept_for_ever = f"older-{uuid.uuid4().hex[:8]}", f"newer-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        # As created before vanda set retention: Kafka's default of a week.
+        await admin.create_topics([NewTopic(week, 1, 1, topic_configs={"retention.ms": str(7 * DAY_MS)})])
+        caplog.set_level(logging.WARNING, logger="vanda.runtime.topics")
+        await ensure_topics(bootstrap, [week, kept_for_ever], partitions=1, replication=1)
+        kept = await _retention(admin, [week, kept_for_ever])
+        await admin.delete_topics([week, kept_for_ever])
+    finally:
+        await admin.close()
+    assert kept == {week: str(7 * DAY_MS), kept_for_ever: "-1"}  # the operator's topic is left as it was
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and week in warnings[0] and "retention.ms=-1" in warnings[0]

@@ -1,0 +1,29 @@
+"""What each topic keeps, and for how long: the event log for ever, personal data briefly."""
+
+from __future__ import annotations
+
+import pytest
+
+from schemas.topics import BOARD_METRICS, INCIDENTS, POLICE_REFERRALS, SANCTIONS, SUBMISSIONS, dead_letter
+from vanda.runtime.topics import DAY_MS, Retention, topic_configs
+
+RETENTION = Retention(personal_days=3, dead_letter_days=20)
+
+
+@pytest.mark.parametrize(("topic", "kept_ms"), [
+    (INCIDENTS, "-1"),
+    (SANCTIONS, "-1"),
+    (POLICE_REFERRALS, "-1"),
+    (BOARD_METRICS, "-1"),
+    (SUBMISSIONS, str(3 * DAY_MS)),
+    (dead_letter(SUBMISSIONS), str(3 * DAY_MS)),  # the same reports, so the same short life
+    (dead_letter(INCIDENTS), str(20 * DAY_MS)),
+    (dead_letter(SANCTIONS), str(20 * DAY_MS)),
+])
+def test_retention_by_topic(topic: str, kept_ms: str) -> None:
+    assert topic_configs(topic, 1, RETENTION)["retention.ms"] == kept_ms
+
+
+@pytest.mark.parametrize(("replication", "min_insync"), [(1, "1"), (2, "1"), (3, "2"), (5, "2")])
+def test_acks_all_waits_for_two_copies_when_there_are_replicas_to_spare(replication: int, min_insync: str) -> None:
+    assert topic_configs(INCIDENTS, replication, RETENTION)["min.insync.replicas"] == min_insync
