@@ -108,5 +108,5 @@ async def _warn_if_history_is_deleted(admin: AIOKafkaAdminClient, names: list[st
         for _error, _message, _kind, topic, entries in response.resources:
             for key, value, *_ in entries:
                 if key == "retention.ms" and value != FOR_EVER:
-                    log.warning("topic %s deletes events after %s ms: a rebuild or a new subscriber would miss the"
-                                " older history; set retention.ms=-1 on it", topic, value)
+                    log.warning("topic %s deletes events after %g days: a rebuild or a new subscriber would miss"
+                                " the older history; set retention.ms=-1 on it", topic, int(value) / DAY_MS)
