@@ -62,7 +62,7 @@ async def test_topics_are_created_once_a_late_broker_accepts_connections(
         pipeline: dict[str, str], caplog: pytest.LogCaptureFixture) -> None:
     bootstrap = pipeline["KAFKA_BOOTSTRAP_SERVERS"]
     topic = f"startup-wait-{uuid.uuid4().hex[:8]}"
-    caplog.set_level(logging.WARNING, logger="vanda.runtime.topics")
+    caplog.set_level(logging.WARNING, logger="vanda.runtime.startup")
     async with _late_forwarder(*_host_port(bootstrap), LATE_S) as port:
         started = time.monotonic()
         await ensure_topics(f"127.0.0.1:{port}", [topic], partitions=2, replication=1, wait_s=30)
@@ -82,7 +82,7 @@ async def test_topics_are_created_once_a_late_broker_accepts_connections(
 async def test_a_pool_opens_once_a_late_database_accepts_connections(
         pipeline: dict[str, str], caplog: pytest.LogCaptureFixture) -> None:
     dsn = urlsplit(pipeline["DATABASE_URL"])
-    caplog.set_level(logging.WARNING, logger="vanda.runtime.db")
+    caplog.set_level(logging.WARNING, logger="vanda.runtime.startup")
     async with _late_forwarder(dsn.hostname, dsn.port, LATE_S) as port:
         started = time.monotonic()
         pool = await create_pool(dsn._replace(netloc=dsn.netloc.replace(f":{dsn.port}", f":{port}")).geturl(),

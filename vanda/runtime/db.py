@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import asyncpg
 import orjson
 from aiokafka.errors import (
@@ -13,9 +11,8 @@ from aiokafka.errors import (
     NotLeaderForPartitionError,
     RequestTimedOutError,
 )
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_delay, wait_exponential
 
-log = logging.getLogger(__name__)
+from vanda.runtime.startup import retrying
 
 # Errors that mean "the database or broker is not reachable right now", never "this input is bad".
 TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
@@ -75,21 +72,10 @@ class Connection(asyncpg.Connection):
         return ""
 
 
-def _waiting(state: RetryCallState) -> None:
-    # Says what start-up waits for: without it a service whose database is away looks hung.
-    log.warning("PostgreSQL is not reachable yet; retrying (%.0f s so far)", state.seconds_since_start or 0)
-
-
 async def create_pool(dsn: str, *, max_size: int = 10, wait_s: float = 60,
                       ssl: object = False) -> asyncpg.Pool:
     """Open a pool, retrying for up to `wait_s` seconds while the server is unreachable."""
-    async for attempt in AsyncRetrying(
-        retry=retry_if_exception_type(TRANSIENT_DB_ERRORS),
-        wait=wait_exponential(multiplier=0.2, max=5),
-        stop=stop_after_delay(wait_s),
-        before_sleep=_waiting,
-        reraise=True,
-    ):
+    async for attempt in retrying("PostgreSQL", TRANSIENT_DB_ERRORS, wait_s):
         with attempt:
             return await asyncpg.create_pool(
                 dsn, min_size=1, max_size=max_size, init=_init_connection, command_timeout=30, ssl=ssl or None,

@@ -10,9 +10,9 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from schemas.topics import SUBMISSIONS, dead_letter
+from vanda.runtime.startup import retrying
 
 log = logging.getLogger(__name__)
 DAY_MS = 24 * 3600 * 1000
@@ -46,11 +46,6 @@ def topic_configs(name: str, replication: int, retention: Retention) -> dict[str
     return {"retention.ms": keep, "min.insync.replicas": str(min(2, max(1, replication - 1)))}
 
 
-def _waiting(state: RetryCallState) -> None:
-    # Says what start-up waits for: without it a service whose broker is away looks hung.
-    log.warning("Kafka is not reachable yet; retrying (%.0f s so far)", state.seconds_since_start or 0)
-
-
 async def ensure_topics(bootstrap: str, names: list[str], *, partitions: int, replication: int,
                         retention: Retention = Retention(), wait_s: float = 60, **transport: Any) -> None:
     """Create missing topics with `topic_configs`; existing ones are left as they are, with a
@@ -59,13 +54,7 @@ async def ensure_topics(bootstrap: str, names: list[str], *, partitions: int, re
     Waits up to `wait_s` seconds for the broker, as start-up waits for PostgreSQL: in a
     fresh deployment the services often start before Kafka accepts connections.
     """
-    async for attempt in AsyncRetrying(
-        retry=retry_if_exception_type(KafkaConnectionError),
-        wait=wait_exponential(multiplier=0.2, max=5),
-        stop=stop_after_delay(wait_s),
-        before_sleep=_waiting,
-        reraise=True,
-    ):
+    async for attempt in retrying("Kafka", (KafkaConnectionError,), wait_s):
         with attempt:
             await _create_missing(bootstrap, names, partitions, replication, retention, transport)
 
