@@ -35,23 +35,32 @@ def _connections(home: Path) -> tuple[str, str]:
 def rebuild(
     home: Annotated[Path, typer.Option("--home", envvar="VANDA_HOME", help="State folder of `vanda up`.")] = Path(".vanda"),
     organisation: Annotated[str | None, typer.Option(help="Compare only this organisation (ODS code).")] = None,
+    promote: Annotated[bool, typer.Option(
+        "--promote", help="Then make the rebuilt tables the live ones (reporting must be stopped); the replaced"
+                          " tables are kept in schema reporting_replaced.")] = False,
 ) -> None:
     """Replay both topics from the beginning into schema reporting_rebuild, then compare it with live."""
+    if promote and organisation:
+        raise typer.BadParameter("a promotion replaces every organisation's rows: compare them all",
+                                 param_hint="--organisation")
     database_url, bootstrap = _connections(home.resolve())
-    differences = asyncio.run(_rebuild(database_url, bootstrap, organisation))
+    differences = asyncio.run(_rebuild(database_url, bootstrap, organisation, promote))
     table = Table(title="live projection vs rebuild" + (f" ({organisation})" if organisation else ""))
     for column in ("table", "rows that differ"):
         table.add_column(column)
     for name, n in differences.items():
         table.add_row(name, str(n))
     console.print(table)
-    if any(differences.values()):
+    if promote:
+        console.print("promoted: the rebuilt tables are live; the replaced ones are in schema reporting_replaced")
+    elif any(differences.values()):
         console.print("[red]rebuild differs from the live projection[/red]")
         raise typer.Exit(1)
-    console.print("rebuild is identical to the live projection")
+    else:
+        console.print("rebuild is identical to the live projection")
 
 
-async def _rebuild(database_url: str, bootstrap: str, organisation: str | None) -> dict[str, int]:
+async def _rebuild(database_url: str, bootstrap: str, organisation: str | None, promote: bool) -> dict[str, int]:
     from zoneinfo import ZoneInfo
 
     from services.reporting import rebuild as replay
@@ -60,6 +69,8 @@ async def _rebuild(database_url: str, bootstrap: str, organisation: str | None) 
     from vanda.runtime.db import create_pool
 
     settings = ReportingSettings()
+    if promote:
+        await _stopped(replay, bootstrap, settings.consumer_group)
     projection = Projection(ZoneInfo(settings.timezone), settings.police_criteria, schema=replay.REBUILD_SCHEMA,
                             emit=False)
     pool = await create_pool(database_url, max_size=2)
@@ -75,6 +86,20 @@ async def _rebuild(database_url: str, bootstrap: str, organisation: str | None) 
                 console.print(f"[red]{gone}[/red]")
                 raise typer.Exit(1) from None
         console.print(f"replayed {result.total} record(s): {dict(result.outcomes)}")
-        return await replay.differences(pool, organisation)
+        differences = await replay.differences(pool, organisation)
+        if promote:
+            await _stopped(replay, bootstrap, settings.consumer_group)  # still: nobody started it meanwhile
+            await replay.promote(pool)
+        return differences
     finally:
         await pool.close()
+
+
+async def _stopped(replay, bootstrap: str, group: str) -> None:  # noqa: ANN001 - the module, imported late
+    """Refuse to promote while reporting consumes: its writes would land in tables about to be replaced,
+    and it could read past the replay's end."""
+    members = await replay.group_members(bootstrap, group)
+    if members:
+        console.print(f"[red]stop reporting before promoting: its consumer group {group} has {members}"
+                      " member(s)[/red]")
+        raise typer.Exit(1)

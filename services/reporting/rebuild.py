@@ -1,9 +1,10 @@
-"""Replay both topics from the beginning into a fresh copy of the fact tables, then compare.
+"""Replay both topics from the beginning into a fresh copy of the fact tables, compare, promote.
 
 The copy lives in its own schema beside the live one (`reporting_rebuild`), built with
 the same projection code, so it can be compared row by row with what the live consumer
 built while the service keeps running. Nothing is published: a replay must not prompt the
-police again or re-send board figures.
+police again or re-send board figures. Once reporting is stopped, the copy can replace the
+live tables (after a fix to the projection, say), and the replaced ones are kept.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from vanda.runtime import heap, inbox
 from vanda.runtime.consumer import claim_and_apply, decode_all
 from vanda.runtime.db import create_pool
 
+LIVE_SCHEMA = "reporting"
 REBUILD_SCHEMA = "reporting_rebuild"
+REPLACED_SCHEMA = "reporting_replaced"
 TABLES = ("incidents", "decisions", "police_referrals", "inbox")
 # Bookkeeping columns (when a row was written) differ by nature; everything else must match.
 COMPARED = {"incidents": "*", "decisions": "*", "police_referrals": "incident_id, criteria"}
@@ -220,3 +223,45 @@ async def differences(pool: asyncpg.Pool, organisation: str | None = None,
         query = f"SELECT (SELECT count(*) FROM ({live} EXCEPT ALL {rebuilt}) a) + (SELECT count(*) FROM ({rebuilt} EXCEPT ALL {live}) b)"
         out[table] = await pool.fetchval(query, *args)
     return out
+
+
+async def group_members(bootstrap: str, group: str) -> int:
+    """How many consumers the group has now: a promotion needs reporting stopped, so none."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="vanda-reporting-rebuild")
+    await admin.start()
+    try:
+        [response] = await admin.describe_consumer_groups([group])
+    finally:
+        await admin.close()
+    [(_error, _group, _state, _protocol_type, _protocol, members, *_)] = response.groups
+    return len(members)
+
+
+async def promote(pool: asyncpg.Pool, live: str = LIVE_SCHEMA, rebuilt: str = REBUILD_SCHEMA,
+                  replaced: str = REPLACED_SCHEMA) -> None:
+    """Make the rebuilt tables the live ones, in one transaction; the live ones move to `replaced`.
+
+    The inbox moves with the facts, so when reporting starts again from its committed
+    offsets (never past the replay's end, since it was stopped) it skips what the replay
+    applied. Indexes take the live tables' names, which later migrations may use.
+    """
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(f"DROP SCHEMA IF EXISTS {replaced} CASCADE")
+        await conn.execute(f"CREATE SCHEMA {replaced}")
+        for table in TABLES:
+            names = await _index_names(conn, live, table)
+            await conn.execute(f"ALTER TABLE {live}.{table} SET SCHEMA {replaced}")
+            await conn.execute(f"ALTER TABLE {rebuilt}.{table} SET SCHEMA {live}")
+            for shape, name in (await _index_names(conn, live, table)).items():
+                if shape in names and names[shape] != name:
+                    await conn.execute(f'ALTER INDEX {live}."{name}" RENAME TO "{names[shape]}"')
+        await conn.execute(f"DROP SCHEMA {rebuilt}")
+
+
+async def _index_names(conn: asyncpg.Connection, schema: str, table: str) -> dict[str, str]:
+    """A table's indexes by shape (unique or not, method, columns), whatever their names."""
+    rows = await conn.fetch(
+        "SELECT c.relname AS name, regexp_replace(pg_get_indexdef(x.indexrelid), ' INDEX \\S+ ON \\S+ ', ' ')"
+        " AS shape FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid"
+        " WHERE x.indrelid = format('%I.%I', $1::text, $2::text)::regclass", schema, table)
+    return {r["shape"]: r["name"] for r in rows}

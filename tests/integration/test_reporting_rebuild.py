@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -17,9 +18,11 @@ import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
 
-from services.reporting import rebuild as replay
+from services.reporting import adapters, rebuild as replay
+from services.reporting.domain.facts import DecisionFact
 from services.reporting.handlers import Projection
 from tests.conftest import ROOT
+from vanda.runtime.db import create_pool
 from tests.integration.test_reporting_board import intake_headers
 from vanda import synthetic
 
@@ -28,11 +31,21 @@ COUNT = 1200
 
 
 def rebuild(pipeline, organisation: str) -> subprocess.CompletedProcess[str]:
+    return rebuild_command(pipeline, "--organisation", organisation)
+
+
+def rebuild_command(pipeline, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ) | {"COLUMNS": "200", "DATABASE_URL": pipeline["DATABASE_URL"],
                               "KAFKA_BOOTSTRAP_SERVERS": pipeline["KAFKA_BOOTSTRAP_SERVERS"]}
-    return subprocess.run([sys.executable, "-m", "vanda", "reporting", "rebuild", "--organisation", organisation,
+    return subprocess.run([sys.executable, "-m", "vanda", "reporting", "rebuild", *args,
                            "--home", pipeline["HOME_DIR"]], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=600)
+
+
+def _decision() -> DecisionFact:
+    d, at = uuid.uuid4(), datetime(2026, 3, 2, tzinfo=UTC)
+    return DecisionFact(decision_id=d, kind="yellow_card_1", sanction_id=d, incident_id=uuid.uuid4(),
+                        subject_id="sub_promote", organisation="RPROM", site="North", occurred_at=at, decided_at=at)
 
 
 async def send(pipeline, reports: list[dict], concurrency: int = 8) -> list[int]:
@@ -92,3 +105,45 @@ async def test_a_replay_refuses_topics_whose_first_events_were_deleted(pipeline)
         await admin.close()
     assert refused.value.cut == {TopicPartition(topic, 1): 2}
     assert f"{topic} partition 1 begins at offset 2" in str(refused.value)
+
+
+async def test_promotion_puts_the_rebuilt_tables_live_under_the_live_index_names(pipeline) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    live, rebuilt, replaced = f"live_{suffix}", f"rebuilt_{suffix}", f"replaced_{suffix}"
+    old, new = _decision(), _decision()
+    pool = await create_pool(pipeline["DATABASE_URL"], max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            wanted = {t: set((await replay._index_names(conn, "reporting", t)).values()) for t in replay.TABLES}
+            for schema in (live, rebuilt):
+                await conn.execute(f"CREATE SCHEMA {schema}")
+                for table in replay.TABLES:
+                    await conn.execute(f"CREATE TABLE {schema}.{table} (LIKE reporting.{table} INCLUDING ALL)")
+            for table in replay.TABLES:  # the live copy's indexes get the names the migrations gave them
+                named = await replay._index_names(conn, "reporting", table)
+                for shape, name in (await replay._index_names(conn, live, table)).items():
+                    if name != named[shape]:
+                        await conn.execute(f'ALTER INDEX {live}."{name}" RENAME TO "{named[shape]}"')
+            await adapters.save_decisions(conn, [old], live)
+            await adapters.save_decisions(conn, [new], rebuilt)
+
+        await replay.promote(pool, live, rebuilt, replaced)
+
+        async with pool.acquire() as conn:
+            assert await conn.fetchval(f"SELECT array_agg(decision_id) FROM {live}.decisions") == [new.decision_id]
+            assert await conn.fetchval(f"SELECT array_agg(decision_id) FROM {replaced}.decisions") == [old.decision_id]
+            assert not await conn.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname = $1", rebuilt)
+            for table in replay.TABLES:
+                assert set((await replay._index_names(conn, live, table)).values()) == wanted[table], table
+    finally:
+        async with pool.acquire() as conn:
+            for schema in (live, rebuilt, replaced):
+                await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await pool.close()
+
+
+def test_a_promotion_is_refused_while_reporting_consumes(pipeline) -> None:
+    done = rebuild_command(pipeline, "--promote")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "stop reporting before promoting" in done.stdout and "vanda-reporting" in done.stdout
+    assert "replayed" not in done.stdout  # refused before any work
