@@ -187,6 +187,14 @@ def test_readiness_is_readyz_and_liveness_is_healthz(name: str, applied: list) -
 
 
 @pytest.mark.parametrize("name", SERVICES)
+def test_start_up_may_wait_for_postgresql_then_kafka_before_the_probe_gives_up(name: str, applied: list) -> None:
+    # The service's own waits end first, so the pod exits with a log line saying what it waited for.
+    probe = _container(_one(applied, "Deployment", name))["startupProbe"]
+    wait = CommonSettings.model_fields["startup_wait_s"].default
+    assert probe["periodSeconds"] * probe["failureThreshold"] > 2 * wait
+
+
+@pytest.mark.parametrize("name", SERVICES)
 def test_service_routes_to_its_pods_and_scrape_annotations_match(name: str, applied: list) -> None:
     deployment = _one(applied, "Deployment", name)
     labels = deployment["spec"]["template"]["metadata"]["labels"]
