@@ -70,7 +70,7 @@ async def _rebuild(database_url: str, bootstrap: str, organisation: str | None, 
 
     settings = ReportingSettings()
     if promote:
-        await _stopped(replay, bootstrap, settings.consumer_group)
+        await _stopped(bootstrap, settings.consumer_group)
     projection = Projection(ZoneInfo(settings.timezone), settings.police_criteria, schema=replay.REBUILD_SCHEMA,
                             emit=False)
     pool = await create_pool(database_url, max_size=2)
@@ -88,17 +88,19 @@ async def _rebuild(database_url: str, bootstrap: str, organisation: str | None, 
         console.print(f"replayed {result.total} record(s): {dict(result.outcomes)}")
         differences = await replay.differences(pool, organisation)
         if promote:
-            await _stopped(replay, bootstrap, settings.consumer_group)  # still: nobody started it meanwhile
+            await _stopped(bootstrap, settings.consumer_group)  # still: nobody started it meanwhile
             await replay.promote(pool)
         return differences
     finally:
         await pool.close()
 
 
-async def _stopped(replay, bootstrap: str, group: str) -> None:  # noqa: ANN001 - the module, imported late
+async def _stopped(bootstrap: str, group: str) -> None:
     """Refuse to promote while reporting consumes: its writes would land in tables about to be replaced,
     and it could read past the replay's end."""
-    members = await replay.group_members(bootstrap, group)
+    from services.reporting.rebuild import group_members
+
+    members = await group_members(bootstrap, group)
     if members:
         console.print(f"[red]stop reporting before promoting: its consumer group {group} has {members}"
                       " member(s)[/red]")

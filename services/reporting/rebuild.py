@@ -233,7 +233,9 @@ async def group_members(bootstrap: str, group: str) -> int:
         [response] = await admin.describe_consumer_groups([group])
     finally:
         await admin.close()
-    [(_error, _group, _state, _protocol_type, _protocol, members, *_)] = response.groups
+    [(error, _group, _state, _protocol_type, _protocol, members, *_)] = response.groups
+    if error:  # not allowed to look, say: never take that for "stopped"
+        raise RuntimeError(f"could not describe consumer group {group}: Kafka error code {error}")
     return len(members)
 
 
