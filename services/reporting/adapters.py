@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import fields
 from datetime import date, datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -33,6 +34,7 @@ INCIDENT_TYPES = tuple(zip(INCIDENT_COLUMNS, (
 DECISION_TYPES = tuple(zip(DECISION_COLUMNS, (
     "uuid", "text", "uuid", "uuid", "text", "text", "text", "timestamptz", "timestamptz", "timestamptz",
     "timestamptz"), strict=True))
+STAFF_FIELDS = tuple(f.name for f in fields(Staff))
 READ_CHUNK = 2000  # rows decoded per visit to the event loop when a period is read
 FILTER = " AND ($3::text IS NULL OR organisation = $3) AND ($4::text IS NULL OR site = $4)"
 
@@ -40,7 +42,7 @@ FILTER = " AND ($3::text IS NULL OR organisation = $3) AND ($4::text IS NULL OR 
 def _incident_row(f: IncidentFact) -> tuple[Any, ...]:
     values = {c: getattr(f, c) for c in INCIDENT_COLUMNS}
     values["vulnerabilities"], values["hate_aggravation"] = list(f.vulnerabilities), list(f.hate_aggravation)
-    values["staff"] = [vars(s) for s in f.staff]
+    values["staff"] = [{name: getattr(s, name) for name in STAFF_FIELDS} for s in f.staff]
     return tuple(values[c] for c in INCIDENT_COLUMNS)
 
 

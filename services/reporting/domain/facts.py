@@ -19,7 +19,7 @@ class NeverSeen(ValueError):
     """A correction for an incident reporting has no record of."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Staff:
     staff_group: str
     ethnic_group: str
@@ -27,7 +27,7 @@ class Staff:
     wishes_police_action: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class IncidentFact:
     incident_id: UUID
     subject_id: str | None
@@ -58,7 +58,7 @@ class IncidentFact:
         return self.police_informed or self.referred_at is not None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DecisionFact:
     decision_id: UUID
     kind: str
