@@ -19,7 +19,7 @@ class DrainingServer(uvicorn.Server):
     orchestrators then report a crash. A drained stop is a clean one: exit 0.
 
     uvicorn also only looks at a stop request once the app has started, and start-up waits
-    up to a minute for PostgreSQL: a stop asked for meanwhile interrupts it.
+    up to STARTUP_WAIT_S each for PostgreSQL and Kafka: a stop asked for meanwhile interrupts it.
     """
 
     _loop: asyncio.AbstractEventLoop | None = None
