@@ -1,10 +1,15 @@
-"""Start-up waits for a broker or database that is not accepting connections yet, and gives up in time."""
+"""Start-up waits for a broker or database that is not accepting connections yet, gives up in time,
+and stops at once when asked to while it waits."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import os
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from urllib.parse import urlsplit
@@ -13,6 +18,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaConnectionError
 
+from tests.unit.test_serve_stop import wait_for_line
 from vanda.runtime.db import create_pool
 from vanda.runtime.topics import ensure_topics
 from vanda.stack.ports import free_port
@@ -102,3 +108,20 @@ async def test_start_up_gives_up_on_a_broker_that_never_comes() -> None:
         await ensure_topics(f"127.0.0.1:{free_port()}", ["never"], partitions=1, replication=1, wait_s=LATE_S)
     # It waited its time, and no retry began long after it.
     assert LATE_S <= time.monotonic() - started < LATE_S + 10
+
+
+def test_a_stop_while_waiting_for_kafka_exits_cleanly(pipeline: dict[str, str]) -> None:
+    env = os.environ | {"DATABASE_URL": pipeline["DATABASE_URL"], "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}"}
+    proc = subprocess.Popen([sys.executable, "-m", "vanda", "serve", "sanctions", "--port", str(free_port())],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        lines = wait_for_line(proc, "Kafka is not reachable yet")
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=20)  # far less than the Kafka wait
+        lines += proc.stdout.read().decode().splitlines() if proc.stdout else []
+    finally:
+        proc.kill()
+        proc.wait()
+    assert code == 0, lines
+    assert any("stopped on request before start-up completed" in line for line in lines), lines
+

@@ -25,7 +25,7 @@ def _start_with_database_away(service: str) -> subprocess.Popen[bytes]:
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-def _wait_for_line(proc: subprocess.Popen[bytes], text: str, timeout: float = 30) -> list[str]:
+def wait_for_line(proc: subprocess.Popen[bytes], text: str, timeout: float = 30) -> list[str]:
     lines, deadline = [], time.monotonic() + timeout
     assert proc.stdout is not None
     while time.monotonic() < deadline:
@@ -41,7 +41,7 @@ def _wait_for_line(proc: subprocess.Popen[bytes], text: str, timeout: float = 30
 def test_a_stop_during_start_up_exits_cleanly_without_waiting_for_the_database(sig: signal.Signals) -> None:
     proc = _start_with_database_away("sanctions")
     try:
-        _wait_for_line(proc, "Waiting for application startup.")
+        wait_for_line(proc, "Waiting for application startup.")
         time.sleep(0.5)  # well inside the pool's retries
         proc.send_signal(sig)
         # Far less than the database wait: before the fix the process sat out all of it.
