@@ -73,7 +73,8 @@ async def _rebuild(database_url: str, bootstrap: str, organisation: str | None, 
         await _stopped(bootstrap, settings.consumer_group)
     projection = Projection(ZoneInfo(settings.timezone), settings.police_criteria, schema=replay.REBUILD_SCHEMA,
                             emit=False)
-    pool = await create_pool(database_url, max_size=2)
+    # No statement timeout: comparing a decade of facts takes longer than a service would wait.
+    pool = await create_pool(database_url, max_size=2, command_timeout=None)
     try:
         await replay.fresh_schema(pool)
         columns = (TextColumn("[bold]replaying events"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

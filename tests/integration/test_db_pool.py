@@ -1,4 +1,5 @@
-"""The services' pool on the real server: released connections come back clean without a reset query."""
+"""The services' pool on the real server: released connections come back clean without a reset query,
+and statements time out unless a batch job asks them not to."""
 
 from __future__ import annotations
 
@@ -37,3 +38,15 @@ async def test_a_released_connection_skips_the_reset_round_trip_but_not_the_roll
         await other.execute("DROP TABLE IF EXISTS public.pool_probe")
         await other.close()
         await pool.close()
+
+
+async def test_statements_time_out_unless_a_batch_job_asks_for_none(pipeline: dict[str, str]) -> None:
+    timed = await create_pool(pipeline["DATABASE_URL"], max_size=1, command_timeout=0.5)
+    patient = await create_pool(pipeline["DATABASE_URL"], max_size=1, command_timeout=None)
+    try:
+        with pytest.raises(TimeoutError):
+            await timed.execute("SELECT pg_sleep(1.5)")
+        assert await patient.execute("SELECT pg_sleep(1.5)") == "SELECT 1"
+    finally:
+        await timed.close()
+        await patient.close()

@@ -72,14 +72,18 @@ class Connection(asyncpg.Connection):
         return ""
 
 
-async def create_pool(dsn: str, *, max_size: int = 10, wait_s: float = 60,
-                      ssl: object = False) -> asyncpg.Pool:
-    """Open a pool, retrying for up to `wait_s` seconds while the server is unreachable."""
+async def create_pool(dsn: str, *, max_size: int = 10, wait_s: float = 60, ssl: object = False,
+                      command_timeout: float | None = 30) -> asyncpg.Pool:
+    """Open a pool, retrying for up to `wait_s` seconds while the server is unreachable.
+
+    Statements time out after `command_timeout` seconds: a service never waits on one for
+    ever. Batch jobs whose statements grow with the data (a rebuild's comparison) pass None.
+    """
     async for attempt in retrying("PostgreSQL", TRANSIENT_DB_ERRORS, wait_s):
         with attempt:
             return await asyncpg.create_pool(
-                dsn, min_size=1, max_size=max_size, init=_init_connection, command_timeout=30, ssl=ssl or None,
-                connection_class=Connection,
+                dsn, min_size=1, max_size=max_size, init=_init_connection, command_timeout=command_timeout,
+                ssl=ssl or None, connection_class=Connection,
             )
     raise AssertionError("unreachable")
 
