@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from schemas.topics import BOARD_METRICS, INCIDENTS, POLICE_REFERRALS, SANCTIONS, SUBMISSIONS, dead_letter
+from vanda.runtime import asyncapi
 from vanda.runtime.topics import DAY_MS, Retention, topic_configs
 
 RETENTION = Retention(personal_days=3, dead_letter_days=20)
@@ -27,3 +28,11 @@ def test_retention_by_topic(topic: str, kept_ms: str) -> None:
 @pytest.mark.parametrize(("replication", "min_insync"), [(1, "1"), (2, "1"), (3, "2"), (5, "2")])
 def test_acks_all_waits_for_two_copies_when_there_are_replicas_to_spare(replication: int, min_insync: str) -> None:
     assert topic_configs(INCIDENTS, replication, RETENTION)["min.insync.replicas"] == min_insync
+
+
+@pytest.mark.parametrize(("topic", "said"), [
+    (INCIDENTS, "Kept for ever"), (BOARD_METRICS, "Kept for ever"),
+    (dead_letter(SUBMISSIONS), "Kept 7 days"), (dead_letter(INCIDENTS), "Kept 28 days"),
+])
+def test_the_asyncapi_documents_tell_subscribers_how_long_a_topic_keeps_records(topic: str, said: str) -> None:
+    assert said in asyncapi._description(topic)

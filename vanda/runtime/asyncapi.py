@@ -20,6 +20,7 @@ from schemas.envelope import CloudEvent
 from schemas.events import EVENT_TYPES
 from schemas.incidents import IncidentReport
 from schemas.topics import BOARD_METRICS, INCIDENTS, POLICE_REFERRALS, SANCTIONS, SUBMISSIONS, dead_letter
+from vanda.runtime.topics import DAY_MS, FOR_EVER, Retention, topic_configs
 
 # Which events travel on which topic, told apart by their type names.
 _TYPE_MARKS = {INCIDENTS: ".incident.", SANCTIONS: ".sanction.", POLICE_REFERRALS: ".police_referral_",
@@ -66,8 +67,16 @@ def _description(topic: str) -> str:
         return (f"Records from {source} this service could not parse or refused: the original key and"
                 " bytes (a record that could not be parsed may not match this payload schema), with"
                 " headers vanda-dlq-reason (why, in one word), vanda-dlq-error (field and reason),"
-                " vanda-dlq-source-topic, -partition and -offset.")
-    return _DESCRIPTIONS[topic]
+                " vanda-dlq-source-topic, -partition and -offset." + _kept(topic))
+    return _DESCRIPTIONS[topic] + _kept(topic)
+
+
+def _kept(topic: str) -> str:
+    """How long the topic keeps records, as the services create it: part of what a subscriber relies on."""
+    kept = topic_configs(topic, 1, Retention())["retention.ms"]
+    if kept == FOR_EVER:
+        return " Kept for ever: a new subscriber may start from the beginning."
+    return f" Kept {int(kept) // DAY_MS} days by default."
 
 
 def document(broker: KafkaBroker, publishes: Iterable[str]) -> None:
