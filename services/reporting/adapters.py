@@ -35,6 +35,7 @@ DECISION_TYPES = tuple(zip(DECISION_COLUMNS, (
     "uuid", "text", "uuid", "uuid", "text", "text", "text", "timestamptz", "timestamptz", "timestamptz",
     "timestamptz"), strict=True))
 STAFF_FIELDS = tuple(f.name for f in fields(Staff))
+BY_ID = "SELECT * FROM {schema}.incidents WHERE incident_id = ANY($1::uuid[])"
 READ_CHUNK = 2000  # rows decoded per visit to the event loop when a period is read
 FILTER = " AND ($3::text IS NULL OR organisation = $3) AND ($4::text IS NULL OR site = $4)"
 
@@ -64,14 +65,13 @@ async def load_incident(conn: asyncpg.Connection, incident_id: UUID, schema: str
 
 
 async def load_incidents(conn: asyncpg.Connection, ids: list[UUID], schema: str = SCHEMA) -> dict[UUID, IncidentFact]:
-    rows = await conn.fetch(f"SELECT * FROM {schema}.incidents WHERE incident_id = ANY($1::uuid[])", list(set(ids)))
+    rows = await conn.fetch(BY_ID.format(schema=schema), list(set(ids)))
     return {r["incident_id"]: incident_of(r) for r in rows}
 
 
 async def incidents_by_id(pool: asyncpg.Pool, ids: list[UUID], schema: str = SCHEMA) -> dict[UUID, IncidentFact]:
     """Many incidents by id, for a board: read in chunks, off the loop, like a period's rows."""
-    facts = await _read(pool, incident_of, f"SELECT * FROM {schema}.incidents WHERE incident_id = ANY($1::uuid[])",
-                        list(set(ids)))
+    facts = await _read(pool, incident_of, BY_ID.format(schema=schema), list(set(ids)))
     return {f.incident_id: f for f in facts}
 
 

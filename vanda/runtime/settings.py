@@ -5,6 +5,9 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+SUBMISSIONS_RETENTION_DAYS = 7  # personal data: brief
+DLQ_RETENTION_DAYS = 28  # time to fix and replay
+
 
 class CommonSettings(BaseSettings):
     """Connection settings read from unprefixed environment variables."""
@@ -19,9 +22,9 @@ class CommonSettings(BaseSettings):
         60, gt=0, description="How long start-up waits for PostgreSQL and for Kafka to accept connections before"
                               " the service gives up and exits.")
     submissions_retention_days: int = Field(
-        7, ge=1, description="Retention of vanda.intake.submissions.v1 and its dead letters, set when they are"
+        SUBMISSIONS_RETENTION_DAYS, ge=1, description="Retention of vanda.intake.submissions.v1 and its dead letters, set when they are"
                              " created: they hold reports as submitted, with personal data.")
-    dlq_retention_days: int = Field(28, ge=1, description="Retention of the other dead-letter topics, set when they"
+    dlq_retention_days: int = Field(DLQ_RETENTION_DAYS, ge=1, description="Retention of the other dead-letter topics, set when they"
                                                           " are created: time to fix and replay.")
     db_pool_max: int = Field(10, ge=1, description="Largest PostgreSQL pool size per service.")
     relay_interval_s: float = Field(0.2, gt=0, description="Outbox poll interval when idle.")

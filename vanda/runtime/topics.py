@@ -12,6 +12,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
 from schemas.topics import SUBMISSIONS, dead_letter
+from vanda.runtime.settings import DLQ_RETENTION_DAYS, SUBMISSIONS_RETENTION_DAYS
 from vanda.runtime.startup import retrying
 
 log = logging.getLogger(__name__)
@@ -24,8 +25,8 @@ PERSONAL = frozenset({SUBMISSIONS, dead_letter(SUBMISSIONS)})  # reports as subm
 class Retention:
     """How long the topics that are not the event log keep their records."""
 
-    personal_days: int = 7
-    dead_letter_days: int = 28
+    personal_days: int = SUBMISSIONS_RETENTION_DAYS
+    dead_letter_days: int = DLQ_RETENTION_DAYS
 
 
 def topic_configs(name: str, replication: int, retention: Retention) -> dict[str, str]:
