@@ -216,5 +216,5 @@ async def claim_month(conn: asyncpg.Connection, month: date, organisation: str, 
 
 
 async def audit(pool: asyncpg.Pool, actor: str, action: str, what: str) -> None:
-    """Record a raw-data read: who, and which figures."""
+    """Record a read of raw or incident-level data: who, and what."""
     await pool.execute("INSERT INTO reporting.audit (actor, action, what) VALUES ($1, $2, $3)", actor, action, what)

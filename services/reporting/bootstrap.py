@@ -9,14 +9,14 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from schemas.envelope import utcnow
 from schemas.topics import BOARD_METRICS, INCIDENTS, POLICE_REFERRALS, SANCTIONS, dead_letter
 from services.reporting import entrypoints, gauges, handlers, publishing
 from services.reporting.adapters import SCHEMA
 from services.reporting.config import SERVICE, ReportingSettings
-from vanda.runtime.auth import AuthSettings
+from vanda.runtime.auth import AuthSettings, Role, require
 from vanda.runtime.http import install_error_handlers, limit_body_size, ops_router
 from vanda.runtime.service import Runtime
 from vanda.runtime.settings import CommonSettings
@@ -83,7 +83,8 @@ def create_app(common: CommonSettings | None = None, settings: ReportingSettings
     app.include_router(ops_router(runtime.checks, runtime.refresh_gauges))
     app.include_router(entrypoints.routes(deps))
 
-    @app.post("/v1/board-metrics/publish", tags=["operations"])
+    @app.post("/v1/board-metrics/publish", tags=["operations"],
+              dependencies=[Depends(require(Role.OPERATIONS, deps.auth))])
     async def publish() -> dict:
         """Publish closed months now (the service also does it on its own timer)."""
         return {"published": await publish_now(deps, settings.publish_grace_days, runtime.relay.wake)}

@@ -136,8 +136,15 @@ def _referral_routes(router: APIRouter, deps: Deps) -> None:
     async def police_referrals(
         status: Annotated[Literal["pending", "referred", "closed"] | None, Query()] = None,
         organisation: Organisation = None, site: Site = None,
+        who: Principal = Depends(require(Role.POLICE_LIAISON, deps.auth)),
     ) -> dict:
-        """The police liaison worklist: incidents meeting the referral criteria, oldest first."""
+        """The police liaison worklist: incidents meeting the referral criteria, oldest first.
+
+        Incident by incident, with crime references and outcomes: so a role of its own, and
+        every read audited, as raw board counts are.
+        """
+        await adapters.audit(deps.pool(), who.subject, "referrals_read",
+                             f"police-referrals status={status} organisation={organisation} site={site}")
         return {"referrals": await handlers.worklist(deps.pool(), status, organisation, site)}
 
 

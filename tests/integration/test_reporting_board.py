@@ -91,17 +91,28 @@ async def test_board_figures_police_funnel_and_worklist(pipeline):
     assert ind["body_worn_camera_share"] == 0.545 and ind["charge_rate"] == SUPPRESSED
     assert ind["ethnic_minority_share_of_staff_affected"] == 0.545
 
-    worklist = (await call(pipeline, "GET", pipeline["REPORTING_URL"], "/v1/police-referrals", site=site)).json()
+    liaison = bearer(pipeline, "police_liaison", "liaison-3")
+    worklist = (await call(pipeline, "GET", pipeline["REPORTING_URL"], "/v1/police-referrals", None, liaison,
+                           site=site)).json()
     assert sorted(r["status"] for r in worklist["referrals"]) == ["closed", "pending", "referred", "referred",
                                                                    "referred", "referred"]
-    pending = (await call(pipeline, "GET", pipeline["REPORTING_URL"], "/v1/police-referrals",
+    pending = (await call(pipeline, "GET", pipeline["REPORTING_URL"], "/v1/police-referrals", None, liaison,
                           site=site, status="pending")).json()["referrals"]
     assert [r["incident_id"] for r in pending] == [assaults[5]] and "subject_id" not in pending[0]
+    assert await audited(pipeline, "liaison-3", site) == 2
 
     # Amendments and the withdrawal prompted nobody a second time.
     again = await read_until(pipeline["KAFKA_BOOTSTRAP_SERVERS"], "vanda.police-referrals.v1",
                              lambda r: r.key in wanted, len(wanted) + 1, timeout=5)
     assert len(again) == len(wanted)
+
+
+async def test_the_referral_worklist_needs_the_police_liaison_role(pipeline):
+    url, path = pipeline["REPORTING_URL"], "/v1/police-referrals"
+    assert (await call(pipeline, "GET", url, path)).status_code == 401
+    assert (await call(pipeline, "GET", url, path, None, bearer(pipeline, "operations", "ops-9"))).status_code == 403
+    assert (await call(pipeline, "GET", url, path, None, bearer(pipeline, "board_viewer", "viewer-9"))).status_code == 403
+    assert await audited(pipeline, "ops-9", "") == await audited(pipeline, "viewer-9", "") == 0
 
 
 async def test_csv_and_quarter_and_raw_access(pipeline):
@@ -126,12 +137,17 @@ async def test_csv_and_quarter_and_raw_access(pipeline):
     raw = await call(pipeline, "GET", pipeline["REPORTING_URL"], "/v1/metrics/board", None,
                      bearer(pipeline, "operations", "ops-7"), period="2025-Q1", site=site, raw="true")
     assert raw.status_code == 200 and [m["incidents"] for m in raw.json()["months"]] == [0, 5, 1]
+    assert await audited(pipeline, "ops-7", site) == 1
+
+
+async def audited(pipeline, actor: str, mentioning: str) -> int:
+    """Reads written to reporting's audit by `actor` about something `mentioning` names."""
     conn = await asyncpg.connect(pipeline["DATABASE_URL"])
     try:
-        audited = await conn.fetch("SELECT actor, what FROM reporting.audit WHERE actor = 'ops-7'")
+        return await conn.fetchval("SELECT count(*) FROM reporting.audit WHERE actor = $1 AND strpos(what, $2) > 0",
+                                   actor, mentioning)
     finally:
         await conn.close()
-    assert any(site in row["what"] for row in audited)
 
 
 async def test_each_closed_month_is_published_once(pipeline):
@@ -140,8 +156,10 @@ async def test_each_closed_month_is_published_once(pipeline):
                                        occurred_at="2025-01-20T10:00:00+00:00") for _ in range(5)])
     await poll(lambda: board(pipeline, **{"from": "2025-01", "to": "2025-01", "organisation": organisation}),
                lambda r: r.json()["totals"]["incidents"] == 5)
+    assert (await call(pipeline, "POST", pipeline["REPORTING_URL"], "/v1/board-metrics/publish")).status_code == 401
     for _ in range(2):
-        published = await call(pipeline, "POST", pipeline["REPORTING_URL"], "/v1/board-metrics/publish")
+        published = await call(pipeline, "POST", pipeline["REPORTING_URL"], "/v1/board-metrics/publish", None,
+                               bearer(pipeline, "operations"))
         assert published.status_code == 200
     events = await read_until(pipeline["KAFKA_BOOTSTRAP_SERVERS"], "vanda.board-metrics.v1",
                               lambda r: r.key == organisation.encode(), 2, timeout=8)

@@ -26,6 +26,7 @@ class Role(StrEnum):
     OPERATIONS = "operations"
     BOARD_VIEWER = "board_viewer"
     CORRESPONDENCE = "correspondence"
+    POLICE_LIAISON = "police_liaison"
 
 
 class AuthSettings(BaseSettings):
