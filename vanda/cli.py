@@ -133,10 +133,12 @@ def demo(
     months: Annotated[int, typer.Option(min=1, max=24, help="Months the incidents spread over.")] = 6,
 ) -> None:
     """Run `up`, then stream a synthetic feed of incidents and show the board's counts."""
-    from vanda import demo as demo_feed
+    from vanda import demo as demo_feed, devsecrets
+    from vanda.runtime.auth import Role, sign
 
     endpoints = up(home)
-    demo_feed.run(endpoints, incidents, months, console)
+    token = sign(devsecrets.load(home.resolve())["AUTH_JWT_SECRET"], "demo", [Role.BOARD_VIEWER])
+    demo_feed.run(endpoints, incidents, months, console, token)
 
 
 @app.command()

@@ -51,34 +51,39 @@ async def _post(client: httpx.AsyncClient, report: dict[str, Any], attempts: int
     raise RuntimeError("intake did not answer")
 
 
-def board(reporting_url: str, start: str, end: str) -> dict[str, Any]:
-    """The board's figures for a range of months."""
-    return httpx.get(f"{reporting_url}/v1/metrics/board", params={"from": start, "to": end}, timeout=10).json()
+def board(reporting_url: str, start: str, end: str, token: str) -> dict[str, Any]:
+    """The board's figures for a range of months, read with a board_viewer bearer token."""
+    return httpx.get(f"{reporting_url}/v1/metrics/board", params={"from": start, "to": end},
+                     headers={"Authorization": f"Bearer {token}"}, timeout=10).json()
 
 
-def wait_for_counts(reporting_url: str, start: str, end: str, expected: int, timeout: float = 120) -> dict[str, Any]:
+def wait_for_counts(reporting_url: str, start: str, end: str, expected: int, token: str,
+                    timeout: float = 120) -> dict[str, Any]:
     """Poll the board until it counts `expected` incidents (events flow asynchronously)."""
     deadline = time.monotonic() + timeout
     while True:
-        body = board(reporting_url, start, end)
+        body = board(reporting_url, start, end, token)
         if _count(body["totals"]["incidents"]) >= expected or time.monotonic() > deadline:
             return body
         time.sleep(0.5)
 
 
-def run(endpoints: dict[str, str], count: int, months: int, console: Console) -> None:
-    """Send `count` incidents over `months` months and print the board's monthly counts."""
+def run(endpoints: dict[str, str], count: int, months: int, console: Console, token: str) -> None:
+    """Send `count` incidents over `months` months and print the board's monthly counts.
+
+    `token` is a bearer token with the board_viewer role.
+    """
     now = datetime.now(UTC)
     reports = list(synthetic.incidents(count, months=months, seed=int(now.timestamp()), end=now))
     start, end = min(r["occurred_at"] for r in reports)[:7], now.strftime("%Y-%m")
-    before = _count(board(endpoints["REPORTING_URL"], start, end)["totals"]["incidents"])
+    before = _count(board(endpoints["REPORTING_URL"], start, end, token)["totals"]["incidents"])
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
         statuses, subjects = asyncio.run(send(endpoints["INTAKE_URL"], reports,
                                               api_key=endpoints.get("INTAKE_API_KEY"), progress=progress))
     console.print(f"intake answered: {dict(statuses)}")
     # Intake answers before the events are projected: wait for reporting to catch up.
-    figures = wait_for_counts(endpoints["REPORTING_URL"], start, end, before + statuses[202])
+    figures = wait_for_counts(endpoints["REPORTING_URL"], start, end, before + statuses[202], token)
     console.print(_table(figures))
     busiest = subjects.most_common(1)[0][0] if subjects else "<subject_id from an intake receipt>"
     _where(endpoints, start, end, busiest, console)
@@ -115,6 +120,8 @@ def _where(endpoints: dict[str, str], start: str, end: str, subject: str, consol
     console.print(f"  board metrics:  {endpoints['REPORTING_URL']}/v1/metrics/board?from={start}&to={end}",
                   soft_wrap=True)
     console.print(f"  busiest subject: {endpoints['SANCTIONS_URL']}/v1/subjects/{subject}", soft_wrap=True)
+    console.print("  (both need a bearer token: .venv/bin/vanda token --role board_viewer --role operations"
+                  " --subject <your staff id>, sent as 'Authorization: Bearer <token>')", soft_wrap=True)
     console.print(f"  API docs:       {endpoints['INTAKE_URL']}/docs (and on each service)")
     console.print(f"  Prometheus:     {endpoints['INTAKE_URL']}/metrics, and /metrics on each service")
     console.print(f"  Kafka topics:   vanda.incidents.v1, vanda.sanctions.v1 on {endpoints['KAFKA_BOOTSTRAP_SERVERS']}")

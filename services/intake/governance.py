@@ -21,8 +21,8 @@ class RetentionRun(BaseModel):
 
 def routes(auth: AuthSettings) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["governance"])
-    correspondence = Depends(require(Role.CORRESPONDENCE, auth))
-    operations = Depends(require(Role.OPERATIONS, auth))
+    correspondence = Depends(require(Role.CORRESPONDENCE, settings=auth))
+    operations = Depends(require(Role.OPERATIONS, settings=auth))
 
     @router.get("/subjects/{subject_id}/identity")
     async def identity(request: Request, purpose: Annotated[str, Query(min_length=3, max_length=200)],

@@ -84,7 +84,7 @@ def create_app(common: CommonSettings | None = None, settings: ReportingSettings
     app.include_router(entrypoints.routes(deps))
 
     @app.post("/v1/board-metrics/publish", tags=["operations"],
-              dependencies=[Depends(require(Role.OPERATIONS, deps.auth))])
+              dependencies=[Depends(require(Role.OPERATIONS, settings=deps.auth))])
     async def publish() -> dict:
         """Publish closed months now (the service also does it on its own timer)."""
         return {"published": await publish_now(deps, settings.publish_grace_days, runtime.relay.wake)}

@@ -21,7 +21,7 @@ from services.reporting import adapters, handlers, pack
 from services.reporting.domain import periods
 from services.reporting.domain.board import Disclosure
 from services.reporting.domain.objectives import HEADLINE, Direction, Objective
-from vanda.runtime.auth import AuthSettings, Principal, Role, authorize, require
+from vanda.runtime.auth import AuthSettings, Principal, Role, require
 from vanda.runtime.consumer import EventConsumer, subscribe as consume
 
 MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
@@ -65,11 +65,12 @@ def _invalid(field: str, msg: str) -> RequestValidationError:
     return RequestValidationError([{"loc": ("query", field), "msg": msg, "type": "value_error"}])
 
 
-async def disclosure(deps: Deps, raw: bool, authorization: str | None, what: str) -> Disclosure:
-    """Suppressed figures for everyone; raw counts only for the operations role, and every such read is audited."""
+async def disclosure(deps: Deps, raw: bool, who: Principal, what: str) -> Disclosure:
+    """Suppressed figures for every viewer; raw counts only for the operations role, and every such read is audited."""
     if not raw:
         return Disclosure(deps.threshold)
-    who = authorize(deps.auth, authorization, Role.OPERATIONS)
+    if Role.OPERATIONS not in who.roles:
+        raise HTTPException(403, detail=f"raw counts need the {Role.OPERATIONS} role")
     await adapters.audit(deps.pool(), who.subject, "raw_read", what)
     return Disclosure(deps.threshold, raw=True)
 
@@ -100,6 +101,10 @@ def routes(deps: Deps) -> APIRouter:
 
 
 def _board_routes(router: APIRouter, deps: Deps) -> None:
+    # Suppressed figures still break V&A down by site, staff group and ethnic group: management
+    # information for the board and its officers, not for anyone who can reach the port.
+    viewers = Depends(require(Role.BOARD_VIEWER, Role.OPERATIONS, settings=deps.auth))
+
     @router.get("/v1/metrics/board", tags=["metrics"])
     async def board_metrics(
         from_: Annotated[str | None, Query(alias="from", pattern=MONTH, description="First month, YYYY-MM.")] = None,
@@ -109,18 +114,18 @@ def _board_routes(router: APIRouter, deps: Deps) -> None:
         raw: Annotated[bool, Query(description="Unsuppressed counts (operations role only).")] = False,
         format: Annotated[Literal["json", "csv"] | None, Query()] = None,
         accept: Annotated[str | None, Header()] = None,
-        authorization: Annotated[str | None, Header()] = None,
+        who: Principal = viewers,
     ) -> Any:
         """Board figures per month and for the whole range, with disclosure control applied."""
         what = f"board from={from_} to={to} period={period} organisation={organisation} site={site}"
-        seen = await disclosure(deps, raw, authorization, what)
+        seen = await disclosure(deps, raw, who, what)
         body = await handlers.board(deps.pool(), scope(deps, from_, to, period, organisation, site),
                                     deps.projection, seen)
         if format == "csv" or (format is None and "text/csv" in (accept or "")):
             return Response(to_csv(body), media_type="text/csv; charset=utf-8")
         return body
 
-    @router.get("/board", tags=["metrics"], response_class=HTMLResponse)
+    @router.get("/board", tags=["metrics"], response_class=HTMLResponse, dependencies=[viewers])
     async def board_pack(
         period: Annotated[str, Query(pattern=periods.PERIOD_PATTERN, description="2024-03, 2024-Q1 or FY2024-25.")],
         organisation: Organisation = None, site: Site = None,
@@ -136,7 +141,7 @@ def _referral_routes(router: APIRouter, deps: Deps) -> None:
     async def police_referrals(
         status: Annotated[Literal["pending", "referred", "closed"] | None, Query()] = None,
         organisation: Organisation = None, site: Site = None,
-        who: Principal = Depends(require(Role.POLICE_LIAISON, deps.auth)),
+        who: Principal = Depends(require(Role.POLICE_LIAISON, settings=deps.auth)),
     ) -> dict:
         """The police liaison worklist: incidents meeting the referral criteria, oldest first.
 
@@ -149,7 +154,7 @@ def _referral_routes(router: APIRouter, deps: Deps) -> None:
 
 
 def _admin_routes(router: APIRouter, deps: Deps) -> None:
-    operations = Depends(require(Role.OPERATIONS, deps.auth))
+    operations = Depends(require(Role.OPERATIONS, settings=deps.auth))
 
     @router.put("/v1/workforce/{period}", tags=["workforce"])
     async def put_workforce(body: Workforce, period: str = Path(pattern=periods.PERIOD_PATTERN),
@@ -168,7 +173,8 @@ def _admin_routes(router: APIRouter, deps: Deps) -> None:
         await adapters.put_objective(deps.pool(), Objective(metric, body.target, body.direction, body.tolerance))
         return {"metric": metric, **body.model_dump(mode="json")}
 
-    @router.get("/v1/objectives", tags=["objectives"])
+    @router.get("/v1/objectives", tags=["objectives"],
+                dependencies=[Depends(require(Role.BOARD_VIEWER, Role.OPERATIONS, settings=deps.auth))])
     async def get_objectives() -> dict:
         return {"objectives": [vars(o) | {"direction": o.direction.value} for o in await adapters.objectives(deps.pool())]}
 

@@ -56,9 +56,12 @@ def routes(deps: Callable[[], Any], auth: AuthSettings) -> APIRouter:
     """Subject view, worklist, and the human decisions on a card (each needs its role)."""
     router = APIRouter(prefix="/v1")
     # Plain defaults, not local Annotated aliases: annotations here are strings FastAPI resolves globally.
-    approver = Depends(require(Role.SANCTION_APPROVER, auth))
-    appeals = Depends(require(Role.APPEALS_OFFICER, auth))
-    operations = Depends(require(Role.OPERATIONS, auth))
+    approver = Depends(require(Role.SANCTION_APPROVER, settings=auth))
+    appeals = Depends(require(Role.APPEALS_OFFICER, settings=auth))
+    operations = Depends(require(Role.OPERATIONS, settings=auth))
+    # A subject's cards are read by whoever acts on them or writes to them about them.
+    readers = Depends(require(Role.SANCTION_APPROVER, Role.APPEALS_OFFICER, Role.OPERATIONS, Role.CORRESPONDENCE,
+                              settings=auth))
 
     async def act(sanction_id: UUID, cmd: Any, actor: handlers.Actor) -> dict:
         d = deps()
@@ -69,7 +72,7 @@ def routes(deps: Callable[[], Any], auth: AuthSettings) -> APIRouter:
                 "emergency_care": handlers.EMERGENCY_CARE}
 
     @router.get("/subjects/{subject_id}", tags=["subjects"])
-    async def get_subject(subject_id: str = SUBJECT_ID) -> dict:
+    async def get_subject(subject_id: str = SUBJECT_ID, who: Principal = readers) -> dict:
         """Card level, active ban, pending approvals and history; emergency care is never barred."""
         view = await handlers.describe_subject(deps().pool, subject_id)
         if view is None:
@@ -77,7 +80,7 @@ def routes(deps: Callable[[], Any], auth: AuthSettings) -> APIRouter:
         return view
 
     @router.get("/sanctions/pending", tags=["sanctions"])
-    async def pending() -> dict:
+    async def pending(who: Principal = approver) -> dict:
         """Red cards awaiting an authorised reviewer, oldest first."""
         return {"pending": await handlers.adapters.pending(deps().pool)}
 

@@ -142,7 +142,7 @@ async def drive_traffic(pipeline) -> None:
         await producer.stop()
 
     async with httpx.AsyncClient(base_url=pipeline["SANCTIONS_URL"], timeout=30) as sanctions:
-        red = await pending_card(sanctions, receipts[BANNED_NHS]["subject_id"])
+        red = await pending_card(sanctions, receipts[BANNED_NHS]["subject_id"], bearer(pipeline, "sanction_approver"))
         approved = await sanctions.post(f"/v1/sanctions/{red}/approve", json={"reason": "metrics test"},
                                         headers=bearer(pipeline, "sanction_approver", "approver-metrics"))
         assert approved.status_code == 200, approved.text
@@ -150,10 +150,11 @@ async def drive_traffic(pipeline) -> None:
         assert run.status_code == 200, run.text
 
 
-async def pending_card(sanctions: httpx.AsyncClient, subject_id: str, timeout: float = 60) -> str:
+async def pending_card(sanctions: httpx.AsyncClient, subject_id: str, headers: dict[str, str],
+                       timeout: float = 60) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        view = await sanctions.get(f"/v1/subjects/{subject_id}")
+        view = await sanctions.get(f"/v1/subjects/{subject_id}", headers=headers)
         if view.status_code == 200 and view.json()["pending_approvals"]:
             return view.json()["pending_approvals"][0]["sanction_id"]
         await asyncio.sleep(0.3)

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from tests.conftest import source_key
+from tests.conftest import bearer, source_key
 from tests.factories import report
 from tests.integration.kafka_reader import poll, read_until
 
@@ -30,8 +30,8 @@ async def post(pipeline, body: dict) -> httpx.Response:
         return await client.post("/v1/incidents", json=body)
 
 
-async def get_json(url: str, path: str, **params) -> httpx.Response:
-    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+async def get_json(url: str, path: str, headers: dict[str, str] | None = None, **params) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=url, timeout=30, headers=headers) as client:
         return await client.get(path, params=params)
 
 
@@ -58,7 +58,8 @@ async def test_three_incidents_for_one_patient_give_yellow_yellow_red(pipeline):
     assert events[2]["data"]["evidence_incident_ids"] == [r["incident_id"] for r in receipts]
     assert all(e["specversion"] == "1.0" and e["subject"] == subject for e in events)
 
-    view = (await get_json(pipeline["SANCTIONS_URL"], f"/v1/subjects/{subject}")).json()
+    view = (await get_json(pipeline["SANCTIONS_URL"], f"/v1/subjects/{subject}",
+                           bearer(pipeline, "sanction_approver"))).json()
     assert view["card_level"] == "red_proposed" and view["active_ban"] is None
     assert len(view["history"]) == 3 and "never" in view["emergency_care"]
 
@@ -72,6 +73,7 @@ async def test_three_incidents_for_one_patient_give_yellow_yellow_red(pipeline):
     # (zero is shown), so this checks where the counts landed; exact figures are in test_reporting_*.
     this_month = datetime.now(UTC).strftime("%Y-%m")
     board = await poll(lambda: get_json(pipeline["REPORTING_URL"], "/v1/metrics/board",
+                                        bearer(pipeline, "board_viewer"),
                                         **{"from": "2026-01", "to": this_month, "site": site}), counted)
     body = board.json()
     assert [m["incidents"] for m in body["months"][:4]] == [SUPPRESSED, SUPPRESSED, SUPPRESSED, 0]
@@ -167,9 +169,11 @@ def test_demo_feed_flows_through_and_the_board_counts_it(pipeline):
     from rich.console import Console
 
     from vanda import demo
+    from vanda.runtime.auth import sign
 
     out = StringIO()
-    demo.run(pipeline, 120, 2, Console(file=out, width=160))
+    token = sign(pipeline["AUTH_JWT_SECRET"], "demo-test", ["board_viewer"])
+    demo.run(pipeline, 120, 2, Console(file=out, width=160), token)
     text = out.getvalue()
     assert "intake answered: {202: 120}" in text
     assert "Board metrics by month" in text and "/v1/subjects/sub_" in text

@@ -43,7 +43,12 @@ def staff(ethnic_group: str) -> list[dict]:
 
 
 async def board(pipeline, **params) -> httpx.Response:
-    return await call(pipeline, "GET", pipeline["REPORTING_URL"], "/v1/metrics/board", **params)
+    return await call(pipeline, "GET", pipeline["REPORTING_URL"], "/v1/metrics/board", None, viewer(pipeline),
+                      **params)
+
+
+def viewer(pipeline) -> dict[str, str]:
+    return bearer(pipeline, "board_viewer", "board-member-1")
 
 
 async def test_board_figures_police_funnel_and_worklist(pipeline):
@@ -126,14 +131,18 @@ async def test_csv_and_quarter_and_raw_access(pipeline):
     assert [m["month"] for m in body["months"]] == ["2025-01", "2025-02", "2025-03"]
     # March has one incident: hidden, and so is February's 5, or the quarter's 6 would give it away.
     assert [m["incidents"] for m in body["months"]] == [0, SUPPRESSED, SUPPRESSED]
-    csv = await call(pipeline, "GET", pipeline["REPORTING_URL"], "/v1/metrics/board", period="2025-Q1",
-                     site=site, format="csv")
+    csv = await call(pipeline, "GET", pipeline["REPORTING_URL"], "/v1/metrics/board", None, viewer(pipeline),
+                     period="2025-Q1", site=site, format="csv")
     assert csv.headers["content-type"].startswith("text/csv")
     assert "2025-Q1,total,incidents,all,6,false" in csv.text and "2025-Q1,2025-03,incidents,all,,true" in csv.text
-    assert (await board(pipeline, period="2025-Q1", site=site, raw="true")).status_code == 401
-    viewer = await call(pipeline, "GET", pipeline["REPORTING_URL"], "/v1/metrics/board", None,
-                        bearer(pipeline, "board_viewer"), period="2025-Q1", site=site, raw="true")
-    assert viewer.status_code == 403
+    # Suppressed figures: board_viewer or operations. Raw counts: operations only.
+    who_gets_what = [({}, {}, 401), ({}, bearer(pipeline, "correspondence"), 403),
+                     ({}, bearer(pipeline, "operations"), 200),
+                     ({"raw": "true"}, {}, 401), ({"raw": "true"}, viewer(pipeline), 403)]
+    for raw_or_not, headers, status in who_gets_what:
+        answer = await call(pipeline, "GET", pipeline["REPORTING_URL"], "/v1/metrics/board", None, headers,
+                            period="2025-Q1", site=site, **raw_or_not)
+        assert answer.status_code == status, (raw_or_not, headers, answer.text)
     raw = await call(pipeline, "GET", pipeline["REPORTING_URL"], "/v1/metrics/board", None,
                      bearer(pipeline, "operations", "ops-7"), period="2025-Q1", site=site, raw="true")
     assert raw.status_code == 200 and [m["incidents"] for m in raw.json()["months"]] == [0, 5, 1]

@@ -15,7 +15,7 @@ from services.reporting.pack import COLOURS
 from tests.conftest import bearer
 from tests.factories import report
 from tests.integration.kafka_reader import poll
-from tests.integration.test_reporting_board import board, call, staff, submit_all
+from tests.integration.test_reporting_board import board, call, staff, submit_all, viewer
 
 pytestmark = pytest.mark.integration
 # Chromium comes from `apt-get install -y chromium` in scripts/install; the test installs nothing.
@@ -51,6 +51,10 @@ async def test_board_pack_with_objectives_renders_every_chart(pipeline, tmp_path
     goal = await call(pipeline, "PUT", pipeline["REPORTING_URL"], "/v1/objectives/police_referral_rate",
                       {"target": 0.9, "direction": "at_least"}, ops)
     assert goal.status_code == 200
+    assert (await call(pipeline, "GET", pipeline["REPORTING_URL"], "/v1/objectives")).status_code == 401
+    goals = await call(pipeline, "GET", pipeline["REPORTING_URL"], "/v1/objectives", None, viewer(pipeline))
+    assert {"metric": "police_referral_rate", "target": 0.9} in [
+        {k: o[k] for k in ("metric", "target")} for o in goals.json()["objectives"]]
     figures = (await poll(lambda: board(pipeline, period="2025-Q3", site=site),
                           lambda r: r.json()["totals"]["incidents"] == 20)).json()
     ind = figures["totals"]["indicators"]
@@ -60,10 +64,14 @@ async def test_board_pack_with_objectives_renders_every_chart(pipeline, tmp_path
     [objective] = [o for o in figures["objectives"] if o["metric"] == "police_referral_rate"]
     assert objective["status"] == "red" and objective["value"] == 0.0
 
-    url = f"{pipeline['REPORTING_URL']}/board?period=2025-Q3&site={httpx.URL('', params={'s': site}).query.decode()[2:]}"
-    html = httpx.get(url, timeout=30).text
+    url = f"{pipeline['REPORTING_URL']}/board"
+    assert httpx.get(url, params={"period": "2025-Q3", "site": site}, timeout=30).status_code == 401
+    html = httpx.get(url, params={"period": "2025-Q3", "site": site}, headers=viewer(pipeline), timeout=30).text
     assert html.count("<svg class='chart'") == 4 and "police referral rate" in html and ">red<" in html
-    image = screenshot(url, tmp_path / "pack.png")
+    # The pack needs no network: saved as it is served, it renders from the file.
+    saved = tmp_path / "pack.html"
+    saved.write_text(html, encoding="utf-8")
+    image = screenshot(saved.as_uri(), tmp_path / "pack.png")
     drawn = {chart: pixels_of(image, colour) for chart, colour in COLOURS.items()}
     # Each chart's bars are solid blocks of its colour: hundreds of pixels when drawn, none when not.
     assert all(n > 300 for n in drawn.values()), drawn

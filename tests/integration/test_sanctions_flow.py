@@ -60,7 +60,9 @@ async def test_ladder_approval_review_and_expiry(pipeline):
     refused = await sanctions_call(pipeline, "POST", f"/v1/sanctions/{yellow}/approve", "sanction_approver",
                                    reason="x")
     assert refused.status_code == 409 and refused.json()["errors"][0]["field"] == "sanction_id"
-    pending = (await sanctions_call(pipeline, "GET", "/v1/sanctions/pending")).json()["pending"]
+    assert (await sanctions_call(pipeline, "GET", "/v1/sanctions/pending")).status_code == 401
+    assert (await sanctions_call(pipeline, "GET", "/v1/sanctions/pending", "board_viewer")).status_code == 403
+    pending = (await sanctions_call(pipeline, "GET", "/v1/sanctions/pending", "sanction_approver")).json()["pending"]
     assert red in {p["sanction_id"] for p in pending}
 
     unauthenticated = await sanctions_call(pipeline, "POST", f"/v1/sanctions/{red}/approve", reason="x")
@@ -70,7 +72,9 @@ async def test_ladder_approval_review_and_expiry(pipeline):
                                     "sec-1", reason="Third incident; clinical lead agrees")
     assert approved.status_code == 200 and approved.json()["events"] == [
         "uk.nhs.vanda.sanction.ban_imposed.v1"]
-    view = (await sanctions_call(pipeline, "GET", f"/v1/subjects/{subject}")).json()
+    assert (await sanctions_call(pipeline, "GET", f"/v1/subjects/{subject}")).status_code == 401
+    assert (await sanctions_call(pipeline, "GET", f"/v1/subjects/{subject}", "police_liaison")).status_code == 403
+    view = (await sanctions_call(pipeline, "GET", f"/v1/subjects/{subject}", "correspondence")).json()
     assert view["card_level"] == "red_active" and view["active_ban"]["restriction"] == "non_emergency_care"
     ends_at = datetime.fromisoformat(view["active_ban"]["ends_at"])
 
@@ -80,7 +84,7 @@ async def test_ladder_approval_review_and_expiry(pipeline):
     events = await events_for(pipeline, subject, 6)
     assert kinds(events)[3:] == ["ban_imposed", "ban_review_due", "ban_expired"]
     assert events[3]["data"]["reviewer"] == "sec-1" and "Third incident" not in json.dumps(events)
-    view = (await sanctions_call(pipeline, "GET", f"/v1/subjects/{subject}")).json()
+    view = (await sanctions_call(pipeline, "GET", f"/v1/subjects/{subject}", "operations")).json()
     assert view["active_ban"] is None and "never" in view["emergency_care"]
 
 
@@ -118,7 +122,7 @@ async def test_rejected_red_card_and_upheld_appeal(pipeline):
                                  outcome="upheld", reason="again")).status_code == 409
     events = await events_for(pipeline, shouted["subject_id"], 4)
     assert kinds(events) == ["yellow_card_issued:1", "appeal_lodged", "appeal_decided", "rescinded"]
-    view = (await sanctions_call(pipeline, "GET", f"/v1/subjects/{shouted['subject_id']}")).json()
+    view = (await sanctions_call(pipeline, "GET", f"/v1/subjects/{shouted['subject_id']}", "appeals_officer")).json()
     assert view["card_level"] == "none"
 
 

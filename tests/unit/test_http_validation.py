@@ -8,6 +8,7 @@ from services.intake.bootstrap import create_app
 from services.intake.config import IntakeSettings
 from services.reporting.bootstrap import create_app as reporting_app
 from tests.factories import TEST_NHS_NUMBER, report
+from vanda.runtime.auth import sign
 
 
 def intake_app():
@@ -33,8 +34,11 @@ def test_malformed_json_is_422():
     assert response.status_code == 422
 
 
-def test_board_range_is_validated():
-    client = TestClient(reporting_app())
+def test_board_range_is_validated(monkeypatch):
+    monkeypatch.setenv("AUTH_JWT_SECRET", "unit-test-secret-of-at-least-32-bytes")
+    assert TestClient(reporting_app()).get("/v1/metrics/board", params={"period": "2026-01"}).status_code == 401
+    token = sign("unit-test-secret-of-at-least-32-bytes", "viewer-1", ["board_viewer"])
+    client = TestClient(reporting_app(), headers={"Authorization": f"Bearer {token}"})
     assert client.get("/v1/metrics/board", params={"from": "2026-13", "to": "2026-01"}).status_code == 422
     response = client.get("/v1/metrics/board", params={"from": "2026-05", "to": "2026-01"})
     assert response.status_code == 422 and response.json()["errors"][0]["field"] == "to"

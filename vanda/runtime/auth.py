@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import jwt
-from fastapi import HTTPException, Request
+from fastapi import Depends, HTTPException
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -55,8 +56,8 @@ def verify(secret: str, token: str) -> Principal:
     return Principal(str(claims["sub"]), frozenset(str(r) for r in claims["roles"]))
 
 
-def authorize(settings: AuthSettings, authorization: str | None, role: Role) -> Principal:
-    """The caller named by an Authorization header: 401 without a valid token, 403 without `role`."""
+def authorize(settings: AuthSettings, authorization: str | None, *roles: Role) -> Principal:
+    """The caller named by an Authorization header: 401 without a valid token, 403 without any of `roles`."""
     scheme, _, token = (authorization or "").partition(" ")
     if settings.jwt_secret is None or scheme.lower() != "bearer" or not token:
         raise HTTPException(401, detail="a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
@@ -64,15 +65,21 @@ def authorize(settings: AuthSettings, authorization: str | None, role: Role) -> 
         principal = verify(settings.jwt_secret.get_secret_value(), token)
     except jwt.InvalidTokenError as exc:
         raise HTTPException(401, detail=f"invalid token: {exc}", headers={"WWW-Authenticate": "Bearer"}) from None
-    if role not in principal.roles:
-        raise HTTPException(403, detail=f"the {role} role is required")
+    if principal.roles.isdisjoint(roles):
+        needed = " or ".join(roles)
+        raise HTTPException(403, detail=f"the {needed} role is required")
     return principal
 
 
-def require(role: Role, settings: AuthSettings):  # noqa: ANN201 - a FastAPI dependency
+# Declared as a security scheme so that the OpenAPI page offers "Authorize" for a token.
+BEARER = HTTPBearer(auto_error=False, description="A token from the trust's sign-on, or `vanda token` locally.")
+
+
+def require(*roles: Role, settings: AuthSettings):  # noqa: ANN201 - a FastAPI dependency
     """Dependency form of authorize()."""
 
-    def check(request: Request) -> Principal:
-        return authorize(settings, request.headers.get("authorization"), role)
+    def check(credentials: HTTPAuthorizationCredentials | None = Depends(BEARER)) -> Principal:
+        header = f"{credentials.scheme} {credentials.credentials}" if credentials else None
+        return authorize(settings, header, *roles)
 
     return check
