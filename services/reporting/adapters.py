@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import fields
+from functools import lru_cache
 from datetime import date, datetime
+from sys import intern
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -47,16 +49,41 @@ def _incident_row(f: IncidentFact) -> tuple[Any, ...]:
     return tuple(values[c] for c in INCIDENT_COLUMNS)
 
 
+# A board reads up to millions of facts that repeat a few hundred distinct strings, staff
+# entries and tag lists. Each row read would hold its own copies: sharing one of each
+# halves a board's memory and leaves the collector far fewer objects to visit.
+INCIDENT_TEXT = ("subject_id", "organisation", "site", "location_type", "category", "harm", "perpetrator_kind",
+                 "age_band", "police_outcome")
+DECISION_TEXT = frozenset({"kind", "subject_id", "organisation", "site"})
+
+
+@lru_cache(maxsize=4096)
+def _staff(staff_group: str, ethnic_group: str, injured: bool, wishes_police_action: bool) -> Staff:
+    return Staff(intern(staff_group), intern(ethnic_group), injured, wishes_police_action)
+
+
+@lru_cache(maxsize=4096)
+def _shared(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    return values
+
+
 def incident_of(row: asyncpg.Record) -> IncidentFact:
     values = dict(row)
-    values["vulnerabilities"] = tuple(values["vulnerabilities"])
-    values["hate_aggravation"] = tuple(values["hate_aggravation"])
-    values["staff"] = tuple(Staff(**s) for s in values["staff"])
+    for c in INCIDENT_TEXT:
+        if values[c] is not None:
+            values[c] = intern(values[c])
+    values["vulnerabilities"] = _shared(tuple(values["vulnerabilities"]))
+    values["hate_aggravation"] = _shared(tuple(values["hate_aggravation"]))
+    values["staff"] = _shared(tuple(_staff(s["staff_group"], s["ethnic_group"], s["injured"], s["wishes_police_action"])
+                                    for s in values["staff"]))
     return IncidentFact(**{c: values[c] for c in INCIDENT_COLUMNS})
 
 
 def decision_of(row: asyncpg.Record) -> DecisionFact:
-    return DecisionFact(**{c: row[c] for c in DECISION_COLUMNS})
+    values = {c: intern(row[c]) if c in DECISION_TEXT else row[c] for c in DECISION_COLUMNS}
+    if values["sanction_id"] == values["decision_id"]:
+        values["sanction_id"] = values["decision_id"]  # a card's own decision: one id object, not two
+    return DecisionFact(**values)
 
 
 async def load_incident(conn: asyncpg.Connection, incident_id: UUID, schema: str = SCHEMA) -> IncidentFact | None:
