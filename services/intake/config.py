@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from vanda.runtime.settings import StrongSecret
+
 SERVICE = "intake"
 SOURCE = "/vanda/intake"
 
@@ -14,16 +16,12 @@ class IntakeSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="INTAKE_", extra="ignore")
 
-    pseudonym_key: SecretStr = Field(
-        SecretStr("development-only-pseudonym-key-change-me"),
-        description="HMAC key for subject pseudonyms; set a long random secret in production.",
-    )
+    # No defaults: a key anyone can read would make pseudonyms reversible by trying NHS numbers.
+    pseudonym_key: StrongSecret = Field(description="HMAC key for subject pseudonyms: a long random secret.")
     pseudonym_key_version: int = Field(1, ge=1, description="Version of the pseudonym key in use.")
     previous_pseudonym_keys: dict[int, SecretStr] = Field(
         default_factory=dict, description="Earlier keys by version (JSON), kept so rotation never splits a subject.")
-    identity_key: SecretStr = Field(
-        SecretStr("development-only-identity-key-change-me"),
-        description="Encrypts stored identifiers (AES-GCM); set a long random secret in production.")
+    identity_key: StrongSecret = Field(description="Encrypts stored identifiers (AES-GCM): a long random secret.")
     retention_days: int = Field(3650, ge=1, description="Narratives and identifiers older than this are purged.")
     retention_interval_s: float = Field(86400, gt=0, description="How often the retention purge runs.")
     allow_clock_override: bool = Field(False, description="Let POST /v1/retention/run take a `now` (tests only).")

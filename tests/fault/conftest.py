@@ -47,7 +47,8 @@ def broken_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeli
         secret = secrets.token_urlsafe(32)
         env = dict(os.environ) | {"KAFKA_BOOTSTRAP_SERVERS": info.kafka_bootstrap_servers,
                                   "DATABASE_URL": info.database_url, "SANCTIONS_SCHEDULER_INTERVAL_S": "3600",
-                                  "AUTH_JWT_SECRET": secret}
+                                  "AUTH_JWT_SECRET": secret, "INTAKE_PSEUDONYM_KEY": secrets.token_urlsafe(48),
+                                  "INTAKE_IDENTITY_KEY": secrets.token_urlsafe(48)}
         (home / "logs").mkdir(exist_ok=True)
         pipeline = Pipeline(home, info.kafka_bootstrap_servers, info.database_url,
                             asyncio.run(_fault_key(info.database_url)), secret)

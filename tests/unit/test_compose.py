@@ -321,12 +321,10 @@ def test_database_url_matches_the_postgres_service(services: dict) -> None:
 
 
 def test_only_intake_gets_the_pseudonym_key_and_from_the_environment(services: dict) -> None:
-    key = _env(services["intake"]).get("INTAKE_PSEUDONYM_KEY", "")
-    # `${VAR:-default}`: an operator's value wins over the development default.
-    assert key.startswith("${INTAKE_PSEUDONYM_KEY"), "take the key from the environment"
+    # `${VAR:?message}`: compose refuses to start without the operator's value; no default key exists.
+    for key in ("INTAKE_PSEUDONYM_KEY", "INTAKE_IDENTITY_KEY"):
+        assert _env(services["intake"]).get(key, "").startswith(f"${{{key}:?"), f"{key}: required, no default"
     assert "INTAKE_PSEUDONYM_KEY_VERSION" in _env(services["intake"])
-    identity = _env(services["intake"]).get("INTAKE_IDENTITY_KEY", "")
-    assert identity.startswith("${INTAKE_IDENTITY_KEY"), "take the identity key from the environment"
     for name in set(services) - {"intake"}:
         for key in ("INTAKE_PSEUDONYM_KEY", "INTAKE_IDENTITY_KEY"):
             assert key not in _env(services[name]), f"{name} must not see intake's {key}"
@@ -334,7 +332,7 @@ def test_only_intake_gets_the_pseudonym_key_and_from_the_environment(services: d
 
 def test_role_token_secret_is_passed_through_never_defaulted(services: dict) -> None:
     # An empty or made-up default would let anyone who reads this file sign tokens.
-    for name in ("intake", "sanctions"):
+    for name in ("intake", "sanctions", "reporting"):
         environment = services[name]["environment"]
         assert "AUTH_JWT_SECRET" in environment and environment["AUTH_JWT_SECRET"] is None, (
             f"{name}: pass AUTH_JWT_SECRET through from the environment, with no value here")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from fastapi.testclient import TestClient
 
 from services.intake.bootstrap import create_app
@@ -13,7 +15,8 @@ from vanda.runtime.auth import sign
 
 def intake_app():
     # Keys are checked against the database, which these tests do not start.
-    return create_app(settings=IntakeSettings(require_api_key=False))
+    return create_app(settings=IntakeSettings(require_api_key=False, pseudonym_key=secrets.token_urlsafe(48),
+                                              identity_key=secrets.token_urlsafe(48)))
 
 
 def test_invalid_report_gets_422_naming_every_field_and_echoing_no_input():

@@ -16,6 +16,7 @@ import importlib
 import json
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -25,6 +26,8 @@ from typing import Any
 import pytest
 import yaml
 from prometheus_client import REGISTRY
+
+from services.intake.config import IntakeSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
@@ -153,9 +156,14 @@ def test_a_renamed_metric_or_label_is_reported():
 
 
 def _registered() -> dict[str, tuple[str, set[str]]]:
+    throwaway = {"pseudonym_key": secrets.token_urlsafe(48), "identity_key": secrets.token_urlsafe(48)}
     for service in SERVICES:
         # Building the app (which connects nothing) also builds the broker and its metrics middleware.
-        importlib.import_module(f"services.{service}.bootstrap").create_app()
+        bootstrap = importlib.import_module(f"services.{service}.bootstrap")
+        if service == "intake":
+            bootstrap.create_app(settings=IntakeSettings(**throwaway))
+        else:
+            bootstrap.create_app()
     found = {}
     for collector in list(REGISTRY._collector_to_names):  # noqa: SLF001 - labels are only kept on the collector
         name = getattr(collector, "_name", None)

@@ -14,8 +14,10 @@ from enum import StrEnum
 import jwt
 from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import Field, SecretStr
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from vanda.runtime.settings import StrongSecret
 
 ISSUER = "vanda"
 AUDIENCE = "vanda"
@@ -33,7 +35,8 @@ class Role(StrEnum):
 class AuthSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AUTH_", extra="ignore")
 
-    jwt_secret: SecretStr | None = Field(None, description="HS256 key; unset refuses every person-facing route.")
+    jwt_secret: StrongSecret | None = Field(
+        None, description="HS256 key, a long random secret; unset refuses every person-facing route.")
 
 
 @dataclass(frozen=True)

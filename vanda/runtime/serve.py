@@ -10,6 +10,9 @@ import sys
 from types import FrameType
 
 import uvicorn
+from pydantic import ValidationError
+
+from vanda.runtime.settings import explain
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,13 @@ def serve(app: str, *, host: str, port: int, graceful_timeout: int) -> None:
     logging.getLogger("uvicorn.error").addFilter(_QuietWhenStopped(server))
     try:
         server.run()
+    except ValidationError as exc:
+        problems = explain(exc)
+        if problems is None:
+            raise
+        for problem in problems:
+            log.error("configuration: %s", problem)
+        sys.exit(2)
     except asyncio.CancelledError:
         if not server.stopped_while_starting:
             raise

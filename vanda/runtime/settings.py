@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SUBMISSIONS_RETENTION_DAYS = 7  # personal data: brief
@@ -35,3 +37,44 @@ class CommonSettings(BaseSettings):
                              " batch waits for PostgreSQL, another is decoded and decided.")
     log_level: str = Field("INFO", description="Python logging level.")
     max_body_bytes: int = Field(256 * 1024, ge=1024, description="Largest HTTP request body accepted.")
+
+
+MIN_SECRET_LENGTH = 32
+# Words that mark a value copied from an example or a development default, never a real secret.
+PLACEHOLDERS = ("change-me", "changeme", "development-only", "example")
+SECRET_HINT = "make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+
+
+def strong_secret(value: SecretStr) -> SecretStr:
+    """A key that guards personal data or people's tokens: long, random, not a copied example.
+
+    A known or short key would let anyone reverse pseudonyms by trying NHS numbers, or sign
+    themselves any role; refusing to start is the only safe answer.
+    """
+    text = value.get_secret_value()
+    if len(text) < MIN_SECRET_LENGTH:
+        raise ValueError(f"must be a random secret of at least {MIN_SECRET_LENGTH} characters, got {len(text)};"
+                         f" {SECRET_HINT}")
+    if any(word in text.lower() for word in PLACEHOLDERS):
+        raise ValueError(f"is a placeholder from an example or a development default; {SECRET_HINT}")
+    return value
+
+
+StrongSecret = Annotated[SecretStr, AfterValidator(strong_secret)]
+
+
+def _settings_classes(cls: type = BaseSettings) -> list[type[BaseSettings]]:
+    return [c for sub in cls.__subclasses__() for c in (sub, *_settings_classes(sub))]
+
+
+def explain(error: ValidationError) -> list[str] | None:
+    """Each problem in a settings error as `ENV_VARIABLE: reason`; None if not a settings error.
+
+    pydantic names a field (`pseudonym_key`); an operator sets `INTAKE_PSEUDONYM_KEY`.
+    """
+    found = [c for c in _settings_classes() if c.__name__ == error.title]
+    if not found:
+        return None
+    prefix = found[0].model_config.get("env_prefix") or ""
+    return [f"{(prefix + '_'.join(str(p) for p in e['loc'])).upper()}: {e['msg'].removeprefix('Value error, ')}"
+            for e in error.errors()]
