@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+import weakref
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -102,8 +103,22 @@ class Scope:
     site: str | None = None
 
 
+# A large region's board holds every fact of its period in memory (hundreds of MB): two at
+# once would double the peak and could take the process past its memory limit. Boards
+# queue behind each other instead; each takes the CPU it would have shared anyway.
+BOARDS_AT_ONCE = 1
+_boards: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
 async def board(pool: asyncpg.Pool, scope: Scope, p: Projection, disclosure: Disclosure) -> dict[str, Any]:
     """The board's figures for a period: months, totals, indicators and objectives."""
+    # One queue per event loop: a semaphore belongs to the loop it first waited on.
+    slots = _boards.setdefault(asyncio.get_running_loop(), asyncio.Semaphore(BOARDS_AT_ONCE))
+    async with slots:
+        return await _board(pool, scope, p, disclosure)
+
+
+async def _board(pool: asyncpg.Pool, scope: Scope, p: Projection, disclosure: Disclosure) -> dict[str, Any]:
     start, end = periods.bounds(scope.period, p.zone)
     incidents = await adapters.incidents_between(pool, start, end, scope.organisation, scope.site, p.schema)
     decisions = await adapters.decisions_before(pool, start, end, scope.organisation, scope.site, p.schema)

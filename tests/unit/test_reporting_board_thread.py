@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from datetime import timedelta
 from zoneinfo import ZoneInfo
@@ -52,3 +53,38 @@ async def test_the_figures_are_computed_in_a_worker_thread_with_the_same_result(
     assert body["totals"]["incidents"] == 47
     assert body["totals"]["breakdowns"]["incidents_by_category"] == {"weapon": 20, "verbal_abuse": 27}
     assert [m["incidents"] for m in body["months"]] == [40, 7]
+
+
+async def test_boards_are_worked_out_one_at_a_time(monkeypatch) -> None:
+    # Each board holds its period's facts in memory: two at once would double the peak.
+    inside, most = 0, 0
+
+    async def rows(*_args, **_kwargs):
+        nonlocal inside, most
+        inside += 1
+        most = max(most, inside)
+        await asyncio.sleep(0.05)  # a long read: another request arrives meanwhile
+        return []
+
+    async def nothing(*_args, **_kwargs):
+        return {}
+
+    async def done(*_args, **_kwargs):
+        nonlocal inside
+        inside -= 1
+        return []
+
+    monkeypatch.setattr(adapters, "incidents_between", rows)
+    monkeypatch.setattr(adapters, "decisions_before", nothing_list)
+    monkeypatch.setattr(adapters, "incidents_by_id", nothing)
+    monkeypatch.setattr(adapters, "headcount", nothing)
+    monkeypatch.setattr(adapters, "objectives", done)
+    projection = handlers.Projection(ZoneInfo("Europe/London"), frozenset(ReferralCriterion))
+    scope = handlers.Scope(periods.span(JAN.date(), FEB.date()))
+    bodies = await asyncio.gather(*(handlers.board(None, scope, projection, Disclosure(5)) for _ in range(3)))
+    assert [b["totals"]["incidents"] for b in bodies] == [0, 0, 0]
+    assert most == handlers.BOARDS_AT_ONCE == 1
+
+
+async def nothing_list(*_args, **_kwargs):
+    return []
