@@ -19,7 +19,7 @@ from services.intake.adapters import IncidentStore
 from services.intake.config import SERVICE, IntakeSettings
 from services.intake import governance, vault
 from services.intake.vault import Keyring
-from vanda.runtime.auth import AuthSettings
+from vanda.runtime.auth import auth_settings
 from vanda.runtime.consumer import subscribe
 from vanda.runtime.http import install_error_handlers, limit_body_size, ops_router
 from vanda.runtime.service import Runtime
@@ -88,5 +88,5 @@ def create_app(common: CommonSettings | None = None, settings: IntakeSettings | 
     app.include_router(ops_router(runtime.checks, runtime.refresh_gauges))
     app.include_router(entrypoints.routes())
     app.include_router(bulk.routes(settings.batch_max_lines))
-    app.include_router(governance.routes(AuthSettings()))
+    app.include_router(governance.routes(auth_settings()))
     return app

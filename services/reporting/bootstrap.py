@@ -16,7 +16,7 @@ from schemas.topics import BOARD_METRICS, INCIDENTS, POLICE_REFERRALS, SANCTIONS
 from services.reporting import entrypoints, gauges, handlers, publishing
 from services.reporting.adapters import SCHEMA
 from services.reporting.config import SERVICE, ReportingSettings
-from vanda.runtime.auth import AuthSettings, Role, require
+from vanda.runtime.auth import Role, auth_settings, require
 from vanda.runtime.http import install_error_handlers, limit_body_size, ops_router
 from vanda.runtime.service import Runtime
 from vanda.runtime.settings import CommonSettings
@@ -61,7 +61,7 @@ def create_app(common: CommonSettings | None = None, settings: ReportingSettings
     entrypoints.subscribe(runtime.broker, consumer, settings.consumer_group, common.consumer_max_records,
                           common.consumers_per_subscription)
     runtime.document(publishes=[POLICE_REFERRALS, BOARD_METRICS, dead_letter(INCIDENTS), dead_letter(SANCTIONS)])
-    deps = entrypoints.Deps(lambda: runtime.pool, projection, settings.suppression_threshold, AuthSettings(),
+    deps = entrypoints.Deps(lambda: runtime.pool, projection, settings.suppression_threshold, auth_settings(),
                             settings.max_months, clock)
 
     @asynccontextmanager

@@ -19,7 +19,7 @@ from services.sanctions import entrypoints, handlers
 from services.sanctions.adapters import SCHEMA
 from services.sanctions.config import SERVICE, SanctionsSettings, load_policy
 from services.sanctions.domain import Policy
-from vanda.runtime.auth import AuthSettings
+from vanda.runtime.auth import auth_settings
 from vanda.runtime.http import install_error_handlers, limit_body_size, ops_router
 from vanda.runtime.service import Runtime
 from vanda.runtime.settings import CommonSettings
@@ -110,5 +110,5 @@ def create_app(common: CommonSettings | None = None, settings: SanctionsSettings
     limit_body_size(app, common.max_body_bytes)
     entrypoints.install_error_handlers(app)
     app.include_router(ops_router(runtime.checks, runtime.refresh_gauges))
-    app.include_router(entrypoints.routes(lambda: holder["deps"], AuthSettings()))
+    app.include_router(entrypoints.routes(lambda: holder["deps"], auth_settings()))
     return app

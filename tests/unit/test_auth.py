@@ -8,7 +8,7 @@ from fastapi import HTTPException
 from pydantic import SecretStr
 
 from tests.conftest import ROOT
-from vanda.runtime.auth import AuthSettings, Role, authorize, sign
+from vanda.runtime.auth import AuthSettings, Role, auth_settings, authorize, sign
 
 SECRET = "unit-test-secret-of-at-least-32-bytes"
 SETTINGS = AuthSettings(jwt_secret=SecretStr(SECRET))
@@ -76,3 +76,13 @@ def test_every_person_facing_route_needs_a_bearer_token(service):
     assert unguarded == api_keyed
     assert all("X-API-Key" in [p["name"] for op in spec["paths"][path].values() for p in op.get("parameters", [])]
                for path in api_keyed)
+
+
+def test_a_service_without_a_token_secret_says_so_at_start(monkeypatch, caplog):
+    monkeypatch.delenv("AUTH_JWT_SECRET", raising=False)
+    assert auth_settings().jwt_secret is None
+    assert "AUTH_JWT_SECRET is not set" in caplog.text
+    caplog.clear()
+    monkeypatch.setenv("AUTH_JWT_SECRET", SECRET)
+    assert auth_settings().jwt_secret.get_secret_value() == SECRET
+    assert "AUTH_JWT_SECRET" not in caplog.text

@@ -7,6 +7,7 @@ written to the audit tables.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from enum import StrEnum
@@ -19,6 +20,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vanda.runtime.settings import StrongSecret
 
+log = logging.getLogger(__name__)
 ISSUER = "vanda"
 AUDIENCE = "vanda"
 
@@ -37,6 +39,14 @@ class AuthSettings(BaseSettings):
 
     jwt_secret: StrongSecret | None = Field(
         None, description="HS256 key, a long random secret; unset refuses every person-facing route.")
+
+
+def auth_settings() -> AuthSettings:
+    """The token settings from the environment, with a warning when none can be checked."""
+    settings = AuthSettings()
+    if settings.jwt_secret is None:
+        log.warning("AUTH_JWT_SECRET is not set: every route for people (decisions, board, worklists) answers 401")
+    return settings
 
 
 @dataclass(frozen=True)
