@@ -34,8 +34,10 @@ def _default_environment() -> Iterator[None]:
     saved = dict(os.environ)
     os.environ.clear()
     os.environ.update({k: v for k, v in saved.items() if k in KEPT_ENVIRONMENT})
-    # Intake refuses to be built without its keys; the documents need none, so throwaway ones.
-    os.environ.update({k: secrets.token_urlsafe(48) for k in ("INTAKE_PSEUDONYM_KEY", "INTAKE_IDENTITY_KEY")})
+    # Intake refuses to be built without its keys, and every service warns without a token
+    # secret; the documents need neither, so throwaway ones.
+    os.environ.update({k: secrets.token_urlsafe(48)
+                       for k in ("INTAKE_PSEUDONYM_KEY", "INTAKE_IDENTITY_KEY", "AUTH_JWT_SECRET")})
     try:
         yield
     finally:

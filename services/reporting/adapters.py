@@ -181,12 +181,28 @@ def _convert_all(convert: Callable[[asyncpg.Record], T], rows: list[asyncpg.Reco
     return [convert(r) for r in rows]
 
 
-async def referrals(pool: asyncpg.Pool, organisation: str | None, site: str | None) -> list[tuple[IncidentFact, list[str]]]:
-    """Incidents that met the referral criteria and still stand, oldest first."""
+# Where a referral stands, as police.status() decides it, for the worklist's filter.
+REFERRAL_STATUS = {
+    None: "true",
+    "closed": "i.police_outcome IS NOT NULL",
+    "referred": "i.police_outcome IS NULL AND (i.police_informed OR i.referred_at IS NOT NULL)",
+    "pending": "i.police_outcome IS NULL AND NOT i.police_informed AND i.referred_at IS NULL",
+}
+
+
+async def referrals(pool: asyncpg.Pool, status: str | None, organisation: str | None, site: str | None,
+                    after: tuple[datetime, UUID] | None, limit: int) -> list[tuple[IncidentFact, list[str]]]:
+    """Up to `limit` incidents that met the referral criteria and still stand, oldest first,
+    from just after `after` (occurred_at, incident_id): a worklist is read a page at a time."""
+    # Two statements, not "$3 IS NULL OR …": a later page then starts its index scan where
+    # the previous one ended instead of walking every earlier referral again.
+    resume = " AND (i.occurred_at, i.incident_id) > ($4, $5::uuid)" if after else " AND $4::int IS NULL"
     rows = await pool.fetch(
         "SELECT i.*, r.criteria FROM reporting.police_referrals r JOIN reporting.incidents i USING (incident_id)"
-        " WHERE NOT i.withdrawn AND ($1::text IS NULL OR i.organisation = $1) AND ($2::text IS NULL OR i.site = $2)"
-        " ORDER BY i.occurred_at", organisation, site)
+        f" WHERE NOT i.withdrawn AND {REFERRAL_STATUS[status]}"
+        " AND ($1::text IS NULL OR i.organisation = $1) AND ($2::text IS NULL OR i.site = $2)"
+        f"{resume} ORDER BY i.occurred_at, i.incident_id LIMIT $3",
+        organisation, site, limit, *(after or (None,)))
     return [(incident_of(r), list(r["criteria"])) for r in rows]
 
 

@@ -18,13 +18,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from schemas.incidents import EthnicGroup, OdsCode, StaffGroup, Text
 from schemas.topics import INCIDENTS, SANCTIONS
 from services.reporting import adapters, handlers, pack
-from services.reporting.domain import periods
+from services.reporting.domain import cursor, periods
 from services.reporting.domain.board import Disclosure
 from services.reporting.domain.objectives import HEADLINE, Direction, Objective
 from vanda.runtime.auth import AuthSettings, Principal, Role, require
 from vanda.runtime.consumer import EventConsumer, subscribe as consume
 
 MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
+PAGE, MAX_PAGE = 100, 1000  # referrals per worklist page: by default, and at most
 Organisation = Annotated[str | None, Query(max_length=6, description="ODS code.")]
 Site = Annotated[str | None, Query(max_length=200)]
 
@@ -141,16 +142,24 @@ def _referral_routes(router: APIRouter, deps: Deps) -> None:
     async def police_referrals(
         status: Annotated[Literal["pending", "referred", "closed"] | None, Query()] = None,
         organisation: Organisation = None, site: Site = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Most referrals in this page.")] = PAGE,
+        after: Annotated[str | None, Query(max_length=200, description="`next` from the previous page.")] = None,
         who: Principal = Depends(require(Role.POLICE_LIAISON, settings=deps.auth)),
     ) -> dict:
-        """The police liaison worklist: incidents meeting the referral criteria, oldest first.
+        """The police liaison worklist: incidents meeting the referral criteria, oldest first,
+        a page at a time (years of referrals are far too many for one answer).
 
         Incident by incident, with crime references and outcomes: so a role of its own, and
         every read audited, as raw board counts are.
         """
+        try:
+            page = await handlers.worklist(deps.pool(), status, organisation, site, after, limit)
+        except cursor.BadCursor as exc:
+            raise _invalid("after", str(exc)) from None
         await adapters.audit(deps.pool(), who.subject, "referrals_read",
-                             f"police-referrals status={status} organisation={organisation} site={site}")
-        return {"referrals": await handlers.worklist(deps.pool(), status, organisation, site)}
+                             f"police-referrals status={status} organisation={organisation} site={site}"
+                             f" after={after} limit={limit}")
+        return page
 
 
 def _admin_routes(router: APIRouter, deps: Deps) -> None:

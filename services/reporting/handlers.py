@@ -20,7 +20,7 @@ from schemas.sanctions import Decision
 from schemas.topics import POLICE_REFERRALS
 from services.reporting import adapters
 from services.reporting.config import SOURCE
-from services.reporting.domain import periods
+from services.reporting.domain import cursor, periods
 from services.reporting.domain.board import Disclosure, compute, view
 from services.reporting.domain.facts import IncidentFact, decision_fact, next_fact
 from services.reporting.domain.metrics import Inputs, Window
@@ -142,19 +142,19 @@ def _figures(inputs: Inputs, months: list[Window], total: Window, disclosure: Di
     return view(compute(inputs, months, total, disclosure), disclosure, heads)
 
 
-async def worklist(pool: asyncpg.Pool, wanted: str | None, organisation: str | None,
-                   site: str | None) -> list[dict[str, Any]]:
-    """Incidents meeting the referral criteria, with where each stands; no identifier of anyone."""
-    out = []
-    for fact, criteria in await adapters.referrals(pool, organisation, site):
-        state = status(fact)
-        if wanted is None or state == wanted:
-            out.append({"incident_id": str(fact.incident_id), "status": state, "criteria": criteria,
-                        "organisation": fact.organisation, "site": fact.site, "category": fact.category,
-                        "occurred_at": fact.occurred_at.isoformat(),
-                        "referred_at": fact.referred_at.isoformat() if fact.referred_at else None,
-                        "crime_reference": fact.crime_reference, "outcome": fact.police_outcome})
-    return out
+async def worklist(pool: asyncpg.Pool, wanted: str | None, organisation: str | None, site: str | None,
+                   after: str | None = None, limit: int = 100) -> dict[str, Any]:
+    """A page of incidents meeting the referral criteria, with where each stands, and the
+    cursor of the next page (None on the last); no identifier of anyone."""
+    found = await adapters.referrals(pool, wanted, organisation, site, cursor.decode(after), limit)
+    page = [{"incident_id": str(fact.incident_id), "status": status(fact), "criteria": criteria,
+             "organisation": fact.organisation, "site": fact.site, "category": fact.category,
+             "occurred_at": fact.occurred_at.isoformat(),
+             "referred_at": fact.referred_at.isoformat() if fact.referred_at else None,
+             "crime_reference": fact.crime_reference, "outcome": fact.police_outcome}
+            for fact, criteria in found]
+    last = found[-1][0] if len(found) == limit else None
+    return {"referrals": page, "next": cursor.encode(last.occurred_at, last.incident_id) if last else None}
 
 
 def month_scope(first: date, last: date, organisation: str | None, site: str | None) -> Scope:

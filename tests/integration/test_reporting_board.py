@@ -106,6 +106,22 @@ async def test_board_figures_police_funnel_and_worklist(pipeline):
     assert [r["incident_id"] for r in pending] == [assaults[5]] and "subject_id" not in pending[0]
     assert await audited(pipeline, "liaison-3", site) == 2
 
+    # A page at a time: following `next` gives the same referrals, in the same order.
+    pages, after = [], None
+    while True:
+        params = {"site": site, "limit": 4} | ({"after": after} if after else {})
+        body = (await call(pipeline, "GET", pipeline["REPORTING_URL"], "/v1/police-referrals", None, liaison,
+                           **params)).json()
+        pages.append([r["incident_id"] for r in body["referrals"]])
+        if (after := body["next"]) is None:
+            break
+    assert [len(p) for p in pages] == [4, 2]
+    assert sum(pages, []) == [r["incident_id"] for r in worklist["referrals"]]
+    for bad, field in (({"after": "not-a-cursor"}, "after"), ({"limit": 0}, "limit"), ({"limit": 1001}, "limit")):
+        refused = await call(pipeline, "GET", pipeline["REPORTING_URL"], "/v1/police-referrals", None, liaison,
+                             site=site, **bad)
+        assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == field, refused.text
+
     # Amendments and the withdrawal prompted nobody a second time.
     again = await read_until(pipeline["KAFKA_BOOTSTRAP_SERVERS"], "vanda.police-referrals.v1",
                              lambda r: r.key in wanted, len(wanted) + 1, timeout=5)
