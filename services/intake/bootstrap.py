@@ -38,7 +38,8 @@ class Deps:
 def keyring(settings: IntakeSettings) -> Keyring:
     keys = {v: k.get_secret_value().encode() for v, k in settings.previous_pseudonym_keys.items()}
     keys[settings.pseudonym_key_version] = settings.pseudonym_key.get_secret_value().encode()
-    return Keyring(settings.pseudonym_key_version, keys, settings.identity_key.get_secret_value().encode())
+    previous = tuple(k.get_secret_value().encode() for k in settings.previous_identity_keys)
+    return Keyring(settings.pseudonym_key_version, keys, settings.identity_key.get_secret_value().encode(), previous)
 
 
 async def _purge_periodically(deps: Deps, interval: float) -> None:

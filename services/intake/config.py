@@ -22,6 +22,8 @@ class IntakeSettings(BaseSettings):
     previous_pseudonym_keys: dict[int, SecretStr] = Field(
         default_factory=dict, description="Earlier keys by version (JSON), kept so rotation never splits a subject.")
     identity_key: StrongSecret = Field(description="Encrypts stored identifiers (AES-GCM): a long random secret.")
+    previous_identity_keys: list[SecretStr] = Field(
+        default_factory=list, description="Earlier identity keys (JSON list), still read after a rotation.")
     retention_days: int = Field(3650, ge=1, description="Narratives and identifiers older than this are purged.")
     retention_interval_s: float = Field(86400, gt=0, description="How often the retention purge runs.")
     allow_clock_override: bool = Field(False, description="Let POST /v1/retention/run take a `now` (tests only).")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
@@ -11,6 +12,7 @@ from schemas.envelope import utcnow
 from services.intake import vault
 from vanda.runtime.auth import AuthSettings, Principal, Role, require
 
+log = logging.getLogger(__name__)
 SUBJECT_ID = Path(pattern=r"^sub_[0-9a-f]{40}$")
 
 
@@ -29,7 +31,12 @@ def routes(auth: AuthSettings) -> APIRouter:
                        subject_id: str = SUBJECT_ID, who: Principal = correspondence) -> dict:
         """Who a subject is, for a warning letter (role correspondence); every call is audited with its purpose."""
         deps = request.app.state.deps
-        found = await vault.reveal(deps.store.pool, subject_id, deps.keyring, who.subject, purpose)
+        try:
+            found = await vault.reveal(deps.store.pool, subject_id, deps.keyring, who.subject, purpose)
+        except vault.IdentityUnreadable:
+            log.error("a stored identity opens under no configured identity key")
+            raise HTTPException(500, detail="this subject's identity was sealed under an identity key that is no"
+                                            " longer configured: add it to INTAKE_PREVIOUS_IDENTITY_KEYS") from None
         if found is None:
             raise HTTPException(404, detail="no identity is held for this subject (never known, or purged)")
         return found

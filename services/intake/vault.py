@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import asyncpg
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from vanda.runtime.rows import insert_many
@@ -27,6 +28,7 @@ class Keyring:
     current_version: int
     keys: dict[int, bytes]  # version -> HMAC key, current included
     identity_key: bytes
+    previous_identity_keys: tuple[bytes, ...] = ()  # still read, never written
 
     def digests(self, identifier: str) -> list[tuple[int, str]]:
         """(version, digest) for every key, current first, then newest previous."""
@@ -34,9 +36,24 @@ class Keyring:
         return [(v, hmac.new(self.keys[v], identifier.encode(), hashlib.sha256).hexdigest()) for v in order]
 
 
-def _aead(keyring: Keyring) -> AESGCM:
-    # Any secret string becomes a 256-bit key; rotating it means re-encrypting the table.
-    return AESGCM(hashlib.sha256(keyring.identity_key).digest())
+class IdentityUnreadable(Exception):
+    """A stored identity that no configured identity key opens."""
+
+
+def _aead(key: bytes) -> AESGCM:
+    # Any secret string becomes a 256-bit key.
+    return AESGCM(hashlib.sha256(key).digest())
+
+
+def _open(keyring: Keyring, nonce: bytes, sealed: bytes, subject_id: str) -> str:
+    # After a rotation, rows sealed under an earlier key are still read; `remember` reseals a
+    # subject under the current key when it is next seen, so the earlier key can later go.
+    for key in (keyring.identity_key, *keyring.previous_identity_keys):
+        try:
+            return _aead(key).decrypt(nonce, sealed, subject_id.encode()).decode()
+        except InvalidTag:
+            continue
+    raise IdentityUnreadable(subject_id)
 
 
 async def resolve_subject(conn: asyncpg.Connection | asyncpg.Pool, identifier: str, keyring: Keyring) -> str:
@@ -72,7 +89,7 @@ async def remember_many(conn: asyncpg.Connection, people: list[tuple[str, str, s
         return
     await insert_many(conn, "intake.pseudonyms", (("key_version", "int"), ("digest", "text"), ("subject_id", "text")),
                       [(*keyring.digests(i)[0], s) for s, (i, _) in latest.items()], "ON CONFLICT DO NOTHING")
-    aead = _aead(keyring)
+    aead = _aead(keyring.identity_key)
     rows = []
     for subject_id, (identifier, organisation) in latest.items():
         nonce = os.urandom(12)
@@ -95,7 +112,7 @@ async def reveal(pool: asyncpg.Pool, subject_id: str, keyring: Keyring, actor: s
                                   " WHERE subject_id = $1", subject_id)
     if row is None:
         return None
-    identifier = _aead(keyring).decrypt(bytes(row["nonce"]), bytes(row["ciphertext"]), subject_id.encode()).decode()
+    identifier = _open(keyring, bytes(row["nonce"]), bytes(row["ciphertext"]), subject_id)
     value = identifier.split(":")[-1]
     field = "nhs_number" if row["kind"] == "nhs" else "local_id"
     return {"subject_id": subject_id, field: value, "organisation": row["organisation"]}

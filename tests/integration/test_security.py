@@ -11,7 +11,7 @@ import asyncpg
 import httpx
 import pytest
 
-from services.intake.vault import Keyring, remember, resolve_subject
+from services.intake.vault import IdentityUnreadable, Keyring, remember, resolve_subject, reveal
 from tests.conftest import ROOT, bearer, source_key
 from tests.factories import report
 
@@ -112,6 +112,34 @@ async def test_key_rotation_keeps_a_subject_s_history_together(pipeline):
     finally:
         await conn.close()
     assert first == after_rotation == after_retirement
+
+
+async def test_identity_key_rotation_still_reads_and_then_reseals_identities(pipeline):
+    old = Keyring(1, {1: b"pseudonym"}, b"old-identity")
+    rotated = Keyring(1, {1: b"pseudonym"}, b"new-identity", (b"old-identity",))
+    retired = Keyring(1, {1: b"pseudonym"}, b"new-identity")
+    pool = await asyncpg.create_pool(pipeline["DATABASE_URL"], min_size=1, max_size=2)
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            subject = await resolve_subject(conn, "nhs:9990000239", old)
+            await remember(conn, subject, "nhs:9990000239", "RZA", old)
+        with pytest.raises(IdentityUnreadable):
+            await reveal(pool, subject, retired, "test", "letter")
+        async with httpx.AsyncClient(base_url=pipeline["INTAKE_URL"], timeout=30) as client:
+            foreign = await client.get(f"/v1/subjects/{subject}/identity", params={"purpose": "letter"},
+                                       headers=bearer(pipeline, "correspondence"))
+        before = await reveal(pool, subject, rotated, "test", "letter")
+        # Seen again after the hour in which a sighting is not rewritten: sealed under the new key.
+        await pool.execute("UPDATE intake.identities SET last_seen = now() - interval '2 hours'"
+                           " WHERE subject_id = $1", subject)
+        async with pool.acquire() as conn, conn.transaction():
+            await remember(conn, subject, "nhs:9990000239", "RZA", rotated)
+        after = await reveal(pool, subject, retired, "test", "letter")
+    finally:
+        await pool.close()
+    assert before["nhs_number"] == after["nhs_number"] == "9990000239"
+    # The running intake holds neither key: it says which setting is missing, not a bare 500.
+    assert foreign.status_code == 500 and "INTAKE_PREVIOUS_IDENTITY_KEYS" in foreign.json()["detail"]
 
 
 async def test_oversized_and_implausible_reports_are_refused(pipeline):

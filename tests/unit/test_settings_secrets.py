@@ -11,6 +11,7 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from schemas.incidents import IncidentReport
+from services.intake.bootstrap import keyring
 from services.intake.config import IntakeSettings
 from tests.conftest import ROOT
 from vanda.runtime.auth import AuthSettings
@@ -43,6 +44,12 @@ def test_intake_has_no_default_keys_and_says_which_variables_to_set(monkeypatch)
         IntakeSettings()
     assert explain(refused.value) == ["INTAKE_PSEUDONYM_KEY: Field required", "INTAKE_IDENTITY_KEY: Field required"]
     assert IntakeSettings(pseudonym_key=RANDOM, identity_key=RANDOM).pseudonym_key.get_secret_value() == RANDOM
+
+
+def test_earlier_identity_keys_reach_the_keyring_after_the_current_one(monkeypatch):
+    monkeypatch.setenv("INTAKE_PREVIOUS_IDENTITY_KEYS", '["older", "oldest"]')
+    ring = keyring(IntakeSettings(pseudonym_key=RANDOM, identity_key=RANDOM))
+    assert ring.identity_key == RANDOM.encode() and ring.previous_identity_keys == (b"older", b"oldest")
 
 
 def test_a_token_secret_may_be_unset_but_never_weak(monkeypatch):
