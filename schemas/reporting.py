@@ -56,6 +56,8 @@ class BoardMetricsPublished(EventData):
     period: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="Calendar month, YYYY-MM.")
     organisation: str = Field(description="ODS code the figures cover.")
     suppression_threshold: int = Field(ge=1, description="Counts below this (and above 0) are suppressed.")
+    rounding_base: int = Field(1, ge=1, description="Published counts are rounded to a multiple of this, and shares"
+                               " made from the rounded counts; 1: exact.")
     incidents: Figure
     breakdowns: dict[str, dict[str, Figure]] = Field(description="Each measure by dimension; zeros omitted.")
     indicators: dict[str, Figure] = Field(description="Shares, rates and medians; null when undefined.")

@@ -16,6 +16,7 @@ from schemas.topics import BOARD_METRICS, INCIDENTS, POLICE_REFERRALS, SANCTIONS
 from services.reporting import entrypoints, gauges, handlers, publishing
 from services.reporting.adapters import SCHEMA
 from services.reporting.config import SERVICE, ReportingSettings
+from services.reporting.domain.board import Disclosure
 from vanda.runtime.auth import Role, auth_settings, require
 from vanda.runtime.http import install_error_handlers, limit_body_size, ops_router
 from vanda.runtime.service import Runtime
@@ -34,7 +35,7 @@ async def _publisher(deps: entrypoints.Deps, settings: ReportingSettings, wake: 
 
 
 async def publish_now(deps: entrypoints.Deps, grace_days: int, wake: Callable[[], None]) -> int:
-    sent = await publishing.publish_closed_months(deps.pool(), deps.projection, deps.threshold, grace_days,
+    sent = await publishing.publish_closed_months(deps.pool(), deps.projection, deps.disclosure, grace_days,
                                                   deps.clock())
     if sent:
         wake()
@@ -58,10 +59,11 @@ def create_app(common: CommonSettings | None = None, settings: ReportingSettings
         return await handlers.on_events(conn, events, projection)
 
     consumer = runtime.consumer(SCHEMA, apply, apply_many)
+    disclosure = Disclosure(settings.suppression_threshold, rounding=settings.rounding_base)
     entrypoints.subscribe(runtime.broker, consumer, settings.consumer_group, common.consumer_max_records,
                           common.consumers_per_subscription)
     runtime.document(publishes=[POLICE_REFERRALS, BOARD_METRICS, dead_letter(INCIDENTS), dead_letter(SANCTIONS)])
-    deps = entrypoints.Deps(lambda: runtime.pool, projection, settings.suppression_threshold, auth_settings(),
+    deps = entrypoints.Deps(lambda: runtime.pool, projection, disclosure, auth_settings(),
                             settings.max_months, clock)
 
     @asynccontextmanager
@@ -69,7 +71,7 @@ def create_app(common: CommonSettings | None = None, settings: ReportingSettings
         await runtime.start()
         runtime.background(_publisher(deps, settings, runtime.relay.wake))
         runtime.background(gauges.keep_fresh(
-            lambda: gauges.refresh(runtime.pool, projection, settings.suppression_threshold, clock()),
+            lambda: gauges.refresh(runtime.pool, projection, disclosure, clock()),
             settings.gauges_interval_s))
         try:
             yield

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.reporting import ReferralCriterion
@@ -18,9 +18,20 @@ class ReportingSettings(BaseSettings):
     timezone: str = Field("Europe/London", description="Time zone whose calendar months the board sees.")
     max_months: int = Field(60, ge=1, description="Longest range one board request may span.")
     suppression_threshold: int = Field(5, ge=1, description="Counts from 1 to this minus 1 are suppressed.")
+    rounding_base: int = Field(1, ge=1, description="Published counts are rounded to a multiple of this (5 bounds"
+                               " what differencing two boards can reveal); 1 leaves them exact.")
     police_criteria: frozenset[ReferralCriterion] = Field(
         frozenset(ReferralCriterion), description="Which referral criteria apply (JSON list).")
     publish_interval_s: float = Field(3600, gt=0, description="How often closed months are checked for publishing.")
     gauges_interval_s: float = Field(300, gt=0, description="How often the current month's headline gauges"
                                      " are recomputed.")
     publish_grace_days: int = Field(3, ge=0, description="Days after a month closes before it is published.")
+
+    @field_validator("rounding_base")
+    @classmethod
+    def _never_rounds_a_shown_count_to_zero(cls, base: int, info: ValidationInfo) -> int:
+        threshold = info.data.get("suppression_threshold")  # absent when it was itself refused
+        if threshold is not None and base > 2 * threshold:
+            raise ValueError(f"must be at most twice the suppression threshold ({2 * threshold}), or a count"
+                             " that is shown could read 0")
+        return base

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -34,7 +34,7 @@ Site = Annotated[str | None, Query(max_length=200)]
 class Deps:
     pool: Callable[[], Any]
     projection: handlers.Projection
-    threshold: int
+    disclosure: Disclosure  # as every viewer gets it; raw reads drop suppression and rounding
     auth: AuthSettings
     max_months: int
     clock: Callable[[], datetime]
@@ -69,11 +69,11 @@ def _invalid(field: str, msg: str) -> RequestValidationError:
 async def disclosure(deps: Deps, raw: bool, who: Principal, what: str) -> Disclosure:
     """Suppressed figures for every viewer; raw counts only for the operations role, and every such read is audited."""
     if not raw:
-        return Disclosure(deps.threshold)
+        return deps.disclosure
     if Role.OPERATIONS not in who.roles:
         raise HTTPException(403, detail=f"raw counts need the {Role.OPERATIONS} role")
     await adapters.audit(deps.pool(), who.subject, "raw_read", what)
-    return Disclosure(deps.threshold, raw=True)
+    return replace(deps.disclosure, raw=True)
 
 
 def scope(deps: Deps, from_: str | None, to: str | None, period: str | None,
@@ -133,7 +133,7 @@ def _board_routes(router: APIRouter, deps: Deps) -> None:
     ) -> HTMLResponse:
         """The board pack: one printable HTML page with inline charts; suppressed figures only."""
         body = await handlers.board(deps.pool(), scope(deps, None, None, period, organisation, site),
-                                    deps.projection, Disclosure(deps.threshold))
+                                    deps.projection, deps.disclosure)
         return HTMLResponse(pack.render(body))
 
 

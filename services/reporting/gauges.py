@@ -32,10 +32,10 @@ UPDATED = Gauge("vanda_reporting_current_month_updated_timestamp_seconds",
                 "When the current month's headline figures were last computed (Unix time).")
 
 
-async def refresh(pool: asyncpg.Pool, p: Projection, threshold: int, now: datetime) -> None:
+async def refresh(pool: asyncpg.Pool, p: Projection, disclosure: Disclosure, now: datetime) -> None:
     """Recompute the current month's headline figures."""
     month = periods.month_of(now, p.zone)
-    figures = await board(pool, Scope(periods.parse(periods.label(month))), p, Disclosure(threshold))
+    figures = await board(pool, Scope(periods.parse(periods.label(month))), p, disclosure)
     for name, value in headline(figures["totals"]).items():
         v = number(value)
         CURRENT_MONTH.labels(name).set(math.nan if v is None else v)

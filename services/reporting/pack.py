@@ -24,6 +24,13 @@ section{break-inside:avoid}@media print{body{margin:0}h2{break-after:avoid}}
 """
 
 
+def _disclosure_note(suppression: dict[str, Any]) -> str:
+    note = (f"Counts from 1 to {suppression['threshold'] - 1} are suppressed, and so is any figure that would let"
+            " one be worked out; a suppressed figure reads \"suppressed\".")
+    base = suppression["rounding"]
+    return note if base == 1 else f"{note} Counts are rounded to the nearest {base}, and shares are made from them."
+
+
 def render(body: dict[str, Any]) -> str:
     """The whole page for one board view."""
     totals = body["totals"]
@@ -32,8 +39,7 @@ def render(body: dict[str, Any]) -> str:
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Board pack {escape(body['period'])}</title>",
         f"<style>{STYLE}</style></head><body>",
         f"<h1>Violence, aggression and abuse against staff: {escape(body['period'])}</h1>",
-        f"<p class='note'>{where}. Counts from 1 to {body['suppression']['threshold'] - 1} are suppressed, and so is any"
-        " figure that would let one be worked out; a suppressed figure reads \"suppressed\".</p>",
+        f"<p class='note'>{where}. {_disclosure_note(body['suppression'])}</p>",
         _objectives(body), "<div class='grid'>",
         _section("Incidents by month", _bars("trend", [(m["month"], m["incidents"]) for m in body["months"]])),
         _section("Staff affected by ethnic group", _bars("ethnicity", _dims(totals, "staff_affected_by_ethnic_group"))),

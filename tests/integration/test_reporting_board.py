@@ -190,7 +190,8 @@ async def test_each_closed_month_is_published_once(pipeline):
                               lambda r: r.key == organisation.encode(), 2, timeout=8)
     assert len(events) == 1
     data = json.loads(events[0].value)["data"]
-    assert (data["period"], data["incidents"], data["suppression_threshold"]) == ("2025-01", 5, 5)
+    assert (data["period"], data["incidents"], data["suppression_threshold"], data["rounding_base"]) == (
+        "2025-01", 5, 5, 1)
     assert data["breakdowns"]["incidents_by_category"] == {"verbal_abuse": 5}
 
 

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from services.reporting.config import ReportingSettings
 from services.reporting.domain.board import Disclosure, compute, view
 from services.reporting.domain.facts import Staff
 from services.reporting.domain.metrics import Inputs, Window
 from services.reporting.domain.objectives import Direction, Objective, assess, status, trend
 from services.reporting.entrypoints import to_csv
 from services.reporting.pack import COLOURS, render
+from services.reporting.publishing import event_for
 from tests.unit.test_reporting_metrics import decision, fact
+from vanda.runtime.settings import explain
 
 JAN, FEB, MAR = (datetime(2025, m, 1, tzinfo=UTC) for m in (1, 2, 3))
 MONTHS = [Window("2025-01", JAN, FEB), Window("2025-02", FEB, MAR)]
@@ -18,8 +26,8 @@ TOTAL = Window("total", JAN, MAR)
 SUPPRESSED = {"suppressed": True}
 
 
-def build(incidents, decisions=(), raw=False, heads=None):
-    disclosure = Disclosure(5, raw)
+def build(incidents, decisions=(), raw=False, heads=None, rounding=1):
+    disclosure = Disclosure(5, raw, rounding)
     board = compute(Inputs(incidents, list(decisions), {}), MONTHS, TOTAL, disclosure)
     return view(board, disclosure, heads or {}) | {"period": "2025-01 to 2025-02"}
 
@@ -54,6 +62,71 @@ def test_small_cell_and_everything_that_would_reveal_it_are_suppressed():
     assert feb_cats == {"verbal_abuse": SUPPRESSED, "weapon": SUPPRESSED}
     assert body["totals"]["breakdowns"]["incidents_by_category"] == {"verbal_abuse": 14, "weapon": 10}
     assert [m["incidents"] for m in body["months"]] == [9, 15] and body["suppression"]["threshold"] == 5
+
+
+def test_rounded_counts_are_published_to_the_base_and_raw_reads_stay_exact():
+    body = build(sample(), rounding=5)
+    assert [m["incidents"] for m in body["months"]] == [10, 15] and body["totals"]["incidents"] == 25
+    assert body["totals"]["breakdowns"]["incidents_by_category"] == {"verbal_abuse": 15, "weapon": 10}
+    assert body["suppression"]["rounding"] == 5
+    # Rounding comes after suppression: what was hidden stays hidden.
+    assert body["months"][0]["breakdowns"]["incidents_by_category"]["weapon"] == SUPPRESSED
+    raw = build(sample(), raw=True, rounding=5)
+    assert raw["totals"]["incidents"] == 24 and raw["suppression"]["rounding"] == 1
+
+
+def test_with_rounding_a_share_is_made_from_the_rounded_counts():
+    # 7 of 22: exact, 0.318 and the shown 20 would give 7 back; rounded, 5 of 20.
+    incidents = [jan(medical_factors=True) for _ in range(7)] + [jan() for _ in range(15)]
+    assert build(incidents)["totals"]["indicators"]["medical_factors_share"] == round(7 / 22, 3)
+    ind = build(incidents, rounding=5)["totals"]["indicators"]
+    assert ind["medical_factors_share"] == 0.25
+
+
+def test_with_rounding_rates_per_1000_staff_use_the_rounded_counts():
+    white = Staff("ambulance", "white", False, False)
+    incidents = [jan(staff=(white,)) for _ in range(12)]
+    heads = {("ambulance", "white"): 1000}
+    assert build(incidents, heads=heads)["totals"]["indicators"]["white_staff_affected_per_1000"] == 12.0
+    assert build(incidents, heads=heads, rounding=5)["totals"]["indicators"]["white_staff_affected_per_1000"] == 10.0
+
+
+def _published_counts(body):
+    for row in [*body["months"], body["totals"]]:
+        yield "incidents", row["incidents"]
+        yield from row["incidents_by_site"].items()
+        yield from ((d, v) for dims in row["breakdowns"].values() for d, v in dims.items())
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["verbal_abuse", "weapon", "hate_incident"]), st.booleans(),
+                          st.sampled_from(["North", "South"])), max_size=40),
+       st.sampled_from([1, 2, 5, 10]))
+def test_every_published_count_is_a_multiple_of_the_base_and_none_reads_zero_wrongly(rows, base):
+    incidents = [(jan if in_jan else feb)(category=c, site=site) for c, in_jan, site in rows]
+    rounded, exact = build(incidents, rounding=base), build(incidents)
+    for (name, shown), (_, true) in zip(_published_counts(rounded), _published_counts(exact), strict=True):
+        if shown == SUPPRESSED:
+            assert true == SUPPRESSED, name
+            continue
+        assert shown % base == 0 and abs(shown - true) <= base / 2, (name, shown, true)
+        assert (shown == 0) == (true == 0), (name, shown, true)
+
+
+def test_a_rounding_base_over_twice_the_threshold_is_refused_naming_the_setting():
+    with pytest.raises(ValidationError) as refused:
+        ReportingSettings(suppression_threshold=3, rounding_base=10)
+    [problem] = explain(refused.value)
+    assert problem.startswith("REPORTING_ROUNDING_BASE: must be at most twice the suppression threshold (6)")
+    assert ReportingSettings(suppression_threshold=5, rounding_base=10).rounding_base == 10
+
+
+def test_the_published_event_and_the_pack_say_how_counts_were_rounded():
+    body = build(sample(), rounding=5)
+    event = event_for(JAN.date(), "RZA", body, Disclosure(5, rounding=5), MAR).event
+    assert (event.data.rounding_base, event.data.incidents) == (5, 25)
+    assert "rounded to the nearest 5" in render(body | {"objectives": []})
+    assert "rounded" not in render(build(sample()) | {"objectives": []})
 
 
 def test_a_share_is_withheld_when_its_numerator_is():

@@ -1,11 +1,12 @@
-"""Disclosure control: primary suppression of small counts, secondary so none can be derived."""
+"""Disclosure control: primary suppression of small counts, secondary so none can be derived, rounding."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.reporting.domain.disclosure import Relation, primary, suppress
+from services.reporting.domain.disclosure import Relation, primary, rounded, suppress
 
 
 def test_counts_from_one_to_four_are_suppressed_zero_and_five_are_not():
@@ -50,3 +51,17 @@ def test_no_relation_is_left_with_exactly_one_hidden_term(values):
     hidden = suppress(cells, [relation], 5)
     assert primary(cells, 5) <= hidden
     assert sum(1 for k in (*relation.members, "total") if k in hidden) != 1
+
+
+@pytest.mark.parametrize(("n", "base", "shown"), [
+    (0, 5, 0), (5, 5, 5), (7, 5, 5), (8, 5, 10), (12, 5, 10), (13, 5, 15), (1234, 5, 1235),
+    (5, 10, 10), (14, 10, 10), (15, 10, 20), (3, 2, 4), (7, 1, 7), (0, 1, 0),
+])
+def test_rounding_goes_to_the_nearest_multiple_with_halves_up(n, base, shown):
+    assert rounded(n, base) == shown
+
+
+@given(st.integers(0, 10_000), st.integers(1, 20))
+def test_a_rounded_count_is_a_multiple_of_the_base_and_within_half_a_base(n, base):
+    shown = rounded(n, base)
+    assert shown % base == 0 and abs(shown - n) <= base / 2

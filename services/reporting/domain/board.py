@@ -30,6 +30,7 @@ NOT_ADDITIVE = frozenset({"sanctions_at_period_end", "repeat_perpetrators"})
 class Disclosure:
     threshold: int = 5
     raw: bool = False  # only for the authorised operations role
+    rounding: int = 1  # published counts are rounded to a multiple of this; 1 leaves them exact
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ def view(board: Board, disclosure: Disclosure, headcount: Mapping[tuple[str, str
     rendered = {r: render_row(board, r, disclosure, headcount) for r in board.rows}
     return {
         "suppression": {"threshold": disclosure.threshold, "raw": disclosure.raw,
+                        "rounding": 1 if disclosure.raw else disclosure.rounding,
                         "cells_suppressed": len(board.hidden)},
         "months": [{"month": r, **rendered[r]} for r in board.rows if r != TOTAL],
         "totals": rendered[TOTAL],
@@ -83,7 +85,7 @@ def render_row(board: Board, row: str, disclosure: Disclosure,
     cells = Cells({(m, d): n for (r, m, d), n in board.cells.items() if r == row},
                   {(m, d) for (r, m, d) in board.hidden if r == row},
                   {name: v for (r, name), v in board.samples.items() if r == row},
-                  disclosure.threshold, disclosure.raw)
+                  disclosure.threshold, disclosure.raw, disclosure.rounding)
     breakdowns: dict[str, dict[str, Any]] = {}
     for (m, d) in sorted(cells.counts):
         if m not in ("incidents", "incidents_by_site"):

@@ -6,6 +6,11 @@ one). Secondary suppression then looks at each additive relation the output publ
 period and the period's figure). Where exactly one term of a relation is hidden, it could
 be worked out by subtraction, so the smallest other non-zero member is hidden too (the
 margin if no member is left). This repeats until no relation has a single hidden term.
+
+Suppression holds within one output, not across two: a site's board subtracted from its
+organisation's, or one range from an overlapping one, can give back a hidden count. Rounding
+every published count to a base (5, as many official statistics do) bounds what such a
+difference can tell: it is then uncertain by up to a base either way.
 """
 
 from __future__ import annotations
@@ -54,3 +59,8 @@ def _protect(cells: Mapping[Key, int], relation: Relation, hidden: set[Key]) -> 
     if relation.margin not in hidden and cells.get(relation.margin, 0) > 0:
         return relation.margin
     return None
+
+
+def rounded(n: int, base: int) -> int:
+    """`n` to the nearest multiple of `base`, halves up (base 1 leaves it exact)."""
+    return (n + base // 2) // base * base

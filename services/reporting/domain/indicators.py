@@ -3,6 +3,8 @@
 A share or rate is withheld when any count it is made from is withheld (the share and
 the shown denominator would give the count back); a median is withheld when fewer than
 `threshold` values make it. Shares are fractions (0.25 is 25%), rounded to 3 places.
+Where counts are published rounded to a base, shares and rates are made from the rounded
+counts: made from the exact ones, they and the rounded denominator would give a count back.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 from statistics import median
 from typing import Any
 
+from services.reporting.domain.disclosure import rounded
 from services.reporting.domain.metrics import MINORITY
 
 SUPPRESSED = {"suppressed": True}
@@ -27,13 +30,17 @@ class Cells:
     samples: Mapping[str, list[float]]
     threshold: int
     raw: bool
+    rounding: int = 1  # published counts are multiples of this
 
     def n(self, measure: str, dimension: str) -> int:
         return self.counts.get((measure, dimension), 0)
 
+    def published(self, n: int) -> int:
+        return n if self.raw else rounded(n, self.rounding)
+
     def show(self, measure: str, dimension: str) -> Figure:
-        """A count as published: the number, or the suppressed marker."""
-        return SUPPRESSED if (measure, dimension) in self.hidden else self.n(measure, dimension)
+        """A count as published: the number (rounded, if so set), or the suppressed marker."""
+        return SUPPRESSED if (measure, dimension) in self.hidden else self.published(self.n(measure, dimension))
 
     def blocked(self, *keys: tuple[str, str]) -> bool:
         return any(k in self.hidden for k in keys)
@@ -41,16 +48,16 @@ class Cells:
     def share(self, num: tuple[str, str], den: tuple[str, str]) -> Figure:
         if self.blocked(num, den):
             return SUPPRESSED
-        return _ratio(self.n(*num), self.n(*den))
+        return _ratio(self.published(self.n(*num)), self.published(self.n(*den)))
 
     def summed(self, measure: str, dims: tuple[str, ...]) -> int | None:
-        """A total of cells, or None when it would reveal a withheld one or is itself too small."""
+        """A total of cells as published, or None when it would reveal a withheld one or is itself too small."""
         total = sum(self.n(measure, d) for d in dims)
         if self.raw:
             return total
         if self.blocked(*((measure, d) for d in dims)) or 0 < total < self.threshold:
             return None
-        return total
+        return self.published(total)
 
     def middle(self, name: str) -> Figure:
         values = self.samples.get(name, [])
