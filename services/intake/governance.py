@@ -34,9 +34,12 @@ def routes(auth: AuthSettings) -> APIRouter:
         try:
             found = await vault.reveal(deps.store.pool, subject_id, deps.keyring, who.subject, purpose)
         except vault.IdentityUnreadable:
-            log.error("a stored identity opens under no configured identity key")
-            raise HTTPException(500, detail="this subject's identity was sealed under an identity key that is no"
-                                            " longer configured: add it to INTAKE_PREVIOUS_IDENTITY_KEYS") from None
+            # AES-GCM cannot tell a missing key from an altered record: say both.
+            log.error("a stored identity opens under no configured identity key, or was altered")
+            raise HTTPException(500, detail="this subject's identity opens under no configured identity key: it was"
+                                            " sealed under a key no longer configured (add that key to"
+                                            " INTAKE_PREVIOUS_IDENTITY_KEYS), or the stored record was altered"
+                                            ) from None
         if found is None:
             raise HTTPException(404, detail="no identity is held for this subject (never known, or purged)")
         return found

@@ -37,7 +37,7 @@ class Keyring:
 
 
 class IdentityUnreadable(Exception):
-    """A stored identity that no configured identity key opens."""
+    """A stored identity that no configured identity key opens: sealed under a key since dropped, or altered."""
 
 
 def _aead(key: bytes) -> AESGCM:
