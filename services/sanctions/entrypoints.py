@@ -74,7 +74,8 @@ def routes(deps: Callable[[], Any], auth: AuthSettings) -> APIRouter:
     @router.get("/subjects/{subject_id}", tags=["subjects"])
     async def get_subject(subject_id: str = SUBJECT_ID, who: Principal = readers) -> dict:
         """Card level, active ban, pending approvals and history; emergency care is never barred."""
-        view = await handlers.describe_subject(deps().pool, subject_id)
+        d = deps()
+        view = await handlers.describe_subject(d.pool, subject_id, d.policy, d.clock())
         if view is None:
             raise HTTPException(404, detail="no incidents or decisions for this subject")
         return view

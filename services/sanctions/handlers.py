@@ -19,7 +19,6 @@ from services.sanctions import adapters
 from services.sanctions.config import SOURCE
 from services.sanctions.domain import (
     Card,
-    CardKind,
     CardStatus,
     IncidentGone,
     IncidentRecord,
@@ -30,6 +29,7 @@ from services.sanctions.domain import (
     SubjectState,
     Tick,
     decide,
+    ladder,
 )
 from vanda.runtime.outbox import Outgoing, stage
 
@@ -173,18 +173,9 @@ def card_view(card: Card) -> dict[str, Any]:
     return card.model_dump(mode="json", exclude={"closed_at_seq", "review_sent"})
 
 
-def card_level(state: SubjectState) -> str:
-    """The most serious card in force or proposed."""
-    standing = {c.kind: c.status for c in state.cards if c.standing}
-    if standing.get(CardKind.RED) == CardStatus.ACTIVE:
-        return "red_active"
-    if CardKind.RED in standing:
-        return "red_proposed"
-    return "yellow_2" if CardKind.YELLOW_2 in standing else "yellow_1" if CardKind.YELLOW_1 in standing else "none"
-
-
-async def describe_subject(pool: asyncpg.Pool, subject_id: str) -> dict[str, Any] | None:
-    """Current level, active ban with dates, pending approvals and the reasoned history."""
+async def describe_subject(pool: asyncpg.Pool, subject_id: str, policy: Policy,
+                           now: datetime) -> dict[str, Any] | None:
+    """Current level, active ban with dates, pending approvals and the reasoned history, as at `now`."""
     async with pool.acquire() as conn:
         state = await adapters.load(conn, subject_id)
     if not state.incidents:
@@ -192,11 +183,11 @@ async def describe_subject(pool: asyncpg.Pool, subject_id: str) -> dict[str, Any
     ban = state.active_ban()
     return {
         "subject_id": subject_id,
-        "card_level": card_level(state),
+        "card_level": ladder.card_level(state, policy, now),
         "active_ban": card_view(ban) if ban else None,
         "pending_approvals": [card_view(c) for c in state.cards if c.status == CardStatus.PROPOSED],
         "emergency_care": EMERGENCY_CARE,
-        "cards": [card_view(c) for c in state.cards],
+        "cards": [card_view(c) | {"in_force": ladder.in_force(c, state, policy, now)} for c in state.cards],
         "incidents": [i.model_dump(mode="json", include={"incident_id", "occurred_at", "category", "harm",
                                                           "withdrawn", "excused", "revision"})
                       for i in state.incidents],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -17,6 +17,7 @@ pytestmark = pytest.mark.integration
 
 # Test-range NHS numbers (999...), one per person in the scenario.
 BANNED, WITHDRAWN, REJECTED, APPEALED, CHILD = "9990000042", "9990000050", "9990000069", "9990000077", "9990000085"
+LAPSED = "9990001006"
 
 
 def patient(nhs: str, **extra) -> dict:
@@ -124,6 +125,17 @@ async def test_rejected_red_card_and_upheld_appeal(pipeline):
     assert kinds(events) == ["yellow_card_issued:1", "appeal_lodged", "appeal_decided", "rescinded"]
     view = (await sanctions_call(pipeline, "GET", f"/v1/subjects/{shouted['subject_id']}", "appeals_officer")).json()
     assert view["card_level"] == "none"
+
+
+async def test_a_warning_lapses_when_its_incident_leaves_the_window(pipeline):
+    body = report(perpetrator=patient(LAPSED), occurred_at=(datetime.now(UTC) - timedelta(days=400)).isoformat())
+    async with httpx.AsyncClient(base_url=pipeline["INTAKE_URL"], timeout=30, headers=source_key(pipeline)) as client:
+        receipt = (await client.post("/v1/incidents", json=body)).json()
+    subject = receipt["subject_id"]
+    assert kinds(await events_for(pipeline, subject, 1)) == ["yellow_card_issued:1"]
+    view = (await sanctions_call(pipeline, "GET", f"/v1/subjects/{subject}", "correspondence")).json()
+    assert view["card_level"] == "none"
+    assert [(c["kind"], c["status"], c["in_force"]) for c in view["cards"]] == [("yellow_1", "issued", False)]
 
 
 async def test_children_and_staff_are_never_carded(pipeline):

@@ -21,8 +21,9 @@ from services.sanctions.domain import (
     Reject,
     Tick,
 )
+from services.sanctions.domain.ladder import card_level, in_force
 from tests.factories import T0
-from tests.unit.sanctions_cases import feed, names, record
+from tests.unit.sanctions_cases import POLICY, feed, names, record
 
 Y1, Y2, RED = "yellow_card_issued:1", "yellow_card_issued:2", "red_card_proposed"
 
@@ -225,3 +226,42 @@ def test_a_newer_approved_ban_supersedes_an_older_one():
     state, decisions = feed([Approve(decisions[0].decision_id, "r")], state)
     assert names(decisions) == ["ban_expired", "ban_imposed"] and decisions[0].rule == "ban.superseded"
     assert sum(c.status == CardStatus.ACTIVE for c in state.cards) == 1
+
+
+def _level_scenarios():
+    """(name, state, days after T0 the level is read, level) for the subject view's card level."""
+    y1, _ = feed([record(0)])
+    y2, _ = feed([record(0), record(300)])
+    proposed, decisions = feed([record(0), record(30), record(60)])
+    banned, _ = feed([Approve(decisions[-1].decision_id, "r")], proposed, now=T0 + timedelta(days=61))
+    expired, _ = feed([Tick()], banned, now=banned.active_ban().ends_at)
+    rescinded, decisions = feed([record(0)])
+    rescinded, _ = feed([IncidentGone(decisions[0].incident_id)], rescinded)
+    return [
+        ("no card", rescinded, 1, "none"),
+        ("first warning", y1, 100, "yellow_1"),
+        ("first warning, its incident a day short of a year old", y1, 364, "yellow_1"),
+        ("first warning lapsed with its incident leaving the window", y1, 365, "none"),
+        ("final warning", y2, 301, "yellow_2"),
+        ("final warning outlives the first", y2, 400, "yellow_2"),
+        ("both warnings lapsed", y2, 700, "none"),
+        ("red card awaiting a reviewer, however long", proposed, 700, "red_proposed"),
+        ("ban in force", banned, 100, "red_active"),
+        ("ban past its end before the scheduler marks it", banned, 61 + 180, "yellow_2"),
+        ("ban expired, warnings still in the window", expired, 300, "yellow_2"),
+        ("ban expired, everything lapsed", expired, 500, "none"),
+    ]
+
+
+@pytest.mark.parametrize(("state", "day", "level"), [case[1:] for case in _level_scenarios()],
+                         ids=[case[0] for case in _level_scenarios()])
+def test_the_card_level_counts_only_cards_in_force(state, day, level):
+    assert card_level(state, POLICY, T0 + timedelta(days=day)) == level
+
+
+def test_a_lapsed_warning_is_shown_as_not_in_force_and_nothing_is_decided():
+    state, decisions = feed([record(0)])
+    [card] = state.cards
+    assert in_force(card, state, POLICY, T0 + timedelta(days=364))
+    assert not in_force(card, state, POLICY, T0 + timedelta(days=365))
+    assert feed([Tick()], state, now=T0 + timedelta(days=400))[1] == []

@@ -102,3 +102,31 @@ def due(card: Card, policy: Policy, now: datetime) -> tuple[bool, bool]:
         return False, False
     review_at = card.ends_at - policy.review_window
     return (not card.review_sent and now >= review_at), now >= card.ends_at
+
+
+def in_force(card: Card, state: SubjectState, policy: Policy, now: datetime) -> bool:
+    """Whether a card binds the subject at `now`.
+
+    A ban binds until it ends and a proposal until a reviewer decides. A warning lasts as
+    long as its incident counts towards the ladder, the policy's window: an issued card
+    whose incident left it has lapsed, though nothing is published when it does.
+    """
+    if card.status == CardStatus.ACTIVE:
+        return card.ends_at is None or now < card.ends_at
+    if card.status == CardStatus.PROPOSED:
+        return True
+    if card.status == CardStatus.ISSUED:
+        incident = state.incident(card.incident_id)
+        return incident is not None and incident.occurred_at > now - policy.window
+    return False
+
+
+def card_level(state: SubjectState, policy: Policy, now: datetime) -> str:
+    """The most serious card in force at `now`: red_active, red_proposed, yellow_2, yellow_1 or none."""
+    binding = {(c.kind, c.status) for c in state.cards if in_force(c, state, policy, now)}
+    if (CardKind.RED, CardStatus.ACTIVE) in binding:
+        return "red_active"
+    if (CardKind.RED, CardStatus.PROPOSED) in binding:
+        return "red_proposed"
+    kinds = {kind for kind, _ in binding}
+    return "yellow_2" if CardKind.YELLOW_2 in kinds else "yellow_1" if CardKind.YELLOW_1 in kinds else "none"
