@@ -40,6 +40,9 @@ STAFF_FIELDS = tuple(f.name for f in fields(Staff))
 BY_ID = "SELECT * FROM {schema}.incidents WHERE incident_id = ANY($1::uuid[])"
 READ_CHUNK = 2000  # rows decoded per visit to the event loop when a period is read
 FILTER = " AND ($3::text IS NULL OR organisation = $3) AND ($4::text IS NULL OR site = $4)"
+# A decision's location is its incident's: looked up by key, only when a location is asked for.
+AT_LOCATION = (" AND ($5::text IS NULL OR EXISTS (SELECT 1 FROM {schema}.incidents i"
+               " WHERE i.incident_id = d.incident_id AND i.location_type = $5))")
 
 
 def _incident_row(f: IncidentFact) -> tuple[Any, ...]:
@@ -143,23 +146,25 @@ async def claim_referral(conn: asyncpg.Connection, incident_id: UUID, criteria: 
 
 
 async def incidents_between(pool: asyncpg.Pool, start: datetime, end: datetime, organisation: str | None,
-                            site: str | None, schema: str = SCHEMA) -> list[IncidentFact]:
+                            site: str | None, schema: str = SCHEMA, location: str | None = None) -> list[IncidentFact]:
     return await _read(pool, incident_of, f"SELECT * FROM {schema}.incidents WHERE occurred_at >= $1"
-                       " AND occurred_at < $2 AND NOT withdrawn" + FILTER, start, end, organisation, site)
+                       " AND occurred_at < $2 AND NOT withdrawn" + FILTER
+                       + " AND ($5::text IS NULL OR location_type = $5)", start, end, organisation, site, location)
 
 
 async def decisions_before(pool: asyncpg.Pool, start: datetime, end: datetime, organisation: str | None,
-                           site: str | None, schema: str = SCHEMA) -> list[DecisionFact]:
+                           site: str | None, schema: str = SCHEMA, location: str | None = None) -> list[DecisionFact]:
     """Decisions in the period, plus the bans still running when it starts and how they ended (for the
     bans in force at the end of each month). A ban that ended before the period cannot be in force in
     it, so the rest of history is not read: the board's cost does not grow with the years behind it."""
+    at_location = AT_LOCATION.format(schema=schema)
     return await _read(
         pool, decision_of,
-        f"WITH running AS (SELECT sanction_id FROM {schema}.decisions WHERE kind = 'ban_imposed'"
-        " AND decided_at < $1 AND ends_at > $1" + FILTER + ")"
-        f" SELECT * FROM {schema}.decisions WHERE decided_at < $2 AND (decided_at >= $1"
+        f"WITH running AS (SELECT sanction_id FROM {schema}.decisions d WHERE kind = 'ban_imposed'"
+        " AND decided_at < $1 AND ends_at > $1" + FILTER + at_location + ")"
+        f" SELECT * FROM {schema}.decisions d WHERE decided_at < $2 AND (decided_at >= $1"
         " OR (kind IN ('ban_imposed', 'rescinded', 'ban_expired') AND sanction_id IN (SELECT sanction_id FROM running)))"
-        + FILTER, start, end, organisation, site)
+        + FILTER + at_location, start, end, organisation, site, location)
 
 
 async def _read(pool: asyncpg.Pool, convert: Callable[[asyncpg.Record], T], query: str, *args: Any) -> list[T]:

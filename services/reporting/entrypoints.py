@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, Response
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.incidents import EthnicGroup, OdsCode, StaffGroup, Text
+from schemas.incidents import EthnicGroup, LocationType, OdsCode, StaffGroup, Text
 from schemas.topics import INCIDENTS, SANCTIONS
 from services.reporting import adapters, handlers, pack
 from services.reporting.domain import cursor, periods
@@ -28,6 +28,8 @@ MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
 PAGE, MAX_PAGE = 100, 1000  # referrals per worklist page: by default, and at most
 Organisation = Annotated[str | None, Query(max_length=6, description="ODS code.")]
 Site = Annotated[str | None, Query(max_length=200)]
+Location = Annotated[LocationType | None, Query(description="Only incidents at this type of location, and their"
+                                                " sanctions; no rates per 1,000 staff (staff are counted by site).")]
 
 
 @dataclass
@@ -77,10 +79,11 @@ async def disclosure(deps: Deps, raw: bool, who: Principal, what: str) -> Disclo
 
 
 def scope(deps: Deps, from_: str | None, to: str | None, period: str | None,
-          organisation: str | None, site: str | None) -> handlers.Scope:
+          organisation: str | None, site: str | None, location: LocationType | None = None) -> handlers.Scope:
+    location_type = location.value if location else None
     if period is not None:
         try:
-            return handlers.Scope(periods.parse(period), organisation, site)
+            return handlers.Scope(periods.parse(period), organisation, site, location_type)
         except ValueError as exc:
             raise _invalid("period", str(exc).partition(": ")[2]) from None
     if from_ is None or to is None:
@@ -90,7 +93,7 @@ def scope(deps: Deps, from_: str | None, to: str | None, period: str | None,
         raise _invalid("to", "must not be before 'from'")
     if len(periods.month_range(first, last)) > deps.max_months:
         raise _invalid("to", f"range must span at most {deps.max_months} months")
-    return handlers.month_scope(first, last, organisation, site)
+    return handlers.month_scope(first, last, organisation, site, location_type)
 
 
 def routes(deps: Deps) -> APIRouter:
@@ -111,16 +114,17 @@ def _board_routes(router: APIRouter, deps: Deps) -> None:
         from_: Annotated[str | None, Query(alias="from", pattern=MONTH, description="First month, YYYY-MM.")] = None,
         to: Annotated[str | None, Query(pattern=MONTH, description="Last month, YYYY-MM.")] = None,
         period: Annotated[str | None, Query(pattern=periods.PERIOD_PATTERN, description="2024-03, 2024-Q1 or FY2024-25.")] = None,
-        organisation: Organisation = None, site: Site = None,
+        organisation: Organisation = None, site: Site = None, location_type: Location = None,
         raw: Annotated[bool, Query(description="Unsuppressed counts (operations role only).")] = False,
         format: Annotated[Literal["json", "csv"] | None, Query()] = None,
         accept: Annotated[str | None, Header()] = None,
         who: Principal = viewers,
     ) -> Any:
         """Board figures per month and for the whole range, with disclosure control applied."""
-        what = f"board from={from_} to={to} period={period} organisation={organisation} site={site}"
+        what = (f"board from={from_} to={to} period={period} organisation={organisation} site={site}"
+                f" location_type={location_type}")
         seen = await disclosure(deps, raw, who, what)
-        body = await handlers.board(deps.pool(), scope(deps, from_, to, period, organisation, site),
+        body = await handlers.board(deps.pool(), scope(deps, from_, to, period, organisation, site, location_type),
                                     deps.projection, seen)
         if format == "csv" or (format is None and "text/csv" in (accept or "")):
             return Response(to_csv(body), media_type="text/csv; charset=utf-8")
@@ -129,10 +133,10 @@ def _board_routes(router: APIRouter, deps: Deps) -> None:
     @router.get("/board", tags=["metrics"], response_class=HTMLResponse, dependencies=[viewers])
     async def board_pack(
         period: Annotated[str, Query(pattern=periods.PERIOD_PATTERN, description="2024-03, 2024-Q1 or FY2024-25.")],
-        organisation: Organisation = None, site: Site = None,
+        organisation: Organisation = None, site: Site = None, location_type: Location = None,
     ) -> HTMLResponse:
         """The board pack: one printable HTML page with inline charts; suppressed figures only."""
-        body = await handlers.board(deps.pool(), scope(deps, None, None, period, organisation, site),
+        body = await handlers.board(deps.pool(), scope(deps, None, None, period, organisation, site, location_type),
                                     deps.projection, deps.disclosure)
         return HTMLResponse(pack.render(body))
 

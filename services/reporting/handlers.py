@@ -101,6 +101,7 @@ class Scope:
     period: periods.Period
     organisation: str | None = None
     site: str | None = None
+    location_type: str | None = None
 
 
 # A large region's board holds every fact of its period in memory (hundreds of MB): two at
@@ -120,11 +121,14 @@ async def board(pool: asyncpg.Pool, scope: Scope, p: Projection, disclosure: Dis
 
 async def _board(pool: asyncpg.Pool, scope: Scope, p: Projection, disclosure: Disclosure) -> dict[str, Any]:
     start, end = periods.bounds(scope.period, p.zone)
-    incidents = await adapters.incidents_between(pool, start, end, scope.organisation, scope.site, p.schema)
-    decisions = await adapters.decisions_before(pool, start, end, scope.organisation, scope.site, p.schema)
+    where = (scope.organisation, scope.site, p.schema)
+    incidents = await adapters.incidents_between(pool, start, end, *where, location=scope.location_type)
+    decisions = await adapters.decisions_before(pool, start, end, *where, location=scope.location_type)
     red = [d.incident_id for d in decisions if d.kind == "red_card_proposed"]
     related = await adapters.incidents_by_id(pool, red, p.schema)
-    heads = await adapters.headcount(pool, scope.period.label, scope.period.last, scope.organisation, scope.site)
+    # The workforce is loaded by site, not by where in it staff work: no rate for one location type.
+    heads = {} if scope.location_type else await adapters.headcount(pool, scope.period.label, scope.period.last,
+                                                                    scope.organisation, scope.site)
     months = [Window(periods.label(m), periods.start_of(m, p.zone), periods.start_of(periods.add_months(m, 1), p.zone))
               for m in scope.period.months]
     # A long period's figures are seconds of pure CPU: worked out in a thread, so that the
@@ -134,6 +138,7 @@ async def _board(pool: asyncpg.Pool, scope: Scope, p: Projection, disclosure: Di
     goals = assess(await adapters.objectives(pool), headline(body["totals"]), [headline(m) for m in body["months"]])
     return {"from": periods.label(scope.period.first), "to": periods.label(scope.period.last),
             "period": scope.period.label, "organisation": scope.organisation, "site": scope.site,
+            "location_type": scope.location_type,
             **body, "objectives": goals}
 
 
@@ -157,5 +162,6 @@ async def worklist(pool: asyncpg.Pool, wanted: str | None, organisation: str | N
     return {"referrals": page, "next": cursor.encode(last.occurred_at, last.incident_id) if last else None}
 
 
-def month_scope(first: date, last: date, organisation: str | None, site: str | None) -> Scope:
-    return Scope(periods.span(first, last), organisation, site)
+def month_scope(first: date, last: date, organisation: str | None, site: str | None,
+                location_type: str | None = None) -> Scope:
+    return Scope(periods.span(first, last), organisation, site, location_type)

@@ -34,7 +34,8 @@ def _disclosure_note(suppression: dict[str, Any]) -> str:
 def render(body: dict[str, Any]) -> str:
     """The whole page for one board view."""
     totals = body["totals"]
-    where = " · ".join(escape(x) for x in (body.get("organisation"), body.get("site")) if x) or "all organisations"
+    places = (body.get("organisation"), body.get("site"), (body.get("location_type") or "").replace("_", " "))
+    where = " · ".join(escape(x) for x in places if x) or "all organisations"
     parts = [
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Board pack {escape(body['period'])}</title>",
         f"<style>{STYLE}</style></head><body>",

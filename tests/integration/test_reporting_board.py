@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import httpx
@@ -173,6 +174,45 @@ async def audited(pipeline, actor: str, mentioning: str) -> int:
                                    actor, mentioning)
     finally:
         await conn.close()
+
+
+async def test_a_board_for_one_location_type_counts_its_incidents_and_their_sanctions(pipeline):
+    organisation = "L" + uuid.uuid4().hex[:5].upper()
+    # Sanctions count in the month they were decided, so the incidents happen now; the range
+    # takes in last month too, so that a run at midnight on the 1st still finds both.
+    now = datetime.now(UTC)
+    common = dict(organisation=organisation, occurred_at=now.isoformat())
+    months = {"from": f"{(now.replace(day=1) - timedelta(days=1)):%Y-%m}", "to": f"{now + timedelta(days=1):%Y-%m}"}
+    patients = iter(["9990001014", "9990001022"])  # one identified patient per location: one card each
+    for location, unknown in (("ward", 5), ("emergency_department", 7)):
+        await submit_all(pipeline, [report(**common, location_type=location, perpetrator=UNKNOWN)
+                                    for _ in range(unknown)]
+                         + [report(**common, location_type=location, perpetrator={
+                             "kind": "patient", "nhs_number": next(patients), "medical_factors": False,
+                             "age_band": "18_to_64"})])
+    ops = bearer(pipeline, "operations", "ops-location")
+
+    async def figures(**where):
+        answer = await call(pipeline, "GET", pipeline["REPORTING_URL"], "/v1/metrics/board", None, ops,
+                            organisation=organisation, raw="true", **months, **where)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    everywhere = await poll(figures, lambda b: b["totals"]["breakdowns"].get("sanctions", {}).get("yellow_card_1") == 2)
+    assert everywhere["totals"]["incidents"] == 14
+    ward, ed = await figures(location_type="ward"), await figures(location_type="emergency_department")
+    assert (ward["totals"]["incidents"], ed["totals"]["incidents"]) == (6, 8)
+    assert ward["totals"]["breakdowns"]["sanctions"] == ed["totals"]["breakdowns"]["sanctions"] == {"yellow_card_1": 1}
+    assert ward["totals"]["breakdowns"]["incidents_by_location"] == {"ward": 6}
+    assert ward["location_type"] == "ward" and ward["totals"]["indicators"]["workforce_loaded"] is False
+    assert (await figures(location_type="ambulance"))["totals"]["incidents"] == 0
+    refused = await call(pipeline, "GET", pipeline["REPORTING_URL"], "/v1/metrics/board", None, ops,
+                         **months, location_type="car_park")
+    assert refused.status_code == 422 and "location_type" in refused.text
+    pack = await call(pipeline, "GET", pipeline["REPORTING_URL"], "/board", None, viewer(pipeline),
+                      period=months["to"], organisation=organisation, location_type="emergency_department")
+    assert pack.status_code == 200 and "emergency department" in pack.text
+    assert await audited(pipeline, "ops-location", "location_type=ward") == 1
 
 
 async def test_each_closed_month_is_published_once(pipeline):
