@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -9,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from schemas.events import decode, encode
 from services.reporting.config import ReportingSettings
 from services.reporting.domain.board import Disclosure, compute, view
 from services.reporting.domain.facts import Staff
@@ -125,6 +127,11 @@ def test_the_published_event_and_the_pack_say_how_counts_were_rounded():
     body = build(sample(), rounding=5)
     event = event_for(JAN.date(), "RZA", body, Disclosure(5, rounding=5), MAR).event
     assert (event.data.rounding_base, event.data.incidents) == (5, 25)
+    assert json.loads(encode(event))["data"]["rounding_base"] == 5
+    # Exact counts leave the event as subscribers knew it before rounding existed.
+    exact = event_for(JAN.date(), "RZA", build(sample()), Disclosure(5), MAR).event
+    assert "rounding_base" not in json.loads(encode(exact))["data"]
+    assert decode(encode(exact)).data.rounding_base == 1
     assert "rounded to the nearest 5" in render(body | {"objectives": []})
     assert "rounded" not in render(build(sample()) | {"objectives": []})
 
