@@ -10,7 +10,8 @@ margin if no member is left). This repeats until no relation has a single hidden
 Suppression holds within one output, not across two: a site's board subtracted from its
 organisation's, or one range from an overlapping one, can give back a hidden count. Rounding
 every published count to a base (5, as many official statistics do) bounds what such a
-difference can tell: it is then uncertain by up to a base either way.
+difference can tell: each count is within half a base of the truth, so a difference of two
+is within a base of it, and a small hidden count fits several values.
 """
 
 from __future__ import annotations
