@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 # Test-range NHS numbers (999...), one per person in the scenario.
 BANNED, WITHDRAWN, REJECTED, APPEALED, CHILD = "9990000042", "9990000050", "9990000069", "9990000077", "9990000085"
-LAPSED = "9990001006"
+LAPSED, EXTENDED = "9990001006", "9990001030"
 
 
 def patient(nhs: str, **extra) -> dict:
@@ -136,6 +136,33 @@ async def test_a_warning_lapses_when_its_incident_leaves_the_window(pipeline):
     view = (await sanctions_call(pipeline, "GET", f"/v1/subjects/{subject}", "correspondence")).json()
     assert view["card_level"] == "none"
     assert [(c["kind"], c["status"], c["in_force"]) for c in view["cards"]] == [("yellow_1", "issued", False)]
+
+
+async def test_an_incident_during_a_ban_proposes_an_extension_that_replaces_it(pipeline):
+    async def now_report(**extra) -> dict:
+        body = report(perpetrator=patient(EXTENDED), occurred_at=datetime.now(UTC).isoformat(), **extra)
+        async with httpx.AsyncClient(base_url=pipeline["INTAKE_URL"], timeout=30,
+                                     headers=source_key(pipeline)) as client:
+            response = await client.post("/v1/incidents", json=body)
+        assert response.status_code == 202, response.text
+        return response.json()
+
+    subject = (await now_report(category="weapon"))["subject_id"]
+    first = (await events_for(pipeline, subject, 1))[0]["data"]["decision_id"]
+    approve = await sanctions_call(pipeline, "POST", f"/v1/sanctions/{first}/approve", "sanction_approver",
+                                   reason="Weapon; clinical lead agrees")
+    assert approve.status_code == 200
+    await now_report()  # after the ban began
+    events = await events_for(pipeline, subject, 3)
+    assert kinds(events) == ["red_card_proposed", "ban_imposed", "red_card_proposed"]
+    assert events[2]["data"]["rule"] == "red.extension" and events[2]["data"]["policy_version"] == "2026.2"
+    extension = events[2]["data"]["decision_id"]
+    approved = await sanctions_call(pipeline, "POST", f"/v1/sanctions/{extension}/approve", "sanction_approver",
+                                    reason="Re-offended during the ban")
+    assert approved.json()["events"] == ["uk.nhs.vanda.sanction.ban_expired.v1", "uk.nhs.vanda.sanction.ban_imposed.v1"]
+    view = (await sanctions_call(pipeline, "GET", f"/v1/subjects/{subject}", "sanction_approver")).json()
+    assert view["card_level"] == "red_active" and view["active_ban"]["sanction_id"] == extension
+    assert [c["status"] for c in view["cards"]] == ["expired", "active"]
 
 
 async def test_children_and_staff_are_never_carded(pipeline):

@@ -228,6 +228,70 @@ def test_a_newer_approved_ban_supersedes_an_older_one():
     assert sum(c.status == CardStatus.ACTIVE for c in state.cards) == 1
 
 
+EXTENDING = Policy(version="test-ext", extend_on_reoffence=True)
+
+
+def _banned(policy=EXTENDING):
+    """A weapon incident at T0, its red card approved on day 10: a ban running to day 190."""
+    state, decisions = feed([record(0, category="weapon")], policy=policy)
+    state, _ = feed([Approve(decisions[0].decision_id, "r")], state, policy=policy, now=T0 + timedelta(days=10))
+    return state
+
+
+def test_without_extension_an_incident_during_a_ban_is_only_evidence():
+    _, decisions = feed([record(50)], _banned(POLICY))
+    assert names(decisions) == ["evidence_attached"]
+
+
+def test_an_incident_during_a_ban_proposes_an_extension_which_replaces_the_ban_when_approved():
+    ban = _banned()
+    state, decisions = feed([record(50)], ban, policy=EXTENDING)
+    assert names(decisions) == [RED] and decisions[0].rule == "red.extension"
+    assert decisions[0].evidence_incident_ids == [ban.cards[0].incident_id, decisions[0].incident_id]
+    # While it waits for a reviewer, further incidents attach to it: never two proposals.
+    state, attached = feed([record(60)], state, policy=EXTENDING)
+    assert names(attached) == ["evidence_attached"] and attached[0].sanction_id == decisions[0].decision_id
+    state, approved = feed([Approve(decisions[0].decision_id, "r")], state, policy=EXTENDING,
+                           now=T0 + timedelta(days=70))
+    assert names(approved) == ["ban_expired", "ban_imposed"] and approved[0].rule == "ban.superseded"
+    assert state.active_ban().ends_at == T0 + timedelta(days=250)
+    assert sum(c.status == CardStatus.ACTIVE for c in state.cards) == 1
+    # Re-deriving the ladder leaves the extension standing; the replaced ban never expires twice.
+    assert names(feed([record(80, kind="staff")], state, policy=EXTENDING)[1]) == []
+    assert feed([Tick()], state, policy=EXTENDING, now=T0 + timedelta(days=195))[1] == []
+    _, ended = feed([Tick()], state, policy=EXTENDING, now=T0 + timedelta(days=250))
+    assert names(ended) == ["ban_review_due", "ban_expired"] and ended[-1].sanction_id == decisions[0].decision_id
+
+
+def test_an_incident_before_the_ban_was_approved_is_evidence_not_an_extension():
+    state, decisions = feed([record(0, category="weapon"), record(5)], policy=EXTENDING)
+    assert names(decisions) == [RED, "evidence_attached"]
+    state, approved = feed([Approve(decisions[0].decision_id, "r")], state, policy=EXTENDING,
+                           now=T0 + timedelta(days=10))
+    assert names(approved) == ["ban_imposed"]
+
+
+def test_after_an_extension_is_rejected_the_ban_runs_on_and_the_next_incident_proposes_again():
+    state, decisions = feed([record(50)], _banned(), policy=EXTENDING)
+    state, rejected = feed([Reject(decisions[0].decision_id, "r")], state, policy=EXTENDING)
+    assert names(rejected) == ["red_card_rejected"] and state.active_ban() is not None
+    _, again = feed([record(60)], state, policy=EXTENDING)
+    assert names(again) == [RED]
+
+
+def test_without_approval_an_extension_replaces_the_ban_at_once():
+    automatic = Policy(version="auto-ext", extend_on_reoffence=True, approval_required=False)
+    state, decisions = feed([record(0, category="weapon"), record(50)], policy=automatic)
+    assert names(decisions) == [RED, "ban_imposed", RED, "ban_expired", "ban_imposed"]
+    assert sum(c.status == CardStatus.ACTIVE for c in state.cards) == 1
+
+
+def test_the_shipped_policy_proposes_extensions():
+    from services.sanctions.config import DEFAULT_POLICY, load_policy
+
+    assert load_policy(DEFAULT_POLICY).extend_on_reoffence
+
+
 def _level_scenarios():
     """(name, state, days after T0 the level is read, level) for the subject view's card level."""
     y1, _ = feed([record(0)])

@@ -155,14 +155,7 @@ def _approve(state: SubjectState, command: Approve, policy: Policy, now: datetim
     card = _card(state, command.sanction_id)
     if card.kind != CardKind.RED or card.status != CardStatus.PROPOSED:
         raise Conflict(f"sanction_id: only a proposed red card can be approved (this one is {card.status})")
-    events: list[Decision] = []
-    for older in [c for c in state.cards if c.status == CardStatus.ACTIVE]:
-        # A newer approved ban supersedes the older one: never two bans in force at once.
-        older = older.model_copy(update={"status": CardStatus.EXPIRED})
-        state = replace_card(state, older)
-        events.append(follow_up(BanExpired, state, older, "ban.superseded", policy, now, ended_at=now))
-    state, imposed = impose(state, card, command.reviewer, policy, now)
-    return state, events + imposed
+    return impose(state, card, command.reviewer, policy, now)
 
 
 def _reject(state: SubjectState, command: Reject, policy: Policy, now: datetime) -> Result:

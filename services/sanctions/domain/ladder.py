@@ -59,8 +59,13 @@ def ideal(state: SubjectState, policy: Policy) -> dict[UUID, Want]:
     live, wants, cards = ordered(state), {}, holders(state)
     open_red: UUID | None = None
     for n, i in enumerate(live):
-        if open_red is not None and _still_open(cards.get((open_red, CardKind.RED)), i):
-            wants[i.incident_id] = Want(None, attach_to=open_red)
+        red = cards.get((open_red, CardKind.RED)) if open_red is not None else None
+        if open_red is not None and _still_open(red, i):
+            if policy.extend_on_reoffence and _during_ban(red, i):
+                wants[i.incident_id] = Want(CardKind.RED, "red.extension", (open_red, i.incident_id))
+                open_red = i.incident_id
+            else:
+                wants[i.incident_id] = Want(None, attach_to=open_red)
             continue
         window = tuple(j.incident_id for j in live[: n + 1] if j.occurred_at > i.occurred_at - policy.window)
         wants[i.incident_id] = _position(i, window, policy)
@@ -89,6 +94,15 @@ def _still_open(red: Card | None, i: IncidentRecord) -> bool:
     if red.status == CardStatus.REJECTED:
         return red.closed_at_seq is not None and i.seq < red.closed_at_seq  # reviewer saw it already
     return False
+
+
+def _during_ban(red: Card | None, i: IncidentRecord) -> bool:
+    """Whether incident `i` happened after the ban `red` was imposed (and, being still open, before it ended).
+
+    An expired ban counts too, so that the extension it prompted stays wanted once the ban
+    it extended has been replaced or has run out."""
+    return (red is not None and red.status in (CardStatus.ACTIVE, CardStatus.EXPIRED)
+            and red.starts_at is not None and i.occurred_at > red.starts_at)
 
 
 def holders(state: SubjectState) -> dict[tuple[UUID, CardKind], Card]:

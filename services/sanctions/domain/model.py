@@ -30,6 +30,9 @@ class Policy(Frozen):
     immediate_red_harm: dict[Category, frozenset[Harm]] = {
         Category.PHYSICAL_ASSAULT: frozenset({Harm.MODERATE, Harm.SEVERE, Harm.DEATH})}
     immediate_red_on_sexual_assault: bool = True
+    # A qualifying incident during a ban in force proposes a new ban (an extension), which
+    # replaces the running one if approved; off, it only attaches to the ban as evidence.
+    extend_on_reoffence: bool = False
 
     @field_validator("red_card_days")
     @classmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from schemas.sanctions import BanImposed, Decision, EvidenceAttached, RescindReason, SanctionRescinded
+from schemas.sanctions import BanExpired, BanImposed, Decision, EvidenceAttached, RescindReason, SanctionRescinded
 from services.sanctions.domain import ladder
 from services.sanctions.domain.events import card_issued, decision_id, follow_up, restriction_for
 from services.sanctions.domain.model import Card, CardKind, CardStatus, Policy, SubjectState
@@ -18,13 +18,19 @@ def replace_card(state: SubjectState, card: Card) -> SubjectState:
 
 
 def impose(state: SubjectState, card: Card, reviewer: str | None, policy: Policy, now: datetime) -> Result:
-    """Start a ban now for the policy's length; emergency care stays open."""
+    """Start a ban now for the policy's length, replacing any ban in force; emergency care stays open."""
+    events: list[Decision] = []
+    for older in [c for c in state.cards if c.status == CardStatus.ACTIVE]:
+        # A newer ban supersedes the older one: never two bans in force at once.
+        older = older.model_copy(update={"status": CardStatus.EXPIRED})
+        state = replace_card(state, older)
+        events.append(follow_up(BanExpired, state, older, "ban.superseded", policy, now, ended_at=now))
     active = card.model_copy(update={"status": CardStatus.ACTIVE, "starts_at": now, "ends_at": now + policy.ban_length})
     state = replace_card(state, active)
-    event = follow_up(BanImposed, state, active, "ban.approved" if reviewer else "ban.automatic", policy, now,
-                      reviewer=reviewer, restriction=active.restriction, starts_at=active.starts_at,
-                      ends_at=active.ends_at)
-    return state, [event]
+    events.append(follow_up(BanImposed, state, active, "ban.approved" if reviewer else "ban.automatic", policy, now,
+                            reviewer=reviewer, restriction=active.restriction, starts_at=active.starts_at,
+                            ends_at=active.ends_at))
+    return state, events
 
 
 def reconcile(state: SubjectState, policy: Policy, now: datetime, reason: RescindReason) -> Result:
