@@ -113,7 +113,7 @@ def _board_routes(router: APIRouter, deps: Deps) -> None:
     async def board_metrics(
         from_: Annotated[str | None, Query(alias="from", pattern=MONTH, description="First month, YYYY-MM.")] = None,
         to: Annotated[str | None, Query(pattern=MONTH, description="Last month, YYYY-MM.")] = None,
-        period: Annotated[str | None, Query(pattern=periods.PERIOD_PATTERN, description="2024-03, 2024-Q1 or FY2024-25.")] = None,
+        period: Annotated[str | None, Query(pattern=periods.PERIOD_PATTERN, description=periods.PERIOD_EXAMPLES + ".")] = None,
         organisation: Organisation = None, site: Site = None, location_type: Location = None,
         raw: Annotated[bool, Query(description="Unsuppressed counts (operations role only).")] = False,
         format: Annotated[Literal["json", "csv"] | None, Query()] = None,
@@ -132,7 +132,7 @@ def _board_routes(router: APIRouter, deps: Deps) -> None:
 
     @router.get("/board", tags=["metrics"], response_class=HTMLResponse, dependencies=[viewers])
     async def board_pack(
-        period: Annotated[str, Query(pattern=periods.PERIOD_PATTERN, description="2024-03, 2024-Q1 or FY2024-25.")],
+        period: Annotated[str, Query(pattern=periods.PERIOD_PATTERN, description=periods.PERIOD_EXAMPLES + ".")],
         organisation: Organisation = None, site: Site = None, location_type: Location = None,
     ) -> HTMLResponse:
         """The board pack: one printable HTML page with inline charts; suppressed figures only."""

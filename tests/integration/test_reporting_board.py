@@ -96,6 +96,10 @@ async def test_board_figures_police_funnel_and_worklist(pipeline):
     assert ind["police_referral_rate"] == 0.833 and ind["median_days_to_referral"] == 1.0
     assert ind["body_worn_camera_share"] == 0.545 and ind["charge_rate"] == SUPPRESSED
     assert ind["ethnic_minority_share_of_staff_affected"] == 0.545
+    # The financial half-year holding May has the same figures; the other half has none.
+    halves = [(await board(pipeline, period=half, site=site)).json() for half in ("FY2025-26-H1", "FY2025-26-H2")]
+    assert [len(h["months"]) for h in halves] == [6, 6] and halves[0]["totals"]["incidents"] == 11
+    assert halves[0]["totals"]["breakdowns"] == totals["breakdowns"] and halves[1]["totals"]["incidents"] == 0
 
     liaison = bearer(pipeline, "police_liaison", "liaison-3")
     worklist = (await call(pipeline, "GET", pipeline["REPORTING_URL"], "/v1/police-referrals", None, liaison,

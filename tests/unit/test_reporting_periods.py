@@ -1,13 +1,14 @@
-"""Reporting periods: months, quarters and the NHS financial year (1 April to 31 March)."""
+"""Reporting periods: months, quarters, the NHS financial year (1 April to 31 March) and its halves."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.reporting.domain.periods import bounds, month_of, month_range, parse
+from services.reporting.domain.periods import PERIOD_PATTERN, bounds, month_of, month_range, parse
 
 LONDON = ZoneInfo("Europe/London")
 
@@ -18,13 +19,16 @@ LONDON = ZoneInfo("Europe/London")
     ("2024-Q4", date(2024, 10, 1), date(2024, 12, 1)),
     ("FY2024-25", date(2024, 4, 1), date(2025, 3, 1)),
     ("FY1999-00", date(1999, 4, 1), date(2000, 3, 1)),
+    ("FY2024-25-H1", date(2024, 4, 1), date(2024, 9, 1)),
+    ("FY2024-25-H2", date(2024, 10, 1), date(2025, 3, 1)),
 ])
 def test_periods_cover_whole_months(text, first, last):
     period = parse(text)
     assert (period.first, period.last, period.label) == (first, last, text)
 
 
-@pytest.mark.parametrize("text", ["2024-13", "2024-Q5", "FY2024-26", "2024", "fy2024-25"])
+@pytest.mark.parametrize("text", ["2024-13", "2024-Q5", "FY2024-26", "2024", "fy2024-25", "FY2024-25-H3",
+                                  "FY2024-26-H1", "FY2024-25-h1"])
 def test_bad_periods_are_refused(text):
     with pytest.raises(ValueError, match="period"):
         parse(text)
@@ -32,6 +36,18 @@ def test_bad_periods_are_refused(text):
 
 def test_financial_year_has_twelve_months_april_to_march():
     assert [m.month for m in parse("FY2024-25").months] == [4, 5, 6, 7, 8, 9, 10, 11, 12, 1, 2, 3]
+
+
+def test_the_two_halves_make_the_financial_year():
+    first, second = parse("FY2024-25-H1"), parse("FY2024-25-H2")
+    assert first.months + second.months == parse("FY2024-25").months and len(first.months) == 6
+    assert bounds(first, LONDON)[1] == bounds(second, LONDON)[0] == datetime(2024, 9, 30, 23, 0, tzinfo=UTC)
+
+
+def test_every_period_parse_takes_matches_the_api_pattern():
+    for text in ("2024-03", "2024-Q1", "FY2024-25", "FY2024-25-H1", "FY2024-25-H2"):
+        assert re.match(PERIOD_PATTERN, text), text
+    assert not re.match(PERIOD_PATTERN, "FY2024-25-H3")
 
 
 def test_financial_year_boundary_is_midnight_on_1_april_london_time():

@@ -1,4 +1,8 @@
-"""Reporting periods: calendar month, calendar quarter, NHS financial year (April to March)."""
+"""Reporting periods: calendar month, calendar quarter, NHS financial year (April to March) and its halves.
+
+The halves serve the Violence Prevention and Reduction Standard, which asks for board
+assurance twice a year.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,9 @@ from zoneinfo import ZoneInfo
 
 MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
-FINANCIAL_YEAR = re.compile(r"^FY(\d{4})-(\d{2})$")
-PERIOD_PATTERN = r"^(\d{4}-(0[1-9]|1[0-2])|\d{4}-Q[1-4]|FY\d{4}-\d{2})$"
+FINANCIAL_YEAR = re.compile(r"^FY(\d{4})-(\d{2})(?:-H([12]))?$")
+PERIOD_PATTERN = r"^(\d{4}-(0[1-9]|1[0-2])|\d{4}-Q[1-4]|FY\d{4}-\d{2}(-H[12])?)$"
+PERIOD_EXAMPLES = "2024-03, 2024-Q1, FY2024-25 or its halves FY2024-25-H1 (April to September) and -H2"
 
 
 @dataclass(frozen=True, order=True)
@@ -42,7 +47,7 @@ def month_range(start: date, end: date) -> list[date]:
 
 
 def parse(text: str) -> Period:
-    """Read `2024-03`, `2024-Q1` or `FY2024-25`; raise ValueError otherwise."""
+    """Read `2024-03`, `2024-Q1`, `FY2024-25` or `FY2024-25-H1`; raise ValueError otherwise."""
     if m := MONTH.match(text):
         first = date(int(m[1]), int(m[2]), 1)
         return Period(first, first, text)
@@ -53,9 +58,12 @@ def parse(text: str) -> Period:
         start = int(m[1])
         if int(m[2]) != (start + 1) % 100:
             raise ValueError(f"period: {text} must name consecutive years, e.g. FY{start}-{(start + 1) % 100:02d}")
-        # The NHS financial year runs from 1 April to 31 March.
-        return Period(date(start, 4, 1), date(start + 1, 3, 1), text)
-    raise ValueError(f"period: {text!r} is not YYYY-MM, YYYY-Qn or FYyyyy-yy")
+        # The NHS financial year runs from 1 April to 31 March; H1 to September, H2 from October.
+        first, months = date(start, 4, 1), 12
+        if m[3]:
+            first, months = add_months(first, 6 * (int(m[3]) - 1)), 6
+        return Period(first, add_months(first, months - 1), text)
+    raise ValueError(f"period: {text!r} is not YYYY-MM, YYYY-Qn, FYyyyy-yy or FYyyyy-yy-Hn")
 
 
 def span(first: date, last: date) -> Period:
