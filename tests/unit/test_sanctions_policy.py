@@ -263,6 +263,22 @@ def test_an_incident_during_a_ban_proposes_an_extension_which_replaces_the_ban_w
     assert names(ended) == ["ban_review_due", "ban_expired"] and ended[-1].sanction_id == decisions[0].decision_id
 
 
+def test_a_late_report_of_an_incident_in_a_ban_now_over_is_evidence_not_a_new_ban():
+    ban = _banned()
+    over, _ = feed([Tick()], ban, policy=EXTENDING, now=T0 + timedelta(days=190))
+    assert over.active_ban() is None
+    _, decisions = feed([record(50)], over, policy=EXTENDING, now=T0 + timedelta(days=200))
+    assert names(decisions) == ["evidence_attached"]
+
+
+def test_an_extension_still_waiting_when_the_ban_runs_out_stays_proposed():
+    state, decisions = feed([record(50)], _banned(), policy=EXTENDING)
+    state, ended = feed([Tick()], state, policy=EXTENDING, now=T0 + timedelta(days=190))
+    assert names(ended)[-1] == "ban_expired" and state.card(decisions[0].decision_id).status == CardStatus.PROPOSED
+    # Anything that re-derives the ladder leaves the waiting proposal alone.
+    assert names(feed([record(195, kind="staff")], state, policy=EXTENDING)[1]) == []
+
+
 def test_an_incident_before_the_ban_was_approved_is_evidence_not_an_extension():
     state, decisions = feed([record(0, category="weapon"), record(5)], policy=EXTENDING)
     assert names(decisions) == [RED, "evidence_attached"]

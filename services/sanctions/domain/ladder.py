@@ -61,7 +61,7 @@ def ideal(state: SubjectState, policy: Policy) -> dict[UUID, Want]:
     for n, i in enumerate(live):
         red = cards.get((open_red, CardKind.RED)) if open_red is not None else None
         if open_red is not None and _still_open(red, i):
-            if policy.extend_on_reoffence and _during_ban(red, i):
+            if policy.extend_on_reoffence and _during_ban(red, i, cards):
                 wants[i.incident_id] = Want(CardKind.RED, "red.extension", (open_red, i.incident_id))
                 open_red = i.incident_id
             else:
@@ -96,13 +96,17 @@ def _still_open(red: Card | None, i: IncidentRecord) -> bool:
     return False
 
 
-def _during_ban(red: Card | None, i: IncidentRecord) -> bool:
-    """Whether incident `i` happened after the ban `red` was imposed (and, being still open, before it ended).
+def _during_ban(red: Card | None, i: IncidentRecord, cards: dict[tuple[UUID, CardKind], Card]) -> bool:
+    """Whether incident `i` prompts an extension of the ban `red`: it happened after the ban
+    was imposed (and, the ban being still open, before it ended), and the ban is in force.
 
-    An expired ban counts too, so that the extension it prompted stays wanted once the ban
-    it extended has been replaced or has run out."""
-    return (red is not None and red.status in (CardStatus.ACTIVE, CardStatus.EXPIRED)
-            and red.starts_at is not None and i.occurred_at > red.starts_at)
+    Once the ban has ended (run out, or replaced by the extension itself), the extension `i`
+    already prompted stays wanted; a late report of an incident in a ban long over is only
+    evidence, not a new ban for old conduct."""
+    if red is None or red.starts_at is None or i.occurred_at <= red.starts_at:
+        return False
+    prompted = (i.incident_id, CardKind.RED) in cards
+    return red.status == CardStatus.ACTIVE or (red.status == CardStatus.EXPIRED and prompted)
 
 
 def holders(state: SubjectState) -> dict[tuple[UUID, CardKind], Card]:
