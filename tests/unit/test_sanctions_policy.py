@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from schemas.sanctions import AppealOutcome, BanImposed, RedCardProposed, Restriction
+from services.sanctions.config import DEFAULT_POLICY, load_policy
 from services.sanctions.domain import (
     Approve,
     CardStatus,
@@ -303,8 +304,6 @@ def test_without_approval_an_extension_replaces_the_ban_at_once():
 
 
 def test_the_shipped_policy_proposes_extensions():
-    from services.sanctions.config import DEFAULT_POLICY, load_policy
-
     assert load_policy(DEFAULT_POLICY).extend_on_reoffence
 
 
