@@ -7,7 +7,8 @@ from enum import StrEnum
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo,
+                      field_validator, model_validator)
 
 from schemas.base import EventData
 
@@ -157,6 +158,20 @@ class StaffAffected(Strict):
     ethnic_group: EthnicGroup
     injured: bool = False
     wishes_police_action: bool = False
+    # Left out of events while false, so a subscriber validating against the schema it had
+    # before this field existed goes on accepting every event that does not set it.
+    over_7_day_incapacity: bool = Field(
+        False, exclude_if=lambda v: v is False,
+        description="The injury kept them off work, or off their normal duties, for more than seven consecutive"
+                    " days, not counting the day of the incident: reportable to HSE under RIDDOR within 15 days."
+                    " Usually known only later, so usually set by amendment.")
+
+    @field_validator("over_7_day_incapacity")
+    @classmethod
+    def _incapacity_needs_an_injury(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and not info.data.get("injured"):
+            raise ValueError("may be true only when injured is true")
+        return value
 
 
 class PoliceDetails(Strict):
@@ -284,6 +299,9 @@ class IncidentAmendment(Strict):
     perpetrator: PerpetratorAmendment | None = None
     police: PoliceDetails | None = None
     hate_aggravation: list[HateAggravation] | None = Field(None, max_length=6)
+    staff_affected: list[StaffAffected] | None = Field(
+        None, min_length=1, max_length=50,
+        description="Replaces the whole list: give every member of staff affected, as they now stand.")
 
 
 class IncidentWithdrawal(Strict):

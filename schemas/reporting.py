@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.base import EventData
 from schemas.incidents import Category
@@ -56,18 +56,13 @@ class BoardMetricsPublished(EventData):
     period: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="Calendar month, YYYY-MM.")
     organisation: str = Field(description="ODS code the figures cover.")
     suppression_threshold: int = Field(ge=1, description="Counts below this (and above 0) are suppressed.")
-    rounding_base: int = Field(1, ge=1, description="Published counts are rounded to a multiple of this, and shares"
-                               " made from the rounded counts; absent (1): exact.")
+    # Left out while 1, so a subscriber validating against the schema of before rounding
+    # existed goes on accepting every event of a trust that does not round.
+    rounding_base: int = Field(1, ge=1, exclude_if=lambda v: v == 1,
+                               description="Published counts are rounded to a multiple of this, and shares"
+                                           " made from the rounded counts; absent (1): exact.")
     incidents: Figure
     breakdowns: dict[str, dict[str, Figure]] = Field(description="Each measure by dimension; zeros omitted.")
     indicators: dict[str, Figure] = Field(description="Shares, rates and medians; null when undefined.")
     published_at: datetime
 
-    @model_serializer(mode="wrap")
-    def _exact_counts_leave_the_event_as_it_was(self, write: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        # Subscribers that validate against the schema of before rounding existed go on
-        # accepting every event of a trust that does not round.
-        out = write(self)
-        if out.get("rounding_base") == 1:
-            del out["rounding_base"]
-        return out

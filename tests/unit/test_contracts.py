@@ -9,6 +9,7 @@ import pytest
 
 from schemas.events import EVENT_TYPES, decode, encode, envelope
 from schemas.export import JSON_DIR, generated, stale
+from schemas.incidents import StaffAffected
 from tests.factories import incident
 
 
@@ -55,6 +56,20 @@ def test_encoded_payload_validates_against_its_published_schema():
     event = envelope(incident(), source="/vanda/intake", subject="s")
     schema = json.loads((JSON_DIR / "incident.reported.v1.schema.json").read_text())
     jsonschema.validate(json.loads(encode(event))["data"], schema)
+
+
+def test_riddor_flag_is_left_out_of_events_until_set_and_then_meets_the_published_schema():
+    schema = json.loads((JSON_DIR / "incident.reported.v1.schema.json").read_text())
+    plain = json.loads(encode(envelope(incident(), source="/vanda/intake", subject="s")))["data"]
+    # Events without it are byte-for-byte what subscribers of the earlier schema accept.
+    assert all("over_7_day_incapacity" not in s for s in plain["staff_affected"])
+    off = {"staff_group": "ambulance", "ethnic_group": "white", "injured": True, "over_7_day_incapacity": True}
+    flagged = incident().model_copy(update={"staff_affected": [StaffAffected.model_validate(off)]})
+    raw = encode(envelope(flagged, source="/vanda/intake", subject="s"))
+    data = json.loads(raw)["data"]
+    assert data["staff_affected"] == [off | {"wishes_police_action": False}]
+    jsonschema.validate(data, schema)
+    assert decode(raw).data.staff_affected[0].over_7_day_incapacity is True
 
 
 @pytest.mark.parametrize(("raw", "message"), [

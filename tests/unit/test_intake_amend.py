@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from pydantic import ValidationError
 
 from schemas.incidents import IncidentAmendment, IncidentReported, WithdrawalReason
 from services.intake.domain import InvalidAmendment, amend, as_reported, withdrawn
 from tests.factories import T0, TEST_NHS_NUMBER, incident
 
 NOW = T0 + timedelta(days=3)
+STAFF = {"staff_group": "nursing_midwifery", "ethnic_group": "asian", "injured": False, "wishes_police_action": False}
 
 
 def current(**overrides) -> IncidentReported:
@@ -38,6 +40,11 @@ def amended(body: dict, *, stored: IncidentReported | None = None, revision: int
     ({"police": {"informed": False}}, ["police.informed"], lambda e: e.police.informed is False),
     ({"hate_aggravation": ["race", "religion"]}, ["hate_aggravation"],
      lambda e: e.hate_aggravation == ["race", "religion"]),
+    # RIDDOR's over-7-day incapacity is known a week on: the staff list is replaced whole.
+    ({"staff_affected": [STAFF | {"injured": True, "over_7_day_incapacity": True}]}, ["staff_affected"],
+     lambda e: e.staff_affected[0].over_7_day_incapacity and e.staff_affected[0].ethnic_group == "asian"),
+    ({"staff_affected": [STAFF, STAFF | {"staff_group": "ambulance"}]}, ["staff_affected"],
+     lambda e: [s.staff_group for s in e.staff_affected] == ["nursing_midwifery", "ambulance"]),
     ({"harm": "low", "perpetrator": {"medical_factors": True, "age_band": "65_and_over"}},
      ["harm", "perpetrator.medical_factors", "perpetrator.age_band"], lambda e: e.harm == "low"),
     # Unchanged fields given alongside a change are not reported as changed.
@@ -57,7 +64,7 @@ def test_police_details_appear_where_there_were_none():
 @pytest.mark.parametrize("body", [
     {}, {"harm": "none"}, {"category": "verbal_abuse", "sexual_assault": False},
     {"perpetrator": {}}, {"perpetrator": {"medical_factors": False, "age_band": "18_to_64"}},
-    {"police": {"informed": True}}, {"hate_aggravation": []},
+    {"police": {"informed": True}}, {"hate_aggravation": []}, {"staff_affected": [STAFF]},
     {"harm": None, "perpetrator": None},  # null means "not given", never "blank it"
 ])
 def test_an_amendment_that_changes_nothing_is_none(body):
@@ -113,3 +120,13 @@ def test_withdrawal_carries_only_ids_and_the_reason():
     event = withdrawn(stored, WithdrawalReason.DUPLICATE, now=NOW)
     assert event.model_dump() == {"schema_version": 1, "incident_id": stored.incident_id,
                                   "subject_id": stored.subject_id, "reason": "duplicate", "withdrawn_at": NOW}
+
+
+@pytest.mark.parametrize(("body", "loc"), [
+    ({"staff_affected": [STAFF | {"over_7_day_incapacity": True}]}, ("staff_affected", 0, "over_7_day_incapacity")),
+    ({"staff_affected": []}, ("staff_affected",)),
+])
+def test_a_staff_amendment_that_breaks_a_rule_is_refused_naming_the_field(body, loc):
+    with pytest.raises(ValidationError) as err:
+        IncidentAmendment.model_validate(body)
+    assert [e["loc"] for e in err.value.errors()] == [loc]
