@@ -84,9 +84,12 @@ def _who(rng: random.Random, pool: list[str]) -> str:
 
 
 def _staff(rng: random.Random) -> dict[str, Any]:
-    return {
+    staff = {
         "staff_group": rng.choice(STAFF_GROUPS),
         "ethnic_group": rng.choice(ETHNIC_GROUPS),
         "injured": rng.random() < 0.1,
         "wishes_police_action": rng.random() < 0.2,
     }
+    if staff["injured"] and rng.random() < 0.15:  # some injuries keep staff off work over a week (RIDDOR)
+        staff["over_7_day_incapacity"] = True
+    return staff

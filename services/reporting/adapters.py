@@ -61,8 +61,9 @@ DECISION_TEXT = frozenset({"kind", "subject_id", "organisation", "site"})
 
 
 @lru_cache(maxsize=4096)
-def _staff(staff_group: str, ethnic_group: str, injured: bool, wishes_police_action: bool) -> Staff:
-    return Staff(intern(staff_group), intern(ethnic_group), injured, wishes_police_action)
+def _staff(staff_group: str, ethnic_group: str, injured: bool, wishes_police_action: bool,
+           over_7_day_incapacity: bool) -> Staff:
+    return Staff(intern(staff_group), intern(ethnic_group), injured, wishes_police_action, over_7_day_incapacity)
 
 
 @lru_cache(maxsize=4096)
@@ -77,8 +78,8 @@ def incident_of(row: asyncpg.Record) -> IncidentFact:
             values[c] = intern(values[c])
     values["vulnerabilities"] = _shared(tuple(values["vulnerabilities"]))
     values["hate_aggravation"] = _shared(tuple(values["hate_aggravation"]))
-    values["staff"] = _shared(tuple(_staff(s["staff_group"], s["ethnic_group"], s["injured"], s["wishes_police_action"])
-                                    for s in values["staff"]))
+    values["staff"] = _shared(tuple(_staff(s["staff_group"], s["ethnic_group"], s["injured"], s["wishes_police_action"],
+                                           s.get("over_7_day_incapacity", False)) for s in values["staff"]))
     return IncidentFact(**{c: values[c] for c in INCIDENT_COLUMNS})
 
 

@@ -127,6 +127,7 @@ def _tables(totals: dict[str, Any]) -> str:
     parts = []
     for title, measure in (("Incidents by category", "incidents_by_category"), ("Incidents by harm", "incidents_by_harm"),
                            ("Hate aggravation (an incident may have several)", "hate_aggravation"),
+                           ("Staff affected, injured, and off work over 7 days (RIDDOR)", "staff_affected"),
                            ("Staff affected by staff group", "staff_affected_by_staff_group"),
                            ("Red cards proposed by perpetrator vulnerability", "red_cards_by_vulnerability")):
         cells = "".join(f"<tr><td>{escape(d.replace('_', ' '))}</td><td>{escape(_shown(v))}</td></tr>"

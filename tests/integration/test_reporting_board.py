@@ -219,6 +219,35 @@ async def test_a_board_for_one_location_type_counts_its_incidents_and_their_sanc
     assert await audited(pipeline, "ops-location", "location_type=ward") == 1
 
 
+async def test_riddor_over_7_day_incapacity_set_by_amendment_reaches_the_board_and_pack(pipeline):
+    site = f"Riddor site {uuid.uuid4().hex[:8]}"
+    hurt = {"staff_group": "ambulance", "ethnic_group": "white", "injured": True}
+    ids = await submit_all(pipeline, [report(site=site, occurred_at="2025-06-04T10:00:00+01:00", perpetrator=UNKNOWN,
+                                             category="physical_assault", harm="moderate", staff_affected=[hurt])
+                                      for _ in range(6)])
+    off_work = [hurt | {"over_7_day_incapacity": True}, {"staff_group": "medical_dental", "ethnic_group": "asian"}]
+    for incident_id in ids[:5]:
+        amended = await call(pipeline, "PATCH", pipeline["INTAKE_URL"], f"/v1/incidents/{incident_id}",
+                             {"staff_affected": off_work})
+        assert amended.status_code == 200 and amended.json()["revision"] == 2, amended.text
+    uninjured = await call(pipeline, "PATCH", pipeline["INTAKE_URL"], f"/v1/incidents/{ids[5]}",
+                           {"staff_affected": [{**hurt, "injured": False, "over_7_day_incapacity": True}]})
+    assert uninjured.status_code == 422, uninjured.text
+    assert [e["field"] for e in uninjured.json()["errors"]] == ["staff_affected.0.over_7_day_incapacity"]
+
+    def staff_of(r):
+        return r.json()["totals"]["breakdowns"].get("staff_affected", {})
+    answer = await poll(lambda: board(pipeline, period="2025-06", site=site),
+                        lambda r: staff_of(r).get("over_7_day_incapacity") == 5)
+    assert staff_of(answer) == {"all": 11, "injured": 6, "over_7_day_incapacity": 5}
+    assert answer.json()["totals"]["breakdowns"]["staff_affected_by_staff_group"] == {"ambulance": 6,
+                                                                                      "medical_dental": 5}
+    pack = await call(pipeline, "GET", pipeline["REPORTING_URL"], "/board", None, viewer(pipeline),
+                      period="2025-06", site=site)
+    assert pack.status_code == 200 and "RIDDOR" in pack.text
+    assert "<td>over 7 day incapacity</td><td>5</td>" in pack.text
+
+
 async def test_each_closed_month_is_published_once(pipeline):
     organisation = "T" + uuid.uuid4().hex[:5].upper()
     await submit_all(pipeline, [report(organisation=organisation, site="Publish site", perpetrator=UNKNOWN,

@@ -57,6 +57,13 @@ def test_staff_are_counted_per_person_affected():
     assert counts[("staff_affected_by_staff_group", "ambulance")] == 1
 
 
+def test_riddor_over_7_day_incapacity_counts_people_not_incidents():
+    off = Staff("ambulance", "white", True, False, True)
+    counts = incident_counts([fact(staff=(off, off, Staff("ambulance", "white", True, False))), fact(),
+                              fact(staff=(off,), withdrawn=True)])
+    assert counts[("staff_affected", "over_7_day_incapacity")] == 2 and counts[("staff_affected", "injured")] == 3
+
+
 def test_hate_aggravations_are_multi_label_and_race_is_not_alone():
     counts = incident_counts([fact(hate_aggravation=("race", "religion")), fact(hate_aggravation=("disability",)), fact()])
     assert counts[("hate_aggravated", "all")] == 2

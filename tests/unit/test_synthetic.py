@@ -24,4 +24,7 @@ def test_feed_is_reproducible_and_has_repeat_perpetrators_and_guards():
     assert repeats.most_common(1)[0][1] >= 5
     assert any(r["perpetrator"]["medical_factors"] for r in first)
     assert any(r["perpetrator"]["age_band"] == "under_18" for r in first)
+    staff = [s for r in first for s in r["staff_affected"]]
+    assert any(s.get("over_7_day_incapacity") for s in staff)
+    assert all(s["injured"] for s in staff if s.get("over_7_day_incapacity"))
     assert len({r["source_ref"] for r in first}) == 300

@@ -25,6 +25,7 @@ class Staff:
     ethnic_group: str
     injured: bool
     wishes_police_action: bool
+    over_7_day_incapacity: bool = False  # RIDDOR-reportable; rows written before it existed lack it
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +84,8 @@ def incident_fact(data: IncidentReported | IncidentAmended) -> IncidentFact:
         perpetrator_kind=data.perpetrator.kind.value, medical_factors=data.perpetrator.medical_factors,
         age_band=data.perpetrator.age_band.value if data.perpetrator.age_band else None,
         vulnerabilities=tuple(sorted(v.value for v in data.perpetrator.vulnerabilities)),
-        staff=tuple(Staff(s.staff_group.value, s.ethnic_group.value, s.injured, s.wishes_police_action)
-                    for s in data.staff_affected),
+        staff=tuple(Staff(s.staff_group.value, s.ethnic_group.value, s.injured, s.wishes_police_action,
+                          s.over_7_day_incapacity) for s in data.staff_affected),
         hate_aggravation=tuple(a.value for a in data.hate_aggravation),
         body_worn_camera=data.body_worn_camera_used,
         police_informed=bool(police and police.informed),

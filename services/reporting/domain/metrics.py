@@ -62,6 +62,7 @@ def _incident(f: IncidentFact, criteria: Iterable[ReferralCriterion]) -> list[Co
     rows += [("hate_aggravated", "all")] if f.hate_aggravation else []
     rows += [("hate_aggravation", a) for a in f.hate_aggravation]
     rows += [("staff_affected", "all")] * len(f.staff) + [("staff_affected", "injured")] * sum(s.injured for s in f.staff)
+    rows += [("staff_affected", "over_7_day_incapacity")] * sum(s.over_7_day_incapacity for s in f.staff)
     rows += [("staff_affected_by_staff_group", s.staff_group) for s in f.staff]
     rows += [("staff_affected_by_ethnic_group", s.ethnic_group) for s in f.staff]
     if f.subject_id is not None:
