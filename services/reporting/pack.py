@@ -127,7 +127,8 @@ def _tables(totals: dict[str, Any]) -> str:
     parts = []
     for title, measure in (("Incidents by category", "incidents_by_category"), ("Incidents by harm", "incidents_by_harm"),
                            ("Hate aggravation (an incident may have several)", "hate_aggravation"),
-                           ("Staff affected, injured, and off work over 7 days (RIDDOR)", "staff_affected"),
+                           ("Staff affected, injured, and off work over 7 days", "staff_affected"),
+                           ("Incidents reportable to HSE under RIDDOR", "riddor_reportable"),
                            ("Staff affected by staff group", "staff_affected_by_staff_group"),
                            ("Red cards proposed by perpetrator vulnerability", "red_cards_by_vulnerability")):
         cells = "".join(f"<tr><td>{escape(d.replace('_', ' '))}</td><td>{escape(_shown(v))}</td></tr>"

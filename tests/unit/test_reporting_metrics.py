@@ -62,6 +62,7 @@ def test_riddor_over_7_day_incapacity_counts_people_not_incidents():
     counts = incident_counts([fact(staff=(off, off, Staff("ambulance", "white", True, False))), fact(),
                               fact(staff=(off,), withdrawn=True)])
     assert counts[("staff_affected", "over_7_day_incapacity")] == 2 and counts[("staff_affected", "injured")] == 3
+    assert counts[("riddor_reportable", "over_7_day_incapacity")] == 1
 
 
 def test_hate_aggravations_are_multi_label_and_race_is_not_alone():

@@ -62,7 +62,10 @@ def _incident(f: IncidentFact, criteria: Iterable[ReferralCriterion]) -> list[Co
     rows += [("hate_aggravated", "all")] if f.hate_aggravation else []
     rows += [("hate_aggravation", a) for a in f.hate_aggravation]
     rows += [("staff_affected", "all")] * len(f.staff) + [("staff_affected", "injured")] * sum(s.injured for s in f.staff)
-    rows += [("staff_affected", "over_7_day_incapacity")] * sum(s.over_7_day_incapacity for s in f.staff)
+    off_work = sum(s.over_7_day_incapacity for s in f.staff)
+    rows += [("staff_affected", "over_7_day_incapacity")] * off_work
+    # RIDDOR reports are made per incident; the dimension names the reason it is reportable.
+    rows += [("riddor_reportable", "over_7_day_incapacity")] if off_work else []
     rows += [("staff_affected_by_staff_group", s.staff_group) for s in f.staff]
     rows += [("staff_affected_by_ethnic_group", s.ethnic_group) for s in f.staff]
     if f.subject_id is not None:
