@@ -95,7 +95,7 @@ async def test_board_figures_police_funnel_and_worklist(pipeline):
     ind = totals["indicators"]
     assert ind["police_referral_rate"] == 0.833 and ind["median_days_to_referral"] == 1.0
     assert ind["body_worn_camera_share"] == 0.545 and ind["charge_rate"] == SUPPRESSED
-    assert ind["ethnic_minority_share_of_staff_affected"] == 0.545
+    assert ind["ethnic_minority_share_of_staff_affected"] == 0.545 and ind["ethnicity_not_stated_share"] == 0.0
     # The financial half-year holding May has the same figures; the other half has none.
     halves = [(await board(pipeline, period=half, site=site)).json() for half in ("FY2025-26-H1", "FY2025-26-H2")]
     assert [len(h["months"]) for h in halves] == [6, 6] and halves[0]["totals"]["incidents"] == 11

@@ -159,8 +159,17 @@ def test_ethnic_gap_per_1000_staff_needs_workforce():
     assert ind["white_staff_affected_per_1000"] == 10.0
     assert ind["ethnic_minority_staff_affected_per_1000"] == 20.0
     assert ind["ethnic_minority_white_gap_per_1000"] == 10.0
-    assert ind["ethnic_minority_share_of_staff_affected"] == 0.5
+    assert ind["ethnic_minority_share_of_staff_affected"] == 0.5 and ind["ethnicity_not_stated_share"] == 0.0
     assert build(incidents)["totals"]["indicators"]["workforce_loaded"] is False
+
+
+def test_staff_whose_ethnic_group_is_not_stated_are_left_out_of_the_share_and_counted_beside_it():
+    white, unstated = Staff("ambulance", "white", False, False), Staff("ambulance", "not_stated", False, False)
+    ind = build([jan(staff=(white,)) for _ in range(15)] + [jan(staff=(unstated,)) for _ in range(5)])
+    assert ind["totals"]["indicators"]["ethnicity_not_stated_share"] == 0.25
+    assert ind["totals"]["indicators"]["ethnic_minority_share_of_staff_affected"] == 0.0
+    few = build([jan(staff=(white,)) for _ in range(15)] + [jan(staff=(unstated,)) for _ in range(2)])
+    assert few["totals"]["indicators"]["ethnicity_not_stated_share"] == SUPPRESSED
 
 
 def test_median_days_to_card_needs_enough_cards():

@@ -103,12 +103,16 @@ def _vulnerability(c: Cells, measure: str, den: tuple[str, str]) -> dict[str, Fi
 
 
 def _ethnicity(c: Cells) -> dict[str, Figure]:
-    """WRES indicator 5 in count form: ethnic minority share of staff affected (Not stated excluded)."""
+    """WRES indicator 5 in count form: ethnic minority share of staff affected (Not stated excluded).
+
+    The share of staff whose group is not stated goes beside it: the more of them, the
+    less the equality figures can be relied on.
+    """
+    not_stated = c.share(("staff_affected_by_ethnic_group", "not_stated"), ("staff_affected", "all"))
     minority = c.summed("staff_affected_by_ethnic_group", MINORITY)
     stated = c.summed("staff_affected_by_ethnic_group", (*MINORITY, "white"))
-    if minority is None or stated is None:
-        return {"ethnic_minority_share_of_staff_affected": SUPPRESSED}
-    return {"ethnic_minority_share_of_staff_affected": _ratio(minority, stated)}
+    share = SUPPRESSED if minority is None or stated is None else _ratio(minority, stated)
+    return {"ethnic_minority_share_of_staff_affected": share, "ethnicity_not_stated_share": not_stated}
 
 
 def _rates(c: Cells, headcount: Mapping[tuple[str, str], int]) -> dict[str, Any]:
