@@ -29,6 +29,17 @@ class Receipt:
 
 
 @dataclass(frozen=True)
+class Stored:
+    """An incident as intake holds it now, for its source system to read back."""
+
+    event: IncidentReported
+    source_ref: str
+    revision: int
+    withdrawn_at: datetime | None
+    withdrawal_reason: str | None
+
+
+@dataclass(frozen=True)
 class Locked:
     """A stored incident, row-locked until its transaction ends; writes join that transaction."""
 
@@ -132,6 +143,15 @@ class IncidentStore:
         """The source system an incident came from (None if unknown: the route then answers 404)."""
         return await self._pool.fetchval("SELECT source_system FROM intake.incidents WHERE incident_id = $1",
                                          incident_id)
+
+    async def read(self, incident_id: UUID) -> Stored | None:
+        row = await self._pool.fetchrow(
+            "SELECT event, source_ref, revision, withdrawn_at, withdrawal_reason FROM intake.incidents"
+            " WHERE incident_id = $1", incident_id)
+        if row is None:
+            return None
+        return Stored(IncidentReported.model_validate(row["event"]), row["source_ref"], row["revision"],
+                      row["withdrawn_at"], row["withdrawal_reason"])
 
     @asynccontextmanager
     async def locked(self, incident_id: UUID) -> AsyncIterator[Locked | None]:

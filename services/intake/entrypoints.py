@@ -1,7 +1,9 @@
-"""Intake's HTTP API: submit an incident, then amend or withdraw it."""
+"""Intake's HTTP API: submit an incident, read it back, then amend or withdraw it."""
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -11,7 +13,13 @@ from fastapi.responses import JSONResponse
 from prometheus_client import Counter
 from pydantic import BaseModel, Field
 
-from schemas.incidents import IncidentAmendment, IncidentReport, IncidentWithdrawal
+from schemas.incidents import (
+    IncidentAmendment,
+    IncidentReport,
+    IncidentReported,
+    IncidentWithdrawal,
+    WithdrawalReason,
+)
 from services.intake import bulk, handlers
 from services.intake.domain import InvalidAmendment
 from services.intake.security import SourceKey, check_source
@@ -46,6 +54,17 @@ class AmendmentReceipt(BaseModel):
     status: Literal["amended", "unchanged"]
 
 
+class StoredIncident(BaseModel):
+    incident_id: UUID
+    source_ref: str
+    revision: int = Field(description="1 is the report as submitted; each amendment adds one. Also the ETag.")
+    status: Literal["active", "withdrawn"]
+    withdrawal_reason: WithdrawalReason | None = None
+    withdrawn_at: datetime | None = None
+    incident: IncidentReported = Field(description="The incident as vanda holds and publishes it: pseudonymous,"
+                                                   " with no NHS number, local id or narrative.")
+
+
 class WithdrawalReceipt(BaseModel):
     incident_id: UUID
     status: Literal["withdrawn"] = "withdrawn"
@@ -57,6 +76,24 @@ def _refusal(status: int, error: str, incident_id: UUID, reason: str) -> JSONRes
 
 
 NOT_FOUND = {404: {"description": "no incident has this id"}}
+IfMatch = Annotated[str | None, Header(alias="If-Match", description=(
+    "The revision the change was made against, as the ETag gives it (\"3\"); if the incident has"
+    " moved on since, nothing changes and the answer is 412."))]
+ETAG = re.compile(r'^\s*"?(\d{1,9})"?\s*$')
+
+
+def expected_revision(if_match: str | None) -> int | None:
+    """The revision an If-Match names; None when absent or `*` (any revision)."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    if (found := ETAG.match(if_match)) is None:
+        raise RequestValidationError([{"loc": ("header", "If-Match"), "type": "value_error",
+                                       "msg": 'must be the revision as the ETag gives it, such as "3"'}])
+    return int(found.group(1))
+
+
+def etag(revision: int) -> str:
+    return f'"{revision}"'
 
 
 async def count_refused(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -71,6 +108,7 @@ def routes() -> APIRouter:
     """The incident submission and correction routes."""
     router = APIRouter(prefix="/v1", tags=["incidents"])
     _submit_route(router)
+    _read_route(router)
     _amend_route(router)
     _withdraw_route(router)
     return router
@@ -113,29 +151,57 @@ def _submit_route(router: APIRouter) -> None:
         return IncidentReceipt(incident_id=submitted.receipt.incident_id, subject_id=submitted.receipt.subject_id)
 
 
+def _read_route(router: APIRouter) -> None:
+    @router.get("/incidents/{incident_id}", response_model=StoredIncident, responses=NOT_FOUND)
+    async def read_incident(incident_id: UUID, request: Request, response: Response, key: SourceKey):
+        """The incident as vanda holds it now, for the system that reported it: to check a correction
+        arrived, or to read the staff list before replacing it (send the ETag back as If-Match)."""
+        deps = request.app.state.deps
+        try:
+            stored = await handlers.read(incident_id, deps.store)
+        except handlers.NotFound:
+            return _refusal(404, "not_found", incident_id, "no incident has this id")
+        check_source(key, stored.event.source_system)
+        response.headers["ETag"] = etag(stored.revision)
+        return StoredIncident(incident_id=incident_id, source_ref=stored.source_ref, revision=stored.revision,
+                              status="withdrawn" if stored.withdrawn_at else "active",
+                              withdrawal_reason=stored.withdrawal_reason, withdrawn_at=stored.withdrawn_at,
+                              incident=stored.event)
+
+
 def _amend_route(router: APIRouter) -> None:
     @router.patch("/incidents/{incident_id}", response_model=AmendmentReceipt,
                   responses=NOT_FOUND | {409: {"description": "the incident was withdrawn"},
+                                         412: {"description": "If-Match names a revision the incident has moved on from"},
                                          422: {"description": "every invalid field, with the reason"}})
-    async def amend_incident(incident_id: UUID, amendment: IncidentAmendment, request: Request, key: SourceKey):
+    async def amend_incident(incident_id: UUID, amendment: IncidentAmendment, request: Request, response: Response,
+                             key: SourceKey, if_match: IfMatch = None):
         """Correct an incident; every consumer gets the full corrected version."""
         deps = request.app.state.deps
+        expected = expected_revision(if_match)
         try:
             if (source := await deps.store.source_of(incident_id)) is not None:
                 check_source(key, source)
-            amended = await handlers.correct(incident_id, amendment, deps.store)
+            amended = await handlers.correct(incident_id, amendment, deps.store, expected)
         except handlers.NotFound:
             CORRECTED.labels("amended", "not_found").inc()
             return _refusal(404, "not_found", incident_id, "no incident has this id")
         except handlers.AlreadyWithdrawn:
             CORRECTED.labels("amended", "conflict").inc()
             return _refusal(409, "withdrawn", incident_id, "the incident was withdrawn and cannot be amended")
+        except handlers.RevisionMismatch as moved:
+            CORRECTED.labels("amended", "conflict").inc()
+            return JSONResponse(status_code=412, headers={"ETag": etag(moved.current)}, content={
+                "error": "revision_mismatch", "incident_id": str(incident_id), "revision": moved.current,
+                "errors": [{"field": "If-Match", "reason": f"the incident is at revision {moved.current}:"
+                                                           " read it again and make the change on that"}]})
         except InvalidAmendment as invalid:
             CORRECTED.labels("amended", "invalid").inc()
             raise RequestValidationError([{"loc": ("body", field), "msg": reason, "type": "value_error"}
                                           for field, reason in invalid.errors]) from None
         if amended.changed:
             deps.wake_relay()
+        response.headers["ETag"] = etag(amended.revision)
         CORRECTED.labels("amended", "applied" if amended.changed else "unchanged").inc()
         return AmendmentReceipt(incident_id=incident_id, revision=amended.revision,
                                 changed_fields=amended.changed_fields,

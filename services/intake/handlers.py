@@ -10,7 +10,7 @@ from schemas.envelope import new_id, utcnow
 from schemas.events import envelope
 from schemas.incidents import IncidentAmendment, IncidentReport, IncidentWithdrawal
 from schemas.topics import INCIDENTS
-from services.intake.adapters import IncidentStore, Receipt
+from services.intake.adapters import IncidentStore, Receipt, Stored
 from services.intake.config import SOURCE
 from services.intake import vault
 from services.intake.domain import accept, amend, as_reported, fingerprint, normalised_identifier, withdrawn
@@ -32,6 +32,14 @@ class NotFound(Exception):
 
 class AlreadyWithdrawn(Exception):
     """The incident was withdrawn, so it can no longer be amended."""
+
+
+class RevisionMismatch(Exception):
+    """The caller changed a revision that is no longer the current one."""
+
+    def __init__(self, current: int) -> None:
+        super().__init__(f"the incident is at revision {current}")
+        self.current = current
 
 
 @dataclass(frozen=True)
@@ -140,13 +148,28 @@ def _outcome(report: IncidentReport, receipt: Receipt, *, new: bool) -> Outcome:
     return Outcome("replayed", receipt)
 
 
-async def correct(incident_id: UUID, amendment: IncidentAmendment, store: IncidentStore) -> Amended:
-    """Apply an amendment and queue IncidentAmended; no changed fields means nothing changed."""
+async def read(incident_id: UUID, store: IncidentStore) -> Stored:
+    """The incident as stored now, with its revision and whether it was withdrawn."""
+    stored = await store.read(incident_id)
+    if stored is None:
+        raise NotFound
+    return stored
+
+
+async def correct(incident_id: UUID, amendment: IncidentAmendment, store: IncidentStore,
+                  expected_revision: int | None = None) -> Amended:
+    """Apply an amendment and queue IncidentAmended; no changed fields means nothing changed.
+
+    With `expected_revision`, the amendment applies only to that revision: a caller that
+    replaces a whole list (the staff affected) cannot overwrite a change it never saw.
+    """
     async with store.locked(incident_id) as incident:
         if incident is None:
             raise NotFound
         if incident.withdrawn:
             raise AlreadyWithdrawn
+        if expected_revision is not None and expected_revision != incident.revision:
+            raise RevisionMismatch(incident.revision)
         event = amend(incident.event, amendment, revision=incident.revision, now=utcnow())
         if event is None:
             return Amended(incident.revision, [])

@@ -24,9 +24,9 @@ def patient(nhs: str) -> dict:
     return {"kind": "patient", "nhs_number": nhs, "medical_factors": False, "age_band": "18_to_64"}
 
 
-async def call(pipeline, method: str, path: str, body: dict | None = None) -> httpx.Response:
+async def call(pipeline, method: str, path: str, body: dict | None = None, **headers: str) -> httpx.Response:
     async with httpx.AsyncClient(base_url=pipeline["INTAKE_URL"], timeout=30, headers=source_key(pipeline)) as client:
-        return await client.request(method, path, json=body)
+        return await client.request(method, path, json=body, headers={k.replace("_", "-"): v for k, v in headers.items()})
 
 
 async def submit(pipeline, **overrides) -> dict:
@@ -147,3 +147,34 @@ async def test_invalid_amendment_is_422_naming_the_field_and_publishes_nothing(p
     events = await published(pipeline, receipt["incident_id"], 2)
     assert [kind(e) for _, e in events] == ["reported", "amended"]
     assert events[1][1]["data"]["changed_fields"] == ["category", "sexual_assault"]
+
+
+async def test_the_reporting_system_reads_an_incident_back_and_amends_the_revision_it_read(pipeline):
+    receipt = await submit(pipeline, perpetrator=patient(AMEND_NHS), source_ref=f"read-{uuid.uuid4()}")
+    path = f"/v1/incidents/{receipt['incident_id']}"
+    read = await call(pipeline, "GET", path)
+    assert read.status_code == 200 and read.headers["ETag"] == '"1"', read.text
+    body = read.json()
+    assert (body["revision"], body["status"], body["incident"]["subject_id"]) == (1, "active", receipt["subject_id"])
+    assert body["source_ref"].startswith("read-") and body["incident"]["staff_affected"][0]["ethnic_group"] == "black"
+    assert NARRATIVE not in read.text and AMEND_NHS not in read.text and "nhs_number" not in read.text
+
+    # Two editors read revision 1 and each replace the staff list: the second is told, not silently lost.
+    staff = body["incident"]["staff_affected"] + [{"staff_group": "ambulance", "ethnic_group": "white"}]
+    first = await call(pipeline, "PATCH", path, {"staff_affected": staff}, If_Match=read.headers["ETag"])
+    assert first.status_code == 200 and first.headers["ETag"] == '"2"', first.text
+    stale = await call(pipeline, "PATCH", path, {"staff_affected": staff[:1]}, If_Match='"1"')
+    assert stale.status_code == 412 and stale.headers["ETag"] == '"2"' and stale.json()["revision"] == 2
+    assert [e["field"] for e in stale.json()["errors"]] == ["If-Match"]
+    bad = await call(pipeline, "PATCH", path, {"harm": "low"}, If_Match="yesterday")
+    assert bad.status_code == 422 and [e["field"] for e in bad.json()["errors"]] == ["If-Match"], bad.text
+    again = (await call(pipeline, "GET", path)).json()
+    assert again["revision"] == 2 and len(again["incident"]["staff_affected"]) == 2 and again["incident"]["harm"] == "none"
+    anyone = await call(pipeline, "PATCH", path, {"harm": "low"}, If_Match="*")
+    assert anyone.status_code == 200 and anyone.json()["revision"] == 3
+
+    assert (await call(pipeline, "POST", f"{path}/withdraw", {"reason": "duplicate"})).status_code == 202
+    gone = (await call(pipeline, "GET", path)).json()
+    assert (gone["status"], gone["withdrawal_reason"], gone["revision"]) == ("withdrawn", "duplicate", 3)
+    missing = await call(pipeline, "GET", f"/v1/incidents/{uuid.uuid4()}")
+    assert missing.status_code == 404 and missing.json()["error"] == "not_found"

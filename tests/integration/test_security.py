@@ -47,7 +47,13 @@ async def test_api_keys_are_required_scoped_and_revocable(pipeline):
     assert (await post(pipeline, mine, {"X-API-Key": "vk_nope_" + "x" * 30})).status_code == 401
     assert (await post(pipeline, theirs, {"X-API-Key": key})).status_code == 403
     assert await stored(pipeline, theirs["source_ref"]) == 0  # nothing kept from a refused request
-    assert (await post(pipeline, mine, {"X-API-Key": key})).status_code == 202
+    accepted = await post(pipeline, mine, {"X-API-Key": key})
+    assert accepted.status_code == 202
+    # Reading back is scoped the same way: a system sees its own incidents only.
+    other = (await post(pipeline, report(source_system="datix"), source_key(pipeline))).json()["incident_id"]
+    async with httpx.AsyncClient(base_url=pipeline["INTAKE_URL"], timeout=30, headers={"X-API-Key": key}) as client:
+        assert (await client.get(f"/v1/incidents/{accepted.json()['incident_id']}")).status_code == 200
+        assert (await client.get(f"/v1/incidents/{other}")).status_code == 403
     key_id = key.split("_")[1]
     assert key_id in cli(pipeline, "keys", "list") and key.split("_", 2)[2] not in cli(pipeline, "keys", "list")
     cli(pipeline, "keys", "revoke", key_id)
