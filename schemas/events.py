@@ -24,6 +24,7 @@ from schemas.sanctions import (
     RedCardRejected,
     SafeguardingReferralRequested,
     SanctionRescinded,
+    WarningLapsed,
     YellowCardIssued,
 )
 
@@ -42,6 +43,7 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         BanImposed,
         BanReviewDue,
         BanExpired,
+        WarningLapsed,
         SanctionRescinded,
         AppealLodged,
         AppealDecided,

@@ -126,6 +126,15 @@ class BanExpired(FollowUp):
     ended_at: datetime
 
 
+class WarningLapsed(FollowUp):
+    """A yellow card's incident has left the policy's window: the warning no longer binds."""
+
+    event_type = "uk.nhs.vanda.sanction.warning_lapsed.v1"
+
+    lapsed_at: datetime = Field(description="When the incident left the window; a marker the warning put on a"
+                                            " record can come off.")
+
+
 class SanctionRescinded(FollowUp):
     """A card that no longer stands, with why."""
 

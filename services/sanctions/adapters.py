@@ -50,7 +50,7 @@ async def save_many(conn: asyncpg.Connection, states: list[SubjectState], decisi
     await insert_many(conn, "sanctions.subjects", (("subject_id", "text"), ("state", "json")),
                       [(s.subject_id, s) for s in states],
                       "ON CONFLICT (subject_id) DO UPDATE SET state = EXCLUDED.state, updated_at = now()")
-    await _save_cards(conn, [(s.subject_id, c) for s in states for c in _changed_cards(s, (before or {}).get(s.subject_id))])
+    await _save_cards(conn, [(s, c) for s in states for c in _changed_cards(s, (before or {}).get(s.subject_id))])
     await _save_decisions(conn, decisions)
 
 
@@ -61,19 +61,24 @@ def _changed_cards(state: SubjectState, before: SubjectState | None) -> list[Car
 
 CARD_COLUMNS = (("sanction_id", "uuid"), ("subject_id", "text"), ("kind", "text"), ("status", "text"),
                 ("incident_id", "uuid"), ("starts_at", "timestamptz"), ("ends_at", "timestamptz"),
-                ("review_sent", "boolean"), ("appeal", "text"))
+                ("review_sent", "boolean"), ("appeal", "text"), ("occurred_at", "timestamptz"))
 DECISION_COLUMNS = (("decision_id", "uuid"), ("subject_id", "text"), ("event_type", "text"), ("incident_id", "uuid"),
                     ("rule", "text"), ("policy_version", "text"), ("payload", "json"), ("decided_at", "timestamptz"))
 
 
-async def _save_cards(conn: asyncpg.Connection, cards: list[tuple[str, Card]]) -> None:
+async def _save_cards(conn: asyncpg.Connection, cards: list[tuple[SubjectState, Card]]) -> None:
     await insert_many(
         conn, "sanctions.cards", CARD_COLUMNS,
-        [(c.sanction_id, subject_id, c.kind.value, c.status.value, c.incident_id, c.starts_at, c.ends_at,
-          c.review_sent, c.appeal.value) for subject_id, c in cards],
+        [(c.sanction_id, s.subject_id, c.kind.value, c.status.value, c.incident_id, c.starts_at, c.ends_at,
+          c.review_sent, c.appeal.value, _occurred_at(s, c)) for s, c in cards],
         "ON CONFLICT (sanction_id) DO UPDATE SET status = EXCLUDED.status, starts_at = EXCLUDED.starts_at,"
         " ends_at = EXCLUDED.ends_at, review_sent = EXCLUDED.review_sent, appeal = EXCLUDED.appeal, updated_at = now()",
     )
+
+
+def _occurred_at(state: SubjectState, card: Card) -> datetime | None:
+    incident = state.incident(card.incident_id)
+    return incident.occurred_at if incident else None
 
 
 async def _save_decisions(conn: asyncpg.Connection, decisions: list[Outgoing]) -> None:
@@ -102,12 +107,14 @@ async def audit(conn: asyncpg.Connection, actor: str, action: str, sanction_id: 
     )
 
 
-async def due_subjects(conn: asyncpg.Connection, now: datetime, review_days: int) -> list[str]:
-    """Subjects with a ban whose review is due or that has ended."""
+async def due_subjects(conn: asyncpg.Connection, now: datetime, review_days: int, window_days: int) -> list[str]:
+    """Subjects with a ban whose review is due or that has ended, or a warning that has lapsed."""
     rows = await conn.fetch(
-        "SELECT DISTINCT subject_id FROM sanctions.cards WHERE status = 'active'"
-        " AND (ends_at <= $1 OR (NOT review_sent AND ends_at - make_interval(days => $2) <= $1))",
-        now, review_days,
+        "SELECT subject_id FROM sanctions.cards WHERE status = 'active'"
+        " AND (ends_at <= $1 OR (NOT review_sent AND ends_at - make_interval(days => $2) <= $1))"
+        " UNION SELECT subject_id FROM sanctions.cards WHERE status = 'issued'"
+        " AND occurred_at <= $1 - make_interval(days => $3)",
+        now, review_days, window_days,
     )
     return [r["subject_id"] for r in rows]
 

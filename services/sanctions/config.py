@@ -20,7 +20,7 @@ class SanctionsSettings(BaseSettings):
 
     policy_file: Path = Field(DEFAULT_POLICY, description="TOML file with the card policy.")
     consumer_group: str = Field("vanda-sanctions", description="Kafka consumer group.")
-    scheduler_interval_s: float = Field(60, gt=0, description="How often review and expiry are checked.")
+    scheduler_interval_s: float = Field(60, gt=0, description="How often warnings' lapse, bans' review and expiry are checked.")
     allow_clock_override: bool = Field(
         False, description="Let POST /v1/scheduler/run take a `now` (testing and drills only)."
     )

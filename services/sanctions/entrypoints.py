@@ -110,12 +110,13 @@ def routes(deps: Callable[[], Any], auth: AuthSettings) -> APIRouter:
                          handlers.Actor(who.subject, f"appeal_{body.outcome}", body.reason))
 
     @router.post("/scheduler/run", tags=["operations"])
-    async def run_scheduler(body: SchedulerRun, who: Principal = operations) -> dict:
-        """Run review and expiry now (the service also runs them on its own timer)."""
+    async def run_scheduler(body: SchedulerRun | None = None, who: Principal = operations) -> dict:
+        """Lapse warnings and run review and expiry now (the service also runs them on its own timer);
+        the body is optional."""
         d = deps()
-        if body.now is not None and not d.allow_clock_override:
+        if body is not None and body.now is not None and not d.allow_clock_override:
             raise HTTPException(403, detail="this service does not allow overriding the clock")
-        now: datetime = body.now or d.clock()
+        now: datetime = (body.now if body else None) or d.clock()
         return {"events": await handlers.run_scheduler(d.pool, d.policy, now)}
 
     return router

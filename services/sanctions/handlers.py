@@ -154,9 +154,9 @@ async def command(pool: asyncpg.Pool, sanction_id: UUID, cmd: Input, actor: Acto
 
 
 async def run_scheduler(pool: asyncpg.Pool, policy: Policy, now: datetime) -> int:
-    """Send review reminders and expire ended bans; safe to run on every replica at once."""
+    """Lapse warnings, send review reminders and expire ended bans; safe to run on every replica at once."""
     async with pool.acquire() as conn:
-        subjects = await adapters.due_subjects(conn, now, policy.review_days_before_end)
+        subjects = await adapters.due_subjects(conn, now, policy.review_days_before_end, policy.window_days)
     sent = 0
     for subject_id in subjects:
         async with pool.acquire() as conn, conn.transaction():

@@ -5,19 +5,22 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 
 from tests.conftest import bearer, source_key
 from tests.factories import report
-from tests.integration.kafka_reader import read_until
+from tests.integration.kafka_reader import poll, read_until
 
 pytestmark = pytest.mark.integration
 
 # Test-range NHS numbers (999...), one per person in the scenario.
 BANNED, WITHDRAWN, REJECTED, APPEALED, CHILD = "9990000042", "9990000050", "9990000069", "9990000077", "9990000085"
-LAPSED, EXTENDED = "9990001006", "9990001030"
+LAPSED, EXTENDED, UPGRADED = "9990001006", "9990001030", "9990001049"
+MIGRATIONS = Path(__file__).parents[2] / "services" / "sanctions" / "migrations"
 
 
 def patient(nhs: str, **extra) -> dict:
@@ -82,8 +85,12 @@ async def test_ladder_approval_review_and_expiry(pipeline):
     for now in (ends_at - timedelta(days=28), ends_at):
         run = await sanctions_call(pipeline, "POST", "/v1/scheduler/run", "operations", now=now.isoformat())
         assert run.status_code == 200 and run.json()["events"] >= 1
-    events = await events_for(pipeline, subject, 6)
-    assert kinds(events)[3:] == ["ban_imposed", "ban_review_due", "ban_expired"]
+    # The warnings lapse on the way if their incidents leave the window before the ban ends.
+    lapses = sum(datetime.fromisoformat(e["data"]["occurred_at"]) + timedelta(days=365) <= ends_at
+                 for e in events[:2])
+    events = await events_for(pipeline, subject, 6 + lapses)
+    assert [k for k in kinds(events)[3:] if k != "warning_lapsed"] == ["ban_imposed", "ban_review_due", "ban_expired"]
+    assert kinds(events).count("warning_lapsed") == lapses
     assert events[3]["data"]["reviewer"] == "sec-1" and "Third incident" not in json.dumps(events)
     view = (await sanctions_call(pipeline, "GET", f"/v1/subjects/{subject}", "operations")).json()
     assert view["active_ban"] is None and "never" in view["emergency_care"]
@@ -128,14 +135,56 @@ async def test_rejected_red_card_and_upheld_appeal(pipeline):
 
 
 async def test_a_warning_lapses_when_its_incident_leaves_the_window(pipeline):
-    body = report(perpetrator=patient(LAPSED), occurred_at=(datetime.now(UTC) - timedelta(days=400)).isoformat())
+    occurred = datetime.now(UTC) - timedelta(days=400)
+    body = report(perpetrator=patient(LAPSED), occurred_at=occurred.isoformat())
     async with httpx.AsyncClient(base_url=pipeline["INTAKE_URL"], timeout=30, headers=source_key(pipeline)) as client:
         receipt = (await client.post("/v1/incidents", json=body)).json()
     subject = receipt["subject_id"]
     assert kinds(await events_for(pipeline, subject, 1)) == ["yellow_card_issued:1"]
     view = (await sanctions_call(pipeline, "GET", f"/v1/subjects/{subject}", "correspondence")).json()
     assert view["card_level"] == "none"
-    assert [(c["kind"], c["status"], c["in_force"]) for c in view["cards"]] == [("yellow_1", "issued", False)]
+    # Issued, or lapsed already if the service's own scheduler came round: not in force either way.
+    [card] = view["cards"]
+    assert (card["kind"], card["in_force"]) == ("yellow_1", False) and card["status"] in ("issued", "lapsed")
+
+    # The scheduler says so once, for whoever put a marker on the patient's record.
+    for _ in range(2):
+        run = await sanctions_call(pipeline, "POST", "/v1/scheduler/run", "operations")  # no body: the clock
+        assert run.status_code == 200, run.text
+    events = await events_for(pipeline, subject, 2)
+    assert kinds(events) == ["yellow_card_issued:1", "warning_lapsed"]
+    lapsed = events[1]["data"]
+    assert lapsed["sanction_id"] == events[0]["data"]["decision_id"] and lapsed["rule"] == "warning.lapsed"
+    assert abs(datetime.fromisoformat(lapsed["lapsed_at"]) - (occurred + timedelta(days=365))) < timedelta(seconds=1)
+    view = (await sanctions_call(pipeline, "GET", f"/v1/subjects/{subject}", "correspondence")).json()
+    assert [(c["status"], c["in_force"]) for c in view["cards"]] == [("lapsed", False)]
+    assert len(await events_for(pipeline, subject, 3, timeout=3)) == 2
+
+    async def counted():
+        conn = await asyncpg.connect(pipeline["DATABASE_URL"])
+        try:
+            return await conn.fetchval("SELECT count(*) FROM reporting.decisions WHERE subject_id = $1"
+                                       " AND kind = 'warning_lapsed'", subject)
+        finally:
+            await conn.close()
+    assert await poll(counted, lambda n: n == 1) == 1
+
+
+async def test_upgrading_gives_cards_issued_before_lapses_existed_their_incident_time(pipeline):
+    receipt = await submit(pipeline, UPGRADED, 7)
+    await events_for(pipeline, receipt["subject_id"], 1)
+    backfill = next(sql for sql in (MIGRATIONS / "0004_warning_lapse.sql").read_text().split(";")
+                    if "UPDATE" in sql)
+    conn = await asyncpg.connect(pipeline["DATABASE_URL"])
+    try:
+        where = "FROM sanctions.cards WHERE subject_id = $1"
+        stored = await conn.fetchval(f"SELECT occurred_at {where}", receipt["subject_id"])
+        await conn.execute("UPDATE sanctions.cards SET occurred_at = NULL WHERE subject_id = $1", receipt["subject_id"])
+        await conn.execute(backfill)
+        assert await conn.fetchval(f"SELECT occurred_at {where}", receipt["subject_id"]) == stored
+    finally:
+        await conn.close()
+    assert stored == datetime.fromisoformat("2026-04-07T10:00:00+01:00")
 
 
 async def test_an_incident_during_a_ban_proposes_an_extension_that_replaces_it(pipeline):

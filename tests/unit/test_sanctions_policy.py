@@ -338,9 +338,46 @@ def test_the_card_level_counts_only_cards_in_force(state, day, level):
     assert card_level(state, POLICY, T0 + timedelta(days=day)) == level
 
 
-def test_a_lapsed_warning_is_shown_as_not_in_force_and_nothing_is_decided():
+def test_a_warning_is_in_force_until_its_incident_leaves_the_window():
     state, decisions = feed([record(0)])
     [card] = state.cards
     assert in_force(card, state, POLICY, T0 + timedelta(days=364))
     assert not in_force(card, state, POLICY, T0 + timedelta(days=365))
-    assert feed([Tick()], state, now=T0 + timedelta(days=400))[1] == []
+
+
+def _lapse_scenarios():
+    """(name, inputs, days after T0 of the tick, decisions of the tick, statuses after it)."""
+    withdrawn = record(0)
+    return [
+        ("a day short of the window", [record(0)], 364, [], ["issued"]),
+        ("on the day its incident leaves the window", [record(0)], 365, ["warning_lapsed"], ["lapsed"]),
+        ("the first of two lapses, the final warning stands", [record(0), record(300)], 400,
+         ["warning_lapsed"], ["lapsed", "issued"]),
+        ("both lapse in one round, oldest first", [record(0), record(300)], 700,
+         ["warning_lapsed", "warning_lapsed"], ["lapsed", "lapsed"]),
+        ("a rescinded warning never lapses", [withdrawn, IncidentGone(withdrawn.incident_id)], 400, [],
+         ["rescinded"]),
+        ("a proposed red card does not lapse", [record(0, category="weapon")], 700, [], ["proposed"]),
+    ]
+
+
+@pytest.mark.parametrize(("inputs", "day", "expected", "statuses"), [c[1:] for c in _lapse_scenarios()],
+                         ids=[c[0] for c in _lapse_scenarios()])
+def test_the_scheduler_lapses_each_warning_once_when_its_incident_leaves_the_window(inputs, day, expected, statuses):
+    state, _ = feed(inputs)
+    now = T0 + timedelta(days=day)
+    state, decisions = feed([Tick()], state, now=now)
+    assert names(decisions) == expected and [c.status for c in state.cards] == statuses
+    for d in decisions:
+        incident = state.incident(d.incident_id)
+        assert d.lapsed_at == incident.occurred_at + POLICY.window and d.rule == "warning.lapsed"
+    assert feed([Tick()], state, now=now)[1] == []  # said once
+
+
+def test_a_lapsed_warning_keeps_its_place_so_the_next_incident_starts_the_ladder_again():
+    state, _ = feed([record(0)])
+    state, _ = feed([Tick()], state, now=T0 + timedelta(days=400))
+    state, decisions = feed([record(410)], state, now=T0 + timedelta(days=410))
+    assert names(decisions) == ["yellow_card_issued:1"]
+    assert [c.status for c in state.cards] == ["lapsed", "issued"]
+    assert card_level(state, POLICY, T0 + timedelta(days=411)) == "yellow_1"

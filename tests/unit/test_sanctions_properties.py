@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
-from schemas.sanctions import AppealOutcome, BanImposed, RedCardProposed
+from schemas.sanctions import AppealOutcome, BanImposed, RedCardProposed, WarningLapsed
 from services.sanctions.domain import (
     Approve,
     CardStatus,
@@ -23,7 +23,7 @@ from services.sanctions.domain import (
     Tick,
     decide,
 )
-from services.sanctions.domain.ladder import ideal, qualifies
+from services.sanctions.domain.ladder import ideal, in_force, qualifies
 from tests.factories import T0
 from tests.unit.sanctions_cases import POLICY, SUBJECT, record
 
@@ -146,6 +146,12 @@ def test_invariants_hold_after_any_history(policy, ops):
             assert d.ends_at - d.starts_at <= timedelta(days=366)
     # Every decision is explainable.
     assert all(d.rule and d.policy_version == policy.version and d.incident_id for d in decisions)
+    # A warning lapses once at most, and a scheduler round leaves none standing that has lapsed.
+    lapsed = [d.sanction_id for d in decisions if isinstance(d, WarningLapsed)]
+    assert len(lapsed) == len(set(lapsed))
+    later = T0 + timedelta(days=1000)
+    after, _ = decide(state, Tick(), policy, later)
+    assert all(in_force(c, after, policy, later) for c in after.cards if c.status == CardStatus.ISSUED)
 
 
 

@@ -19,6 +19,7 @@ from schemas.sanctions import (
     Decision,
     RedCardRejected,
     RescindReason,
+    WarningLapsed,
 )
 from services.sanctions.domain import ladder
 from services.sanctions.domain.events import follow_up, guard
@@ -78,7 +79,7 @@ class DecideAppeal:
 
 @dataclass(frozen=True)
 class Tick:
-    """Time passed: send review reminders and expire bans that have ended."""
+    """Time passed: lapse warnings, send review reminders and expire bans that have ended."""
 
 
 Input = IncidentSeen | IncidentGone | Approve | Reject | LodgeAppeal | DecideAppeal | Tick
@@ -197,7 +198,7 @@ def _decide_appeal(state: SubjectState, command: DecideAppeal, policy: Policy, n
 
 
 def _tick(state: SubjectState, policy: Policy, now: datetime) -> Result:
-    events: list[Decision] = []
+    state, events = _lapse(state, policy, now)
     for card in state.cards:
         review, expired = ladder.due(card, policy, now)
         if review:
@@ -208,4 +209,20 @@ def _tick(state: SubjectState, policy: Policy, now: datetime) -> Result:
             card = card.model_copy(update={"status": CardStatus.EXPIRED})
             state = replace_card(state, card)
             events.append(follow_up(BanExpired, state, card, "ban.expired", policy, now, ended_at=card.ends_at))
+    return state, events
+
+
+def _lapse(state: SubjectState, policy: Policy, now: datetime) -> Result:
+    """Warnings whose incident has left the window no longer bind: say so, once each.
+
+    The ladder already stopped counting them; the event is for whoever put a marker on a
+    record when the warning was issued. A lapsed card keeps its position in the ladder.
+    """
+    events: list[Decision] = []
+    for card in state.cards:
+        lapse = ladder.lapses_at(card, state, policy)
+        if lapse is not None and now >= lapse:
+            card = card.model_copy(update={"status": CardStatus.LAPSED})
+            state = replace_card(state, card)
+            events.append(follow_up(WarningLapsed, state, card, "warning.lapsed", policy, now, lapsed_at=lapse))
     return state, events

@@ -127,16 +127,24 @@ def in_force(card: Card, state: SubjectState, policy: Policy, now: datetime) -> 
 
     A ban binds until it ends and a proposal until a reviewer decides. A warning lasts as
     long as its incident counts towards the ladder, the policy's window: an issued card
-    whose incident left it has lapsed, though nothing is published when it does.
+    whose incident left it has lapsed, before the scheduler comes round to mark it so.
     """
     if card.status == CardStatus.ACTIVE:
         return card.ends_at is None or now < card.ends_at
     if card.status == CardStatus.PROPOSED:
         return True
     if card.status == CardStatus.ISSUED:
-        incident = state.incident(card.incident_id)
-        return incident is not None and incident.occurred_at > now - policy.window
+        lapse = lapses_at(card, state, policy)
+        return lapse is not None and now < lapse
     return False
+
+
+def lapses_at(card: Card, state: SubjectState, policy: Policy) -> datetime | None:
+    """When an issued warning stops binding: its incident leaves the policy's window."""
+    incident = state.incident(card.incident_id)
+    if card.status != CardStatus.ISSUED or incident is None:
+        return None
+    return incident.occurred_at + policy.window
 
 
 def card_level(state: SubjectState, policy: Policy, now: datetime) -> str:

@@ -66,6 +66,7 @@ class CardStatus(StrEnum):
     ACTIVE = "active"  # an approved ban
     REJECTED = "rejected"
     EXPIRED = "expired"
+    LAPSED = "lapsed"  # a yellow card whose incident left the window
     RESCINDED = "rescinded"
 
 
