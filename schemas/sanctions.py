@@ -98,12 +98,32 @@ class RedCardRejected(FollowUp):
     reviewer: str = Field(description="Opaque id of the reviewer; the reason text stays in the audit log.")
 
 
+class Endorsement(StrEnum):
+    SECURITY = "security"  # the security manager, who investigated, approves
+    CLINICAL = "clinical"  # the clinical lead agrees the exclusion is clinically safe
+
+
+class RedCardEndorsed(FollowUp):
+    """One of the two people a red card needs has said yes; the ban waits for the other."""
+
+    event_type = "uk.nhs.vanda.sanction.red_card_endorsed.v1"
+
+    endorsement: Endorsement
+    endorsed_by: str = Field(description="Opaque id of the person; the reason text stays in the audit log.")
+    awaiting: Endorsement
+
+
 class BanImposed(FollowUp):
     """A red card approved by an authorised reviewer (or automatically, where policy allows)."""
 
     event_type = "uk.nhs.vanda.sanction.ban_imposed.v1"
 
     reviewer: str | None = Field(description="Opaque reviewer id; null when policy needs no approval.")
+    # Left out when absent, so subscribers of the schema before clinical agreement existed
+    # go on accepting the bans of a trust whose policy does not ask for it.
+    clinical_lead: str | None = Field(None, exclude_if=lambda v: v is None,
+                                      description="Opaque id of the clinical lead who agreed the exclusion is"
+                                                  " clinically safe, where the policy asks for it.")
     restriction: Restriction
     starts_at: datetime
     ends_at: datetime

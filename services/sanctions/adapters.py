@@ -61,7 +61,8 @@ def _changed_cards(state: SubjectState, before: SubjectState | None) -> list[Car
 
 CARD_COLUMNS = (("sanction_id", "uuid"), ("subject_id", "text"), ("kind", "text"), ("status", "text"),
                 ("incident_id", "uuid"), ("starts_at", "timestamptz"), ("ends_at", "timestamptz"),
-                ("review_sent", "boolean"), ("appeal", "text"), ("occurred_at", "timestamptz"))
+                ("review_sent", "boolean"), ("appeal", "text"), ("occurred_at", "timestamptz"),
+                ("approved_by", "text"), ("agreed_by", "text"))
 DECISION_COLUMNS = (("decision_id", "uuid"), ("subject_id", "text"), ("event_type", "text"), ("incident_id", "uuid"),
                     ("rule", "text"), ("policy_version", "text"), ("payload", "json"), ("decided_at", "timestamptz"))
 
@@ -70,9 +71,10 @@ async def _save_cards(conn: asyncpg.Connection, cards: list[tuple[SubjectState, 
     await insert_many(
         conn, "sanctions.cards", CARD_COLUMNS,
         [(c.sanction_id, s.subject_id, c.kind.value, c.status.value, c.incident_id, c.starts_at, c.ends_at,
-          c.review_sent, c.appeal.value, _occurred_at(s, c)) for s, c in cards],
+          c.review_sent, c.appeal.value, _occurred_at(s, c), c.approved_by, c.agreed_by) for s, c in cards],
         "ON CONFLICT (sanction_id) DO UPDATE SET status = EXCLUDED.status, starts_at = EXCLUDED.starts_at,"
-        " ends_at = EXCLUDED.ends_at, review_sent = EXCLUDED.review_sent, appeal = EXCLUDED.appeal, updated_at = now()",
+        " ends_at = EXCLUDED.ends_at, review_sent = EXCLUDED.review_sent, appeal = EXCLUDED.appeal,"
+        " approved_by = EXCLUDED.approved_by, agreed_by = EXCLUDED.agreed_by, updated_at = now()",
     )
 
 
@@ -125,9 +127,17 @@ async def history(pool: asyncpg.Pool, subject_id: str) -> list[dict[str, Any]]:
     return [r["payload"] | {"type": r["event_type"]} for r in rows]
 
 
-async def pending(pool: asyncpg.Pool) -> list[dict[str, Any]]:
+async def pending(pool: asyncpg.Pool, two_people: bool) -> list[dict[str, Any]]:
+    """Proposed red cards, oldest first, with the endorsements each still awaits."""
     rows = await pool.fetch(
-        "SELECT c.sanction_id, c.subject_id, c.incident_id, d.decided_at AS proposed_at FROM sanctions.cards c"
-        " JOIN sanctions.decisions d ON d.decision_id = c.sanction_id WHERE c.status = 'proposed'"
-        " ORDER BY d.decided_at")
-    return [dict(r) for r in rows]
+        "SELECT c.sanction_id, c.subject_id, c.incident_id, d.decided_at AS proposed_at, c.approved_by, c.agreed_by"
+        " FROM sanctions.cards c JOIN sanctions.decisions d ON d.decision_id = c.sanction_id"
+        " WHERE c.status = 'proposed' ORDER BY d.decided_at")
+    return [{k: r[k] for k in ("sanction_id", "subject_id", "incident_id", "proposed_at")}
+            | {"awaiting": _awaiting(r, two_people)} for r in rows]
+
+
+def _awaiting(row: asyncpg.Record, two_people: bool) -> list[str]:
+    if not two_people:
+        return ["security"]
+    return [who for who, given in (("security", row["approved_by"]), ("clinical", row["agreed_by"])) if given is None]

@@ -17,6 +17,7 @@ from schemas.sanctions import AppealOutcome
 from schemas.topics import INCIDENTS
 from services.sanctions import handlers
 from services.sanctions.domain import (
+    Agree,
     Approve,
     Conflict,
     DecideAppeal,
@@ -57,11 +58,14 @@ def routes(deps: Callable[[], Any], auth: AuthSettings) -> APIRouter:
     router = APIRouter(prefix="/v1")
     # Plain defaults, not local Annotated aliases: annotations here are strings FastAPI resolves globally.
     approver = Depends(require(Role.SANCTION_APPROVER, settings=auth))
+    clinician = Depends(require(Role.CLINICAL_LEAD, settings=auth))
+    # Either of the two people a ban needs may see what waits for them, or decline it.
+    deciders = Depends(require(Role.SANCTION_APPROVER, Role.CLINICAL_LEAD, settings=auth))
     appeals = Depends(require(Role.APPEALS_OFFICER, settings=auth))
     operations = Depends(require(Role.OPERATIONS, settings=auth))
     # A subject's cards are read by whoever acts on them or writes to them about them.
-    readers = Depends(require(Role.SANCTION_APPROVER, Role.APPEALS_OFFICER, Role.OPERATIONS, Role.CORRESPONDENCE,
-                              settings=auth))
+    readers = Depends(require(Role.SANCTION_APPROVER, Role.CLINICAL_LEAD, Role.APPEALS_OFFICER, Role.OPERATIONS,
+                              Role.CORRESPONDENCE, settings=auth))
 
     async def act(sanction_id: UUID, cmd: Any, actor: handlers.Actor) -> dict:
         d = deps()
@@ -81,19 +85,28 @@ def routes(deps: Callable[[], Any], auth: AuthSettings) -> APIRouter:
         return view
 
     @router.get("/sanctions/pending", tags=["sanctions"])
-    async def pending(who: Principal = approver) -> dict:
-        """Red cards awaiting an authorised reviewer, oldest first."""
-        return {"pending": await handlers.adapters.pending(deps().pool)}
+    async def pending(who: Principal = deciders) -> dict:
+        """Red cards awaiting a decision, oldest first, each with whose yes it still awaits."""
+        d = deps()
+        return {"pending": await handlers.adapters.pending(d.pool, d.policy.clinical_agreement_required)}
 
     @router.post("/sanctions/{sanction_id}/approve", tags=["sanctions"])
     async def approve(sanction_id: UUID, body: Review, who: Principal = approver) -> dict:
-        """Approve a proposed red card (role sanction_approver): the ban starts now, for the policy's length."""
+        """Approve a proposed red card (role sanction_approver): the ban starts now, for the policy's length,
+        or, where the policy asks for a clinical lead's agreement too, once that is given."""
         return await act(sanction_id, Approve(sanction_id, who.subject),
                          handlers.Actor(who.subject, "approve", body.reason))
 
+    @router.post("/sanctions/{sanction_id}/agree", tags=["sanctions"])
+    async def agree(sanction_id: UUID, body: Review, who: Principal = clinician) -> dict:
+        """Agree, as clinical lead, that the proposed ban is clinically safe (role clinical_lead); the ban
+        starts once the security manager has approved too. Two different people must give the two."""
+        return await act(sanction_id, Agree(sanction_id, who.subject),
+                         handlers.Actor(who.subject, "agree", body.reason))
+
     @router.post("/sanctions/{sanction_id}/reject", tags=["sanctions"])
-    async def reject(sanction_id: UUID, body: Review, who: Principal = approver) -> dict:
-        """Decline a proposed red card (role sanction_approver)."""
+    async def reject(sanction_id: UUID, body: Review, who: Principal = deciders) -> dict:
+        """Decline a proposed red card (role sanction_approver, or clinical_lead: not clinically safe)."""
         return await act(sanction_id, Reject(sanction_id, who.subject),
                          handlers.Actor(who.subject, "reject", body.reason))
 

@@ -19,6 +19,7 @@ from services.sanctions import adapters
 from services.sanctions.config import SOURCE
 from services.sanctions.domain import (
     Card,
+    CardKind,
     CardStatus,
     IncidentGone,
     IncidentRecord,
@@ -173,6 +174,15 @@ def card_view(card: Card) -> dict[str, Any]:
     return card.model_dump(mode="json", exclude={"closed_at_seq", "review_sent"})
 
 
+def _card_in_view(card: Card, state: SubjectState, policy: Policy, now: datetime) -> dict[str, Any]:
+    """A card with whether it binds now and, for a warning, when it stops (or stopped) binding:
+    what a letter about it has to say."""
+    incident = state.incident(card.incident_id)
+    warning = card.kind != CardKind.RED and incident is not None
+    return card_view(card) | {"in_force": ladder.in_force(card, state, policy, now),
+                              "lapses_at": (incident.occurred_at + policy.window).isoformat() if warning else None}
+
+
 async def describe_subject(pool: asyncpg.Pool, subject_id: str, policy: Policy,
                            now: datetime) -> dict[str, Any] | None:
     """Current level, active ban with dates, pending approvals and the reasoned history, as at `now`."""
@@ -187,7 +197,7 @@ async def describe_subject(pool: asyncpg.Pool, subject_id: str, policy: Policy,
         "active_ban": card_view(ban) if ban else None,
         "pending_approvals": [card_view(c) for c in state.cards if c.status == CardStatus.PROPOSED],
         "emergency_care": EMERGENCY_CARE,
-        "cards": [card_view(c) | {"in_force": ladder.in_force(c, state, policy, now)} for c in state.cards],
+        "cards": [_card_in_view(c, state, policy, now) for c in state.cards],
         "incidents": [i.model_dump(mode="json", include={"incident_id", "occurred_at", "category", "harm",
                                                           "withdrawn", "excused", "revision"})
                       for i in state.incidents],

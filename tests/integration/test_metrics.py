@@ -145,7 +145,9 @@ async def drive_traffic(pipeline) -> None:
         red = await pending_card(sanctions, receipts[BANNED_NHS]["subject_id"], bearer(pipeline, "sanction_approver"))
         approved = await sanctions.post(f"/v1/sanctions/{red}/approve", json={"reason": "metrics test"},
                                         headers=bearer(pipeline, "sanction_approver", "approver-metrics"))
-        assert approved.status_code == 200, approved.text
+        agreed = await sanctions.post(f"/v1/sanctions/{red}/agree", json={"reason": "metrics test"},
+                                      headers=bearer(pipeline, "clinical_lead", "clinician-metrics"))
+        assert approved.status_code == agreed.status_code == 200, approved.text + agreed.text
         run = await sanctions.post("/v1/scheduler/run", json={}, headers=bearer(pipeline, "operations"))
         assert run.status_code == 200, run.text
 

@@ -67,15 +67,25 @@ async def test_ladder_approval_review_and_expiry(pipeline):
     assert (await sanctions_call(pipeline, "GET", "/v1/sanctions/pending")).status_code == 401
     assert (await sanctions_call(pipeline, "GET", "/v1/sanctions/pending", "board_viewer")).status_code == 403
     pending = (await sanctions_call(pipeline, "GET", "/v1/sanctions/pending", "sanction_approver")).json()["pending"]
-    assert red in {p["sanction_id"] for p in pending}
+    assert {p["sanction_id"]: p["awaiting"] for p in pending}[red] == ["security", "clinical"]
 
     unauthenticated = await sanctions_call(pipeline, "POST", f"/v1/sanctions/{red}/approve", reason="x")
     wrong_role = await sanctions_call(pipeline, "POST", f"/v1/sanctions/{red}/approve", "appeals_officer", reason="x")
-    assert unauthenticated.status_code == 401 and wrong_role.status_code == 403
+    not_clinical = await sanctions_call(pipeline, "POST", f"/v1/sanctions/{red}/agree", "sanction_approver", reason="x")
+    assert unauthenticated.status_code == 401 and wrong_role.status_code == 403 and not_clinical.status_code == 403
+    # The security manager approves; the ban waits for the clinical lead, a different person.
     approved = await sanctions_call(pipeline, "POST", f"/v1/sanctions/{red}/approve", "sanction_approver",
-                                    "sec-1", reason="Third incident; clinical lead agrees")
+                                    "sec-1", reason="Third incident, investigated")
     assert approved.status_code == 200 and approved.json()["events"] == [
-        "uk.nhs.vanda.sanction.ban_imposed.v1"]
+        "uk.nhs.vanda.sanction.red_card_endorsed.v1"]
+    pending = (await sanctions_call(pipeline, "GET", "/v1/sanctions/pending", "clinical_lead")).json()["pending"]
+    assert {p["sanction_id"]: p["awaiting"] for p in pending}[red] == ["clinical"]
+    same_person = await sanctions_call(pipeline, "POST", f"/v1/sanctions/{red}/agree", "clinical_lead", "sec-1",
+                                       reason="x")
+    assert same_person.status_code == 409 and "two people" in same_person.text
+    agreed = await sanctions_call(pipeline, "POST", f"/v1/sanctions/{red}/agree", "clinical_lead", "doc-1",
+                                  reason="Clinically safe: no ongoing treatment that cannot wait")
+    assert agreed.status_code == 200 and agreed.json()["events"] == ["uk.nhs.vanda.sanction.ban_imposed.v1"]
     assert (await sanctions_call(pipeline, "GET", f"/v1/subjects/{subject}")).status_code == 401
     assert (await sanctions_call(pipeline, "GET", f"/v1/subjects/{subject}", "police_liaison")).status_code == 403
     view = (await sanctions_call(pipeline, "GET", f"/v1/subjects/{subject}", "correspondence")).json()
@@ -88,10 +98,14 @@ async def test_ladder_approval_review_and_expiry(pipeline):
     # The warnings lapse on the way if their incidents leave the window before the ban ends.
     lapses = sum(datetime.fromisoformat(e["data"]["occurred_at"]) + timedelta(days=365) <= ends_at
                  for e in events[:2])
-    events = await events_for(pipeline, subject, 6 + lapses)
-    assert [k for k in kinds(events)[3:] if k != "warning_lapsed"] == ["ban_imposed", "ban_review_due", "ban_expired"]
+    events = await events_for(pipeline, subject, 7 + lapses)
+    assert [k for k in kinds(events)[3:] if k != "warning_lapsed"] == [
+        "red_card_endorsed", "ban_imposed", "ban_review_due", "ban_expired"]
     assert kinds(events).count("warning_lapsed") == lapses
-    assert events[3]["data"]["reviewer"] == "sec-1" and "Third incident" not in json.dumps(events)
+    endorsed, imposed = events[3]["data"], events[4]["data"]
+    assert (endorsed["endorsement"], endorsed["endorsed_by"], endorsed["awaiting"]) == ("security", "sec-1", "clinical")
+    assert (imposed["reviewer"], imposed["clinical_lead"]) == ("sec-1", "doc-1")
+    assert "Third incident" not in json.dumps(events) and "Clinically safe" not in json.dumps(events)
     view = (await sanctions_call(pipeline, "GET", f"/v1/subjects/{subject}", "operations")).json()
     assert view["active_ban"] is None and "never" in view["emergency_care"]
 
@@ -146,6 +160,7 @@ async def test_a_warning_lapses_when_its_incident_leaves_the_window(pipeline):
     # Issued, or lapsed already if the service's own scheduler came round: not in force either way.
     [card] = view["cards"]
     assert (card["kind"], card["in_force"]) == ("yellow_1", False) and card["status"] in ("issued", "lapsed")
+    assert abs(datetime.fromisoformat(card["lapses_at"]) - (occurred + timedelta(days=365))) < timedelta(seconds=1)
 
     # The scheduler says so once, for whoever put a marker on the patient's record.
     for _ in range(2):
@@ -198,16 +213,20 @@ async def test_an_incident_during_a_ban_proposes_an_extension_that_replaces_it(p
 
     subject = (await now_report(category="weapon"))["subject_id"]
     first = (await events_for(pipeline, subject, 1))[0]["data"]["decision_id"]
+    agree = await sanctions_call(pipeline, "POST", f"/v1/sanctions/{first}/agree", "clinical_lead", "doc-2",
+                                 reason="Clinically safe")
     approve = await sanctions_call(pipeline, "POST", f"/v1/sanctions/{first}/approve", "sanction_approver",
-                                   reason="Weapon; clinical lead agrees")
-    assert approve.status_code == 200
+                                   reason="Weapon")
+    assert agree.status_code == approve.status_code == 200
     await now_report()  # after the ban began
-    events = await events_for(pipeline, subject, 3)
-    assert kinds(events) == ["red_card_proposed", "ban_imposed", "red_card_proposed"]
-    assert events[2]["data"]["rule"] == "red.extension" and events[2]["data"]["policy_version"] == "2026.2"
-    extension = events[2]["data"]["decision_id"]
-    approved = await sanctions_call(pipeline, "POST", f"/v1/sanctions/{extension}/approve", "sanction_approver",
-                                    reason="Re-offended during the ban")
+    events = await events_for(pipeline, subject, 4)
+    assert kinds(events) == ["red_card_proposed", "red_card_endorsed", "ban_imposed", "red_card_proposed"]
+    assert events[3]["data"]["rule"] == "red.extension" and events[3]["data"]["policy_version"] == "2026.3"
+    extension = events[3]["data"]["decision_id"]
+    await sanctions_call(pipeline, "POST", f"/v1/sanctions/{extension}/approve", "sanction_approver",
+                         reason="Re-offended during the ban")
+    approved = await sanctions_call(pipeline, "POST", f"/v1/sanctions/{extension}/agree", "clinical_lead", "doc-2",
+                                    reason="Still clinically safe")
     assert approved.json()["events"] == ["uk.nhs.vanda.sanction.ban_expired.v1", "uk.nhs.vanda.sanction.ban_imposed.v1"]
     view = (await sanctions_call(pipeline, "GET", f"/v1/subjects/{subject}", "sanction_approver")).json()
     assert view["card_level"] == "red_active" and view["active_ban"]["sanction_id"] == extension

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from schemas.sanctions import AppealOutcome, BanImposed, RedCardProposed, Restriction
 from services.sanctions.config import DEFAULT_POLICY, load_policy
 from services.sanctions.domain import (
+    Agree,
     Approve,
     CardStatus,
     Conflict,
@@ -381,3 +382,61 @@ def test_a_lapsed_warning_keeps_its_place_so_the_next_incident_starts_the_ladder
     assert names(decisions) == ["yellow_card_issued:1"]
     assert [c.status for c in state.cards] == ["lapsed", "issued"]
     assert card_level(state, POLICY, T0 + timedelta(days=411)) == "yellow_1"
+
+
+TWO_PEOPLE = Policy(version="two-people", clinical_agreement_required=True)
+
+
+def _proposed_ban():
+    state, decisions = feed([record(0, category="weapon")], policy=TWO_PEOPLE)
+    return state, decisions[0].decision_id
+
+
+@pytest.mark.parametrize(("steps", "decided", "reviewer", "clinical_lead"), [
+    ([("approve", "sec-1"), ("agree", "doc-1")], ["red_card_endorsed", "ban_imposed"], "sec-1", "doc-1"),
+    ([("agree", "doc-1"), ("approve", "sec-1")], ["red_card_endorsed", "ban_imposed"], "sec-1", "doc-1"),
+    ([("approve", "sec-1")], ["red_card_endorsed"], None, None),
+    ([("agree", "doc-1"), ("reject", "sec-2")], ["red_card_endorsed", "red_card_rejected"], None, None),
+], ids=["approved then agreed", "agreed then approved", "approved only: no ban yet", "agreed, then rejected"])
+def test_a_ban_needs_the_security_managers_approval_and_the_clinical_leads_agreement(steps, decided, reviewer,
+                                                                                     clinical_lead):
+    state, sanction = _proposed_ban()
+    commands = {"approve": lambda who: Approve(sanction, who), "agree": lambda who: Agree(sanction, who),
+                "reject": lambda who: Reject(sanction, who)}
+    state, decisions = feed([commands[verb](who) for verb, who in steps], state, policy=TWO_PEOPLE)
+    assert names(decisions) == decided
+    bans = [d for d in decisions if isinstance(d, BanImposed)]
+    assert [(b.reviewer, b.clinical_lead) for b in bans] == ([(reviewer, clinical_lead)] if reviewer else [])
+    endorsed = decisions[0]
+    assert endorsed.endorsed_by == steps[0][1] and endorsed.awaiting != endorsed.endorsement
+    assert endorsed.rule == f"red.endorsed.{endorsed.endorsement}"
+
+
+@pytest.mark.parametrize(("steps", "refusal"), [
+    ([("approve", "sec-1"), ("approve", "sec-2")], "awaits the clinical lead"),
+    ([("agree", "doc-1"), ("agree", "doc-2")], "awaits the security manager"),
+    ([("approve", "sec-1"), ("agree", "sec-1")], "two people decide a ban"),
+    ([("agree", "doc-1"), ("approve", "doc-1")], "two people decide a ban"),
+], ids=["approved twice", "agreed twice", "one person both ways, approving first", "one person both ways, agreeing first"])
+def test_one_person_cannot_give_both_yeses_or_the_same_one_twice(steps, refusal):
+    state, sanction = _proposed_ban()
+    (first, by), (second, again) = steps
+    verbs = {"approve": Approve, "agree": Agree}
+    state, _ = feed([verbs[first](sanction, by)], state, policy=TWO_PEOPLE)
+    with pytest.raises(Conflict, match=refusal):
+        feed([verbs[second](sanction, again)], state, policy=TWO_PEOPLE)
+
+
+def test_agreement_is_refused_where_the_policy_does_not_ask_for_it():
+    state, decisions = feed([record(0, category="weapon")])
+    with pytest.raises(Conflict, match="does not ask"):
+        feed([Agree(decisions[0].decision_id, "doc-1")], state)
+
+
+def test_an_incident_while_a_ban_awaits_its_second_yes_is_evidence_for_it():
+    state, sanction = _proposed_ban()
+    state, _ = feed([Approve(sanction, "sec-1")], state, policy=TWO_PEOPLE)
+    state, decisions = feed([record(5)], state, policy=TWO_PEOPLE)
+    assert names(decisions) == ["evidence_attached"]
+    state, decisions = feed([Agree(sanction, "doc-1")], state, policy=TWO_PEOPLE)
+    assert names(decisions) == ["ban_imposed"] and state.active_ban().agreed_by == "doc-1"

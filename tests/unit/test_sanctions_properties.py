@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from schemas.sanctions import AppealOutcome, BanImposed, RedCardProposed, WarningLapsed
 from services.sanctions.domain import (
+    Agree,
     Approve,
     CardStatus,
     DecideAppeal,
@@ -39,7 +40,7 @@ operation = st.one_of(
     st.tuples(st.just("report"), incident_kw),
     st.tuples(st.just("withdraw"), st.integers(0, 30)),
     st.tuples(st.just("amend"), st.integers(0, 30), st.booleans()),
-    st.tuples(st.sampled_from(["approve", "reject", "appeal", "uphold", "dismiss"]), st.integers(0, 30)),
+    st.tuples(st.sampled_from(["approve", "agree", "reject", "appeal", "uphold", "dismiss"]), st.integers(0, 30)),
     st.tuples(st.just("tick"), st.integers(0, 900)),
 )
 
@@ -51,8 +52,8 @@ crowded = st.one_of(
         "medical_factors": st.sampled_from([False, False, False, True]),
         "age_band": st.sampled_from(["18_to_64", "18_to_64", "65_and_over", "under_18"]),
         "category": st.sampled_from(["verbal_abuse", "weapon"]), "harm": st.just("none")})),
-    st.tuples(st.sampled_from(["approve", "reject", "appeal", "uphold"]), st.integers(0, 30)),
-    st.tuples(st.just("approve_pending"), st.integers(0, 250)),
+    st.tuples(st.sampled_from(["approve", "agree", "reject", "appeal", "uphold"]), st.integers(0, 30)),
+    st.tuples(st.sampled_from(["approve_pending", "agree_pending"]), st.integers(0, 250)),
     st.tuples(st.just("withdraw"), st.integers(0, 30)),
     st.tuples(st.just("tick"), st.integers(0, 400)),
 )
@@ -74,13 +75,17 @@ def to_input(op, state: SubjectState):
             return IncidentGone(target.incident_id), T0
         amended = target.model_copy(update={"medical_factors": args[1], "revision": target.revision + 1})
         return IncidentSeen(amended, amended=True), T0
-    if kind == "approve_pending":  # whichever red card waits, approved on day args[0]
-        waiting = [c for c in state.cards if c.status == CardStatus.PROPOSED]
-        return (Approve(waiting[0].sanction_id, "r") if waiting else None), T0 + timedelta(days=args[0])
+    if kind in ("approve_pending", "agree_pending"):  # whichever red card waits, approved (or agreed) on day args[0]
+        waiting = [c.sanction_id for c in state.cards if c.status == CardStatus.PROPOSED]
+        if not waiting:
+            return None, T0
+        yes = Approve(waiting[0], "r") if kind == "approve_pending" else Agree(waiting[0], "c")
+        return yes, T0 + timedelta(days=args[0])
     if not state.cards:
         return None, T0
     card = state.cards[args[0] % len(state.cards)].sanction_id
-    return {"approve": Approve(card, "r"), "reject": Reject(card, "r"), "appeal": LodgeAppeal(card, "o"),
+    return {"approve": Approve(card, "r"), "agree": Agree(card, "c"), "reject": Reject(card, "r"),
+            "appeal": LodgeAppeal(card, "o"),
             "uphold": DecideAppeal(card, AppealOutcome.UPHELD, "o"),
             "dismiss": DecideAppeal(card, AppealOutcome.DISMISSED, "o")}[kind], T0
 
@@ -115,7 +120,8 @@ def run(ops, policy=POLICY):
 
 # The default policy, and the extension on re-offence with approval and without.
 POLICIES = [POLICY, Policy(version="test-ext", extend_on_reoffence=True),
-            Policy(version="test-ext-auto", extend_on_reoffence=True, approval_required=False)]
+            Policy(version="test-ext-auto", extend_on_reoffence=True, approval_required=False),
+            Policy(version="test-two-people", extend_on_reoffence=True, clinical_agreement_required=True)]
 
 
 @pytest.mark.parametrize("policy", POLICIES, ids=lambda p: p.version)
@@ -144,6 +150,9 @@ def test_invariants_hold_after_any_history(policy, ops):
             assert d.emergency_care_never_barred
         if isinstance(d, BanImposed):
             assert d.ends_at - d.starts_at <= timedelta(days=366)
+            # Where the policy asks for two people, no ban starts without both.
+            if policy.approval_required and policy.clinical_agreement_required:
+                assert None not in (d.reviewer, d.clinical_lead) and d.reviewer != d.clinical_lead
     # Every decision is explainable.
     assert all(d.rule and d.policy_version == policy.version and d.incident_id for d in decisions)
     # A warning lapses once at most, and a scheduler round leaves none standing that has lapsed.

@@ -27,6 +27,7 @@ AUDIENCE = "vanda"
 
 class Role(StrEnum):
     SANCTION_APPROVER = "sanction_approver"
+    CLINICAL_LEAD = "clinical_lead"
     APPEALS_OFFICER = "appeals_officer"
     OPERATIONS = "operations"
     BOARD_VIEWER = "board_viewer"

@@ -1,6 +1,7 @@
 """The sanctions domain: card policy as pure functions over a subject's state."""
 
 from services.sanctions.domain.decide import (
+    Agree,
     Approve,
     Conflict,
     DecideAppeal,
@@ -25,7 +26,7 @@ from services.sanctions.domain.model import (
 )
 
 __all__ = [
-    "Approve", "AppealState", "Card", "CardKind", "CardStatus", "Conflict", "DecideAppeal", "IncidentGone",
+    "Agree", "Approve", "AppealState", "Card", "CardKind", "CardStatus", "Conflict", "DecideAppeal", "IncidentGone",
     "IncidentRecord", "IncidentSeen", "Input", "LodgeAppeal", "NotFound", "Policy", "Reject", "SanctionsError",
     "SubjectState", "Tick", "decide",
 ]

@@ -17,6 +17,8 @@ from schemas.sanctions import (
     BanExpired,
     BanReviewDue,
     Decision,
+    Endorsement,
+    RedCardEndorsed,
     RedCardRejected,
     RescindReason,
     WarningLapsed,
@@ -59,6 +61,14 @@ class Approve:
 
 
 @dataclass(frozen=True)
+class Agree:
+    """The clinical lead agrees a proposed ban is clinically safe."""
+
+    sanction_id: UUID
+    clinician: str
+
+
+@dataclass(frozen=True)
 class Reject:
     sanction_id: UUID
     reviewer: str
@@ -82,7 +92,7 @@ class Tick:
     """Time passed: lapse warnings, send review reminders and expire bans that have ended."""
 
 
-Input = IncidentSeen | IncidentGone | Approve | Reject | LodgeAppeal | DecideAppeal | Tick
+Input = IncidentSeen | IncidentGone | Approve | Agree | Reject | LodgeAppeal | DecideAppeal | Tick
 Result = tuple[SubjectState, list[Decision]]
 
 
@@ -95,6 +105,8 @@ def decide(state: SubjectState, command: Input, policy: Policy, now: datetime) -
             return _gone(state, command, policy, now)
         case Approve():
             return _approve(state, command, policy, now)
+        case Agree():
+            return _agree(state, command, policy, now)
         case Reject():
             return _reject(state, command, policy, now)
         case LodgeAppeal():
@@ -152,17 +164,51 @@ def _card(state: SubjectState, sanction_id: UUID) -> Card:
     return card
 
 
-def _approve(state: SubjectState, command: Approve, policy: Policy, now: datetime) -> Result:
-    card = _card(state, command.sanction_id)
+def _proposed(state: SubjectState, sanction_id: UUID, verb: str) -> Card:
+    card = _card(state, sanction_id)
     if card.kind != CardKind.RED or card.status != CardStatus.PROPOSED:
-        raise Conflict(f"sanction_id: only a proposed red card can be approved (this one is {card.status})")
-    return impose(state, card, command.reviewer, policy, now)
+        raise Conflict(f"sanction_id: only a proposed red card can be {verb} (this one is {card.status})")
+    return card
+
+
+def _approve(state: SubjectState, command: Approve, policy: Policy, now: datetime) -> Result:
+    card = _proposed(state, command.sanction_id, "approved")
+    if not policy.clinical_agreement_required:
+        return impose(state, card, command.reviewer, policy, now)
+    if card.approved_by is not None:
+        raise Conflict("sanction_id: already approved; it awaits the clinical lead's agreement")
+    if card.agreed_by == command.reviewer:
+        raise Conflict("sanction_id: whoever agreed as clinical lead cannot also approve: two people decide a ban")
+    if card.agreed_by is not None:
+        return impose(state, card, command.reviewer, policy, now, clinical_lead=card.agreed_by)
+    return _endorse(state, card.model_copy(update={"approved_by": command.reviewer}), Endorsement.SECURITY,
+                    command.reviewer, policy, now)
+
+
+def _agree(state: SubjectState, command: Agree, policy: Policy, now: datetime) -> Result:
+    card = _proposed(state, command.sanction_id, "agreed")
+    if not policy.clinical_agreement_required:
+        raise Conflict("sanction_id: this policy does not ask for a clinical lead's agreement")
+    if card.agreed_by is not None:
+        raise Conflict("sanction_id: already agreed; it awaits the security manager's approval")
+    if card.approved_by == command.clinician:
+        raise Conflict("sanction_id: whoever approved cannot also agree as clinical lead: two people decide a ban")
+    if card.approved_by is not None:
+        return impose(state, card, card.approved_by, policy, now, clinical_lead=command.clinician)
+    return _endorse(state, card.model_copy(update={"agreed_by": command.clinician}), Endorsement.CLINICAL,
+                    command.clinician, policy, now)
+
+
+def _endorse(state: SubjectState, card: Card, given: Endorsement, by: str, policy: Policy, now: datetime) -> Result:
+    """The first of the two yeses a ban needs: recorded and published, the ban waits for the other."""
+    state = replace_card(state, card)
+    awaiting = Endorsement.CLINICAL if given == Endorsement.SECURITY else Endorsement.SECURITY
+    return state, [follow_up(RedCardEndorsed, state, card, f"red.endorsed.{given}", policy, now,
+                             endorsement=given, endorsed_by=by, awaiting=awaiting)]
 
 
 def _reject(state: SubjectState, command: Reject, policy: Policy, now: datetime) -> Result:
-    card = _card(state, command.sanction_id)
-    if card.kind != CardKind.RED or card.status != CardStatus.PROPOSED:
-        raise Conflict(f"sanction_id: only a proposed red card can be rejected (this one is {card.status})")
+    card = _proposed(state, command.sanction_id, "rejected")
     closed = card.model_copy(update={"status": CardStatus.REJECTED, "closed_at_seq": len(state.incidents)})
     state = replace_card(state, closed)
     return state, [follow_up(RedCardRejected, state, closed, "red.rejected", policy, now, reviewer=command.reviewer)]

@@ -33,6 +33,9 @@ class Policy(Frozen):
     # A qualifying incident during a ban in force proposes a new ban (an extension), which
     # replaces the running one if approved; off, it only attaches to the ban as evidence.
     extend_on_reoffence: bool = False
+    # A ban needs the security manager's approval and the clinical lead's agreement that it
+    # is clinically safe, given by two different people in either order.
+    clinical_agreement_required: bool = False
 
     @field_validator("red_card_days")
     @classmethod
@@ -112,6 +115,8 @@ class Card(Frozen):
     review_sent: bool = False
     appeal: AppealState = AppealState.NONE
     closed_at_seq: int | None = Field(None, description="Incidents known when a reviewer rejected it.")
+    approved_by: str | None = Field(None, description="Who approved it (the security manager).")
+    agreed_by: str | None = Field(None, description="Who agreed it is clinically safe (the clinical lead).")
 
     @property
     def standing(self) -> bool:

@@ -17,7 +17,8 @@ def replace_card(state: SubjectState, card: Card) -> SubjectState:
     return state.model_copy(update={"cards": cards})
 
 
-def impose(state: SubjectState, card: Card, reviewer: str | None, policy: Policy, now: datetime) -> Result:
+def impose(state: SubjectState, card: Card, reviewer: str | None, policy: Policy, now: datetime,
+           clinical_lead: str | None = None) -> Result:
     """Start a ban now for the policy's length, replacing any ban in force; emergency care stays open."""
     events: list[Decision] = []
     for older in [c for c in state.cards if c.status == CardStatus.ACTIVE]:
@@ -25,11 +26,12 @@ def impose(state: SubjectState, card: Card, reviewer: str | None, policy: Policy
         older = older.model_copy(update={"status": CardStatus.EXPIRED})
         state = replace_card(state, older)
         events.append(follow_up(BanExpired, state, older, "ban.superseded", policy, now, ended_at=now))
-    active = card.model_copy(update={"status": CardStatus.ACTIVE, "starts_at": now, "ends_at": now + policy.ban_length})
+    active = card.model_copy(update={"status": CardStatus.ACTIVE, "starts_at": now, "ends_at": now + policy.ban_length,
+                                     "approved_by": reviewer, "agreed_by": clinical_lead})
     state = replace_card(state, active)
     events.append(follow_up(BanImposed, state, active, "ban.approved" if reviewer else "ban.automatic", policy, now,
-                            reviewer=reviewer, restriction=active.restriction, starts_at=active.starts_at,
-                            ends_at=active.ends_at))
+                            reviewer=reviewer, clinical_lead=clinical_lead, restriction=active.restriction,
+                            starts_at=active.starts_at, ends_at=active.ends_at))
     return state, events
 
 
