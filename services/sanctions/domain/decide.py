@@ -175,36 +175,35 @@ def _approve(state: SubjectState, command: Approve, policy: Policy, now: datetim
     card = _proposed(state, command.sanction_id, "approved")
     if not policy.clinical_agreement_required:
         return impose(state, card, command.reviewer, policy, now)
-    if card.approved_by is not None:
-        raise Conflict("sanction_id: already approved; it awaits the clinical lead's agreement")
-    if card.agreed_by == command.reviewer:
-        raise Conflict("sanction_id: whoever agreed as clinical lead cannot also approve: two people decide a ban")
-    if card.agreed_by is not None:
-        return impose(state, card, command.reviewer, policy, now, clinical_lead=card.agreed_by)
-    return _endorse(state, card.model_copy(update={"approved_by": command.reviewer}), Endorsement.SECURITY,
-                    command.reviewer, policy, now)
+    return _endorse(state, card, Endorsement.SECURITY, command.reviewer, policy, now)
 
 
 def _agree(state: SubjectState, command: Agree, policy: Policy, now: datetime) -> Result:
     card = _proposed(state, command.sanction_id, "agreed")
     if not policy.clinical_agreement_required:
         raise Conflict("sanction_id: this policy does not ask for a clinical lead's agreement")
-    if card.agreed_by is not None:
-        raise Conflict("sanction_id: already agreed; it awaits the security manager's approval")
-    if card.approved_by == command.clinician:
-        raise Conflict("sanction_id: whoever approved cannot also agree as clinical lead: two people decide a ban")
-    if card.approved_by is not None:
-        return impose(state, card, card.approved_by, policy, now, clinical_lead=command.clinician)
-    return _endorse(state, card.model_copy(update={"agreed_by": command.clinician}), Endorsement.CLINICAL,
-                    command.clinician, policy, now)
+    return _endorse(state, card, Endorsement.CLINICAL, command.clinician, policy, now)
+
+
+# Where each yes is kept on the card, and what a repeat of it is told.
+YES = {Endorsement.SECURITY: ("approved_by", "already approved; it awaits the clinical lead's agreement"),
+       Endorsement.CLINICAL: ("agreed_by", "already agreed; it awaits the security manager's approval")}
 
 
 def _endorse(state: SubjectState, card: Card, given: Endorsement, by: str, policy: Policy, now: datetime) -> Result:
-    """The first of the two yeses a ban needs: recorded and published, the ban waits for the other."""
+    """One of the two yeses a ban needs: the first is recorded and published, the second imposes the ban."""
+    other = Endorsement.CLINICAL if given == Endorsement.SECURITY else Endorsement.SECURITY
+    (field, repeated), (other_field, _) = YES[given], YES[other]
+    if getattr(card, field) is not None:
+        raise Conflict(f"sanction_id: {repeated}")
+    if getattr(card, other_field) == by:
+        raise Conflict("sanction_id: two people decide a ban: whoever gave one yes cannot give the other")
+    card = card.model_copy(update={field: by})
+    if card.approved_by is not None and card.agreed_by is not None:
+        return impose(state, card, card.approved_by, policy, now, clinical_lead=card.agreed_by)
     state = replace_card(state, card)
-    awaiting = Endorsement.CLINICAL if given == Endorsement.SECURITY else Endorsement.SECURITY
     return state, [follow_up(RedCardEndorsed, state, card, f"red.endorsed.{given}", policy, now,
-                             endorsement=given, endorsed_by=by, awaiting=awaiting)]
+                             endorsement=given, endorsed_by=by, awaiting=other)]
 
 
 def _reject(state: SubjectState, command: Reject, policy: Policy, now: datetime) -> Result:
