@@ -179,6 +179,36 @@ def test_appeal_upheld_rescinds_the_card_and_the_incident_stops_counting():
     assert decisions[2].reason == "appeal_upheld"
 
 
+def _ended_while_appealed(which: str):
+    """(state, sanction id, status) for a card appealed against that has since ended on its own."""
+    if which == "lapsed warning":
+        state, decisions = feed([record(0)])
+        warning = decisions[0].decision_id
+        state, _ = feed([LodgeAppeal(warning, "o"), Tick()], state, now=T0 + timedelta(days=400))
+        return state, warning, CardStatus.LAPSED
+    state, decisions = feed([record(0, category="weapon")])
+    ban = decisions[0].decision_id
+    state, _ = feed([Approve(ban, "r"), LodgeAppeal(ban, "o")], state)
+    state, _ = feed([Tick()], state, now=state.active_ban().ends_at)
+    return state, ban, CardStatus.EXPIRED
+
+
+@pytest.mark.parametrize("which", ["lapsed warning", "expired ban"])
+def test_an_appeal_upheld_after_the_card_ran_its_course_still_rescinds_it(which):
+    state, sanction, ended = _ended_while_appealed(which)
+    assert state.card(sanction).status == ended
+    state, decisions = feed([DecideAppeal(sanction, AppealOutcome.UPHELD, "o")], state, now=T0 + timedelta(days=500))
+    assert names(decisions) == ["appeal_decided", "rescinded"] and decisions[1].reason == "appeal_upheld"
+    assert state.card(sanction).status == CardStatus.RESCINDED
+
+
+@pytest.mark.parametrize("which", ["lapsed warning", "expired ban"])
+def test_an_appeal_dismissed_after_the_card_ran_its_course_leaves_it_as_it_ended(which):
+    state, sanction, ended = _ended_while_appealed(which)
+    state, decisions = feed([DecideAppeal(sanction, AppealOutcome.DISMISSED, "o")], state, now=T0 + timedelta(days=500))
+    assert names(decisions) == ["appeal_decided"] and state.card(sanction).status == ended
+
+
 def test_appeal_dismissed_leaves_the_card_and_appeals_happen_once():
     state, decisions = feed([record(0)])
     y1 = decisions[0].decision_id

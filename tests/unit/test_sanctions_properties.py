@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
-from schemas.sanctions import AppealOutcome, BanImposed, RedCardProposed, WarningLapsed
+from schemas.sanctions import AppealDecided, AppealOutcome, BanImposed, RedCardProposed, WarningLapsed
 from services.sanctions.domain import (
     Agree,
     Approve,
@@ -155,6 +155,10 @@ def test_invariants_hold_after_any_history(policy, ops):
                 assert None not in (d.reviewer, d.clinical_lead) and d.reviewer != d.clinical_lead
     # Every decision is explainable.
     assert all(d.rule and d.policy_version == policy.version and d.incident_id for d in decisions)
+    # An appeal upheld leaves its card rescinded, whether it stood or had run its course.
+    for d in decisions:
+        if isinstance(d, AppealDecided) and d.outcome == AppealOutcome.UPHELD:
+            assert state.card(d.sanction_id).status == CardStatus.RESCINDED
     # A warning lapses once at most, and a scheduler round leaves none standing that has lapsed.
     lapsed = [d.sanction_id for d in decisions if isinstance(d, WarningLapsed)]
     assert len(lapsed) == len(set(lapsed))

@@ -21,6 +21,7 @@ from schemas.sanctions import (
     RedCardEndorsed,
     RedCardRejected,
     RescindReason,
+    SanctionRescinded,
     WarningLapsed,
 )
 from services.sanctions.domain import ladder
@@ -238,8 +239,21 @@ def _decide_appeal(state: SubjectState, command: DecideAppeal, policy: Policy, n
                           for i in state.incidents)
         state, more = reconcile(state.model_copy(update={"incidents": incidents}), policy, now,
                                 RescindReason.APPEAL_UPHELD)
-        events += more
+        state, overturned = _overturn_ended(state, card.sanction_id, policy, now)
+        events += more + overturned
     return state, events
+
+
+def _overturn_ended(state: SubjectState, sanction_id: UUID, policy: Policy, now: datetime) -> Result:
+    """A card that ran its course (lapsed, or a ban expired) while its appeal waited is still
+    rescinded when the appeal is upheld: the record says it was overturned, not served."""
+    card = state.card(sanction_id)
+    if card is None or card.status not in (CardStatus.LAPSED, CardStatus.EXPIRED):
+        return state, []
+    card = card.model_copy(update={"status": CardStatus.RESCINDED})
+    state = replace_card(state, card)
+    reason = RescindReason.APPEAL_UPHELD
+    return state, [follow_up(SanctionRescinded, state, card, f"rescind.{reason}", policy, now, reason=reason)]
 
 
 def _tick(state: SubjectState, policy: Policy, now: datetime) -> Result:
