@@ -203,6 +203,15 @@ def test_an_appeal_upheld_after_the_card_ran_its_course_still_rescinds_it(which)
 
 
 @pytest.mark.parametrize("which", ["lapsed warning", "expired ban"])
+def test_withdrawing_the_incident_of_a_card_that_ran_its_course_rescinds_it(which):
+    state, sanction, _ = _ended_while_appealed(which)
+    incident = state.card(sanction).incident_id
+    state, decisions = feed([IncidentGone(incident)], state, now=T0 + timedelta(days=500))
+    assert names(decisions) == ["rescinded"] and decisions[0].reason == "incident_withdrawn"
+    assert state.card(sanction).status == CardStatus.RESCINDED
+
+
+@pytest.mark.parametrize("which", ["lapsed warning", "expired ban"])
 def test_an_appeal_dismissed_after_the_card_ran_its_course_leaves_it_as_it_ended(which):
     state, sanction, ended = _ended_while_appealed(which)
     state, decisions = feed([DecideAppeal(sanction, AppealOutcome.DISMISSED, "o")], state, now=T0 + timedelta(days=500))

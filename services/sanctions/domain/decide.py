@@ -155,7 +155,12 @@ def _gone(state: SubjectState, command: IncidentGone, policy: Policy, now: datet
         return state, []
     gone = known.model_copy(update={"withdrawn": True})
     incidents = tuple(gone if i.incident_id == gone.incident_id else i for i in state.incidents)
-    return reconcile(state.model_copy(update={"incidents": incidents}), policy, now, RescindReason.INCIDENT_WITHDRAWN)
+    reason = RescindReason.INCIDENT_WITHDRAWN
+    state, events = reconcile(state.model_copy(update={"incidents": incidents}), policy, now, reason)
+    for card in [c for c in state.cards if c.incident_id == gone.incident_id]:
+        state, overturned = _overturn_ended(state, card.sanction_id, policy, now, reason)
+        events += overturned
+    return state, events
 
 
 def _card(state: SubjectState, sanction_id: UUID) -> Card:
@@ -239,20 +244,21 @@ def _decide_appeal(state: SubjectState, command: DecideAppeal, policy: Policy, n
                           for i in state.incidents)
         state, more = reconcile(state.model_copy(update={"incidents": incidents}), policy, now,
                                 RescindReason.APPEAL_UPHELD)
-        state, overturned = _overturn_ended(state, card.sanction_id, policy, now)
+        state, overturned = _overturn_ended(state, card.sanction_id, policy, now, RescindReason.APPEAL_UPHELD)
         events += more + overturned
     return state, events
 
 
-def _overturn_ended(state: SubjectState, sanction_id: UUID, policy: Policy, now: datetime) -> Result:
-    """A card that ran its course (lapsed, or a ban expired) while its appeal waited is still
-    rescinded when the appeal is upheld: the record says it was overturned, not served."""
+def _overturn_ended(state: SubjectState, sanction_id: UUID, policy: Policy, now: datetime,
+                    reason: RescindReason) -> Result:
+    """A card that ran its course (lapsed, or a ban expired) is still rescinded when its own
+    incident is withdrawn or its appeal upheld: the record says it was overturned, not served.
+    (Re-derivation alone never touches a card that has ended: that is history.)"""
     card = state.card(sanction_id)
     if card is None or card.status not in (CardStatus.LAPSED, CardStatus.EXPIRED):
         return state, []
     card = card.model_copy(update={"status": CardStatus.RESCINDED})
     state = replace_card(state, card)
-    reason = RescindReason.APPEAL_UPHELD
     return state, [follow_up(SanctionRescinded, state, card, f"rescind.{reason}", policy, now, reason=reason)]
 
 
