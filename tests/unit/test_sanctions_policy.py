@@ -479,3 +479,12 @@ def test_an_incident_while_a_ban_awaits_its_second_yes_is_evidence_for_it():
     assert names(decisions) == ["evidence_attached"]
     state, decisions = feed([Agree(sanction, "doc-1")], state, policy=TWO_PEOPLE)
     assert names(decisions) == ["ban_imposed"] and state.active_ban().agreed_by == "doc-1"
+
+
+def test_an_appeal_upheld_on_a_red_card_a_reviewer_rejected_leaves_it_rejected():
+    state, decisions = feed([record(0, category="weapon")])
+    red = decisions[0].decision_id
+    state, decisions = feed([LodgeAppeal(red, "o"), Reject(red, "r"), DecideAppeal(red, AppealOutcome.UPHELD, "o")],
+                            state)
+    assert names(decisions) == ["appeal_lodged", "red_card_rejected", "appeal_decided"]
+    assert state.card(red).status == CardStatus.REJECTED
