@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from schemas.incidents import IncidentAmendment, IncidentReported, WithdrawalReason
 from services.intake.domain import InvalidAmendment, amend, as_reported, withdrawn
+from services.intake.entrypoints import expected_revision
 from tests.factories import T0, TEST_NHS_NUMBER, incident
 
 NOW = T0 + timedelta(days=3)
@@ -130,3 +132,17 @@ def test_a_staff_amendment_that_breaks_a_rule_is_refused_naming_the_field(body, 
     with pytest.raises(ValidationError) as err:
         IncidentAmendment.model_validate(body)
     assert [e["loc"] for e in err.value.errors()] == [loc]
+
+
+@pytest.mark.parametrize(("header", "revision"), [
+    (None, None), ("*", None), (' * ', None), ('"3"', 3), ("3", 3), (' "12" ', 12),
+])
+def test_if_match_names_the_revision_an_amendment_was_made_against(header, revision):
+    assert expected_revision(header) == revision
+
+
+@pytest.mark.parametrize("header", ['W/"3"', '"abc"', '"3", "4"', "", '"-1"'])
+def test_an_if_match_that_names_no_single_revision_is_refused_naming_the_header(header):
+    with pytest.raises(RequestValidationError) as err:
+        expected_revision(header)
+    assert [e["loc"] for e in err.value.errors()] == [("header", "If-Match")]
