@@ -127,17 +127,10 @@ async def history(pool: asyncpg.Pool, subject_id: str) -> list[dict[str, Any]]:
     return [r["payload"] | {"type": r["event_type"]} for r in rows]
 
 
-async def pending(pool: asyncpg.Pool, two_people: bool) -> list[dict[str, Any]]:
-    """Proposed red cards, oldest first, with the endorsements each still awaits."""
+async def pending(pool: asyncpg.Pool) -> list[dict[str, Any]]:
+    """Proposed red cards, oldest first, with the yeses given so far."""
     rows = await pool.fetch(
         "SELECT c.sanction_id, c.subject_id, c.incident_id, d.decided_at AS proposed_at, c.approved_by, c.agreed_by"
         " FROM sanctions.cards c JOIN sanctions.decisions d ON d.decision_id = c.sanction_id"
         " WHERE c.status = 'proposed' ORDER BY d.decided_at")
-    return [{k: r[k] for k in ("sanction_id", "subject_id", "incident_id", "proposed_at")}
-            | {"awaiting": _awaiting(r, two_people)} for r in rows]
-
-
-def _awaiting(row: asyncpg.Record, two_people: bool) -> list[str]:
-    if not two_people:
-        return ["security"]
-    return [who for who, given in (("security", row["approved_by"]), ("clinical", row["agreed_by"])) if given is None]
+    return [dict(r) for r in rows]

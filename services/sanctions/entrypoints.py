@@ -88,7 +88,7 @@ def routes(deps: Callable[[], Any], auth: AuthSettings) -> APIRouter:
     async def pending(who: Principal = deciders) -> dict:
         """Red cards awaiting a decision, oldest first, each with whose yes it still awaits."""
         d = deps()
-        return {"pending": await handlers.adapters.pending(d.pool, d.policy.clinical_agreement_required)}
+        return {"pending": await handlers.pending(d.pool, d.policy)}
 
     @router.post("/sanctions/{sanction_id}/approve", tags=["sanctions"])
     async def approve(sanction_id: UUID, body: Review, who: Principal = approver) -> dict:

@@ -13,13 +13,12 @@ from prometheus_client import Counter, Histogram
 from schemas.envelope import CloudEvent
 from schemas.events import envelope
 from schemas.incidents import IncidentAmended, IncidentReported, IncidentWithdrawn
-from schemas.sanctions import Decision
+from schemas.sanctions import Decision, Endorsement
 from schemas.topics import SANCTIONS
 from services.sanctions import adapters
 from services.sanctions.config import SOURCE
 from services.sanctions.domain import (
     Card,
-    CardKind,
     CardStatus,
     IncidentGone,
     IncidentRecord,
@@ -167,6 +166,19 @@ async def run_scheduler(pool: asyncpg.Pool, policy: Policy, now: datetime) -> in
     return sent
 
 
+async def pending(pool: asyncpg.Pool, policy: Policy) -> list[dict[str, Any]]:
+    """Proposed red cards, oldest first, each with the yeses it still awaits."""
+    return [{k: v for k, v in row.items() if k not in ("approved_by", "agreed_by")}
+            | {"awaiting": _awaiting(row, policy)} for row in await adapters.pending(pool)]
+
+
+def _awaiting(row: dict[str, Any], policy: Policy) -> list[Endorsement]:
+    if not policy.clinical_agreement_required:
+        return [Endorsement.SECURITY]
+    given = {Endorsement.SECURITY: row["approved_by"], Endorsement.CLINICAL: row["agreed_by"]}
+    return [who for who, by in given.items() if by is None]
+
+
 EMERGENCY_CARE = "Emergency care is never withheld: no card restricts emergency or life-threatening care."
 
 
@@ -177,10 +189,9 @@ def card_view(card: Card) -> dict[str, Any]:
 def _card_in_view(card: Card, state: SubjectState, policy: Policy, now: datetime) -> dict[str, Any]:
     """A card with whether it binds now and, for a warning, when it stops (or stopped) binding:
     what a letter about it has to say."""
-    incident = state.incident(card.incident_id)
-    warning = card.kind != CardKind.RED and incident is not None
+    lapses = ladder.lapses_at(card, state, policy)
     return card_view(card) | {"in_force": ladder.in_force(card, state, policy, now),
-                              "lapses_at": (incident.occurred_at + policy.window).isoformat() if warning else None}
+                              "lapses_at": lapses.isoformat() if lapses else None}
 
 
 async def describe_subject(pool: asyncpg.Pool, subject_id: str, policy: Policy,

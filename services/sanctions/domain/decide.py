@@ -286,7 +286,7 @@ def _lapse(state: SubjectState, policy: Policy, now: datetime) -> Result:
     events: list[Decision] = []
     for card in state.cards:
         lapse = ladder.lapses_at(card, state, policy)
-        if lapse is not None and now >= lapse:
+        if card.status == CardStatus.ISSUED and lapse is not None and now >= lapse:
             card = card.model_copy(update={"status": CardStatus.LAPSED})
             state = replace_card(state, card)
             events.append(follow_up(WarningLapsed, state, card, "warning.lapsed", policy, now, lapsed_at=lapse))

@@ -140,9 +140,9 @@ def in_force(card: Card, state: SubjectState, policy: Policy, now: datetime) -> 
 
 
 def lapses_at(card: Card, state: SubjectState, policy: Policy) -> datetime | None:
-    """When an issued warning stops binding: its incident leaves the policy's window."""
+    """When a warning stops (or stopped) binding: its incident leaves the policy's window. None for a red card."""
     incident = state.incident(card.incident_id)
-    if card.status != CardStatus.ISSUED or incident is None:
+    if card.kind == CardKind.RED or incident is None:
         return None
     return incident.occurred_at + policy.window
 
