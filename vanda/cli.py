@@ -238,7 +238,7 @@ def dlq_replay(topic: Annotated[str, typer.Argument(help="Dead-letter topic, e.g
 @app.command()
 def token(
     role: Annotated[list[str], typer.Option(help="sanction_approver, clinical_lead, appeals_officer, operations, "
-                                                 "board_viewer, correspondence, police_liaison")],
+                                                 "board_viewer, correspondence, police_liaison, footage_officer")],
     subject: Annotated[str, typer.Option(help="Who the token is for (their staff id).")],
     home: Home = DEFAULT_HOME,
     ttl: Annotated[int, typer.Option(help="Seconds the token is valid.")] = 3600,

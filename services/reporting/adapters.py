@@ -18,6 +18,7 @@ from uuid import UUID
 import asyncpg
 
 from services.reporting.domain.facts import DecisionFact, IncidentFact, Staff
+from services.reporting.domain.footage import CARD_KINDS, CARD_UNDONE, Footage
 from services.reporting.domain.objectives import Direction, Objective
 from vanda.runtime.rows import insert_many
 
@@ -212,6 +213,67 @@ async def referrals(pool: asyncpg.Pool, status: str | None, organisation: str | 
     return [(incident_of(r), list(r["criteria"])) for r in rows]
 
 
+# Where footage stands, as footage.status() decides it, for the worklist's filter: `use` is
+# whether anything rests on it, and $6 the start of the retention period's deleting.
+FOOTAGE_USE = ("NOT i.withdrawn AND (i.police_informed OR i.referred_at IS NOT NULL OR i.crime_reference IS NOT NULL"
+               " OR i.police_outcome IS NOT NULL OR referral_claimed OR card_stands)")
+FOOTAGE_STATUS = {
+    None: "true",
+    "deleted": "f.deleted_at IS NOT NULL",
+    "evidence": f"f.deleted_at IS NULL AND {FOOTAGE_USE}",
+    "held": f"f.deleted_at IS NULL AND NOT ({FOOTAGE_USE}) AND i.occurred_at > $6",
+    "delete_due": f"f.deleted_at IS NULL AND NOT ({FOOTAGE_USE}) AND i.occurred_at <= $6",
+}
+FOOTAGE_SELECT = (
+    "SELECT i.*, u.*, f.deleted_at, f.recorded_by FROM reporting.incidents i"
+    " LEFT JOIN reporting.footage_deletions f USING (incident_id),"
+    " LATERAL (SELECT EXISTS (SELECT 1 FROM reporting.police_referrals r WHERE r.incident_id = i.incident_id)"
+    " AS referral_claimed, EXISTS (SELECT 1 FROM reporting.decisions d WHERE d.incident_id = i.incident_id"
+    f" AND d.kind IN {CARD_KINDS!r} AND NOT EXISTS (SELECT 1 FROM reporting.decisions e"
+    f" WHERE e.sanction_id = d.sanction_id AND e.kind IN {CARD_UNDONE!r})) AS card_stands) u"
+    " WHERE i.body_worn_camera")
+
+
+def footage_of(row: asyncpg.Record) -> tuple[Footage, str | None]:
+    """The footage a worklist row describes, and who recorded its deletion."""
+    return Footage(incident_of(row), row["referral_claimed"], row["card_stands"], row["deleted_at"]), row["recorded_by"]
+
+
+async def footage(pool: asyncpg.Pool, status: str | None, organisation: str | None, site: str | None,
+                  after: tuple[datetime, UUID] | None, limit: int, due_before: datetime
+                  ) -> list[tuple[Footage, str | None]]:
+    """Up to `limit` incidents with footage, oldest first, from just after `after`; footage
+    recorded before `due_before` with nothing resting on it is due for deletion."""
+    # Every parameter is named with its type, whichever filter uses it, or PostgreSQL cannot type it.
+    resume = (" AND (i.occurred_at, i.incident_id) > ($4, $5)" if after
+              else " AND $4::timestamptz IS NULL AND $5::uuid IS NULL")
+    rows = await pool.fetch(
+        f"{FOOTAGE_SELECT} AND {FOOTAGE_STATUS[status]} AND $6::timestamptz IS NOT NULL"
+        " AND ($1::text IS NULL OR i.organisation = $1) AND ($2::text IS NULL OR i.site = $2)"
+        f"{resume} ORDER BY i.occurred_at, i.incident_id LIMIT $3",
+        organisation, site, limit, *(after or (None, None)), due_before)
+    return [footage_of(r) for r in rows]
+
+
+async def footage_one(pool: asyncpg.Pool, incident_id: UUID) -> tuple[Footage, str | None] | None:
+    row = await pool.fetchrow(f"{FOOTAGE_SELECT} AND i.incident_id = $1", incident_id)
+    return footage_of(row) if row else None
+
+
+async def record_deletion(pool: asyncpg.Pool, incident_id: UUID, at: datetime, by: str) -> tuple[datetime, str]:
+    """Record that the footage was deleted, once: a repeat gets the first record back."""
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow("INSERT INTO reporting.footage_deletions (incident_id, deleted_at, recorded_by)"
+                                  " VALUES ($1, $2, $3) ON CONFLICT (incident_id) DO NOTHING"
+                                  " RETURNING deleted_at, recorded_by", incident_id, at, by)
+        if row is None:
+            row = await conn.fetchrow("SELECT deleted_at, recorded_by FROM reporting.footage_deletions"
+                                      " WHERE incident_id = $1", incident_id)
+        else:
+            await audit(conn, by, "footage_deleted", f"footage incident_id={incident_id}")
+    return row["deleted_at"], row["recorded_by"]
+
+
 async def put_workforce(pool: asyncpg.Pool, period: str, first: date, rows: list[dict[str, Any]]) -> None:
     """Replace the headcount for a period (a whole snapshot at a time)."""
     async with pool.acquire() as conn, conn.transaction():
@@ -264,6 +326,6 @@ async def claim_month(conn: asyncpg.Connection, month: date, organisation: str, 
         " ON CONFLICT DO NOTHING RETURNING true", month, organisation, event_id))
 
 
-async def audit(pool: asyncpg.Pool, actor: str, action: str, what: str) -> None:
-    """Record a read of raw or incident-level data: who, and what."""
+async def audit(pool: asyncpg.Pool | asyncpg.Connection, actor: str, action: str, what: str) -> None:
+    """Record a read of raw or incident-level data, or a record made by a person: who, and what."""
     await pool.execute("INSERT INTO reporting.audit (actor, action, what) VALUES ($1, $2, $3)", actor, action, what)

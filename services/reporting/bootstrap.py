@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from fastapi import Depends, FastAPI
@@ -64,7 +64,7 @@ def create_app(common: CommonSettings | None = None, settings: ReportingSettings
                           common.consumers_per_subscription)
     runtime.document(publishes=[POLICE_REFERRALS, BOARD_METRICS, dead_letter(INCIDENTS), dead_letter(SANCTIONS)])
     deps = entrypoints.Deps(lambda: runtime.pool, projection, disclosure, auth_settings(),
-                            settings.max_months, clock)
+                            settings.max_months, clock, timedelta(days=settings.footage_retention_days))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -25,6 +25,8 @@ class ReportingSettings(BaseSettings):
     publish_interval_s: float = Field(3600, gt=0, description="How often closed months are checked for publishing.")
     gauges_interval_s: float = Field(300, gt=0, description="How often the current month's headline gauges"
                                      " are recomputed.")
+    footage_retention_days: int = Field(30, ge=1, le=3650, description="Days body-worn camera footage that"
+                                        " nothing rests on is kept before it is due for deletion.")
     publish_grace_days: int = Field(3, ge=0, description="Days after a month closes before it is published.")
 
     @field_validator("rounding_base")

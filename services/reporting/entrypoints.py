@@ -1,4 +1,4 @@
-"""Reporting's HTTP API (board figures, board pack, referral worklist, workforce, objectives) and subscriber."""
+"""Reporting's HTTP API (board figures, board pack, referral and footage worklists, workforce, objectives) and subscriber."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import csv
 import io
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
+from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query
 from fastapi.exceptions import RequestValidationError
@@ -18,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from schemas.incidents import EthnicGroup, LocationType, OdsCode, StaffGroup, Text
 from schemas.topics import INCIDENTS, SANCTIONS
 from services.reporting import adapters, handlers, pack
-from services.reporting.domain import cursor, periods
+from services.reporting.domain import cursor, footage, periods
 from services.reporting.domain.board import Disclosure
 from services.reporting.domain.objectives import HEADLINE, Direction, Objective
 from vanda.runtime.auth import AuthSettings, Principal, Role, require
@@ -40,6 +41,7 @@ class Deps:
     auth: AuthSettings
     max_months: int
     clock: Callable[[], datetime]
+    footage_retention: timedelta = timedelta(days=30)
 
 
 class Body(BaseModel):
@@ -100,6 +102,7 @@ def routes(deps: Deps) -> APIRouter:
     router = APIRouter()
     _board_routes(router, deps)
     _referral_routes(router, deps)
+    _footage_routes(router, deps)
     _admin_routes(router, deps)
     return router
 
@@ -164,6 +167,42 @@ def _referral_routes(router: APIRouter, deps: Deps) -> None:
                              f"police-referrals status={status} organisation={organisation} site={site}"
                              f" after={after} limit={limit}")
         return page
+
+
+def _footage_routes(router: APIRouter, deps: Deps) -> None:
+    officer = Depends(require(Role.FOOTAGE_OFFICER, settings=deps.auth))
+
+    @router.get("/v1/footage", tags=["footage"])
+    async def footage_worklist(
+        status: Annotated[Literal["evidence", "held", "delete_due", "deleted"] | None, Query()] = None,
+        organisation: Organisation = None, site: Site = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Most incidents in this page.")] = PAGE,
+        after: Annotated[str | None, Query(max_length=200, description="`next` from the previous page.")] = None,
+        who: Principal = officer,
+    ) -> dict:
+        """Incidents with body-worn camera footage, oldest first, a page at a time: whether a
+        police referral or a card rests on each one's footage (`evidence`, with its `uses`),
+        whether it is still within its retention period (`held`), due for deletion
+        (`delete_due`), or recorded as deleted."""
+        try:
+            return await handlers.footage_worklist(deps.pool(), status, organisation, site, after, limit,
+                                                   deps.clock(), deps.footage_retention)
+        except cursor.BadCursor as exc:
+            raise _invalid("after", str(exc)) from None
+
+    @router.post("/v1/footage/{incident_id}/deleted", tags=["footage"])
+    async def footage_deleted(incident_id: UUID, who: Principal = officer) -> dict:
+        """Record that the incident's footage has been deleted, by whom (from the token), in the
+        audit too. Refused (409) while the footage is evidence or within its period; a repeat
+        answers with the first record."""
+        try:
+            done = await handlers.footage_deleted(deps.pool(), incident_id, who.subject, deps.clock(),
+                                                  deps.footage_retention)
+        except footage.Refused as exc:
+            raise HTTPException(409, detail=str(exc)) from None
+        if done is None:
+            raise HTTPException(404, detail=f"no incident {incident_id} with body-worn camera footage")
+        return done
 
 
 def _admin_routes(router: APIRouter, deps: Deps) -> None:

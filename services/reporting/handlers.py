@@ -1,12 +1,12 @@
-"""Reporting use cases: project events into facts, build the board, the referral worklist."""
+"""Reporting use cases: project events into facts, build the board, the referral and footage worklists."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 import weakref
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,7 +20,7 @@ from schemas.sanctions import Decision
 from schemas.topics import POLICE_REFERRALS
 from services.reporting import adapters
 from services.reporting.config import SOURCE
-from services.reporting.domain import cursor, periods
+from services.reporting.domain import cursor, footage, periods
 from services.reporting.domain.board import Disclosure, compute, view
 from services.reporting.domain.facts import IncidentFact, decision_fact, next_fact
 from services.reporting.domain.metrics import Inputs, Window
@@ -160,6 +160,36 @@ async def worklist(pool: asyncpg.Pool, wanted: str | None, organisation: str | N
             for fact, criteria in found]
     last = found[-1][0] if len(found) == limit else None
     return {"referrals": page, "next": cursor.encode(last.occurred_at, last.incident_id) if last else None}
+
+
+async def footage_worklist(pool: asyncpg.Pool, wanted: str | None, organisation: str | None, site: str | None,
+                           after: str | None, limit: int, now: datetime, retention: timedelta) -> dict[str, Any]:
+    """A page of incidents with body-worn camera footage, oldest first: what rests on each
+    one's footage and whether it may be deleted, and the next page's cursor."""
+    found = await adapters.footage(pool, wanted, organisation, site, cursor.decode(after), limit, now - retention)
+    page = [footage_item(f, by, now, retention) for f, by in found]
+    last = found[-1][0].fact if len(found) == limit else None
+    return {"footage": page, "next": cursor.encode(last.occurred_at, last.incident_id) if last else None}
+
+
+def footage_item(f: footage.Footage, recorded_by: str | None, now: datetime, retention: timedelta) -> dict[str, Any]:
+    return {"incident_id": str(f.fact.incident_id), "status": footage.status(f, now, retention),
+            "uses": footage.uses(f), "organisation": f.fact.organisation, "site": f.fact.site,
+            "occurred_at": f.fact.occurred_at.isoformat(),
+            "delete_from": footage.delete_from(f.fact, retention).isoformat(),
+            "deleted_at": f.deleted_at.isoformat() if f.deleted_at else None, "deleted_recorded_by": recorded_by}
+
+
+async def footage_deleted(pool: asyncpg.Pool, incident_id: uuid.UUID, who: str, now: datetime,
+                          retention: timedelta) -> dict[str, Any] | None:
+    """Record that an incident's footage was deleted, if the rules allow it (footage.Refused if
+    not); None when no incident with footage has that id. A repeat answers with the first record."""
+    found = await adapters.footage_one(pool, incident_id)
+    if found is None:
+        return None
+    footage.check_deletion(found[0], now, retention)
+    at, by = await adapters.record_deletion(pool, incident_id, now, who)
+    return footage_item(replace(found[0], deleted_at=at), by, now, retention)
 
 
 def month_scope(first: date, last: date, organisation: str | None, site: str | None,

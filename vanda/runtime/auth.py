@@ -33,6 +33,7 @@ class Role(StrEnum):
     BOARD_VIEWER = "board_viewer"
     CORRESPONDENCE = "correspondence"
     POLICE_LIAISON = "police_liaison"
+    FOOTAGE_OFFICER = "footage_officer"
 
 
 class AuthSettings(BaseSettings):

@@ -1,0 +1,87 @@
+"""Body-worn camera footage: which incidents' footage is evidence, and which may be deleted.
+
+Footage not used as evidence is deleted after a set period (30 days by default). vanda
+holds no footage; it tells whoever manages it which incidents' footage a police referral
+or a sanction rests on, and which is past its period with no such use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from services.reporting.domain.facts import IncidentFact
+
+# Sanction decisions that rest on an incident: the card it triggered, or evidence attached to one.
+CARD_KINDS = ("yellow_card_1", "yellow_card_2", "red_card_proposed", "evidence_attached")
+# Decisions after which a card rests on nothing: overturned, or declined by a reviewer.
+CARD_UNDONE = ("rescinded", "red_card_rejected")
+
+
+class Use(StrEnum):
+    """Why footage is evidence."""
+
+    POLICE = "police"  # the police were told, or gave a crime reference or an outcome
+    REFERRAL_PENDING = "referral_pending"  # it meets the referral criteria and the liaison has not yet referred it
+    SANCTION = "sanction"  # a card that still stands (or has run its course) cites it
+
+
+class Status(StrEnum):
+    EVIDENCE = "evidence"  # keep, under the rules for evidence
+    HELD = "held"  # no use yet, within the period: a referral or card may still need it
+    DELETE_DUE = "delete_due"  # the period is over and nothing rests on it
+    DELETED = "deleted"  # someone recorded that it was deleted
+
+
+@dataclass(frozen=True, slots=True)
+class Footage:
+    """What vanda knows about one incident's footage, beyond the incident itself."""
+
+    fact: IncidentFact
+    referral_claimed: bool  # the incident met the police referral criteria
+    card_stands: bool  # a card decision on it has not been rescinded or rejected
+    deleted_at: datetime | None = None
+
+
+def uses(f: Footage) -> list[Use]:
+    """Every use the footage is evidence for. A withdrawn incident has none: it was entered in
+    error or duplicates another, whose own record carries the footage's use."""
+    fact = f.fact
+    if fact.withdrawn:
+        return []
+    police = fact.referred or fact.crime_reference is not None or fact.police_outcome is not None
+    found = [Use.POLICE] if police else []
+    if f.referral_claimed and not police:
+        found.append(Use.REFERRAL_PENDING)
+    if f.card_stands:
+        found.append(Use.SANCTION)
+    return found
+
+
+def delete_from(fact: IncidentFact, retention: timedelta) -> datetime:
+    """When footage with no use may be deleted: the period runs from the incident, when it was recorded."""
+    return fact.occurred_at + retention
+
+
+def status(f: Footage, now: datetime, retention: timedelta) -> Status:
+    if f.deleted_at is not None:
+        return Status.DELETED
+    if uses(f):
+        return Status.EVIDENCE
+    return Status.DELETE_DUE if now >= delete_from(f.fact, retention) else Status.HELD
+
+
+class Refused(ValueError):
+    """Recording this deletion would go against the retention rules; the message says why."""
+
+
+def check_deletion(f: Footage, now: datetime, retention: timedelta) -> None:
+    """Deleting footage is recorded only once it is due: never while something rests on it,
+    nor before its period ends, when a referral or card may still come to need it."""
+    found = uses(f)
+    if f.deleted_at is None and found:
+        raise Refused(f"the footage is evidence ({', '.join(found)}): keep it under the rules for evidence")
+    if f.deleted_at is None and now < delete_from(f.fact, retention):
+        raise Refused(f"the footage is held until {delete_from(f.fact, retention).isoformat()}:"
+                      " a referral or card may still need it")

@@ -1,0 +1,142 @@
+"""The body-worn camera footage worklist on the live services: what rests on each incident's
+footage, what is due for deletion, and recording a deletion."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from tests.conftest import bearer
+from tests.factories import report
+from tests.integration.kafka_reader import poll, read_until
+from tests.integration.test_reporting_board import audited, call, submit_all
+
+pytestmark = pytest.mark.integration
+UNKNOWN = {"kind": "unknown"}
+CARDED, REJECTED = "9990002002", "9990002010"  # test-range NHS numbers, one per person
+
+
+def patient(nhs: str) -> dict:
+    return {"kind": "patient", "nhs_number": nhs, "medical_factors": False, "age_band": "18_to_64"}
+
+
+async def footage(pipeline, who: str = "footage-1", **params) -> httpx.Response:
+    return await call(pipeline, "GET", pipeline["REPORTING_URL"], "/v1/footage", None,
+                      bearer(pipeline, "footage_officer", who), **params)
+
+
+async def deleted(pipeline, incident_id: str, role: str = "footage_officer", who: str = "footage-1") -> httpx.Response:
+    return await call(pipeline, "POST", pipeline["REPORTING_URL"], f"/v1/footage/{incident_id}/deleted", None,
+                      bearer(pipeline, role, who))
+
+
+async def test_footage_worklist_keeps_evidence_and_records_deletions_once_due(pipeline):
+    site = f"Camera site {uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    old, recent = (now - timedelta(days=60)).isoformat(), (now - timedelta(days=1)).isoformat()
+    common = dict(site=site, body_worn_camera_used=True)
+    [plain, police, pending, withdrawn] = await submit_all(pipeline, [
+        report(**common, occurred_at=old, perpetrator=UNKNOWN),
+        report(**common, occurred_at=old, perpetrator=UNKNOWN, police={"informed": True}),
+        report(**common, occurred_at=old, perpetrator=UNKNOWN, category="physical_assault", harm="low"),
+        report(**common, occurred_at=old, perpetrator=UNKNOWN, police={"informed": True}),
+    ])
+    [held] = await submit_all(pipeline, [report(**common, occurred_at=recent, perpetrator=UNKNOWN)])
+    [no_camera] = await submit_all(pipeline, [report(site=site, occurred_at=old, perpetrator=UNKNOWN)])
+    [carded] = await submit_all(pipeline, [report(**common, occurred_at=old, perpetrator=patient(CARDED))])
+    # Three for one person: two warnings, then a red card a reviewer declines.
+    ladder = await submit_all(pipeline, [report(**common, occurred_at=(now - timedelta(days=50 - d)).isoformat(),
+                                                perpetrator=patient(REJECTED)) for d in range(3)])
+    assert (await call(pipeline, "POST", pipeline["INTAKE_URL"], f"/v1/incidents/{withdrawn}/withdraw")).status_code \
+        == 202
+
+    red = await red_card_on(pipeline, ladder[2])
+    declined = await call(pipeline, "POST", pipeline["SANCTIONS_URL"], f"/v1/sanctions/{red}/reject",
+                          {"reason": "not proportionate"}, bearer(pipeline, "sanction_approver", "security-1"))
+    assert declined.status_code == 200, declined.text
+
+    expected = {plain: ("delete_due", []), police: ("evidence", ["police"]),
+                pending: ("evidence", ["referral_pending"]), withdrawn: ("delete_due", []), held: ("held", []),
+                carded: ("evidence", ["sanction"]), ladder[0]: ("evidence", ["sanction"]),
+                ladder[1]: ("evidence", ["sanction"]), ladder[2]: ("delete_due", [])}
+
+    def as_expected(r: httpx.Response) -> bool:
+        return {i["incident_id"]: (i["status"], i["uses"]) for i in r.json()["footage"]} == expected
+    listed = (await poll(lambda: footage(pipeline, site=site), as_expected, timeout=90)).json()["footage"]
+    assert no_camera not in {i["incident_id"] for i in listed}
+    assert [i["occurred_at"] for i in listed] == sorted(i["occurred_at"] for i in listed)
+    first = next(i for i in listed if i["incident_id"] == plain)
+    assert datetime.fromisoformat(first["delete_from"]) == datetime.fromisoformat(old) + timedelta(days=30)
+    assert first["deleted_at"] is None and "subject_id" not in first
+
+    # Each filter gives exactly the incidents the whole list gives that status, in the same order.
+    for wanted in ("evidence", "held", "delete_due", "deleted"):
+        page = (await footage(pipeline, site=site, status=wanted)).json()["footage"]
+        assert [i["incident_id"] for i in page] == [i["incident_id"] for i in listed if i["status"] == wanted]
+
+    # Deletion is recorded only when due; evidence and footage within its period are refused, saying why.
+    for incident_id, why in ((police, "evidence (police)"), (carded, "evidence (sanction)"), (held, "held until")):
+        refused = await deleted(pipeline, incident_id)
+        assert refused.status_code == 409 and why in refused.text, refused.text
+    done = await deleted(pipeline, plain)
+    assert done.status_code == 200, done.text
+    assert done.json()["status"] == "deleted" and done.json()["deleted_recorded_by"] == "footage-1"
+    again = await deleted(pipeline, plain, who="footage-2")
+    assert again.status_code == 200 and again.json()["deleted_at"] == done.json()["deleted_at"]
+    assert again.json()["deleted_recorded_by"] == "footage-1"
+    assert await audited(pipeline, "footage-1", plain) == 1 and await audited(pipeline, "footage-2", plain) == 0
+    remaining = (await footage(pipeline, site=site, status="delete_due")).json()["footage"]
+    assert [i["incident_id"] for i in remaining] == [withdrawn, ladder[2]]
+    gone = (await footage(pipeline, site=site, status="deleted")).json()["footage"]
+    assert [(i["incident_id"], i["deleted_recorded_by"]) for i in gone] == [(plain, "footage-1")]
+
+    # A later referral of deleted footage still shows the use, so the liaison knows it is gone.
+    referred = await call(pipeline, "PATCH", pipeline["INTAKE_URL"], f"/v1/incidents/{plain}",
+                          {"police": {"informed": True}})
+    assert referred.status_code == 200, referred.text
+    now_used = await poll(lambda: footage(pipeline, site=site, status="deleted"),
+                          lambda r: r.json()["footage"][0]["uses"] == ["police"], timeout=60)
+    assert now_used.json()["footage"][0]["status"] == "deleted"
+
+    for unknown in (no_camera, str(uuid.uuid4())):
+        assert (await deleted(pipeline, unknown)).status_code == 404
+
+
+async def red_card_on(pipeline, incident_id: str) -> str:
+    """The id of the red card proposed on an incident, once sanctions has decided it."""
+    records = await read_until(pipeline["KAFKA_BOOTSTRAP_SERVERS"], "vanda.sanctions.v1",
+                               lambda r: b"red_card_proposed" in r.value and incident_id.encode() in r.value, 1,
+                               timeout=60)
+    return json.loads(records[0].value)["data"]["decision_id"]
+
+
+async def test_the_footage_worklist_pages_and_needs_the_footage_officer_role(pipeline):
+    site = f"Camera pages {uuid.uuid4().hex[:8]}"
+    old = (datetime.now(UTC) - timedelta(days=45)).isoformat()
+    ids = await submit_all(pipeline, [report(site=site, occurred_at=old, perpetrator=UNKNOWN,
+                                             body_worn_camera_used=True) for _ in range(5)])
+    whole = (await poll(lambda: footage(pipeline, site=site), lambda r: len(r.json()["footage"]) == 5,
+                        timeout=90)).json()["footage"]
+    assert sorted(i["incident_id"] for i in whole) == sorted(ids)
+    pages, after = [], None
+    while True:
+        body = (await footage(pipeline, site=site, limit=2, **({"after": after} if after else {}))).json()
+        pages.append([i["incident_id"] for i in body["footage"]])
+        if (after := body["next"]) is None:
+            break
+    assert [len(p) for p in pages] == [2, 2, 1] and sum(pages, []) == [i["incident_id"] for i in whole]
+
+    url = pipeline["REPORTING_URL"]
+    assert (await call(pipeline, "GET", url, "/v1/footage")).status_code == 401
+    for role in ("operations", "police_liaison", "board_viewer"):
+        assert (await call(pipeline, "GET", url, "/v1/footage", None, bearer(pipeline, role))).status_code == 403
+        assert (await deleted(pipeline, ids[0], role=role)).status_code == 403
+    for bad, field in (({"status": "kept"}, "status"), ({"after": "nope"}, "after"), ({"limit": 0}, "limit")):
+        refused = await footage(pipeline, site=site, **bad)
+        assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == field, refused.text
+    assert (await call(pipeline, "POST", url, "/v1/footage/not-a-uuid/deleted", None,
+                       bearer(pipeline, "footage_officer"))).status_code == 422

@@ -1,0 +1,100 @@
+"""Body-worn camera footage: what rests on it, whether it may be deleted, and when."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.reporting.domain.footage import (
+    Footage,
+    Refused,
+    Status,
+    Use,
+    check_deletion,
+    delete_from,
+    status,
+    uses,
+)
+from tests.unit.test_reporting_metrics import fact
+
+T = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
+PERIOD = timedelta(days=30)
+BEFORE, ON, AFTER = T + PERIOD - timedelta(seconds=1), T + PERIOD, T + PERIOD + timedelta(days=400)
+REFERRED = dict(police_informed=True)
+
+
+def footage(referral_claimed: bool = False, card_stands: bool = False, deleted_at: datetime | None = None,
+            **incident) -> Footage:
+    return Footage(fact(occurred_at=T, body_worn_camera=True, **incident), referral_claimed, card_stands, deleted_at)
+
+
+CASES = [
+    # (what, footage, now, its uses, its status)
+    ("nothing rests on it, within the period", footage(), BEFORE, [], Status.HELD),
+    ("nothing rests on it, the day the period ends", footage(), ON, [], Status.DELETE_DUE),
+    ("nothing rests on it, long after", footage(), AFTER, [], Status.DELETE_DUE),
+    ("the police were informed", footage(**REFERRED), AFTER, [Use.POLICE], Status.EVIDENCE),
+    ("a referral date alone", footage(referred_at=T), AFTER, [Use.POLICE], Status.EVIDENCE),
+    ("a crime reference alone", footage(crime_reference="CR/1"), AFTER, [Use.POLICE], Status.EVIDENCE),
+    ("a police outcome alone", footage(police_outcome="charged"), AFTER, [Use.POLICE], Status.EVIDENCE),
+    ("meets the criteria, not yet referred", footage(referral_claimed=True), AFTER, [Use.REFERRAL_PENDING],
+     Status.EVIDENCE),
+    ("meets the criteria and referred: the police use only", footage(referral_claimed=True, **REFERRED), AFTER,
+     [Use.POLICE], Status.EVIDENCE),
+    ("a card stands on it", footage(card_stands=True), AFTER, [Use.SANCTION], Status.EVIDENCE),
+    ("a card and the police", footage(card_stands=True, **REFERRED), BEFORE, [Use.POLICE, Use.SANCTION],
+     Status.EVIDENCE),
+    ("withdrawn: its uses are the surviving record's", footage(card_stands=True, referral_claimed=True,
+                                                              withdrawn=True, **REFERRED), AFTER, [],
+     Status.DELETE_DUE),
+    ("withdrawn, within the period", footage(withdrawn=True), BEFORE, [], Status.HELD),
+    ("recorded deleted", footage(deleted_at=ON), AFTER, [], Status.DELETED),
+    ("recorded deleted, then referred: still deleted, and the use shows", footage(deleted_at=ON, **REFERRED),
+     AFTER, [Use.POLICE], Status.DELETED),
+]
+
+
+@pytest.mark.parametrize(("what", "item", "now", "expected_uses", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_uses_and_status(what, item, now, expected_uses, expected):
+    assert uses(item) == expected_uses
+    assert status(item, now, PERIOD) == expected
+
+
+def test_the_period_runs_from_the_incident():
+    assert delete_from(fact(occurred_at=T), PERIOD) == T + PERIOD
+
+
+@pytest.mark.parametrize(("item", "now", "reason"), [
+    (footage(**REFERRED), AFTER, "evidence (police)"),
+    (footage(referral_claimed=True, card_stands=True), AFTER, "evidence (referral_pending, sanction)"),
+    (footage(), BEFORE, "held until 2025-04-09T12:00:00+00:00"),
+])
+def test_deletion_is_refused_for_evidence_and_within_the_period(item, now, reason):
+    with pytest.raises(Refused, match=re.escape(reason)):
+        check_deletion(item, now, PERIOD)
+
+
+@pytest.mark.parametrize("item", [footage(), footage(withdrawn=True, **REFERRED), footage(deleted_at=ON, **REFERRED)])
+def test_deletion_is_recorded_once_due_and_a_repeat_is_not_refused(item):
+    check_deletion(item, ON, PERIOD)  # no exception
+
+
+@given(police=st.booleans(), claimed=st.booleans(), card=st.booleans(), withdrawn=st.booleans(),
+       deleted=st.booleans(), days=st.integers(min_value=-5, max_value=400))
+def test_evidence_is_never_due_for_deletion_and_deletion_is_allowed_exactly_when_due(
+        police, claimed, card, withdrawn, deleted, days):
+    item = footage(claimed, card, ON if deleted else None, withdrawn=withdrawn, police_informed=police)
+    now = T + timedelta(days=days)
+    state = status(item, now, PERIOD)
+    assert (state == Status.EVIDENCE) == (not deleted and bool(uses(item)))
+    assert state != Status.DELETE_DUE or not uses(item)
+    try:
+        check_deletion(item, now, PERIOD)
+        allowed = True
+    except Refused:
+        allowed = False
+    assert allowed == (state in (Status.DELETE_DUE, Status.DELETED))
