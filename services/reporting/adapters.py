@@ -214,24 +214,25 @@ async def referrals(pool: asyncpg.Pool, status: str | None, organisation: str | 
 
 
 # Where footage stands, as footage.status() decides it, for the worklist's filter: `use` is
-# whether anything rests on it, and $6 the start of the retention period's deleting.
+# whether anything rests on it, and {due} the parameter holding when the period ends for
+# footage recorded at that time (now minus the period).
 FOOTAGE_USE = ("NOT i.withdrawn AND (i.police_informed OR i.referred_at IS NOT NULL OR i.crime_reference IS NOT NULL"
                " OR i.police_outcome IS NOT NULL OR referral_claimed OR card_stands)")
 FOOTAGE_STATUS = {
     None: "true",
     "deleted": "f.deleted_at IS NOT NULL",
     "evidence": f"f.deleted_at IS NULL AND {FOOTAGE_USE}",
-    "held": f"f.deleted_at IS NULL AND NOT ({FOOTAGE_USE}) AND i.occurred_at > $6",
-    "delete_due": f"f.deleted_at IS NULL AND NOT ({FOOTAGE_USE}) AND i.occurred_at <= $6",
+    "held": f"f.deleted_at IS NULL AND NOT ({FOOTAGE_USE}) AND i.occurred_at > {{due}}",
+    "delete_due": f"f.deleted_at IS NULL AND NOT ({FOOTAGE_USE}) AND i.occurred_at <= {{due}}",
 }
-FOOTAGE_SELECT = (
-    "SELECT i.*, u.*, f.deleted_at, f.recorded_by FROM reporting.incidents i"
-    " LEFT JOIN reporting.footage_deletions f USING (incident_id),"
+FOOTAGE_FROM = (
+    " FROM reporting.incidents i LEFT JOIN reporting.footage_deletions f USING (incident_id),"
     " LATERAL (SELECT EXISTS (SELECT 1 FROM reporting.police_referrals r WHERE r.incident_id = i.incident_id)"
     " AS referral_claimed, EXISTS (SELECT 1 FROM reporting.decisions d WHERE d.incident_id = i.incident_id"
     f" AND d.kind IN {CARD_KINDS!r} AND NOT EXISTS (SELECT 1 FROM reporting.decisions e"
     f" WHERE e.sanction_id = d.sanction_id AND e.kind IN {CARD_UNDONE!r})) AS card_stands) u"
     " WHERE i.body_worn_camera")
+FOOTAGE_SELECT = "SELECT i.*, u.*, f.deleted_at, f.recorded_by" + FOOTAGE_FROM
 
 
 def footage_of(row: asyncpg.Record) -> tuple[Footage, str | None]:
@@ -248,7 +249,7 @@ async def footage(pool: asyncpg.Pool, status: str | None, organisation: str | No
     resume = (" AND (i.occurred_at, i.incident_id) > ($4, $5)" if after
               else " AND $4::timestamptz IS NULL AND $5::uuid IS NULL")
     rows = await pool.fetch(
-        f"{FOOTAGE_SELECT} AND {FOOTAGE_STATUS[status]} AND $6::timestamptz IS NOT NULL"
+        f"{FOOTAGE_SELECT} AND {FOOTAGE_STATUS[status].format(due='$6')} AND $6::timestamptz IS NOT NULL"
         " AND ($1::text IS NULL OR i.organisation = $1) AND ($2::text IS NULL OR i.site = $2)"
         f"{resume} ORDER BY i.occurred_at, i.incident_id LIMIT $3",
         organisation, site, limit, *(after or (None, None)), due_before)
@@ -258,6 +259,14 @@ async def footage(pool: asyncpg.Pool, status: str | None, organisation: str | No
 async def footage_one(pool: asyncpg.Pool, incident_id: UUID) -> tuple[Footage, str | None] | None:
     row = await pool.fetchrow(f"{FOOTAGE_SELECT} AND i.incident_id = $1", incident_id)
     return footage_of(row) if row else None
+
+
+async def footage_due(pool: asyncpg.Pool, due_before: datetime) -> tuple[int, datetime | None]:
+    """How many incidents' footage is due for deletion and not recorded deleted, and when the
+    oldest of them was recorded."""
+    row = await pool.fetchrow(f"SELECT count(*) AS n, min(i.occurred_at) AS oldest{FOOTAGE_FROM}"
+                              f" AND {FOOTAGE_STATUS['delete_due'].format(due='$1')}", due_before)
+    return row["n"], row["oldest"]
 
 
 async def record_deletion(pool: asyncpg.Pool, incident_id: UUID, at: datetime, by: str) -> tuple[datetime, str]:

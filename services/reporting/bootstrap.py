@@ -73,6 +73,9 @@ def create_app(common: CommonSettings | None = None, settings: ReportingSettings
         runtime.background(gauges.keep_fresh(
             lambda: gauges.refresh(runtime.pool, projection, disclosure, clock()),
             settings.gauges_interval_s))
+        runtime.background(gauges.keep_fresh(
+            lambda: gauges.refresh_footage(runtime.pool, clock(), deps.footage_retention),
+            settings.gauges_interval_s, "footage due for deletion not recounted"))
         try:
             yield
         finally:

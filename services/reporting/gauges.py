@@ -1,4 +1,5 @@
-"""Prometheus gauges for the current month's headline figures, trust-wide, suppression applied.
+"""Prometheus gauges for the current month's headline figures, trust-wide, suppression applied,
+and for body-worn camera footage kept past its retention period.
 
 The only label is the figure's name: never a site, a group or anything about a person.
 A suppressed or undefined figure reads NaN.
@@ -14,11 +15,12 @@ import asyncio
 import logging
 import math
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 from prometheus_client import Gauge
 
+from services.reporting import adapters
 from services.reporting.domain import periods
 from services.reporting.domain.board import Disclosure
 from services.reporting.domain.objectives import headline, number
@@ -28,6 +30,10 @@ log = logging.getLogger(__name__)
 
 CURRENT_MONTH = Gauge("vanda_reporting_current_month", "Headline board figures for the current calendar month"
                       " (suppressed or undefined figures are NaN).", ["figure"])
+FOOTAGE_DUE = Gauge("vanda_footage_delete_due", "Incidents whose body-worn camera footage is past its retention"
+                    " period with nothing resting on it, and not recorded as deleted.")
+FOOTAGE_OVERDUE = Gauge("vanda_footage_oldest_delete_due_age_seconds", "How long the oldest such footage has been"
+                        " due for deletion (0 when none is).")
 UPDATED = Gauge("vanda_reporting_current_month_updated_timestamp_seconds",
                 "When the current month's headline figures were last computed (Unix time).")
 
@@ -42,11 +48,19 @@ async def refresh(pool: asyncpg.Pool, p: Projection, disclosure: Disclosure, now
     UPDATED.set(now.timestamp())
 
 
-async def keep_fresh(compute: Callable[[], Awaitable[None]], every_s: float) -> None:
+async def refresh_footage(pool: asyncpg.Pool, now: datetime, retention: timedelta) -> None:
+    """Recount the footage due for deletion: keeping it past its period is itself a breach."""
+    due, oldest = await adapters.footage_due(pool, now - retention)
+    FOOTAGE_DUE.set(due)
+    FOOTAGE_OVERDUE.set(0 if oldest is None else max(0.0, (now - (oldest + retention)).total_seconds()))
+
+
+async def keep_fresh(compute: Callable[[], Awaitable[None]], every_s: float,
+                     failed: str = "current month's board figures not refreshed") -> None:
     """Compute now, then every `every_s` seconds until cancelled; a failed round keeps the last figures."""
     while True:
         try:
             await compute()
         except Exception:  # noqa: BLE001 - the database may be away: try again next round
-            log.warning("current month's board figures not refreshed; the last ones stand", exc_info=True)
+            log.warning("%s; the last ones stand", failed, exc_info=True)
         await asyncio.sleep(every_s)

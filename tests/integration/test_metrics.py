@@ -56,6 +56,8 @@ OWNERS: dict[str, set[str]] = {
     "vanda_active_bans": {"sanctions"},
     "vanda_reporting_current_month": {"reporting"},
     "vanda_reporting_current_month_updated_timestamp_seconds": {"reporting"},
+    "vanda_footage_delete_due": {"reporting"},
+    "vanda_footage_oldest_delete_due_age_seconds": {"reporting"},
     "faststream_received_messages_in_process": ALL,
 }
 # Catalogued metrics that cannot move in a healthy run, and why.

@@ -7,9 +7,12 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
+from services.reporting import gauges
 from tests.conftest import bearer
 from tests.factories import report
 from tests.integration.kafka_reader import poll, read_until
@@ -140,3 +143,33 @@ async def test_the_footage_worklist_pages_and_needs_the_footage_officer_role(pip
         assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == field, refused.text
     assert (await call(pipeline, "POST", url, "/v1/footage/not-a-uuid/deleted", None,
                        bearer(pipeline, "footage_officer"))).status_code == 422
+
+
+async def test_the_footage_gauges_count_what_the_worklist_says_is_due(pipeline):
+    old = datetime.now(UTC) - timedelta(days=90)
+    await submit_all(pipeline, [report(site=f"Camera gauge {uuid.uuid4().hex[:8]}", occurred_at=old.isoformat(),
+                                       perpetrator=UNKNOWN, body_worn_camera_used=True)])
+    pool = await asyncpg.create_pool(pipeline["DATABASE_URL"], min_size=1, max_size=2)
+    try:
+        async def both() -> tuple[list[dict], float, float]:
+            now = datetime.now(UTC)
+            due = await whole_worklist(pipeline, status="delete_due")
+            await gauges.refresh_footage(pool, now, timedelta(days=30))
+            return (due, REGISTRY.get_sample_value("vanda_footage_delete_due"),
+                    REGISTRY.get_sample_value("vanda_footage_oldest_delete_due_age_seconds"))
+        due, count, overdue = await poll(both, lambda r: len(r[0]) == r[1] and any(
+            datetime.fromisoformat(i["occurred_at"]) == old for i in r[0]), timeout=90)
+    finally:
+        await pool.close()
+    oldest = min(datetime.fromisoformat(i["delete_from"]) for i in due)
+    assert count == len(due) >= 1
+    assert abs(overdue - (datetime.now(UTC) - oldest).total_seconds()) < 60
+
+
+async def whole_worklist(pipeline, **params) -> list[dict]:
+    items, after = [], None
+    while True:
+        body = (await footage(pipeline, limit=1000, **params, **({"after": after} if after else {}))).json()
+        items += body["footage"]
+        if (after := body["next"]) is None:
+            return items

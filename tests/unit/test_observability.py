@@ -55,6 +55,8 @@ EXPOSED: dict[str, tuple[str, set[str]]] = {
     "vanda_scheduler_runs_total": ("counter", {"outcome"}),
     "vanda_reporting_current_month": ("gauge", {"figure"}),
     "vanda_reporting_current_month_updated_timestamp_seconds": ("gauge", set()),
+    "vanda_footage_delete_due": ("gauge", set()),
+    "vanda_footage_oldest_delete_due_age_seconds": ("gauge", set()),
     "vanda_incident_to_decision_seconds": ("histogram", set()),
     # FastStream's Kafka middleware on every service's broker (vanda/runtime/metrics.py):
     # `handler` is the topic a subscriber reads. The services publish through their outbox
