@@ -22,6 +22,15 @@ HARMS = ["none"] * 6 + ["low"] * 3 + ["moderate", "severe"]
 KINDS = ["patient"] * 6 + ["relative"] * 2 + ["visitor", "member_of_public", "staff", "unknown"]
 STAFF_GROUPS = ["medical_dental", "nursing_midwifery", "allied_health", "ambulance", "healthcare_support",
                 "admin_clerical", "estates_security", "other"]
+# Rough shares, weighted by repetition; each list includes not stated.
+CHARACTERISTICS = {
+    "disability": ["disabled"] + ["not_disabled"] * 6 + ["not_stated"] * 2,
+    "sex": ["female"] * 7 + ["male"] * 2 + ["not_stated"],
+    "gender_identity": ["same_as_registered_at_birth"] * 18 + ["different_from_registered_at_birth", "not_stated"],
+    "sexual_orientation": ["heterosexual"] * 16 + ["gay_or_lesbian", "bisexual", "other", "not_stated"],
+    "religion": ["christian"] * 8 + ["no_religion"] * 5 + ["muslim"] * 2 + ["hindu", "sikh", "jewish", "buddhist",
+                                                                          "other", "not_stated"],
+}
 ETHNIC_GROUPS = ["asian"] * 2 + ["black"] * 2 + ["mixed", "white", "white", "white", "other", "not_stated"]
 AGGRAVATIONS = ["race", "religion", "disability", "sexual_orientation", "transgender_identity", "sex"]
 
@@ -92,4 +101,6 @@ def _staff(rng: random.Random) -> dict[str, Any]:
     }
     if staff["injured"] and rng.random() < 0.15:  # some injuries keep staff off work over a week (RIDDOR)
         staff["over_7_day_incapacity"] = True
+    if rng.random() < 0.6:  # the other characteristics, where the reporting system records them
+        staff |= {name: rng.choice(values) for name, values in CHARACTERISTICS.items()}
     return staff

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from functools import lru_cache
 from datetime import date, datetime
 from sys import intern
@@ -17,7 +17,7 @@ from uuid import UUID
 
 import asyncpg
 
-from services.reporting.domain.facts import DecisionFact, IncidentFact, Staff
+from services.reporting.domain.facts import NOT_STATED, DecisionFact, IncidentFact, Staff
 from services.reporting.domain.footage import CARD_KINDS, CARD_UNDONE, Footage
 from services.reporting.domain.objectives import Direction, Objective
 from vanda.runtime.rows import insert_many
@@ -38,6 +38,9 @@ DECISION_TYPES = tuple(zip(DECISION_COLUMNS, (
     "uuid", "text", "uuid", "uuid", "text", "text", "text", "timestamptz", "timestamptz", "timestamptz",
     "timestamptz"), strict=True))
 STAFF_FIELDS = tuple(f.name for f in fields(Staff))
+STAFF_DEFAULTS = {f.name: f.default for f in fields(Staff) if f.default is not MISSING}
+# Stored only when stated, so that a row where none is stated is what it was before they existed.
+UNLESS_NOT_STATED = frozenset({"disability", "sex", "gender_identity", "sexual_orientation", "religion"})
 BY_ID = "SELECT * FROM {schema}.incidents WHERE incident_id = ANY($1::uuid[])"
 READ_CHUNK = 2000  # rows decoded per visit to the event loop when a period is read
 FILTER = " AND ($3::text IS NULL OR organisation = $3) AND ($4::text IS NULL OR site = $4)"
@@ -49,7 +52,8 @@ AT_LOCATION = (" AND ($5::text IS NULL OR EXISTS (SELECT 1 FROM {schema}.inciden
 def _incident_row(f: IncidentFact) -> tuple[Any, ...]:
     values = {c: getattr(f, c) for c in INCIDENT_COLUMNS}
     values["vulnerabilities"], values["hate_aggravation"] = list(f.vulnerabilities), list(f.hate_aggravation)
-    values["staff"] = [{name: getattr(s, name) for name in STAFF_FIELDS} for s in f.staff]
+    values["staff"] = [{name: getattr(s, name) for name in STAFF_FIELDS
+                        if name not in UNLESS_NOT_STATED or getattr(s, name) != NOT_STATED} for s in f.staff]
     return tuple(values[c] for c in INCIDENT_COLUMNS)
 
 
@@ -61,10 +65,15 @@ INCIDENT_TEXT = ("subject_id", "organisation", "site", "location_type", "categor
 DECISION_TEXT = frozenset({"kind", "subject_id", "organisation", "site"})
 
 
-@lru_cache(maxsize=4096)
-def _staff(staff_group: str, ethnic_group: str, injured: bool, wishes_police_action: bool,
-           over_7_day_incapacity: bool) -> Staff:
-    return Staff(intern(staff_group), intern(ethnic_group), injured, wishes_police_action, over_7_day_incapacity)
+# Enough for every combination a large region's staff show in practice: a miss costs one object.
+@lru_cache(maxsize=65536)
+def _staff(*values: Any) -> Staff:
+    return Staff(*(intern(v) if isinstance(v, str) else v for v in values))
+
+
+def _staff_of(entry: dict[str, Any]) -> Staff:
+    # Rows written before a field existed lack it, and read as its default.
+    return _staff(*(entry.get(name, STAFF_DEFAULTS.get(name)) for name in STAFF_FIELDS))
 
 
 @lru_cache(maxsize=4096)
@@ -79,8 +88,7 @@ def incident_of(row: asyncpg.Record) -> IncidentFact:
             values[c] = intern(values[c])
     values["vulnerabilities"] = _shared(tuple(values["vulnerabilities"]))
     values["hate_aggravation"] = _shared(tuple(values["hate_aggravation"]))
-    values["staff"] = _shared(tuple(_staff(s["staff_group"], s["ethnic_group"], s["injured"], s["wishes_police_action"],
-                                           s.get("over_7_day_incapacity", False)) for s in values["staff"]))
+    values["staff"] = _shared(tuple(_staff_of(s) for s in values["staff"]))
     return IncidentFact(**{c: values[c] for c in INCIDENT_COLUMNS})
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from services.reporting.domain.facts import CHARACTERISTICS
 from services.reporting.domain.objectives import HEADLINE
 
 COLOURS = {"trend": "#005eb8", "ethnicity": "#330072", "police": "#007f3b", "sanctions": "#ed8b00"}
@@ -87,6 +88,22 @@ def _bars(chart: str, items: list[tuple[str, Any]], width: int = 460) -> str:
     return "".join(svg) + "</svg>"
 
 
+def _characteristics(totals: dict[str, Any]) -> str:
+    """Staff affected by each protected characteristic beside ethnicity, in one table, with the
+    share not stated: a breakdown mostly not stated says little about the gap."""
+    rows = []
+    for name in CHARACTERISTICS[1:]:
+        label = name.replace("_", " ")
+        cells = [(d, v) for d, v in _dims(totals, f"staff_affected_by_{name}") if d != "not_stated"]
+        missing = totals["indicators"]["not_stated_share_by_characteristic"].get(name)
+        rows += [f"<tr><td>{escape(label)}: {escape(d.replace('_', ' '))}</td><td>{escape(_shown(v))}</td></tr>"
+                 for d, v in cells]
+        rows.append(f"<tr><td>{escape(label)}: share not stated</td><td>{escape(_shown(missing))}</td></tr>")
+    disabled = _shown(totals["indicators"]["disabled_share_of_staff_affected"])
+    rows.append(f"<tr><td>disabled share of staff affected (stated)</td><td>{escape(disabled)}</td></tr>")
+    return f"<section><h2>Staff affected by protected characteristic</h2><table>{''.join(rows)}</table></section>"
+
+
 def _dims(row: dict[str, Any], measure: str) -> list[tuple[str, Any]]:
     return list(row["breakdowns"].get(measure, {}).items())
 
@@ -134,6 +151,7 @@ def _tables(totals: dict[str, Any]) -> str:
         cells = "".join(f"<tr><td>{escape(d.replace('_', ' '))}</td><td>{escape(_shown(v))}</td></tr>"
                         for d, v in _dims(totals, measure))
         parts.append(f"<section><h2>{escape(title)}</h2><table>{cells or '<tr><td>none</td></tr>'}</table></section>")
+    parts.append(_characteristics(totals))
     sites = totals["indicators"]["body_worn_camera_share_by_site"]
     cells = "".join(f"<tr><td>{escape(s)}</td><td>{escape(_shown(v))}</td></tr>" for s, v in sites.items())
     parts.append(f"<section><h2>Body-worn camera footage, share of incidents by site</h2><table>{cells}</table></section>")

@@ -249,6 +249,40 @@ async def test_riddor_over_7_day_incapacity_set_by_amendment_reaches_the_board_a
     assert pack.text.count("<td>over 7 day incapacity</td><td>5</td>") == 2  # staff, and incidents
 
 
+async def test_staff_protected_characteristics_reach_the_board_and_an_amendment_can_state_them(pipeline):
+    site = f"Equality site {uuid.uuid4().hex[:8]}"
+    nurse = {"staff_group": "nursing_midwifery", "ethnic_group": "black"}
+    disabled = nurse | {"disability": "disabled", "sex": "female", "religion": "christian"}
+    common = dict(site=site, occurred_at="2025-07-08T10:00:00+01:00", perpetrator=UNKNOWN)
+    ids = await submit_all(pipeline, [report(**common, staff_affected=[disabled]) for _ in range(5)]
+                           + [report(**common, staff_affected=[nurse]) for _ in range(7)])
+    # Stated later: the staff list is replaced whole, and the revision read is the one replaced.
+    stated = nurse | {"disability": "not_disabled", "sex": "male", "sexual_orientation": "gay_or_lesbian"}
+    for incident_id in ids[5:]:
+        amended = await call(pipeline, "PATCH", pipeline["INTAKE_URL"], f"/v1/incidents/{incident_id}",
+                             {"staff_affected": [stated]}, {"If-Match": '"1"'})
+        assert amended.status_code == 200, amended.text
+    held = (await call(pipeline, "GET", pipeline["INTAKE_URL"], f"/v1/incidents/{ids[5]}")).json()
+    assert held["incident"]["staff_affected"] == [stated | {"injured": False, "wishes_police_action": False}]
+    refused = await call(pipeline, "PATCH", pipeline["INTAKE_URL"], f"/v1/incidents/{ids[0]}",
+                         {"staff_affected": [nurse | {"sex": "unknown"}]})
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "staff_affected.0.sex", refused.text
+
+    def settled(r):
+        return r.json()["totals"]["breakdowns"].get("staff_affected_by_disability", {}).get("not_disabled") == 7
+    totals = (await poll(lambda: board(pipeline, period="2025-07", site=site), settled)).json()["totals"]
+    by = totals["breakdowns"]
+    assert by["staff_affected_by_disability"] == {"disabled": 5, "not_disabled": 7}
+    assert by["staff_affected_by_sex"] == {"female": 5, "male": 7}
+    assert by["staff_affected_by_religion"] == {"christian": 5, "not_stated": 7}
+    assert by["staff_affected_by_sexual_orientation"] == {"gay_or_lesbian": 7, "not_stated": 5}
+    assert totals["indicators"]["disabled_share_of_staff_affected"] == 0.417
+    assert totals["indicators"]["not_stated_share_by_characteristic"]["gender_identity"] == 1.0
+    pack = await call(pipeline, "GET", pipeline["REPORTING_URL"], "/board", None, viewer(pipeline),
+                      period="2025-07", site=site)
+    assert "<td>sexual orientation: gay or lesbian</td><td>7</td>" in pack.text
+
+
 async def test_each_closed_month_is_published_once(pipeline):
     organisation = "T" + uuid.uuid4().hex[:5].upper()
     await submit_all(pipeline, [report(organisation=organisation, site="Publish site", perpetrator=UNKNOWN,

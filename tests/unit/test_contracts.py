@@ -6,6 +6,7 @@ import json
 
 import jsonschema
 import pytest
+from pydantic import ValidationError
 
 from schemas.events import EVENT_TYPES, decode, encode, envelope
 from schemas.export import JSON_DIR, generated, stale
@@ -105,3 +106,20 @@ def test_openapi_examples_are_valid_requests_with_only_fake_data():
         model.model_validate(example)
     # The 999 range is the NHS's test range: no real patient has such a number.
     assert incidents.REPORT_EXAMPLE["perpetrator"]["nhs_number"].startswith("999")
+
+
+def test_staff_characteristics_are_left_out_of_events_until_stated_and_then_meet_the_published_schema():
+    schema = json.loads((JSON_DIR / "incident.reported.v1.schema.json").read_text())
+    stated = {"staff_group": "ambulance", "ethnic_group": "white", "disability": "disabled", "sex": "male",
+              "gender_identity": "same_as_registered_at_birth", "sexual_orientation": "gay_or_lesbian",
+              "religion": "no_religion"}
+    unstated = {"staff_group": "ambulance", "ethnic_group": "white", "disability": "not_stated", "sex": "not_stated"}
+    event = incident().model_copy(update={"staff_affected": [StaffAffected.model_validate(s) for s in (stated, unstated)]})
+    raw = encode(envelope(event, source="/vanda/intake", subject="s"))
+    data = json.loads(raw)["data"]
+    base = {"injured": False, "wishes_police_action": False}
+    assert data["staff_affected"] == [stated | base, {"staff_group": "ambulance", "ethnic_group": "white"} | base]
+    jsonschema.validate(data, schema)
+    assert decode(raw).data.staff_affected[0].sexual_orientation == "gay_or_lesbian"
+    with pytest.raises(ValidationError, match="religion"):
+        StaffAffected.model_validate(stated | {"religion": "pastafarian"})

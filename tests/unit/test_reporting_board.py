@@ -201,3 +201,52 @@ def test_board_pack_is_self_contained_with_four_charts():
     assert html.count("<svg class='chart'") == 4 and all(colour in html for colour in COLOURS.values())
     assert "http://" not in html.replace("http://www.w3.org/2000/svg", "") and "https://" not in html
     assert "<b>x</b>" not in html and "suppressed" in html
+
+
+def characterised(**kw) -> Staff:
+    return Staff("nursing_midwifery", "white", False, False, **kw)
+
+
+def test_each_protected_characteristic_breaks_staff_affected_down_with_its_share_not_stated():
+    disabled, not_disabled = characterised(disability="disabled", sex="female"), characterised(disability="not_disabled")
+    unstated = characterised()
+    both = characterised(disability="disabled", religion="sikh", sexual_orientation="bisexual",
+                         gender_identity="different_from_registered_at_birth")
+    incidents = ([jan(staff=(disabled,)) for _ in range(6)] + [jan(staff=(not_disabled,)) for _ in range(9)]
+                 + [jan(staff=(unstated, both)) for _ in range(5)])
+    totals = build(incidents)["totals"]
+    by = totals["breakdowns"]
+    assert by["staff_affected_by_disability"] == {"disabled": 11, "not_disabled": 9, "not_stated": 5}
+    assert by["staff_affected_by_sex"] == {"female": 6, "not_stated": 19}
+    assert by["staff_affected_by_religion"] == {"not_stated": 20, "sikh": 5}
+    assert by["staff_affected_by_sexual_orientation"] == {"bisexual": 5, "not_stated": 20}
+    assert by["staff_affected_by_gender_identity"] == {"different_from_registered_at_birth": 5, "not_stated": 20}
+    ind = totals["indicators"]
+    # WDES 4a in count form: disabled ÷ those whose disability is stated.
+    assert ind["disabled_share_of_staff_affected"] == 0.55
+    assert ind["not_stated_share_by_characteristic"] == {
+        "ethnic_group": 0.0, "disability": 0.2, "sex": 0.76, "gender_identity": 0.8, "sexual_orientation": 0.8,
+        "religion": 0.8}
+
+
+def test_a_small_characteristic_cell_is_hidden_with_the_cell_that_would_reveal_it():
+    # 2 of 20 staff are Jewish: hidden, and so is the smallest other cell, or 20 minus the rest shows it.
+    staff = [characterised(religion="jewish")] * 2 + [characterised(religion="christian")] * 8 \
+        + [characterised(religion="no_religion")] * 10
+    totals = build([jan(staff=(s,)) for s in staff])["totals"]
+    assert totals["breakdowns"]["staff_affected_by_religion"] == {
+        "christian": SUPPRESSED, "jewish": SUPPRESSED, "no_religion": 10}
+    assert totals["breakdowns"]["staff_affected"]["all"] == 20
+    few = build([jan(staff=(characterised(disability="disabled"),)) for _ in range(3)]
+                + [jan(staff=(characterised(disability="not_disabled"),)) for _ in range(9)])
+    assert few["totals"]["indicators"]["disabled_share_of_staff_affected"] == SUPPRESSED
+
+
+def test_the_pack_shows_each_characteristic_and_how_much_of_it_is_not_stated():
+    staff = [characterised(disability="disabled", sex="female")] * 6 + [characterised(disability="not_disabled")] * 9
+    html = render(build([jan(staff=(s,)) for s in staff]) | {"objectives": [], "organisation": None, "site": None})
+    section = html[html.index("Staff affected by protected characteristic"):]
+    assert "<td>disability: disabled</td><td>6</td>" in section and "<td>sex: female</td><td>6</td>" in section
+    assert "<td>sex: share not stated</td><td>60.0%</td>" in section
+    assert "<td>disabled share of staff affected (stated)</td><td>40.0%</td>" in section
+    assert "religion: not stated" not in section  # said as a share, not a row

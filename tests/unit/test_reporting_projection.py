@@ -8,10 +8,11 @@ from datetime import timedelta
 
 import pytest
 
-from schemas.incidents import IncidentAmended, IncidentWithdrawn
+from schemas.incidents import IncidentAmended, IncidentWithdrawn, StaffAffected
 from schemas.reporting import ReferralCriterion as C
 from schemas.sanctions import BanImposed, YellowCardIssued
-from services.reporting.domain.facts import NeverSeen, decision_fact, incident_fact, next_fact
+from services.reporting import adapters
+from services.reporting.domain.facts import NeverSeen, Staff, decision_fact, incident_fact, next_fact
 from services.reporting.domain.police import criteria_met, status
 from tests.factories import T0, incident
 
@@ -114,3 +115,20 @@ def test_referral_status_moves_pending_referred_closed():
     assert status(fact) == "referred"
     fact = next_fact(fact, amended(inc, revision=3, police={"informed": True, "outcome": "charged"}))
     assert status(fact) == "closed" and astuple(fact)
+
+
+def test_staff_characteristics_reach_the_fact_and_are_stored_only_when_stated():
+    stated = {"staff_group": "ambulance", "ethnic_group": "black", "disability": "disabled", "religion": "muslim"}
+    event = incident().model_copy(update={"staff_affected": [StaffAffected.model_validate(stated),
+                                                             StaffAffected(staff_group="ambulance", ethnic_group="white")]})
+    fact = incident_fact(event)
+    assert (fact.staff[0].disability, fact.staff[0].religion, fact.staff[0].sex) == ("disabled", "muslim", "not_stated")
+    row = dict(zip(adapters.INCIDENT_COLUMNS, adapters._incident_row(fact), strict=True))
+    # A member of staff with nothing stated is stored exactly as before the characteristics existed.
+    assert row["staff"][1] == {"staff_group": "ambulance", "ethnic_group": "white", "injured": False,
+                               "wishes_police_action": False, "over_7_day_incapacity": False}
+    assert row["staff"][0]["disability"] == "disabled" and "sex" not in row["staff"][0]
+    assert adapters.incident_of(row) == fact  # and read back, unstated ones as not stated
+    older = row | {"staff": [{"staff_group": "ambulance", "ethnic_group": "white", "injured": True,
+                              "wishes_police_action": False}]}
+    assert adapters.incident_of(older).staff[0] == Staff("ambulance", "white", True, False)

@@ -8,7 +8,7 @@ from typing import Any
 
 from services.reporting.domain.disclosure import Relation, suppress
 from services.reporting.domain.indicators import Cells, indicators
-from services.reporting.domain.metrics import Inputs, Window, row_counts
+from services.reporting.domain.metrics import BY_CHARACTERISTIC, Inputs, Window, row_counts
 
 TOTAL = "total"
 # Breakdowns whose dimensions add up to a published figure: secondary suppression guards them.
@@ -18,7 +18,7 @@ MARGINS: dict[str, tuple[str, str]] = {
                     "incidents_by_location", "incidents_by_site", "medical_factors", "body_worn_camera")
 } | {
     "staff_affected_by_staff_group": ("staff_affected", "all"),
-    "staff_affected_by_ethnic_group": ("staff_affected", "all"),
+    **dict.fromkeys(BY_CHARACTERISTIC.values(), ("staff_affected", "all")),
     "body_worn_camera_by_site": ("body_worn_camera", "used"),
     "police_outcomes": ("police", "outcome_known"),
 }

@@ -15,6 +15,9 @@ from schemas.incidents import IncidentAmended, IncidentReported, IncidentWithdra
 from schemas.sanctions import BanExpired, BanImposed, Decision, FollowUp, YellowCardIssued
 
 
+NOT_STATED = "not_stated"
+
+
 class NeverSeen(ValueError):
     """A correction for an incident reporting has no record of."""
 
@@ -26,6 +29,16 @@ class Staff:
     injured: bool
     wishes_police_action: bool
     over_7_day_incapacity: bool = False  # RIDDOR-reportable; rows written before it existed lack it
+    # The other protected characteristics; rows written before they existed read not stated.
+    disability: str = NOT_STATED
+    sex: str = NOT_STATED
+    gender_identity: str = NOT_STATED
+    sexual_orientation: str = NOT_STATED
+    religion: str = NOT_STATED
+
+
+# Staff characteristics the board breaks staff affected down by, beside the staff group.
+CHARACTERISTICS = ("ethnic_group", "disability", "sex", "gender_identity", "sexual_orientation", "religion")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +98,8 @@ def incident_fact(data: IncidentReported | IncidentAmended) -> IncidentFact:
         age_band=data.perpetrator.age_band.value if data.perpetrator.age_band else None,
         vulnerabilities=tuple(sorted(v.value for v in data.perpetrator.vulnerabilities)),
         staff=tuple(Staff(s.staff_group.value, s.ethnic_group.value, s.injured, s.wishes_police_action,
-                          s.over_7_day_incapacity) for s in data.staff_affected),
+                          s.over_7_day_incapacity, s.disability.value, s.sex.value, s.gender_identity.value,
+                          s.sexual_orientation.value, s.religion.value) for s in data.staff_affected),
         hate_aggravation=tuple(a.value for a in data.hate_aggravation),
         body_worn_camera=data.body_worn_camera_used,
         police_informed=bool(police and police.informed),

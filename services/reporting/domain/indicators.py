@@ -15,7 +15,7 @@ from statistics import median
 from typing import Any
 
 from services.reporting.domain.disclosure import rounded
-from services.reporting.domain.metrics import MINORITY
+from services.reporting.domain.metrics import BY_CHARACTERISTIC, MINORITY
 
 SUPPRESSED = {"suppressed": True}
 Figure = int | float | dict[str, bool] | None
@@ -95,7 +95,7 @@ def indicators(c: Cells, headcount: Mapping[tuple[str, str], int]) -> dict[str, 
         "red_card_share_by_vulnerability": _vulnerability(c, "red_cards_by_vulnerability", ("sanctions", "red_card_proposed")),
         "incident_share_by_vulnerability": _vulnerability(c, "perpetrator_vulnerability", ("incidents_identified", "all")),
     }
-    return out | _ethnicity(c) | _rates(c, headcount)
+    return out | _ethnicity(c) | _disability(c) | _rates(c, headcount)
 
 
 def _vulnerability(c: Cells, measure: str, den: tuple[str, str]) -> dict[str, Figure]:
@@ -113,6 +113,18 @@ def _ethnicity(c: Cells) -> dict[str, Figure]:
     stated = c.summed("staff_affected_by_ethnic_group", (*MINORITY, "white"))
     share = SUPPRESSED if minority is None or stated is None else _ratio(minority, stated)
     return {"ethnic_minority_share_of_staff_affected": share, "ethnicity_not_stated_share": not_stated}
+
+
+def _disability(c: Cells) -> dict[str, Any]:
+    """WDES metric 4a in count form: the disabled share of staff affected (Not stated excluded),
+    and for every characteristic the share not stated, which says how far its breakdown can
+    be relied on."""
+    measure = BY_CHARACTERISTIC["disability"]
+    disabled = c.summed(measure, ("disabled",))
+    stated = c.summed(measure, ("disabled", "not_disabled"))
+    share = SUPPRESSED if disabled is None or stated is None else _ratio(disabled, stated)
+    return {"disabled_share_of_staff_affected": share, "not_stated_share_by_characteristic": {
+        name: c.share((m, "not_stated"), ("staff_affected", "all")) for name, m in BY_CHARACTERISTIC.items()}}
 
 
 def _rates(c: Cells, headcount: Mapping[tuple[str, str], int]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from statistics import median
 from uuid import UUID
 
 from schemas.reporting import ReferralCriterion
-from services.reporting.domain.facts import DecisionFact, IncidentFact
+from services.reporting.domain.facts import CHARACTERISTICS, DecisionFact, IncidentFact
 from services.reporting.domain.police import DEFAULT_CRITERIA, criteria_met
 
 MINORITY = ("asian", "black", "mixed", "other")  # ONS 2021 groups other than White; Not stated is neither
@@ -23,6 +23,8 @@ BAN_ENDINGS = ("rescinded", "ban_expired")
 DAY = 86_400.0
 
 Count = tuple[str, str]  # (measure, dimension)
+# The measure breaking staff affected down by each characteristic: staff_affected_by_ethnic_group...
+BY_CHARACTERISTIC = {c: f"staff_affected_by_{c}" for c in CHARACTERISTICS}
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,7 @@ def _incident(f: IncidentFact, criteria: Iterable[ReferralCriterion]) -> list[Co
     # RIDDOR reports are made per incident; the dimension names the reason it is reportable.
     rows += [("riddor_reportable", "over_7_day_incapacity")] if off_work else []
     rows += [("staff_affected_by_staff_group", s.staff_group) for s in f.staff]
-    rows += [("staff_affected_by_ethnic_group", s.ethnic_group) for s in f.staff]
+    rows += [(BY_CHARACTERISTIC[c], getattr(s, c)) for s in f.staff for c in CHARACTERISTICS]
     if f.subject_id is not None:
         rows += [("incidents_identified", "all")]
         rows += [("perpetrator_vulnerability", v) for v in f.vulnerabilities or ("none",)]
