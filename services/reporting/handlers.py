@@ -23,6 +23,7 @@ from services.reporting.config import SOURCE
 from services.reporting.domain import cursor, footage, periods
 from services.reporting.domain.board import Disclosure, compute, view
 from services.reporting.domain.facts import IncidentFact, decision_fact, next_fact
+from services.reporting.domain.indicators import Headcount
 from services.reporting.domain.metrics import Inputs, Window
 from services.reporting.domain.objectives import assess, headline
 from services.reporting.domain.police import criteria_met, status
@@ -143,7 +144,7 @@ async def _board(pool: asyncpg.Pool, scope: Scope, p: Projection, disclosure: Di
 
 
 def _figures(inputs: Inputs, months: list[Window], total: Window, disclosure: Disclosure,
-             heads: dict[tuple[str, str], int]) -> dict[str, Any]:
+             heads: Headcount) -> dict[str, Any]:
     return view(compute(inputs, months, total, disclosure), disclosure, heads)
 
 

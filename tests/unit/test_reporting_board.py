@@ -88,7 +88,7 @@ def test_with_rounding_a_share_is_made_from_the_rounded_counts():
 def test_with_rounding_rates_per_1000_staff_use_the_rounded_counts():
     white = Staff("ambulance", "white", False, False)
     incidents = [jan(staff=(white,)) for _ in range(12)]
-    heads = {("ambulance", "white"): 1000}
+    heads = {("ambulance", "white", "not_stated"): 1000}
     assert build(incidents, heads=heads)["totals"]["indicators"]["white_staff_affected_per_1000"] == 12.0
     assert build(incidents, heads=heads, rounding=5)["totals"]["indicators"]["white_staff_affected_per_1000"] == 10.0
 
@@ -154,13 +154,29 @@ def test_police_rates_on_counts_above_threshold():
 def test_ethnic_gap_per_1000_staff_needs_workforce():
     white, black = Staff("ambulance", "white", False, False), Staff("ambulance", "black", False, False)
     incidents = [jan(staff=(white,)) for _ in range(10)] + [jan(staff=(black,)) for _ in range(10)]
-    heads = {("ambulance", "white"): 1000, ("ambulance", "black"): 500}
+    heads = {("ambulance", "white", "not_stated"): 1000, ("ambulance", "black", "not_stated"): 500}
     ind = build(incidents, heads=heads)["totals"]["indicators"]
     assert ind["white_staff_affected_per_1000"] == 10.0
     assert ind["ethnic_minority_staff_affected_per_1000"] == 20.0
     assert ind["ethnic_minority_white_gap_per_1000"] == 10.0
     assert ind["ethnic_minority_share_of_staff_affected"] == 0.5 and ind["ethnicity_not_stated_share"] == 0.0
     assert build(incidents)["totals"]["indicators"]["workforce_loaded"] is False
+    # A workforce that does not state disability gives no disability rates: undefined, not zero.
+    assert ind["disabled_staff_affected_per_1000"] is None and ind["disabled_non_disabled_gap_per_1000"] is None
+
+
+def test_disability_gap_per_1000_staff_needs_a_workforce_that_states_disability():
+    disabled, other = characterised(disability="disabled"), characterised(disability="not_disabled")
+    incidents = [jan(staff=(disabled,)) for _ in range(6)] + [jan(staff=(other,)) for _ in range(20)]
+    heads = {("nursing_midwifery", "white", "disabled"): 200, ("nursing_midwifery", "white", "not_disabled"): 2000,
+             ("nursing_midwifery", "white", "not_stated"): 300}
+    ind = build(incidents, heads=heads)["totals"]["indicators"]
+    assert ind["disabled_staff_affected_per_1000"] == 30.0 and ind["non_disabled_staff_affected_per_1000"] == 10.0
+    assert ind["disabled_non_disabled_gap_per_1000"] == 20.0
+    assert ind["staff_affected_per_1000_by_staff_group"] == {"nursing_midwifery": 10.4}  # 26 of 2,500
+    few = build(incidents[:3] + incidents[6:], heads=heads)["totals"]["indicators"]
+    assert few["disabled_staff_affected_per_1000"] == SUPPRESSED
+    assert few["disabled_non_disabled_gap_per_1000"] == SUPPRESSED
 
 
 def test_staff_whose_ethnic_group_is_not_stated_are_left_out_of_the_share_and_counted_beside_it():

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.reporting.domain.disclosure import Relation, suppress
-from services.reporting.domain.indicators import Cells, indicators
+from services.reporting.domain.indicators import Cells, Headcount, indicators
 from services.reporting.domain.metrics import BY_CHARACTERISTIC, Inputs, Window, row_counts
 
 TOTAL = "total"
@@ -68,7 +68,7 @@ def relations(cells: Mapping[tuple[str, str, str], int], rows: Sequence[str]) ->
     return found
 
 
-def view(board: Board, disclosure: Disclosure, headcount: Mapping[tuple[str, str], int]) -> dict[str, Any]:
+def view(board: Board, disclosure: Disclosure, headcount: Headcount) -> dict[str, Any]:
     """The JSON body: months, totals; each with counts, breakdowns and indicators."""
     rendered = {r: render_row(board, r, disclosure, headcount) for r in board.rows}
     return {
@@ -81,7 +81,7 @@ def view(board: Board, disclosure: Disclosure, headcount: Mapping[tuple[str, str
 
 
 def render_row(board: Board, row: str, disclosure: Disclosure,
-               headcount: Mapping[tuple[str, str], int]) -> dict[str, Any]:
+               headcount: Headcount) -> dict[str, Any]:
     cells = Cells({(m, d): n for (r, m, d), n in board.cells.items() if r == row},
                   {(m, d) for (r, m, d) in board.hidden if r == row},
                   {name: v for (r, name), v in board.samples.items() if r == row},

@@ -19,6 +19,7 @@ from services.reporting.domain.metrics import BY_CHARACTERISTIC, MINORITY
 
 SUPPRESSED = {"suppressed": True}
 Figure = int | float | dict[str, bool] | None
+Headcount = Mapping[tuple[str, str, str], int]  # (staff_group, ethnic_group, disability) -> staff in post
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,8 @@ def _ratio(num: int, den: int, scale: float = 1.0, places: int = 3) -> float | N
     return None if den == 0 else round(scale * num / den, places)
 
 
-def indicators(c: Cells, headcount: Mapping[tuple[str, str], int]) -> dict[str, Any]:
-    """Every derived figure for one row; headcount is (staff_group, ethnic_group) -> staff in post."""
+def indicators(c: Cells, headcount: Headcount) -> dict[str, Any]:
+    """Every derived figure for one row; headcount is (staff_group, ethnic_group, disability) -> staff in post."""
     all_incidents = ("incidents", "all")
     referred = ("police", "referred")
     out: dict[str, Any] = {
@@ -127,31 +128,46 @@ def _disability(c: Cells) -> dict[str, Any]:
         name: c.share((m, "not_stated"), ("staff_affected", "all")) for name, m in BY_CHARACTERISTIC.items()}}
 
 
-def _rates(c: Cells, headcount: Mapping[tuple[str, str], int]) -> dict[str, Any]:
+def _rates(c: Cells, headcount: Headcount) -> dict[str, Any]:
     """Per 1,000 staff in post, where the trust has loaded its workforce for the period."""
     if not headcount:
         return {"workforce_loaded": False}
-    by_group, by_ethnic = _heads(headcount, 0), _heads(headcount, 1)
-    per_1000 = lambda num, den: SUPPRESSED if num is None else _ratio(num, den, 1000, 1)  # noqa: E731
-    measure = "staff_affected_by_ethnic_group"
-    minority = per_1000(c.summed(measure, MINORITY), sum(by_ethnic.get(g, 0) for g in MINORITY))
-    white = per_1000(c.summed(measure, ("white",)), by_ethnic.get("white", 0))
-    gap = None if minority is None or white is None else (
-        SUPPRESSED if SUPPRESSED in (minority, white) else round(minority - white, 1))
+    by_group, by_ethnic, by_disability = _heads(headcount, 0), _heads(headcount, 1), _heads(headcount, 2)
+    ethnic, disability = BY_CHARACTERISTIC["ethnic_group"], BY_CHARACTERISTIC["disability"]
+    minority, white, ethnic_gap = _gap(c, ethnic, by_ethnic, MINORITY, ("white",))
+    disabled, not_disabled, disability_gap = _gap(c, disability, by_disability, ("disabled",), ("not_disabled",))
     return {
         "workforce_loaded": True,
-        "incidents_per_1000_staff": per_1000(c.summed("incidents", ("all",)), sum(headcount.values())),
+        "incidents_per_1000_staff": _per_1000(c.summed("incidents", ("all",)), sum(headcount.values())),
         "staff_affected_per_1000_by_staff_group": {
-            g: per_1000(c.summed("staff_affected_by_staff_group", (g,)), n) for g, n in sorted(by_group.items())},
+            g: _per_1000(c.summed("staff_affected_by_staff_group", (g,)), n) for g, n in sorted(by_group.items())},
         "staff_affected_per_1000_by_ethnic_group": {
-            g: per_1000(c.summed(measure, (g,)), n) for g, n in sorted(by_ethnic.items())},
+            g: _per_1000(c.summed(ethnic, (g,)), n) for g, n in sorted(by_ethnic.items())},
         "ethnic_minority_staff_affected_per_1000": minority,
         "white_staff_affected_per_1000": white,
-        "ethnic_minority_white_gap_per_1000": gap,
+        "ethnic_minority_white_gap_per_1000": ethnic_gap,
+        # WDES: only where the workforce load states disability; otherwise undefined, not zero.
+        "disabled_staff_affected_per_1000": disabled,
+        "non_disabled_staff_affected_per_1000": not_disabled,
+        "disabled_non_disabled_gap_per_1000": disability_gap,
     }
 
 
-def _heads(headcount: Mapping[tuple[str, str], int], axis: int) -> dict[str, int]:
+def _per_1000(num: int | None, den: int) -> Figure:
+    return SUPPRESSED if num is None else _ratio(num, den, 1000, 1)
+
+
+def _gap(c: Cells, measure: str, heads: Mapping[str, int], focus: tuple[str, ...],
+         base: tuple[str, ...]) -> tuple[Figure, Figure, Figure]:
+    """Staff affected per 1,000 in post for a group and its comparison group, and the gap between."""
+    rate_of = lambda dims: _per_1000(c.summed(measure, dims), sum(heads.get(d, 0) for d in dims))  # noqa: E731
+    group, other = rate_of(focus), rate_of(base)
+    gap = None if group is None or other is None else (
+        SUPPRESSED if SUPPRESSED in (group, other) else round(group - other, 1))
+    return group, other, gap
+
+
+def _heads(headcount: Headcount, axis: int) -> dict[str, int]:
     totals: dict[str, int] = {}
     for key, n in headcount.items():
         totals[key[axis]] = totals.get(key[axis], 0) + n

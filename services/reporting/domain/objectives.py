@@ -30,7 +30,7 @@ HEADLINE = ("incidents", "police_referral_rate", "charge_rate", "victim_declined
             "body_worn_camera_share", "medical_factors_share", "hate_aggravated_share", "median_days_to_referral",
             "median_days_to_card", "active_bans_at_period_end", "repeat_perpetrators",
             "ethnic_minority_share_of_staff_affected", "ethnicity_not_stated_share", "ethnic_minority_white_gap_per_1000",
-            "disabled_share_of_staff_affected", "incidents_per_1000_staff")
+            "disabled_share_of_staff_affected", "disabled_non_disabled_gap_per_1000", "incidents_per_1000_staff")
 
 
 def headline(row: Mapping[str, Any]) -> dict[str, Any]:
