@@ -21,6 +21,8 @@ dlq_app = typer.Typer(help="Dead letters: list them, and re-drive them after a f
 app.add_typer(dlq_app, name="dlq")
 from vanda.reporting_cli import app as reporting_app  # noqa: E402
 app.add_typer(reporting_app, name="reporting")
+from vanda.sanctions_cli import app as sanctions_app  # noqa: E402
+app.add_typer(sanctions_app, name="sanctions")
 console = Console()
 
 Home = Annotated[Path, typer.Option("--home", envvar="VANDA_HOME", help="State folder for the local stack.")]

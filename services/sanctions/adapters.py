@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -37,6 +38,15 @@ async def load_many(conn: asyncpg.Connection, subject_ids: list[str]) -> dict[st
                             list(set(subject_ids)))
     found = {r["subject_id"]: SubjectState.model_validate(r["state"]) for r in rows}
     return {s: found.get(s) or SubjectState(subject_id=s) for s in subject_ids}
+
+
+async def every_state(conn: asyncpg.Connection, chunk: int = 500) -> AsyncIterator[SubjectState]:
+    """Every subject's state, read through a cursor a chunk at a time (in the caller's
+    transaction), so that a region's history is never in memory at once."""
+    cursor = await conn.cursor("SELECT state FROM sanctions.subjects ORDER BY subject_id")
+    while rows := await cursor.fetch(chunk):
+        for row in rows:
+            yield SubjectState.model_validate(row["state"])
 
 
 async def save(conn: asyncpg.Connection, state: SubjectState, decisions: list[Outgoing]) -> None:

@@ -8,7 +8,12 @@ from typing import Any
 
 from services.reporting.domain.disclosure import Relation, suppress
 from services.reporting.domain.indicators import Cells, Headcount, indicators
-from services.reporting.domain.metrics import BY_CHARACTERISTIC, Inputs, Window, row_counts
+from services.reporting.domain.metrics import (
+    BY_CHARACTERISTIC,
+    Inputs,
+    Window,
+    row_counts,
+)
 
 TOTAL = "total"
 # Breakdowns whose dimensions add up to a published figure: secondary suppression guards them.

@@ -1,0 +1,92 @@
+"""What a card policy would have decided on the incidents sanctions already holds.
+
+A trust changes its scheme only after analysing the data its pilot produced. Replaying each
+subject's incidents under the policy it runs and under a candidate, side by side, shows
+what the change would do (how many warnings, proposals and bans, for whom) before anyone
+is carded under it. Pure: nothing is stored or published, and no one is affected.
+
+Each subject's incidents are replayed in the order they happened, each as if reported when
+it happened, with time moving on between them (warnings lapse, bans expire). Withdrawn
+incidents and incidents excused on appeal are left out. People's decisions cannot be
+replayed, so a replay either leaves every red card proposed (what the policy proposes) or
+has every one approved at once (the most it could exclude).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from uuid import UUID
+
+from schemas.sanctions import Decision, RedCardProposed, YellowCardIssued
+from services.sanctions.domain.decide import Agree, Approve, IncidentSeen, Tick, decide
+from services.sanctions.domain.model import CardStatus, Policy, SubjectState
+
+SECURITY, CLINICAL = "simulated-security-manager", "simulated-clinical-lead"
+# Counted per subject too: how many people a policy would warn, propose to ban, or ban.
+PEOPLE = {"yellow_card_1": "people_warned", "red_card_proposed": "people_proposed_a_ban", "ban_imposed": "people_banned"}
+
+
+@dataclass
+class Tally:
+    """Decisions a policy made in a replay, by kind, and the people they fell on."""
+
+    decisions: Counter[str] = field(default_factory=Counter)
+    by_kind_of_perpetrator: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def add(self, state: SubjectState, decisions: Iterable[Decision]) -> None:
+        kinds = [kind(d) for d in decisions]
+        self.decisions.update(kinds)
+        self.decisions.update(PEOPLE[k] for k in set(kinds) if k in PEOPLE)
+        self.decisions["people"] += 1
+        who = {i.incident_id: i.kind.value for i in state.incidents}
+        self.by_kind_of_perpetrator.update((who.get(d.incident_id, "unknown"), kind(d)) for d in decisions)
+
+
+def kind(d: Decision) -> str:
+    """yellow_card_1, yellow_card_2, red_card_proposed, ban_imposed, warning_lapsed..."""
+    name = d.event_type.split(".")[-2]
+    if isinstance(d, YellowCardIssued):
+        return f"yellow_card_{d.level}"
+    return f"{name}:{d.rule}" if isinstance(d, RedCardProposed) and d.rule == "red.extension" else name
+
+
+def replay(state: SubjectState, policy: Policy, approve: bool = False) -> list[Decision]:
+    """Every decision `policy` would have made on the subject's live incidents."""
+    live = sorted((i for i in state.incidents if not i.withdrawn and not i.excused),
+                  key=lambda i: (i.occurred_at, i.seq))
+    fresh, made = SubjectState(subject_id=state.subject_id), []
+    for incident in live:
+        now = incident.occurred_at
+        fresh, ticked = decide(fresh, Tick(), policy, now)
+        fresh, seen = decide(fresh, IncidentSeen(incident), policy, now)
+        made += ticked + seen
+        for card in [c for c in fresh.cards if c.status == CardStatus.PROPOSED] if approve else ():
+            fresh, approved = _approve(fresh, card.sanction_id, policy, now)
+            made += approved
+    return made
+
+
+def _approve(state: SubjectState, sanction_id: UUID, policy: Policy, now: datetime) -> tuple[SubjectState, list[Decision]]:
+    state, made = decide(state, Approve(sanction_id, SECURITY), policy, now)
+    if policy.clinical_agreement_required:
+        state, agreed = decide(state, Agree(sanction_id, CLINICAL), policy, now)
+        made += agreed
+    return state, made
+
+
+@dataclass
+class Comparison:
+    """The running policy's tally and a candidate's, over the same subjects."""
+
+    current: Policy
+    candidate: Policy
+    approve: bool = False
+    before: Tally = field(default_factory=Tally)
+    after: Tally = field(default_factory=Tally)
+
+    def add(self, state: SubjectState) -> None:
+        self.before.add(state, replay(state, self.current, self.approve))
+        self.after.add(state, replay(state, self.candidate, self.approve))
