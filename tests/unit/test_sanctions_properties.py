@@ -58,6 +58,25 @@ crowded = st.one_of(
     st.tuples(st.just("tick"), st.integers(0, 400)),
 )
 
+# Appeals that wait while their card runs its course: lodged, then time passes (the warning
+# lapses, the ban ends), then decided. Rare in the two histories above.
+@st.composite
+def waiting_appeal(draw):
+    report = st.tuples(st.just("report"), st.fixed_dictionaries({
+        "days": st.integers(0, 100), "kind": st.just("patient"), "medical_factors": st.just(False),
+        "age_band": st.just("18_to_64"), "category": st.sampled_from(["verbal_abuse", "weapon"]),
+        "harm": st.just("none")}))
+    card = draw(st.integers(0, 5))
+    return (draw(st.lists(report, min_size=1, max_size=4))
+            + draw(st.lists(st.tuples(st.sampled_from(["approve_pending", "agree_pending"]), st.integers(0, 100)),
+                            max_size=2))
+            + [("appeal", card), ("tick", draw(st.integers(200, 900))),
+               (draw(st.sampled_from(["uphold", "uphold", "dismiss"])), card)]
+            + draw(st.lists(operation, max_size=4)))
+
+
+histories = st.lists(operation, max_size=25) | st.lists(crowded, min_size=8, max_size=30) | waiting_appeal()
+
 
 def to_input(op, state: SubjectState):
     """Turn a generated operation into a domain input, choosing targets among known ones."""
@@ -126,7 +145,7 @@ POLICIES = [POLICY, Policy(version="test-ext", extend_on_reoffence=True),
 
 @pytest.mark.parametrize("policy", POLICIES, ids=lambda p: p.version)
 @settings(max_examples=300, deadline=None)
-@given(ops=st.lists(operation, max_size=25) | st.lists(crowded, min_size=8, max_size=30))
+@given(ops=histories)
 def test_invariants_hold_after_any_history(policy, ops):
     note(repr(ops))
     state, decisions = run(ops, policy)
