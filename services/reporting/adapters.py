@@ -233,12 +233,16 @@ FOOTAGE_STATUS = {
     "held": f"f.deleted_at IS NULL AND NOT ({FOOTAGE_USE}) AND i.occurred_at > {{due}}",
     "delete_due": f"f.deleted_at IS NULL AND NOT ({FOOTAGE_USE}) AND i.occurred_at <= {{due}}",
 }
+# Each lookup is a probe by key with LIMIT 1, so that a page walks the incidents with footage
+# in order and stops when it is full: written as EXISTS, PostgreSQL hashes every referral and
+# card in the database first, and a page costs as much as the whole history.
 FOOTAGE_FROM = (
     " FROM reporting.incidents i LEFT JOIN reporting.footage_deletions f USING (incident_id),"
-    " LATERAL (SELECT EXISTS (SELECT 1 FROM reporting.police_referrals r WHERE r.incident_id = i.incident_id)"
-    " AS referral_claimed, EXISTS (SELECT 1 FROM reporting.decisions d WHERE d.incident_id = i.incident_id"
-    f" AND d.kind IN {CARD_KINDS!r} AND NOT EXISTS (SELECT 1 FROM reporting.decisions e"
-    f" WHERE e.sanction_id = d.sanction_id AND e.kind IN {CARD_UNDONE!r})) AS card_stands) u"
+    " LATERAL (SELECT (SELECT true FROM reporting.police_referrals r WHERE r.incident_id = i.incident_id LIMIT 1)"
+    " IS NOT NULL AS referral_claimed, (SELECT true FROM reporting.decisions d WHERE d.incident_id = i.incident_id"
+    f" AND d.kind IN {CARD_KINDS!r} AND (SELECT true FROM reporting.decisions e"
+    f" WHERE e.sanction_id = d.sanction_id AND e.kind IN {CARD_UNDONE!r} LIMIT 1) IS NULL LIMIT 1) IS NOT NULL"
+    " AS card_stands) u"
     " WHERE i.body_worn_camera")
 FOOTAGE_SELECT = "SELECT i.*, u.*, f.deleted_at, f.recorded_by" + FOOTAGE_FROM
 
