@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -84,7 +85,8 @@ async def _compare(database_url: str, running, candidate, approve_all: bool):  #
     from services.sanctions.domain.simulate import Comparison
     from vanda.runtime.db import create_pool
 
-    comparison = Comparison(running, candidate, approve_all)
+    # Time runs on to today after each subject's last incident: warnings lapse, bans end.
+    comparison = Comparison(running, candidate, approve_all, until=datetime.now(UTC))
     pool = await create_pool(database_url, max_size=1, command_timeout=None)
     try:
         async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -56,6 +58,14 @@ def test_replay(what, records, policy, approve, expected):
     state = SubjectState(subject_id=SUBJECT, incidents=tuple(r.model_copy(update={"seq": n})
                                                              for n, r in enumerate(records)))
     assert kinds(replay(state, policy, approve)) == expected
+
+
+def test_time_runs_on_to_the_given_day_after_the_last_incident():
+    state = held(record(days=0), record(category="weapon", days=10))
+    assert kinds(replay(state, POLICY, approve=True)) == ["yellow_card_1", "red_card_proposed", "ban_imposed"]
+    a_year_on = state.incidents[-1].occurred_at + timedelta(days=400)
+    assert kinds(replay(state, POLICY, approve=True, until=a_year_on)) == [
+        "yellow_card_1", "red_card_proposed", "ban_imposed", "warning_lapsed", "ban_review_due", "ban_expired"]
 
 
 def test_incidents_are_replayed_in_the_order_they_happened_whatever_order_they_arrived_in():

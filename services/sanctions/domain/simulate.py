@@ -42,7 +42,9 @@ class Tally:
         self.decisions.update(PEOPLE[k] for k in set(kinds) if k in PEOPLE)
         self.decisions["people"] += 1
         who = {i.incident_id: i.kind.value for i in state.incidents}
-        self.by_kind_of_perpetrator.update((who.get(d.incident_id, "unknown"), kind(d)) for d in decisions)
+        # Extensions count with the proposals here: the question is who a policy would exclude.
+        self.by_kind_of_perpetrator.update((who.get(d.incident_id, "unknown"), kind(d).partition(":")[0])
+                                           for d in decisions)
 
 
 def kind(d: Decision) -> str:
@@ -53,8 +55,10 @@ def kind(d: Decision) -> str:
     return f"{name}:{d.rule}" if isinstance(d, RedCardProposed) and d.rule == "red.extension" else name
 
 
-def replay(state: SubjectState, policy: Policy, approve: bool = False) -> list[Decision]:
-    """Every decision `policy` would have made on the subject's live incidents."""
+def replay(state: SubjectState, policy: Policy, approve: bool = False,
+           until: datetime | None = None) -> list[Decision]:
+    """Every decision `policy` would have made on the subject's live incidents, up to `until`
+    (warnings lapsing and bans ending after the last incident), or up to the last incident."""
     live = sorted((i for i in state.incidents if not i.withdrawn and not i.excused),
                   key=lambda i: (i.occurred_at, i.seq))
     fresh, made = SubjectState(subject_id=state.subject_id), []
@@ -66,6 +70,8 @@ def replay(state: SubjectState, policy: Policy, approve: bool = False) -> list[D
         for card in [c for c in fresh.cards if c.status == CardStatus.PROPOSED] if approve else ():
             fresh, approved = _approve(fresh, card.sanction_id, policy, now)
             made += approved
+    if until is not None and live and until > live[-1].occurred_at:
+        made += decide(fresh, Tick(), policy, until)[1]
     return made
 
 
@@ -84,9 +90,10 @@ class Comparison:
     current: Policy
     candidate: Policy
     approve: bool = False
+    until: datetime | None = None
     before: Tally = field(default_factory=Tally)
     after: Tally = field(default_factory=Tally)
 
     def add(self, state: SubjectState) -> None:
-        self.before.add(state, replay(state, self.current, self.approve))
-        self.after.add(state, replay(state, self.candidate, self.approve))
+        self.before.add(state, replay(state, self.current, self.approve, self.until))
+        self.after.add(state, replay(state, self.candidate, self.approve, self.until))
