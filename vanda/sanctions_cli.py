@@ -69,11 +69,13 @@ def simulate(
         was, now = before.decisions[row], after.decisions[row]
         result[row] = {"current": was, "candidate": now}
         table.add_row(row, f"{was:,}", f"{now:,}", f"{now - was:+,}")
-    for who in sorted({k for k, _ in before.by_kind_of_perpetrator | after.by_kind_of_perpetrator}):
-        for what in ("red_card_proposed", "ban_imposed"):
-            was, now = before.by_kind_of_perpetrator[(who, what)], after.by_kind_of_perpetrator[(who, what)]
-            result[f"{what} ({who})"] = {"current": was, "candidate": now}
-            table.add_row(f"{what} ({who})", f"{was:,}", f"{now:,}", f"{now - was:+,}")
+    for by in ("by_kind_of_perpetrator", "by_vulnerability"):
+        was_by, now_by = getattr(before, by), getattr(after, by)
+        for who in sorted({k for k, _ in was_by | now_by}):
+            for what in ("red_card_proposed", "ban_imposed"):
+                was, now = was_by[(who, what)], now_by[(who, what)]
+                result[f"{what} ({who})"] = {"current": was, "candidate": now}
+                table.add_row(f"{what} ({who})", f"{was:,}", f"{now:,}", f"{now - was:+,}")
     console.print(table)
     if json_path:
         json_path.write_text(json.dumps({"current": running.version, "candidate": candidate.version,

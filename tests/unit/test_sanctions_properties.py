@@ -203,3 +203,16 @@ def replay(inputs):
 def test_replaying_the_same_history_gives_the_same_decisions(ops):
     inputs = accepted_inputs(ops)
     assert replay(inputs) == replay(inputs)
+
+
+@pytest.mark.parametrize("policy", POLICIES, ids=lambda p: p.version)
+@settings(max_examples=100, deadline=None)
+@given(ops=histories, vulnerable=st.lists(st.sampled_from(["homelessness", "care_leaver", "criminal_justice"]),
+                                          min_size=1, max_size=3, unique=True))
+def test_a_perpetrator_s_vulnerabilities_never_change_a_decision(policy, ops, vulnerable):
+    # Recorded for equality monitoring only: the same history with every perpetrator
+    # recorded as vulnerable gives exactly the same decisions, ids and all.
+    inputs = accepted_inputs(ops, policy)
+    marked = [(IncidentSeen(c.record.model_copy(update={"vulnerabilities": tuple(vulnerable)}), c.amended), now)
+              if isinstance(c, IncidentSeen) else (c, now) for c, now in inputs]
+    assert apply_all(marked, policy)[1] == apply_all(inputs, policy)[1]

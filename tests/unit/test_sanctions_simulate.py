@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.sanctions.domain import SubjectState
+from schemas.incidents import PerpetratorFacts
+from services.sanctions.domain import IncidentRecord, SubjectState
+from services.sanctions.handlers import incident_input
 from services.sanctions.domain.simulate import Comparison, kind, replay
+from tests.factories import incident
 from tests.unit.sanctions_cases import POLICY, SUBJECT, feed, record
 
 SHORT_WINDOW = POLICY.model_copy(update={"version": "short-window", "window_days": 90})
@@ -100,3 +104,25 @@ def test_replaying_under_the_running_policy_never_cards_more_than_the_incidents_
     assert len(cards) <= len(days)
     # With every proposal approved, each one becomes a ban.
     assert kinds(first).count("ban_imposed") == sum(k.startswith("red_card_proposed") for k in kinds(first))
+
+
+def test_the_equality_rows_count_proposals_and_bans_by_the_perpetrator_s_vulnerabilities():
+    housed = held(record(category="weapon"))
+    homeless = SubjectState(subject_id="sub_" + "d" * 40, incidents=(
+        record(category="weapon", vulnerabilities=("homelessness", "care_leaver")),))
+    comparison = Comparison(POLICY, NO_SEXUAL_RED, approve=True)
+    for state in (housed, homeless):
+        comparison.add(state)
+    by = comparison.after.by_vulnerability
+    assert (by[("none", "red_card_proposed")], by[("homelessness", "ban_imposed")], by[("care_leaver", "ban_imposed")]) \
+        == (1, 1, 1)
+    assert by[("criminal_justice", "ban_imposed")] == 0
+
+
+def test_the_subject_s_incidents_reach_sanctions_with_their_vulnerabilities_but_the_stored_state_omits_none():
+    event = incident().model_copy(update={"perpetrator": PerpetratorFacts(
+        kind="patient", identified=True, medical_factors=False, vulnerabilities=["homelessness"])})
+    _, seen = incident_input(event)
+    assert seen.record.vulnerabilities == ("homelessness",)
+    plain = json.loads(record().model_dump_json())
+    assert "vulnerabilities" not in plain and IncidentRecord.model_validate(plain).vulnerabilities == ()

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from schemas.incidents import AgeBand, Category, Harm, PerpetratorKind
+from schemas.incidents import AgeBand, Category, Harm, PerpetratorKind, Vulnerability
 from schemas.sanctions import Restriction
 
 MAX_BAN = timedelta(days=366)  # "never more than 12 months", allowing for a leap year
@@ -100,6 +100,9 @@ class IncidentRecord(Frozen):
     revision: int = 1
     withdrawn: bool = False
     excused: bool = Field(False, description="An upheld appeal: it no longer counts.")
+    # Equality monitoring only (weighing a policy's impact on vulnerable people): the policy
+    # never reads it. Left out of the stored state while empty, as it mostly is.
+    vulnerabilities: tuple[Vulnerability, ...] = Field((), exclude_if=lambda v: not v)
 
 
 class Card(Frozen):

@@ -35,16 +35,25 @@ class Tally:
 
     decisions: Counter[str] = field(default_factory=Counter)
     by_kind_of_perpetrator: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # Whether sanctions fall disproportionately on vulnerable people (homelessness, care
+    # leavers, criminal justice history), as the equality impact assessment asks.
+    by_vulnerability: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def add(self, state: SubjectState, decisions: Iterable[Decision]) -> None:
+        decisions = list(decisions)
         kinds = [kind(d) for d in decisions]
         self.decisions.update(kinds)
         self.decisions.update(PEOPLE[k] for k in set(kinds) if k in PEOPLE)
         self.decisions["people"] += 1
-        who = {i.incident_id: i.kind.value for i in state.incidents}
-        # Extensions count with the proposals here: the question is who a policy would exclude.
-        self.by_kind_of_perpetrator.update((who.get(d.incident_id, "unknown"), kind(d).partition(":")[0])
-                                           for d in decisions)
+        incidents = {i.incident_id: i for i in state.incidents}
+        for d, name in zip(decisions, kinds, strict=True):
+            # Extensions count with the proposals here: the question is who a policy would exclude.
+            name = name.partition(":")[0]
+            incident = incidents.get(d.incident_id)
+            self.by_kind_of_perpetrator[(incident.kind.value if incident else "unknown", name)] += 1
+            for group in [v.value for v in incident.vulnerabilities] if incident and incident.vulnerabilities \
+                    else ["none"]:
+                self.by_vulnerability[(group, name)] += 1
 
 
 def kind(d: Decision) -> str:
