@@ -251,6 +251,18 @@ class IncidentFacts(Strict):
     body_worn_camera_used: bool
     police: PoliceDetails | None = None
     hate_aggravation: list[HateAggravation] = Field(default_factory=list, max_length=6)
+    # Left out of events while unset, like the staff flags: known only once the trust reports.
+    riddor_reported_at: AwareDatetime | None = Field(
+        None, exclude_if=lambda v: v is None,
+        description="When the trust reported the incident to HSE under RIDDOR: within 15 days of the incident for"
+                    " an over-7-day incapacity. Usually set by amendment.")
+
+    @field_validator("riddor_reported_at")
+    @classmethod
+    def _reported_not_in_the_future(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value > datetime.now(UTC) + timedelta(minutes=5):
+            raise ValueError("must not be in the future")
+        return value
 
     @field_validator("occurred_at")
     @classmethod
@@ -272,6 +284,12 @@ class IncidentFacts(Strict):
     def _assault_flag_needs_sexual_category(self) -> "IncidentFacts":
         if self.sexual_assault and self.category != Category.SEXUAL_MISCONDUCT:
             raise ValueError("sexual_assault may be true only when category is sexual_misconduct")
+        return self
+
+    @model_validator(mode="after")
+    def _reported_after_it_happened(self) -> "IncidentFacts":
+        if self.riddor_reported_at is not None and self.riddor_reported_at < self.occurred_at:
+            raise ValueError("riddor_reported_at must not be before occurred_at")
         return self
 
 
@@ -358,6 +376,7 @@ class IncidentAmendment(Strict):
     staff_affected: list[StaffAffected] | None = Field(
         None, min_length=1, max_length=50,
         description="Replaces the whole list: give every member of staff affected, as they now stand.")
+    riddor_reported_at: AwareDatetime | None = Field(None, description="When the trust reported it to HSE.")
 
 
 class IncidentWithdrawal(Strict):

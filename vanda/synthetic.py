@@ -54,10 +54,11 @@ def incidents(count: int, *, seed: int = 7, months: int = 6, people: int | None 
     end = end or datetime.now(UTC).replace(microsecond=0)
     for n in range(count):
         organisation = rng.choice(sorted(sites))
-        yield {
+        occurred = end - timedelta(minutes=rng.randrange(months * 30 * 24 * 60))
+        report = {
             "source_system": source_system,
             "source_ref": f"{seed}-{n:07d}",
-            "occurred_at": (end - timedelta(minutes=rng.randrange(months * 30 * 24 * 60))).isoformat(),
+            "occurred_at": occurred.isoformat(),
             "organisation": organisation,
             "site": rng.choice(sites[organisation]),
             "location_type": rng.choice(LOCATIONS),
@@ -70,6 +71,10 @@ def incidents(count: int, *, seed: int = 7, months: int = 6, people: int | None 
             "hate_aggravation": rng.sample(AGGRAVATIONS, 1) if category == "hate_incident" else [],
             "narrative": "Synthetic narrative: stays in intake.",
         }
+        if any(s.get("over_7_day_incapacity") for s in report["staff_affected"]) and rng.random() < 0.8:
+            # Most reportable incidents reported to HSE, a few after the 15 days allowed.
+            report["riddor_reported_at"] = min(occurred + timedelta(days=rng.randrange(3, 25)), end).isoformat()
+        yield report
 
 
 def _perpetrator(rng: random.Random, pool: list[str]) -> dict[str, Any]:

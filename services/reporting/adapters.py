@@ -27,13 +27,14 @@ T = TypeVar("T")
 INCIDENT_COLUMNS = ("incident_id", "subject_id", "occurred_at", "organisation", "site", "location_type", "category",
                     "sexual_assault", "harm", "perpetrator_kind", "medical_factors", "age_band", "vulnerabilities",
                     "staff", "hate_aggravation", "body_worn_camera", "police_informed", "crime_reference",
-                    "referred_at", "police_outcome", "revision", "withdrawn")
+                    "referred_at", "police_outcome", "revision", "withdrawn", "riddor_reported_at")
 DECISION_COLUMNS = ("decision_id", "kind", "sanction_id", "incident_id", "subject_id", "organisation", "site",
                     "occurred_at", "decided_at", "starts_at", "ends_at")
 # PostgreSQL types of the columns above, for the one-statement batch inserts.
 INCIDENT_TYPES = tuple(zip(INCIDENT_COLUMNS, (
     "uuid", "text", "timestamptz", "text", "text", "text", "text", "boolean", "text", "text", "boolean", "text",
-    "text[]", "jsonb", "text[]", "boolean", "boolean", "text", "timestamptz", "text", "integer", "boolean"), strict=True))
+    "text[]", "jsonb", "text[]", "boolean", "boolean", "text", "timestamptz", "text", "integer", "boolean",
+    "timestamptz"), strict=True))
 DECISION_TYPES = tuple(zip(DECISION_COLUMNS, (
     "uuid", "text", "uuid", "uuid", "text", "text", "text", "timestamptz", "timestamptz", "timestamptz",
     "timestamptz"), strict=True))

@@ -146,6 +146,7 @@ def _tables(totals: dict[str, Any]) -> str:
                            ("Hate aggravation (an incident may have several)", "hate_aggravation"),
                            ("Staff affected, injured, and off work over 7 days", "staff_affected"),
                            ("Incidents reportable to HSE under RIDDOR", "riddor_reportable"),
+                           ("Reportable incidents reported to HSE: all, and within 15 days", "riddor_reported"),
                            ("Staff affected by staff group", "staff_affected_by_staff_group"),
                            ("Red cards proposed by perpetrator vulnerability", "red_cards_by_vulnerability")):
         cells = "".join(f"<tr><td>{escape(d.replace('_', ' '))}</td><td>{escape(_shown(v))}</td></tr>"

@@ -248,6 +248,26 @@ async def test_riddor_over_7_day_incapacity_set_by_amendment_reaches_the_board_a
     assert pack.status_code == 200 and "RIDDOR" in pack.text
     assert pack.text.count("<td>over 7 day incapacity</td><td>5</td>") == 2  # staff, and incidents
 
+    # Reported to HSE: five reportable incidents, all on day 10 (in time) but one on day 20 (late).
+    for n, incident_id in enumerate(ids[:5]):
+        day = 20 if n == 0 else 10
+        reported = await call(pipeline, "PATCH", pipeline["INTAKE_URL"], f"/v1/incidents/{incident_id}",
+                              {"riddor_reported_at": f"2025-06-{4 + day:02d}T09:00:00+01:00"})
+        assert reported.status_code == 200 and reported.json()["changed_fields"] == ["riddor_reported_at"], \
+            reported.text
+    early = await call(pipeline, "PATCH", pipeline["INTAKE_URL"], f"/v1/incidents/{ids[5]}",
+                       {"riddor_reported_at": "2025-06-01T09:00:00+01:00"})
+    assert early.status_code == 422 and [e["field"] for e in early.json()["errors"]] == ["riddor_reported_at"]
+
+    def reported(r):
+        return r.json()["totals"]["breakdowns"].get("riddor_reported", {}).get("all") == 5
+    totals = (await poll(lambda: board(pipeline, period="2025-06", site=site), reported)).json()["totals"]
+    assert totals["breakdowns"]["riddor_reported"] == {"all": 5, "within_15_days": SUPPRESSED}
+    raw = (await call(pipeline, "GET", pipeline["REPORTING_URL"], "/v1/metrics/board", None,
+                      bearer(pipeline, "operations", "ops-riddor"), period="2025-06", site=site, raw="true")).json()
+    assert raw["totals"]["breakdowns"]["riddor_reported"] == {"all": 5, "within_15_days": 4}
+    assert raw["totals"]["indicators"]["riddor_reported_on_time_share"] == 0.8
+
 
 async def test_staff_protected_characteristics_reach_the_board_and_an_amendment_can_state_them(pipeline):
     site = f"Equality site {uuid.uuid4().hex[:8]}"

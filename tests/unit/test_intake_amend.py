@@ -49,6 +49,9 @@ def amended(body: dict, *, stored: IncidentReported | None = None, revision: int
      lambda e: [s.staff_group for s in e.staff_affected] == ["nursing_midwifery", "ambulance"]),
     ({"harm": "low", "perpetrator": {"medical_factors": True, "age_band": "65_and_over"}},
      ["harm", "perpetrator.medical_factors", "perpetrator.age_band"], lambda e: e.harm == "low"),
+    # Reported to HSE under RIDDOR, once the trust has done so.
+    ({"riddor_reported_at": (T0 + timedelta(days=9)).isoformat()}, ["riddor_reported_at"],
+     lambda e: e.riddor_reported_at == T0 + timedelta(days=9)),
     # Unchanged fields given alongside a change are not reported as changed.
     ({"harm": "moderate", "category": "verbal_abuse"}, ["harm"], lambda e: e.category == "verbal_abuse"),
 ])
@@ -146,3 +149,9 @@ def test_an_if_match_that_names_no_single_revision_is_refused_naming_the_header(
     with pytest.raises(RequestValidationError) as err:
         expected_revision(header)
     assert [e["loc"] for e in err.value.errors()] == [("header", "If-Match")]
+
+
+def test_a_riddor_report_dated_before_the_incident_is_refused_naming_the_field():
+    with pytest.raises(InvalidAmendment) as err:
+        amended({"riddor_reported_at": (T0 - timedelta(days=1)).isoformat()})
+    assert err.value.errors == [("riddor_reported_at", "Value error, riddor_reported_at must not be before occurred_at")]

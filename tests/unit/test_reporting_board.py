@@ -266,3 +266,13 @@ def test_the_pack_shows_each_characteristic_and_how_much_of_it_is_not_stated():
     assert "<td>sex: share not stated</td><td>60.0%</td>" in section
     assert "<td>disabled share of staff affected (stated)</td><td>40.0%</td>" in section
     assert "religion: not stated" not in section  # said as a share, not a row
+
+
+def test_riddor_on_time_share_is_of_every_reportable_incident_reported_or_not():
+    off = Staff("ambulance", "white", True, False, True)
+    on_time = [jan(staff=(off,), riddor_reported_at=JAN + timedelta(days=10)) for _ in range(6)]
+    late = [jan(staff=(off,), riddor_reported_at=JAN + timedelta(days=30)) for _ in range(2)]
+    unreported = [jan(staff=(off,)) for _ in range(2)]
+    totals = build(on_time + late + unreported, raw=True)["totals"]
+    assert totals["breakdowns"]["riddor_reported"] == {"all": 8, "within_15_days": 6}
+    assert totals["indicators"]["riddor_reported_on_time_share"] == 0.6

@@ -65,6 +65,18 @@ def test_riddor_over_7_day_incapacity_counts_people_not_incidents():
     assert counts[("riddor_reportable", "over_7_day_incapacity")] == 1
 
 
+def test_riddor_reports_count_for_reportable_incidents_and_on_time_within_15_days():
+    off = Staff("ambulance", "white", True, False, True)
+    counts = incident_counts([
+        fact(staff=(off,), riddor_reported_at=T + timedelta(days=15)),  # the last day allowed
+        fact(staff=(off,), riddor_reported_at=T + timedelta(days=15, seconds=1)),  # late
+        fact(staff=(off,)),  # not reported
+        fact(riddor_reported_at=T + timedelta(days=2)),  # reported, but not for an over-7-day incapacity
+    ])
+    assert counts[("riddor_reportable", "over_7_day_incapacity")] == 3
+    assert counts[("riddor_reported", "all")] == 2 and counts[("riddor_reported", "within_15_days")] == 1
+
+
 def test_hate_aggravations_are_multi_label_and_race_is_not_alone():
     counts = incident_counts([fact(hate_aggravation=("race", "religion")), fact(hate_aggravation=("disability",)), fact()])
     assert counts[("hate_aggravated", "all")] == 2

@@ -27,6 +27,8 @@ def test_feed_is_reproducible_and_has_repeat_perpetrators_and_guards():
     staff = [s for r in first for s in r["staff_affected"]]
     assert any(s.get("over_7_day_incapacity") for s in staff)
     assert all(s["injured"] for s in staff if s.get("over_7_day_incapacity"))
+    reported = [r for r in first if "riddor_reported_at" in r]
+    assert reported and all(any(s.get("over_7_day_incapacity") for s in r["staff_affected"]) for r in reported)
     for name in synthetic.CHARACTERISTICS:  # every value of every characteristic, and staff with none
         assert {s[name] for s in staff if name in s} == set(synthetic.CHARACTERISTICS[name])
     assert any(not synthetic.CHARACTERISTICS.keys() & s.keys() for s in staff)

@@ -65,6 +65,7 @@ class IncidentFact:
     police_outcome: str | None
     revision: int
     withdrawn: bool = False
+    riddor_reported_at: datetime | None = None  # when the trust reported it to HSE
 
     @property
     def referred(self) -> bool:
@@ -106,7 +107,7 @@ def incident_fact(data: IncidentReported | IncidentAmended) -> IncidentFact:
         crime_reference=police.crime_reference if police else None,
         referred_at=police.referred_at if police else None,
         police_outcome=police.outcome.value if police and police.outcome else None,
-        revision=getattr(data, "revision", 1),
+        revision=getattr(data, "revision", 1), riddor_reported_at=data.riddor_reported_at,
     )
 
 

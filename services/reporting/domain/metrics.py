@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from statistics import median
 from uuid import UUID
 
@@ -21,6 +21,7 @@ MINORITY = ("asian", "black", "mixed", "other")  # ONS 2021 groups other than Wh
 CARDS = ("yellow_card_1", "yellow_card_2", "red_card_proposed")
 BAN_ENDINGS = ("rescinded", "ban_expired")
 DAY = 86_400.0
+RIDDOR_DEADLINE = timedelta(days=15)  # over-7-day incapacity: reported within 15 days of the incident
 
 Count = tuple[str, str]  # (measure, dimension)
 # The measure breaking staff affected down by each characteristic: staff_affected_by_ethnic_group...
@@ -68,12 +69,21 @@ def _incident(f: IncidentFact, criteria: Iterable[ReferralCriterion]) -> list[Co
     rows += [("staff_affected", "over_7_day_incapacity")] * off_work
     # RIDDOR reports are made per incident; the dimension names the reason it is reportable.
     rows += [("riddor_reportable", "over_7_day_incapacity")] if off_work else []
+    rows += _riddor_reported(f) if off_work else []
     rows += [("staff_affected_by_staff_group", s.staff_group) for s in f.staff]
     rows += [(BY_CHARACTERISTIC[c], getattr(s, c)) for s in f.staff for c in CHARACTERISTICS]
     if f.subject_id is not None:
         rows += [("incidents_identified", "all")]
         rows += [("perpetrator_vulnerability", v) for v in f.vulnerabilities or ("none",)]
     return rows + _police(f, criteria)
+
+
+def _riddor_reported(f: IncidentFact) -> list[Count]:
+    """A reportable incident reported to HSE, and whether within the 15 days RIDDOR allows."""
+    if f.riddor_reported_at is None:
+        return []
+    on_time = f.riddor_reported_at - f.occurred_at <= RIDDOR_DEADLINE
+    return [("riddor_reported", "all")] + ([("riddor_reported", "within_15_days")] if on_time else [])
 
 
 def _police(f: IncidentFact, criteria: Iterable[ReferralCriterion]) -> list[Count]:
