@@ -245,12 +245,13 @@ FOOTAGE_FROM = (
     f" WHERE e.sanction_id = d.sanction_id AND e.kind IN {CARD_UNDONE!r} LIMIT 1) IS NULL LIMIT 1) IS NOT NULL"
     " AS card_stands) u"
     " WHERE i.body_worn_camera")
-FOOTAGE_SELECT = "SELECT i.*, u.*, f.deleted_at, f.recorded_by" + FOOTAGE_FROM
+FOOTAGE_SELECT = "SELECT i.*, u.*, f.deleted_at, f.recorded_by, f.unplanned" + FOOTAGE_FROM
 
 
 def footage_of(row: asyncpg.Record) -> tuple[Footage, str | None]:
     """The footage a worklist row describes, and who recorded its deletion."""
-    return Footage(incident_of(row), row["referral_claimed"], row["card_stands"], row["deleted_at"]), row["recorded_by"]
+    return (Footage(incident_of(row), row["referral_claimed"], row["card_stands"], row["deleted_at"],
+                    bool(row["unplanned"])), row["recorded_by"])
 
 
 async def footage(pool: asyncpg.Pool, status: str | None, organisation: str | None, site: str | None,
@@ -282,18 +283,21 @@ async def footage_due(pool: asyncpg.Pool, due_before: datetime) -> tuple[int, da
     return row["n"], row["oldest"]
 
 
-async def record_deletion(pool: asyncpg.Pool, incident_id: UUID, at: datetime, by: str) -> tuple[datetime, str]:
-    """Record that the footage was deleted, once: a repeat gets the first record back."""
+async def record_deletion(pool: asyncpg.Pool, incident_id: UUID, at: datetime, by: str, unplanned: bool,
+                          was: str) -> tuple[datetime, str, bool]:
+    """Record that the footage was deleted, once (a repeat gets the first record back), and
+    audit what it was when it went: `was` is its status then."""
     async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow("INSERT INTO reporting.footage_deletions (incident_id, deleted_at, recorded_by)"
-                                  " VALUES ($1, $2, $3) ON CONFLICT (incident_id) DO NOTHING"
-                                  " RETURNING deleted_at, recorded_by", incident_id, at, by)
+        row = await conn.fetchrow("INSERT INTO reporting.footage_deletions (incident_id, deleted_at, recorded_by,"
+                                  " unplanned) VALUES ($1, $2, $3, $4) ON CONFLICT (incident_id) DO NOTHING"
+                                  " RETURNING deleted_at, recorded_by, unplanned", incident_id, at, by, unplanned)
         if row is None:
-            row = await conn.fetchrow("SELECT deleted_at, recorded_by FROM reporting.footage_deletions"
+            row = await conn.fetchrow("SELECT deleted_at, recorded_by, unplanned FROM reporting.footage_deletions"
                                       " WHERE incident_id = $1", incident_id)
         else:
-            await audit(conn, by, "footage_deleted", f"footage incident_id={incident_id}")
-    return row["deleted_at"], row["recorded_by"]
+            action = "footage_deleted_unplanned" if unplanned else "footage_deleted"
+            await audit(conn, by, action, f"footage incident_id={incident_id} was={was} deleted_at={at.isoformat()}")
+    return row["deleted_at"], row["recorded_by"], row["unplanned"]
 
 
 async def put_workforce(pool: asyncpg.Pool, period: str, first: date, rows: list[dict[str, Any]]) -> None:

@@ -6,7 +6,7 @@ import csv
 import io
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
 from faststream.kafka import KafkaBroker
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from schemas.incidents import Disability, EthnicGroup, LocationType, OdsCode, StaffGroup, Text
 from schemas.topics import INCIDENTS, SANCTIONS
@@ -55,6 +55,20 @@ class HeadcountRow(Body):
     ethnic_group: EthnicGroup
     disability: Disability = Field(Disability.NOT_STATED, description="For the WDES gap per 1,000 staff.")
     headcount: int = Field(ge=0)
+
+
+class FootageDeletion(Body):
+    unplanned: bool = Field(False, description="It is already gone for another reason than its period ending:"
+                            " deleted in error, lost, or deleted by the camera system on its own. Recorded"
+                            " whatever the footage was; the audit says what that was.")
+    deleted_at: AwareDatetime | None = Field(None, description="When it was deleted, if not now.")
+
+    @field_validator("deleted_at")
+    @classmethod
+    def _not_in_the_future(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value > datetime.now(UTC) + timedelta(minutes=5):
+            raise ValueError("must not be in the future")
+        return value
 
 
 class Workforce(Body):
@@ -192,15 +206,21 @@ def _footage_routes(router: APIRouter, deps: Deps) -> None:
             raise _invalid("after", str(exc)) from None
 
     @router.post("/v1/footage/{incident_id}/deleted", tags=["footage"])
-    async def footage_deleted(incident_id: UUID, who: Principal = officer) -> dict:
+    async def footage_deleted(incident_id: UUID, body: FootageDeletion | None = None,
+                              who: Principal = officer) -> dict:
         """Record that the incident's footage has been deleted, by whom (from the token), in the
-        audit too. Refused (409) while the footage is evidence or within its period; a repeat
-        answers with the first record."""
+        audit too, with what the footage was then. A planned deletion is refused (409) while the
+        footage is evidence or within its period; an unplanned one is recorded whatever it was.
+        A repeat answers with the first record."""
+        body = body or FootageDeletion()
         try:
             done = await handlers.footage_deleted(deps.pool(), incident_id, who.subject, deps.clock(),
-                                                  deps.footage_retention)
+                                                  deps.footage_retention, body.deleted_at, body.unplanned)
         except footage.Refused as exc:
             raise HTTPException(409, detail=str(exc)) from None
+        except footage.BadTime as exc:
+            raise RequestValidationError([{"loc": ("body", "deleted_at"), "msg": str(exc),
+                                           "type": "value_error"}]) from None
         if done is None:
             raise HTTPException(404, detail=f"no incident {incident_id} with body-worn camera footage")
         return done

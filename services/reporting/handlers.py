@@ -178,19 +178,24 @@ def footage_item(f: footage.Footage, recorded_by: str | None, now: datetime, ret
             "uses": footage.uses(f), "organisation": f.fact.organisation, "site": f.fact.site,
             "occurred_at": f.fact.occurred_at.isoformat(),
             "delete_from": footage.delete_from(f.fact, retention).isoformat(),
-            "deleted_at": f.deleted_at.isoformat() if f.deleted_at else None, "deleted_recorded_by": recorded_by}
+            "deleted_at": f.deleted_at.isoformat() if f.deleted_at else None, "deleted_recorded_by": recorded_by,
+            "deletion_unplanned": f.deletion_unplanned if f.deleted_at else None}
 
 
 async def footage_deleted(pool: asyncpg.Pool, incident_id: uuid.UUID, who: str, now: datetime,
-                          retention: timedelta) -> dict[str, Any] | None:
-    """Record that an incident's footage was deleted, if the rules allow it (footage.Refused if
-    not); None when no incident with footage has that id. A repeat answers with the first record."""
+                          retention: timedelta, at: datetime | None = None,
+                          unplanned: bool = False) -> dict[str, Any] | None:
+    """Record that an incident's footage was deleted (at `at`, else now), if the rules allow it
+    (footage.Refused or footage.BadTime if not); None when no incident with footage has that
+    id. A repeat answers with the first record."""
     found = await adapters.footage_one(pool, incident_id)
     if found is None:
         return None
-    footage.check_deletion(found[0], now, retention)
-    at, by = await adapters.record_deletion(pool, incident_id, now, who)
-    return footage_item(replace(found[0], deleted_at=at), by, now, retention)
+    current, when = found[0], at or now
+    footage.check_deletion(current, when, retention, unplanned)
+    was = footage.status(current, when, retention)
+    at, by, unplanned = await adapters.record_deletion(pool, incident_id, when, who, unplanned, was)
+    return footage_item(replace(current, deleted_at=at, deletion_unplanned=unplanned), by, now, retention)
 
 
 def month_scope(first: date, last: date, organisation: str | None, site: str | None,

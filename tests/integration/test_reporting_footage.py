@@ -32,8 +32,9 @@ async def footage(pipeline, who: str = "footage-1", **params) -> httpx.Response:
                       bearer(pipeline, "footage_officer", who), **params)
 
 
-async def deleted(pipeline, incident_id: str, role: str = "footage_officer", who: str = "footage-1") -> httpx.Response:
-    return await call(pipeline, "POST", pipeline["REPORTING_URL"], f"/v1/footage/{incident_id}/deleted", None,
+async def deleted(pipeline, incident_id: str, role: str = "footage_officer", who: str = "footage-1",
+                  body: dict | None = None) -> httpx.Response:
+    return await call(pipeline, "POST", pipeline["REPORTING_URL"], f"/v1/footage/{incident_id}/deleted", body,
                       bearer(pipeline, role, who))
 
 
@@ -107,6 +108,21 @@ async def test_footage_worklist_keeps_evidence_and_records_deletions_once_due(pi
 
     for unknown in (no_camera, str(uuid.uuid4())):
         assert (await deleted(pipeline, unknown)).status_code == 404
+
+    # Footage already gone (lost, or deleted by the camera system) is recorded whatever it was:
+    # marked unplanned, and the audit says it was evidence. Its time is checked.
+    for when in ((now - timedelta(days=61)).isoformat(), (now + timedelta(days=1)).isoformat()):
+        refused = await deleted(pipeline, police, body={"unplanned": True, "deleted_at": when})
+        assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "deleted_at", refused.text
+    lost = await deleted(pipeline, police, who="footage-3",
+                         body={"unplanned": True, "deleted_at": (now - timedelta(days=2)).isoformat()})
+    assert lost.status_code == 200, lost.text
+    assert (lost.json()["status"], lost.json()["deletion_unplanned"], lost.json()["uses"]) == ("deleted", True,
+                                                                                              ["police"])
+    assert await audited(pipeline, "footage-3", f"incident_id={police} was=evidence") == 1
+    # A planned deletion is judged at the time it says it happened: within the period, refused.
+    early = await deleted(pipeline, held, body={"deleted_at": (now - timedelta(hours=1)).isoformat()})
+    assert early.status_code == 409 and "held until" in early.text
 
 
 async def red_card_on(pipeline, incident_id: str) -> str:

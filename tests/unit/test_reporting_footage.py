@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.reporting.domain.footage import (
+    BadTime,
     Footage,
     Refused,
     Status,
@@ -84,7 +85,7 @@ def test_deletion_is_recorded_once_due_and_a_repeat_is_not_refused(item):
 
 
 @given(police=st.booleans(), claimed=st.booleans(), card=st.booleans(), withdrawn=st.booleans(),
-       deleted=st.booleans(), days=st.integers(min_value=-5, max_value=400))
+       deleted=st.booleans(), days=st.integers(min_value=0, max_value=400))
 def test_evidence_is_never_due_for_deletion_and_deletion_is_allowed_exactly_when_due(
         police, claimed, card, withdrawn, deleted, days):
     item = footage(claimed, card, ON if deleted else None, withdrawn=withdrawn, police_informed=police)
@@ -98,3 +99,20 @@ def test_evidence_is_never_due_for_deletion_and_deletion_is_allowed_exactly_when
     except Refused:
         allowed = False
     assert allowed == (state in (Status.DELETE_DUE, Status.DELETED))
+
+
+@pytest.mark.parametrize("item", [footage(**REFERRED), footage(card_stands=True), footage()])
+def test_an_unplanned_deletion_is_recorded_whatever_the_footage_was(item):
+    check_deletion(item, BEFORE, PERIOD, unplanned=True)  # evidence or held: it already happened
+
+
+def test_a_deletion_dated_before_the_incident_is_refused_planned_or_not():
+    for unplanned in (False, True):
+        with pytest.raises(BadTime):
+            check_deletion(footage(), T - timedelta(seconds=1), PERIOD, unplanned)
+
+
+def test_a_planned_deletion_is_judged_at_the_time_it_happened():
+    with pytest.raises(Refused, match="held until"):
+        check_deletion(footage(), BEFORE, PERIOD)  # dated within the period, whenever it is recorded
+    check_deletion(footage(), ON, PERIOD)

@@ -42,6 +42,7 @@ class Footage:
     referral_claimed: bool  # the incident met the police referral criteria
     card_stands: bool  # a card decision on it has not been rescinded or rejected
     deleted_at: datetime | None = None
+    deletion_unplanned: bool = False  # deleted in error, lost, or by a camera system on its own
 
 
 def uses(f: Footage) -> list[Use]:
@@ -76,12 +77,23 @@ class Refused(ValueError):
     """Recording this deletion would go against the retention rules; the message says why."""
 
 
-def check_deletion(f: Footage, now: datetime, retention: timedelta) -> None:
-    """Deleting footage is recorded only once it is due: never while something rests on it,
-    nor before its period ends, when a referral or card may still come to need it."""
+class BadTime(ValueError):
+    """A deletion dated before the footage could exist."""
+
+
+def check_deletion(f: Footage, at: datetime, retention: timedelta, unplanned: bool = False) -> None:
+    """A planned deletion is recorded only once it is due: never while something rests on the
+    footage, nor before its period ends, when a referral or card may still come to need it.
+    An unplanned one (in error, lost, or by a camera system on its own) already happened: it
+    is recorded whatever the status, and the audit says what the footage was."""
+    if at < f.fact.occurred_at:
+        raise BadTime("must not be before the incident the footage was recorded at")
+    if unplanned or f.deleted_at is not None:
+        return
     found = uses(f)
-    if f.deleted_at is None and found:
-        raise Refused(f"the footage is evidence ({', '.join(found)}): keep it under the rules for evidence")
-    if f.deleted_at is None and now < delete_from(f.fact, retention):
+    if found:
+        raise Refused(f"the footage is evidence ({', '.join(found)}): keep it under the rules for evidence,"
+                      " or record a deletion that already happened with unplanned: true")
+    if at < delete_from(f.fact, retention):
         raise Refused(f"the footage is held until {delete_from(f.fact, retention).isoformat()}:"
                       " a referral or card may still need it")
