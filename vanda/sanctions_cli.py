@@ -48,6 +48,9 @@ def simulate(
     approve_all: Annotated[bool, typer.Option(
         "--approve-all", help="Have every proposed red card approved at once (the most each policy could"
                               " exclude); without it, proposals stay proposed.")] = False,
+    organisation: Annotated[str | None, typer.Option(
+        help="Only this organisation's people and the decisions on its incidents (ODS code); a person's"
+             " incidents elsewhere still count towards their ladder.")] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the comparison here.")] = None,
     home: Annotated[Path, typer.Option("--home", envvar="VANDA_HOME", help="State folder of `vanda up`.")] = Path(".vanda"),
 ) -> None:
@@ -59,8 +62,10 @@ def simulate(
 
     running = load_policy(current or SanctionsSettings().policy_file)
     candidate = load_policy(policy)
-    before, after = asyncio.run(_compare(_database_url(home.resolve()), running, candidate, approve_all))
+    before, after = asyncio.run(_compare(_database_url(home.resolve()), running, candidate, approve_all,
+                                         organisation.upper() if organisation else None))
     table = Table(title=f"card policy {running.version} vs {candidate.version}"
+                        + (f" at {organisation.upper()}" if organisation else "")
                         + (" (every proposal approved)" if approve_all else " (proposals left proposed)"))
     for column in ("decisions and people", running.version, candidate.version, "change"):
         table.add_column(column, justify="left" if column == "decisions and people" else "right")
@@ -79,16 +84,18 @@ def simulate(
     console.print(table)
     if json_path:
         json_path.write_text(json.dumps({"current": running.version, "candidate": candidate.version,
-                                         "approve_all": approve_all, "rows": result}, indent=2))
+                                         "approve_all": approve_all, "organisation": organisation,
+                                         "rows": result}, indent=2))
 
 
-async def _compare(database_url: str, running, candidate, approve_all: bool):  # noqa: ANN001, ANN202
+async def _compare(database_url: str, running, candidate, approve_all: bool,  # noqa: ANN001, ANN202
+                   organisation: str | None):
     from services.sanctions import adapters
     from services.sanctions.domain.simulate import Comparison
     from vanda.runtime.db import create_pool
 
     # Time runs on to today after each subject's last incident: warnings lapse, bans end.
-    comparison = Comparison(running, candidate, approve_all, until=datetime.now(UTC))
+    comparison = Comparison(running, candidate, approve_all, until=datetime.now(UTC), organisation=organisation)
     pool = await create_pool(database_url, max_size=1, command_timeout=None)
     try:
         async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -42,8 +43,8 @@ def simulate(pipeline, policy: Path, out: Path, *extra: str) -> dict:
 
 
 async def test_a_shorter_window_is_weighed_against_the_running_policy_without_writing_anything(pipeline, tmp_path):
-    now = datetime.now(UTC)
-    ids = await submit_all(pipeline, [report(occurred_at=(now - timedelta(days=d)).isoformat(),
+    now, organisation = datetime.now(UTC), "S" + uuid.uuid4().hex[:4].upper()
+    ids = await submit_all(pipeline, [report(occurred_at=(now - timedelta(days=d)).isoformat(), organisation=organisation,
                                              perpetrator=patient(SPACED)) for d in (250, 150, 50)])
     # Sanctions has decided all three: two warnings and a proposal.
     before = await poll(lambda: stored(pipeline, ids), lambda found: len(found[0]) == 3, timeout=60)
@@ -68,4 +69,11 @@ async def test_a_shorter_window_is_weighed_against_the_running_policy_without_wr
     assert rows["warning_lapsed"]["candidate"] > rows["warning_lapsed"]["current"]
     proposals = rows["red_card_proposed"]["current"] + rows["red_card_proposed:red.extension"]["current"]
     assert rows["ban_imposed"]["current"] == proposals  # every proposal approved
+    # For that subject's trust alone the figures are exact: under a 90-day window each
+    # incident is a first warning, and each lapses 90 days on (the last one not yet).
+    trust = simulate(pipeline, short, tmp_path / "trust.json", "--organisation", organisation.lower())["rows"]
+    assert {k: (v["current"], v["candidate"]) for k, v in trust.items() if v["current"] or v["candidate"]} == {
+        "people": (1, 1), "people_warned": (1, 1), "people_proposed_a_ban": (1, 0),
+        "yellow_card_1": (1, 3), "yellow_card_2": (1, 0), "red_card_proposed": (1, 0), "warning_lapsed": (0, 2),
+        "red_card_proposed (patient)": (1, 0), "red_card_proposed (none)": (1, 0)}
     assert await stored(pipeline, ids) == before  # read only: no card, decision or subject written

@@ -126,3 +126,16 @@ def test_the_subject_s_incidents_reach_sanctions_with_their_vulnerabilities_but_
     assert seen.record.vulnerabilities == ("homelessness",)
     plain = json.loads(record().model_dump_json())
     assert "vulnerabilities" not in plain and IncidentRecord.model_validate(plain).vulnerabilities == ()
+
+
+def test_one_organisation_sees_its_people_and_the_decisions_on_its_incidents_with_the_whole_ladder():
+    travelling = held(record(days=0, organisation="RZA"), record(days=10, organisation="RYJ"),
+                      record(days=20, organisation="RYJ"))
+    elsewhere = SubjectState(subject_id="sub_" + "e" * 40, incidents=(record(organisation="RZA"),))
+    comparison = Comparison(POLICY, SHORT_WINDOW, organisation="RYJ")
+    for state in (travelling, elsewhere):
+        comparison.add(state)
+    # At RYJ: the final warning and the proposal, counted on the first warning given at RZA.
+    assert comparison.before.decisions["people"] == 1
+    assert (comparison.before.decisions["yellow_card_1"], comparison.before.decisions["yellow_card_2"],
+            comparison.before.decisions["red_card_proposed"]) == (0, 1, 1)

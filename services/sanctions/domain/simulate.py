@@ -100,9 +100,17 @@ class Comparison:
     candidate: Policy
     approve: bool = False
     until: datetime | None = None
+    # One trust in a region: its people and the decisions on its incidents. The ladder still
+    # counts a person's incidents everywhere, as the running service does.
+    organisation: str | None = None
     before: Tally = field(default_factory=Tally)
     after: Tally = field(default_factory=Tally)
 
     def add(self, state: SubjectState) -> None:
-        self.before.add(state, replay(state, self.current, self.approve, self.until))
-        self.after.add(state, replay(state, self.candidate, self.approve, self.until))
+        if self.organisation and all(i.organisation != self.organisation for i in state.incidents):
+            return
+        self.before.add(state, self._ours(replay(state, self.current, self.approve, self.until)))
+        self.after.add(state, self._ours(replay(state, self.candidate, self.approve, self.until)))
+
+    def _ours(self, decisions: list[Decision]) -> list[Decision]:
+        return [d for d in decisions if self.organisation in (None, d.organisation)]
