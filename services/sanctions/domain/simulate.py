@@ -22,7 +22,7 @@ from uuid import UUID
 
 from schemas.sanctions import Decision, RedCardProposed, YellowCardIssued
 from services.sanctions.domain.decide import Agree, Approve, IncidentSeen, Tick, decide
-from services.sanctions.domain.model import CardStatus, Policy, SubjectState
+from services.sanctions.domain.model import CardStatus, IncidentRecord, Policy, SubjectState
 
 SECURITY, CLINICAL = "simulated-security-manager", "simulated-clinical-lead"
 # Counted per subject too: how many people a policy would warn, propose to ban, or ban.
@@ -51,9 +51,13 @@ class Tally:
             name = name.partition(":")[0]
             incident = incidents.get(d.incident_id)
             self.by_kind_of_perpetrator[(incident.kind.value if incident else "unknown", name)] += 1
-            for group in [v.value for v in incident.vulnerabilities] if incident and incident.vulnerabilities \
-                    else ["none"]:
+            for group in _vulnerability_groups(incident):
                 self.by_vulnerability[(group, name)] += 1
+
+
+def _vulnerability_groups(incident: IncidentRecord | None) -> list[str]:
+    """The groups a decision counts in: each vulnerability recorded, or none."""
+    return [v.value for v in incident.vulnerabilities] if incident and incident.vulnerabilities else ["none"]
 
 
 def kind(d: Decision) -> str:
