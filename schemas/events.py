@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from schemas.base import EventData
 from schemas.envelope import DATASCHEMA_BASE, CloudEvent, new_event_id, utcnow
 from schemas.incidents import IncidentAmended, IncidentReported, IncidentWithdrawn
-from schemas.reporting import BoardMetricsPublished, PoliceReferralRequired
+from schemas.reporting import BoardMetricsPublished, FootageDeletionDue, FootageHoldRequired, PoliceReferralRequired
 from schemas.sanctions import (
     AppealDecided,
     AppealLodged,
@@ -50,6 +50,8 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         AppealLodged,
         AppealDecided,
         PoliceReferralRequired,
+        FootageHoldRequired,
+        FootageDeletionDue,
         BoardMetricsPublished,
     )
 }

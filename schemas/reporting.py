@@ -1,4 +1,4 @@
-"""Reporting contracts: police referral prompts and the board's published monthly figures."""
+"""Reporting contracts: police referral prompts, footage notices and the board's published monthly figures."""
 
 from __future__ import annotations
 
@@ -35,6 +35,38 @@ class PoliceReferralRequired(EventData):
     category: Category
     criteria: list[ReferralCriterion] = Field(min_length=1, description="Every criterion the incident meets.")
     already_referred: bool = Field(description="The report already says the police were informed.")
+
+
+class FootageUse(StrEnum):
+    """Why an incident's body-worn camera footage is evidence."""
+
+    POLICE = "police"  # the police were told, or gave a crime reference or an outcome
+    REFERRAL_PENDING = "referral_pending"  # it meets the referral criteria and the liaison has not yet referred it
+    SANCTION = "sanction"  # a card that has not been rescinded or declined cites it
+
+
+class FootageHoldRequired(EventData):
+    """Keep this incident's body-worn camera footage as evidence: a referral or a card rests on it."""
+
+    event_type = "uk.nhs.vanda.reporting.footage_hold_required.v1"
+
+    incident_id: UUID
+    organisation: str
+    site: str
+    occurred_at: datetime
+    uses: list[FootageUse] = Field(min_length=1, description="What rests on the footage.")
+
+
+class FootageDeletionDue(EventData):
+    """This incident's footage is past its retention period and nothing rests on it: delete it."""
+
+    event_type = "uk.nhs.vanda.reporting.footage_deletion_due.v1"
+
+    incident_id: UUID
+    organisation: str
+    site: str
+    occurred_at: datetime
+    delete_from: datetime = Field(description="When its retention period ended.")
 
 
 class Suppressed(BaseModel):

@@ -6,6 +6,8 @@ INCIDENTS = "vanda.incidents.v1"
 SANCTIONS = "vanda.sanctions.v1"
 POLICE_REFERRALS = "vanda.police-referrals.v1"
 BOARD_METRICS = "vanda.board-metrics.v1"
+# What body-worn camera footage must be kept as evidence, and what may be deleted.
+FOOTAGE = "vanda.footage.v1"
 
 
 def dead_letter(topic: str) -> str:

@@ -283,6 +283,29 @@ async def footage_due(pool: asyncpg.Pool, due_before: datetime) -> tuple[int, da
     return row["n"], row["oldest"]
 
 
+# Which status each notice announces: a hold when footage becomes evidence, a release when
+# it falls due for deletion.
+NOTICE_STATUS = {"hold": "evidence", "release": "delete_due"}
+
+
+async def unannounced(pool: asyncpg.Pool, notice: str, due_before: datetime, limit: int) -> list[Footage]:
+    """Up to `limit` incidents whose footage stands where `notice` announces, with no such notice
+    yet, oldest first."""
+    rows = await pool.fetch(
+        f"{FOOTAGE_SELECT} AND {FOOTAGE_STATUS[NOTICE_STATUS[notice]].format(due='$2')}"
+        " AND $2::timestamptz IS NOT NULL AND NOT EXISTS (SELECT 1 FROM reporting.footage_notices n"
+        " WHERE n.incident_id = i.incident_id AND n.notice = $1) ORDER BY i.occurred_at, i.incident_id LIMIT $3",
+        notice, due_before, limit)
+    return [footage_of(r)[0] for r in rows]
+
+
+async def claim_notice(conn: asyncpg.Connection, incident_id: UUID, notice: str, event_id: str) -> bool:
+    """Record that the notice goes out; False if it already did (another replica was first)."""
+    return await conn.fetchval("INSERT INTO reporting.footage_notices (incident_id, notice, event_id)"
+                               " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING true",
+                               incident_id, notice, event_id) is not None
+
+
 async def record_deletion(pool: asyncpg.Pool, incident_id: UUID, at: datetime, by: str, unplanned: bool,
                           was: str) -> tuple[datetime, str, bool]:
     """Record that the footage was deleted, once (a repeat gets the first record back), and

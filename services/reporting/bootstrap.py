@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from fastapi import Depends, FastAPI
 
 from schemas.envelope import utcnow
-from schemas.topics import BOARD_METRICS, INCIDENTS, POLICE_REFERRALS, SANCTIONS, dead_letter
+from schemas.topics import BOARD_METRICS, FOOTAGE, INCIDENTS, POLICE_REFERRALS, SANCTIONS, dead_letter
 from services.reporting import entrypoints, gauges, handlers, publishing
 from services.reporting.adapters import SCHEMA
 from services.reporting.config import SERVICE, ReportingSettings
@@ -43,13 +43,24 @@ async def publish_now(deps: entrypoints.Deps, grace_days: int, wake: Callable[[]
     return sent
 
 
+async def _footage_notices(deps: entrypoints.Deps, every_s: float, wake: Callable[[], None]) -> None:
+    while True:
+        try:
+            if sent := await publishing.announce_footage(deps.pool(), deps.footage_retention, deps.clock()):
+                wake()
+                log.info("announced %d footage notice(s)", sent)
+        except Exception:  # noqa: BLE001 - a failed round is retried on the next tick
+            log.warning("footage notices not announced; the next round tries again", exc_info=True)
+        await asyncio.sleep(every_s)
+
+
 def create_app(common: CommonSettings | None = None, settings: ReportingSettings | None = None,
                clock: Callable[[], datetime] = utcnow) -> FastAPI:
     """Build the reporting app; nothing connects until the app starts."""
     common = common or CommonSettings()
     settings = settings or ReportingSettings()
     projection = handlers.Projection(ZoneInfo(settings.timezone), settings.police_criteria)
-    runtime = Runtime(SERVICE, common, topics=[INCIDENTS, SANCTIONS, POLICE_REFERRALS, BOARD_METRICS,
+    runtime = Runtime(SERVICE, common, topics=[INCIDENTS, SANCTIONS, POLICE_REFERRALS, BOARD_METRICS, FOOTAGE,
                                                dead_letter(INCIDENTS), dead_letter(SANCTIONS)])
 
     async def apply(conn, event):
@@ -62,7 +73,8 @@ def create_app(common: CommonSettings | None = None, settings: ReportingSettings
     disclosure = Disclosure(settings.suppression_threshold, rounding=settings.rounding_base)
     entrypoints.subscribe(runtime.broker, consumer, settings.consumer_group, common.consumer_max_records,
                           common.consumers_per_subscription)
-    runtime.document(publishes=[POLICE_REFERRALS, BOARD_METRICS, dead_letter(INCIDENTS), dead_letter(SANCTIONS)])
+    runtime.document(publishes=[POLICE_REFERRALS, BOARD_METRICS, FOOTAGE, dead_letter(INCIDENTS),
+                                dead_letter(SANCTIONS)])
     deps = entrypoints.Deps(lambda: runtime.pool, projection, disclosure, auth_settings(),
                             settings.max_months, clock, timedelta(days=settings.footage_retention_days))
 
@@ -76,6 +88,7 @@ def create_app(common: CommonSettings | None = None, settings: ReportingSettings
         runtime.background(gauges.keep_fresh(
             lambda: gauges.refresh_footage(runtime.pool, clock(), deps.footage_retention),
             settings.gauges_interval_s, "footage due for deletion not recounted"))
+        runtime.background(_footage_notices(deps, settings.footage_notice_interval_s, runtime.relay.wake))
         try:
             yield
         finally:

@@ -1,4 +1,5 @@
-"""Publish each closed month's board figures once, as BoardMetricsPublished, through the outbox."""
+"""Publish through the outbox: each closed month's board figures once (BoardMetricsPublished), and
+each footage notice once per incident (FootageHoldRequired, FootageDeletionDue)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ from typing import Any
 import asyncpg
 
 from schemas.events import envelope
-from schemas.reporting import BoardMetricsPublished
-from schemas.topics import BOARD_METRICS
+from schemas.reporting import BoardMetricsPublished, FootageDeletionDue, FootageHoldRequired
+from schemas.topics import BOARD_METRICS, FOOTAGE
 from services.reporting import adapters
 from services.reporting.config import SOURCE
-from services.reporting.domain import periods
+from services.reporting.domain import footage, periods
 from services.reporting.domain.board import Disclosure
 from services.reporting.handlers import IDS, Projection, Scope, board
 from vanda.runtime.outbox import Outgoing, stage
@@ -48,4 +49,33 @@ async def publish_closed_months(pool: asyncpg.Pool, p: Projection, disclosure: D
             if await adapters.claim_month(conn, month, organisation, outgoing.event.id):
                 await stage(conn, adapters.SCHEMA, [outgoing])
                 sent += 1
+    return sent
+
+
+NOTICE_CHUNK = 500  # incidents announced per transaction
+
+
+def notice_for(notice: str, f: footage.Footage, retention: timedelta, now: datetime) -> Outgoing:
+    """The notice's event; its id derives from the incident and the notice, so it is sent once."""
+    fact, key = f.fact, str(f.fact.incident_id)
+    common = {"incident_id": fact.incident_id, "organisation": fact.organisation, "site": fact.site,
+              "occurred_at": fact.occurred_at}
+    data = (FootageHoldRequired(**common, uses=footage.uses(f)) if notice == "hold"
+            else FootageDeletionDue(**common, delete_from=footage.delete_from(fact, retention)))
+    event_id = str(uuid.uuid5(IDS, f"footage-{notice}:{fact.incident_id}"))
+    return Outgoing(FOOTAGE, key, envelope(data, source=SOURCE, subject=key, event_id=event_id, time=now))
+
+
+async def announce_footage(pool: asyncpg.Pool, retention: timedelta, now: datetime) -> int:
+    """Publish a hold for footage that has become evidence and a release for footage that has
+    fallen due, each once per incident; return how many."""
+    sent = 0
+    for notice in adapters.NOTICE_STATUS:
+        while found := await adapters.unannounced(pool, notice, now - retention, NOTICE_CHUNK):
+            async with pool.acquire() as conn, conn.transaction():
+                for f in found:
+                    outgoing = notice_for(notice, f, retention, now)
+                    if await adapters.claim_notice(conn, f.fact.incident_id, notice, outgoing.event.id):
+                        await stage(conn, adapters.SCHEMA, [outgoing])
+                        sent += 1
     return sent

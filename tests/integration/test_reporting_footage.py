@@ -12,11 +12,12 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 
-from services.reporting import gauges
+from services.reporting import gauges, publishing
 from tests.conftest import bearer
 from tests.factories import report
 from tests.integration.kafka_reader import poll, read_until
 from tests.integration.test_reporting_board import audited, call, submit_all
+from vanda.runtime.db import create_pool
 
 pytestmark = pytest.mark.integration
 UNKNOWN = {"kind": "unknown"}
@@ -189,3 +190,32 @@ async def whole_worklist(pipeline, **params) -> list[dict]:
         items += body["footage"]
         if (after := body["next"]) is None:
             return items
+
+
+async def test_footage_notices_go_out_once_per_incident_on_the_footage_topic(pipeline):
+    site = f"Camera notices {uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    old, recent = (now - timedelta(days=40)).isoformat(), (now - timedelta(days=2)).isoformat()
+    common = dict(site=site, perpetrator=UNKNOWN, body_worn_camera_used=True)
+    [evidence, due, held] = await submit_all(pipeline, [
+        report(**common, occurred_at=old, police={"informed": True}),
+        report(**common, occurred_at=old),
+        report(**common, occurred_at=recent)])
+    await poll(lambda: footage(pipeline, site=site), lambda r: len(r.json()["footage"]) == 3, timeout=90)
+    pool = await create_pool(pipeline["DATABASE_URL"], max_size=2)  # with the services' JSON codecs
+    try:
+        for _ in range(2):  # a second round announces nothing again
+            await publishing.announce_footage(pool, timedelta(days=30), datetime.now(UTC))
+    finally:
+        await pool.close()
+    ours = {i.encode() for i in (evidence, due, held)}
+    records = await read_until(pipeline["KAFKA_BOOTSTRAP_SERVERS"], "vanda.footage.v1", lambda r: r.key in ours, 2,
+                               timeout=30)
+    # Nothing more comes: no second notice, and none for footage still held.
+    again = await read_until(pipeline["KAFKA_BOOTSTRAP_SERVERS"], "vanda.footage.v1", lambda r: r.key in ours, 3,
+                             timeout=5)
+    assert len(again) == 2
+    notices = sorted((r.key.decode(), json.loads(r.value)["type"].split(".")[-2]) for r in records)
+    assert notices == sorted([(evidence, "footage_hold_required"), (due, "footage_deletion_due")])
+    hold = next(json.loads(r.value)["data"] for r in records if r.key == evidence.encode())
+    assert hold["uses"] == ["police"] and hold["site"] == site and "subject_id" not in hold

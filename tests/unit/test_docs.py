@@ -122,7 +122,8 @@ def test_each_service_documents_what_it_publishes_and_reads(documents: dict[str,
     expected = {
         "intake": ({topics.INCIDENTS, dlq(topics.SUBMISSIONS)}, {topics.SUBMISSIONS}),
         "sanctions": ({topics.SANCTIONS, dlq(topics.INCIDENTS)}, {topics.INCIDENTS}),
-        "reporting": ({topics.POLICE_REFERRALS, topics.BOARD_METRICS, dlq(topics.INCIDENTS), dlq(topics.SANCTIONS)},
+        "reporting": ({topics.POLICE_REFERRALS, topics.BOARD_METRICS, topics.FOOTAGE, dlq(topics.INCIDENTS),
+                       dlq(topics.SANCTIONS)},
                       {topics.INCIDENTS, topics.SANCTIONS}),
     }
     for name, (sends, receives) in expected.items():

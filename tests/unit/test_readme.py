@@ -60,7 +60,7 @@ def test_every_exposed_metric_is_described_in_the_metrics_section() -> None:
 def test_every_topic_has_a_row_in_the_topics_table() -> None:
     names = table_names(section("Topics and guarantees"))
     for topic in (topics.SUBMISSIONS, topics.INCIDENTS, topics.SANCTIONS, topics.POLICE_REFERRALS,
-                  topics.BOARD_METRICS):
+                  topics.BOARD_METRICS, topics.FOOTAGE):
         assert topic in names, topic
 
 

@@ -116,3 +116,14 @@ def test_a_planned_deletion_is_judged_at_the_time_it_happened():
     with pytest.raises(Refused, match="held until"):
         check_deletion(footage(), BEFORE, PERIOD)  # dated within the period, whenever it is recorded
     check_deletion(footage(), ON, PERIOD)
+
+
+def test_each_notice_has_an_id_of_its_own_that_a_second_round_repeats():
+    from services.reporting.publishing import notice_for
+
+    item = footage(**REFERRED)
+    hold, again = notice_for("hold", item, PERIOD, AFTER), notice_for("hold", item, PERIOD, BEFORE)
+    release = notice_for("release", footage(), PERIOD, AFTER)
+    assert hold.event.id == again.event.id != notice_for("release", item, PERIOD, AFTER).event.id
+    assert hold.topic == "vanda.footage.v1" and hold.key == str(item.fact.incident_id)
+    assert hold.event.data.uses == [Use.POLICE] and release.event.data.delete_from == T + PERIOD

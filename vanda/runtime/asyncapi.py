@@ -19,12 +19,12 @@ from pydantic import RootModel, create_model
 from schemas.envelope import CloudEvent
 from schemas.events import EVENT_TYPES
 from schemas.incidents import IncidentReport
-from schemas.topics import BOARD_METRICS, INCIDENTS, POLICE_REFERRALS, SANCTIONS, SUBMISSIONS, dead_letter
+from schemas.topics import BOARD_METRICS, FOOTAGE, INCIDENTS, POLICE_REFERRALS, SANCTIONS, SUBMISSIONS, dead_letter
 from vanda.runtime.topics import DAY_MS, FOR_EVER, Retention, topic_configs
 
 # Which events travel on which topic, told apart by their type names.
 _TYPE_MARKS = {INCIDENTS: ".incident.", SANCTIONS: ".sanction.", POLICE_REFERRALS: ".police_referral_",
-               BOARD_METRICS: ".board_metrics_"}
+               FOOTAGE: ".footage_", BOARD_METRICS: ".board_metrics_"}
 EVENT_TOPICS = tuple(_TYPE_MARKS)
 _DESCRIPTIONS = {
     SUBMISSIONS: "Incident reports from upstream systems that prefer Kafka to HTTP: one IncidentReport JSON"
@@ -36,10 +36,12 @@ _DESCRIPTIONS = {
                " expiries, evidence, rescissions, appeals, clinical review and safeguarding referrals."
                " Key: subject_id. Ids derive from the incident and the rule, so a replay gives the same ids.",
     POLICE_REFERRALS: "An incident meets the police referral criteria: once per incident, key incident id.",
+    FOOTAGE: "Body-worn camera footage to keep as evidence (a referral or card rests on it), and footage past"
+             " its retention period that nothing rests on: each once per incident, key incident id.",
     BOARD_METRICS: "A closed month's board figures, small counts suppressed: once per month, key organisation.",
 }
 _NAMES = {INCIDENTS: "IncidentEvent", SANCTIONS: "SanctionEvent", POLICE_REFERRALS: "PoliceReferralEvent",
-          BOARD_METRICS: "BoardMetricsEvent"}
+          FOOTAGE: "FootageEvent", BOARD_METRICS: "BoardMetricsEvent"}
 
 
 def events_on(topic: str) -> list[type]:

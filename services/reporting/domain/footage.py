@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from schemas.reporting import FootageUse
 from services.reporting.domain.facts import IncidentFact
 
 # Sanction decisions that rest on an incident: the card it triggered, or evidence attached to one.
@@ -19,12 +20,7 @@ CARD_KINDS = ("yellow_card_1", "yellow_card_2", "red_card_proposed", "evidence_a
 CARD_UNDONE = ("rescinded", "red_card_rejected")
 
 
-class Use(StrEnum):
-    """Why footage is evidence."""
-
-    POLICE = "police"  # the police were told, or gave a crime reference or an outcome
-    REFERRAL_PENDING = "referral_pending"  # it meets the referral criteria and the liaison has not yet referred it
-    SANCTION = "sanction"  # a card that still stands (or has run its course) cites it
+Use = FootageUse  # why footage is evidence: the contract's names
 
 
 class Status(StrEnum):
