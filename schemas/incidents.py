@@ -146,6 +146,17 @@ def _no_nul(value: str) -> str:
 
 
 NoNul = AfterValidator(_no_nul)
+
+
+def _not_in_the_future(value: datetime) -> datetime:
+    # A few minutes' clock skew between the sending system and this one is allowed.
+    if value > datetime.now(UTC) + timedelta(minutes=5):
+        raise ValueError("must not be in the future")
+    return value
+
+
+# A time something already happened at: with an offset, and not in the future.
+Past = Annotated[AwareDatetime, AfterValidator(_not_in_the_future)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul]
 OdsCode = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Z0-9]{3,6}$")]
 
@@ -240,7 +251,7 @@ class PoliceDetails(Strict):
 class IncidentFacts(Strict):
     """What happened: the part of a report that travels beyond intake."""
 
-    occurred_at: AwareDatetime = Field(description="When it happened, ISO 8601 with offset.")
+    occurred_at: Past = Field(description="When it happened, ISO 8601 with offset.")
     organisation: OdsCode = Field(description="ODS code of the organisation.")
     site: Text
     location_type: LocationType
@@ -252,24 +263,15 @@ class IncidentFacts(Strict):
     police: PoliceDetails | None = None
     hate_aggravation: list[HateAggravation] = Field(default_factory=list, max_length=6)
     # Left out of events while unset, like the staff flags: known only once the trust reports.
-    riddor_reported_at: AwareDatetime | None = Field(
+    riddor_reported_at: Past | None = Field(
         None, exclude_if=lambda v: v is None,
         description="When the trust reported the incident to HSE under RIDDOR: within 15 days of the incident for"
                     " an over-7-day incapacity. Usually set by amendment.")
 
-    @field_validator("riddor_reported_at")
-    @classmethod
-    def _reported_not_in_the_future(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value > datetime.now(UTC) + timedelta(minutes=5):
-            raise ValueError("must not be in the future")
-        return value
-
     @field_validator("occurred_at")
     @classmethod
     def _plausible_time(cls, value: datetime) -> datetime:
-        # A report cannot describe the future (a few minutes' clock skew allowed) or predate 2000.
-        if value > datetime.now(UTC) + timedelta(minutes=5):
-            raise ValueError("must not be in the future")
+        # Not in the future (Past), nor before 2000.
         if value < EARLIEST:
             raise ValueError("must be on or after 2000-01-01")
         return value
@@ -376,7 +378,7 @@ class IncidentAmendment(Strict):
     staff_affected: list[StaffAffected] | None = Field(
         None, min_length=1, max_length=50,
         description="Replaces the whole list: give every member of staff affected, as they now stand.")
-    riddor_reported_at: AwareDatetime | None = Field(None, description="When the trust reported it to HSE.")
+    riddor_reported_at: Past | None = Field(None, description="When the trust reported it to HSE.")
 
 
 class IncidentWithdrawal(Strict):

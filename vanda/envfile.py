@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+
+def setting(home: Path, name: str) -> str | None:
+    """A connection setting: from the environment, else from `vanda up`'s endpoints.env in `home`."""
+    return os.environ.get(name) or read(home / "endpoints.env").get(name)
 
 
 def read(path: Path) -> dict[str, str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -21,14 +20,11 @@ console = Console()
 
 def _connections(home: Path) -> tuple[str, str]:
     """DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS from the environment, else from `vanda up`'s endpoints.env."""
-    values = dict(os.environ)
-    found = envfile.read(home / "endpoints.env")
-    if found:
-        values = found | {k: v for k, v in values.items() if k in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")}
-    try:
-        return values["DATABASE_URL"], values["KAFKA_BOOTSTRAP_SERVERS"]
-    except KeyError as missing:
-        raise typer.BadParameter(f"set {missing.args[0]} or run `vanda up`", param_hint="--home") from None
+    found = {name: envfile.setting(home, name) for name in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")}
+    for name, value in found.items():
+        if not value:
+            raise typer.BadParameter(f"set {name} or run `vanda up`", param_hint="--home")
+    return found["DATABASE_URL"], found["KAFKA_BOOTSTRAP_SERVERS"]
 
 
 @app.command()

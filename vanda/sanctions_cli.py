@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -33,7 +32,7 @@ ROWS = ("people", "people_warned", "people_proposed_a_ban", "people_banned", "ye
 
 def _database_url(home: Path) -> str:
     """DATABASE_URL from the environment, else from `vanda up`'s endpoints.env."""
-    if url := os.environ.get("DATABASE_URL") or envfile.read(home / "endpoints.env").get("DATABASE_URL"):
+    if url := envfile.setting(home, "DATABASE_URL"):
         return url
     raise typer.BadParameter("set DATABASE_URL or run `vanda up`", param_hint="--home")
 

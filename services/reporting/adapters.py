@@ -17,7 +17,7 @@ from uuid import UUID
 
 import asyncpg
 
-from services.reporting.domain.facts import NOT_STATED, DecisionFact, IncidentFact, Staff
+from services.reporting.domain.facts import NOT_STATED, STATED_IF_RECORDED, DecisionFact, IncidentFact, Staff
 from services.reporting.domain.footage import CARD_KINDS, CARD_UNDONE, Footage
 from services.reporting.domain.objectives import Direction, Objective
 from vanda.runtime.rows import insert_many
@@ -41,7 +41,7 @@ DECISION_TYPES = tuple(zip(DECISION_COLUMNS, (
 STAFF_FIELDS = tuple(f.name for f in fields(Staff))
 STAFF_DEFAULTS = {f.name: f.default for f in fields(Staff) if f.default is not MISSING}
 # Stored only when stated, so that a row where none is stated is what it was before they existed.
-UNLESS_NOT_STATED = frozenset({"disability", "sex", "gender_identity", "sexual_orientation", "religion"})
+UNLESS_NOT_STATED = frozenset(STATED_IF_RECORDED)
 BY_ID = "SELECT * FROM {schema}.incidents WHERE incident_id = ANY($1::uuid[])"
 READ_CHUNK = 2000  # rows decoded per visit to the event loop when a period is read
 FILTER = " AND ($3::text IS NULL OR organisation = $3) AND ($4::text IS NULL OR site = $4)"

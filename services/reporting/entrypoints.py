@@ -6,7 +6,7 @@ import csv
 import io
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -14,9 +14,9 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
 from faststream.kafka import KafkaBroker
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.incidents import Disability, EthnicGroup, LocationType, OdsCode, StaffGroup, Text
+from schemas.incidents import Disability, EthnicGroup, LocationType, OdsCode, Past, StaffGroup, Text
 from schemas.topics import INCIDENTS, SANCTIONS
 from services.reporting import adapters, handlers, pack
 from services.reporting.domain import cursor, footage, periods
@@ -61,14 +61,7 @@ class FootageDeletion(Body):
     unplanned: bool = Field(False, description="It is already gone for another reason than its period ending:"
                             " deleted in error, lost, or deleted by the camera system on its own. Recorded"
                             " whatever the footage was; the audit says what that was.")
-    deleted_at: AwareDatetime | None = Field(None, description="When it was deleted, if not now.")
-
-    @field_validator("deleted_at")
-    @classmethod
-    def _not_in_the_future(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value > datetime.now(UTC) + timedelta(minutes=5):
-            raise ValueError("must not be in the future")
-        return value
+    deleted_at: Past | None = Field(None, description="When it was deleted, if not now.")
 
 
 class Workforce(Body):

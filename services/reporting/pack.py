@@ -10,7 +10,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from services.reporting.domain.facts import CHARACTERISTICS
+from services.reporting.domain.facts import STATED_IF_RECORDED
 from services.reporting.domain.objectives import HEADLINE
 
 COLOURS = {"trend": "#005eb8", "ethnicity": "#330072", "police": "#007f3b", "sanctions": "#ed8b00"}
@@ -92,7 +92,7 @@ def _characteristics(totals: dict[str, Any]) -> str:
     """Staff affected by each protected characteristic beside ethnicity, in one table, with the
     share not stated: a breakdown mostly not stated says little about the gap."""
     rows = []
-    for name in CHARACTERISTICS[1:]:
+    for name in STATED_IF_RECORDED:
         label = name.replace("_", " ")
         cells = [(d, v) for d, v in _dims(totals, f"staff_affected_by_{name}") if d != "not_stated"]
         missing = totals["indicators"]["not_stated_share_by_characteristic"].get(name)

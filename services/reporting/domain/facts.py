@@ -38,7 +38,9 @@ class Staff:
 
 
 # Staff characteristics the board breaks staff affected down by, beside the staff group.
-CHARACTERISTICS = ("ethnic_group", "disability", "sex", "gender_identity", "sexual_orientation", "religion")
+# Those beyond ethnicity are stated only where the reporting system records them.
+STATED_IF_RECORDED = ("disability", "sex", "gender_identity", "sexual_orientation", "religion")
+CHARACTERISTICS = ("ethnic_group", *STATED_IF_RECORDED)
 
 
 @dataclass(frozen=True, slots=True)

@@ -99,7 +99,7 @@ def indicators(c: Cells, headcount: Headcount) -> dict[str, Any]:
         "red_card_share_by_vulnerability": _vulnerability(c, "red_cards_by_vulnerability", ("sanctions", "red_card_proposed")),
         "incident_share_by_vulnerability": _vulnerability(c, "perpetrator_vulnerability", ("incidents_identified", "all")),
     }
-    return out | _ethnicity(c) | _disability(c) | _rates(c, headcount)
+    return out | _ethnicity(c) | _characteristics(c) | _rates(c, headcount)
 
 
 def _vulnerability(c: Cells, measure: str, den: tuple[str, str]) -> dict[str, Figure]:
@@ -119,7 +119,7 @@ def _ethnicity(c: Cells) -> dict[str, Figure]:
     return {"ethnic_minority_share_of_staff_affected": share, "ethnicity_not_stated_share": not_stated}
 
 
-def _disability(c: Cells) -> dict[str, Any]:
+def _characteristics(c: Cells) -> dict[str, Any]:
     """WDES metric 4a in count form: the disabled share of staff affected (Not stated excluded),
     and for every characteristic the share not stated, which says how far its breakdown can
     be relied on."""
