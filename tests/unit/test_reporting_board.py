@@ -12,13 +12,14 @@ from pydantic import ValidationError
 
 from schemas.events import decode, encode
 from services.reporting.config import ReportingSettings
-from services.reporting.domain.board import Disclosure, compute, view
+from services.reporting.domain.board import Disclosure, compute, relations, view
 from services.reporting.domain.facts import Staff
 from services.reporting.domain.metrics import Inputs, Window
 from services.reporting.domain.objectives import Direction, Objective, assess, status, trend
 from services.reporting.entrypoints import to_csv
 from services.reporting.pack import COLOURS, render
 from services.reporting.publishing import event_for
+from tests.unit.test_reporting_disclosure import given_back
 from tests.unit.test_reporting_metrics import decision, fact
 from vanda.runtime.settings import explain
 
@@ -64,6 +65,20 @@ def test_small_cell_and_everything_that_would_reveal_it_are_suppressed():
     assert feb_cats == {"verbal_abuse": SUPPRESSED, "weapon": SUPPRESSED}
     assert body["totals"]["breakdowns"]["incidents_by_category"] == {"verbal_abuse": 14, "weapon": 10}
     assert [m["incidents"] for m in body["months"]] == [9, 15] and body["suppression"]["threshold"] == 5
+
+
+def test_no_hidden_count_on_the_board_can_be_worked_out_from_all_it_publishes():
+    # Four months by five categories in a pattern where hiding, sum by sum, a second term
+    # beside each hidden one still let rows and columns together give a count back.
+    per_month = [[3, 3, 6, 9, 9], [3, 8, 6, 12, 20], [5, 3, 0, 1, 12], [6, 2, 12, 3, 5]]
+    categories = ["verbal_abuse", "weapon", "physical_assault", "threatening_behaviour", "damage_to_property"]
+    months = [Window(f"2025-0{m + 1}", JAN.replace(month=m + 1), JAN.replace(month=m + 2)) for m in range(4)]
+    incidents = [fact(occurred_at=w.start + timedelta(days=2), category=c)
+                 for w, counts in zip(months, per_month, strict=True)
+                 for c, n in zip(categories, counts, strict=True) for _ in range(n)]
+    board = compute(Inputs(incidents, [], {}), months, Window("total", JAN, months[-1].end), Disclosure())
+    assert given_back(relations(board.cells, board.rows), board.hidden) == set()
+    assert ("2025-01", "incidents_by_category", "weapon") in board.hidden
 
 
 def test_rounded_counts_are_published_to_the_base_and_raw_reads_stay_exact():
