@@ -104,6 +104,24 @@ def _characteristics(totals: dict[str, Any]) -> str:
     return f"<section><h2>Staff affected by protected characteristic</h2><table>{''.join(rows)}</table></section>"
 
 
+def _crossed(totals: dict[str, Any]) -> str:
+    """Ethnic group against each other characteristic, one grid each, where any is stated."""
+    grids = []
+    for name in STATED_IF_RECORDED:
+        cells = {tuple(d.split("/")): v for d, v in _dims(totals, f"staff_affected_by_ethnic_group_and_{name}")}
+        if all(value == "not_stated" for _, value in cells):
+            continue
+        groups, values = sorted({g for g, _ in cells}), sorted({v for _, v in cells})
+        head = "".join(f"<th>{escape(v.replace('_', ' '))}</th>" for v in values)
+        rows = "".join(f"<tr><td>{escape(g.replace('_', ' '))}</td>"
+                       + "".join(f"<td>{escape(_shown(cells.get((g, v), 0)))}</td>" for v in values) + "</tr>"
+                       for g in groups)
+        grids.append(f"<h3>ethnic group by {escape(name.replace('_', ' '))}</h3>"
+                     f"<table><tr><th></th>{head}</tr>{rows}</table>")
+    return (f"<section><h2>Staff affected by ethnic group and another characteristic</h2>{''.join(grids)}</section>"
+            if grids else "")
+
+
 def _dims(row: dict[str, Any], measure: str) -> list[tuple[str, Any]]:
     return list(row["breakdowns"].get(measure, {}).items())
 
@@ -153,6 +171,7 @@ def _tables(totals: dict[str, Any]) -> str:
                         for d, v in _dims(totals, measure))
         parts.append(f"<section><h2>{escape(title)}</h2><table>{cells or '<tr><td>none</td></tr>'}</table></section>")
     parts.append(_characteristics(totals))
+    parts.append(_crossed(totals))
     sites = totals["indicators"]["body_worn_camera_share_by_site"]
     cells = "".join(f"<tr><td>{escape(s)}</td><td>{escape(_shown(v))}</td></tr>" for s, v in sites.items())
     parts.append(f"<section><h2>Body-worn camera footage, share of incidents by site</h2><table>{cells}</table></section>")

@@ -283,6 +283,46 @@ def test_the_pack_shows_each_characteristic_and_how_much_of_it_is_not_stated():
     assert "religion: not stated" not in section  # said as a share, not a row
 
 
+def staffed(group, n, **kw):
+    return [jan(staff=(Staff("nursing_midwifery", group, False, False, **kw),)) for _ in range(n)]
+
+
+def test_ethnicity_is_crossed_with_each_other_characteristic_for_the_period_only():
+    body = build(staffed("black", 6, sex="female") + staffed("black", 8, sex="male")
+                 + staffed("white", 7, sex="female", disability="disabled") + staffed("white", 9))
+    crossed = body["totals"]["breakdowns"]
+    assert crossed["staff_affected_by_ethnic_group_and_sex"] == {
+        "black/female": 6, "black/male": 8, "white/female": 7, "white/not_stated": 9}
+    assert crossed["staff_affected_by_ethnic_group_and_disability"] == {
+        "black/not_stated": 14, "white/disabled": 7, "white/not_stated": 9}
+    assert crossed["staff_affected_by_ethnic_group_and_religion"] == {"black/not_stated": 14, "white/not_stated": 16}
+    assert not any("_and_" in m for month in body["months"] for m in month["breakdowns"])
+
+
+def test_a_small_crossed_cell_is_hidden_with_every_cell_that_would_give_it_back():
+    # 2 Black women: their row (Black, 10) and column (female, 9) are shown, so the cells beside
+    # them go, and then the cells beside those.
+    incidents = (staffed("black", 2, sex="female") + staffed("black", 8, sex="male")
+                 + staffed("white", 7, sex="female") + staffed("white", 9, sex="male"))
+    totals = build(incidents)["totals"]["breakdowns"]
+    assert totals["staff_affected_by_ethnic_group_and_sex"] == dict.fromkeys(
+        ("black/female", "black/male", "white/female", "white/male"), SUPPRESSED)
+    assert totals["staff_affected_by_sex"] == {"female": 9, "male": 17}
+    assert totals["staff_affected_by_ethnic_group"] == {"black": 10, "white": 16}
+    board = compute(Inputs(incidents, [], {}), MONTHS, TOTAL, Disclosure())
+    assert given_back(relations(board.cells, board.rows), board.hidden) == set()
+    assert ("total", "staff_affected_by_ethnic_group_and_sex", "black/female") in board.hidden
+
+
+def test_the_pack_crosses_ethnic_group_with_each_characteristic_stated():
+    body = build(staffed("black", 6, sex="female") + staffed("white", 7, sex="male") + staffed("white", 5))
+    html = render(body | {"objectives": [], "organisation": None, "site": None})
+    section = html[html.index("Staff affected by ethnic group and another characteristic"):]
+    assert "<h3>ethnic group by sex</h3>" in section and "<h3>ethnic group by religion</h3>" not in section
+    assert "<tr><td>black</td><td>6</td><td>0</td><td>0</td></tr>" in section
+    assert "<tr><td>white</td><td>0</td><td>7</td><td>5</td></tr>" in section
+
+
 def test_riddor_on_time_share_is_of_every_reportable_incident_reported_or_not():
     off = Staff("ambulance", "white", True, False, True)
     on_time = [jan(staff=(off,), riddor_reported_at=JAN + timedelta(days=10)) for _ in range(6)]

@@ -10,6 +10,8 @@ from services.reporting.domain.disclosure import Relation, suppress
 from services.reporting.domain.indicators import Cells, Headcount, indicators
 from services.reporting.domain.metrics import (
     BY_CHARACTERISTIC,
+    CROSS,
+    CROSSED,
     Inputs,
     Window,
     row_counts,
@@ -28,7 +30,8 @@ MARGINS: dict[str, tuple[str, str]] = {
     "police_outcomes": ("police", "outcome_known"),
 }
 # Figures at an instant or over distinct people: the months do not add up to the period.
-NOT_ADDITIVE = frozenset({"sanctions_at_period_end", "repeat_perpetrators"})
+# ...and figures given for the period only: split by month, nearly every cell would be hidden.
+NOT_ADDITIVE = frozenset({"sanctions_at_period_end", "repeat_perpetrators", *CROSSED.values()})
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,7 @@ def compute(inputs: Inputs, months: Sequence[Window], total: Window, disclosure:
     cells: dict[tuple[str, str, str], int] = {}
     samples: dict[tuple[str, str], list[float]] = {}
     for window in (*months, total):
-        counts, row_samples = row_counts(inputs, window)
+        counts, row_samples = row_counts(inputs, window, crossed=window is total)
         label = TOTAL if window is total else window.label
         cells |= {(label, m, d): n for (m, d), n in counts.items()}
         samples |= {(label, name): values for name, values in row_samples.items()}
@@ -70,7 +73,18 @@ def relations(cells: Mapping[tuple[str, str, str], int], rows: Sequence[str]) ->
     months = [r for r in rows if r != TOTAL]
     found += [Relation(tuple((r, m, d) for r in months), (TOTAL, m, d))
               for m in sorted(dims) if m not in NOT_ADDITIVE for d in sorted(dims[m])]
-    return found
+    return found + [r for c, m in CROSSED.items() if m in dims for r in _crossed(c, m, sorted(dims[m]))]
+
+
+def _crossed(characteristic: str, measure: str, dims: Sequence[str]) -> list[Relation]:
+    """Each ethnic group's cells add up to its count by ethnic group, and each value of the
+    other characteristic's cells to its count by that characteristic."""
+    sums: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
+    for d in dims:
+        group, value = d.split(CROSS)
+        sums.setdefault((BY_CHARACTERISTIC["ethnic_group"], group), []).append((TOTAL, measure, d))
+        sums.setdefault((BY_CHARACTERISTIC[characteristic], value), []).append((TOTAL, measure, d))
+    return [Relation(tuple(cells), (TOTAL, *margin)) for margin, cells in sums.items()]
 
 
 def view(board: Board, disclosure: Disclosure, headcount: Headcount) -> dict[str, Any]:

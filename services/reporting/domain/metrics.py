@@ -14,7 +14,7 @@ from statistics import median
 from uuid import UUID
 
 from schemas.reporting import ReferralCriterion
-from services.reporting.domain.facts import CHARACTERISTICS, DecisionFact, IncidentFact
+from services.reporting.domain.facts import CHARACTERISTICS, STATED_IF_RECORDED, DecisionFact, IncidentFact
 from services.reporting.domain.police import DEFAULT_CRITERIA, criteria_met
 
 MINORITY = ("asian", "black", "mixed", "other")  # ONS 2021 groups other than White; Not stated is neither
@@ -26,6 +26,10 @@ RIDDOR_DEADLINE = timedelta(days=15)  # over-7-day incapacity: reported within 1
 Count = tuple[str, str]  # (measure, dimension)
 # The measure breaking staff affected down by each characteristic: staff_affected_by_ethnic_group...
 BY_CHARACTERISTIC = {c: f"staff_affected_by_{c}" for c in CHARACTERISTICS}
+# Ethnicity crossed with each other characteristic, so that Black women, say, are seen apart
+# from Black staff and from women: staff_affected_by_ethnic_group_and_sex, dimension "black/female".
+CROSSED = {c: f"staff_affected_by_ethnic_group_and_{c}" for c in STATED_IF_RECORDED}
+CROSS = "/"
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,12 @@ def _incident(f: IncidentFact, criteria: Iterable[ReferralCriterion]) -> list[Co
         rows += [("incidents_identified", "all")]
         rows += [("perpetrator_vulnerability", v) for v in f.vulnerabilities or ("none",)]
     return rows + _police(f, criteria)
+
+
+def crossed_counts(facts: Iterable[IncidentFact]) -> Counter[Count]:
+    """Staff affected by ethnic group and each other characteristic together."""
+    return Counter((m, f"{s.ethnic_group}{CROSS}{getattr(s, c)}")
+                   for f in facts if not f.withdrawn for s in f.staff for c, m in CROSSED.items())
 
 
 def _riddor_reported(f: IncidentFact) -> list[Count]:
@@ -138,11 +148,13 @@ def middle(samples: Sequence[float]) -> float | None:
     return round(median(samples), 1) if samples else None
 
 
-def row_counts(inputs: Inputs, window: Window) -> tuple[Counter[Count], dict[str, list[float]]]:
-    """All counts for one board row, and the samples its medians come from."""
+def row_counts(inputs: Inputs, window: Window, crossed: bool = False) -> tuple[Counter[Count], dict[str, list[float]]]:
+    """All counts for one board row, and the samples its medians come from; `crossed` adds the
+    crossed characteristics, which the board gives for the whole period only."""
     incidents = [f for f in inputs.incidents if window.start <= f.occurred_at < window.end]
     decided = [d for d in inputs.decisions if window.start <= d.decided_at < window.end]
     counts = incident_counts(incidents, inputs.criteria) + decision_counts(decided, inputs.related)
+    counts += crossed_counts(incidents) if crossed else Counter()
     counts[("sanctions_at_period_end", "active_bans")] = active_bans(inputs.decisions, window.end)
     counts[("repeat_perpetrators", "subjects")] = repeat_perpetrators(incidents)
     samples = {"days_to_referral": days_to_referral(incidents), "days_to_card": days_to_card(decided)}
