@@ -245,7 +245,8 @@ FOOTAGE_FROM = (
     f" WHERE e.sanction_id = d.sanction_id AND e.kind IN {CARD_UNDONE!r} LIMIT 1) IS NULL LIMIT 1) IS NOT NULL"
     " AS card_stands) u"
     " WHERE i.body_worn_camera")
-FOOTAGE_SELECT = "SELECT i.*, u.*, f.deleted_at, f.recorded_by, f.unplanned" + FOOTAGE_FROM
+FOOTAGE_COLUMNS = "SELECT i.*, u.*, f.deleted_at, f.recorded_by, f.unplanned"
+FOOTAGE_SELECT = FOOTAGE_COLUMNS + FOOTAGE_FROM
 
 
 def footage_of(row: asyncpg.Record) -> tuple[Footage, str | None]:
@@ -288,22 +289,26 @@ async def footage_due(pool: asyncpg.Pool, due_before: datetime) -> tuple[int, da
 NOTICE_STATUS = {"hold": "evidence", "release": "delete_due"}
 
 
-async def unannounced(pool: asyncpg.Pool, notice: str, due_before: datetime, limit: int) -> list[Footage]:
-    """Up to `limit` incidents whose footage stands where `notice` announces, with no such notice
-    yet, oldest first."""
+async def unannounced(pool: asyncpg.Pool, notice: str, due_before: datetime, limit: int
+                      ) -> list[tuple[Footage, int]]:
+    """Up to `limit` incidents whose footage stands where `notice` announces while the latest
+    notice sent for it said otherwise (or none was sent), oldest first, each with the round
+    this notice would be: footage can be held, released and held again."""
     rows = await pool.fetch(
-        f"{FOOTAGE_SELECT} AND {FOOTAGE_STATUS[NOTICE_STATUS[notice]].format(due='$2')}"
-        " AND $2::timestamptz IS NOT NULL AND NOT EXISTS (SELECT 1 FROM reporting.footage_notices n"
-        " WHERE n.incident_id = i.incident_id AND n.notice = $1) ORDER BY i.occurred_at, i.incident_id LIMIT $3",
+        f"{FOOTAGE_COLUMNS}, (SELECT count(*) FROM reporting.footage_notices n WHERE n.incident_id = i.incident_id"
+        f" AND n.notice = $1) + 1 AS round{FOOTAGE_FROM}"
+        f" AND {FOOTAGE_STATUS[NOTICE_STATUS[notice]].format(due='$2')} AND $2::timestamptz IS NOT NULL"
+        " AND (SELECT n.notice FROM reporting.footage_notices n WHERE n.incident_id = i.incident_id"
+        " ORDER BY n.seq DESC LIMIT 1) IS DISTINCT FROM $1 ORDER BY i.occurred_at, i.incident_id LIMIT $3",
         notice, due_before, limit)
-    return [footage_of(r)[0] for r in rows]
+    return [(footage_of(r)[0], r["round"]) for r in rows]
 
 
-async def claim_notice(conn: asyncpg.Connection, incident_id: UUID, notice: str, event_id: str) -> bool:
-    """Record that the notice goes out; False if it already did (another replica was first)."""
-    return await conn.fetchval("INSERT INTO reporting.footage_notices (incident_id, notice, event_id)"
-                               " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING true",
-                               incident_id, notice, event_id) is not None
+async def claim_notice(conn: asyncpg.Connection, incident_id: UUID, notice: str, round_: int, event_id: str) -> bool:
+    """Record that the notice's round goes out; False if it already did (another replica was first)."""
+    return await conn.fetchval("INSERT INTO reporting.footage_notices (incident_id, notice, round, event_id)"
+                               " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true",
+                               incident_id, notice, round_, event_id) is not None
 
 
 async def record_deletion(pool: asyncpg.Pool, incident_id: UUID, at: datetime, by: str, unplanned: bool,

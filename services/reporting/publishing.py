@@ -1,5 +1,5 @@
 """Publish through the outbox: each closed month's board figures once (BoardMetricsPublished), and
-each footage notice once per incident (FootageHoldRequired, FootageDeletionDue)."""
+each footage notice once each time the footage changes side (FootageHoldRequired, FootageDeletionDue)."""
 
 from __future__ import annotations
 
@@ -55,27 +55,29 @@ async def publish_closed_months(pool: asyncpg.Pool, p: Projection, disclosure: D
 NOTICE_CHUNK = 500  # incidents announced per transaction
 
 
-def notice_for(notice: str, f: footage.Footage, retention: timedelta, now: datetime) -> Outgoing:
-    """The notice's event; its id derives from the incident and the notice, so it is sent once."""
+def notice_for(notice: str, f: footage.Footage, retention: timedelta, now: datetime, round_: int = 1) -> Outgoing:
+    """The notice's event; its id derives from the incident, the notice and its round, so each
+    round is sent once (the first round's id is the one used before rounds existed)."""
     fact, key = f.fact, str(f.fact.incident_id)
     common = {"incident_id": fact.incident_id, "organisation": fact.organisation, "site": fact.site,
               "occurred_at": fact.occurred_at}
     data = (FootageHoldRequired(**common, uses=footage.uses(f)) if notice == "hold"
             else FootageDeletionDue(**common, delete_from=footage.delete_from(fact, retention)))
-    event_id = str(uuid.uuid5(IDS, f"footage-{notice}:{fact.incident_id}"))
+    name = f"footage-{notice}:{fact.incident_id}" + (f":{round_}" if round_ > 1 else "")
+    event_id = str(uuid.uuid5(IDS, name))
     return Outgoing(FOOTAGE, key, envelope(data, source=SOURCE, subject=key, event_id=event_id, time=now))
 
 
 async def announce_footage(pool: asyncpg.Pool, retention: timedelta, now: datetime) -> int:
     """Publish a hold for footage that has become evidence and a release for footage that has
-    fallen due, each once per incident; return how many."""
+    fallen due, each when the footage changes side (held, released, held again); return how many."""
     sent = 0
     for notice in adapters.NOTICE_STATUS:
         while found := await adapters.unannounced(pool, notice, now - retention, NOTICE_CHUNK):
             async with pool.acquire() as conn, conn.transaction():
-                for f in found:
-                    outgoing = notice_for(notice, f, retention, now)
-                    if await adapters.claim_notice(conn, f.fact.incident_id, notice, outgoing.event.id):
+                for f, round_ in found:
+                    outgoing = notice_for(notice, f, retention, now, round_)
+                    if await adapters.claim_notice(conn, f.fact.incident_id, notice, round_, outgoing.event.id):
                         await stage(conn, adapters.SCHEMA, [outgoing])
                         sent += 1
     return sent

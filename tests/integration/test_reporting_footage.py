@@ -21,7 +21,7 @@ from vanda.runtime.db import create_pool
 
 pytestmark = pytest.mark.integration
 UNKNOWN = {"kind": "unknown"}
-CARDED, REJECTED = "9990002002", "9990002010"  # test-range NHS numbers, one per person
+CARDED, REJECTED, RELEASED = "9990002002", "9990002010", "9990002037"  # test-range NHS numbers, one per person
 
 
 def patient(nhs: str) -> dict:
@@ -192,6 +192,15 @@ async def whole_worklist(pipeline, **params) -> list[dict]:
             return items
 
 
+async def announce(pipeline, rounds: int = 1) -> None:
+    pool = await create_pool(pipeline["DATABASE_URL"], max_size=2)  # with the services' JSON codecs
+    try:
+        for _ in range(rounds):
+            await publishing.announce_footage(pool, timedelta(days=30), datetime.now(UTC))
+    finally:
+        await pool.close()
+
+
 async def test_footage_notices_go_out_once_per_incident_on_the_footage_topic(pipeline):
     site = f"Camera notices {uuid.uuid4().hex[:8]}"
     now = datetime.now(UTC)
@@ -202,12 +211,7 @@ async def test_footage_notices_go_out_once_per_incident_on_the_footage_topic(pip
         report(**common, occurred_at=old),
         report(**common, occurred_at=recent)])
     await poll(lambda: footage(pipeline, site=site), lambda r: len(r.json()["footage"]) == 3, timeout=90)
-    pool = await create_pool(pipeline["DATABASE_URL"], max_size=2)  # with the services' JSON codecs
-    try:
-        for _ in range(2):  # a second round announces nothing again
-            await publishing.announce_footage(pool, timedelta(days=30), datetime.now(UTC))
-    finally:
-        await pool.close()
+    await announce(pipeline, rounds=2)  # a second round announces nothing again
     ours = {i.encode() for i in (evidence, due, held)}
     records = await read_until(pipeline["KAFKA_BOOTSTRAP_SERVERS"], "vanda.footage.v1", lambda r: r.key in ours, 2,
                                timeout=30)
@@ -219,3 +223,39 @@ async def test_footage_notices_go_out_once_per_incident_on_the_footage_topic(pip
     assert notices == sorted([(evidence, "footage_hold_required"), (due, "footage_deletion_due")])
     hold = next(json.loads(r.value)["data"] for r in records if r.key == evidence.encode())
     assert hold["uses"] == ["police"] and hold["site"] == site and "subject_id" not in hold
+
+
+async def test_footage_held_released_and_evidence_again_is_held_again_once(pipeline):
+    site = f"Camera rounds {uuid.uuid4().hex[:8]}"
+    old = (datetime.now(UTC) - timedelta(days=40)).isoformat()
+    [incident] = await submit_all(pipeline, [report(site=site, perpetrator=patient(RELEASED), occurred_at=old,
+                                                    body_worn_camera_used=True)])
+    path = f"/v1/incidents/{incident}"
+
+    async def now_is(status: str) -> None:
+        await poll(lambda: footage(pipeline, site=site, status=status), lambda r: len(r.json()["footage"]) == 1,
+                   timeout=90)
+        await announce(pipeline, rounds=2)
+
+    await now_is("evidence")  # the first warning cites it: hold
+    # A clinical cause is found: sanctions rescinds the warning and nothing rests on the footage.
+    amended = await call(pipeline, "PATCH", pipeline["INTAKE_URL"], path,
+                         {"perpetrator": {"medical_factors": True}}, {"If-Match": '"1"'})
+    assert amended.status_code == 200, amended.text
+    await now_is("delete_due")  # release
+    # Before the camera system acts, the police are told: evidence again, so a second hold.
+    amended = await call(pipeline, "PATCH", pipeline["INTAKE_URL"], path,
+                         {"police": {"informed": True}}, {"If-Match": '"2"'})
+    assert amended.status_code == 200, amended.text
+    await now_is("evidence")
+
+    def mine(record) -> bool:
+        return record.key == incident.encode()
+    records = await read_until(pipeline["KAFKA_BOOTSTRAP_SERVERS"], "vanda.footage.v1", mine, 3, timeout=30)
+    again = await read_until(pipeline["KAFKA_BOOTSTRAP_SERVERS"], "vanda.footage.v1", mine, 4, timeout=5)
+    assert len(again) == 3
+    events = [json.loads(r.value) for r in records]
+    assert [e["type"].split(".")[-2] for e in events] == [
+        "footage_hold_required", "footage_deletion_due", "footage_hold_required"]
+    assert events[0]["data"]["uses"] == ["sanction"] and events[2]["data"]["uses"] == ["police"]
+    assert events[0]["id"] != events[2]["id"]

@@ -127,3 +127,13 @@ def test_each_notice_has_an_id_of_its_own_that_a_second_round_repeats():
     assert hold.event.id == again.event.id != notice_for("release", item, PERIOD, AFTER).event.id
     assert hold.topic == "vanda.footage.v1" and hold.key == str(item.fact.incident_id)
     assert hold.event.data.uses == [Use.POLICE] and release.event.data.delete_from == T + PERIOD
+
+
+def test_a_hold_sent_again_after_a_release_has_an_id_of_its_own_for_its_round():
+    from services.reporting.publishing import notice_for
+
+    item = footage(**REFERRED)
+    first, second = notice_for("hold", item, PERIOD, AFTER, 1), notice_for("hold", item, PERIOD, AFTER, 2)
+    assert first.event.id == notice_for("hold", item, PERIOD, AFTER).event.id  # as before rounds existed
+    assert second.event.id != first.event.id
+    assert second.event.id == notice_for("hold", item, PERIOD, BEFORE, 2).event.id
