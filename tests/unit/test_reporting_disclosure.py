@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from fractions import Fraction
 
 from services.reporting.domain.disclosure import Relation, derivable, primary, rounded, suppress
 
