@@ -166,6 +166,11 @@ def _tables(totals: dict[str, Any]) -> str:
                            ("Incidents reportable to HSE under RIDDOR", "riddor_reportable"),
                            ("Reportable incidents reported to HSE: all, and within 15 days", "riddor_reported"),
                            ("Staff affected by staff group", "staff_affected_by_staff_group"),
+                           ("Unwanted sexual behaviour: staff affected by sex", "sexual_safety_staff_by_sex"),
+                           ("Unwanted sexual behaviour: staff affected by ethnic group",
+                            "sexual_safety_staff_by_ethnic_group"),
+                           ("Unwanted sexual behaviour: staff affected by staff group",
+                            "sexual_safety_staff_by_staff_group"),
                            ("Red cards proposed by perpetrator vulnerability", "red_cards_by_vulnerability")):
         cells = "".join(f"<tr><td>{escape(d.replace('_', ' '))}</td><td>{escape(_shown(v))}</td></tr>"
                         for d, v in _dims(totals, measure))

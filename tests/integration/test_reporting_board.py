@@ -297,6 +297,7 @@ async def test_staff_protected_characteristics_reach_the_board_and_an_amendment_
     assert by["staff_affected_by_religion"] == {"christian": 5, "not_stated": 7}
     assert by["staff_affected_by_sexual_orientation"] == {"gay_or_lesbian": 7, "not_stated": 5}
     assert by["staff_affected_by_ethnic_group_and_sex"] == {"black/female": 5, "black/male": 7}
+    assert by["staff_affected_by_category"] == {"verbal_abuse": 12}
     assert totals["indicators"]["disabled_share_of_staff_affected"] == 0.417
     assert totals["indicators"]["not_stated_share_by_characteristic"]["gender_identity"] == 1.0
     pack = await call(pipeline, "GET", pipeline["REPORTING_URL"], "/board", None, viewer(pipeline),

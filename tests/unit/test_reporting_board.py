@@ -323,6 +323,35 @@ def test_the_pack_crosses_ethnic_group_with_each_characteristic_stated():
     assert "<tr><td>white</td><td>0</td><td>7</td><td>5</td></tr>" in section
 
 
+def test_sexual_safety_counts_the_staff_it_fell_on_by_sex_ethnic_group_and_staff_group():
+    woman = Staff("nursing_midwifery", "black", False, False, sex="female")
+    man = Staff("ambulance", "white", False, False, sex="male")
+    sexual = [jan(category="sexual_misconduct", staff=(woman,)) for _ in range(6)] + [
+        jan(category="sexual_misconduct", staff=(woman, man)) for _ in range(5)]
+    heads = {("nursing_midwifery", "black", "not_stated"): 500, ("ambulance", "white", "not_stated"): 1000}
+    body = build(sexual + [jan(staff=(man,)) for _ in range(7)], heads=heads)
+    by, ind = body["totals"]["breakdowns"], body["totals"]["indicators"]
+    assert by["staff_affected_by_category"] == {"sexual_misconduct": 16, "verbal_abuse": 7}
+    assert by["sexual_safety_staff_by_sex"] == {"female": 11, "male": 5}
+    assert by["sexual_safety_staff_by_ethnic_group"] == {"black": 11, "white": 5}
+    assert by["sexual_safety_staff_by_staff_group"] == {"ambulance": 5, "nursing_midwifery": 11}
+    assert ind["sexual_safety_staff_affected_per_1000"] == round(16 / 1500 * 1000, 1)
+    assert ind["sexual_safety_staff_affected_per_1000_by_ethnic_group"] == {"black": 22.0, "white": 5.0}
+    assert ind["sexual_safety_ethnic_minority_white_gap_per_1000"] == 17.0
+    # January's breakdowns are the same people: February, with none, has no sexual safety rows.
+    assert body["months"][0]["breakdowns"]["sexual_safety_staff_by_sex"] == {"female": 11, "male": 5}
+    assert "sexual_safety_staff_by_sex" not in body["months"][1]["breakdowns"]
+
+
+def test_a_small_sexual_safety_cell_is_hidden_with_what_would_give_it_back():
+    woman, man = (Staff("nursing_midwifery", "white", False, False, sex=s) for s in ("female", "male"))
+    body = build([jan(category="sexual_misconduct", staff=(woman,)) for _ in range(9)]
+                 + [jan(category="sexual_misconduct", staff=(man,)) for _ in range(2)])
+    by = body["totals"]["breakdowns"]
+    assert by["sexual_safety_staff_by_sex"] == {"female": SUPPRESSED, "male": SUPPRESSED}
+    assert by["staff_affected_by_category"] == {"sexual_misconduct": 11}
+
+
 def test_riddor_on_time_share_is_of_every_reportable_incident_reported_or_not():
     off = Staff("ambulance", "white", True, False, True)
     on_time = [jan(staff=(off,), riddor_reported_at=JAN + timedelta(days=10)) for _ in range(6)]

@@ -12,6 +12,8 @@ from services.reporting.domain.metrics import (
     BY_CHARACTERISTIC,
     CROSS,
     CROSSED,
+    SEXUAL,
+    SEXUAL_SAFETY_BY,
     Inputs,
     Window,
     row_counts,
@@ -25,6 +27,8 @@ MARGINS: dict[str, tuple[str, str]] = {
                     "incidents_by_location", "incidents_by_site", "medical_factors", "body_worn_camera")
 } | {
     "staff_affected_by_staff_group": ("staff_affected", "all"),
+    "staff_affected_by_category": ("staff_affected", "all"),
+    **dict.fromkeys(SEXUAL_SAFETY_BY.values(), ("staff_affected_by_category", SEXUAL)),
     **dict.fromkeys(BY_CHARACTERISTIC.values(), ("staff_affected", "all")),
     "body_worn_camera_by_site": ("body_worn_camera", "used"),
     "police_outcomes": ("police", "outcome_known"),

@@ -15,7 +15,7 @@ from statistics import median
 from typing import Any
 
 from services.reporting.domain.disclosure import rounded
-from services.reporting.domain.metrics import BY_CHARACTERISTIC, MINORITY
+from services.reporting.domain.metrics import BY_CHARACTERISTIC, MINORITY, SEXUAL, SEXUAL_SAFETY_BY
 
 SUPPRESSED = {"suppressed": True}
 Figure = int | float | dict[str, bool] | None
@@ -153,6 +153,22 @@ def _rates(c: Cells, headcount: Headcount) -> dict[str, Any]:
         "disabled_staff_affected_per_1000": disabled,
         "non_disabled_staff_affected_per_1000": not_disabled,
         "disabled_non_disabled_gap_per_1000": disability_gap,
+    } | _sexual_safety(c, headcount, by_ethnic)
+
+
+def _sexual_safety(c: Cells, headcount: Headcount, by_ethnic: Mapping[str, int]) -> dict[str, Any]:
+    """Staff affected by unwanted sexual behaviour per 1,000 in post: the prevalence the Sexual
+    Safety Charter asks trusts to capture, and its gap by ethnicity."""
+    measure = SEXUAL_SAFETY_BY["ethnic_group"]
+    minority, white, gap = _gap(c, measure, by_ethnic, MINORITY, ("white",))
+    return {
+        "sexual_safety_staff_affected_per_1000": _per_1000(c.summed("staff_affected_by_category", (SEXUAL,)),
+                                                           sum(headcount.values())),
+        "sexual_safety_staff_affected_per_1000_by_ethnic_group": {
+            g: _per_1000(c.summed(measure, (g,)), n) for g, n in sorted(by_ethnic.items())},
+        "sexual_safety_ethnic_minority_staff_affected_per_1000": minority,
+        "sexual_safety_white_staff_affected_per_1000": white,
+        "sexual_safety_ethnic_minority_white_gap_per_1000": gap,
     }
 
 

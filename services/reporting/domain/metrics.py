@@ -30,6 +30,10 @@ BY_CHARACTERISTIC = {c: f"staff_affected_by_{c}" for c in CHARACTERISTICS}
 # from Black staff and from women: staff_affected_by_ethnic_group_and_sex, dimension "black/female".
 CROSSED = {c: f"staff_affected_by_ethnic_group_and_{c}" for c in STATED_IF_RECORDED}
 CROSS = "/"
+SEXUAL = "sexual_misconduct"
+# Sexual safety at staff level (Sexual Safety Charter, commitment 10): whom unwanted sexual
+# behaviour fell on, by sex, ethnic group and staff group, as the staff survey reports it.
+SEXUAL_SAFETY_BY = {c: f"sexual_safety_staff_by_{c}" for c in ("sex", "ethnic_group", "staff_group")}
 
 
 @dataclass(frozen=True)
@@ -68,18 +72,27 @@ def _incident(f: IncidentFact, criteria: Iterable[ReferralCriterion]) -> list[Co
     rows += [("sexual_safety", "sexual_assault")] if f.sexual_assault else []
     rows += [("hate_aggravated", "all")] if f.hate_aggravation else []
     rows += [("hate_aggravation", a) for a in f.hate_aggravation]
-    rows += [("staff_affected", "all")] * len(f.staff) + [("staff_affected", "injured")] * sum(s.injured for s in f.staff)
+    rows += _staff(f)
     off_work = sum(s.over_7_day_incapacity for s in f.staff)
-    rows += [("staff_affected", "over_7_day_incapacity")] * off_work
     # RIDDOR reports are made per incident; the dimension names the reason it is reportable.
     rows += [("riddor_reportable", "over_7_day_incapacity")] if off_work else []
     rows += _riddor_reported(f) if off_work else []
-    rows += [("staff_affected_by_staff_group", s.staff_group) for s in f.staff]
-    rows += [(BY_CHARACTERISTIC[c], getattr(s, c)) for s in f.staff for c in CHARACTERISTICS]
     if f.subject_id is not None:
         rows += [("incidents_identified", "all")]
         rows += [("perpetrator_vulnerability", v) for v in f.vulnerabilities or ("none",)]
     return rows + _police(f, criteria)
+
+
+def _staff(f: IncidentFact) -> list[Count]:
+    """Each member of staff affected, counted once in every breakdown of staff."""
+    rows = [("staff_affected", "all")] * len(f.staff) + [("staff_affected_by_category", f.category)] * len(f.staff)
+    rows += [("staff_affected", "injured")] * sum(s.injured for s in f.staff)
+    rows += [("staff_affected", "over_7_day_incapacity")] * sum(s.over_7_day_incapacity for s in f.staff)
+    rows += [("staff_affected_by_staff_group", s.staff_group) for s in f.staff]
+    rows += [(BY_CHARACTERISTIC[c], getattr(s, c)) for s in f.staff for c in CHARACTERISTICS]
+    if f.category == SEXUAL:
+        rows += [(m, getattr(s, c)) for s in f.staff for c, m in SEXUAL_SAFETY_BY.items()]
+    return rows
 
 
 def crossed_counts(facts: Iterable[IncidentFact]) -> Counter[Count]:

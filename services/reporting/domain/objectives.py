@@ -30,7 +30,8 @@ HEADLINE = ("incidents", "police_referral_rate", "charge_rate", "victim_declined
             "body_worn_camera_share", "riddor_reported_on_time_share", "medical_factors_share", "hate_aggravated_share", "median_days_to_referral",
             "median_days_to_card", "active_bans_at_period_end", "repeat_perpetrators",
             "ethnic_minority_share_of_staff_affected", "ethnicity_not_stated_share", "ethnic_minority_white_gap_per_1000",
-            "disabled_share_of_staff_affected", "disabled_non_disabled_gap_per_1000", "incidents_per_1000_staff")
+            "disabled_share_of_staff_affected", "disabled_non_disabled_gap_per_1000", "incidents_per_1000_staff",
+            "sexual_safety_staff_affected_per_1000")
 
 
 def headline(row: Mapping[str, Any]) -> dict[str, Any]:
