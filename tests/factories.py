@@ -9,6 +9,9 @@ from typing import Any
 from schemas.incidents import IncidentReported
 
 T0 = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
+# The live services read the real clock, and the card policy counts only incidents within a
+# rolling year of it: reports sent to them happen this long ago, whenever the suite runs.
+RECENT = datetime.now(UTC).replace(hour=9, minute=30, second=0, microsecond=0) - timedelta(days=60)
 TEST_NHS_NUMBER = "9434765919"  # valid check digit
 
 
@@ -17,7 +20,7 @@ def report(**overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "source_system": "datix",
         "source_ref": f"ref-{uuid.uuid4()}",
-        "occurred_at": T0.isoformat(),
+        "occurred_at": RECENT.isoformat(),
         "organisation": "RZA",
         "site": "Riverside Hospital",
         "location_type": "ward",

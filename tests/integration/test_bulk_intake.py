@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import timedelta
 
 import httpx
 import orjson
@@ -11,7 +12,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from tests.conftest import source_key
-from tests.factories import report
+from tests.factories import RECENT, report
 from tests.integration.kafka_reader import poll, read_until
 
 pytestmark = pytest.mark.integration
@@ -38,7 +39,7 @@ def patient(nhs: str) -> dict:
 
 async def test_each_line_of_a_batch_is_judged_alone_and_a_retry_is_a_replay(pipeline):
     refs = [f"batch-{uuid.uuid4().hex[:10]}-{n}" for n in range(3)]
-    good = [report(source_ref=ref, perpetrator=patient(BATCH_NHS), occurred_at=f"2026-0{n + 1}-10T10:00:00+00:00")
+    good = [report(source_ref=ref, perpetrator=patient(BATCH_NHS), occurred_at=(RECENT - timedelta(days=30 * (2 - n))).isoformat())
             for n, ref in enumerate(refs)]
     missing_category = {k: v for k, v in report(source_ref=f"bad-{uuid.uuid4().hex}").items() if k != "category"}
     body = ndjson(good[0], missing_category, good[1], b"{not json", good[2], good[0])

@@ -12,14 +12,14 @@ import httpx
 import pytest
 
 from tests.conftest import bearer, source_key
-from tests.factories import report
+from tests.factories import RECENT, report
 from tests.integration.kafka_reader import poll, read_until
 
 pytestmark = pytest.mark.integration
 
 # Test-range NHS numbers (999...), one per person in the scenario.
 BANNED, WITHDRAWN, REJECTED, APPEALED, CHILD = "9990000042", "9990000050", "9990000069", "9990000077", "9990000085"
-LAPSED, EXTENDED, UPGRADED = "9990001006", "9990001030", "9990001049"
+LAPSED, EXTENDED, UPGRADED, TOO_OLD = "9990001006", "9990001030", "9990001049", "9990001057"
 MIGRATIONS = Path(__file__).parents[2] / "services" / "sanctions" / "migrations"
 
 
@@ -27,9 +27,14 @@ def patient(nhs: str, **extra) -> dict:
     return {"kind": "patient", "nhs_number": nhs, "medical_factors": False, "age_band": "18_to_64"} | extra
 
 
+def on_day(day: int) -> datetime:
+    """A day of a recent month: the live service counts incidents within a year of its clock."""
+    return RECENT - timedelta(days=40 - day)
+
+
 async def submit(pipeline, nhs: str, day: int, **extra) -> dict:
     body = report(perpetrator=patient(nhs, **extra.pop("perpetrator", {})),
-                  occurred_at=f"2026-04-{day:02d}T10:00:00+01:00", **extra)
+                  occurred_at=on_day(day).isoformat(), **extra)
     async with httpx.AsyncClient(base_url=pipeline["INTAKE_URL"], timeout=30, headers=source_key(pipeline)) as client:
         response = await client.post("/v1/incidents", json=body)
     assert response.status_code == 202, response.text
@@ -149,22 +154,24 @@ async def test_rejected_red_card_and_upheld_appeal(pipeline):
 
 
 async def test_a_warning_lapses_when_its_incident_leaves_the_window(pipeline):
-    occurred = datetime.now(UTC) - timedelta(days=400)
+    # A day short of a year ago: warned now, lapsing tomorrow. Asking the scheduler about a
+    # day on moves no other test's card: none of their incidents is that old.
+    occurred = datetime.now(UTC) - timedelta(days=364)
     body = report(perpetrator=patient(LAPSED), occurred_at=occurred.isoformat())
     async with httpx.AsyncClient(base_url=pipeline["INTAKE_URL"], timeout=30, headers=source_key(pipeline)) as client:
         receipt = (await client.post("/v1/incidents", json=body)).json()
     subject = receipt["subject_id"]
     assert kinds(await events_for(pipeline, subject, 1)) == ["yellow_card_issued:1"]
     view = (await sanctions_call(pipeline, "GET", f"/v1/subjects/{subject}", "correspondence")).json()
-    assert view["card_level"] == "none"
-    # Issued, or lapsed already if the service's own scheduler came round: not in force either way.
+    assert view["card_level"] == "yellow_1"
     [card] = view["cards"]
-    assert (card["kind"], card["in_force"]) == ("yellow_1", False) and card["status"] in ("issued", "lapsed")
+    assert (card["kind"], card["status"], card["in_force"]) == ("yellow_1", "issued", True)
     assert abs(datetime.fromisoformat(card["lapses_at"]) - (occurred + timedelta(days=365))) < timedelta(seconds=1)
 
     # The scheduler says so once, for whoever put a marker on the patient's record.
+    tomorrow = occurred + timedelta(days=365, minutes=1)
     for _ in range(2):
-        run = await sanctions_call(pipeline, "POST", "/v1/scheduler/run", "operations")  # no body: the clock
+        run = await sanctions_call(pipeline, "POST", "/v1/scheduler/run", "operations", now=tomorrow.isoformat())
         assert run.status_code == 200, run.text
     events = await events_for(pipeline, subject, 2)
     assert kinds(events) == ["yellow_card_issued:1", "warning_lapsed"]
@@ -185,6 +192,20 @@ async def test_a_warning_lapses_when_its_incident_leaves_the_window(pipeline):
     assert await poll(counted, lambda n: n == 1) == 1
 
 
+async def test_an_incident_reported_after_it_left_the_window_gets_no_warning(pipeline):
+    occurred = datetime.now(UTC) - timedelta(days=400)
+    body = report(perpetrator=patient(TOO_OLD), occurred_at=occurred.isoformat())
+    async with httpx.AsyncClient(base_url=pipeline["INTAKE_URL"], timeout=30, headers=source_key(pipeline)) as client:
+        receipt = (await client.post("/v1/incidents", json=body)).json()
+    subject = receipt["subject_id"]
+
+    async def seen():
+        return await sanctions_call(pipeline, "GET", f"/v1/subjects/{subject}", "correspondence")
+    view = (await poll(seen, lambda r: r.status_code == 200 and r.json()["incidents"])).json()
+    assert view["card_level"] == "none" and view["cards"] == []
+    assert await events_for(pipeline, subject, 1, timeout=5) == []
+
+
 async def test_upgrading_gives_cards_issued_before_lapses_existed_their_incident_time(pipeline):
     receipt = await submit(pipeline, UPGRADED, 7)
     await events_for(pipeline, receipt["subject_id"], 1)
@@ -199,7 +220,7 @@ async def test_upgrading_gives_cards_issued_before_lapses_existed_their_incident
         assert await conn.fetchval(f"SELECT occurred_at {where}", receipt["subject_id"]) == stored
     finally:
         await conn.close()
-    assert stored == datetime.fromisoformat("2026-04-07T10:00:00+01:00")
+    assert stored == on_day(7)
 
 
 async def test_an_incident_during_a_ban_proposes_an_extension_that_replaces_it(pipeline):

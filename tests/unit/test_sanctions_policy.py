@@ -170,6 +170,28 @@ def test_a_late_report_of_an_earlier_incident_re_derives_the_ladder():
     assert decisions[0].reason == "incident_reported_late" and decisions[2].incident_id == mar.incident_id
 
 
+@pytest.mark.parametrize(("case", "days_old", "expected"), [
+    ("a day inside the window: warned, lapsing tomorrow", 364, [Y1]),
+    ("on the day it leaves the window", 365, []),
+    ("long past", 800, []),
+])
+def test_no_warning_is_issued_for_an_incident_reported_after_it_left_the_window(case, days_old, expected):
+    state, decisions = feed([record(-days_old)], now=T0)
+    assert names(decisions) == expected, case
+    assert [c.status for c in state.cards] == [CardStatus.ISSUED] * len(expected)
+
+
+def test_an_incident_reported_after_it_left_the_window_still_counts_for_the_ones_within_it():
+    # 400 and 300 days ago, both reported today: the first gets no warning of its own, but the
+    # second is still the second within a year, so its warning is the final one.
+    first, second = record(-400), record(-300)
+    state, decisions = feed([first, second], now=T0)
+    assert names(decisions) == [Y2] and decisions[0].incident_id == second.incident_id
+    assert decisions[0].evidence_incident_ids == [first.incident_id, second.incident_id]
+    # A ban is a person's decision: a serious incident is proposed whatever its age, for the reviewer.
+    assert names(feed([record(-400, category="weapon")], now=T0)[1]) == [RED]
+
+
 def test_appeal_upheld_rescinds_the_card_and_the_incident_stops_counting():
     a, b = record(0), record(1)
     state, decisions = feed([a, b])

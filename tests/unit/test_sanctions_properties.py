@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
-from schemas.sanctions import AppealDecided, AppealOutcome, BanImposed, RedCardProposed, WarningLapsed
+from schemas.sanctions import AppealDecided, AppealOutcome, BanImposed, RedCardProposed, WarningLapsed, YellowCardIssued
 from services.sanctions.domain import (
     Agree,
     Approve,
@@ -38,6 +38,8 @@ incident_kw = st.fixed_dictionaries({
 })
 operation = st.one_of(
     st.tuples(st.just("report"), incident_kw),
+    # Reported this many days after it happened: late reports, some after the window.
+    st.tuples(st.just("report_late"), incident_kw, st.integers(0, 800)),
     st.tuples(st.just("withdraw"), st.integers(0, 30)),
     st.tuples(st.just("amend"), st.integers(0, 30), st.booleans()),
     st.tuples(st.sampled_from(["approve", "agree", "reject", "appeal", "uphold", "dismiss"]), st.integers(0, 30)),
@@ -81,9 +83,11 @@ histories = st.lists(operation, max_size=25) | st.lists(crowded, min_size=8, max
 def to_input(op, state: SubjectState):
     """Turn a generated operation into a domain input, choosing targets among known ones."""
     kind, *args = op
-    if kind == "report":
+    if kind in ("report", "report_late"):
         kw = dict(args[0])
-        return IncidentSeen(record(kw.pop("days"), **kw)), T0
+        days = kw.pop("days")
+        reported = T0 + timedelta(days=days + args[1]) if kind == "report_late" else T0
+        return IncidentSeen(record(days, **kw)), reported
     if kind == "tick":
         return Tick(), T0 + timedelta(days=args[0])
     if kind in ("withdraw", "amend"):
@@ -172,6 +176,10 @@ def test_invariants_hold_after_any_history(policy, ops):
             # Where the policy asks for two people, no ban starts without both.
             if policy.approval_required and policy.clinical_agreement_required:
                 assert None not in (d.reviewer, d.clinical_lead) and d.reviewer != d.clinical_lead
+    # No warning is issued that has lapsed already: its incident was still within the window.
+    for d in decisions:
+        if isinstance(d, YellowCardIssued):
+            assert state.incident(d.incident_id).occurred_at + policy.window > d.decided_at
     # Every decision is explainable.
     assert all(d.rule and d.policy_version == policy.version and d.incident_id for d in decisions)
     # An appeal upheld leaves its card rescinded, whether it stood or had run its course; so

@@ -73,6 +73,13 @@ def ideal(state: SubjectState, policy: Policy) -> dict[UUID, Want]:
     return wants
 
 
+def left_window(i: IncidentRecord | None, policy: Policy, now: datetime) -> bool:
+    """Whether an incident no longer counts towards the ladder at `now`, so that a warning
+    for it would have lapsed before it was issued. It still counts for the incidents within
+    the window after it, and on the board."""
+    return i is not None and i.occurred_at + policy.window <= now
+
+
 def _position(i: IncidentRecord, window: tuple[UUID, ...], policy: Policy) -> Want:
     if serious(i, policy):
         return Want(CardKind.RED, "red.immediate", window)

@@ -63,6 +63,8 @@ def _issue(state: SubjectState, wants: dict, policy: Policy, now: datetime) -> R
         # A card people already decided on (rejected, expired) still holds its position.
         if want.kind is None or (incident_id, want.kind) in held:
             continue
+        if want.kind != CardKind.RED and ladder.left_window(state.incident(incident_id), policy, now):
+            continue  # reported after it stopped counting: a warning would end before its letter arrived
         card = _new_card(state, incident_id, want)
         state = state.model_copy(update={"cards": state.cards + (card,)})
         events.append(card_issued(state, card, policy, now))
