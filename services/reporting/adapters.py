@@ -328,6 +328,23 @@ async def record_deletion(pool: asyncpg.Pool, incident_id: UUID, at: datetime, b
     return row["deleted_at"], row["recorded_by"], row["unplanned"]
 
 
+async def retract_deletion(pool: asyncpg.Pool, incident_id: UUID, by: str, reason: str) -> asyncpg.Record | None:
+    """Move a deletion recorded in error to the retractions, with who and why, and audit it;
+    None when no deletion is recorded for the incident."""
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow("DELETE FROM reporting.footage_deletions WHERE incident_id = $1"
+                                  " RETURNING deleted_at, recorded_by, unplanned", incident_id)
+        if row is None:
+            return None
+        await conn.execute("INSERT INTO reporting.footage_retractions (incident_id, deleted_at, recorded_by,"
+                           " unplanned, retracted_by, reason) VALUES ($1, $2, $3, $4, $5, $6)",
+                           incident_id, row["deleted_at"], row["recorded_by"], row["unplanned"], by, reason)
+        await audit(conn, by, "footage_deletion_retracted",
+                    f"footage incident_id={incident_id} deleted_at={row['deleted_at'].isoformat()}"
+                    f" recorded_by={row['recorded_by']} reason={reason}")
+    return row
+
+
 async def put_workforce(pool: asyncpg.Pool, period: str, first: date, rows: list[dict[str, Any]]) -> None:
     """Replace the headcount for a period (a whole snapshot at a time)."""
     async with pool.acquire() as conn, conn.transaction():

@@ -64,6 +64,10 @@ class FootageDeletion(Body):
     deleted_at: Past | None = Field(None, description="When it was deleted, if not now.")
 
 
+class Retraction(Body):
+    reason: Text = Field(description="Why the deletion was recorded in error; kept in the audit.")
+
+
 class Workforce(Body):
     rows: list[HeadcountRow] = Field(min_length=1, max_length=10_000)
 
@@ -216,6 +220,18 @@ def _footage_routes(router: APIRouter, deps: Deps) -> None:
                                            "type": "value_error"}]) from None
         if done is None:
             raise HTTPException(404, detail=f"no incident {incident_id} with body-worn camera footage")
+        return done
+
+    @router.post("/v1/footage/{incident_id}/deleted/retract", tags=["footage"])
+    async def footage_deletion_retracted(incident_id: UUID, body: Retraction, who: Principal = officer) -> dict:
+        """Retract a deletion recorded in error (the wrong incident, or the clip found after
+        all): the record is kept among the retractions with who retracted it and why, the
+        audit says so, and the footage reads as it stands again, so it can be evidence or be
+        recorded deleted anew. 404 when no deletion is recorded."""
+        done = await handlers.footage_retracted(deps.pool(), incident_id, who.subject, body.reason, deps.clock(),
+                                                deps.footage_retention)
+        if done is None:
+            raise HTTPException(404, detail=f"no deletion recorded for incident {incident_id}")
         return done
 
 

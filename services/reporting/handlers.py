@@ -198,6 +198,20 @@ async def footage_deleted(pool: asyncpg.Pool, incident_id: uuid.UUID, who: str, 
     return footage_item(replace(current, deleted_at=at, deletion_unplanned=unplanned), by, now, retention)
 
 
+async def footage_retracted(pool: asyncpg.Pool, incident_id: uuid.UUID, who: str, reason: str, now: datetime,
+                            retention: timedelta) -> dict[str, Any] | None:
+    """Retract the deletion recorded for an incident's footage; the item as it now stands, with
+    the record retracted. None when no deletion is recorded."""
+    gone = await adapters.retract_deletion(pool, incident_id, who, reason)
+    if gone is None:
+        return None
+    found = await adapters.footage_one(pool, incident_id)
+    assert found is not None  # a deletion is only ever recorded for an incident with footage
+    retracted = {"deleted_at": gone["deleted_at"].isoformat(), "recorded_by": gone["recorded_by"],
+                 "unplanned": gone["unplanned"], "retracted_by": who, "reason": reason}
+    return footage_item(*found, now, retention) | {"retracted": retracted}
+
+
 def month_scope(first: date, last: date, organisation: str | None, site: str | None,
                 location_type: str | None = None) -> Scope:
     return Scope(periods.span(first, last), organisation, site, location_type)

@@ -259,3 +259,51 @@ async def test_footage_held_released_and_evidence_again_is_held_again_once(pipel
         "footage_hold_required", "footage_deletion_due", "footage_hold_required"]
     assert events[0]["data"]["uses"] == ["sanction"] and events[2]["data"]["uses"] == ["police"]
     assert events[0]["id"] != events[2]["id"]
+
+
+async def retract(pipeline, incident_id: str, body: dict | None, role: str = "footage_officer",
+                  who: str = "footage-5") -> httpx.Response:
+    return await call(pipeline, "POST", pipeline["REPORTING_URL"], f"/v1/footage/{incident_id}/deleted/retract",
+                      body, bearer(pipeline, role, who))
+
+
+async def test_a_deletion_recorded_in_error_is_retracted_and_kept_among_the_retractions(pipeline):
+    site = f"Camera retraction {uuid.uuid4().hex[:8]}"
+    old = (datetime.now(UTC) - timedelta(days=40)).isoformat()
+    [incident] = await submit_all(pipeline, [report(site=site, perpetrator=UNKNOWN, body_worn_camera_used=True,
+                                                    occurred_at=old)])
+    await poll(lambda: footage(pipeline, site=site, status="delete_due"), lambda r: len(r.json()["footage"]) == 1,
+               timeout=90)
+    # Recorded deleted, by a slip of the officer's; the police are told afterwards.
+    assert (await deleted(pipeline, incident, who="footage-4")).status_code == 200
+    amended = await call(pipeline, "PATCH", pipeline["INTAKE_URL"], f"/v1/incidents/{incident}",
+                         {"police": {"informed": True}}, {"If-Match": '"1"'})
+    assert amended.status_code == 200, amended.text
+    await poll(lambda: footage(pipeline, site=site, status="deleted"),
+               lambda r: r.json()["footage"][0]["uses"] == ["police"], timeout=60)
+
+    assert (await retract(pipeline, incident, {"reason": "wrong"}, role="police_liaison")).status_code == 403
+    missing = await retract(pipeline, incident, {})
+    assert missing.status_code == 422 and missing.json()["errors"][0]["field"] == "reason", missing.text
+    done = await retract(pipeline, incident, {"reason": "recorded against the wrong incident"})
+    assert done.status_code == 200, done.text
+    item = done.json()
+    assert (item["status"], item["uses"], item["deleted_at"]) == ("evidence", ["police"], None)
+    assert (item["retracted"]["recorded_by"], item["retracted"]["retracted_by"]) == ("footage-4", "footage-5")
+    assert [i["incident_id"] for i in (await footage(pipeline, site=site, status="evidence")).json()["footage"]] \
+        == [incident]
+    assert await audited(pipeline, "footage-5", f"incident_id={incident}") == 1
+    assert (await retract(pipeline, incident, {"reason": "again"})).status_code == 404
+
+    conn = await asyncpg.connect(pipeline["DATABASE_URL"])
+    try:
+        kept = await conn.fetch("SELECT recorded_by, retracted_by, reason FROM reporting.footage_retractions"
+                                " WHERE incident_id = $1", uuid.UUID(incident))
+        assert [tuple(r) for r in kept] == [("footage-4", "footage-5", "recorded against the wrong incident")]
+        with pytest.raises(asyncpg.RaiseError, match="append-only"):
+            await conn.execute("DELETE FROM reporting.footage_retractions WHERE incident_id = $1", uuid.UUID(incident))
+    finally:
+        await conn.close()
+    # It can be recorded deleted anew, as what it is now: evidence, so only as unplanned.
+    assert (await deleted(pipeline, incident)).status_code == 409
+    assert (await deleted(pipeline, incident, body={"unplanned": True})).json()["status"] == "deleted"
