@@ -195,6 +195,14 @@ def _card_in_view(card: Card, state: SubjectState, policy: Policy, now: datetime
                               "lapses_at": lapses.isoformat() if lapses else None}
 
 
+def _incident_in_view(i: IncidentRecord, policy: Policy) -> dict[str, Any]:
+    """An incident with whether it counts towards the ladder and until when: why an incident
+    reported after it left the window carries no warning."""
+    view = i.model_dump(mode="json", include={"incident_id", "occurred_at", "category", "harm", "withdrawn",
+                                              "excused", "revision"})
+    return view | {"qualifies": ladder.qualifies(i), "counts_until": (i.occurred_at + policy.window).isoformat()}
+
+
 async def describe_subject(pool: asyncpg.Pool, subject_id: str, policy: Policy,
                            now: datetime) -> dict[str, Any] | None:
     """Current level, active ban with dates, pending approvals and the reasoned history, as at `now`."""
@@ -210,8 +218,6 @@ async def describe_subject(pool: asyncpg.Pool, subject_id: str, policy: Policy,
         "pending_approvals": [card_view(c) for c in state.cards if c.status == CardStatus.PROPOSED],
         "emergency_care": EMERGENCY_CARE,
         "cards": [_card_in_view(c, state, policy, now) for c in state.cards],
-        "incidents": [i.model_dump(mode="json", include={"incident_id", "occurred_at", "category", "harm",
-                                                          "withdrawn", "excused", "revision"})
-                      for i in state.incidents],
+        "incidents": [_incident_in_view(i, policy) for i in state.incidents],
         "history": await adapters.history(pool, subject_id),
     }

@@ -203,6 +203,9 @@ async def test_an_incident_reported_after_it_left_the_window_gets_no_warning(pip
         return await sanctions_call(pipeline, "GET", f"/v1/subjects/{subject}", "correspondence")
     view = (await poll(seen, lambda r: r.status_code == 200 and r.json()["incidents"])).json()
     assert view["card_level"] == "none" and view["cards"] == []
+    [seen] = view["incidents"]
+    assert seen["qualifies"] is True
+    assert abs(datetime.fromisoformat(seen["counts_until"]) - (occurred + timedelta(days=365))) < timedelta(seconds=1)
     assert await events_for(pipeline, subject, 1, timeout=5) == []
 
 
