@@ -14,7 +14,7 @@ from schemas.events import decode, encode
 from services.reporting.config import ReportingSettings
 from services.reporting.domain.board import Disclosure, compute, relations, view
 from services.reporting.domain.facts import Staff
-from services.reporting.domain.metrics import Inputs, Window
+from services.reporting.domain.metrics import Inputs, Window, row_counts
 from services.reporting.domain.objectives import Direction, Objective, assess, status, trend
 from services.reporting.entrypoints import to_csv
 from services.reporting.pack import COLOURS, render
@@ -79,6 +79,17 @@ def test_no_hidden_count_on_the_board_can_be_worked_out_from_all_it_publishes():
     board = compute(Inputs(incidents, [], {}), months, Window("total", JAN, months[-1].end), Disclosure())
     assert given_back(relations(board.cells, board.rows), board.hidden) == set()
     assert ("2025-01", "incidents_by_category", "weapon") in board.hidden
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 59 * 24), st.sampled_from(["verbal_abuse", "weapon", "sexual_misconduct"]),
+                          st.booleans()), max_size=40))
+def test_the_period_counted_as_its_months_summed_equals_the_period_counted_whole(rows):
+    # Hours from 1 January to 1 March, the edges included: each incident in exactly one month.
+    incidents = [fact(occurred_at=JAN + timedelta(hours=h), category=c, withdrawn=w) for h, c, w in rows]
+    board = compute(Inputs(incidents, [], {}), MONTHS, TOTAL, Disclosure(raw=True))
+    whole, *_ = row_counts(Inputs(incidents, [], {}), TOTAL, crossed=True)
+    assert {(m, d): n for (r, m, d), n in board.cells.items() if r == "total"} == whole
 
 
 def test_rounded_counts_are_published_to_the_base_and_raw_reads_stay_exact():

@@ -151,7 +151,7 @@ def test_days_to_card_counts_cards_only():
 ])
 def test_financial_year_window_edges(moment, counted):
     window = Window("FY2025-26", datetime(2025, 3, 31, 23, tzinfo=UTC), datetime(2026, 3, 31, 23, tzinfo=UTC))
-    counts, _ = row_counts(Inputs([fact(occurred_at=moment)], [], {}), window)
+    counts, *_ = row_counts(Inputs([fact(occurred_at=moment)], [], {}), window)
     assert counts[("incidents", "all")] == (1 if counted else 0)
 
 

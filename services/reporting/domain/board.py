@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,14 +58,28 @@ def compute(inputs: Inputs, months: Sequence[Window], total: Window, disclosure:
     """Count every row, then decide which cells disclosure control hides."""
     cells: dict[tuple[str, str, str], int] = {}
     samples: dict[tuple[str, str], list[float]] = {}
-    for window in (*months, total):
-        counts, row_samples = row_counts(inputs, window, crossed=window is total)
-        label = TOTAL if window is total else window.label
-        cells |= {(label, m, d): n for (m, d), n in counts.items()}
-        samples |= {(label, name): values for name, values in row_samples.items()}
+
+    def add(label: str, counts: Mapping[tuple[str, str], int], row_samples: Mapping[str, list[float]]) -> None:
+        cells.update({(label, m, d): n for (m, d), n in counts.items()})
+        samples.update({(label, name): values for name, values in row_samples.items()})
+
+    # Each incident falls in one month: where the months tile the period, its counts are theirs summed.
+    summed: Counter[tuple[str, str]] | None = Counter() if _tiled(months, total) else None
+    for window in months:
+        counts, row_samples, counted = row_counts(inputs, window)
+        summed = None if summed is None else summed + counted
+        add(window.label, counts, row_samples)
+    counts, row_samples, _ = row_counts(inputs, total, crossed=True, counted=summed)
+    add(TOTAL, counts, row_samples)
     rows = [w.label for w in months] + [TOTAL]
     hidden = set() if disclosure.raw else suppress(cells, relations(cells, rows), disclosure.threshold)
     return Board(rows, cells, samples, hidden)
+
+
+def _tiled(months: Sequence[Window], total: Window) -> bool:
+    """Whether the months cover the period exactly, end to end, so its counts are theirs summed."""
+    edges = [total.start, *(w.start for w in months[1:]), total.end]
+    return bool(months) and all(w.start == a and w.end == b for w, a, b in zip(months, edges, edges[1:], strict=False))
 
 
 def relations(cells: Mapping[tuple[str, str, str], int], rows: Sequence[str]) -> list[Relation]:

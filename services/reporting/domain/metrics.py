@@ -161,14 +161,19 @@ def middle(samples: Sequence[float]) -> float | None:
     return round(median(samples), 1) if samples else None
 
 
-def row_counts(inputs: Inputs, window: Window, crossed: bool = False) -> tuple[Counter[Count], dict[str, list[float]]]:
-    """All counts for one board row, and the samples its medians come from; `crossed` adds the
-    crossed characteristics, which the board gives for the whole period only."""
+def row_counts(inputs: Inputs, window: Window, crossed: bool = False, counted: Counter[Count] | None = None
+               ) -> tuple[Counter[Count], dict[str, list[float]], Counter[Count]]:
+    """All counts for one board row, the samples its medians come from, and its incident counts
+    alone. `crossed` adds the crossed characteristics, which the board gives for the whole
+    period only; `counted` is the window's incident counts where already made: every incident
+    falls in one month, so the period's are the months' summed, and counting each incident
+    once instead of twice halves the work of a board."""
     incidents = [f for f in inputs.incidents if window.start <= f.occurred_at < window.end]
     decided = [d for d in inputs.decisions if window.start <= d.decided_at < window.end]
-    counts = incident_counts(incidents, inputs.criteria) + decision_counts(decided, inputs.related)
+    counted = incident_counts(incidents, inputs.criteria) if counted is None else counted
+    counts = counted + decision_counts(decided, inputs.related)
     counts += crossed_counts(incidents) if crossed else Counter()
     counts[("sanctions_at_period_end", "active_bans")] = active_bans(inputs.decisions, window.end)
     counts[("repeat_perpetrators", "subjects")] = repeat_perpetrators(incidents)
     samples = {"days_to_referral": days_to_referral(incidents), "days_to_card": days_to_card(decided)}
-    return +counts, samples
+    return +counts, samples, counted
