@@ -32,13 +32,17 @@ def on_day(day: int) -> datetime:
     return RECENT - timedelta(days=40 - day)
 
 
-async def submit(pipeline, nhs: str, day: int, **extra) -> dict:
-    body = report(perpetrator=patient(nhs, **extra.pop("perpetrator", {})),
-                  occurred_at=on_day(day).isoformat(), **extra)
+async def send(pipeline, body: dict) -> dict:
+    """Report an incident to intake; its receipt."""
     async with httpx.AsyncClient(base_url=pipeline["INTAKE_URL"], timeout=30, headers=source_key(pipeline)) as client:
         response = await client.post("/v1/incidents", json=body)
     assert response.status_code == 202, response.text
     return response.json()
+
+
+async def submit(pipeline, nhs: str, day: int, **extra) -> dict:
+    return await send(pipeline, report(perpetrator=patient(nhs, **extra.pop("perpetrator", {})),
+                                       occurred_at=on_day(day).isoformat(), **extra))
 
 
 async def sanctions_call(pipeline, method: str, path: str, role: str | None = None, subject: str = "tester-1",
@@ -157,9 +161,7 @@ async def test_a_warning_lapses_when_its_incident_leaves_the_window(pipeline):
     # A day short of a year ago: warned now, lapsing tomorrow. Asking the scheduler about a
     # day on moves no other test's card: none of their incidents is that old.
     occurred = datetime.now(UTC) - timedelta(days=364)
-    body = report(perpetrator=patient(LAPSED), occurred_at=occurred.isoformat())
-    async with httpx.AsyncClient(base_url=pipeline["INTAKE_URL"], timeout=30, headers=source_key(pipeline)) as client:
-        receipt = (await client.post("/v1/incidents", json=body)).json()
+    receipt = await send(pipeline, report(perpetrator=patient(LAPSED), occurred_at=occurred.isoformat()))
     subject = receipt["subject_id"]
     assert kinds(await events_for(pipeline, subject, 1)) == ["yellow_card_issued:1"]
     view = (await sanctions_call(pipeline, "GET", f"/v1/subjects/{subject}", "correspondence")).json()
@@ -194,9 +196,7 @@ async def test_a_warning_lapses_when_its_incident_leaves_the_window(pipeline):
 
 async def test_an_incident_reported_after_it_left_the_window_gets_no_warning(pipeline):
     occurred = datetime.now(UTC) - timedelta(days=400)
-    body = report(perpetrator=patient(TOO_OLD), occurred_at=occurred.isoformat())
-    async with httpx.AsyncClient(base_url=pipeline["INTAKE_URL"], timeout=30, headers=source_key(pipeline)) as client:
-        receipt = (await client.post("/v1/incidents", json=body)).json()
+    receipt = await send(pipeline, report(perpetrator=patient(TOO_OLD), occurred_at=occurred.isoformat()))
     subject = receipt["subject_id"]
 
     async def seen():
