@@ -50,7 +50,7 @@ def incident_input(data: Any) -> tuple[str | None, Input | None]:
         medical_factors=data.perpetrator.medical_factors, age_band=data.perpetrator.age_band,
         category=data.category, sexual_assault=data.sexual_assault, harm=data.harm,
         organisation=data.organisation, site=data.site, revision=getattr(data, "revision", 1),
-        vulnerabilities=tuple(data.perpetrator.vulnerabilities),
+        vulnerabilities=tuple(data.perpetrator.vulnerabilities), reported_at=data.reported_at,
     )
     return data.subject_id, IncidentSeen(record, amended=isinstance(data, IncidentAmended))
 

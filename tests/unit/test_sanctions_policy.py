@@ -176,7 +176,7 @@ def test_a_late_report_of_an_earlier_incident_re_derives_the_ladder():
     ("long past", 800, []),
 ])
 def test_no_warning_is_issued_for_an_incident_reported_after_it_left_the_window(case, days_old, expected):
-    state, decisions = feed([record(-days_old)], now=T0)
+    state, decisions = feed([record(-days_old, reported_at=T0)], now=T0)
     assert names(decisions) == expected, case
     assert [c.status for c in state.cards] == [CardStatus.ISSUED] * len(expected)
 
@@ -184,12 +184,24 @@ def test_no_warning_is_issued_for_an_incident_reported_after_it_left_the_window(
 def test_an_incident_reported_after_it_left_the_window_still_counts_for_the_ones_within_it():
     # 400 and 300 days ago, both reported today: the first gets no warning of its own, but the
     # second is still the second within a year, so its warning is the final one.
-    first, second = record(-400), record(-300)
+    first, second = record(-400, reported_at=T0), record(-300, reported_at=T0)
     state, decisions = feed([first, second], now=T0)
     assert names(decisions) == [Y2] and decisions[0].incident_id == second.incident_id
     assert decisions[0].evidence_incident_ids == [first.incident_id, second.incident_id]
-    # A ban is a person's decision: a serious incident is proposed whatever its age, for the reviewer.
-    assert names(feed([record(-400, category="weapon")], now=T0)[1]) == [RED]
+
+
+def test_a_serious_incident_reported_after_it_left_the_window_proposes_no_ban():
+    # A backfill of history would otherwise put a proposal before a reviewer for every old
+    # weapon; nor does the ban that never came absorb a recent incident as its evidence.
+    old_weapon, recent = record(-400, category="weapon", reported_at=T0), record(-10, reported_at=T0)
+    state, decisions = feed([old_weapon, recent], now=T0)
+    assert names(decisions) == [Y1] and decisions[0].incident_id == recent.incident_id
+    # Reported in time, the same weapon proposed its ban then, and re-deriving later keeps it.
+    timely = record(-400, category="weapon", reported_at=T0 - timedelta(days=399))
+    state, decisions = feed([timely], now=T0 - timedelta(days=399))
+    assert names(decisions) == [RED]
+    state, decisions = feed([recent], state, now=T0)
+    assert [c.status for c in state.cards] == [CardStatus.PROPOSED] and names(decisions) == ["evidence_attached"]
 
 
 def test_appeal_upheld_rescinds_the_card_and_the_incident_stops_counting():

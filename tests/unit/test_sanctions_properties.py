@@ -12,6 +12,7 @@ from schemas.sanctions import AppealDecided, AppealOutcome, BanImposed, RedCardP
 from services.sanctions.domain import (
     Agree,
     Approve,
+    CardKind,
     CardStatus,
     DecideAppeal,
     IncidentGone,
@@ -24,7 +25,7 @@ from services.sanctions.domain import (
     Tick,
     decide,
 )
-from services.sanctions.domain.ladder import ideal, in_force, qualifies
+from services.sanctions.domain.ladder import ideal, in_force, qualifies, reported_late
 from tests.factories import T0
 from tests.unit.sanctions_cases import POLICY, SUBJECT, record
 
@@ -87,7 +88,7 @@ def to_input(op, state: SubjectState):
         kw = dict(args[0])
         days = kw.pop("days")
         reported = T0 + timedelta(days=days + args[1]) if kind == "report_late" else T0
-        return IncidentSeen(record(days, **kw)), reported
+        return IncidentSeen(record(days, reported_at=reported, **kw)), reported
     if kind == "tick":
         return Tick(), T0 + timedelta(days=args[0])
     if kind in ("withdraw", "amend"):
@@ -176,10 +177,17 @@ def test_invariants_hold_after_any_history(policy, ops):
             # Where the policy asks for two people, no ban starts without both.
             if policy.approval_required and policy.clinical_agreement_required:
                 assert None not in (d.reviewer, d.clinical_lead) and d.reviewer != d.clinical_lead
-    # No warning is issued that has lapsed already: its incident was still within the window.
+    # No warning is issued that has lapsed already, and no card at all for an incident
+    # reported after it left the window.
     for d in decisions:
         if isinstance(d, YellowCardIssued):
             assert state.incident(d.incident_id).occurred_at + policy.window > d.decided_at
+        if isinstance(d, (YellowCardIssued, RedCardProposed)):
+            assert not reported_late(state.incident(d.incident_id), policy)
+    # Evidence attaches only to a red card the ladder wants: never to one that will not come.
+    for want in wants.values():
+        if want.attach_to is not None:
+            assert wants[want.attach_to].kind == CardKind.RED
     # Every decision is explainable.
     assert all(d.rule and d.policy_version == policy.version and d.incident_id for d in decisions)
     # An appeal upheld leaves its card rescinded, whether it stood or had run its course; so

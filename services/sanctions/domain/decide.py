@@ -126,7 +126,8 @@ def _seen(state: SubjectState, command: IncidentSeen, policy: Policy, now: datet
     if known is not None and new.revision <= known.revision:
         raise Conflict(f"revision: {new.revision} arrived after revision {known.revision} (out of order)")
     if known is not None:
-        new = new.model_copy(update={"seq": known.seq, "excused": known.excused, "withdrawn": known.withdrawn})
+        new = new.model_copy(update={"seq": known.seq, "excused": known.excused, "withdrawn": known.withdrawn,
+                                     "reported_at": known.reported_at or new.reported_at})
         incidents = tuple(new if i.incident_id == new.incident_id else i for i in state.incidents)
     else:
         new = new.model_copy(update={"seq": len(state.incidents)})

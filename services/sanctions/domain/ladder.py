@@ -68,15 +68,24 @@ def ideal(state: SubjectState, policy: Policy) -> dict[UUID, Want]:
                 wants[i.incident_id] = Want(None, attach_to=open_red)
             continue
         window = tuple(j.incident_id for j in live[: n + 1] if j.occurred_at > i.occurred_at - policy.window)
+        if reported_late(i, policy):
+            wants[i.incident_id] = Want(None)  # it counts for the incidents after it, and earns nothing
+            continue
         wants[i.incident_id] = _position(i, window, policy)
         open_red = i.incident_id if wants[i.incident_id].kind == CardKind.RED else open_red
     return wants
 
 
+def reported_late(i: IncidentRecord, policy: Policy) -> bool:
+    """Whether the incident was reported only after it had left the window: a card for it,
+    warning or ban, would answer conduct the policy no longer counts (a late report, or a
+    backfill of history, which would otherwise flood reviewers with proposals)."""
+    return i.reported_at is not None and i.reported_at >= i.occurred_at + policy.window
+
+
 def left_window(i: IncidentRecord | None, policy: Policy, now: datetime) -> bool:
     """Whether an incident no longer counts towards the ladder at `now`, so that a warning
-    for it would have lapsed before it was issued. It still counts for the incidents within
-    the window after it, and on the board."""
+    for it would have lapsed before it was issued."""
     return i is not None and i.occurred_at + policy.window <= now
 
 

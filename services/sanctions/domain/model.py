@@ -100,6 +100,9 @@ class IncidentRecord(Frozen):
     revision: int = 1
     withdrawn: bool = False
     excused: bool = Field(False, description="An upheld appeal: it no longer counts.")
+    # When intake accepted the report: one made after the incident had left the window earns
+    # no card. Absent for incidents recorded before it was kept, which count as timely.
+    reported_at: datetime | None = Field(None, exclude_if=lambda v: v is None)
     # Equality monitoring only (weighing a policy's impact on vulnerable people): the policy
     # never reads it. Left out of the stored state while empty, as it mostly is.
     vulnerabilities: tuple[Vulnerability, ...] = Field((), exclude_if=lambda v: not v)

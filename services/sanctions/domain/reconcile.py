@@ -64,7 +64,7 @@ def _issue(state: SubjectState, wants: dict, policy: Policy, now: datetime) -> R
         if want.kind is None or (incident_id, want.kind) in held:
             continue
         if want.kind != CardKind.RED and ladder.left_window(state.incident(incident_id), policy, now):
-            continue  # reported after it stopped counting: a warning would end before its letter arrived
+            continue  # moved up the ladder after it stopped counting: the warning would end before its letter
         card = _new_card(state, incident_id, want)
         state = state.model_copy(update={"cards": state.cards + (card,)})
         events.append(card_issued(state, card, policy, now))

@@ -78,7 +78,9 @@ def replay(state: SubjectState, policy: Policy, approve: bool = False,
     for incident in live:
         now = incident.occurred_at
         fresh, ticked = decide(fresh, Tick(), policy, now)
-        fresh, seen = decide(fresh, IncidentSeen(incident), policy, now)
+        # As if reported when it happened, as the comparison promises: only the policy differs.
+        timely = incident.model_copy(update={"reported_at": now})
+        fresh, seen = decide(fresh, IncidentSeen(timely), policy, now)
         made += ticked + seen
         for card in [c for c in fresh.cards if c.status == CardStatus.PROPOSED] if approve else ():
             fresh, approved = _approve(fresh, card.sanction_id, policy, now)
