@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -46,7 +46,8 @@ from tests.security.scanner import nhs_like_tokens
 
 FUZZ_ORGANISATION = "FUZZ1"  # no other test reads this organisation's figures
 FUZZ_SITE = "Fuzz consumer site"
-WHEN = datetime(2020, 1, 15, 10, 0, tzinfo=UTC)
+# Recent, so that the card policy, which counts a year back from the service's clock, cards the sentinel.
+WHEN = datetime.now(UTC).replace(hour=10, minute=0, second=0, microsecond=0) - timedelta(days=30)
 
 
 @dataclass(frozen=True)
