@@ -351,23 +351,23 @@ async def put_workforce(pool: asyncpg.Pool, period: str, first: date, rows: list
         await conn.execute("DELETE FROM reporting.workforce WHERE period = $1", period)
         await conn.executemany(
             "INSERT INTO reporting.workforce (period, first_month, organisation, site, staff_group, ethnic_group,"
-            " disability, headcount) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            " disability, sex, headcount) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             [(period, first, r["organisation"], r["site"], r["staff_group"], r["ethnic_group"], r["disability"],
-              r["headcount"]) for r in rows])
+              r["sex"], r["headcount"]) for r in rows])
 
 
 async def headcount(pool: asyncpg.Pool, period: str, last: date, organisation: str | None,
-                    site: str | None) -> dict[tuple[str, str, str], int]:
-    """Staff in post by (staff group, ethnic group, disability): the period's own snapshot, else
+                    site: str | None) -> dict[tuple[str, str, str, str], int]:
+    """Staff in post by (staff group, ethnic group, disability, sex): the period's own snapshot, else
     the latest before its end."""
     chosen = await pool.fetchval(
         "SELECT period FROM reporting.workforce WHERE period = $1 OR first_month <= $2"
         " ORDER BY (period = $1) DESC, first_month DESC LIMIT 1", period, last)
     rows = await pool.fetch(
-        "SELECT staff_group, ethnic_group, disability, sum(headcount)::int AS n FROM reporting.workforce"
+        "SELECT staff_group, ethnic_group, disability, sex, sum(headcount)::int AS n FROM reporting.workforce"
         " WHERE period = $1 AND ($2::text IS NULL OR organisation = $2) AND ($3::text IS NULL OR site = $3)"
-        " GROUP BY staff_group, ethnic_group, disability", chosen, organisation, site)
-    return {(r["staff_group"], r["ethnic_group"], r["disability"]): r["n"] for r in rows}
+        " GROUP BY staff_group, ethnic_group, disability, sex", chosen, organisation, site)
+    return {(r["staff_group"], r["ethnic_group"], r["disability"], r["sex"]): r["n"] for r in rows}
 
 
 async def put_objective(pool: asyncpg.Pool, o: Objective) -> None:

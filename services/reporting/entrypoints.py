@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.incidents import Disability, EthnicGroup, LocationType, OdsCode, Past, StaffGroup, Text
+from schemas.incidents import Disability, EthnicGroup, LocationType, OdsCode, Past, Sex, StaffGroup, Text
 from schemas.topics import INCIDENTS, SANCTIONS
 from services.reporting import adapters, handlers, pack
 from services.reporting.domain import cursor, footage, periods
@@ -54,6 +54,7 @@ class HeadcountRow(Body):
     staff_group: StaffGroup
     ethnic_group: EthnicGroup
     disability: Disability = Field(Disability.NOT_STATED, description="For the WDES gap per 1,000 staff.")
+    sex: Sex = Field(Sex.NOT_STATED, description="For staff affected per 1,000 by sex, sexual safety's above all.")
     headcount: int = Field(ge=0)
 
 

@@ -39,14 +39,15 @@ def pixels_of(image: Image.Image, hex_colour: str) -> int:
 async def test_board_pack_with_objectives_renders_every_chart(pipeline, tmp_path):
     site = f"Pack site {uuid.uuid4().hex[:8]}"
     bodies = [report(site=site, occurred_at=f"2025-0{m}-10T10:00:00+01:00", category=c, perpetrator={"kind": "unknown"},
-                     staff_affected=[staff(g)[0] | {"disability": d}])
+                     staff_affected=[staff(g)[0] | {"disability": d, "sex": "female"}])
               for m in (7, 8) for c, g, d in (("physical_assault", "black", "disabled"),
                                               ("verbal_abuse", "white", "not_disabled")) for _ in range(5)]
     await submit_all(pipeline, bodies)
     workforce = {"rows": [{"organisation": "RZA", "site": site, "staff_group": "nursing_midwifery",
-                           "ethnic_group": g, "disability": d, "headcount": n}
-                          for g, d, n in (("black", "disabled", 100), ("black", "not_disabled", 100),
-                                          ("white", "not_disabled", 400))]}
+                           "ethnic_group": g, "disability": d, "sex": x, "headcount": n}
+                          for g, d, x, n in (("black", "disabled", "not_stated", 100),
+                                             ("black", "not_disabled", "female", 100),
+                                             ("white", "not_disabled", "female", 400))]}
     ops = bearer(pipeline, "operations")
     assert (await call(pipeline, "PUT", pipeline["REPORTING_URL"], "/v1/workforce/2025-Q3", workforce)).status_code == 401
     put = await call(pipeline, "PUT", pipeline["REPORTING_URL"], "/v1/workforce/2025-Q3", workforce, ops)
@@ -67,6 +68,8 @@ async def test_board_pack_with_objectives_renders_every_chart(pipeline, tmp_path
     # 10 disabled staff affected of 100 in post, 10 not disabled of 500: 100 and 20 per 1,000 (WDES).
     assert ind["disabled_staff_affected_per_1000"] == 100.0 and ind["non_disabled_staff_affected_per_1000"] == 20.0
     assert ind["disabled_non_disabled_gap_per_1000"] == 80.0 and ind["disabled_share_of_staff_affected"] == 0.5
+    # 20 women affected of the 500 the load states.
+    assert ind["staff_affected_per_1000_by_sex"] == {"female": 40.0}
     [objective] = [o for o in figures["objectives"] if o["metric"] == "police_referral_rate"]
     assert objective["status"] == "red" and objective["value"] == 0.0
 

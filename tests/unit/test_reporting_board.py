@@ -114,7 +114,7 @@ def test_with_rounding_a_share_is_made_from_the_rounded_counts():
 def test_with_rounding_rates_per_1000_staff_use_the_rounded_counts():
     white = Staff("ambulance", "white", False, False)
     incidents = [jan(staff=(white,)) for _ in range(12)]
-    heads = {("ambulance", "white", "not_stated"): 1000}
+    heads = {("ambulance", "white", "not_stated", "not_stated"): 1000}
     assert build(incidents, heads=heads)["totals"]["indicators"]["white_staff_affected_per_1000"] == 12.0
     assert build(incidents, heads=heads, rounding=5)["totals"]["indicators"]["white_staff_affected_per_1000"] == 10.0
 
@@ -180,13 +180,15 @@ def test_police_rates_on_counts_above_threshold():
 def test_ethnic_gap_per_1000_staff_needs_workforce():
     white, black = Staff("ambulance", "white", False, False), Staff("ambulance", "black", False, False)
     incidents = [jan(staff=(white,)) for _ in range(10)] + [jan(staff=(black,)) for _ in range(10)]
-    heads = {("ambulance", "white", "not_stated"): 1000, ("ambulance", "black", "not_stated"): 500}
+    heads = {("ambulance", "white", "not_stated", "not_stated"): 1000,
+             ("ambulance", "black", "not_stated", "not_stated"): 500}
     ind = build(incidents, heads=heads)["totals"]["indicators"]
     assert ind["white_staff_affected_per_1000"] == 10.0
     assert ind["ethnic_minority_staff_affected_per_1000"] == 20.0
     assert ind["ethnic_minority_white_gap_per_1000"] == 10.0
     assert ind["ethnic_minority_share_of_staff_affected"] == 0.5 and ind["ethnicity_not_stated_share"] == 0.0
     assert build(incidents)["totals"]["indicators"]["workforce_loaded"] is False
+    assert ind["staff_affected_per_1000_by_sex"] == {}  # the load does not state sex
     # A workforce that does not state disability gives no disability rates: undefined, not zero.
     assert ind["disabled_staff_affected_per_1000"] is None and ind["disabled_non_disabled_gap_per_1000"] is None
 
@@ -194,8 +196,9 @@ def test_ethnic_gap_per_1000_staff_needs_workforce():
 def test_disability_gap_per_1000_staff_needs_a_workforce_that_states_disability():
     disabled, other = characterised(disability="disabled"), characterised(disability="not_disabled")
     incidents = [jan(staff=(disabled,)) for _ in range(6)] + [jan(staff=(other,)) for _ in range(20)]
-    heads = {("nursing_midwifery", "white", "disabled"): 200, ("nursing_midwifery", "white", "not_disabled"): 2000,
-             ("nursing_midwifery", "white", "not_stated"): 300}
+    heads = {("nursing_midwifery", "white", "disabled", "not_stated"): 200,
+             ("nursing_midwifery", "white", "not_disabled", "not_stated"): 2000,
+             ("nursing_midwifery", "white", "not_stated", "not_stated"): 300}
     ind = build(incidents, heads=heads)["totals"]["indicators"]
     assert ind["disabled_staff_affected_per_1000"] == 30.0 and ind["non_disabled_staff_affected_per_1000"] == 10.0
     assert ind["disabled_non_disabled_gap_per_1000"] == 20.0
@@ -339,7 +342,8 @@ def test_sexual_safety_counts_the_staff_it_fell_on_by_sex_ethnic_group_and_staff
     man = Staff("ambulance", "white", False, False, sex="male")
     sexual = [jan(category="sexual_misconduct", staff=(woman,)) for _ in range(6)] + [
         jan(category="sexual_misconduct", staff=(woman, man)) for _ in range(5)]
-    heads = {("nursing_midwifery", "black", "not_stated"): 500, ("ambulance", "white", "not_stated"): 1000}
+    heads = {("nursing_midwifery", "black", "not_stated", "female"): 500,
+             ("ambulance", "white", "not_stated", "male"): 1000}
     body = build(sexual + [jan(staff=(man,)) for _ in range(7)], heads=heads)
     by, ind = body["totals"]["breakdowns"], body["totals"]["indicators"]
     assert by["staff_affected_by_category"] == {"sexual_misconduct": 16, "verbal_abuse": 7}
@@ -349,6 +353,9 @@ def test_sexual_safety_counts_the_staff_it_fell_on_by_sex_ethnic_group_and_staff
     assert ind["sexual_safety_staff_affected_per_1000"] == round(16 / 1500 * 1000, 1)
     assert ind["sexual_safety_staff_affected_per_1000_by_ethnic_group"] == {"black": 22.0, "white": 5.0}
     assert ind["sexual_safety_ethnic_minority_white_gap_per_1000"] == 17.0
+    # Read against women and men in post: 11 of 500 women, 5 of 1,000 men.
+    assert ind["sexual_safety_staff_affected_per_1000_by_sex"] == {"female": 22.0, "male": 5.0}
+    assert ind["staff_affected_per_1000_by_sex"] == {"female": 22.0, "male": 12.0}
     # January's breakdowns are the same people: February, with none, has no sexual safety rows.
     assert body["months"][0]["breakdowns"]["sexual_safety_staff_by_sex"] == {"female": 11, "male": 5}
     assert "sexual_safety_staff_by_sex" not in body["months"][1]["breakdowns"]

@@ -19,7 +19,7 @@ from services.reporting.domain.metrics import BY_CHARACTERISTIC, MINORITY, SEXUA
 
 SUPPRESSED = {"suppressed": True}
 Figure = int | float | dict[str, bool] | None
-Headcount = Mapping[tuple[str, str, str], int]  # (staff_group, ethnic_group, disability) -> staff in post
+Headcount = Mapping[tuple[str, str, str, str], int]  # (staff_group, ethnic_group, disability, sex) -> staff in post
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def _ratio(num: int, den: int, scale: float = 1.0, places: int = 3) -> float | N
 
 
 def indicators(c: Cells, headcount: Headcount) -> dict[str, Any]:
-    """Every derived figure for one row; headcount is (staff_group, ethnic_group, disability) -> staff in post."""
+    """Every derived figure for one row; headcount is (staff_group, ethnic_group, disability, sex) -> staff in post."""
     all_incidents = ("incidents", "all")
     referred = ("police", "referred")
     out: dict[str, Any] = {
@@ -153,15 +153,23 @@ def _rates(c: Cells, headcount: Headcount) -> dict[str, Any]:
         "disabled_staff_affected_per_1000": disabled,
         "non_disabled_staff_affected_per_1000": not_disabled,
         "disabled_non_disabled_gap_per_1000": disability_gap,
+        # Only where the load states sex, like disability: a value not stated has no rate.
+        "staff_affected_per_1000_by_sex": _by_sex(c, BY_CHARACTERISTIC["sex"], headcount),
     } | _sexual_safety(c, headcount, by_ethnic)
+
+
+def _by_sex(c: Cells, measure: str, headcount: Headcount) -> dict[str, Figure]:
+    heads = _heads(headcount, 3)
+    return {s: _per_1000(c.summed(measure, (s,)), n) for s, n in sorted(heads.items()) if s != "not_stated"}
 
 
 def _sexual_safety(c: Cells, headcount: Headcount, by_ethnic: Mapping[str, int]) -> dict[str, Any]:
     """Staff affected by unwanted sexual behaviour per 1,000 in post: the prevalence the Sexual
-    Safety Charter asks trusts to capture, and its gap by ethnicity."""
+    Safety Charter asks trusts to capture, by sex, and its gap by ethnicity."""
     measure = SEXUAL_SAFETY_BY["ethnic_group"]
     minority, white, gap = _gap(c, measure, by_ethnic, MINORITY, ("white",))
     return {
+        "sexual_safety_staff_affected_per_1000_by_sex": _by_sex(c, SEXUAL_SAFETY_BY["sex"], headcount),
         "sexual_safety_staff_affected_per_1000": _per_1000(c.summed("staff_affected_by_category", (SEXUAL,)),
                                                            sum(headcount.values())),
         "sexual_safety_staff_affected_per_1000_by_ethnic_group": {
