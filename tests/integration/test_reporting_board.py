@@ -202,7 +202,11 @@ async def test_a_board_for_one_location_type_counts_its_incidents_and_their_sanc
         assert answer.status_code == 200, answer.text
         return answer.json()
 
-    everywhere = await poll(figures, lambda b: b["totals"]["breakdowns"].get("sanctions", {}).get("yellow_card_1") == 2)
+    # Reporting reads incidents and decisions from two topics: either may land first.
+    def settled(b: dict) -> bool:
+        cards = b["totals"]["breakdowns"].get("sanctions", {})
+        return b["totals"]["incidents"] == 14 and cards.get("yellow_card_1") == 2
+    everywhere = await poll(figures, settled)
     assert everywhere["totals"]["incidents"] == 14
     ward, ed = await figures(location_type="ward"), await figures(location_type="emergency_department")
     assert (ward["totals"]["incidents"], ed["totals"]["incidents"]) == (6, 8)
