@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -25,13 +25,14 @@ from vanda.runtime.settings import CommonSettings
 log = logging.getLogger(__name__)
 
 
-async def _publisher(deps: entrypoints.Deps, settings: ReportingSettings, wake: Callable[[], None]) -> None:
+async def _every(round_: Callable[[], Awaitable[object]], every_s: float, failed: str) -> None:
+    """Run one round now and every `every_s` seconds until cancelled."""
     while True:
         try:
-            await publish_now(deps, settings.publish_grace_days, wake)
+            await round_()
         except Exception:  # noqa: BLE001 - a failed round is retried on the next tick
-            log.warning("board metrics publishing failed", exc_info=True)
-        await asyncio.sleep(settings.publish_interval_s)
+            log.warning("%s; the next round tries again", failed, exc_info=True)
+        await asyncio.sleep(every_s)
 
 
 async def publish_now(deps: entrypoints.Deps, grace_days: int, wake: Callable[[], None]) -> int:
@@ -43,15 +44,12 @@ async def publish_now(deps: entrypoints.Deps, grace_days: int, wake: Callable[[]
     return sent
 
 
-async def _footage_notices(deps: entrypoints.Deps, every_s: float, wake: Callable[[], None]) -> None:
-    while True:
-        try:
-            if sent := await publishing.announce_footage(deps.pool(), deps.footage_retention, deps.clock()):
-                wake()
-                log.info("announced %d footage notice(s)", sent)
-        except Exception:  # noqa: BLE001 - a failed round is retried on the next tick
-            log.warning("footage notices not announced; the next round tries again", exc_info=True)
-        await asyncio.sleep(every_s)
+async def announce_now(deps: entrypoints.Deps, wake: Callable[[], None]) -> int:
+    sent = await publishing.announce_footage(deps.pool(), deps.footage_retention, deps.clock())
+    if sent:
+        wake()
+        log.info("announced %d footage notice(s)", sent)
+    return sent
 
 
 def create_app(common: CommonSettings | None = None, settings: ReportingSettings | None = None,
@@ -81,14 +79,17 @@ def create_app(common: CommonSettings | None = None, settings: ReportingSettings
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
-        runtime.background(_publisher(deps, settings, runtime.relay.wake))
+        wake = runtime.relay.wake
+        runtime.background(_every(lambda: publish_now(deps, settings.publish_grace_days, wake),
+                                  settings.publish_interval_s, "board metrics not published"))
         runtime.background(gauges.keep_fresh(
             lambda: gauges.refresh(runtime.pool, projection, disclosure, clock()),
             settings.gauges_interval_s))
         runtime.background(gauges.keep_fresh(
             lambda: gauges.refresh_footage(runtime.pool, clock(), deps.footage_retention),
             settings.gauges_interval_s, "footage due for deletion not recounted"))
-        runtime.background(_footage_notices(deps, settings.footage_notice_interval_s, runtime.relay.wake))
+        runtime.background(_every(lambda: announce_now(deps, wake), settings.footage_notice_interval_s,
+                                  "footage notices not announced"))
         try:
             yield
         finally:

@@ -200,7 +200,7 @@ def _incident_in_view(i: IncidentRecord, policy: Policy) -> dict[str, Any]:
     reported after it left the window carries no warning."""
     view = i.model_dump(mode="json", include={"incident_id", "occurred_at", "category", "harm", "withdrawn",
                                               "excused", "revision"})
-    return view | {"qualifies": ladder.qualifies(i), "counts_until": (i.occurred_at + policy.window).isoformat()}
+    return view | {"qualifies": ladder.qualifies(i), "counts_until": ladder.counts_until(i, policy).isoformat()}
 
 
 async def describe_subject(pool: asyncpg.Pool, subject_id: str, policy: Policy,

@@ -37,7 +37,8 @@ _DESCRIPTIONS = {
                " Key: subject_id. Ids derive from the incident and the rule, so a replay gives the same ids.",
     POLICE_REFERRALS: "An incident meets the police referral criteria: once per incident, key incident id.",
     FOOTAGE: "Body-worn camera footage to keep as evidence (a referral or card rests on it), and footage past"
-             " its retention period that nothing rests on: each once per incident, key incident id.",
+             " its retention period that nothing rests on: each once each time the footage changes side (held,"
+             " released, held again), key incident id.",
     BOARD_METRICS: "A closed month's board figures, small counts suppressed: once per month, key organisation.",
 }
 _NAMES = {INCIDENTS: "IncidentEvent", SANCTIONS: "SanctionEvent", POLICE_REFERRALS: "PoliceReferralEvent",

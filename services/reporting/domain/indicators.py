@@ -135,7 +135,7 @@ def _rates(c: Cells, headcount: Headcount) -> dict[str, Any]:
     """Per 1,000 staff in post, where the trust has loaded its workforce for the period."""
     if not headcount:
         return {"workforce_loaded": False}
-    by_group, by_ethnic, by_disability = _heads(headcount, 0), _heads(headcount, 1), _heads(headcount, 2)
+    by_group, by_ethnic, by_disability, by_sex = (_heads(headcount, axis) for axis in range(4))
     ethnic, disability = BY_CHARACTERISTIC["ethnic_group"], BY_CHARACTERISTIC["disability"]
     minority, white, ethnic_gap = _gap(c, ethnic, by_ethnic, MINORITY, ("white",))
     disabled, not_disabled, disability_gap = _gap(c, disability, by_disability, ("disabled",), ("not_disabled",))
@@ -154,22 +154,22 @@ def _rates(c: Cells, headcount: Headcount) -> dict[str, Any]:
         "non_disabled_staff_affected_per_1000": not_disabled,
         "disabled_non_disabled_gap_per_1000": disability_gap,
         # Only where the load states sex, like disability: a value not stated has no rate.
-        "staff_affected_per_1000_by_sex": _by_sex(c, BY_CHARACTERISTIC["sex"], headcount),
-    } | _sexual_safety(c, headcount, by_ethnic)
+        "staff_affected_per_1000_by_sex": _by_sex(c, BY_CHARACTERISTIC["sex"], by_sex),
+    } | _sexual_safety(c, headcount, by_ethnic, by_sex)
 
 
-def _by_sex(c: Cells, measure: str, headcount: Headcount) -> dict[str, Figure]:
-    heads = _heads(headcount, 3)
+def _by_sex(c: Cells, measure: str, heads: Mapping[str, int]) -> dict[str, Figure]:
     return {s: _per_1000(c.summed(measure, (s,)), n) for s, n in sorted(heads.items()) if s != "not_stated"}
 
 
-def _sexual_safety(c: Cells, headcount: Headcount, by_ethnic: Mapping[str, int]) -> dict[str, Any]:
+def _sexual_safety(c: Cells, headcount: Headcount, by_ethnic: Mapping[str, int],
+                   by_sex: Mapping[str, int]) -> dict[str, Any]:
     """Staff affected by unwanted sexual behaviour per 1,000 in post: the prevalence the Sexual
     Safety Charter asks trusts to capture, by sex, and its gap by ethnicity."""
     measure = SEXUAL_SAFETY_BY["ethnic_group"]
     minority, white, gap = _gap(c, measure, by_ethnic, MINORITY, ("white",))
     return {
-        "sexual_safety_staff_affected_per_1000_by_sex": _by_sex(c, SEXUAL_SAFETY_BY["sex"], headcount),
+        "sexual_safety_staff_affected_per_1000_by_sex": _by_sex(c, SEXUAL_SAFETY_BY["sex"], by_sex),
         "sexual_safety_staff_affected_per_1000": _per_1000(c.summed("staff_affected_by_category", (SEXUAL,)),
                                                            sum(headcount.values())),
         "sexual_safety_staff_affected_per_1000_by_ethnic_group": {

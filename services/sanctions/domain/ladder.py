@@ -76,17 +76,22 @@ def ideal(state: SubjectState, policy: Policy) -> dict[UUID, Want]:
     return wants
 
 
+def counts_until(i: IncidentRecord, policy: Policy) -> datetime:
+    """When an incident leaves the policy's window and stops counting towards the ladder."""
+    return i.occurred_at + policy.window
+
+
 def reported_late(i: IncidentRecord, policy: Policy) -> bool:
     """Whether the incident was reported only after it had left the window: a card for it,
     warning or ban, would answer conduct the policy no longer counts (a late report, or a
     backfill of history, which would otherwise flood reviewers with proposals)."""
-    return i.reported_at is not None and i.reported_at >= i.occurred_at + policy.window
+    return i.reported_at is not None and i.reported_at >= counts_until(i, policy)
 
 
 def left_window(i: IncidentRecord | None, policy: Policy, now: datetime) -> bool:
     """Whether an incident no longer counts towards the ladder at `now`, so that a warning
     for it would have lapsed before it was issued."""
-    return i is not None and i.occurred_at + policy.window <= now
+    return i is not None and counts_until(i, policy) <= now
 
 
 def _position(i: IncidentRecord, window: tuple[UUID, ...], policy: Policy) -> Want:
@@ -160,7 +165,7 @@ def lapses_at(card: Card, state: SubjectState, policy: Policy) -> datetime | Non
     incident = state.incident(card.incident_id)
     if card.kind == CardKind.RED or incident is None:
         return None
-    return incident.occurred_at + policy.window
+    return counts_until(incident, policy)
 
 
 def card_level(state: SubjectState, policy: Policy, now: datetime) -> str:
