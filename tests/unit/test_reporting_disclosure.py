@@ -7,8 +7,9 @@ from fractions import Fraction
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.optimize import linprog
 
-from services.reporting.domain.disclosure import Relation, derivable, primary, rounded, suppress
+from services.reporting.domain.disclosure import Relation, derivable, pinned, primary, rounded, suppress
 
 
 def test_counts_from_one_to_four_are_suppressed_zero_and_five_are_not():
@@ -123,6 +124,72 @@ def test_no_hidden_count_in_a_table_with_margins_can_be_worked_out(values):
     assert primary(cells, 5) <= hidden
     assert given_back(relations, hidden) == set()
     assert derivable(relations, hidden) == set()
+
+
+def fixed(cells, relations, hidden):
+    """Hidden cells a reader can fix from the sums and a hidden count being at least 1: the least
+    and the greatest value each can take, by linear programming over all the values at once. An
+    oracle independent of `pinned`, which reasons about directions and the bounds they meet."""
+    keys = sorted(hidden, key=str)
+    rows = [[r.members.count(k) - (r.margin == k) for k in keys] for r in relations]
+    rows = [row for row in rows if any(row)]
+    sums = [sum(c * cells[k] for c, k in zip(row, keys, strict=True)) for row in rows]
+    found = set()
+    for n, k in enumerate(keys):
+        ends = [linprog([sign * (i == n) for i in range(len(keys))], A_eq=rows or None, b_eq=sums or None,
+                        bounds=(1, None), method="highs") for sign in (1, -1)]
+        if all(e.status == 0 for e in ends) and ends[1].x[n] - ends[0].x[n] < 1e-6:
+            found.add(k)
+    return found
+
+
+@pytest.mark.parametrize(("values", "hidden", "given"), [
+    # Two hidden counts in a shown sum of 2, or three in a sum of 3: every one of them is 1.
+    ({"t": 7, "a": 5, "b": 1, "c": 1}, {"b", "c"}, {"b", "c"}),
+    ({"t": 9, "a": 6, "b": 1, "c": 1, "d": 1}, {"b", "c", "d"}, {"b", "c", "d"}),
+    # 1 + 2 in a sum of 3: either could be 1 or 2; 1 + 1 + 5 hidden in a sum of 7: one could be 5.
+    ({"t": 8, "a": 5, "b": 1, "c": 2}, {"b", "c"}, set()),
+    ({"t": 7, "a": 5, "b": 1, "c": 1}, {"a", "b", "c"}, set()),
+])
+def test_hidden_counts_pinned_by_their_sum_and_the_bound_of_one(values, hidden, given):
+    relations = [Relation(("a", "b", "c", "d") if "d" in values else ("a", "b", "c"), "t")]
+    assert pinned(values, relations, hidden) == given == fixed(values, relations, hidden)
+    assert derivable(relations, hidden) == set()  # the sums alone give none of them back
+
+
+def test_a_count_held_at_one_lets_the_sums_give_back_another():
+    # x + y = 3 in one sum and y + z = 2 in another: y and z are both 1, so x is 2.
+    cells = {"x": 2, "y": 1, "z": 1, "s": 6, "r": 7, "t": 9, "u": 8}
+    relations = [Relation(("x", "y", "s"), "t"), Relation(("y", "z", "r"), "u")]
+    hidden = {"x", "y", "z"}
+    assert pinned(cells, relations, hidden) == {"x", "y", "z"} == fixed(cells, relations, hidden)
+
+
+def test_a_sum_of_two_hidden_counts_of_one_is_covered_by_the_next_smallest():
+    # Shown 7 = 5 + 1 + 1 would tell a reader both small counts are 1: the 5 goes too.
+    cells = {"total": 7, "a": 5, "b": 1, "c": 1}
+    assert suppress(cells, [Relation(("a", "b", "c"), "total")], 5) == {"a", "b", "c"}
+
+
+SMALL = st.sampled_from([0, 1, 1, 1, 2, 3, 5, 6, 9])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(2, 4).flatmap(lambda c: st.lists(st.lists(SMALL, min_size=c, max_size=c), min_size=2, max_size=4)),
+       st.randoms(use_true_random=False))
+def test_pinned_finds_exactly_the_counts_a_reader_can_fix(values, random):
+    cells, relations = table(values)
+    hidden = {k for k, n in cells.items() if n and random.random() < 0.6}
+    assert pinned(cells, relations, hidden) == fixed(cells, relations, hidden)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(2, 5).flatmap(lambda c: st.lists(st.lists(SMALL, min_size=c, max_size=c), min_size=2, max_size=5)))
+def test_no_hidden_count_in_a_table_can_be_fixed_even_knowing_each_is_at_least_one(values):
+    cells, relations = table(values)
+    hidden = suppress(cells, relations, 5)
+    assert primary(cells, 5) <= hidden
+    assert fixed(cells, relations, hidden) == set()
 
 
 @pytest.mark.parametrize(("n", "base", "shown"), [

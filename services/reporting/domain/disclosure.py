@@ -12,7 +12,9 @@ count back: where the hidden cells of a months-by-categories table join two bloc
 cell, adding the block's rows and subtracting its columns leaves that cell alone. So an
 audit then solves all the relations at once, as a reader could (`derivable`), and while it
 finds a hidden count given back exactly, the smallest shown non-zero term of a relation
-holding that count is hidden too, and the rule runs again.
+holding that count is hidden too, and the rule runs again. The audit also knows what every
+reader knows, that a hidden count is at least 1 (zero is shown), so two hidden counts in a
+published sum of 2 are both 1 and are covered the same way (`pinned`).
 
 Suppression holds within one output, not across two: a site's board subtracted from its
 organisation's, or one range from an overlapping one, can give back a hidden count. Rounding
@@ -27,7 +29,13 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
+import numpy as np
+from scipy.optimize import linprog
+
 Key = Hashable
+# A target raised by less than this is taken as held: the programme's answers are floats, and
+# its vertices here are small fractions (1, 1/2, 1/3 ...), far above it.
+_RAISED = 1e-6
 
 
 @dataclass(frozen=True)
@@ -45,11 +53,11 @@ def primary(cells: Mapping[Key, int], threshold: int) -> set[Key]:
 
 def suppress(cells: Mapping[Key, int], relations: Sequence[Relation], threshold: int) -> set[Key]:
     """Every cell to hide: primary suppression, then secondary until no hidden count can be
-    worked out, one relation at a time or all together."""
+    worked out, one relation at a time or all together, knowing each is at least 1."""
     hidden = primary(cells, threshold)
     while True:
         _close(cells, relations, hidden)
-        covers = (_cover(cells, relations, hidden, k) for k in sorted(derivable(relations, hidden), key=str))
+        covers = (_cover(cells, relations, hidden, k) for k in sorted(pinned(cells, relations, hidden), key=str))
         extra = next((c for c in covers if c is not None), None)
         if extra is None:
             return hidden
@@ -103,11 +111,74 @@ def derivable(relations: Iterable[Relation], hidden: set[Key]) -> set[Key]:
     With the shown terms known, each relation holding a hidden cell is a linear equation in
     the hidden cells. A reader can isolate a cell exactly when its unit vector lies in the
     span of those equations, which is when the reduced row echelon form has it as a row of
-    its own. Exact fractions keep the answer exact. Non-negativity can narrow a hidden count
-    further; this audit asks only whether the value itself is given back.
+    its own. Exact fractions keep the answer exact. This ignores what a reader also knows, that
+    a hidden count is at least 1: `pinned` adds that.
     """
+    return _isolated(_equations(relations, hidden))
+
+
+def pinned(cells: Mapping[Key, int], relations: Sequence[Relation], hidden: set[Key]) -> set[Key]:
+    """Hidden cells a reader can give back from the published sums and the bound every hidden
+    count has: zero is shown, so a hidden count is at least 1.
+
+    The bound matters where it is met: two hidden counts in a sum of 2 are both 1. The true
+    counts are one solution; a hidden cell can move only along directions d that keep every
+    sum (A d = 0) and do not take a count now at 1 below it (d >= 0 there). The counts at 1
+    that no such direction raises are held at 1 ("implicit equalities", found by linear
+    programming, `held_at_one`). Every other count can move a little, all at once, so the
+    rest are fixed exactly when the sums, with the held counts known, isolate them, as in
+    `derivable`.
+    """
+    equations = _equations(relations, hidden)
+    held = held_at_one(equations, sorted((k for k in hidden if cells.get(k, 0) == 1), key=str))
+    # A held count is known: it leaves the equations as a constant, and the rest are solved for.
+    rest = [row for e in equations if (row := {k: v for k, v in e.items() if k not in held})]
+    return held | _isolated(rest)
+
+
+def held_at_one(equations: Sequence[Mapping[Key, Fraction]], ones: Sequence[Key]) -> set[Key]:
+    """The counts in `ones` (hidden, at their bound of 1) that every direction keeping the sums
+    leaves where they are. Each round asks a linear programme to raise as many of the rest as it
+    can (each by up to 1) and drops those it raised, until it raises none."""
+    if not ones:
+        return set()
+    cells = sorted({k for e in equations for k in e} | set(ones), key=str)
+    at = {k: i for i, k in enumerate(cells)}
+    bound = set(ones)
+    held = list(ones)
+    while held:
+        raised = _raise(equations, cells, at, bound, held)
+        if not raised:
+            break
+        held = [k for k in held if k not in raised]
+    return set(held)
+
+
+def _raise(equations: Sequence[Mapping[Key, Fraction]], cells: Sequence[Key], at: Mapping[Key, int],
+           bound: set[Key], targets: Sequence[Key]) -> set[Key]:
+    """The targets one direction d (A d = 0, d >= 0 on the bound cells) raises: maximise the sum
+    of t_j with 0 <= t_j <= d_j and t_j <= 1 over the targets."""
+    n, m = len(cells), len(targets)
+    a_eq = np.zeros((len(equations), n + m))
+    for row, equation in enumerate(equations):
+        for k, v in equation.items():
+            a_eq[row, at[k]] = float(v)
+    a_ub = np.zeros((m, n + m))  # t_j - d_j <= 0
+    for j, k in enumerate(targets):
+        a_ub[j, n + j], a_ub[j, at[k]] = 1.0, -1.0
+    bounds = [(0, None) if k in bound else (None, None) for k in cells] + [(0, 1)] * m
+    result = linprog(np.r_[np.zeros(n), -np.ones(m)], A_ub=a_ub, b_ub=np.zeros(m),
+                     A_eq=a_eq if equations else None, b_eq=np.zeros(len(equations)) if equations else None,
+                     bounds=bounds, method="highs")
+    if result.status != 0:  # cannot happen (d = 0 is feasible, t <= 1 bounds it); hold all, to be safe
+        return set()
+    return {k for j, k in enumerate(targets) if result.x[n + j] > _RAISED}
+
+
+def _isolated(equations: Iterable[Mapping[Key, Fraction]]) -> set[Key]:
+    """Cells the equations give back alone: rows of one term in the reduced row echelon form."""
     pivots: dict[Key, dict[Key, Fraction]] = {}
-    for equation in _equations(relations, hidden):
+    for equation in equations:
         row = equation
         for p in [p for p in row if p in pivots]:
             row = _minus(row, row[p], pivots[p])
