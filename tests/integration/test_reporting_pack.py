@@ -70,6 +70,10 @@ async def test_board_pack_with_objectives_renders_every_chart(pipeline, tmp_path
     assert ind["disabled_non_disabled_gap_per_1000"] == 80.0 and ind["disabled_share_of_staff_affected"] == 0.5
     # 20 women affected of the 500 the load states.
     assert ind["staff_affected_per_1000_by_sex"] == {"female": 40.0}
+    # Crossed: the 10 disabled Black women affected are read against the 100 disabled Black staff in post.
+    assert ind["staff_affected_per_1000_by_ethnic_group_and_disability"] == {
+        "black/disabled": 100.0, "black/not_disabled": 0.0, "white/not_disabled": 25.0}
+    assert ind["staff_affected_per_1000_by_ethnic_group_and_sex"] == {"black/female": 100.0, "white/female": 25.0}
     [objective] = [o for o in figures["objectives"] if o["metric"] == "police_referral_rate"]
     assert objective["status"] == "red" and objective["value"] == 0.0
 

@@ -132,5 +132,5 @@ def render_row(board: Board, row: str, disclosure: Disclosure,
         "incidents": cells.show("incidents", "all"),
         "incidents_by_site": {d: cells.show(m, d) for (m, d) in sorted(cells.counts) if m == "incidents_by_site"},
         "breakdowns": breakdowns,
-        "indicators": indicators(cells, headcount),
+        "indicators": indicators(cells, headcount, crossed=row == TOTAL),
     }

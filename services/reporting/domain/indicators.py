@@ -15,11 +15,13 @@ from statistics import median
 from typing import Any
 
 from services.reporting.domain.disclosure import rounded
-from services.reporting.domain.metrics import BY_CHARACTERISTIC, MINORITY, SEXUAL, SEXUAL_SAFETY_BY
+from services.reporting.domain.metrics import BY_CHARACTERISTIC, CROSS, CROSSED, MINORITY, SEXUAL, SEXUAL_SAFETY_BY
 
 SUPPRESSED = {"suppressed": True}
 Figure = int | float | dict[str, bool] | None
 Headcount = Mapping[tuple[str, str, str, str], int]  # (staff_group, ethnic_group, disability, sex) -> staff in post
+# The characteristics the workforce load can state, by their place in a Headcount key.
+IN_WORKFORCE = {"disability": 2, "sex": 3}
 
 
 @dataclass(frozen=True)
@@ -73,8 +75,9 @@ def _ratio(num: int, den: int, scale: float = 1.0, places: int = 3) -> float | N
     return None if den == 0 else round(scale * num / den, places)
 
 
-def indicators(c: Cells, headcount: Headcount) -> dict[str, Any]:
-    """Every derived figure for one row; headcount is (staff_group, ethnic_group, disability, sex) -> staff in post."""
+def indicators(c: Cells, headcount: Headcount, crossed: bool = False) -> dict[str, Any]:
+    """Every derived figure for one row; headcount is (staff_group, ethnic_group, disability, sex) -> staff in post.
+    `crossed`: the row has the counts by ethnic group crossed with another characteristic (the period's)."""
     all_incidents = ("incidents", "all")
     referred = ("police", "referred")
     out: dict[str, Any] = {
@@ -99,7 +102,7 @@ def indicators(c: Cells, headcount: Headcount) -> dict[str, Any]:
         "red_card_share_by_vulnerability": _vulnerability(c, "red_cards_by_vulnerability", ("sanctions", "red_card_proposed")),
         "incident_share_by_vulnerability": _vulnerability(c, "perpetrator_vulnerability", ("incidents_identified", "all")),
     }
-    return out | _ethnicity(c) | _characteristics(c) | _rates(c, headcount)
+    return out | _ethnicity(c) | _characteristics(c) | _rates(c, headcount, crossed)
 
 
 def _vulnerability(c: Cells, measure: str, den: tuple[str, str]) -> dict[str, Figure]:
@@ -131,7 +134,7 @@ def _characteristics(c: Cells) -> dict[str, Any]:
         name: c.share((m, "not_stated"), ("staff_affected", "all")) for name, m in BY_CHARACTERISTIC.items()}}
 
 
-def _rates(c: Cells, headcount: Headcount) -> dict[str, Any]:
+def _rates(c: Cells, headcount: Headcount, crossed: bool) -> dict[str, Any]:
     """Per 1,000 staff in post, where the trust has loaded its workforce for the period."""
     if not headcount:
         return {"workforce_loaded": False}
@@ -155,7 +158,23 @@ def _rates(c: Cells, headcount: Headcount) -> dict[str, Any]:
         "disabled_non_disabled_gap_per_1000": disability_gap,
         # Only where the load states sex, like disability: a value not stated has no rate.
         "staff_affected_per_1000_by_sex": _by_sex(c, BY_CHARACTERISTIC["sex"], by_sex),
-    } | _sexual_safety(c, headcount, by_ethnic, by_sex)
+    } | _sexual_safety(c, headcount, by_ethnic, by_sex) | (_crossed(c, headcount) if crossed else {})
+
+
+def _crossed(c: Cells, headcount: Headcount) -> dict[str, dict[str, Figure]]:
+    """Staff affected per 1,000 in post in each ethnic group with each value of disability and
+    sex (`black/disabled`), so that the rate for disabled Black staff, say, is seen apart from
+    both; only for values the load states, like the rates by one characteristic."""
+    out = {}
+    for characteristic, axis in IN_WORKFORCE.items():
+        heads: dict[str, int] = {}
+        for key, n in headcount.items():
+            if key[axis] != "not_stated":
+                cell = f"{key[1]}{CROSS}{key[axis]}"
+                heads[cell] = heads.get(cell, 0) + n
+        out[f"staff_affected_per_1000_by_ethnic_group_and_{characteristic}"] = {
+            cell: _per_1000(c.summed(CROSSED[characteristic], (cell,)), n) for cell, n in sorted(heads.items()) if n}
+    return out
 
 
 def _by_sex(c: Cells, measure: str, heads: Mapping[str, int]) -> dict[str, Figure]:
