@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 import asyncpg
 from prometheus_client import Gauge
 
-from services.reporting import adapters
+from services.reporting import footage_store
 from services.reporting.domain import periods
 from services.reporting.domain.board import Disclosure
 from services.reporting.domain.objectives import headline, number
@@ -50,7 +50,7 @@ async def refresh(pool: asyncpg.Pool, p: Projection, disclosure: Disclosure, now
 
 async def refresh_footage(pool: asyncpg.Pool, now: datetime, retention: timedelta) -> None:
     """Recount the footage due for deletion: keeping it past its period is itself a breach."""
-    due, oldest = await adapters.footage_due(pool, now - retention)
+    due, oldest = await footage_store.footage_due(pool, now - retention)
     FOOTAGE_DUE.set(due)
     FOOTAGE_OVERDUE.set(0 if oldest is None else max(0.0, (now - (oldest + retention)).total_seconds()))
 

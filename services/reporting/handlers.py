@@ -18,7 +18,7 @@ from schemas.incidents import Category, IncidentAmended, IncidentReported, Incid
 from schemas.reporting import PoliceReferralRequired, ReferralCriterion
 from schemas.sanctions import Decision
 from schemas.topics import POLICE_REFERRALS
-from services.reporting import adapters
+from services.reporting import adapters, footage_store
 from services.reporting.config import SOURCE
 from services.reporting.domain import cursor, footage, periods
 from services.reporting.domain.board import Disclosure, compute, view
@@ -167,7 +167,7 @@ async def footage_worklist(pool: asyncpg.Pool, wanted: str | None, organisation:
                            after: str | None, limit: int, now: datetime, retention: timedelta) -> dict[str, Any]:
     """A page of incidents with body-worn camera footage, oldest first: what rests on each
     one's footage and whether it may be deleted, and the next page's cursor."""
-    found = await adapters.footage(pool, wanted, organisation, site, cursor.decode(after), limit, now - retention)
+    found = await footage_store.footage(pool, wanted, organisation, site, cursor.decode(after), limit, now - retention)
     page = [footage_item(f, by, now, retention) for f, by in found]
     last = found[-1][0].fact if len(found) == limit else None
     return {"footage": page, "next": cursor.encode(last.occurred_at, last.incident_id) if last else None}
@@ -188,13 +188,13 @@ async def footage_deleted(pool: asyncpg.Pool, incident_id: uuid.UUID, who: str, 
     """Record that an incident's footage was deleted (at `at`, else now), if the rules allow it
     (footage.Refused or footage.BadTime if not); None when no incident with footage has that
     id. A repeat answers with the first record."""
-    found = await adapters.footage_one(pool, incident_id)
+    found = await footage_store.footage_one(pool, incident_id)
     if found is None:
         return None
     current, when = found[0], at or now
     footage.check_deletion(current, when, retention, unplanned)
     was = footage.status(current, when, retention)
-    at, by, unplanned = await adapters.record_deletion(pool, incident_id, when, who, unplanned, was)
+    at, by, unplanned = await footage_store.record_deletion(pool, incident_id, when, who, unplanned, was)
     return footage_item(replace(current, deleted_at=at, deletion_unplanned=unplanned), by, now, retention)
 
 
@@ -202,10 +202,10 @@ async def footage_retracted(pool: asyncpg.Pool, incident_id: uuid.UUID, who: str
                             retention: timedelta) -> dict[str, Any] | None:
     """Retract the deletion recorded for an incident's footage; the item as it now stands, with
     the record retracted. None when no deletion is recorded."""
-    gone = await adapters.retract_deletion(pool, incident_id, who, reason)
+    gone = await footage_store.retract_deletion(pool, incident_id, who, reason)
     if gone is None:
         return None
-    found = await adapters.footage_one(pool, incident_id)
+    found = await footage_store.footage_one(pool, incident_id)
     assert found is not None  # a deletion is only ever recorded for an incident with footage
     retracted = {"deleted_at": gone["deleted_at"].isoformat(), "recorded_by": gone["recorded_by"],
                  "unplanned": gone["unplanned"], "retracted_by": who, "reason": reason}

@@ -12,7 +12,7 @@ import asyncpg
 from schemas.events import envelope
 from schemas.reporting import BoardMetricsPublished, FootageDeletionDue, FootageHoldRequired
 from schemas.topics import BOARD_METRICS, FOOTAGE
-from services.reporting import adapters
+from services.reporting import adapters, footage_store
 from services.reporting.config import SOURCE
 from services.reporting.domain import footage, periods
 from services.reporting.domain.board import Disclosure
@@ -72,12 +72,12 @@ async def announce_footage(pool: asyncpg.Pool, retention: timedelta, now: dateti
     """Publish a hold for footage that has become evidence and a release for footage that has
     fallen due, each when the footage changes side (held, released, held again); return how many."""
     sent = 0
-    for notice in adapters.NOTICE_STATUS:
-        while found := await adapters.unannounced(pool, notice, now - retention, NOTICE_CHUNK):
+    for notice in footage_store.NOTICE_STATUS:
+        while found := await footage_store.unannounced(pool, notice, now - retention, NOTICE_CHUNK):
             async with pool.acquire() as conn, conn.transaction():
                 for f, round_ in found:
                     outgoing = notice_for(notice, f, retention, now, round_)
-                    if await adapters.claim_notice(conn, f.fact.incident_id, notice, round_, outgoing.event.id):
+                    if await footage_store.claim_notice(conn, f.fact.incident_id, notice, round_, outgoing.event.id):
                         await stage(conn, adapters.SCHEMA, [outgoing])
                         sent += 1
     return sent
