@@ -82,6 +82,21 @@ def test_no_hidden_count_on_the_board_can_be_worked_out_from_all_it_publishes():
     assert ("2025-01", "incidents_by_category", "weapon") in board.hidden
 
 
+def test_a_vulnerability_flag_is_not_given_away_by_the_incidents_or_red_cards_without_one():
+    # 20 identified, 17 with no flag: shown, 20 - 17 would give the 3 homeless perpetrators back;
+    # 8 red cards, 6 with no flag, likewise the 2 on homeless perpetrators.
+    plain = [jan(subject_id=f"s{n}") for n in range(17)]
+    homeless = [jan(subject_id=f"h{n}", vulnerabilities=("homelessness",)) for n in range(3)]
+    reds = [decision("red_card_proposed", JAN + timedelta(days=5), incident_id=f.incident_id)
+            for f in plain[:6] + homeless[:2]]
+    board = compute(Inputs(plain + homeless, reds, {f.incident_id: f for f in plain + homeless}),
+                    MONTHS, TOTAL, Disclosure())
+    for measure in ("perpetrator_vulnerability", "red_cards_by_vulnerability"):
+        assert {("2025-01", measure, "homelessness"), ("2025-01", measure, "none")} <= board.hidden
+    assert given_back(relations(board.cells, board.rows), board.hidden) == set()
+    assert fixed(board.cells, relations(board.cells, board.rows), board.hidden) == set()
+
+
 def test_two_categories_of_one_incident_are_not_given_away_by_the_months_total():
     # January: 5 verbal abuse, 1 weapon, 1 damage. Shown 7 and 5 would leave 2 for the two
     # hidden categories, so both would be 1: the 5 is hidden with them.

@@ -33,6 +33,11 @@ MARGINS: dict[str, tuple[str, str]] = {
     **dict.fromkeys(BY_CHARACTERISTIC.values(), ("staff_affected", "all")),
     "body_worn_camera_by_site": ("body_worn_camera", "used"),
     "police_outcomes": ("police", "outcome_known"),
+    # An incident may carry several flags, so these can add up to more than their total; as
+    # good as exact where each carries one (as most do), and guarded as if they were.
+    "perpetrator_vulnerability": ("incidents_identified", "all"),
+    "red_cards_by_vulnerability": ("sanctions", "red_card_proposed"),
+    "hate_aggravation": ("hate_aggravated", "all"),
 }
 # Figures at an instant or over distinct people: the months do not add up to the period.
 # ...and figures given for the period only: split by month, nearly every cell would be hidden.
