@@ -47,7 +47,8 @@ def test_incidents_outside_the_rolling_window_do_not_count():
 @pytest.mark.parametrize(("kw", "expected"), [
     ({"medical_factors": True}, ["clinical_review_requested"]),
     ({"age_band": "under_18"}, ["safeguarding_referral_requested"]),
-    ({"age_band": "under_18", "medical_factors": True}, ["safeguarding_referral_requested"]),
+    ({"age_band": "under_18", "medical_factors": True},
+     ["safeguarding_referral_requested", "clinical_review_requested"]),
     ({"kind": "staff"}, []),
     ({"kind": "unknown"}, []),
     ({"kind": "member_of_public"}, []),
@@ -154,6 +155,31 @@ def test_amending_to_medical_factors_rescinds_the_card_and_requests_clinical_rev
     assert decisions[1].reason == "incident_amended"
 
 
+@pytest.mark.parametrize(("first", "then", "expected"), [
+    # Found later to be a child: safeguarding, though clinical review went already.
+    ({"medical_factors": True}, {"age_band": "under_18"}, ["safeguarding_referral_requested"]),
+    ({"age_band": "under_18"}, {"age_band": "18_to_64", "medical_factors": True}, ["clinical_review_requested"]),
+    ({"age_band": "under_18"}, {"medical_factors": True}, ["clinical_review_requested"]),
+    # Each referral goes once: an amendment that changes nothing a guard reads sends none again.
+    ({"medical_factors": True}, {"harm": "low"}, []),
+])
+def test_an_amendment_sends_the_referral_the_record_now_calls_for_once(first, then, expected):
+    a = record(0, **first)
+    state, _ = feed([a])
+    state, decisions = feed([IncidentSeen(a.model_copy(update=then | {"revision": 2}), amended=True)], state)
+    assert names(decisions) == expected
+    again = a.model_copy(update=then | {"revision": 3})
+    assert names(feed([IncidentSeen(again, amended=True)], state)[1]) == []
+
+
+def test_a_state_kept_before_the_referrals_were_told_apart_is_not_sent_its_first_again():
+    a = record(0, age_band="under_18", medical_factors=True)
+    state, _ = feed([a])
+    old = state.model_copy(update={"guarded": frozenset({str(a.incident_id)})})  # as stored then
+    amended = a.model_copy(update={"harm": "low", "revision": 2})
+    assert names(feed([IncidentSeen(amended, amended=True)], old)[1]) == ["clinical_review_requested"]
+
+
 def test_amending_harm_upwards_turns_a_yellow_into_a_red_proposal():
     a = record(0, category="physical_assault", harm="low")
     state, _ = feed([a])
@@ -202,6 +228,65 @@ def test_a_serious_incident_reported_after_it_left_the_window_proposes_no_ban():
     assert names(decisions) == [RED]
     state, decisions = feed([recent], state, now=T0)
     assert [c.status for c in state.cards] == [CardStatus.PROPOSED] and names(decisions) == ["evidence_attached"]
+
+
+def days(n):
+    return T0 + timedelta(days=n)
+
+
+def test_a_late_report_of_earlier_conduct_is_evidence_for_the_ban_in_force_not_a_new_proposal():
+    # A, B, C: yellow, yellow, red, and the ban on C is approved. Then X, from before A, is
+    # reported: by the count B would now be the third, but the ban in force stands on what its
+    # reviewers weighed, so nothing lifts it; X and A move up the ladder as they would anyway.
+    a, b, c = record(10), record(20), record(30)
+    state, decisions = feed([a, b, c])
+    state, _ = feed([Approve(decisions[2].decision_id, "r")], state, now=days(31))
+    state, decisions = feed([record(5, reported_at=days(40))], state, now=days(40))
+    assert names(decisions) == ["rescinded", Y1, Y2]
+    assert decisions[0].incident_id == a.incident_id and decisions[2].incident_id == a.incident_id
+    assert card_level(state, POLICY, days(41)) == "red_active"
+    # Before the ban was approved, the same report moves the proposal to B, as before.
+    state, decisions = feed([a, b, c])
+    state, decisions = feed([record(5, reported_at=days(30))], state, now=days(30))
+    assert names(decisions) == ["rescinded", "rescinded", "rescinded", Y1, Y2, RED, "evidence_attached"]
+    assert decisions[5].incident_id == b.incident_id
+
+
+def test_a_ban_whose_own_count_falls_is_rescinded_even_with_evidence_reported_since():
+    a, b, c = record(10), record(20), record(30)
+    state, decisions = feed([a, b, c])
+    state, _ = feed([Approve(decisions[2].decision_id, "r")], state, now=days(31))
+    state, _ = feed([record(5, category="weapon", reported_at=days(40))], state, now=days(40))
+    # Withdrawing A and B leaves C the second incident after the weapon: the ban on C goes,
+    # and the weapon, whose ban it was evidence for, now proposes its own.
+    state, decisions = feed([IncidentGone(a.incident_id), IncidentGone(b.incident_id)], state, now=days(50))
+    assert "red_card_proposed" in names(decisions)
+    assert [c.status for c in state.cards if c.kind == "red" and c.status != CardStatus.RESCINDED] == [
+        CardStatus.PROPOSED]
+
+
+@pytest.mark.parametrize(("case", "now", "expected"), [
+    ("within the window: the warning becomes a ban proposal", 100, ["rescinded", RED]),
+    ("after it left the window: it keeps its warning", 400, []),
+])
+def test_an_amendment_raises_a_card_only_while_the_incident_counts(case, now, expected):
+    a = record(0, category="physical_assault", harm="low")
+    state, _ = feed([a])
+    amended = a.model_copy(update={"harm": "moderate", "revision": 2})
+    assert names(feed([IncidentSeen(amended, amended=True)], state, now=days(now))[1]) == expected, case
+
+
+def test_a_backfill_moves_no_incident_that_left_the_window_up_the_ladder():
+    # A and B were warned; 500 days on, an incident from before A is backfilled: B would be the
+    # third within a year of it, but B's conduct stopped counting long ago.
+    state, _ = feed([record(0), record(10)])
+    state, decisions = feed([record(-5, reported_at=days(500))], state, now=days(500))
+    assert names(decisions) == []
+
+
+def test_an_incident_in_a_ban_reported_after_it_left_the_window_is_evidence_not_an_extension():
+    state, decisions = feed([record(30, reported_at=days(400))], _banned(), policy=EXTENDING, now=days(400))
+    assert names(decisions) == ["evidence_attached"]
 
 
 def test_appeal_upheld_rescinds_the_card_and_the_incident_stops_counting():
@@ -280,9 +365,12 @@ def test_withdrawing_twice_changes_nothing_the_second_time():
     assert feed([IncidentGone(a.incident_id)], state)[1] == []
 
 
-def test_a_red_card_never_lasts_more_than_twelve_months():
+@pytest.mark.parametrize("days", [366, 400])
+def test_a_red_card_never_lasts_more_than_twelve_months(days):
+    # 366 days from 1 March ends on 2 March the next year, with no 29 February between.
     with pytest.raises(ValidationError, match="at most 12 months"):
-        Policy(version="x", red_card_days=400)
+        Policy(version="x", red_card_days=days)
+    assert Policy(version="x", red_card_days=365).red_card_days == 365
 
 
 def test_same_inputs_give_the_same_decisions():

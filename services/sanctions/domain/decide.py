@@ -25,7 +25,7 @@ from schemas.sanctions import (
     WarningLapsed,
 )
 from services.sanctions.domain import ladder
-from services.sanctions.domain.events import follow_up, guard
+from services.sanctions.domain.events import GUARD_CHILD, GUARD_CLINICAL, follow_up, guard
 from services.sanctions.domain.model import AppealState, Card, CardKind, CardStatus, IncidentRecord, Policy, SubjectState
 from services.sanctions.domain.reconcile import impose, reconcile, replace_card
 
@@ -139,13 +139,21 @@ def _seen(state: SubjectState, command: IncidentSeen, policy: Policy, now: datet
 
 
 def _guards(state: SubjectState, i: IncidentRecord, policy: Policy, now: datetime) -> Result:
-    if not ladder.cardable(i) or i.incident_id in state.guarded:
+    """Safeguarding for a child and clinical review for a clinical cause, each once per
+    incident, when the record first calls for it: a report, or an amendment that finds the
+    person was a child or unwell. A child with a clinical cause gets both."""
+    if not ladder.cardable(i):
         return state, []
-    child = i.age_band == AgeBand.UNDER_18
-    if not child and not i.medical_factors:
+    wanted = [rule for rule, due in ((GUARD_CHILD, i.age_band == AgeBand.UNDER_18),
+                                     (GUARD_CLINICAL, i.medical_factors)) if due]
+    # States kept before the two were told apart hold the bare incident id for whichever went
+    # first, the one the record then called for: taken as the first it calls for now.
+    legacy = str(i.incident_id) in state.guarded
+    due = [r for n, r in enumerate(wanted) if f"{r}:{i.incident_id}" not in state.guarded and not (legacy and n == 0)]
+    if not due:
         return state, []
-    state = state.model_copy(update={"guarded": state.guarded | {i.incident_id}})
-    return state, [guard(state, i, child, policy, now)]
+    state = state.model_copy(update={"guarded": state.guarded | {f"{r}:{i.incident_id}" for r in due}})
+    return state, [guard(state, i, r == GUARD_CHILD, policy, now) for r in due]
 
 
 def _gone(state: SubjectState, command: IncidentGone, policy: Policy, now: datetime) -> Result:

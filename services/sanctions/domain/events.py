@@ -67,9 +67,12 @@ def follow_up(cls: type[FollowUp], state: SubjectState, card: Card, action: str,
     return cls(**common, decision_id=ident, sanction_id=card.sanction_id, **extra)
 
 
+GUARD_CHILD, GUARD_CLINICAL = "guard.child", "guard.medical_factors"
+
+
 def guard(state: SubjectState, incident: IncidentRecord, child: bool, policy: Policy, now: datetime) -> Decision:
     """Safeguarding for a child, clinical review for a clinical cause: never a card."""
     cls = SafeguardingReferralRequested if child else ClinicalReviewRequested
-    rule = "guard.child" if child else "guard.medical_factors"
+    rule = GUARD_CHILD if child else GUARD_CLINICAL
     ident = decision_id(f"{rule}:{incident.incident_id}")
     return cls(**_common(state, incident, (incident.incident_id,), rule, policy, now), decision_id=ident)

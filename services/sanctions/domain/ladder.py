@@ -54,26 +54,70 @@ def ordered(state: SubjectState) -> list[IncidentRecord]:
     return sorted((i for i in state.incidents if qualifies(i)), key=lambda i: (i.occurred_at, i.seq))
 
 
-def ideal(state: SubjectState, policy: Policy) -> dict[UUID, Want]:
-    """The card each qualifying incident deserves, given the reds already decided by people."""
-    live, wants, cards = ordered(state), {}, holders(state)
+def ideal(state: SubjectState, policy: Policy, now: datetime | None = None) -> dict[UUID, Want]:
+    """The card each qualifying incident deserves, given the cards already decided by people.
+
+    Two things hold what people decided against what the count alone would give:
+    - a ban people imposed (in force, or served) stands on what its reviewers weighed: an
+      incident that happened before it and now calls for a new red card (reported since,
+      say) is evidence for that ban, not a new proposal that would lift it until someone
+      decides again, or a second ban for conduct before one already served;
+    - given `now`, an incident that has left the window keeps the card it holds and earns no
+      new one: conduct the policy no longer counts is not carded, whatever is learnt of it
+      later (an amendment of its harm, the backfill of an incident before it).
+    """
+    live, cards = ordered(state), holders(state)
+    bans = {c.incident_id for c in state.cards
+            if c.kind == CardKind.RED and c.status in (CardStatus.ACTIVE, CardStatus.EXPIRED)}
+    while True:
+        wants = _derive(live, cards, bans, policy, now)
+        # A ban whose own place on the ladder went (an incident it counted was withdrawn) falls
+        # as before, and takes no evidence with it.
+        fallen = {k for k in bans if k in wants and wants[k].kind != CardKind.RED}
+        if not fallen:
+            return wants
+        bans -= fallen
+
+
+def _derive(live: list[IncidentRecord], cards: dict[tuple[UUID, CardKind], Card], bans: set[UUID],
+            policy: Policy, now: datetime | None) -> dict[UUID, Want]:
+    wants: dict[UUID, Want] = {}
     open_red: UUID | None = None
     for n, i in enumerate(live):
         red = cards.get((open_red, CardKind.RED)) if open_red is not None else None
         if open_red is not None and _still_open(red, i):
-            if policy.extend_on_reoffence and _during_ban(red, i, cards):
-                wants[i.incident_id] = Want(CardKind.RED, "red.extension", (open_red, i.incident_id))
-                open_red = i.incident_id
+            extends = policy.extend_on_reoffence and _during_ban(red, i, cards)
+            if extends and ((i.incident_id, CardKind.RED) in cards or not _too_late(i, policy, now)):
+                want = Want(CardKind.RED, "red.extension", (open_red, i.incident_id))
             else:
-                wants[i.incident_id] = Want(None, attach_to=open_red)
-            continue
-        window = tuple(j.incident_id for j in live[: n + 1] if j.occurred_at > i.occurred_at - policy.window)
-        if reported_late(i, policy):
-            wants[i.incident_id] = Want(None)  # it counts for the incidents after it, and earns nothing
-            continue
-        wants[i.incident_id] = _position(i, window, policy)
-        open_red = i.incident_id if wants[i.incident_id].kind == CardKind.RED else open_red
+                want = Want(None, attach_to=open_red)
+        else:  # an incident reported late still counts for the incidents after it, and earns nothing
+            window = tuple(j.incident_id for j in live[: n + 1] if j.occurred_at > i.occurred_at - policy.window)
+            want = _decided(i, _position(i, window, policy), live, n, cards, bans, policy, now)
+        wants[i.incident_id] = want
+        open_red = i.incident_id if want.kind == CardKind.RED else open_red
     return wants
+
+
+def _too_late(i: IncidentRecord, policy: Policy, now: datetime | None) -> bool:
+    """Whether a card made now for `i` would answer conduct the policy no longer counts."""
+    return reported_late(i, policy) or (now is not None and left_window(i, policy, now))
+
+
+def _decided(i: IncidentRecord, want: Want, live: list[IncidentRecord], n: int,
+             cards: dict[tuple[UUID, CardKind], Card], bans: set[UUID], policy: Policy, now: datetime | None) -> Want:
+    """The place the count gives `i`, unless a card not yet made would go against what people
+    decided (see `ideal`): then the card it holds, or evidence for the ban in force."""
+    if want.kind is None or (i.incident_id, want.kind) in cards:
+        return want
+    kept = next((Want(c.kind, c.rule, c.evidence) for k in (CardKind.RED, CardKind.YELLOW_2, CardKind.YELLOW_1)
+                 if (c := cards.get((i.incident_id, k)))), Want(None))
+    if _too_late(i, policy, now):
+        return kept
+    if want.kind == CardKind.RED and bans and (
+            ban := next((j.incident_id for j in live[n + 1:] if j.incident_id in bans), None)):
+        return kept if kept.kind else Want(None, attach_to=ban)
+    return want
 
 
 def counts_until(i: IncidentRecord, policy: Policy) -> datetime:

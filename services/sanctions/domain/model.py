@@ -11,7 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from schemas.incidents import AgeBand, Category, Harm, PerpetratorKind, Vulnerability
 from schemas.sanctions import Restriction
 
-MAX_BAN = timedelta(days=366)  # "never more than 12 months", allowing for a leap year
+# "Never more than 12 months": 365 days is within 12 months from any start, 366 is not
+# (1 March to 2 March the next year, with no 29 February between).
+MAX_BAN = timedelta(days=365)
 
 
 class Frozen(BaseModel):
@@ -135,7 +137,9 @@ class SubjectState(Frozen):
     subject_id: str
     incidents: tuple[IncidentRecord, ...] = ()
     cards: tuple[Card, ...] = ()
-    guarded: frozenset[UUID] = frozenset()  # incidents already sent to clinical review or safeguarding
+    # "rule:incident" for each referral sent (guard.child, guard.medical_factors); states kept
+    # before they were told apart hold the bare incident id.
+    guarded: frozenset[str] = frozenset()
     attached: frozenset[str] = frozenset()  # "incident:sanction" evidence attachments already announced
 
     def incident(self, incident_id: UUID) -> IncidentRecord | None:

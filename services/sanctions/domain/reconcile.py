@@ -37,7 +37,7 @@ def impose(state: SubjectState, card: Card, reviewer: str | None, policy: Policy
 
 def reconcile(state: SubjectState, policy: Policy, now: datetime, reason: RescindReason) -> Result:
     """Rescind cards that no longer stand, issue cards now deserved, announce new evidence."""
-    wants = ladder.ideal(state, policy)
+    wants = ladder.ideal(state, policy, now)
     state, rescinded = _rescind(state, wants, policy, now, reason)
     state, issued = _issue(state, wants, policy, now)
     state, attached = _attach(state, wants, policy, now)
@@ -63,8 +63,6 @@ def _issue(state: SubjectState, wants: dict, policy: Policy, now: datetime) -> R
         # A card people already decided on (rejected, expired) still holds its position.
         if want.kind is None or (incident_id, want.kind) in held:
             continue
-        if want.kind != CardKind.RED and ladder.left_window(state.incident(incident_id), policy, now):
-            continue  # moved up the ladder after it stopped counting: the warning would end before its letter
         card = _new_card(state, incident_id, want)
         state = state.model_copy(update={"cards": state.cards + (card,)})
         events.append(card_issued(state, card, policy, now))
