@@ -51,6 +51,15 @@ async def _purge_periodically(deps: Deps, interval: float) -> None:
             log.warning("retention purge failed", exc_info=True)
 
 
+async def _reseal_fingerprints(deps: Deps) -> None:
+    """Once at start: key the fingerprints stored bare, before they were keyed."""
+    try:
+        if resealed := await vault.reseal_fingerprints(deps.store.pool, deps.keyring):
+            log.info("keyed %d report fingerprints stored bare", resealed)
+    except Exception:  # noqa: BLE001 - tried again at the next start; bare ones are still matched
+        log.warning("resealing report fingerprints failed", exc_info=True)
+
+
 log = logging.getLogger(__name__)
 
 
@@ -76,6 +85,7 @@ def create_app(common: CommonSettings | None = None, settings: IntakeSettings | 
 
         await runtime.start(before_consuming=connected)
         runtime.background(_purge_periodically(app.state.deps, settings.retention_interval_s))
+        runtime.background(_reseal_fingerprints(app.state.deps))
         try:
             yield
         finally:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from uuid import UUID
 
 from schemas.base import EventData
@@ -13,7 +14,7 @@ from schemas.topics import INCIDENTS
 from services.intake.adapters import IncidentStore, Receipt, Stored
 from services.intake.config import SOURCE
 from services.intake import vault
-from services.intake.domain import accept, amend, as_reported, fingerprint, normalised_identifier, withdrawn
+from services.intake.domain import Accepted, accept, amend, as_reported, fingerprint, normalised_identifier, withdrawn
 from services.intake.vault import Keyring
 from vanda.runtime.outbox import Outgoing
 
@@ -79,7 +80,7 @@ async def submit(report: IncidentReport, store: IncidentStore, keyring: Keyring,
     if existing is None:
         identifier = normalised_identifier(report.perpetrator, report.organisation)
         subject_id = await vault.resolve_subject(store.pool, identifier, keyring) if identifier else None
-        accepted = accept(report, incident_id=new_id(), subject_id=subject_id, now=utcnow())
+        accepted = _accept(report, subject_id, utcnow(), keyring)
         outgoing = _outgoing(accepted.event, accepted.event.incident_id, accepted.event.subject_id)
         identity = (identifier, keyring) if identifier else None
         receipt = await store.add(accepted, outgoing, keyring.current_version, idempotency_key, identity)
@@ -88,7 +89,7 @@ async def submit(report: IncidentReport, store: IncidentStore, keyring: Keyring,
         # A concurrent request with the same ref or key won the insert: answer as a retry.
         existing = await store.earlier(report.source_system, report.source_ref, idempotency_key)
     assert existing is not None
-    if existing.fingerprint != fingerprint(report):
+    if not keyring.fingerprint_matches(existing.fingerprint, fingerprint(report)):
         raise SourceRefConflict(existing) if idempotency_key is None else IdempotencyKeyConflict(existing)
     return Submitted(existing, replayed=True)
 
@@ -115,7 +116,7 @@ async def submit_many(reports: list[IncidentReport], store: IncidentStore, keyri
     if fresh:
         stored, mine = await _store_fresh(fresh, store, keyring)
         known |= stored
-    return [_outcome(report, known[ref], new=first.get(ref) == i and known[ref].incident_id in mine)
+    return [_outcome(report, known[ref], keyring, new=first.get(ref) == i and known[ref].incident_id in mine)
             for i, (report, ref) in enumerate(zip(reports, refs, strict=True))]
 
 
@@ -127,7 +128,7 @@ async def _store_fresh(reports: list[IncidentReport], store: IncidentStore,
     batch, people = [], []
     for report, identifier in zip(reports, identifiers, strict=True):
         subject_id = subjects.get(identifier) if identifier else None
-        accepted = accept(report, incident_id=new_id(), subject_id=subject_id, now=now)
+        accepted = _accept(report, subject_id, now, keyring)
         batch.append((accepted, _outgoing(accepted.event, accepted.event.incident_id, subject_id)))
         if identifier and subject_id:
             people.append((subject_id, identifier, report.organisation))
@@ -140,10 +141,16 @@ async def _store_fresh(reports: list[IncidentReport], store: IncidentStore,
     return receipts, inserted
 
 
-def _outcome(report: IncidentReport, receipt: Receipt, *, new: bool) -> Outcome:
+def _accept(report: IncidentReport, subject_id: str | None, now: datetime, keyring: Keyring) -> Accepted:
+    """The report accepted, its fingerprint keyed for storing (see `Keyring.seal_fingerprint`)."""
+    accepted = accept(report, incident_id=new_id(), subject_id=subject_id, now=now)
+    return replace(accepted, fingerprint=keyring.seal_fingerprint(accepted.fingerprint))
+
+
+def _outcome(report: IncidentReport, receipt: Receipt, keyring: Keyring, *, new: bool) -> Outcome:
     if new:
         return Outcome("accepted", receipt)  # stored from this very report: the fingerprints agree
-    if receipt.fingerprint != fingerprint(report):
+    if not keyring.fingerprint_matches(receipt.fingerprint, fingerprint(report)):
         return Outcome("conflict", receipt)
     return Outcome("replayed", receipt)
 

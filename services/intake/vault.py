@@ -21,6 +21,9 @@ from vanda.runtime.rows import insert_many
 
 IDENTITY_COLUMNS = (("subject_id", "text"), ("kind", "text"), ("organisation", "text"), ("nonce", "bytea"),
                     ("ciphertext", "bytea"))
+# Keys a report's digest apart from the pseudonyms made with the same key (identifiers never
+# start with it).
+FINGERPRINT_CONTEXT = b"report-fingerprint:"
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,27 @@ class Keyring:
         """(version, digest) for every key, current first, then newest previous."""
         order = [self.current_version] + sorted((v for v in self.keys if v != self.current_version), reverse=True)
         return [(v, hmac.new(self.keys[v], identifier.encode(), hashlib.sha256).hexdigest()) for v in order]
+
+    def seal_fingerprint(self, digest: str) -> str:
+        """A report's digest keyed under the current pseudonym key, as `k<version>:<hex>`.
+
+        The digest covers the whole report, NHS number included: kept bare, anyone reading
+        the table who knows or guesses the rest of a report (most of it is in its event)
+        could try NHS numbers against it, and a check digit leaves few to try.
+        """
+        return f"k{self.current_version}:{self._keyed(self.current_version, digest)}"
+
+    def fingerprint_matches(self, stored: str, digest: str) -> bool:
+        """Whether a stored fingerprint is of the report with this digest: keyed under any
+        configured key, or bare (stored before they were keyed, until resealed)."""
+        version, keyed, sealed = stored.partition(":")
+        if not keyed:
+            return hmac.compare_digest(stored, digest)
+        v = int(version[1:]) if version[1:].isdigit() else None
+        return v in self.keys and hmac.compare_digest(sealed, self._keyed(v, digest))
+
+    def _keyed(self, version: int, digest: str) -> str:
+        return hmac.new(self.keys[version], FINGERPRINT_CONTEXT + digest.encode(), hashlib.sha256).hexdigest()
 
 
 class IdentityUnreadable(Exception):
@@ -116,6 +140,22 @@ async def reveal(pool: asyncpg.Pool, subject_id: str, keyring: Keyring, actor: s
     value = identifier.split(":")[-1]
     field = "nhs_number" if row["kind"] == "nhs" else "local_id"
     return {"subject_id": subject_id, field: value, "organisation": row["organisation"]}
+
+
+async def reseal_fingerprints(pool: asyncpg.Pool, keyring: Keyring, chunk: int = 5000) -> int:
+    """Key every fingerprint stored bare (before they were keyed), a chunk at a time; return
+    how many. Safe beside other replicas doing the same: a row is changed only from its bare value."""
+    total = 0
+    while rows := await pool.fetch("SELECT incident_id, fingerprint FROM intake.incidents"
+                                   " WHERE fingerprint NOT LIKE 'k%' LIMIT $1", chunk):
+        await pool.execute(
+            "UPDATE intake.incidents i SET fingerprint = u.sealed"
+            " FROM unnest($1::uuid[], $2::text[], $3::text[]) AS u(incident_id, bare, sealed)"
+            " WHERE i.incident_id = u.incident_id AND i.fingerprint = u.bare",
+            [r["incident_id"] for r in rows], [r["fingerprint"] for r in rows],
+            [keyring.seal_fingerprint(r["fingerprint"]) for r in rows])
+        total += len(rows)
+    return total
 
 
 async def purge(pool: asyncpg.Pool, now: datetime, retention: timedelta, actor: str) -> dict[str, int]:

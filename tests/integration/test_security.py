@@ -11,7 +11,9 @@ import asyncpg
 import httpx
 import pytest
 
-from services.intake.vault import IdentityUnreadable, Keyring, remember, resolve_subject, reveal
+from schemas.incidents import IncidentReport
+from services.intake.domain import fingerprint
+from services.intake.vault import IdentityUnreadable, Keyring, remember, reseal_fingerprints, resolve_subject, reveal
 from tests.conftest import ROOT, bearer, source_key
 from tests.factories import report
 
@@ -100,6 +102,33 @@ async def test_retention_purges_narratives_and_identities_but_keeps_the_incident
     finally:
         await conn.close()
     assert row["narrative"] is None and row["subject_id"] == receipt["subject_id"]
+
+
+async def test_fingerprints_are_stored_keyed_and_bare_ones_are_resealed(pipeline):
+    body, headers = report(), source_key(pipeline)
+    assert (await post(pipeline, body, headers)).status_code == 202
+    digest = fingerprint(IncidentReport(**body))
+    conn = await asyncpg.connect(pipeline["DATABASE_URL"])
+    try:
+        where = "FROM intake.incidents WHERE source_ref = $1"
+        assert (await conn.fetchval(f"SELECT fingerprint {where}", body["source_ref"])).startswith("k")
+        assert await conn.fetchval(f"SELECT count(*) FROM intake.incidents WHERE fingerprint LIKE '%{digest}%'") == 0
+        # As stored before fingerprints were keyed: a retry is still a retry, and a different
+        # report with the same ref still a conflict.
+        await conn.execute("UPDATE intake.incidents SET fingerprint = $2 WHERE source_ref = $1", body["source_ref"], digest)
+        retry, changed = await post(pipeline, body, headers), await post(pipeline, body | {"harm": "low"}, headers)
+        assert retry.headers.get("Idempotent-Replayed") == "true" and changed.status_code == 409
+        ring = Keyring(1, {1: b"some other deployment's key"}, b"identity")
+        pool = await asyncpg.create_pool(pipeline["DATABASE_URL"], min_size=1, max_size=2)
+        try:
+            assert await reseal_fingerprints(pool, ring) == 1
+        finally:
+            await pool.close()
+        resealed = await conn.fetchval(f"SELECT fingerprint {where}", body["source_ref"])
+        assert resealed == ring.seal_fingerprint(digest)
+        assert await conn.fetchval("SELECT count(*) FROM intake.incidents WHERE fingerprint NOT LIKE 'k%'") == 0
+    finally:
+        await conn.close()
 
 
 async def test_key_rotation_keeps_a_subject_s_history_together(pipeline):

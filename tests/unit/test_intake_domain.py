@@ -77,6 +77,22 @@ def test_unidentified_perpetrator_has_no_subject():
     assert accepted.event.subject_id is None and not accepted.event.perpetrator.identified
 
 
+def test_a_stored_fingerprint_is_keyed_and_still_tells_a_retry_after_a_rotation():
+    body = report()
+    digest, other = fingerprint(IncidentReport(**body)), fingerprint(IncidentReport(**(body | {"harm": "low"})))
+    sealed = KEYRING.seal_fingerprint(digest)
+    # Without the key, trying NHS numbers against the stored value gets nowhere: it is not the digest.
+    assert sealed.startswith("k1:") and digest not in sealed
+    assert sealed != Keyring(1, {1: b"x" * 32}, b"identity").seal_fingerprint(digest)
+    assert KEYRING.fingerprint_matches(sealed, digest) and not KEYRING.fingerprint_matches(sealed, other)
+    rotated = Keyring(2, {1: b"k" * 32, 2: b"n" * 32}, b"identity")
+    assert rotated.fingerprint_matches(sealed, digest) and rotated.seal_fingerprint(digest).startswith("k2:")
+    assert not Keyring(2, {2: b"n" * 32}, b"identity").fingerprint_matches(sealed, digest)  # key dropped
+    # Stored before they were keyed: matched bare until resealed.
+    assert KEYRING.fingerprint_matches(digest, digest) and not KEYRING.fingerprint_matches(digest, other)
+    assert not KEYRING.fingerprint_matches("k9:" + sealed[3:], digest)
+
+
 def test_fingerprint_tells_a_retry_from_a_different_report():
     body = report()
     assert fingerprint(IncidentReport(**body)) == fingerprint(IncidentReport(**body))
