@@ -115,7 +115,8 @@ async def test_fingerprints_are_stored_keyed_and_bare_ones_are_resealed(pipeline
         assert await conn.fetchval(f"SELECT count(*) FROM intake.incidents WHERE fingerprint LIKE '%{digest}%'") == 0
         # As stored before fingerprints were keyed: a retry is still a retry, and a different
         # report with the same ref still a conflict.
-        await conn.execute("UPDATE intake.incidents SET fingerprint = $2 WHERE source_ref = $1", body["source_ref"], digest)
+        await conn.execute("UPDATE intake.incidents SET fingerprint = $2 WHERE source_ref = $1",
+                           body["source_ref"], digest)
         retry, changed = await post(pipeline, body, headers), await post(pipeline, body | {"harm": "low"}, headers)
         assert retry.headers.get("Idempotent-Replayed") == "true" and changed.status_code == 409
         ring = Keyring(1, {1: b"some other deployment's key"}, b"identity")
