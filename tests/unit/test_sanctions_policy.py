@@ -426,6 +426,40 @@ def test_an_incident_during_a_ban_proposes_an_extension_which_replaces_the_ban_w
     assert names(ended) == ["ban_review_due", "ban_expired"] and ended[-1].sanction_id == decisions[0].decision_id
 
 
+def _extended(extension_day=50, approved_day=70):
+    """`_banned`, then an incident on `extension_day` whose extension is approved on `approved_day`."""
+    ban = _banned()
+    d = record(extension_day)
+    state, decisions = feed([d], ban, policy=EXTENDING, now=days(extension_day))
+    state, _ = feed([Approve(decisions[0].decision_id, "r")], state, policy=EXTENDING, now=days(approved_day))
+    return state, ban.cards[0], d, decisions[0].decision_id
+
+
+@pytest.mark.parametrize("undo", ["withdrawn", "appeal upheld", "amended to medical factors"])
+def test_when_an_extension_falls_the_ban_it_replaced_runs_on_to_its_own_end(undo):
+    state, first, d, extension = _extended()
+    if undo == "withdrawn":
+        inputs = [IncidentGone(d.incident_id)]
+    elif undo == "appeal upheld":
+        inputs = [LodgeAppeal(extension, "o"), DecideAppeal(extension, AppealOutcome.UPHELD, "o")]
+    else:
+        inputs = [IncidentSeen(d.model_copy(update={"medical_factors": True, "revision": 2}), amended=True)]
+    state, decisions = feed(inputs, state, policy=EXTENDING, now=days(100))
+    [back] = [x for x in decisions if isinstance(x, BanImposed)]
+    assert back.rule == "ban.reinstated" and back.incident_id == first.incident_id
+    assert (back.starts_at, back.ends_at, back.reviewer) == (days(100), days(190), "r")
+    assert card_level(state, EXTENDING, days(101)) == "red_active"
+    assert state.active_ban().ends_at == days(190) and state.card(extension).status == CardStatus.RESCINDED
+    _, ended = feed([Tick()], state, policy=EXTENDING, now=days(190))
+    assert names(ended)[-1] == "ban_expired"
+
+
+def test_an_extension_falling_after_the_replaced_ban_would_have_ended_brings_nothing_back():
+    state, _, d, _ = _extended()
+    state, decisions = feed([IncidentGone(d.incident_id)], state, policy=EXTENDING, now=days(200))
+    assert names(decisions) == ["rescinded"] and card_level(state, EXTENDING, days(201)) == "none"
+
+
 def test_a_late_report_of_an_incident_in_a_ban_now_over_is_evidence_not_a_new_ban():
     ban = _banned()
     over, _ = feed([Tick()], ban, policy=EXTENDING, now=T0 + timedelta(days=190))

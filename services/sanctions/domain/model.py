@@ -125,6 +125,8 @@ class Card(Frozen):
     closed_at_seq: int | None = Field(None, description="Incidents known when a reviewer rejected it.")
     approved_by: str | None = Field(None, description="Who approved it (the security manager).")
     agreed_by: str | None = Field(None, description="Who agreed it is clinically safe (the clinical lead).")
+    # The ban that replaced this one (an extension): if that one falls, this one runs on.
+    superseded_by: UUID | None = Field(None, exclude_if=lambda v: v is None)
 
     @property
     def standing(self) -> bool:

@@ -23,7 +23,7 @@ def impose(state: SubjectState, card: Card, reviewer: str | None, policy: Policy
     events: list[Decision] = []
     for older in [c for c in state.cards if c.status == CardStatus.ACTIVE]:
         # A newer ban supersedes the older one: never two bans in force at once.
-        older = older.model_copy(update={"status": CardStatus.EXPIRED})
+        older = older.model_copy(update={"status": CardStatus.EXPIRED, "superseded_by": card.sanction_id})
         state = replace_card(state, older)
         events.append(follow_up(BanExpired, state, older, "ban.superseded", policy, now, ended_at=now))
     active = card.model_copy(update={"status": CardStatus.ACTIVE, "starts_at": now, "ends_at": now + policy.ban_length,
@@ -39,9 +39,10 @@ def reconcile(state: SubjectState, policy: Policy, now: datetime, reason: Rescin
     """Rescind cards that no longer stand, issue cards now deserved, announce new evidence."""
     wants = ladder.ideal(state, policy, now)
     state, rescinded = _rescind(state, wants, policy, now, reason)
+    state, restored = _reinstate(state, wants, policy, now)
     state, issued = _issue(state, wants, policy, now)
     state, attached = _attach(state, wants, policy, now)
-    return state, rescinded + issued + attached
+    return state, rescinded + restored + issued + attached
 
 
 def _rescind(state: SubjectState, wants: dict, policy: Policy, now: datetime, reason: RescindReason) -> Result:
@@ -52,6 +53,28 @@ def _rescind(state: SubjectState, wants: dict, policy: Policy, now: datetime, re
             card = card.model_copy(update={"status": CardStatus.RESCINDED})
             state = replace_card(state, card)
             events.append(follow_up(SanctionRescinded, state, card, f"rescind.{reason}", policy, now, reason=reason))
+    return state, events
+
+
+def _reinstate(state: SubjectState, wants: dict, policy: Policy, now: datetime) -> Result:
+    """A ban replaced by an extension runs on when the extension falls (its incident withdrawn,
+    its appeal upheld), to the end its reviewers set: as a new ban in force from now, on their
+    decision (`BanImposed`, rule `ban.reinstated`). Never while another ban is in force."""
+    events: list[Decision] = []
+    held = ladder.holders(state)
+    for old in state.cards:
+        replaced = state.card(old.superseded_by) if old.superseded_by else None
+        if (replaced is None or replaced.status != CardStatus.RESCINDED or state.active_ban() is not None
+                or old.ends_at is None or old.ends_at <= now or held.get((old.incident_id, old.kind)) != old
+                or wants.get(old.incident_id, ladder.Want(None)).kind != CardKind.RED):
+            continue
+        card = _new_card(state, old.incident_id, ladder.Want(CardKind.RED, old.rule, old.evidence)).model_copy(
+            update={"status": CardStatus.ACTIVE, "starts_at": now, "ends_at": old.ends_at, "restriction": old.restriction,
+                    "approved_by": old.approved_by, "agreed_by": old.agreed_by, "review_sent": old.review_sent})
+        state = state.model_copy(update={"cards": state.cards + (card,)})
+        events.append(follow_up(BanImposed, state, card, "ban.reinstated", policy, now, reviewer=old.approved_by,
+                                clinical_lead=old.agreed_by, restriction=card.restriction,
+                                starts_at=card.starts_at, ends_at=card.ends_at))
     return state, events
 
 
