@@ -29,4 +29,9 @@ class SanctionsSettings(BaseSettings):
 def load_policy(path: Path) -> Policy:
     """Read and validate the policy file; a bad value stops the service at start."""
     with path.open("rb") as handle:
-        return Policy.model_validate(tomllib.load(handle))
+        policy = Policy.model_validate(tomllib.load(handle))
+    if not policy.approval_required:
+        # A rule no scheme breaks: the system proposes, an authorised person approves. Only a
+        # simulation approves every proposal at once (`vanda sanctions simulate --approve-all`).
+        raise ValueError(f"{path}: approval_required: a ban needs a person's approval; it cannot be false")
+    return policy

@@ -365,6 +365,14 @@ def test_withdrawing_twice_changes_nothing_the_second_time():
     assert feed([IncidentGone(a.incident_id)], state)[1] == []
 
 
+def test_a_policy_file_cannot_let_bans_through_without_a_person_s_approval(tmp_path):
+    path = tmp_path / "policy.toml"
+    path.write_text(DEFAULT_POLICY.read_text().replace("approval_required = true", "approval_required = false"))
+    with pytest.raises(ValueError, match="approval_required: a ban needs a person's approval"):
+        load_policy(path)
+    assert load_policy(DEFAULT_POLICY).approval_required
+
+
 @pytest.mark.parametrize("days", [366, 400])
 def test_a_red_card_never_lasts_more_than_twelve_months(days):
     # 366 days from 1 March ends on 2 March the next year, with no 29 February between.
