@@ -1,5 +1,6 @@
-"""Prometheus gauges for the current month's headline figures, trust-wide, suppression applied,
-and for body-worn camera footage kept past its retention period.
+"""Prometheus gauges for the current month's headline figures, trust-wide, suppression applied
+(those about people's characteristics left out, `NOT_LIVE`), and for body-worn camera footage
+kept past its retention period.
 
 The only label is the figure's name: never a site, a group or anything about a person.
 A suppressed or undefined figure reads NaN.
@@ -34,6 +35,14 @@ FOOTAGE_DUE = Gauge("vanda_footage_delete_due", "Incidents whose body-worn camer
                     " period with nothing resting on it, and not recorded as deleted.")
 FOOTAGE_OVERDUE = Gauge("vanda_footage_oldest_delete_due_age_seconds", "How long the oldest such footage has been"
                         " due for deletion (0 when none is).")
+# Figures about the protected characteristics or health of the people involved: each new
+# report moves them, so two scrapes of /metrics (which needs no token) around one report
+# would say that the member of staff just affected is disabled, say, or from an ethnic
+# minority. They stay on the board, behind its roles, and in the monthly publication.
+NOT_LIVE = frozenset({"ethnic_minority_share_of_staff_affected", "ethnicity_not_stated_share",
+                      "ethnic_minority_white_gap_per_1000", "disabled_share_of_staff_affected",
+                      "disabled_non_disabled_gap_per_1000", "sexual_safety_staff_affected_per_1000",
+                      "medical_factors_share"})
 UPDATED = Gauge("vanda_reporting_current_month_updated_timestamp_seconds",
                 "When the current month's headline figures were last computed (Unix time).")
 
@@ -42,10 +51,15 @@ async def refresh(pool: asyncpg.Pool, p: Projection, disclosure: Disclosure, now
     """Recompute the current month's headline figures."""
     month = periods.month_of(now, p.zone)
     figures = await board(pool, Scope(periods.parse(periods.label(month))), p, disclosure)
-    for name, value in headline(figures["totals"]).items():
+    for name, value in live(headline(figures["totals"])).items():
         v = number(value)
         CURRENT_MONTH.labels(name).set(math.nan if v is None else v)
     UPDATED.set(now.timestamp())
+
+
+def live(figures: dict[str, object]) -> dict[str, object]:
+    """The headline figures the live gauge may carry: none about people's characteristics."""
+    return {name: value for name, value in figures.items() if name not in NOT_LIVE}
 
 
 async def refresh_footage(pool: asyncpg.Pool, now: datetime, retention: timedelta) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from services.reporting.gauges import keep_fresh
+from services.reporting.domain.objectives import HEADLINE
+from services.reporting.gauges import NOT_LIVE, keep_fresh, live
 
 
 async def _run_for(seconds: float, compute, every_s: float) -> None:
@@ -52,3 +53,9 @@ async def test_cancelling_stops_it() -> None:
     seen = calls
     await asyncio.sleep(0.05)
     assert calls == seen
+
+
+def test_the_live_gauge_leaves_out_every_figure_about_people_s_characteristics() -> None:
+    figures = live(dict.fromkeys(HEADLINE, 1.0))
+    assert NOT_LIVE <= set(HEADLINE) and not NOT_LIVE & set(figures)
+    assert {"incidents", "police_referral_rate", "sexual_safety_share", "active_bans_at_period_end"} <= set(figures)
