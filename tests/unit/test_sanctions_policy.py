@@ -155,6 +155,23 @@ def test_amending_to_medical_factors_rescinds_the_card_and_requests_clinical_rev
     assert decisions[1].reason == "incident_amended"
 
 
+@pytest.mark.parametrize("then", [{"medical_factors": True}, {"age_band": "under_18"}])
+def test_a_card_that_ran_its_course_is_overturned_when_the_incident_is_found_not_to_qualify(then):
+    a = record(0)
+    state, _ = feed([a])
+    state, lapsed = feed([Tick()], state, now=days(400))
+    assert names(lapsed) == ["warning_lapsed"]
+    state, decisions = feed([IncidentSeen(a.model_copy(update=then | {"revision": 2}), amended=True)], state,
+                            now=days(410))
+    assert names(decisions)[-1] == "rescinded" and decisions[-1].reason == "incident_amended"
+    assert [c.status for c in state.cards] == [CardStatus.RESCINDED]
+    # An amendment that leaves it qualifying leaves the lapsed card as history.
+    state, _ = feed([Tick()], feed([a])[0], now=days(400))
+    harm = a.model_copy(update={"harm": "low", "revision": 2})
+    assert feed([IncidentSeen(harm, amended=True)], state, now=days(410))[1] == []
+    assert [c.status for c in state.cards] == [CardStatus.LAPSED]
+
+
 @pytest.mark.parametrize(("first", "then", "expected"), [
     # Found later to be a child: safeguarding, though clinical review went already.
     ({"medical_factors": True}, {"age_band": "under_18"}, ["safeguarding_referral_requested"]),
