@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from schemas.events import decode, encode
+from schemas.reporting import ReferralCriterion
 from services.reporting.config import ReportingSettings
 from services.reporting.domain.board import Disclosure, compute, relations, view
 from services.reporting.domain.facts import Staff
@@ -95,6 +96,19 @@ def test_a_vulnerability_flag_is_not_given_away_by_the_incidents_or_red_cards_wi
         assert {("2025-01", measure, "homelessness"), ("2025-01", measure, "none")} <= board.hidden
     assert given_back(relations(board.cells, board.rows), board.hidden) == set()
     assert fixed(board.cells, relations(board.cells, board.rows), board.hidden) == set()
+
+
+def test_with_category_criteria_the_police_funnel_does_not_give_a_hidden_category_away():
+    # Criteria "weapon" only: meeting them is the weapon count. 20 verbal, 6 weapon, 2 hate,
+    # and hiding hate (with its cover) would leave weapon shown as the criteria count: it goes too.
+    incidents = ([jan(category="verbal_abuse") for _ in range(20)] + [jan(category="weapon") for _ in range(6)]
+                 + [jan(category="hate_incident") for _ in range(2)])
+    inputs = Inputs(incidents, [], {}, frozenset({ReferralCriterion.WEAPON}))
+    board = compute(inputs, MONTHS, TOTAL, Disclosure())
+    published = relations(board.cells, board.rows, inputs.criteria)
+    assert given_back(published, board.hidden) == set() and fixed(board.cells, published, board.hidden) == set()
+    assert ("2025-01", "incidents_by_category", "hate_incident") in board.hidden
+    assert len(relations(board.cells, board.rows)) < len(published)  # the default criteria add no sum
 
 
 def test_two_categories_of_one_incident_are_not_given_away_by_the_months_total():

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from schemas.reporting import ReferralCriterion
 from services.reporting.domain.disclosure import Relation, suppress
 from services.reporting.domain.indicators import Cells, Headcount, indicators
 from services.reporting.domain.metrics import (
@@ -19,6 +20,7 @@ from services.reporting.domain.metrics import (
     Window,
     row_counts,
 )
+from services.reporting.domain.police import CATEGORY_CRITERIA, DEFAULT_CRITERIA
 
 TOTAL = "total"
 # Breakdowns whose dimensions add up to a published figure: secondary suppression guards them.
@@ -77,7 +79,8 @@ def compute(inputs: Inputs, months: Sequence[Window], total: Window, disclosure:
     counts, row_samples, _ = row_counts(inputs, total, crossed=True, counted=summed)
     add(TOTAL, counts, row_samples)
     rows = [w.label for w in months] + [TOTAL]
-    hidden = set() if disclosure.raw else suppress(cells, relations(cells, rows), disclosure.threshold)
+    hidden = set() if disclosure.raw else suppress(cells, relations(cells, rows, inputs.criteria),
+                                                    disclosure.threshold)
     return Board(rows, cells, samples, hidden)
 
 
@@ -87,8 +90,10 @@ def _tiled(months: Sequence[Window], total: Window) -> bool:
     return bool(months) and all(w.start == a and w.end == b for w, a, b in zip(months, edges, edges[1:], strict=False))
 
 
-def relations(cells: Mapping[tuple[str, str, str], int], rows: Sequence[str]) -> list[Relation]:
-    """Every sum the output publishes: breakdowns within a row, months within the period."""
+def relations(cells: Mapping[tuple[str, str, str], int], rows: Sequence[str],
+              criteria: Iterable[ReferralCriterion] = DEFAULT_CRITERIA) -> list[Relation]:
+    """Every sum the output publishes: breakdowns within a row, months within the period, and
+    the incidents meeting the police criteria where those are categories alone."""
     dims: dict[str, set[str]] = {}
     for _, m, d in cells:
         dims.setdefault(m, set()).add(d)
@@ -97,7 +102,18 @@ def relations(cells: Mapping[tuple[str, str, str], int], rows: Sequence[str]) ->
     months = [r for r in rows if r != TOTAL]
     found += [Relation(tuple((r, m, d) for r in months), (TOTAL, m, d))
               for m in sorted(dims) if m not in NOT_ADDITIVE for d in sorted(dims[m])]
-    return found + [r for c, m in CROSSED.items() if m in dims for r in _crossed(c, m, sorted(dims[m]))]
+    found += [r for c, m in CROSSED.items() if m in dims for r in _crossed(c, m, sorted(dims[m]))]
+    return found + _referral(rows, criteria)
+
+
+def _referral(rows: Sequence[str], criteria: Iterable[ReferralCriterion]) -> list[Relation]:
+    """With only category criteria, the incidents meeting them are those categories added up."""
+    wanted = set(criteria)
+    if not wanted or not wanted <= CATEGORY_CRITERIA.keys():
+        return []
+    categories = sorted(CATEGORY_CRITERIA[c] for c in wanted)
+    return [Relation(tuple((r, "incidents_by_category", c) for c in categories), (r, "police", "meeting_criteria"))
+            for r in rows]
 
 
 def _crossed(characteristic: str, measure: str, dims: Sequence[str]) -> list[Relation]:
