@@ -47,3 +47,16 @@ def test_wait_until_and_tail(tmp_path: Path) -> None:
     assert procs.tail(log) == ""
     log.write_text("".join(f"line {i}\n" for i in range(100)))
     assert procs.tail(log, 2) == "line 98\nline 99"
+
+
+def test_our_own_child_is_alive_until_it_exits_while_its_cmdline_reads_empty(tmp_path: Path, monkeypatch) -> None:
+    pid = procs.spawn(["sleep", "30"], tmp_path / "sleep.log")
+    try:
+        # As /proc can answer while a JVM starts: the child is still ours, and still running.
+        monkeypatch.setattr(psutil.Process, "cmdline", lambda self: [])
+        assert procs.is_alive(pid, ["sleep", "30"])
+        monkeypatch.undo()
+        assert procs.terminate(pid, ["sleep", "30"], 5.0)
+        assert not procs.is_alive(pid, ["sleep", "30"])
+    finally:
+        procs.terminate(pid, ["sleep", "30"], 1.0)

@@ -78,6 +78,11 @@ def process(pid: int | None, fragments: Sequence[str]) -> psutil.Process | None:
         return None
     try:
         proc = psutil.Process(pid)
+        if pid in _CHILDREN:
+            # Our own child, not yet reaped: alive, and its pid cannot have been reused. Its
+            # command line is not asked: while a JVM starts, /proc can answer it empty, and a
+            # broker still starting was once taken for one that had exited.
+            return proc
         if proc.status() == psutil.STATUS_ZOMBIE:
             return None
         # The cmdline check is what keeps a recycled pid (some unrelated program) safe.
