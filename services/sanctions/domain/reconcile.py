@@ -61,11 +61,10 @@ def _reinstate(state: SubjectState, wants: dict, policy: Policy, now: datetime) 
     its appeal upheld), to the end its reviewers set: as a new ban in force from now, on their
     decision (`BanImposed`, rule `ban.reinstated`). Never while another ban is in force."""
     events: list[Decision] = []
-    held = ladder.holders(state)
-    for old in state.cards:
-        replaced = state.card(old.superseded_by) if old.superseded_by else None
+    for old in [c for c in state.cards if c.superseded_by is not None and c.ends_at is not None and c.ends_at > now]:
+        replaced = state.card(old.superseded_by)
         if (replaced is None or replaced.status != CardStatus.RESCINDED or state.active_ban() is not None
-                or old.ends_at is None or old.ends_at <= now or held.get((old.incident_id, old.kind)) != old
+                or ladder.holders(state).get((old.incident_id, old.kind)) != old
                 or wants.get(old.incident_id, ladder.Want(None)).kind != CardKind.RED):
             continue
         card = _new_card(state, old.incident_id, ladder.Want(CardKind.RED, old.rule, old.evidence)).model_copy(
