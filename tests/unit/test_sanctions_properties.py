@@ -12,8 +12,10 @@ from schemas.sanctions import (
     AppealDecided,
     AppealOutcome,
     BanImposed,
+    ClinicalReviewRequested,
     RedCardProposed,
     RescindReason,
+    SafeguardingReferralRequested,
     SanctionRescinded,
     WarningLapsed,
     YellowCardIssued,
@@ -34,7 +36,7 @@ from services.sanctions.domain import (
     Tick,
     decide,
 )
-from services.sanctions.domain.ladder import ideal, in_force, qualifies, reported_late
+from services.sanctions.domain.ladder import CARDABLE, ideal, in_force, qualifies, reported_late
 from tests.factories import T0
 from tests.unit.sanctions_cases import POLICY, SUBJECT, record
 
@@ -52,6 +54,7 @@ operation = st.one_of(
     st.tuples(st.just("report_late"), incident_kw, st.integers(0, 800)),
     st.tuples(st.just("withdraw"), st.integers(0, 30)),
     st.tuples(st.just("amend"), st.integers(0, 30), st.booleans()),
+    st.tuples(st.just("amend_age"), st.integers(0, 30), st.sampled_from(["18_to_64", "under_18"])),
     st.tuples(st.sampled_from(["approve", "agree", "reject", "appeal", "uphold", "dismiss"]), st.integers(0, 30)),
     st.tuples(st.just("tick"), st.integers(0, 900)),
 )
@@ -100,13 +103,14 @@ def to_input(op, state: SubjectState):
         return IncidentSeen(record(days, reported_at=reported, **kw)), reported
     if kind == "tick":
         return Tick(), T0 + timedelta(days=args[0])
-    if kind in ("withdraw", "amend"):
+    if kind in ("withdraw", "amend", "amend_age"):
         if not state.incidents:
             return None, T0
         target = state.incidents[args[0] % len(state.incidents)]
         if kind == "withdraw":
             return IncidentGone(target.incident_id), T0
-        amended = target.model_copy(update={"medical_factors": args[1], "revision": target.revision + 1})
+        field = "medical_factors" if kind == "amend" else "age_band"
+        amended = target.model_copy(update={field: args[1], "revision": target.revision + 1})
         return IncidentSeen(amended, amended=True), T0
     if kind in ("approve_pending", "agree_pending"):  # whichever red card waits, approved (or agreed) on day args[0]
         waiting = [c.sanction_id for c in state.cards if c.status == CardStatus.PROPOSED]
@@ -206,6 +210,13 @@ def test_invariants_hold_after_any_history(policy, ops):
             assert wants[want.attach_to].kind == CardKind.RED
     # Every decision is explainable.
     assert all(d.rule and d.policy_version == policy.version and d.incident_id for d in decisions)
+    # A child's incident reaches safeguarding, and one with a clinical cause clinical review,
+    # however the record came to say so (the report, or an amendment).
+    sent = {(type(d), d.incident_id) for d in decisions}
+    for i in state.incidents:
+        if i.kind in CARDABLE and not i.withdrawn:
+            assert i.age_band != "under_18" or (SafeguardingReferralRequested, i.incident_id) in sent
+            assert not i.medical_factors or (ClinicalReviewRequested, i.incident_id) in sent
     # An appeal upheld leaves its card rescinded, whether it stood or had run its course; so
     # does withdrawing the card's own incident. A rejected red card, which never bound anyone,
     # stays rejected either way.
