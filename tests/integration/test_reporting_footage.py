@@ -21,7 +21,8 @@ from vanda.runtime.db import create_pool
 
 pytestmark = pytest.mark.integration
 UNKNOWN = {"kind": "unknown"}
-CARDED, REJECTED, RELEASED = "9990002002", "9990002010", "9990002037"  # test-range NHS numbers, one per person
+# Test-range NHS numbers, one per person.
+CARDED, REJECTED, RELEASED, EVIDENCED = "9990002002", "9990002010", "9990002037", "9990002118"
 
 
 def patient(nhs: str) -> dict:
@@ -56,6 +57,9 @@ async def test_footage_worklist_keeps_evidence_and_records_deletions_once_due(pi
     # Three for one person: two warnings, then a red card a reviewer declines.
     ladder = await submit_all(pipeline, [report(**common, occurred_at=(now - timedelta(days=50 - d)).isoformat(),
                                                 perpetrator=patient(REJECTED)) for d in range(3)])
+    # Four for another: two warnings, a red card still waiting, and the fourth attached to it as evidence.
+    attached = await submit_all(pipeline, [report(**common, occurred_at=(now - timedelta(days=50 - d)).isoformat(),
+                                                  perpetrator=patient(EVIDENCED)) for d in range(4)])
     assert (await call(pipeline, "POST", pipeline["INTAKE_URL"], f"/v1/incidents/{withdrawn}/withdraw")).status_code \
         == 202
 
@@ -67,7 +71,8 @@ async def test_footage_worklist_keeps_evidence_and_records_deletions_once_due(pi
     expected = {plain: ("delete_due", []), police: ("evidence", ["police"]),
                 pending: ("evidence", ["referral_pending"]), withdrawn: ("delete_due", []), held: ("held", []),
                 carded: ("evidence", ["sanction"]), ladder[0]: ("evidence", ["sanction"]),
-                ladder[1]: ("evidence", ["sanction"]), ladder[2]: ("delete_due", [])}
+                ladder[1]: ("evidence", ["sanction"]), ladder[2]: ("delete_due", []),
+                **dict.fromkeys(attached, ("evidence", ["sanction"]))}
 
     def as_expected(r: httpx.Response) -> bool:
         return {i["incident_id"]: (i["status"], i["uses"]) for i in r.json()["footage"]} == expected

@@ -10,7 +10,7 @@ import pytest
 
 from schemas.incidents import IncidentAmended, IncidentWithdrawn, StaffAffected
 from schemas.reporting import ReferralCriterion as C
-from schemas.sanctions import BanImposed, YellowCardIssued
+from schemas.sanctions import BanImposed, EvidenceAttached, YellowCardIssued
 from services.reporting import adapters
 from services.reporting.domain.facts import NeverSeen, Staff, decision_fact, incident_fact, next_fact
 from services.reporting.domain.police import criteria_met, status
@@ -83,6 +83,13 @@ def test_decision_facts_name_their_card():
         "starts_at": T0, "ends_at": T0 + timedelta(days=180)})
     fact = decision_fact(ban)
     assert (fact.kind, fact.sanction_id, fact.ends_at) == ("ban_imposed", card, T0 + timedelta(days=180))
+    # Evidence attached names the red card's incident; the fact names the incident attached,
+    # whose footage then rests on the card.
+    attached = uuid.uuid4()
+    evidence = EvidenceAttached(**yellow.model_dump(exclude={"level", "schema_version"}) | {
+        "decision_id": uuid.uuid4(), "sanction_id": card, "evidence_incident_ids": [attached]})
+    fact = decision_fact(evidence)
+    assert (fact.kind, fact.sanction_id, fact.incident_id) == ("evidence_attached", card, attached)
 
 
 @pytest.mark.parametrize(("category", "aggravation", "wishes", "expected"), [

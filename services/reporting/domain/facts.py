@@ -12,7 +12,7 @@ from datetime import datetime
 from uuid import UUID
 
 from schemas.incidents import IncidentAmended, IncidentReported, IncidentWithdrawn
-from schemas.sanctions import BanExpired, BanImposed, Decision, FollowUp, YellowCardIssued
+from schemas.sanctions import BanExpired, BanImposed, Decision, EvidenceAttached, FollowUp, YellowCardIssued
 
 
 NOT_STATED = "not_stated"
@@ -147,9 +147,13 @@ def decision_fact(d: Decision) -> DecisionFact:
         starts, ends = d.starts_at, d.ends_at
     elif isinstance(d, BanExpired):
         ends = d.ended_at
+    # Evidence attached names the red card's own incident; the incident it rests on, which
+    # footage retention asks about, is the evidence.
+    attached = isinstance(d, EvidenceAttached) and d.evidence_incident_ids
     return DecisionFact(
         decision_id=d.decision_id, kind=decision_kind(d),
         sanction_id=d.sanction_id if isinstance(d, FollowUp) else d.decision_id,
-        incident_id=d.incident_id, subject_id=d.subject_id, organisation=d.organisation, site=d.site,
+        incident_id=d.evidence_incident_ids[-1] if attached else d.incident_id,
+        subject_id=d.subject_id, organisation=d.organisation, site=d.site,
         occurred_at=d.occurred_at, decided_at=d.decided_at, starts_at=starts, ends_at=ends,
     )
