@@ -56,12 +56,19 @@ def _section(title: str, chart: str) -> str:
     return f"<section><h2>{escape(title)}</h2>{chart}</section>"
 
 
-def _shown(value: Any) -> str:
+def _shown(value: Any, share: bool = False) -> str:
+    """A figure as the pack prints it: a share as a percentage, anything else (a count, a rate
+    per 1,000, a median in days) as it is. Told, not guessed: a rate of 0.4 per 1,000 is not 40%."""
     if isinstance(value, dict):
         return "suppressed"
     if value is None:
         return "–"
-    return f"{value:.1%}" if isinstance(value, float) and 0 <= value <= 1 and not float(value).is_integer() else str(value)
+    return f"{value:.1%}" if share and isinstance(value, (int, float)) else str(value)
+
+
+def is_share(name: str) -> bool:
+    """Whether a figure is a fraction of a whole (0.25 is 25%): the shares and the police rates."""
+    return name.endswith(("_share", "_rate")) or "_share_of_" in name
 
 
 def _bars(chart: str, items: list[tuple[str, Any]], width: int = 460) -> str:
@@ -98,8 +105,8 @@ def _characteristics(totals: dict[str, Any]) -> str:
         missing = totals["indicators"]["not_stated_share_by_characteristic"].get(name)
         rows += [f"<tr><td>{escape(label)}: {escape(d.replace('_', ' '))}</td><td>{escape(_shown(v))}</td></tr>"
                  for d, v in cells]
-        rows.append(f"<tr><td>{escape(label)}: share not stated</td><td>{escape(_shown(missing))}</td></tr>")
-    disabled = _shown(totals["indicators"]["disabled_share_of_staff_affected"])
+        rows.append(f"<tr><td>{escape(label)}: share not stated</td><td>{escape(_shown(missing, True))}</td></tr>")
+    disabled = _shown(totals["indicators"]["disabled_share_of_staff_affected"], True)
     rows.append(f"<tr><td>disabled share of staff affected (stated)</td><td>{escape(disabled)}</td></tr>")
     return f"<section><h2>Staff affected by protected characteristic</h2><table>{''.join(rows)}</table></section>"
 
@@ -153,7 +160,7 @@ def _objectives(body: dict[str, Any]) -> str:
         target = f"{goal['direction'].replace('_', ' ')} {goal['target']}" if goal else "–"
         chip = (f"<span class='rag' style='background:{RAG[goal['status']]}'>{goal['status']}</span>"
                 if goal else "–")
-        rows.append(f"<tr><td>{escape(name.replace('_', ' '))}</td><td>{escape(_shown(figures[name]))}</td>"
+        rows.append(f"<tr><td>{escape(name.replace('_', ' '))}</td><td>{escape(_shown(figures[name], is_share(name)))}</td>"
                     f"<td>{escape(target)}</td><td>{chip}</td><td>{escape(goal['trend']) if goal else '–'}</td></tr>")
     return "".join(rows) + "</table></section>"
 
@@ -178,6 +185,6 @@ def _tables(totals: dict[str, Any]) -> str:
     parts.append(_characteristics(totals))
     parts.append(_crossed(totals))
     sites = totals["indicators"]["body_worn_camera_share_by_site"]
-    cells = "".join(f"<tr><td>{escape(s)}</td><td>{escape(_shown(v))}</td></tr>" for s, v in sites.items())
+    cells = "".join(f"<tr><td>{escape(s)}</td><td>{escape(_shown(v, True))}</td></tr>" for s, v in sites.items())
     parts.append(f"<section><h2>Body-worn camera footage, share of incidents by site</h2><table>{cells}</table></section>")
     return "".join(parts)

@@ -290,6 +290,17 @@ def test_board_pack_is_self_contained_with_four_charts():
     assert "<b>x</b>" not in html and "suppressed" in html
 
 
+def test_the_pack_prints_shares_as_percentages_and_rates_and_days_as_they_are():
+    body = build(sample())
+    headline = body["totals"]["indicators"] | {"sexual_safety_staff_affected_per_1000": 0.4,
+                                               "median_days_to_referral": 0.5, "police_referral_rate": 1.0}
+    html = render(body | {"totals": body["totals"] | {"indicators": headline}, "objectives": [],
+                          "organisation": None, "site": None})
+    assert "<td>sexual safety staff affected per 1000</td><td>0.4</td>" in html
+    assert "<td>median days to referral</td><td>0.5</td>" in html
+    assert "<td>police referral rate</td><td>100.0%</td>" in html
+
+
 def characterised(**kw) -> Staff:
     return Staff("nursing_midwifery", "white", False, False, **kw)
 
