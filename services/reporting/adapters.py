@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import asyncpg
+import orjson
 
 from services.reporting.domain.facts import NOT_STATED, STATED_IF_RECORDED, DecisionFact, IncidentFact, Staff
 from services.reporting.domain.objectives import Direction, Objective
@@ -148,6 +149,20 @@ async def claim_referrals(conn: asyncpg.Connection, claims: list[tuple[UUID, lis
                       "ON CONFLICT (incident_id) DO NOTHING")
 
 
+async def still_meets(conn: asyncpg.Connection, claims: list[tuple[UUID, list[str]]], schema: str = SCHEMA) -> None:
+    """After amendments: whether each claimed incident still meets the criteria (an empty list:
+    no longer), and which. Never unclaims: the police were prompted once, and are not again."""
+    if not claims:
+        return
+    # Lists of different lengths travel as JSON text, as insert_many sends text[] columns.
+    await conn.execute(
+        f"UPDATE {schema}.police_referrals r SET meets = u.met <> '[]',"
+        " criteria = CASE WHEN u.met <> '[]' THEN ARRAY(SELECT jsonb_array_elements_text(u.met::jsonb))"
+        " ELSE r.criteria END"
+        " FROM unnest($1::uuid[], $2::text[]) AS u(incident_id, met) WHERE r.incident_id = u.incident_id",
+        [i for i, _ in claims], [orjson.dumps(c).decode() for _, c in claims])
+
+
 async def claim_referral(conn: asyncpg.Connection, incident_id: UUID, criteria: list[str],
                          schema: str = SCHEMA) -> bool:
     """Record that the incident needs referral; False if it already was (the event went out before)."""
@@ -198,11 +213,12 @@ def _convert_all(convert: Callable[[asyncpg.Record], T], rows: list[asyncpg.Reco
 
 
 # Where a referral stands, as police.status() decides it, for the worklist's filter.
+# A pending one also still meets the criteria: amended out of them, it waits on no one.
 REFERRAL_STATUS = {
-    None: "true",
+    None: "(r.meets OR i.police_outcome IS NOT NULL OR i.police_informed OR i.referred_at IS NOT NULL)",
     "closed": "i.police_outcome IS NOT NULL",
     "referred": "i.police_outcome IS NULL AND (i.police_informed OR i.referred_at IS NOT NULL)",
-    "pending": "i.police_outcome IS NULL AND NOT i.police_informed AND i.referred_at IS NULL",
+    "pending": "i.police_outcome IS NULL AND NOT i.police_informed AND i.referred_at IS NULL AND r.meets",
 }
 
 

@@ -28,7 +28,8 @@ FOOTAGE_STATUS = {
 # card in the database first, and a page costs as much as the whole history.
 FOOTAGE_FROM = (
     " FROM reporting.incidents i LEFT JOIN reporting.footage_deletions f USING (incident_id),"
-    " LATERAL (SELECT (SELECT true FROM reporting.police_referrals r WHERE r.incident_id = i.incident_id LIMIT 1)"
+    " LATERAL (SELECT (SELECT true FROM reporting.police_referrals r WHERE r.incident_id = i.incident_id"
+    " AND r.meets LIMIT 1)"
     " IS NOT NULL AS referral_claimed, (SELECT true FROM reporting.decisions d WHERE d.incident_id = i.incident_id"
     f" AND d.kind IN {CARD_KINDS!r} AND (SELECT true FROM reporting.decisions e"
     f" WHERE e.sanction_id = d.sanction_id AND e.kind IN {CARD_UNDONE!r} LIMIT 1) IS NULL LIMIT 1) IS NOT NULL"

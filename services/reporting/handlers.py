@@ -58,7 +58,7 @@ async def on_events(conn: asyncpg.Connection, events: list[CloudEvent[Any]], p: 
     facts = await adapters.load_incidents(conn, [d.incident_id for d in incidents], p.schema)
     referred = await adapters.referred_already(conn, [d.incident_id for d in incidents], p.schema)
     changed: dict[Any, IncidentFact] = {}
-    claims, out = [], []
+    claims, out, amended = [], [], {}
     for data in incidents:
         fact = next_fact(facts.get(data.incident_id), data)
         if fact != facts.get(data.incident_id):
@@ -68,8 +68,11 @@ async def on_events(conn: asyncpg.Connection, events: list[CloudEvent[Any]], p: 
             referred.add(fact.incident_id)  # at most once per incident, as in _incident
             claims.append((fact.incident_id, [c.value for c in met]))
             out += [referral_required(fact, met)] if p.emit else []
+        if isinstance(data, IncidentAmended) and fact.incident_id in referred:
+            amended[fact.incident_id] = [c.value for c in met]  # the last amendment in the batch decides
     await adapters.save_incidents(conn, list(changed.values()), p.schema)
     await adapters.claim_referrals(conn, claims, p.schema)
+    await adapters.still_meets(conn, list(amended.items()), p.schema)
     await adapters.save_decisions(conn, [decision_fact(e.data) for e in events if isinstance(e.data, Decision)],
                                   p.schema)
     return out
@@ -81,8 +84,11 @@ async def _incident(conn: asyncpg.Connection, data: Any, p: Projection) -> list[
     if fact != previous:
         await adapters.save_incident(conn, fact, p.schema)
     met = [] if fact.withdrawn else criteria_met(fact, p.criteria)
-    # Claimed at most once per incident, so an amendment never prompts the police twice.
+    # Claimed at most once per incident, so an amendment never prompts the police twice; an
+    # amendment says whether a claim made before still meets the criteria.
     if not met or not await adapters.claim_referral(conn, fact.incident_id, [c.value for c in met], p.schema):
+        if isinstance(data, IncidentAmended):
+            await adapters.still_meets(conn, [(fact.incident_id, [c.value for c in met])], p.schema)
         return []
     return [referral_required(fact, met)] if p.emit else []
 

@@ -33,7 +33,7 @@ REBUILD_SCHEMA = "reporting_rebuild"
 REPLACED_SCHEMA = "reporting_replaced"
 TABLES = ("incidents", "decisions", "police_referrals", "inbox")
 # Bookkeeping columns (when a row was written) differ by nature; everything else must match.
-COMPARED = {"incidents": "*", "decisions": "*", "police_referrals": "incident_id, criteria"}
+COMPARED = {"incidents": "*", "decisions": "*", "police_referrals": "incident_id, criteria, meets"}
 
 
 @dataclass

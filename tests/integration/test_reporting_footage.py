@@ -3,6 +3,7 @@ footage, what is due for deletion, and recording a deletion."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -312,3 +313,44 @@ async def test_a_deletion_recorded_in_error_is_retracted_and_kept_among_the_retr
     # It can be recorded deleted anew, as what it is now: evidence, so only as unplanned.
     assert (await deleted(pipeline, incident)).status_code == 409
     assert (await deleted(pipeline, incident, body={"unplanned": True})).json()["status"] == "deleted"
+
+
+async def test_an_incident_amended_out_of_the_police_criteria_waits_on_no_referral(pipeline):
+    site = f"Amended site {uuid.uuid4().hex[:8]}"
+    old = (datetime.now(UTC) - timedelta(days=60)).isoformat()
+    [incident] = await submit_all(pipeline, [report(site=site, occurred_at=old, perpetrator=UNKNOWN,
+                                                    body_worn_camera_used=True, category="physical_assault",
+                                                    harm="low")])
+    liaison = bearer(pipeline, "police_liaison", "liaison-9")
+
+    async def standing() -> tuple[list, list, list]:
+        listed = (await footage(pipeline, site=site)).json()["footage"]
+        pending = (await call(pipeline, "GET", pipeline["REPORTING_URL"], "/v1/police-referrals", None, liaison,
+                              site=site, status="pending")).json()["referrals"]
+        everything = (await call(pipeline, "GET", pipeline["REPORTING_URL"], "/v1/police-referrals", None, liaison,
+                                 site=site)).json()["referrals"]
+        return ([(i["status"], i["uses"]) for i in listed], [r["incident_id"] for r in pending],
+                [r["incident_id"] for r in everything])
+
+    async def amend(category: str) -> None:
+        changed = await call(pipeline, "PATCH", pipeline["INTAKE_URL"], f"/v1/incidents/{incident}",
+                             {"category": category})
+        assert changed.status_code == 200, changed.text
+
+    async def until(expected) -> None:
+        deadline = asyncio.get_running_loop().time() + 60
+        while (got := await standing()) != expected:
+            assert asyncio.get_running_loop().time() < deadline, got
+            await asyncio.sleep(0.5)
+
+    await until(([("evidence", ["referral_pending"])], [incident], [incident]))
+    # Verbal abuse, with no one wishing police action: nothing waits on a referral, and the
+    # footage, past its period, is due for deletion.
+    await amend("verbal_abuse")
+    await until(([("delete_due", [])], [], []))
+    # Back within the criteria: pending again, without prompting the police a second time.
+    await amend("weapon")
+    await until(([("evidence", ["referral_pending"])], [incident], [incident]))
+    prompts = await read_until(pipeline["KAFKA_BOOTSTRAP_SERVERS"], "vanda.police-referrals.v1",
+                               lambda r: incident.encode() in (r.value or b""), 2, timeout=8)
+    assert len(prompts) == 1
