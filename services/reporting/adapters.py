@@ -251,15 +251,18 @@ async def put_workforce(pool: asyncpg.Pool, period: str, first: date, rows: list
 
 async def headcount(pool: asyncpg.Pool, period: str, last: date, organisation: str | None,
                     site: str | None) -> dict[tuple[str, str, str, str], int]:
-    """Staff in post by (staff group, ethnic group, disability, sex): the period's own snapshot, else
-    the latest before its end."""
-    chosen = await pool.fetchval(
-        "SELECT period FROM reporting.workforce WHERE period = $1 OR first_month <= $2"
-        " ORDER BY (period = $1) DESC, first_month DESC LIMIT 1", period, last)
+    """Staff in post by (staff group, ethnic group, disability, sex): for each organisation in
+    scope, the period's own snapshot, else its latest before the period's end. Chosen per
+    organisation: a region's trusts may load on different dates, and one trust's snapshot
+    holds none of another's staff."""
+    where = " AND ($3::text IS NULL OR organisation = $3) AND ($4::text IS NULL OR site = $4)"
     rows = await pool.fetch(
-        "SELECT staff_group, ethnic_group, disability, sex, sum(headcount)::int AS n FROM reporting.workforce"
-        " WHERE period = $1 AND ($2::text IS NULL OR organisation = $2) AND ($3::text IS NULL OR site = $3)"
-        " GROUP BY staff_group, ethnic_group, disability, sex", chosen, organisation, site)
+        "WITH chosen AS (SELECT DISTINCT ON (organisation) organisation, period FROM reporting.workforce"
+        f" WHERE (period = $1 OR first_month <= $2){where}"
+        " ORDER BY organisation, (period = $1) DESC, first_month DESC)"
+        " SELECT staff_group, ethnic_group, disability, sex, sum(headcount)::int AS n"
+        f" FROM reporting.workforce JOIN chosen USING (organisation, period) WHERE true{where}"
+        " GROUP BY staff_group, ethnic_group, disability, sex", period, last, organisation, site)
     return {(r["staff_group"], r["ethnic_group"], r["disability"], r["sex"]): r["n"] for r in rows}
 
 

@@ -348,3 +348,22 @@ async def test_current_month_gauges_are_computed_on_a_timer_not_by_the_scrape(pi
                if line.startswith("vanda_reporting_current_month_updated_timestamp_seconds ")]
     computed = float(stamp.split()[1])
     assert 0 < computed <= time.time()
+
+
+async def test_each_trust_s_rates_use_its_own_latest_workforce_snapshot(pipeline):
+    # Two trusts load on different dates: A for its financial year, B for June. A's quarter
+    # reads A's snapshot, not B's later one, which holds none of A's staff.
+    first, second = ("W" + uuid.uuid4().hex[:5].upper() for _ in range(2))
+    ops = bearer(pipeline, "operations", "ops-workforce")
+    for period, organisation, n in (("FY2022-23", first, 200), ("2022-06", second, 500)):
+        rows = [{"organisation": organisation, "site": "Main", "staff_group": "nursing_midwifery",
+                 "ethnic_group": "white", "headcount": n}]
+        put = await call(pipeline, "PUT", pipeline["REPORTING_URL"], f"/v1/workforce/{period}", {"rows": rows}, ops)
+        assert put.status_code == 200, put.text
+    await submit_all(pipeline, [report(organisation=first, site="Main", perpetrator=UNKNOWN,
+                                       occurred_at="2022-08-10T10:00:00+01:00") for _ in range(6)])
+    figures = (await poll(lambda: board(pipeline, period="2022-Q3", organisation=first),
+                          lambda r: r.json()["totals"]["incidents"] == 6)).json()["totals"]["indicators"]
+    assert figures["workforce_loaded"] is True and figures["incidents_per_1000_staff"] == 30.0
+    other = (await board(pipeline, period="2022-Q3", organisation=second)).json()["totals"]["indicators"]
+    assert other["workforce_loaded"] is True and other["incidents_per_1000_staff"] == 0.0
