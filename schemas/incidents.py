@@ -148,9 +148,12 @@ def _no_nul(value: str) -> str:
 NoNul = AfterValidator(_no_nul)
 
 
+# A few minutes' clock skew between the sending system and this one is allowed.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
 def _not_in_the_future(value: datetime) -> datetime:
-    # A few minutes' clock skew between the sending system and this one is allowed.
-    if value > datetime.now(UTC) + timedelta(minutes=5):
+    if value > datetime.now(UTC) + CLOCK_SKEW:
         raise ValueError("must not be in the future")
     return value
 
@@ -328,6 +331,26 @@ class IncidentReport(IncidentFacts):
     narrative: Annotated[str, StringConstraints(max_length=10_000), NoNul] | None = Field(
         None, description="Free text; stored in intake only, never published."
     )
+
+    @model_validator(mode="after")
+    def _referred_after_it_happened(self) -> "IncidentReport":
+        if reason := referral_date_problem(self):
+            raise ValueError(reason)
+        return self
+
+
+def referral_date_problem(facts: IncidentFacts) -> str | None:
+    """Why a recorded police referral date cannot be right, if it cannot: before the incident,
+    or in the future. Checked where intake accepts a report or an amendment, not on events,
+    so that history already published still replays."""
+    when = facts.police.referred_at if facts.police else None
+    if when is None:
+        return None
+    if when < facts.occurred_at:
+        return "police.referred_at must not be before occurred_at"
+    if when > datetime.now(UTC) + CLOCK_SKEW:
+        return "police.referred_at must not be in the future"
+    return None
 
 
 class PerpetratorFacts(Strict):

@@ -13,7 +13,8 @@ import orjson
 from pydantic import ValidationError
 
 from schemas.incidents import (IncidentAmended, IncidentAmendment, IncidentReport, IncidentReported,
-                               IncidentWithdrawn, PerpetratorFacts, PerpetratorReport, WithdrawalReason)
+                               IncidentWithdrawn, PerpetratorFacts, PerpetratorReport, WithdrawalReason,
+                               referral_date_problem)
 
 
 @dataclass(frozen=True)
@@ -89,9 +90,12 @@ def amend(current: IncidentReported, amendment: IncidentAmendment, *, revision: 
     if not changed:
         return None
     try:
-        return IncidentAmended(**after, revision=revision + 1, changed_fields=changed, amended_at=now)
+        amended = IncidentAmended(**after, revision=revision + 1, changed_fields=changed, amended_at=now)
     except ValidationError as exc:
         raise InvalidAmendment(_named(exc, changed)) from None
+    if reason := referral_date_problem(amended):
+        raise InvalidAmendment([("police.referred_at", reason.removeprefix("police.referred_at "))])
+    return amended
 
 
 def as_reported(amended: IncidentAmended) -> IncidentReported:

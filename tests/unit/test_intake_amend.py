@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from schemas.incidents import IncidentAmendment, IncidentReported, WithdrawalReason
+from schemas.incidents import IncidentAmendment, IncidentReport, IncidentReported, WithdrawalReason
 from services.intake.domain import InvalidAmendment, amend, as_reported, withdrawn
 from services.intake.entrypoints import expected_revision
-from tests.factories import T0, TEST_NHS_NUMBER, incident
+from tests.factories import T0, TEST_NHS_NUMBER, incident, report
 
 NOW = T0 + timedelta(days=3)
 STAFF = {"staff_group": "nursing_midwifery", "ethnic_group": "asian", "injured": False, "wishes_police_action": False}
@@ -155,3 +155,19 @@ def test_a_riddor_report_dated_before_the_incident_is_refused_naming_the_field()
     with pytest.raises(InvalidAmendment) as err:
         amended({"riddor_reported_at": (T0 - timedelta(days=1)).isoformat()})
     assert err.value.errors == [("riddor_reported_at", "Value error, riddor_reported_at must not be before occurred_at")]
+
+
+@pytest.mark.parametrize(("when", "reason"), [
+    (T0 - timedelta(days=1), "must not be before occurred_at"),
+    (datetime.now(UTC) + timedelta(days=2), "must not be in the future"),
+])
+def test_a_police_referral_dated_before_the_incident_or_in_the_future_is_refused(when, reason):
+    with pytest.raises(InvalidAmendment) as err:
+        amended({"police": {"informed": True, "referred_at": when.isoformat()}})
+    assert err.value.errors == [("police.referred_at", reason)]
+    body = report(occurred_at=T0.isoformat(), police={"informed": True, "referred_at": when.isoformat()})
+    with pytest.raises(ValidationError, match=f"police.referred_at {reason}"):
+        IncidentReport(**body)
+    next_day = (T0 + timedelta(days=1)).isoformat()
+    fine = report(occurred_at=T0.isoformat(), police={"informed": True, "referred_at": next_day})
+    assert IncidentReport(**fine).police.referred_at == T0 + timedelta(days=1)

@@ -107,6 +107,8 @@ def test_police_funnel_runs_over_incidents_meeting_the_criteria():
 def test_days_to_referral_and_its_median():
     facts = [fact(referred_at=T + timedelta(days=d)) for d in (1, 2, 10)] + [fact(police_informed=True)]
     assert days_to_referral(facts) == [1.0, 2.0, 10.0] and middle(days_to_referral(facts)) == 2.0
+    # A referral dated before the incident (history from before intake refused them) says nothing.
+    assert days_to_referral(facts + [fact(referred_at=T - timedelta(days=30))]) == [1.0, 2.0, 10.0]
 
 
 def test_sanction_counts_and_red_cards_by_vulnerability():

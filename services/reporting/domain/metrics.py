@@ -147,9 +147,10 @@ def repeat_perpetrators(facts: Iterable[IncidentFact]) -> int:
 
 
 def days_to_referral(facts: Iterable[IncidentFact]) -> list[float]:
-    """Days from incident to referral, for incidents with a recorded referral date."""
-    return [(f.referred_at - f.occurred_at).total_seconds() / DAY for f in facts
-            if not f.withdrawn and f.referred_at is not None]
+    """Days from incident to referral, for incidents with a recorded referral date. A date
+    before the incident (intake refuses them now; history may hold some) says nothing."""
+    return [days for f in facts if not f.withdrawn and f.referred_at is not None
+            if (days := (f.referred_at - f.occurred_at).total_seconds() / DAY) >= 0]
 
 
 def days_to_card(decisions: Iterable[DecisionFact]) -> list[float]:
