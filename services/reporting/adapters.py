@@ -214,11 +214,13 @@ def _convert_all(convert: Callable[[asyncpg.Record], T], rows: list[asyncpg.Reco
 
 # Where a referral stands, as police.status() decides it, for the worklist's filter.
 # A pending one also still meets the criteria: amended out of them, it waits on no one.
+# IncidentFact.referred, short of an outcome.
+TOLD = "(i.police_informed OR i.referred_at IS NOT NULL OR i.crime_reference IS NOT NULL)"
 REFERRAL_STATUS = {
-    None: "(r.meets OR i.police_outcome IS NOT NULL OR i.police_informed OR i.referred_at IS NOT NULL)",
+    None: f"(r.meets OR i.police_outcome IS NOT NULL OR {TOLD})",
     "closed": "i.police_outcome IS NOT NULL",
-    "referred": "i.police_outcome IS NULL AND (i.police_informed OR i.referred_at IS NOT NULL)",
-    "pending": "i.police_outcome IS NULL AND NOT i.police_informed AND i.referred_at IS NULL AND r.meets",
+    "referred": f"i.police_outcome IS NULL AND {TOLD}",
+    "pending": f"i.police_outcome IS NULL AND NOT {TOLD} AND r.meets",
 }
 
 

@@ -104,6 +104,14 @@ def test_police_funnel_runs_over_incidents_meeting_the_criteria():
     assert counts[("police_outcomes", "charged")] == 1 and counts[("police_outcomes", "victim_declined")] == 1
 
 
+def test_an_outcome_or_a_crime_reference_means_the_police_were_told():
+    # Not ticked as informed, no referral date: an outcome or a crime reference still says they were.
+    counts = incident_counts([fact(category="physical_assault", crime_reference="MET/1", police_outcome="charged"),
+                              fact(category="weapon", crime_reference="MET/2")])
+    assert counts[("police", "meeting_criteria")] == counts[("police", "referred")] == 2
+    assert counts[("police", "outcome_known")] == counts[("police_outcomes", "charged")] == 1
+
+
 def test_days_to_referral_and_its_median():
     facts = [fact(referred_at=T + timedelta(days=d)) for d in (1, 2, 10)] + [fact(police_informed=True)]
     assert days_to_referral(facts) == [1.0, 2.0, 10.0] and middle(days_to_referral(facts)) == 2.0

@@ -71,8 +71,10 @@ class IncidentFact:
 
     @property
     def referred(self) -> bool:
-        """The police were told: informed on the report, or a referral date recorded since."""
-        return self.police_informed or self.referred_at is not None
+        """The police were told: informed on the report, or a referral date, a crime reference
+        or an outcome recorded since (there is no outcome, nor a crime reference, without them)."""
+        return (self.police_informed or self.referred_at is not None or self.crime_reference is not None
+                or self.police_outcome is not None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,7 +47,7 @@ def uses(f: Footage) -> list[Use]:
     fact = f.fact
     if fact.withdrawn:
         return []
-    police = fact.referred or fact.crime_reference is not None or fact.police_outcome is not None
+    police = fact.referred
     found = [Use.POLICE] if police else []
     if f.referral_claimed and not police:
         found.append(Use.REFERRAL_PENDING)
