@@ -81,6 +81,8 @@ def test_hate_aggravations_are_multi_label_and_race_is_not_alone():
     counts = incident_counts([fact(hate_aggravation=("race", "religion")), fact(hate_aggravation=("disability",)), fact()])
     assert counts[("hate_aggravated", "all")] == 2
     assert [counts[("hate_aggravation", a)] for a in ("race", "religion", "disability")] == [1, 1, 1]
+    # A hate incident is aggravated by definition, whether or not an aggravation is ticked.
+    assert incident_counts([fact(category="hate_incident"), fact()])[("hate_aggravated", "all")] == 1
 
 
 def test_medical_factors_sexual_safety_and_body_worn_camera():

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from statistics import median
 from uuid import UUID
 
+from schemas.incidents import Category
 from schemas.reporting import ReferralCriterion
 from services.reporting.domain.facts import CHARACTERISTICS, STATED_IF_RECORDED, DecisionFact, IncidentFact
 from services.reporting.domain.police import DEFAULT_CRITERIA, criteria_met
@@ -70,7 +71,8 @@ def _incident(f: IncidentFact, criteria: Iterable[ReferralCriterion]) -> list[Co
             ("body_worn_camera", "used" if f.body_worn_camera else "not_used")]
     rows += [("body_worn_camera_by_site", f.site)] if f.body_worn_camera else []
     rows += [("sexual_safety", "sexual_assault")] if f.sexual_assault else []
-    rows += [("hate_aggravated", "all")] if f.hate_aggravation else []
+    # A hate incident is aggravated by definition, ticked or not (as for the police criteria).
+    rows += [("hate_aggravated", "all")] if f.hate_aggravation or f.category == Category.HATE_INCIDENT else []
     rows += [("hate_aggravation", a) for a in f.hate_aggravation]
     rows += _staff(f)
     off_work = sum(s.over_7_day_incapacity for s in f.staff)

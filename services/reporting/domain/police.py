@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from schemas.incidents import Category
 from schemas.reporting import ReferralCriterion
 from services.reporting.domain.facts import IncidentFact
 
@@ -23,7 +24,7 @@ def criteria_met(fact: IncidentFact, enabled: Iterable[ReferralCriterion] = DEFA
             hit = fact.category == CATEGORY_CRITERIA[criterion]
         elif criterion == ReferralCriterion.HATE_AGGRAVATION:
             # A hate incident is aggravated by definition even when no aggravation is ticked.
-            hit = bool(fact.hate_aggravation) or fact.category == "hate_incident"
+            hit = bool(fact.hate_aggravation) or fact.category == Category.HATE_INCIDENT
         else:
             hit = any(s.wishes_police_action for s in fact.staff)
         if hit:
