@@ -248,6 +248,10 @@ def test_disability_gap_per_1000_staff_needs_a_workforce_that_states_disability(
     few = build(incidents[:3] + incidents[6:], heads=heads)["totals"]["indicators"]
     assert few["disabled_staff_affected_per_1000"] == SUPPRESSED
     assert few["disabled_non_disabled_gap_per_1000"] == SUPPRESSED
+    # Without disability in the load, a small (hidden) count gives no rate either: undefined, not hidden.
+    unstated = {("nursing_midwifery", "white", "not_stated", "not_stated"): 2500}
+    none = build(incidents[:3] + incidents[6:], heads=unstated)["totals"]["indicators"]
+    assert none["disabled_staff_affected_per_1000"] is None and none["disabled_non_disabled_gap_per_1000"] is None
 
 
 def test_staff_whose_ethnic_group_is_not_stated_are_left_out_of_the_share_and_counted_beside_it():

@@ -200,6 +200,9 @@ def _sexual_safety(c: Cells, headcount: Headcount, by_ethnic: Mapping[str, int],
 
 
 def _per_1000(num: int | None, den: int) -> Figure:
+    # No one in post to count against (the load does not state the value): undefined, hidden count or not.
+    if den == 0:
+        return None
     return SUPPRESSED if num is None else _ratio(num, den, 1000, 1)
 
 
