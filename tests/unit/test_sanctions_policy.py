@@ -485,6 +485,17 @@ def test_an_extension_falling_after_the_replaced_ban_would_have_ended_brings_not
     assert names(decisions) == ["rescinded"] and card_level(state, EXTENDING, days(201)) == "none"
 
 
+def test_an_extension_extends_the_ban_it_follows_whatever_part_the_person_played_this_time():
+    # Banned from non-emergency care as a patient, then abusive while visiting: the extension
+    # keeps the care ban, rather than replacing it with a visiting one.
+    state, decisions = feed([record(50, kind="visitor")], _banned(), policy=EXTENDING, now=days(50))
+    assert names(decisions) == [RED] and decisions[0].rule == "red.extension"
+    assert decisions[0].restriction == Restriction.NON_EMERGENCY_CARE
+    # Outside a ban, a visitor's red card restricts visiting, as ever.
+    _, alone = feed([record(0, kind="visitor", category="weapon")], policy=EXTENDING)
+    assert alone[0].restriction == Restriction.VISITING
+
+
 def test_a_late_report_of_an_incident_in_a_ban_now_over_is_evidence_not_a_new_ban():
     ban = _banned()
     over, _ = feed([Tick()], ban, policy=EXTENDING, now=T0 + timedelta(days=190))

@@ -18,6 +18,7 @@ from schemas.incidents import AgeBand, Category, PerpetratorKind
 from services.sanctions.domain.model import Card, CardKind, CardStatus, IncidentRecord, Policy, SubjectState
 
 CARDABLE = frozenset({PerpetratorKind.PATIENT, PerpetratorKind.RELATIVE, PerpetratorKind.VISITOR})
+EXTENSION = "red.extension"  # the rule of a red card proposed for an incident during a ban
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ def _derive(live: list[IncidentRecord], cards: dict[tuple[UUID, CardKind], Card]
         if open_red is not None and _still_open(red, i):
             extends = policy.extend_on_reoffence and _during_ban(red, i, cards)
             if extends and ((i.incident_id, CardKind.RED) in cards or not _too_late(i, policy, now)):
-                want = Want(CardKind.RED, "red.extension", (open_red, i.incident_id))
+                want = Want(CardKind.RED, EXTENSION, (open_red, i.incident_id))
             else:
                 want = Want(None, attach_to=open_red)
         else:  # an incident reported late still counts for the incidents after it, and earns nothing

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from schemas.sanctions import BanExpired, BanImposed, Decision, EvidenceAttached, RescindReason, SanctionRescinded
+from schemas.sanctions import (
+    BanExpired,
+    BanImposed,
+    Decision,
+    EvidenceAttached,
+    RescindReason,
+    Restriction,
+    SanctionRescinded,
+)
 from services.sanctions.domain import ladder
 from services.sanctions.domain.events import card_issued, decision_id, follow_up, restriction_for
-from services.sanctions.domain.model import Card, CardKind, CardStatus, Policy, SubjectState
+from services.sanctions.domain.model import Card, CardKind, CardStatus, IncidentRecord, Policy, SubjectState
 
 Result = tuple[SubjectState, list[Decision]]
 
@@ -106,8 +114,17 @@ def _new_card(state: SubjectState, incident_id, want: ladder.Want) -> Card:
         incident_id=incident_id,
         evidence=want.evidence,
         rule=want.rule,
-        restriction=restriction_for(trigger.kind) if red else None,
+        restriction=_restriction(state, trigger, want) if red else None,
     )
+
+
+def _restriction(state: SubjectState, trigger: IncidentRecord, want: ladder.Want) -> Restriction:
+    """What a red card restricts: by the perpetrator's part in its incident, except that an
+    extension extends the ban it follows. A patient banned from non-emergency care who
+    abuses staff while visiting stays banned from that care: an extension taking its
+    restriction from the visit would replace the care ban with a visiting one."""
+    extended = ladder.holders(state).get((want.evidence[0], CardKind.RED)) if want.rule == ladder.EXTENSION else None
+    return extended.restriction if extended and extended.restriction else restriction_for(trigger.kind)
 
 
 def _attach(state: SubjectState, wants: dict, policy: Policy, now: datetime) -> Result:

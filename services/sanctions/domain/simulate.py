@@ -21,6 +21,7 @@ from datetime import datetime
 from uuid import UUID
 
 from schemas.sanctions import Decision, RedCardProposed, YellowCardIssued
+from services.sanctions.domain import ladder
 from services.sanctions.domain.decide import Agree, Approve, IncidentSeen, Tick, decide
 from services.sanctions.domain.model import CardStatus, IncidentRecord, Policy, SubjectState
 
@@ -65,7 +66,7 @@ def kind(d: Decision) -> str:
     name = d.event_type.split(".")[-2]
     if isinstance(d, YellowCardIssued):
         return f"yellow_card_{d.level}"
-    return f"{name}:{d.rule}" if isinstance(d, RedCardProposed) and d.rule == "red.extension" else name
+    return f"{name}:{d.rule}" if isinstance(d, RedCardProposed) and d.rule == ladder.EXTENSION else name
 
 
 def replay(state: SubjectState, policy: Policy, approve: bool = False,
