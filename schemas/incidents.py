@@ -335,21 +335,24 @@ class IncidentReport(IncidentFacts):
     @model_validator(mode="after")
     def _referred_after_it_happened(self) -> "IncidentReport":
         if reason := referral_date_problem(self):
-            raise ValueError(reason)
+            raise ValueError(f"{REFERRAL_DATE} {reason}")
         return self
 
 
+REFERRAL_DATE = "police.referred_at"
+
+
 def referral_date_problem(facts: IncidentFacts) -> str | None:
-    """Why a recorded police referral date cannot be right, if it cannot: before the incident,
-    or in the future. Checked where intake accepts a report or an amendment, not on events,
-    so that history already published still replays."""
+    """Why the recorded police referral date (`REFERRAL_DATE`) cannot be right, if it cannot:
+    before the incident, or in the future. Checked where intake accepts a report or an
+    amendment, not on events, so that history already published still replays."""
     when = facts.police.referred_at if facts.police else None
     if when is None:
         return None
     if when < facts.occurred_at:
-        return "police.referred_at must not be before occurred_at"
+        return "must not be before occurred_at"
     if when > datetime.now(UTC) + CLOCK_SKEW:
-        return "police.referred_at must not be in the future"
+        return "must not be in the future"
     return None
 
 

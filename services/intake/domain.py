@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from schemas.incidents import (IncidentAmended, IncidentAmendment, IncidentReport, IncidentReported,
                                IncidentWithdrawn, PerpetratorFacts, PerpetratorReport, WithdrawalReason,
-                               referral_date_problem)
+                               REFERRAL_DATE, referral_date_problem)
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ def amend(current: IncidentReported, amendment: IncidentAmendment, *, revision: 
     except ValidationError as exc:
         raise InvalidAmendment(_named(exc, changed)) from None
     if reason := referral_date_problem(amended):
-        raise InvalidAmendment([("police.referred_at", reason.removeprefix("police.referred_at "))])
+        raise InvalidAmendment([(REFERRAL_DATE, reason)])
     return amended
 
 

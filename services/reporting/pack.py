@@ -11,6 +11,7 @@ from html import escape
 from typing import Any
 
 from services.reporting.domain.facts import STATED_IF_RECORDED
+from services.reporting.domain.metrics import CROSS, CROSSED
 from services.reporting.domain.objectives import HEADLINE
 
 COLOURS = {"trend": "#005eb8", "ethnicity": "#330072", "police": "#007f3b", "sanctions": "#ed8b00"}
@@ -115,7 +116,7 @@ def _crossed(totals: dict[str, Any]) -> str:
     """Ethnic group against each other characteristic, one grid each, where any is stated."""
     grids = []
     for name in STATED_IF_RECORDED:
-        cells = {tuple(d.split("/")): v for d, v in _dims(totals, f"staff_affected_by_ethnic_group_and_{name}")}
+        cells = {tuple(d.split(CROSS)): v for d, v in _dims(totals, CROSSED[name])}
         if all(value == "not_stated" for _, value in cells):
             continue
         groups, values = sorted({g for g, _ in cells}), sorted({v for _, v in cells})

@@ -92,7 +92,8 @@ def _derive(live: list[IncidentRecord], cards: dict[tuple[UUID, CardKind], Card]
                 want = Want(CardKind.RED, EXTENSION, (open_red, i.incident_id))
             else:
                 want = Want(None, attach_to=open_red)
-        else:  # an incident reported late still counts for the incidents after it, and earns nothing
+        else:
+            # Every incident counts in the windows after it, a late report too, though it earns nothing.
             window = tuple(j.incident_id for j in live[: n + 1] if j.occurred_at > i.occurred_at - policy.window)
             want = _decided(i, _position(i, window, policy), live, n, cards, bans, policy, now)
         wants[i.incident_id] = want
@@ -111,14 +112,19 @@ def _decided(i: IncidentRecord, want: Want, live: list[IncidentRecord], n: int,
     decided (see `ideal`): then the card it holds, or evidence for the ban in force."""
     if want.kind is None or (i.incident_id, want.kind) in cards:
         return want
-    kept = next((Want(c.kind, c.rule, c.evidence) for k in (CardKind.RED, CardKind.YELLOW_2, CardKind.YELLOW_1)
-                 if (c := cards.get((i.incident_id, k)))), Want(None))
     if _too_late(i, policy, now):
-        return kept
+        return _kept(i, cards)
     if want.kind == CardKind.RED and bans and (
             ban := next((j.incident_id for j in live[n + 1:] if j.incident_id in bans), None)):
+        kept = _kept(i, cards)
         return kept if kept.kind else Want(None, attach_to=ban)
     return want
+
+
+def _kept(i: IncidentRecord, cards: dict[tuple[UUID, CardKind], Card]) -> Want:
+    """The card an incident holds, highest first, as a want; none if it holds none."""
+    return next((Want(c.kind, c.rule, c.evidence) for k in (CardKind.RED, CardKind.YELLOW_2, CardKind.YELLOW_1)
+                 if (c := cards.get((i.incident_id, k)))), Want(None))
 
 
 def counts_until(i: IncidentRecord, policy: Policy) -> datetime:
@@ -133,10 +139,10 @@ def reported_late(i: IncidentRecord, policy: Policy) -> bool:
     return i.reported_at is not None and i.reported_at >= counts_until(i, policy)
 
 
-def left_window(i: IncidentRecord | None, policy: Policy, now: datetime) -> bool:
+def left_window(i: IncidentRecord, policy: Policy, now: datetime) -> bool:
     """Whether an incident no longer counts towards the ladder at `now`, so that a warning
     for it would have lapsed before it was issued."""
-    return i is not None and counts_until(i, policy) <= now
+    return counts_until(i, policy) <= now
 
 
 def _position(i: IncidentRecord, window: tuple[UUID, ...], policy: Policy) -> Want:
