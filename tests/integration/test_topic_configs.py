@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 
@@ -16,12 +17,18 @@ pytestmark = pytest.mark.integration
 
 
 async def _retention(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, str]:
-    found = {}
+    """A topic just created can be described before its configs reach the broker asked: the answer
+    then carries an error and no entries, so ask again until every topic has its retention."""
     resources = [ConfigResource(ConfigResourceType.TOPIC, t, {"retention.ms": None}) for t in topics]
-    for response in await admin.describe_configs(resources):
-        for _error, _message, _kind, topic, entries in response.resources:
-            found[topic] = dict((key, value) for key, value, *_ in entries)["retention.ms"]
-    return found
+    for _ in range(100):
+        found = {}
+        for response in await admin.describe_configs(resources):
+            for _error, _message, _kind, topic, entries in response.resources:
+                found.update((topic, value) for key, value, *_ in entries if key == "retention.ms")
+        if len(found) == len(topics):
+            return found
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"retention of {sorted(set(topics) - set(found))} never described")
 
 
 async def test_the_services_created_their_topics_with_vandas_retention(pipeline: dict[str, str]) -> None:
