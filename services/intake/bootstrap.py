@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -42,15 +41,6 @@ def keyring(settings: IntakeSettings) -> Keyring:
     return Keyring(settings.pseudonym_key_version, keys, settings.identity_key.get_secret_value().encode(), previous)
 
 
-async def _purge_periodically(deps: Deps, interval: float) -> None:
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            await vault.purge(deps.store.pool, utcnow(), deps.retention, "retention-timer")
-        except Exception:  # noqa: BLE001 - retried on the next round
-            log.warning("retention purge failed", exc_info=True)
-
-
 async def _reseal_fingerprints(deps: Deps) -> None:
     """Once at start: key the fingerprints stored bare, before they were keyed."""
     try:
@@ -84,7 +74,10 @@ def create_app(common: CommonSettings | None = None, settings: IntakeSettings | 
                                   timedelta(days=settings.retention_days), settings.allow_clock_override)
 
         await runtime.start(before_consuming=connected)
-        runtime.background(_purge_periodically(app.state.deps, settings.retention_interval_s))
+        deps: Deps = app.state.deps
+        # Not at once: the start belongs to keying the fingerprints stored bare, on the same rows.
+        runtime.every(lambda: vault.purge(deps.store.pool, utcnow(), deps.retention, "retention-timer"),
+                      settings.retention_interval_s, "retention purge failed", at_once=False)
         runtime.background(_reseal_fingerprints(app.state.deps))
         try:
             yield

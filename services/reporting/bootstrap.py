@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -23,16 +22,6 @@ from vanda.runtime.service import Runtime
 from vanda.runtime.settings import CommonSettings
 
 log = logging.getLogger(__name__)
-
-
-async def _every(round_: Callable[[], Awaitable[object]], every_s: float, failed: str) -> None:
-    """Run one round now and every `every_s` seconds until cancelled."""
-    while True:
-        try:
-            await round_()
-        except Exception:  # noqa: BLE001 - a failed round is retried on the next tick
-            log.warning("%s; the next round tries again", failed, exc_info=True)
-        await asyncio.sleep(every_s)
 
 
 async def publish_now(deps: entrypoints.Deps, grace_days: int, wake: Callable[[], None]) -> int:
@@ -80,16 +69,15 @@ def create_app(common: CommonSettings | None = None, settings: ReportingSettings
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
         wake = runtime.relay.wake
-        runtime.background(_every(lambda: publish_now(deps, settings.publish_grace_days, wake),
-                                  settings.publish_interval_s, "board metrics not published"))
-        runtime.background(gauges.keep_fresh(
-            lambda: gauges.refresh(runtime.pool, projection, disclosure, clock()),
-            settings.gauges_interval_s))
-        runtime.background(gauges.keep_fresh(
-            lambda: gauges.refresh_footage(runtime.pool, clock(), deps.footage_retention),
-            settings.gauges_interval_s, "footage due for deletion not recounted"))
-        runtime.background(_every(lambda: announce_now(deps, wake), settings.footage_notice_interval_s,
-                                  "footage notices not announced"))
+        runtime.every(lambda: publish_now(deps, settings.publish_grace_days, wake),
+                      settings.publish_interval_s, "board metrics not published")
+        # A failed refresh keeps the last figures.
+        runtime.every(lambda: gauges.refresh(runtime.pool, projection, disclosure, clock()),
+                      settings.gauges_interval_s, "current month's board figures not refreshed")
+        runtime.every(lambda: gauges.refresh_footage(runtime.pool, clock(), deps.footage_retention),
+                      settings.gauges_interval_s, "footage due for deletion not recounted")
+        runtime.every(lambda: announce_now(deps, wake), settings.footage_notice_interval_s,
+                      "footage notices not announced")
         try:
             yield
         finally:

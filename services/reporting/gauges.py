@@ -12,10 +12,7 @@ losing every other reporting metric with it.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import math
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -26,8 +23,6 @@ from services.reporting.domain import periods
 from services.reporting.domain.board import Disclosure
 from services.reporting.domain.objectives import headline, number
 from services.reporting.handlers import Projection, Scope, board
-
-log = logging.getLogger(__name__)
 
 CURRENT_MONTH = Gauge("vanda_reporting_current_month", "Headline board figures for the current calendar month"
                       " (suppressed or undefined figures are NaN).", ["figure"])
@@ -69,12 +64,4 @@ async def refresh_footage(pool: asyncpg.Pool, now: datetime, retention: timedelt
     FOOTAGE_OVERDUE.set(0 if oldest is None else max(0.0, (now - (oldest + retention)).total_seconds()))
 
 
-async def keep_fresh(compute: Callable[[], Awaitable[None]], every_s: float,
-                     failed: str = "current month's board figures not refreshed") -> None:
-    """Compute now, then every `every_s` seconds until cancelled; a failed round keeps the last figures."""
-    while True:
-        try:
-            await compute()
-        except Exception:  # noqa: BLE001 - the database may be away: try again next round
-            log.warning("%s; the last ones stand", failed, exc_info=True)
-        await asyncio.sleep(every_s)
+

@@ -57,6 +57,12 @@ class Runtime:
         """Run a service's own timer (scheduler, purge, publisher) until the runtime stops."""
         self._background.append(asyncio.ensure_future(work))
 
+    def every(self, round_: Callable[[], Awaitable[object]], every_s: float, failed: str,
+              at_once: bool = True) -> None:
+        """Run one round now (or after `every_s`, if not `at_once`) and every `every_s` seconds until
+        the runtime stops; a failed round is logged as `failed` and tried again on the next."""
+        self.background(every(round_, every_s, failed, at_once))
+
     def document(self, publishes: list[str]) -> None:
         """Name the topics this service publishes (through its outbox or dead letters) in its AsyncAPI document."""
         asyncapi.document(self.broker, publishes)
@@ -162,3 +168,16 @@ class Runtime:
                 if end is not None:
                     lag = max(0, end - await consumer.position(tp))
                     metrics.CONSUMER_LAG.labels(group, tp.topic, str(tp.partition)).set(lag)
+
+
+async def every(round_: Callable[[], Awaitable[object]], every_s: float, failed: str,
+                at_once: bool = True) -> None:
+    """The timer behind `Runtime.every`, until cancelled."""
+    if not at_once:
+        await asyncio.sleep(every_s)
+    while True:
+        try:
+            await round_()
+        except Exception:  # noqa: BLE001 - a failed round is retried on the next tick
+            log.warning("%s; the next round tries again", failed, exc_info=True)
+        await asyncio.sleep(every_s)
