@@ -119,6 +119,13 @@ async def audit(conn: asyncpg.Connection, actor: str, action: str, sanction_id: 
     )
 
 
+async def purge_reasons(conn: asyncpg.Connection, cutoff: datetime, now: datetime) -> int:
+    """Clear the free text of audit rows older than `cutoff`; who did what, and when, stays."""
+    done = await conn.execute("UPDATE sanctions.audit SET reason = NULL, reason_purged_at = $2"
+                              " WHERE reason IS NOT NULL AND at < $1", cutoff, now)
+    return int(done.split()[-1])
+
+
 async def due_subjects(conn: asyncpg.Connection, now: datetime, review_days: int, window_days: int) -> list[str]:
     """Subjects with a ban whose review is due or that has ended, or a warning that has lapsed."""
     rows = await conn.fetch(

@@ -7,7 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 from fastapi import FastAPI
@@ -34,6 +34,7 @@ class Deps:
     clock: Callable[[], datetime]
     wake_relay: Callable[[], None]
     allow_clock_override: bool
+    retention: timedelta
 
 
 SCHEDULER_RUNS = Counter("vanda_scheduler_runs_total", "Review and expiry rounds, by outcome.", ["outcome"])
@@ -94,10 +95,14 @@ def create_app(common: CommonSettings | None = None, settings: SanctionsSettings
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
-        holder["deps"] = Deps(runtime.pool, policy, clock, runtime.relay.wake, settings.allow_clock_override)
+        holder["deps"] = Deps(runtime.pool, policy, clock, runtime.relay.wake, settings.allow_clock_override,
+                              timedelta(days=settings.retention_days))
         runtime.refreshers.append(lambda: _refresh_pending(runtime.pool))
         runtime.refreshers.append(lambda: _refresh_active_bans(runtime.pool))
         runtime.background(_scheduler(holder["deps"], settings.scheduler_interval_s))
+        deps = holder["deps"]
+        runtime.every(lambda: handlers.purge(deps.pool, deps.clock(), deps.retention, "retention-timer"),
+                      settings.retention_interval_s, "retention purge failed")
         try:
             yield
         finally:

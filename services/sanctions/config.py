@@ -21,8 +21,12 @@ class SanctionsSettings(BaseSettings):
     policy_file: Path = Field(DEFAULT_POLICY, description="TOML file with the card policy.")
     consumer_group: str = Field("vanda-sanctions", description="Kafka consumer group.")
     scheduler_interval_s: float = Field(60, gt=0, description="How often warnings' lapse, bans' review and expiry are checked.")
+    retention_days: int = Field(
+        3650, ge=1, description="Reviewers' reasons and appeal grounds older than this are cleared from the audit."
+    )
+    retention_interval_s: float = Field(86400, gt=0, description="How often the retention purge runs.")
     allow_clock_override: bool = Field(
-        False, description="Let POST /v1/scheduler/run take a `now` (testing and drills only)."
+        False, description="Let POST /v1/scheduler/run and /v1/retention/run take a `now` (testing and drills only)."
     )
 
 

@@ -122,15 +122,25 @@ def routes(deps: Callable[[], Any], auth: AuthSettings) -> APIRouter:
         return await act(sanction_id, DecideAppeal(sanction_id, body.outcome, who.subject),
                          handlers.Actor(who.subject, f"appeal_{body.outcome}", body.reason))
 
+    def clock(body: SchedulerRun | None) -> datetime:
+        d = deps()
+        if body is not None and body.now is not None and not d.allow_clock_override:
+            raise HTTPException(403, detail="this service does not allow overriding the clock")
+        return (body.now if body else None) or d.clock()
+
     @router.post("/scheduler/run", tags=["operations"])
     async def run_scheduler(body: SchedulerRun | None = None, who: Principal = operations) -> dict:
         """Lapse warnings and run review and expiry now (the service also runs them on its own timer);
         the body is optional."""
         d = deps()
-        if body is not None and body.now is not None and not d.allow_clock_override:
-            raise HTTPException(403, detail="this service does not allow overriding the clock")
-        now: datetime = (body.now if body else None) or d.clock()
-        return {"events": await handlers.run_scheduler(d.pool, d.policy, now)}
+        return {"events": await handlers.run_scheduler(d.pool, d.policy, clock(body))}
+
+    @router.post("/retention/run", tags=["operations"])
+    async def run_retention(body: SchedulerRun | None = None, who: Principal = operations) -> dict:
+        """Clear reviewers' reasons and appeal grounds past the retention period now (the service also
+        does this on its own timer); who decided what, and when, stays in the audit. The body is optional."""
+        d = deps()
+        return await handlers.purge(d.pool, clock(body), d.retention, who.subject)
 
     return router
 

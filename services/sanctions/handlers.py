@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -165,6 +165,15 @@ async def run_scheduler(pool: asyncpg.Pool, policy: Policy, now: datetime) -> in
             _, decisions = await apply(conn, subject_id, Tick(), policy, now)
             sent += len(decisions)
     return sent
+
+
+async def purge(pool: asyncpg.Pool, now: datetime, retention: timedelta, actor: str) -> dict[str, int]:
+    """Clear reasons and appeal grounds past the retention period, and audit the purge itself."""
+    cutoff = now - retention
+    async with pool.acquire() as conn, conn.transaction():
+        counts = {"reasons": await adapters.purge_reasons(conn, cutoff, now)}
+        await adapters.audit(conn, actor, "retention_purge", None, None, f"{counts} older than {cutoff.isoformat()}")
+    return counts
 
 
 async def pending(pool: asyncpg.Pool, policy: Policy) -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -338,3 +339,30 @@ async def test_a_refused_event_inside_a_batch_is_dead_lettered_alone_and_its_nei
                                   lambda r: any(e.id.encode() in (r.value or b"") for e in (events[0], events[2])),
                                   1, timeout=3)
     assert neighbours == []
+
+
+async def test_retention_clears_old_reasons_from_the_audit_and_nothing_else(pipeline):
+    old_at, words = datetime.now(UTC) - timedelta(days=4000), f"Mrs Example's dementia worsened {uuid.uuid4()}"
+    conn = await asyncpg.connect(pipeline["DATABASE_URL"])
+    try:
+        insert = ("INSERT INTO sanctions.audit (at, actor, action, subject_id, reason) VALUES ($1, 'reviewer-9',"
+                  " 'appeal', 'sub_' || repeat('a', 40), $2) RETURNING id")
+        old, recent = await conn.fetchval(insert, old_at, words), await conn.fetchval(insert, RECENT, words)
+        assert (await sanctions_call(pipeline, "POST", "/v1/retention/run")).status_code == 401
+        run = await sanctions_call(pipeline, "POST", "/v1/retention/run", "operations", subject="ops-7")
+        assert run.status_code == 200 and run.json()["reasons"] >= 1
+        rows = {r["id"]: r for r in await conn.fetch("SELECT * FROM sanctions.audit WHERE id = ANY($1)", [old, recent])}
+        assert rows[old]["reason"] is None and rows[old]["reason_purged_at"] is not None
+        assert (rows[old]["at"], rows[old]["actor"], rows[old]["action"]) == (old_at, "reviewer-9", "appeal")
+        assert rows[recent]["reason"] == words and rows[recent]["reason_purged_at"] is None
+        assert await conn.fetchval("SELECT count(*) FROM sanctions.audit WHERE actor = 'ops-7'"
+                                   " AND action = 'retention_purge'") == 1
+        # The purge is the one change the audit allows: nothing else, and not twice.
+        for change in ("UPDATE sanctions.audit SET actor = 'someone-else' WHERE id = $1",
+                       "UPDATE sanctions.audit SET reason = 'rewritten' WHERE id = $1",
+                       "UPDATE sanctions.audit SET reason = NULL, reason_purged_at = now(), actor = 'x' WHERE id = $1",
+                       "DELETE FROM sanctions.audit WHERE id = $1"):
+            with pytest.raises(asyncpg.RaiseError, match="append-only"):
+                await conn.execute(change, old if "'rewritten'" in change else recent)
+    finally:
+        await conn.close()
