@@ -20,6 +20,7 @@ import asyncpg
 import orjson
 
 from services.reporting.domain.facts import NOT_STATED, STATED_IF_RECORDED, DecisionFact, IncidentFact, Staff
+from services.reporting.domain.metrics import CARDS
 from services.reporting.domain.objectives import Direction, Objective
 from vanda.runtime.rows import insert_many
 
@@ -96,6 +97,7 @@ def incident_of(row: asyncpg.Record) -> IncidentFact:
 
 def decision_of(row: asyncpg.Record) -> DecisionFact:
     values = {c: intern(row[c]) if c in DECISION_TEXT else row[c] for c in DECISION_COLUMNS}
+    values["reissued"] = bool(row.get("reissued"))
     if values["sanction_id"] == values["decision_id"]:
         values["sanction_id"] = values["decision_id"]  # a card's own decision: one id object, not two
     return DecisionFact(**values)
@@ -178,6 +180,13 @@ async def incidents_between(pool: asyncpg.Pool, start: datetime, end: datetime, 
                        + " AND ($5::text IS NULL OR location_type = $5)", start, end, organisation, site, location)
 
 
+# Whether a card's incident held a card before it, in this period or any earlier one.
+_CARD_KINDS = "(" + ", ".join(f"'{kind}'" for kind in CARDS) + ")"
+REISSUED = (f"(d.kind IN {_CARD_KINDS} AND EXISTS (SELECT 1 FROM {{schema}}.decisions e"
+            f" WHERE e.incident_id = d.incident_id AND e.kind IN {_CARD_KINDS}"
+            " AND (e.decided_at, e.decision_id) < (d.decided_at, d.decision_id))) AS reissued")
+
+
 async def decisions_before(pool: asyncpg.Pool, start: datetime, end: datetime, organisation: str | None,
                            site: str | None, schema: str = SCHEMA, location: str | None = None) -> list[DecisionFact]:
     """Decisions in the period, plus the bans still running when it starts and how they ended (for the
@@ -188,7 +197,8 @@ async def decisions_before(pool: asyncpg.Pool, start: datetime, end: datetime, o
         pool, decision_of,
         f"WITH running AS (SELECT sanction_id FROM {schema}.decisions d WHERE kind = 'ban_imposed'"
         " AND decided_at < $1 AND ends_at > $1" + FILTER + at_location + ")"
-        f" SELECT * FROM {schema}.decisions d WHERE decided_at < $2 AND (decided_at >= $1"
+        f" SELECT d.*, {REISSUED.format(schema=schema)} FROM {schema}.decisions d"
+        " WHERE decided_at < $2 AND (decided_at >= $1"
         " OR (kind IN ('ban_imposed', 'rescinded', 'ban_expired') AND sanction_id IN (SELECT sanction_id FROM running)))"
         + FILTER + at_location, start, end, organisation, site, location)
 

@@ -33,10 +33,10 @@ class History:
         self.facts: list[DecisionFact] = []
 
     def decide(self, kind: str, day: str, sanction_id: uuid.UUID | None = None,
-               ends: str | None = None) -> DecisionFact:
+               ends: str | None = None, incident_id: uuid.UUID | None = None) -> DecisionFact:
         decision_id = uuid.uuid4()
         fact = DecisionFact(decision_id=decision_id, kind=kind, sanction_id=sanction_id or decision_id,
-                            incident_id=uuid.uuid4(), subject_id="sub_history", organisation=self.organisation,
+                            incident_id=incident_id or uuid.uuid4(), subject_id="sub_history", organisation=self.organisation,
                             site="Riverside", occurred_at=_at(day) - timedelta(days=3), decided_at=_at(day),
                             starts_at=_at(day) if ends else None, ends_at=_at(ends) if ends else None)
         self.facts.append(fact)
@@ -78,6 +78,26 @@ async def test_a_month_reads_its_decisions_and_the_bans_running_into_it(pipeline
     for at in (START + timedelta(days=n) for n in range(32)):
         assert active_bans(read, at) == active_bans(h.facts, at), at
     assert active_bans(read, END) == 2
+
+
+async def test_a_card_is_read_as_reissued_where_its_incident_held_one_before(pipeline):
+    h = History()
+    earlier, within = h.decide("yellow_card_2", "2026-01-05"), h.decide("yellow_card_1", "2026-03-02")
+    again_after_earlier = h.decide("yellow_card_1", "2026-03-10", incident_id=earlier.incident_id)
+    again_within = h.decide("red_card_proposed", "2026-03-20", incident_id=within.incident_id)
+    # Not a card: a ban or evidence naming the incident does not make its card a second one.
+    h.decide("ban_imposed", "2026-03-25", incident_id=within.incident_id, ends="2026-09-01")
+    h.decide("evidence_attached", "2026-02-01", incident_id=uuid.uuid4())
+    pool = await asyncpg.create_pool(pipeline["DATABASE_URL"], min_size=1, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            await adapters.save_decisions(conn, h.facts)
+        read = await adapters.decisions_before(pool, START, END, h.organisation, None)
+    finally:
+        await pool.close()
+
+    assert {d.decision_id for d in read if d.reissued} == {again_after_earlier.decision_id, again_within.decision_id}
+    assert {d.kind for d in read if not d.reissued} == {"yellow_card_1", "ban_imposed"}
 
 
 async def test_a_period_is_read_in_chunks_each_converted_off_the_event_loop(pipeline, monkeypatch):

@@ -155,6 +155,13 @@ def test_days_to_card_counts_cards_only():
     assert days_to_card([decision("yellow_card_1"), decision("ban_imposed"), decision("red_card_proposed")]) == [2.0, 2.0]
 
 
+def test_days_to_card_leaves_out_a_card_issued_again_after_a_re_derivation():
+    # Its incident's first card went out in time; the card re-issued months later says nothing
+    # of how quickly cards go out.
+    first, again = decision("yellow_card_2"), decision("yellow_card_1", reissued=True)
+    assert days_to_card([first, again]) == [2.0]
+
+
 @pytest.mark.parametrize(("moment", "counted"), [
     (datetime(2025, 3, 31, 22, 59, tzinfo=UTC), False),  # 23:59 BST on 31 March: previous financial year
     (datetime(2025, 3, 31, 23, 0, tzinfo=UTC), True),    # 00:00 BST on 1 April: this one

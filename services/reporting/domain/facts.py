@@ -90,6 +90,9 @@ class DecisionFact:
     decided_at: datetime
     starts_at: datetime | None = None
     ends_at: datetime | None = None
+    # Known only when read for a board: a card whose incident already had one, issued again
+    # after a re-derivation (an earlier incident withdrawn, say), not the first time.
+    reissued: bool = False
 
 
 def incident_fact(data: IncidentReported | IncidentAmended) -> IncidentFact:

@@ -156,8 +156,10 @@ def days_to_referral(facts: Iterable[IncidentFact]) -> list[float]:
 
 
 def days_to_card(decisions: Iterable[DecisionFact]) -> list[float]:
-    """Days from the triggering incident to each card (yellow 1, yellow 2, red proposed)."""
-    return [(d.decided_at - d.occurred_at).total_seconds() / DAY for d in decisions if d.kind in CARDS]
+    """Days from an incident to its first card (yellow 1, yellow 2, red proposed): how quickly
+    cards go out. A card issued again after a re-derivation is months late by construction."""
+    return [(d.decided_at - d.occurred_at).total_seconds() / DAY for d in decisions
+            if d.kind in CARDS and not d.reissued]
 
 
 def middle(samples: Sequence[float]) -> float | None:
