@@ -280,14 +280,16 @@ async def headcount(pool: asyncpg.Pool, period: str, last: date, organisation: s
 
 async def put_objective(pool: asyncpg.Pool, o: Objective) -> None:
     await pool.execute(
-        "INSERT INTO reporting.objectives (metric, target, direction, tolerance) VALUES ($1, $2, $3, $4)"
+        "INSERT INTO reporting.objectives (metric, target, direction, tolerance, months) VALUES ($1, $2, $3, $4, $5)"
         " ON CONFLICT (metric) DO UPDATE SET target = EXCLUDED.target, direction = EXCLUDED.direction,"
-        " tolerance = EXCLUDED.tolerance, updated_at = now()", o.metric, o.target, o.direction.value, o.tolerance)
+        " tolerance = EXCLUDED.tolerance, months = EXCLUDED.months, updated_at = now()",
+        o.metric, o.target, o.direction.value, o.tolerance, o.months)
 
 
 async def objectives(pool: asyncpg.Pool) -> list[Objective]:
-    rows = await pool.fetch("SELECT metric, target, direction, tolerance FROM reporting.objectives ORDER BY metric")
-    return [Objective(r["metric"], r["target"], Direction(r["direction"]), r["tolerance"]) for r in rows]
+    rows = await pool.fetch("SELECT metric, target, direction, tolerance, months FROM reporting.objectives"
+                            " ORDER BY metric")
+    return [Objective(r["metric"], r["target"], Direction(r["direction"]), r["tolerance"], r["months"]) for r in rows]
 
 
 async def unpublished_months(pool: asyncpg.Pool, before: datetime, zone: str) -> list[tuple[date, str]]:

@@ -21,7 +21,7 @@ from schemas.topics import INCIDENTS, SANCTIONS
 from services.reporting import adapters, handlers, pack
 from services.reporting.domain import cursor, footage, periods
 from services.reporting.domain.board import Disclosure
-from services.reporting.domain.objectives import HEADLINE, Direction, Objective
+from services.reporting.domain.objectives import GROWS_WITH_PERIOD, HEADLINE, Direction, Objective
 from vanda.runtime.auth import AuthSettings, Principal, Role, require
 from vanda.runtime.consumer import EventConsumer, subscribe as consume
 
@@ -77,10 +77,13 @@ class ObjectiveBody(Body):
     target: float
     direction: Direction
     tolerance: float = Field(0.1, ge=0, le=1, description="Amber band, as a fraction of the target.")
+    months: int | None = Field(None, ge=1, le=120, description=(
+        "The length of period the target is for (1 a month, 3 a quarter, 12 a year): required for a figure"
+        f" that grows with the period ({', '.join(sorted(GROWS_WITH_PERIOD))}), refused for the others."))
 
 
-def _invalid(field: str, msg: str) -> RequestValidationError:
-    return RequestValidationError([{"loc": ("query", field), "msg": msg, "type": "value_error"}])
+def _invalid(field: str, msg: str, where: str = "query") -> RequestValidationError:
+    return RequestValidationError([{"loc": (where, field), "msg": msg, "type": "value_error"}])
 
 
 async def disclosure(deps: Deps, raw: bool, who: Principal, what: str) -> Disclosure:
@@ -253,7 +256,13 @@ def _admin_routes(router: APIRouter, deps: Deps) -> None:
         """Set the board's target for a headline figure."""
         if metric not in HEADLINE:
             raise HTTPException(404, detail=f"no headline figure {metric!r}; one of {', '.join(HEADLINE)}")
-        await adapters.put_objective(deps.pool(), Objective(metric, body.target, body.direction, body.tolerance))
+        if body.months is None and metric in GROWS_WITH_PERIOD:
+            raise _invalid("months", f"{metric} grows with the length of the period: say what length of period"
+                           " the target is for, in months (1, 3, 12...)", "body")
+        if body.months is not None and metric not in GROWS_WITH_PERIOD:
+            raise _invalid("months", f"{metric} does not depend on the length of the period: leave months out", "body")
+        await adapters.put_objective(deps.pool(), Objective(metric, body.target, body.direction, body.tolerance,
+                                                            body.months))
         return {"metric": metric, **body.model_dump(mode="json")}
 
     @router.get("/v1/objectives", tags=["objectives"],

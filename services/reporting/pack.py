@@ -12,7 +12,7 @@ from typing import Any
 
 from services.reporting.domain.facts import STATED_IF_RECORDED
 from services.reporting.domain.metrics import CROSS, CROSSED
-from services.reporting.domain.objectives import HEADLINE
+from services.reporting.domain.objectives import HEADLINE, OTHER_LENGTH
 
 COLOURS = {"trend": "#005eb8", "ethnicity": "#330072", "police": "#007f3b", "sanctions": "#ed8b00"}
 RAG = {"green": "#007f3b", "amber": "#ffb81c", "red": "#da291c", "unknown": "#768692"}
@@ -158,12 +158,29 @@ def _objectives(body: dict[str, Any]) -> str:
         if name not in figures:
             continue
         goal = goals.get(name)
-        target = f"{goal['direction'].replace('_', ' ')} {goal['target']}" if goal else "–"
-        chip = (f"<span class='rag' style='background:{RAG[goal['status']]}'>{goal['status']}</span>"
-                if goal else "–")
+        target, chip = (_target(goal), _chip(goal)) if goal else ("–", "–")
         rows.append(f"<tr><td>{escape(name.replace('_', ' '))}</td><td>{escape(_shown(figures[name], is_share(name)))}</td>"
                     f"<td>{escape(target)}</td><td>{chip}</td><td>{escape(goal['trend']) if goal else '–'}</td></tr>")
     return "".join(rows) + "</table></section>"
+
+
+PER = {1: "month", 3: "quarter", 12: "year"}
+
+
+def _target(goal: dict[str, Any]) -> str:
+    text = f"{goal['direction'].replace('_', ' ')} {goal['target']}"
+    months = goal.get("months")
+    return text if months is None else f"{text} per {PER.get(months, f'{months} months')}"
+
+
+def _chip(goal: dict[str, Any]) -> str:
+    """The status; a target for another length of period than the board's says so instead,
+    or, set for a month, how many of the board's months met it."""
+    label, colour = goal["status"], RAG.get(goal["status"], RAG["unknown"])
+    if label == OTHER_LENGTH:
+        each = goal.get("series_status")
+        label = f"{each.count('green')} of {len(each)} months met" if each else "target is for another length"
+    return f"<span class='rag' style='background:{colour}'>{escape(label)}</span>"
 
 
 def _tables(totals: dict[str, Any]) -> str:

@@ -55,6 +55,16 @@ async def test_board_pack_with_objectives_renders_every_chart(pipeline, tmp_path
     goal = await call(pipeline, "PUT", pipeline["REPORTING_URL"], "/v1/objectives/police_referral_rate",
                       {"target": 0.9, "direction": "at_least"}, ops)
     assert goal.status_code == 200
+    # A count's target says what length of period it is for; a share's needs none.
+    unsaid = await call(pipeline, "PUT", pipeline["REPORTING_URL"], "/v1/objectives/incidents",
+                        {"target": 5, "direction": "at_most"}, ops)
+    assert unsaid.status_code == 422 and [e["field"] for e in unsaid.json()["errors"]] == ["months"]
+    needless = await call(pipeline, "PUT", pipeline["REPORTING_URL"], "/v1/objectives/police_referral_rate",
+                          {"target": 0.9, "direction": "at_least", "months": 3}, ops)
+    assert needless.status_code == 422 and [e["field"] for e in needless.json()["errors"]] == ["months"]
+    monthly = await call(pipeline, "PUT", pipeline["REPORTING_URL"], "/v1/objectives/incidents",
+                         {"target": 5, "direction": "at_most", "months": 1}, ops)
+    assert monthly.status_code == 200 and monthly.json()["months"] == 1
     assert (await call(pipeline, "GET", pipeline["REPORTING_URL"], "/v1/objectives")).status_code == 401
     goals = await call(pipeline, "GET", pipeline["REPORTING_URL"], "/v1/objectives", None, viewer(pipeline))
     assert {"metric": "police_referral_rate", "target": 0.9} in [
@@ -76,6 +86,9 @@ async def test_board_pack_with_objectives_renders_every_chart(pipeline, tmp_path
     assert ind["staff_affected_per_1000_by_ethnic_group_and_sex"] == {"black/female": 100.0, "white/female": 25.0}
     [objective] = [o for o in figures["objectives"] if o["metric"] == "police_referral_rate"]
     assert objective["status"] == "red" and objective["value"] == 0.0
+    # 10 incidents in each of July and August, none in September, against at most 5 a month.
+    [per_month] = [o for o in figures["objectives"] if o["metric"] == "incidents"]
+    assert per_month["status"] == "other_length" and per_month["series_status"] == ["red", "red", "green"]
 
     url = f"{pipeline['REPORTING_URL']}/board"
     assert httpx.get(url, params={"period": "2025-Q3", "site": site}, timeout=30).status_code == 401

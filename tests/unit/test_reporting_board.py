@@ -280,6 +280,28 @@ def test_objective_status_and_trend():
     assert result["status"] == "green" and result["series"] == [0.8, None]
 
 
+@pytest.mark.parametrize(("months", "board_months", "expected"), [
+    (3, 3, "green"),              # a quarter's target on a quarter's board
+    (1, 3, "other_length"),       # 27 in a quarter says nothing against 10 a month
+    (12, 3, "other_length"),
+    (None, 3, "green"),           # set before targets had a length: judged as it was
+])
+def test_a_target_for_a_count_is_judged_only_on_a_board_of_its_length(months, board_months, expected):
+    goal = Objective("incidents", 30, Direction.AT_MOST, months=months)
+    [result] = assess([goal], {"incidents": 27}, [{"incidents": 9}] * board_months)
+    assert result["status"] == expected and result["months"] == months
+
+
+def test_a_monthly_target_is_judged_month_by_month_and_the_pack_says_how_many_met_it():
+    goal = Objective("incidents", 10, Direction.AT_MOST, months=1)
+    [result] = assess([goal], {"incidents": 31}, [{"incidents": 9}, {"incidents": 12}, {"incidents": SUPPRESSED}])
+    assert result["series_status"] == ["green", "red", "unknown"] and result["status"] == "other_length"
+    html = render(build(sample()) | {"objectives": [result], "organisation": None, "site": None})
+    assert "at most 10 per month" in html and "1 of 3 months met" in html
+    [quarterly] = assess([Objective("incidents", 30, Direction.AT_MOST, months=3)], {"incidents": 31}, [{}] * 3)
+    assert quarterly["series_status"] is None
+
+
 def test_csv_has_one_line_per_cell_and_marks_suppression():
     text = to_csv(build(sample()))
     assert text.splitlines()[0] == "period,row,measure,dimension,value,suppressed"

@@ -3,6 +3,10 @@
 Status is green when the figure meets its target, amber when it misses by no more than
 the tolerance (a fraction of the target), red otherwise, and unknown when the figure is
 suppressed or undefined. The trend compares the last two months that have a figure.
+
+A count, or a rate per 1,000 staff (not annualised), grows with the length of the period, so
+its target says what length it is for: a board of another length does not judge it, and a
+monthly target is judged month by month instead.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ class Objective:
     target: float
     direction: Direction
     tolerance: float = 0.1
+    months: int | None = None  # the length of period the target is for, where the figure grows with it
 
 
 HEADLINE = ("incidents", "police_referral_rate", "charge_rate", "victim_declined_rate", "sexual_safety_share",
@@ -32,6 +37,12 @@ HEADLINE = ("incidents", "police_referral_rate", "charge_rate", "victim_declined
             "ethnic_minority_share_of_staff_affected", "ethnicity_not_stated_share", "ethnic_minority_white_gap_per_1000",
             "disabled_share_of_staff_affected", "disabled_non_disabled_gap_per_1000", "incidents_per_1000_staff",
             "sexual_safety_staff_affected_per_1000")
+
+
+GROWS_WITH_PERIOD = frozenset({
+    "incidents", "repeat_perpetrators", "incidents_per_1000_staff", "sexual_safety_staff_affected_per_1000",
+    "ethnic_minority_white_gap_per_1000", "disabled_non_disabled_gap_per_1000"})
+OTHER_LENGTH = "other_length"
 
 
 def headline(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -70,11 +81,16 @@ def trend(objective: Objective, series: Sequence[Any]) -> str:
 
 def assess(objectives: Sequence[Objective], total: Mapping[str, Any],
            months: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Each objective with the period's figure, its status, and the monthly series and trend."""
+    """Each objective with the period's figure, its status, and the monthly series and trend.
+    A target for another length of period than the board's is not judged on the period's
+    figure (`other_length`); a monthly one is judged on each month (`series_status`)."""
     out = []
     for o in objectives:
         series = [m.get(o.metric) for m in months]
+        judged = o.months is None or o.months == len(months)
         out.append({"metric": o.metric, "target": o.target, "direction": o.direction.value,
-                    "tolerance": o.tolerance, "value": total.get(o.metric), "status": status(o, total.get(o.metric)),
-                    "trend": trend(o, series), "series": series})
+                    "tolerance": o.tolerance, "months": o.months, "value": total.get(o.metric),
+                    "status": status(o, total.get(o.metric)) if judged else OTHER_LENGTH,
+                    "trend": trend(o, series), "series": series,
+                    "series_status": [status(o, v) for v in series] if o.months == 1 else None})
     return out
