@@ -165,13 +165,20 @@ OdsCode = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True,
 
 
 def nhs_number_is_valid(digits: str) -> bool:
-    """Check an NHS number's modulus 11 check digit."""
-    if len(digits) != 10 or not digits.isdigit():
+    """Check an NHS number's modulus 11 check digit (ASCII digits only: other scripts' digits
+    would give one person a second pseudonym)."""
+    if len(digits) != 10 or not (digits.isascii() and digits.isdigit()):
         return False
     total = sum(int(d) * w for d, w in zip(digits[:9], range(10, 1, -1), strict=True))
     check = 11 - total % 11
     check = 0 if check == 11 else check
     return check != 10 and check == int(digits[9])
+
+
+def as_a_set(values: list[StrEnum]) -> list:
+    """A list whose order carries no meaning, in one canonical form, each value once: so that
+    retries and amendments compare equal, and a flag given twice is not counted twice."""
+    return sorted(set(values))
 
 
 class Vulnerability(StrEnum):
@@ -210,7 +217,16 @@ class PerpetratorReport(Strict):
         digits = value.replace(" ", "").replace("-", "")
         if not nhs_number_is_valid(digits):
             raise ValueError("not a valid NHS number (10 digits with a modulus 11 check digit)")
+        if len(set(digits)) == 1:
+            # Every repeated digit passes the check, and systems use them for "not known": taken
+            # as a number, they would pool unrelated people into one subject who collects cards.
+            raise ValueError("a placeholder, not an NHS number: leave it out when the number is not known")
         return digits
+
+    @field_validator("vulnerabilities")
+    @classmethod
+    def _vulnerabilities_as_a_set(cls, values: list[Vulnerability]) -> list[Vulnerability]:
+        return as_a_set(values)
 
 
 class StaffAffected(Strict):
@@ -282,20 +298,25 @@ class IncidentFacts(Strict):
     @field_validator("hate_aggravation")
     @classmethod
     def _as_a_set(cls, values: list[HateAggravation]) -> list[HateAggravation]:
-        # Order carries no meaning: keep one canonical form so retries and amendments compare equal.
-        return sorted(set(values))
+        return as_a_set(values)
 
-    @model_validator(mode="after")
-    def _assault_flag_needs_sexual_category(self) -> "IncidentFacts":
-        if self.sexual_assault and self.category != Category.SEXUAL_MISCONDUCT:
-            raise ValueError("sexual_assault may be true only when category is sexual_misconduct")
-        return self
+    # Rules across fields are checked on the later field, with the earlier one already
+    # validated in `info.data`, so that an error names the field it is about.
+    @field_validator("sexual_assault")
+    @classmethod
+    def _assault_flag_needs_sexual_category(cls, value: bool, info: ValidationInfo) -> bool:
+        category = info.data.get("category")
+        if value and category is not None and category != Category.SEXUAL_MISCONDUCT:
+            raise ValueError("may be true only when category is sexual_misconduct")
+        return value
 
-    @model_validator(mode="after")
-    def _reported_after_it_happened(self) -> "IncidentFacts":
-        if self.riddor_reported_at is not None and self.riddor_reported_at < self.occurred_at:
-            raise ValueError("riddor_reported_at must not be before occurred_at")
-        return self
+    @field_validator("riddor_reported_at")
+    @classmethod
+    def _reported_after_it_happened(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        occurred = info.data.get("occurred_at")
+        if value is not None and occurred is not None and value < occurred:
+            raise ValueError("must not be before occurred_at")
+        return value
 
 
 # Request examples for the OpenAPI documents: obviously fake data only (an NHS number in
@@ -317,6 +338,29 @@ REPORT_EXAMPLE = {
     "narrative": "Example text: shouted at the triage nurse while waiting.",
 }
 AMENDMENT_EXAMPLE = {"harm": "low", "police": {"informed": True, "crime_reference": "EXAMPLE/0001"}}
+
+
+def _blank_is_none(value: object) -> object:
+    # Upstream systems often send "" for "none": stored, it would read as a crime reference.
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+class PoliceReport(PoliceDetails):
+    """Police details as a report gives them: a blank crime reference means there is none."""
+
+    _blank_reference = field_validator("crime_reference", mode="before")(_blank_is_none)
+
+
+class PoliceAmendment(Strict):
+    """A correction to the police details: only the fields given change, and a field given as
+    null is cleared (a blank crime reference too)."""
+
+    informed: bool | None = None
+    crime_reference: Annotated[str, StringConstraints(strip_whitespace=True, max_length=40), NoNul] | None = None
+    referred_at: AwareDatetime | None = None
+    outcome: PoliceOutcome | None = None
+
+    _blank_reference = field_validator("crime_reference", mode="before")(_blank_is_none)
 WITHDRAWAL_EXAMPLE = {"reason": "entered_in_error"}
 
 
@@ -328,28 +372,30 @@ class IncidentReport(IncidentFacts):
     source_system: Text = Field(description="Name of the submitting system.")
     source_ref: Text = Field(description="The submitting system's own id for this report.")
     perpetrator: PerpetratorReport
+    police: PoliceReport | None = None
     narrative: Annotated[str, StringConstraints(max_length=10_000), NoNul] | None = Field(
         None, description="Free text; stored in intake only, never published."
     )
 
-    @model_validator(mode="after")
-    def _referred_after_it_happened(self) -> "IncidentReport":
-        if reason := referral_date_problem(self):
-            raise ValueError(f"{REFERRAL_DATE} {reason}")
-        return self
+    @field_validator("police")
+    @classmethod
+    def _referred_after_it_happened(cls, value: PoliceReport | None, info: ValidationInfo) -> PoliceReport | None:
+        if reason := referral_date_problem(value, info.data.get("occurred_at")):
+            raise ValueError(f"referred_at {reason}")
+        return value
 
 
 REFERRAL_DATE = "police.referred_at"
 
 
-def referral_date_problem(facts: IncidentFacts) -> str | None:
+def referral_date_problem(police: PoliceDetails | None, occurred_at: datetime | None) -> str | None:
     """Why the recorded police referral date (`REFERRAL_DATE`) cannot be right, if it cannot:
     before the incident, or in the future. Checked where intake accepts a report or an
     amendment, not on events, so that history already published still replays."""
-    when = facts.police.referred_at if facts.police else None
+    when = police.referred_at if police else None
     if when is None:
         return None
-    if when < facts.occurred_at:
+    if occurred_at is not None and when < occurred_at:
         return "must not be before occurred_at"
     if when > datetime.now(UTC) + CLOCK_SKEW:
         return "must not be in the future"
@@ -389,6 +435,11 @@ class PerpetratorAmendment(Strict):
     age_band: AgeBand | None = None
     vulnerabilities: list[Vulnerability] | None = Field(None, max_length=3)
 
+    @field_validator("vulnerabilities")
+    @classmethod
+    def _as_a_set(cls, values: list[Vulnerability] | None) -> list[Vulnerability] | None:
+        return None if values is None else as_a_set(values)
+
 
 class IncidentAmendment(Strict):
     """A correction to a stored incident: only the fields given change."""
@@ -399,12 +450,17 @@ class IncidentAmendment(Strict):
     sexual_assault: bool | None = None
     harm: Harm | None = None
     perpetrator: PerpetratorAmendment | None = None
-    police: PoliceDetails | None = None
+    police: PoliceAmendment | None = None
     hate_aggravation: list[HateAggravation] | None = Field(None, max_length=6)
     staff_affected: list[StaffAffected] | None = Field(
         None, min_length=1, max_length=50,
         description="Replaces the whole list: give every member of staff affected, as they now stand.")
     riddor_reported_at: Past | None = Field(None, description="When the trust reported it to HSE.")
+
+    @field_validator("hate_aggravation")
+    @classmethod
+    def _as_a_set(cls, values: list[HateAggravation] | None) -> list[HateAggravation] | None:
+        return None if values is None else as_a_set(values)
 
 
 class IncidentWithdrawal(Strict):

@@ -26,6 +26,7 @@ class Receipt:
     incident_id: UUID
     subject_id: str | None
     fingerprint: str
+    by_key: bool = False  # found by the request's Idempotency-Key, not by its source ref
 
 
 @dataclass(frozen=True)
@@ -128,12 +129,12 @@ class IncidentStore:
     async def earlier(self, source_system: str, source_ref: str, idempotency_key: str | None) -> Receipt | None:
         """The incident already stored under this Idempotency-Key, else under this source ref, if any."""
         row = await self._pool.fetchrow(
-            "SELECT incident_id, subject_id, fingerprint FROM intake.incidents"
-            " WHERE source_system = $1 AND (source_ref = $2 OR idempotency_key = $3)"
+            "SELECT incident_id, subject_id, fingerprint, coalesce(idempotency_key = $3, false) AS by_key"
+            " FROM intake.incidents WHERE source_system = $1 AND (source_ref = $2 OR idempotency_key = $3)"
             " ORDER BY idempotency_key IS NOT DISTINCT FROM $3 DESC LIMIT 1",
             source_system, source_ref, idempotency_key,
         )
-        return Receipt(row["incident_id"], row["subject_id"], row["fingerprint"]) if row else None
+        return Receipt(row["incident_id"], row["subject_id"], row["fingerprint"], row["by_key"]) if row else None
 
     @property
     def pool(self) -> asyncpg.Pool:

@@ -60,10 +60,14 @@ class Line:
     source: str | None = None
 
 
+BOM = "\ufeff".encode()
+
+
 def parse(number: int, raw: bytes) -> Line:
     """Validate one JSON report; errors name the field and never echo the value."""
     try:
-        report = IncidentReport.model_validate_json(raw)
+        # A byte order mark, as some Windows tools write, is not part of the report.
+        report = IncidentReport.model_validate_json(raw.removeprefix(BOM))
     except ValidationError as exc:
         errors = [{"field": ".".join(str(p) for p in e["loc"]) or "(line)", "reason": e["msg"]} for e in exc.errors()]
         return Line(number, errors=errors, reason=exc.errors()[0]["type"])
@@ -142,10 +146,11 @@ def routes(max_lines: int) -> APIRouter:
                  responses={413: {"description": "body or line count over the limit"}})
     async def report_incidents(request: Request, key: SourceKey) -> BatchReceipt | JSONResponse:
         """Submit many reports as NDJSON; each line is accepted, replayed or rejected on its own."""
-        raw = [r for r in (await request.body()).splitlines() if r.strip()]
+        # Numbered before blank lines are dropped: a result names the report's line in the body.
+        raw = [(n, r) for n, r in enumerate((await request.body()).splitlines(), start=1) if r.strip()]
         if len(raw) > max_lines:
             return _too_many(max_lines)
-        lines = [parse(n, r) for n, r in enumerate(raw, start=1)]
+        lines = [parse(n, r) for n, r in raw]
         for line in lines:
             forbid(line, key)
         outcomes = await store(lines, request.app.state.deps, "http_batch")

@@ -86,6 +86,10 @@ def amend(current: IncidentReported, amendment: IncidentAmendment, *, revision: 
         # Only clinical and age facts are correctable; who it was stays as reported.
         given = {k: v for k, v in changes["perpetrator"].items() if v is not None}
         after["perpetrator"] = before["perpetrator"] | given
+    if amendment.police is not None:
+        # Field by field too, so that recording an outcome keeps the crime reference; a
+        # field given as null is cleared.
+        after["police"] = (before["police"] or {}) | amendment.police.model_dump(exclude_unset=True)
     changed = _changed(before, after)
     if not changed:
         return None
@@ -93,7 +97,7 @@ def amend(current: IncidentReported, amendment: IncidentAmendment, *, revision: 
         amended = IncidentAmended(**after, revision=revision + 1, changed_fields=changed, amended_at=now)
     except ValidationError as exc:
         raise InvalidAmendment(_named(exc, changed)) from None
-    if reason := referral_date_problem(amended):
+    if reason := referral_date_problem(amended.police, amended.occurred_at):
         raise InvalidAmendment([(REFERRAL_DATE, reason)])
     return amended
 
@@ -125,11 +129,10 @@ def _named(exc: ValidationError, changed: list[str]) -> list[tuple[str, str]]:
     """Name a field for every error, so a 422 says what to fix."""
     named = []
     for error in exc.errors():
-        if error["loc"]:
-            named.append((".".join(str(p) for p in error["loc"]), error["msg"]))
-            continue
-        # A cross-field rule has no location. The stored incident satisfied it, so the
-        # amended fields the rule's message mentions broke it (all amended ones if none is).
-        blamed = [n for n in changed if re.search(rf"\b{re.escape(n)}\b", error["msg"])] or changed
-        named += [(name, error["msg"]) for name in blamed]
+        located = ".".join(str(p) for p in error["loc"])
+        # The stored incident satisfied every rule, so a rule across fields was broken by the
+        # amended fields it is checked on or mentions: amending the category away from a
+        # sexual assault is the category's fault, though the rule sits on the assault flag.
+        blamed = [n for n in changed if n == located or re.search(rf"\b{re.escape(n)}\b", error["msg"])]
+        named += [(name, error["msg"]) for name in blamed or ([located] if located else changed)]
     return named

@@ -90,7 +90,8 @@ async def submit(report: IncidentReport, store: IncidentStore, keyring: Keyring,
         existing = await store.earlier(report.source_system, report.source_ref, idempotency_key)
     assert existing is not None
     if not keyring.fingerprint_matches(existing.fingerprint, fingerprint(report)):
-        raise SourceRefConflict(existing) if idempotency_key is None else IdempotencyKeyConflict(existing)
+        # The key was used before for another report, or this ref was (under no key or another).
+        raise IdempotencyKeyConflict(existing) if existing.by_key else SourceRefConflict(existing)
     return Submitted(existing, replayed=True)
 
 

@@ -42,7 +42,9 @@ async def test_each_line_of_a_batch_is_judged_alone_and_a_retry_is_a_replay(pipe
     good = [report(source_ref=ref, perpetrator=patient(BATCH_NHS), occurred_at=(RECENT - timedelta(days=30 * (2 - n))).isoformat())
             for n, ref in enumerate(refs)]
     missing_category = {k: v for k, v in report(source_ref=f"bad-{uuid.uuid4().hex}").items() if k != "category"}
-    body = ndjson(good[0], missing_category, good[1], b"{not json", good[2], good[0])
+    # A blank line, and a byte order mark as some Windows tools write: each result still
+    # names its report's line in the body.
+    body = b"\xef\xbb\xbf" + ndjson(good[0], missing_category, b"", good[1], b"{not json", good[2], good[0])
 
     response = await post_batch(pipeline, body)
 
@@ -53,6 +55,7 @@ async def test_each_line_of_a_batch_is_judged_alone_and_a_retry_is_a_replay(pipe
     assert [r["status"] for r in lines] == ["accepted", "rejected", "accepted", "rejected", "accepted", "replayed"]
     assert lines[1]["errors"] == [{"field": "category", "reason": "Field required"}]
     assert lines[3]["errors"][0]["field"] == "(line)" and "JSON" in lines[3]["errors"][0]["reason"]
+    assert [r["line"] for r in lines] == [1, 2, 4, 5, 6, 7]
     assert lines[5]["incident_id"] == lines[0]["incident_id"]
     subjects = {lines[i]["subject_id"] for i in (0, 2, 4)}
     assert len(subjects) == 1 and subjects.pop().startswith("sub_")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
+import uuid
 
+import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -33,6 +36,9 @@ async def test_idempotency_key_retry_gets_the_original_answer(pipeline):
     assert again.headers["Idempotent-Replayed"] == "true"
     reused = await post(pipeline, report(perpetrator={"kind": "unknown"}), **{"Idempotency-Key": "retry-key-1"})
     assert reused.status_code == 422 and reused.json()["errors"][0]["field"] == "Idempotency-Key"
+    # A ref used before, changed, under a key never used: the ref is in conflict, not the key.
+    changed = await post(pipeline, body | {"harm": "severe"}, **{"Idempotency-Key": f"new-{uuid.uuid4().hex}"})
+    assert changed.status_code == 409 and changed.json()["errors"][0]["field"] == "source_ref", changed.text
 
 
 def vanda_cli(pipeline, *args: str) -> str:

@@ -154,7 +154,10 @@ def test_an_if_match_that_names_no_single_revision_is_refused_naming_the_header(
 def test_a_riddor_report_dated_before_the_incident_is_refused_naming_the_field():
     with pytest.raises(InvalidAmendment) as err:
         amended({"riddor_reported_at": (T0 - timedelta(days=1)).isoformat()})
-    assert err.value.errors == [("riddor_reported_at", "Value error, riddor_reported_at must not be before occurred_at")]
+    assert err.value.errors == [("riddor_reported_at", "Value error, must not be before occurred_at")]
+    with pytest.raises(ValidationError) as refused:
+        IncidentReport(**report(occurred_at=T0.isoformat(), riddor_reported_at=(T0 - timedelta(days=1)).isoformat()))
+    assert [e["loc"] for e in refused.value.errors()] == [("riddor_reported_at",)]
 
 
 @pytest.mark.parametrize(("when", "reason"), [
@@ -166,8 +169,39 @@ def test_a_police_referral_dated_before_the_incident_or_in_the_future_is_refused
         amended({"police": {"informed": True, "referred_at": when.isoformat()}})
     assert err.value.errors == [("police.referred_at", reason)]
     body = report(occurred_at=T0.isoformat(), police={"informed": True, "referred_at": when.isoformat()})
-    with pytest.raises(ValidationError, match=f"police.referred_at {reason}"):
+    with pytest.raises(ValidationError, match=f"referred_at {reason}") as refused:
         IncidentReport(**body)
+    assert [e["loc"] for e in refused.value.errors()] == [("police",)]
     next_day = (T0 + timedelta(days=1)).isoformat()
     fine = report(occurred_at=T0.isoformat(), police={"informed": True, "referred_at": next_day})
     assert IncidentReport(**fine).police.referred_at == T0 + timedelta(days=1)
+
+
+def test_a_police_amendment_changes_only_the_fields_it_gives():
+    stored = current(police={"informed": True, "crime_reference": "CAD/123", "referred_at": (T0 + timedelta(hours=2))})
+    event = amended({"police": {"outcome": "charged"}}, stored=stored)
+    assert event.changed_fields == ["police.outcome"]
+    assert (event.police.crime_reference, event.police.referred_at) == ("CAD/123", T0 + timedelta(hours=2))
+    # A field given as null, or a blank reference, is cleared; nothing else is.
+    for cleared in ({"crime_reference": None}, {"crime_reference": " "}):
+        event = amended({"police": cleared}, stored=stored)
+        assert event.changed_fields == ["police.crime_reference"] and event.police.crime_reference is None
+        assert event.police.informed is True and event.police.referred_at == T0 + timedelta(hours=2)
+
+
+def test_police_details_given_for_the_first_time_must_say_whether_the_police_were_informed():
+    with pytest.raises(InvalidAmendment) as err:
+        amended({"police": {"outcome": "charged"}}, stored=current(police=None))
+    assert [field for field, _ in err.value.errors] == ["police.informed"]
+
+
+@pytest.mark.parametrize("body", [
+    {"hate_aggravation": ["religion", "race"]},
+    {"hate_aggravation": ["race", "religion", "race"]},
+    {"perpetrator": {"vulnerabilities": ["homelessness", "care_leaver"]}},
+])
+def test_the_same_set_of_flags_in_another_order_changes_nothing(body):
+    base = current().model_dump(mode="json")
+    stored = current(hate_aggravation=["race", "religion"],
+                     perpetrator=base["perpetrator"] | {"vulnerabilities": ["care_leaver", "homelessness"]})
+    assert amended(body, stored=stored) is None

@@ -19,6 +19,7 @@ SUBJECT = "sub_" + "c" * 40
 @pytest.mark.parametrize(("number", "valid"), [
     ("9434765919", True), ("9434765918", False), ("943476591", False), ("94347659190", False),
     ("abcdefghij", False), ("0000000000", True), ("1000000010", False),
+    ("９４３４７６５９１９", False), ("943476591²", False),  # digits of other scripts, with a valid check digit
 ])
 def test_nhs_number_check_digit(number, valid):
     assert nhs_number_is_valid(number) is valid
@@ -27,6 +28,33 @@ def test_nhs_number_check_digit(number, valid):
 def test_nhs_number_with_spaces_is_normalised():
     r = IncidentReport(**report(perpetrator={"kind": "patient", "nhs_number": "943 476 5919"}))
     assert r.perpetrator.nhs_number == "9434765919"
+
+
+@pytest.mark.parametrize(("number", "reason"), [
+    ("0000000000", "a placeholder"), ("9999999999", "a placeholder"),  # pass the check digit: "not known"
+    ("９４３４７６５９１９", "not a valid NHS number"), ("943476591²", "not a valid NHS number"),
+])
+def test_placeholders_and_other_scripts_digits_are_refused_naming_the_field(number, reason):
+    with pytest.raises(ValidationError) as err:
+        IncidentReport(**report(perpetrator={"kind": "patient", "nhs_number": number}))
+    [error] = err.value.errors()
+    assert error["loc"] == ("perpetrator", "nhs_number") and reason in error["msg"] and number not in error["msg"]
+
+
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_a_blank_crime_reference_is_no_crime_reference(blank):
+    r = IncidentReport(**report(police={"informed": False, "crime_reference": blank}))
+    assert r.police.crime_reference is None
+
+
+def test_flags_given_in_any_order_or_twice_are_one_set_and_one_fingerprint():
+    body = report()
+
+    def reported(flags: list[str]) -> IncidentReport:
+        return IncidentReport(**body | {"perpetrator": {"kind": "patient", "vulnerabilities": flags}})
+    once, again = reported(["homelessness", "care_leaver"]), reported(["care_leaver", "homelessness", "care_leaver"])
+    assert once.perpetrator.vulnerabilities == ["care_leaver", "homelessness"] == again.perpetrator.vulnerabilities
+    assert fingerprint(once) == fingerprint(again)
 
 
 def test_every_bad_field_is_named():

@@ -104,7 +104,8 @@ def incident_fact(data: IncidentReported | IncidentAmended) -> IncidentFact:
         category=data.category.value, sexual_assault=data.sexual_assault, harm=data.harm.value,
         perpetrator_kind=data.perpetrator.kind.value, medical_factors=data.perpetrator.medical_factors,
         age_band=data.perpetrator.age_band.value if data.perpetrator.age_band else None,
-        vulnerabilities=tuple(sorted(v.value for v in data.perpetrator.vulnerabilities)),
+        # Each flag once: history may hold a flag given twice, from before intake took them as a set.
+        vulnerabilities=tuple(sorted({v.value for v in data.perpetrator.vulnerabilities})),
         staff=tuple(Staff(s.staff_group.value, s.ethnic_group.value, s.injured, s.wishes_police_action,
                           s.over_7_day_incapacity, s.disability.value, s.sex.value, s.gender_identity.value,
                           s.sexual_orientation.value, s.religion.value) for s in data.staff_affected),
