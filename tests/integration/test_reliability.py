@@ -67,3 +67,85 @@ async def test_dead_letters_are_listed_and_replayed_after_a_fix(pipeline):
     assert "replayed" in vanda_cli(pipeline, "dlq", "replay", "vanda.incidents.v1.dlq")
     cards = await read_until(bootstrap, "vanda.sanctions.v1", lambda r: r.key == b"sub_" + b"d" * 40, 1)
     assert json.loads(cards[0].value)["data"]["incident_id"] == str(fixed.data.incident_id)
+
+
+async def test_a_database_that_refuses_writes_holds_the_batch_rather_than_dead_lettering_it(pipeline):
+    """A failover onto a standby (or a full disk) is an outage: the consumer retries and reports
+    itself unhealthy; not one event of the outage goes to the dead letters."""
+    from types import SimpleNamespace
+
+    from aiokafka.structs import ConsumerRecord
+
+    from vanda.runtime.consumer import EventConsumer
+
+    event = envelope(incident(), source="/test", subject="sub_" + "d" * 40)
+    records = [ConsumerRecord("vanda.incidents.v1", 0, 1, 0, 0, b"k", encode(event), None, 1, len(encode(event)), [])]
+    read_only = await asyncpg.create_pool(pipeline["DATABASE_URL"], min_size=1, max_size=1,
+                                          server_settings={"default_transaction_read_only": "on"})
+    applied: list[str] = []
+
+    async def apply(conn, e):
+        applied.append(e.id)
+        return []
+
+    runtime = SimpleNamespace(pool=read_only, producer=None, dead_letters=None, relay=None)
+    consumer = EventConsumer(runtime, "sanctions", apply)
+    try:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(consumer.handle(records), timeout=3)
+        assert not consumer.healthy and applied == []
+    finally:
+        await read_only.close()
+    # Writable again (the failover over): the same batch is applied, and nothing was dead-lettered.
+    runtime.pool = await asyncpg.create_pool(pipeline["DATABASE_URL"], min_size=1, max_size=1)
+    try:
+        result = await consumer.handle(records)
+    finally:
+        await runtime.pool.close()
+    assert applied == [event.id] and result.dead == [] and consumer.healthy
+
+
+async def test_a_dead_letter_too_large_to_send_on_says_where_to_read_it_and_the_batch_goes_on(pipeline):
+    """A 2 MiB record the broker took compressed is over the dead-letter producer's 1 MiB limit:
+    it goes to the dead letters without its value, naming its source offset, and the next
+    record of the batch is applied. Raising instead stopped the partition for good."""
+    from types import SimpleNamespace
+
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.structs import ConsumerRecord
+
+    from schemas.topics import dead_letter
+    from vanda.runtime.consumer import EventConsumer
+
+    bootstrap, source = pipeline["KAFKA_BOOTSTRAP_SERVERS"], f"test-oversized-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(dead_letter(source), 1, 1)])
+    finally:
+        await admin.close()
+    event = envelope(incident(), source="/test", subject="sub_" + "e" * 40)
+    huge = b"x" * (2 * 1024 * 1024)
+    records = [ConsumerRecord(source, 0, 41, 0, 0, b"k", huge, None, 0, len(huge), []),
+               ConsumerRecord(source, 0, 42, 0, 0, b"k", encode(event), None, 0, 10, [])]
+    applied: list[str] = []
+
+    async def apply(conn, e):
+        applied.append(e.id)
+        return []
+
+    dead_letters = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    pool = await asyncpg.create_pool(pipeline["DATABASE_URL"], min_size=1, max_size=1)
+    await dead_letters.start()
+    try:
+        consumer = EventConsumer(SimpleNamespace(pool=pool, producer=None, dead_letters=dead_letters, relay=None),
+                                 "sanctions", apply)
+        result = await asyncio.wait_for(consumer.handle(records), timeout=60)
+    finally:
+        await dead_letters.stop()
+        await pool.close()
+    assert applied == [event.id] and [d.reason for d in result.dead] == ["unparseable"]
+    [letter] = await read_until(bootstrap, dead_letter(source), lambda r: True, 1, timeout=30)
+    headers = dict(letter.headers)
+    assert letter.value is None and headers["vanda-dlq-source-offset"] == b"41"
+    assert headers["vanda-dlq-value-omitted"].startswith(str(len(huge)).encode())

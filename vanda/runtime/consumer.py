@@ -18,10 +18,17 @@ from typing import Any, Protocol
 
 import asyncpg
 from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka.errors import MessageSizeTooLargeError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-from tenacity import AsyncRetrying, retry_if_exception, wait_exponential
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    retry_if_exception_type,
+    wait_exponential,
+)
 
 from schemas.envelope import CloudEvent
 from schemas.events import decode, describe_error
@@ -83,11 +90,22 @@ class BatchConsumer:
         started = time.perf_counter()
         result = await self._retrying("apply", lambda: self.apply_batch(records))
         for letter in result.dead:
-            await self._retrying("dead_letter", lambda letter=letter: self._send_dead_letter(letter))
+            await self._dead_letter(letter)
         self._count(records, result, time.perf_counter() - started)
         if self._runtime.relay is not None:
             self._runtime.relay.wake()
         return result
+
+    async def _dead_letter(self, letter: DeadLetter) -> None:
+        """A dead letter reaches its topic before the batch's offsets commit, however long that
+        takes. Any failure to send it (the broker away, a missing ACL) is retried here with
+        backoff, the consumer unhealthy meanwhile: raising instead would rewind the partition
+        at once, in a tight loop, sending the batch's earlier dead letters again each time."""
+        async for attempt in AsyncRetrying(retry=retry_if_exception_type(Exception), wait=wait_exponential(
+                multiplier=0.2, max=30), before_sleep=lambda state: self._note_retry("dead_letter", state)):
+            with attempt:
+                await self._send_dead_letter(letter)
+        self.healthy = True
 
     async def _send_dead_letter(self, letter: DeadLetter) -> None:
         record = letter.record
@@ -99,16 +117,24 @@ class BatchConsumer:
             ("vanda-dlq-source-offset", str(record.offset).encode()),
         ]
         assert self._runtime.dead_letters is not None
-        await self._runtime.dead_letters.send_and_wait(
-            dead_letter(record.topic), value=record.value, key=record.key, headers=headers
-        )
+        value = record.value
+        try:
+            await self._runtime.dead_letters.send_and_wait(dead_letter(record.topic), value=value, key=record.key,
+                                                           headers=headers)
+        except MessageSizeTooLargeError:
+            # A record the broker took compressed can be too large to send on as it is: the dead
+            # letter then says where to read it, for as long as the source topic keeps it.
+            omitted = f"{len(value or b'')} bytes, over the producer's limit: read it at the source offset"
+            await self._runtime.dead_letters.send_and_wait(
+                dead_letter(record.topic), value=None, key=record.key,
+                headers=headers + [("vanda-dlq-value-omitted", omitted.encode())])
         metrics.DEAD_LETTERS.labels(record.topic, letter.reason).inc()
 
     async def _retrying(self, operation: str, call: Callable[[], Awaitable[Any]]) -> Any:
         async for attempt in AsyncRetrying(
             retry=retry_if_exception(is_transient),
             wait=wait_exponential(multiplier=0.2, max=5),
-            before_sleep=lambda _: self._note_retry(operation),
+            before_sleep=lambda state: self._note_retry(operation, state),
             reraise=True,
         ):
             with attempt:
@@ -116,10 +142,11 @@ class BatchConsumer:
         self.healthy = True
         return value
 
-    def _note_retry(self, operation: str) -> None:
+    def _note_retry(self, operation: str, state: RetryCallState) -> None:
         self.healthy = False
         metrics.TRANSIENT_RETRIES.labels(operation).inc()
-        log.warning("%s failed on an unavailable dependency; retrying", operation)
+        error = state.outcome.exception() if state.outcome else None
+        log.warning("%s failed (%s); retrying", operation, type(error).__name__)
 
     @staticmethod
     def _count(records: Sequence[ConsumerRecord], result: BatchResult, seconds: float) -> None:

@@ -14,17 +14,20 @@ from aiokafka.errors import (
 
 from vanda.runtime.startup import retrying
 
-# Errors that mean "the database or broker is not reachable right now", never "this input is bad".
+# Errors that mean "the database or broker cannot do this right now", never "this input is bad".
+# PostgreSQL's are whole classes of SQLSTATE: a full disk or a failover must hold the partition
+# and retry, not send every event of the outage to the dead-letter topic.
 TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
-    asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.ConnectionDoesNotExistError,
     asyncpg.exceptions.InterfaceError,
-    asyncpg.exceptions.TooManyConnectionsError,
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.CrashShutdownError,
-    asyncpg.exceptions.SerializationError,
-    asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.PostgresConnectionError,  # 08: connection exceptions
+    asyncpg.exceptions.TransactionRollbackError,  # 40: serialization failures, deadlocks
+    asyncpg.exceptions.InsufficientResourcesError,  # 53: disk full, out of memory, too many connections
+    asyncpg.exceptions.OperatorInterventionError,  # 57: shutdowns, cancelled statements, not accepting yet
+    asyncpg.exceptions.PostgresSystemError,  # 58: I/O errors
+    asyncpg.exceptions.ReadOnlySQLTransactionError,  # 25006: a standby, or a failover under way
+    asyncpg.exceptions.LockNotAvailableError,  # 55P03
     ConnectionError,
     TimeoutError,
     KafkaConnectionError,
