@@ -270,7 +270,9 @@ class PoliceDetails(Strict):
 class IncidentFacts(Strict):
     """What happened: the part of a report that travels beyond intake."""
 
-    occurred_at: Past = Field(description="When it happened, ISO 8601 with offset.")
+    # Not in the future is checked where intake takes a report (IncidentReport), not on events:
+    # a consumer whose clock runs behind intake's would dead-letter an event as unparseable.
+    occurred_at: AwareDatetime = Field(description="When it happened, ISO 8601 with offset.")
     organisation: OdsCode = Field(description="ODS code of the organisation.")
     site: Text
     location_type: LocationType
@@ -282,7 +284,7 @@ class IncidentFacts(Strict):
     police: PoliceDetails | None = None
     hate_aggravation: list[HateAggravation] = Field(default_factory=list, max_length=6)
     # Left out of events while unset, like the staff flags: known only once the trust reports.
-    riddor_reported_at: Past | None = Field(
+    riddor_reported_at: AwareDatetime | None = Field(
         None, exclude_if=lambda v: v is None,
         description="When the trust reported the incident to HSE under RIDDOR: within 15 days of the incident for"
                     " an over-7-day incapacity. Usually set by amendment.")
@@ -290,7 +292,7 @@ class IncidentFacts(Strict):
     @field_validator("occurred_at")
     @classmethod
     def _plausible_time(cls, value: datetime) -> datetime:
-        # Not in the future (Past), nor before 2000.
+        # Not before 2000 (and, on a report, not in the future).
         if value < EARLIEST:
             raise ValueError("must be on or after 2000-01-01")
         return value
@@ -376,6 +378,11 @@ class IncidentReport(IncidentFacts):
     narrative: Annotated[str, StringConstraints(max_length=10_000), NoNul] | None = Field(
         None, description="Free text; stored in intake only, never published."
     )
+
+    @field_validator("occurred_at", "riddor_reported_at")
+    @classmethod
+    def _happened_already(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else _not_in_the_future(value)
 
     @field_validator("police")
     @classmethod

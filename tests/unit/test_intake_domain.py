@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 from pydantic import ValidationError
 
+from schemas.events import decode, encode, envelope
 from schemas.incidents import IncidentReport, nhs_number_is_valid
 from services.intake.domain import accept, fingerprint, normalised_identifier
 from services.intake.vault import Keyring
-from tests.factories import T0, TEST_NHS_NUMBER, report
+from tests.factories import T0, TEST_NHS_NUMBER, incident, report
 
 KEYRING = Keyring(1, {1: b"k" * 32}, b"identity")
 SUBJECT = "sub_" + "c" * 40
@@ -125,3 +128,16 @@ def test_fingerprint_tells_a_retry_from_a_different_report():
     body = report()
     assert fingerprint(IncidentReport(**body)) == fingerprint(IncidentReport(**body))
     assert fingerprint(IncidentReport(**body)) != fingerprint(IncidentReport(**(body | {"harm": "low"})))
+
+
+def test_the_future_is_refused_on_a_report_but_not_judged_again_on_its_event():
+    # A consumer's clock may run behind intake's: an event intake accepted must decode anywhere.
+    ahead = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    for field in ("occurred_at", "riddor_reported_at"):
+        with pytest.raises(ValidationError) as err:
+            IncidentReport(**report(**{field: ahead}))
+        assert [e["loc"] for e in err.value.errors()] == [(field,)]
+    event = envelope(incident(), source="/test", subject=None)
+    body = orjson.loads(encode(event))
+    body["data"]["occurred_at"] = ahead
+    assert decode(orjson.dumps(body)).data.occurred_at == datetime.fromisoformat(ahead)
