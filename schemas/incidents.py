@@ -8,7 +8,7 @@ from typing import Annotated
 from uuid import UUID
 
 from pydantic import (AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo,
-                      field_validator, model_validator)
+                      field_validator)
 
 from schemas.base import EventData
 
