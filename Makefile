@@ -12,10 +12,14 @@ $(VENV)/.installed: pyproject.toml scripts/install
 	scripts/install
 	touch $@
 
+# Only the tests use promtool (on the alert rules); building it needs Go.
+$(BIN)/promtool: | $(VENV)/.installed
+	scripts/install promtool
+
 demo: install
 	$(BIN)/vanda demo
 
-test: install
+test: install $(BIN)/promtool
 	$(BIN)/pytest
 
 # The full benchmark (200,000 incidents) on a fresh stack of its own; figures in bench.json.
