@@ -14,6 +14,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from schemas.topics import INCIDENTS, SANCTIONS, dead_letter
+from vanda.runtime.transport import kafka_client_options
 
 DLQ_TOPICS = [dead_letter(INCIDENTS), dead_letter(SANCTIONS)]
 DLQ_HEADER_PREFIX = "vanda-dlq-"
@@ -50,7 +51,7 @@ def _describe(record: ConsumerRecord) -> DeadLetter:
 async def read_all(bootstrap: str, topic: str, *, wait_s: float = 10) -> list[ConsumerRecord]:
     """Every record currently on a topic, without joining a consumer group."""
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+                                auto_offset_reset="earliest", enable_auto_commit=False, **kafka_client_options())
     await consumer.start()
     try:
         records: list[ConsumerRecord] = []
@@ -87,7 +88,8 @@ async def list_letters(bootstrap: str, topics: list[str]) -> list[DeadLetter]:
 async def replay(bootstrap: str, topic: str, only: set[str] | None = None) -> int:
     """Publish dead letters back to their source topic; return how many."""
     records = [r for r in await read_all(bootstrap, topic) if only is None or f"{r.partition}:{r.offset}" in only]
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all",
+                                **kafka_client_options())
     await producer.start()
     try:
         for record in records:

@@ -27,6 +27,7 @@ from services.reporting import handlers
 from vanda.runtime import heap, inbox
 from vanda.runtime.consumer import claim_and_apply, decode_all
 from vanda.runtime.db import create_pool
+from vanda.runtime.transport import kafka_client_options
 
 LIVE_SCHEMA = "reporting"
 REBUILD_SCHEMA = "reporting_rebuild"
@@ -148,7 +149,7 @@ def _consumer(bootstrap: str) -> AIOKafkaConsumer:
     # Large fetches: a replay reads everything, so fewer, fuller round trips feed the batches.
     return AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                             auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1024 * 1024,
-                            fetch_max_bytes=64 * 1024 * 1024)
+                            fetch_max_bytes=64 * 1024 * 1024, **kafka_client_options())
 
 
 async def _offsets(bootstrap: str, topics: tuple[str, ...]) -> tuple[dict[TopicPartition, int],
@@ -171,7 +172,8 @@ async def _behind(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -
 
 
 async def _partitions(bootstrap: str, topics: tuple[str, ...]) -> list[TopicPartition]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="vanda-reporting-rebuild")
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="vanda-reporting-rebuild",
+                                **kafka_client_options())
     await admin.start()
     try:
         described = await admin.describe_topics(list(topics))
@@ -216,7 +218,7 @@ async def differences(pool: asyncpg.Pool, organisation: str | None = None,
     for table, columns in COMPARED.items():
         scope = "" if organisation is None else (
             " WHERE organisation = $1" if table != "police_referrals"
-            else f" WHERE incident_id IN (SELECT incident_id FROM {{s}}.incidents WHERE organisation = $1)")
+            else " WHERE incident_id IN (SELECT incident_id FROM {s}.incidents WHERE organisation = $1)")
         live = f"SELECT {columns} FROM reporting.{table}" + scope.format(s="reporting")
         rebuilt = f"SELECT {columns} FROM {schema}.{table}" + scope.format(s=schema)
         args = [] if organisation is None else [organisation]
@@ -227,7 +229,8 @@ async def differences(pool: asyncpg.Pool, organisation: str | None = None,
 
 async def group_members(bootstrap: str, group: str) -> int:
     """How many consumers the group has now: a promotion needs reporting stopped, so none."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="vanda-reporting-rebuild")
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="vanda-reporting-rebuild",
+                                **kafka_client_options())
     await admin.start()
     try:
         [response] = await admin.describe_consumer_groups([group])

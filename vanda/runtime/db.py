@@ -13,6 +13,7 @@ from aiokafka.errors import (
 )
 
 from vanda.runtime.startup import retrying
+from vanda.runtime.transport import TransportSettings, postgres_ssl
 
 # Errors that mean "the database or broker cannot do this right now", never "this input is bad".
 # PostgreSQL's are whole classes of SQLSTATE: a full disk or a failover must hold the partition
@@ -75,13 +76,16 @@ class Connection(asyncpg.Connection):
         return ""
 
 
-async def create_pool(dsn: str, *, max_size: int = 10, wait_s: float = 60, ssl: object = False,
+async def create_pool(dsn: str, *, max_size: int = 10, wait_s: float = 60, ssl: object = None,
                       command_timeout: float | None = 30) -> asyncpg.Pool:
     """Open a pool, retrying for up to `wait_s` seconds while the server is unreachable.
 
     Statements time out after `command_timeout` seconds: a service never waits on one for
     ever. Batch jobs whose statements grow with the data (a rebuild's comparison) pass None.
+    TLS is as `DATABASE_SSL` says unless `ssl` is given.
     """
+    if ssl is None:
+        ssl = postgres_ssl(TransportSettings())
     async for attempt in retrying("PostgreSQL", TRANSIENT_DB_ERRORS, wait_s):
         with attempt:
             return await asyncpg.create_pool(

@@ -11,6 +11,8 @@ from pathlib import Path
 import psycopg
 from yoyo import get_backend, read_migrations
 
+from vanda.runtime.transport import TransportSettings, libpq_url
+
 SERVICES_DIR = Path(__file__).resolve().parents[2] / "services"
 SERVICES = ("intake", "sanctions", "reporting")
 
@@ -24,6 +26,7 @@ def _yoyo_uri(database_url: str, schema: str) -> str:
 
 def apply(database_url: str, service: str) -> int:
     """Apply a service's pending migrations; return how many ran."""
+    database_url = libpq_url(database_url, TransportSettings())
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA IF NOT EXISTS {service}")
     backend = get_backend(_yoyo_uri(database_url, service))

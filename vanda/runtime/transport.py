@@ -1,14 +1,16 @@
 """Transport security for production: Kafka SASL/SCRAM and TLS, PostgreSQL TLS.
 
 The same settings reach every client a service opens (FastStream's broker, the outbox
-producer, the topic admin, the asyncpg pool), so one misconfiguration cannot leave a
-side channel in plain text.
+producer, the topic admin, the asyncpg pool) and every client the command line opens
+(dead-letter replay, rebuild, migrations), so one misconfiguration cannot leave a side
+channel in plain text.
 """
 
 from __future__ import annotations
 
 import ssl
 from typing import Any, Literal
+from urllib.parse import urlencode
 
 from faststream.security import BaseSecurity, SASLScram256, SASLScram512
 from pydantic import Field, SecretStr
@@ -45,6 +47,11 @@ def kafka_options(s: TransportSettings) -> dict[str, Any]:
     return options
 
 
+def kafka_client_options() -> dict[str, Any]:
+    """`kafka_options` from the environment, for a command-line tool's own clients."""
+    return kafka_options(TransportSettings())
+
+
 def faststream_security(s: TransportSettings) -> BaseSecurity | None:
     """The same settings in the form FastStream's broker takes."""
     context = _kafka_tls(s)
@@ -65,3 +72,13 @@ def postgres_ssl(s: TransportSettings) -> ssl.SSLContext | bool:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
+
+
+def libpq_url(database_url: str, s: TransportSettings) -> str:
+    """The URL with `sslmode` (and `sslrootcert`) for libpq clients (migrations), unless it
+    already says them: asyncpg takes an SSL context, libpq takes these parameters."""
+    if s.database_ssl == "disable" or "sslmode=" in database_url:
+        return database_url
+    params = {"sslmode": s.database_ssl} | ({"sslrootcert": s.database_ssl_rootcert} if s.database_ssl_rootcert else {})
+    separator = "&" if "?" in database_url else "?"
+    return database_url + separator + urlencode(params)
