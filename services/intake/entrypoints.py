@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Header, Request, Response
+from fastapi import APIRouter, Body, Header, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter
@@ -20,7 +20,7 @@ from schemas.incidents import (
     IncidentWithdrawal,
     WithdrawalReason,
 )
-from services.intake import bulk, handlers
+from services.intake import bulk, handlers, security
 from services.intake.domain import InvalidAmendment
 from services.intake.security import SourceKey, check_source
 from vanda.runtime.http import validation_failed
@@ -97,7 +97,15 @@ def etag(revision: int) -> str:
 
 
 async def count_refused(request: Request, exc: RequestValidationError) -> JSONResponse:
-    """A single report refused as invalid is counted too, then answered as every 422 is."""
+    """A single report refused as invalid is counted too, then answered as every 422 is.
+
+    A body that is not JSON at all is refused before the routes' API-key check runs: the key is
+    checked here first, so that a caller without one learns nothing and moves no metric."""
+    if request.url.path.startswith("/v1/incidents"):
+        try:
+            await security.source_key(request, request.headers.get("X-API-Key"))
+        except HTTPException as refused:
+            return JSONResponse({"detail": refused.detail}, status_code=refused.status_code, headers=refused.headers)
     if request.method == "POST" and request.url.path == "/v1/incidents":
         errors = exc.errors()
         bulk.count("http", None, "rejected", errors[0]["type"] if errors else "invalid")

@@ -10,20 +10,19 @@ from vanda import apikeys
 from vanda.apikeys import ApiKey
 
 
-async def _source_key(request: Request,
-                      x_api_key: Annotated[str | None, Header(alias="X-API-Key")] = None) -> ApiKey | None:
+async def source_key(request: Request,
+                     x_api_key: Annotated[str | None, Header(alias="X-API-Key")] = None) -> ApiKey | None:
     if not request.app.state.require_api_key:
         return None
-    deps = request.app.state.deps
     if not x_api_key:
         raise HTTPException(401, detail="an X-API-Key header is required", headers={"WWW-Authenticate": "ApiKey"})
-    key = await apikeys.authenticate(deps.store.pool, x_api_key)
+    key = await apikeys.authenticate(request.app.state.deps.store.pool, x_api_key)
     if key is None:
         raise HTTPException(401, detail="unknown or revoked API key", headers={"WWW-Authenticate": "ApiKey"})
     return key
 
 
-SourceKey = Annotated[ApiKey | None, Depends(_source_key)]
+SourceKey = Annotated[ApiKey | None, Depends(source_key)]
 
 
 def check_source(key: ApiKey | None, source_system: str) -> None:

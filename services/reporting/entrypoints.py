@@ -6,7 +6,7 @@ import csv
 import io
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -106,12 +106,19 @@ def scope(deps: Deps, from_: str | None, to: str | None, period: str | None,
             raise _invalid("period", str(exc).partition(": ")[2]) from None
     if from_ is None or to is None:
         raise _invalid("from", "give from and to (YYYY-MM), or period")
-    first, last = periods.parse(from_).first, periods.parse(to).first
+    first, last = _month("from", from_), _month("to", to)
     if last < first:
         raise _invalid("to", "must not be before 'from'")
     if len(periods.month_range(first, last)) > deps.max_months:
         raise _invalid("to", f"range must span at most {deps.max_months} months")
     return handlers.month_scope(first, last, organisation, site, location_type)
+
+
+def _month(field: str, text: str) -> date:
+    try:
+        return periods.parse(text).first
+    except ValueError as exc:
+        raise _invalid(field, str(exc).partition(": ")[2]) from None
 
 
 def routes(deps: Deps) -> APIRouter:
@@ -246,7 +253,7 @@ def _admin_routes(router: APIRouter, deps: Deps) -> None:
     async def put_workforce(body: Workforce, period: str = Path(pattern=periods.PERIOD_PATTERN),
                             who: Principal = operations) -> dict:
         """Load staff in post for a period, replacing any earlier load for it."""
-        first = periods.parse(period).first
+        first = _month("period", period)
         await adapters.put_workforce(deps.pool(), period, first, [r.model_dump(mode="json") for r in body.rows])
         return {"period": period, "rows": len(body.rows), "headcount": sum(r.headcount for r in body.rows)}
 
@@ -279,9 +286,18 @@ def to_csv(body: dict[str, Any]) -> str:
     for row in [*body["months"], {"month": "total", **body["totals"]}]:
         for measure, dimension, value in _cells(row):
             hidden = isinstance(value, dict)
-            writer.writerow([body["period"], row["month"], measure, dimension, "" if hidden or value is None else value,
-                             "true" if hidden else "false"])
+            writer.writerow([body["period"], row["month"], measure, _inert(dimension),
+                             "" if hidden or value is None else value, "true" if hidden else "false"])
     return out.getvalue()
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert(text: str) -> str:
+    """A site name is free text from reports: one beginning like a formula would run as one
+    when the board opens the file in a spreadsheet, so it is marked as text."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def _cells(row: dict[str, Any]) -> list[tuple[str, str, Any]]:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
+
+import jwt
 import orjson
 import pytest
 from fastapi import HTTPException
 from pydantic import SecretStr
 
 from tests.conftest import ROOT
-from vanda.runtime.auth import AuthSettings, Role, auth_settings, authorize, sign
+from vanda.runtime.auth import AUDIENCE, ISSUER, AuthSettings, Role, auth_settings, authorize, sign
 
 SECRET = "unit-test-secret-of-at-least-32-bytes"
 SETTINGS = AuthSettings(jwt_secret=SecretStr(SECRET))
@@ -51,6 +54,28 @@ def test_the_refusal_names_every_role_that_would_do():
     with pytest.raises(HTTPException) as refused:
         authorize(SETTINGS, header(["correspondence"]), Role.BOARD_VIEWER, Role.OPERATIONS)
     assert refused.value.detail == "the board_viewer or operations role is required"
+
+
+def _claims(**changes) -> str:
+    now = int(time.time())
+    claims = {"sub": "staff-1", "roles": ["operations"], "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 60}
+    return "Bearer " + jwt.encode(claims | changes, SECRET, algorithm="HS256")
+
+
+@pytest.mark.parametrize("changes", [
+    {"roles": 5}, {"roles": "operations"}, {"roles": [["operations"]]}, {"sub": ""}, {"sub": "  "}, {"sub": 7},
+], ids=["roles a number", "roles a string", "roles nested", "empty sub", "blank sub", "sub a number"])
+def test_a_token_whose_claims_are_the_wrong_shape_is_refused_not_an_error(changes):
+    with pytest.raises(HTTPException) as refused:
+        authorize(SETTINGS, _claims(**changes), Role.OPERATIONS)
+    assert refused.value.status_code == 401
+
+
+def test_a_token_from_a_clock_a_few_seconds_ahead_is_accepted():
+    ahead = int(time.time()) + 5
+    assert authorize(SETTINGS, _claims(iat=ahead, nbf=ahead), Role.OPERATIONS).subject == "staff-1"
+    with pytest.raises(HTTPException):
+        authorize(SETTINGS, _claims(iat=ahead + 120, nbf=ahead + 120), Role.OPERATIONS)
 
 
 def test_no_secret_refuses_everyone():

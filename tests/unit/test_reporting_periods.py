@@ -28,9 +28,10 @@ def test_periods_cover_whole_months(text, first, last):
 
 
 @pytest.mark.parametrize("text", ["2024-13", "2024-Q5", "FY2024-26", "2024", "fy2024-25", "FY2024-25-H3",
-                                  "FY2024-26-H1", "FY2024-25-h1"])
+                                  "FY2024-26-H1", "FY2024-25-h1",
+                                  "9999-12", "9999-Q4", "0000-01", "FY9999-00", "1998-12", "2101-01"])
 def test_bad_periods_are_refused(text):
-    with pytest.raises(ValueError, match="period"):
+    with pytest.raises(ValueError, match="period: .+"):
         parse(text)
 
 
@@ -65,3 +66,23 @@ def test_month_follows_london_time_at_the_boundary():
 def test_month_range_crosses_years():
     assert month_range(date(2025, 11, 1), date(2026, 2, 1)) == [
         date(2025, 11, 1), date(2025, 12, 1), date(2026, 1, 1), date(2026, 2, 1)]
+
+
+@pytest.mark.parametrize("query", [
+    "from=9999-12&to=9999-12", "from=0000-01&to=0000-02", "from=2025-01&to=9999-12",
+    "period=9999-12", "period=9999-Q4", "period=0000-01", "period=FY9999-00",
+])
+def test_a_board_asked_for_beyond_the_calendar_is_refused_naming_the_field(monkeypatch, query):
+    # Refused before the database is asked: the app is built but never started.
+    from fastapi.testclient import TestClient
+
+    from services.reporting.bootstrap import create_app
+    from vanda.runtime.auth import sign
+
+    monkeypatch.setenv("AUTH_JWT_SECRET", "unit-test-secret-of-at-least-32-bytes")
+    client = TestClient(create_app())
+    token = sign("unit-test-secret-of-at-least-32-bytes", "viewer-1", ["board_viewer"])
+    answer = client.get(f"/v1/metrics/board?{query}", headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 422, answer.text
+    [error] = answer.json()["errors"]
+    assert error["field"] in ("from", "to", "period") and error["reason"]

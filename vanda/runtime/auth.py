@@ -57,6 +57,9 @@ class Principal:
     roles: frozenset[str]
 
 
+LEEWAY_S = 30
+
+
 def sign(secret: str, subject: str, roles: list[str], ttl_s: int = 3600) -> str:
     """A token for `subject` with `roles`, valid for `ttl_s` seconds."""
     now = int(time.time())
@@ -66,9 +69,16 @@ def sign(secret: str, subject: str, roles: list[str], ttl_s: int = 3600) -> str:
 
 def verify(secret: str, token: str) -> Principal:
     """The principal a valid token names; raises jwt.InvalidTokenError otherwise."""
-    claims = jwt.decode(token, secret, algorithms=["HS256"], audience=AUDIENCE, issuer=ISSUER,
+    # Leeway: the sign-on proxy's clock may run a few seconds ahead of this one.
+    claims = jwt.decode(token, secret, algorithms=["HS256"], audience=AUDIENCE, issuer=ISSUER, leeway=LEEWAY_S,
                         options={"require": ["sub", "exp", "roles"]})
-    return Principal(str(claims["sub"]), frozenset(str(r) for r in claims["roles"]))
+    subject, roles = claims["sub"], claims["roles"]
+    # The subject is the actor every audit row names; roles are a list of names, nothing else.
+    if not isinstance(subject, str) or not subject.strip():
+        raise jwt.InvalidTokenError("sub must name the person")
+    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+        raise jwt.InvalidTokenError("roles must be a list of role names")
+    return Principal(subject, frozenset(roles))
 
 
 def authorize(settings: AuthSettings, authorization: str | None, *roles: Role) -> Principal:

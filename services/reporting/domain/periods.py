@@ -46,8 +46,16 @@ def month_range(start: date, end: date) -> list[date]:
     return months
 
 
+# Incidents before 2000 are refused at intake (FY1999-00 holds the first months they may fall
+# in); far beyond this century is a typing slip, and past year 9999 no date exists.
+FIRST_YEAR, LAST_YEAR = 1999, 2100
+
+
 def parse(text: str) -> Period:
     """Read `2024-03`, `2024-Q1`, `FY2024-25` or `FY2024-25-H1`; raise ValueError otherwise."""
+    if (m := MONTH.match(text) or QUARTER.match(text) or FINANCIAL_YEAR.match(text)) and not (
+            FIRST_YEAR <= int(m[1]) <= LAST_YEAR):
+        raise ValueError(f"period: {text!r} must fall in the years {FIRST_YEAR} to {LAST_YEAR}")
     if m := MONTH.match(text):
         first = date(int(m[1]), int(m[2]), 1)
         return Period(first, first, text)
