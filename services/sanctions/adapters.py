@@ -127,12 +127,14 @@ async def purge_reasons(conn: asyncpg.Connection, cutoff: datetime, now: datetim
 
 
 async def due_subjects(conn: asyncpg.Connection, now: datetime, review_days: int, window_days: int) -> list[str]:
-    """Subjects with a ban whose review is due or that has ended, or a warning that has lapsed."""
+    """Subjects with a ban whose review is due or that has ended, or a warning that has lapsed.
+    Days are 24 hours, as the policy counts them: PostgreSQL's days follow the session's time
+    zone across clock changes, an hour apart from the policy's twice a year."""
     rows = await conn.fetch(
         "SELECT subject_id FROM sanctions.cards WHERE status = 'active'"
-        " AND (ends_at <= $1 OR (NOT review_sent AND ends_at - make_interval(days => $2) <= $1))"
+        " AND (ends_at <= $1 OR (NOT review_sent AND ends_at - make_interval(hours => 24 * $2) <= $1))"
         " UNION SELECT subject_id FROM sanctions.cards WHERE status = 'issued'"
-        " AND occurred_at <= $1 - make_interval(days => $3)",
+        " AND occurred_at <= $1 - make_interval(hours => 24 * $3)",
         now, review_days, window_days,
     )
     return [r["subject_id"] for r in rows]

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, Request, Response
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
@@ -24,12 +24,20 @@ from services.sanctions.domain import (
     LodgeAppeal,
     NotFound,
     Reject,
+    Stale,
 )
 from vanda.runtime.auth import AuthSettings, Principal, Role, require
 from vanda.runtime.consumer import EventConsumer, subscribe as consume
 
 SUBJECT_ID = Path(pattern=r"^sub_[0-9a-f]{40}$", description="Pseudonymous subject id from intake.")
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), NoNul]
+
+
+IfMatch = Annotated[str | None, Header(alias="If-Match", description=(
+    "The subject's `version` the decision was made on, as GET /v1/subjects/{id} gives it (also its ETag): if"
+    " the subject has moved on since (an incident reported, corrected or withdrawn, a decision taken), nothing"
+    " changes and the answer is 412 with the current version. Without it the decision is taken on the subject"
+    " as it is now."))]
 
 
 class Body(BaseModel):
@@ -67,21 +75,24 @@ def routes(deps: Callable[[], Any], auth: AuthSettings) -> APIRouter:
     readers = Depends(require(Role.SANCTION_APPROVER, Role.CLINICAL_LEAD, Role.APPEALS_OFFICER, Role.OPERATIONS,
                               Role.CORRESPONDENCE, settings=auth))
 
-    async def act(sanction_id: UUID, cmd: Any, actor: handlers.Actor) -> dict:
+    async def act(sanction_id: UUID, cmd: Any, actor: handlers.Actor, if_match: str | None = None) -> dict:
         d = deps()
-        state, decisions = await handlers.command(d.pool, sanction_id, cmd, actor, d.policy, d.clock())
+        seen = if_match.strip().removeprefix("W/").strip('"') if if_match and if_match.strip() != "*" else None
+        state, decisions = await handlers.command(d.pool, sanction_id, cmd, actor, d.policy, d.clock(), seen)
         d.wake_relay()
         card = state.card(sanction_id)
         return {"sanction": handlers.card_view(card), "events": [x.event_type for x in decisions],
                 "emergency_care": handlers.EMERGENCY_CARE}
 
     @router.get("/subjects/{subject_id}", tags=["subjects"])
-    async def get_subject(subject_id: str = SUBJECT_ID, who: Principal = readers) -> dict:
-        """Card level, active ban, pending approvals and history; emergency care is never barred."""
+    async def get_subject(response: Response, subject_id: str = SUBJECT_ID, who: Principal = readers) -> dict:
+        """Card level, active ban, pending approvals and history; emergency care is never barred.
+        `version` (also the ETag) is what a reviewer decides on: send it back as If-Match."""
         d = deps()
         view = await handlers.describe_subject(d.pool, subject_id, d.policy, d.clock())
         if view is None:
             raise HTTPException(404, detail="no incidents or decisions for this subject")
+        response.headers["ETag"] = f'"{view["version"]}"'
         return view
 
     @router.get("/sanctions/pending", tags=["sanctions"])
@@ -91,24 +102,24 @@ def routes(deps: Callable[[], Any], auth: AuthSettings) -> APIRouter:
         return {"pending": await handlers.pending(d.pool, d.policy)}
 
     @router.post("/sanctions/{sanction_id}/approve", tags=["sanctions"])
-    async def approve(sanction_id: UUID, body: Review, who: Principal = approver) -> dict:
+    async def approve(sanction_id: UUID, body: Review, who: Principal = approver, if_match: IfMatch = None) -> dict:
         """Approve a proposed red card (role sanction_approver): the ban starts now, for the policy's length,
         or, where the policy asks for a clinical lead's agreement too, once that is given."""
         return await act(sanction_id, Approve(sanction_id, who.subject),
-                         handlers.Actor(who.subject, "approve", body.reason))
+                         handlers.Actor(who.subject, "approve", body.reason), if_match)
 
     @router.post("/sanctions/{sanction_id}/agree", tags=["sanctions"])
-    async def agree(sanction_id: UUID, body: Review, who: Principal = clinician) -> dict:
+    async def agree(sanction_id: UUID, body: Review, who: Principal = clinician, if_match: IfMatch = None) -> dict:
         """Agree, as clinical lead, that the proposed ban is clinically safe (role clinical_lead); the ban
         starts once the security manager has approved too. Two different people must give the two."""
         return await act(sanction_id, Agree(sanction_id, who.subject),
-                         handlers.Actor(who.subject, "agree", body.reason))
+                         handlers.Actor(who.subject, "agree", body.reason), if_match)
 
     @router.post("/sanctions/{sanction_id}/reject", tags=["sanctions"])
-    async def reject(sanction_id: UUID, body: Review, who: Principal = deciders) -> dict:
+    async def reject(sanction_id: UUID, body: Review, who: Principal = deciders, if_match: IfMatch = None) -> dict:
         """Decline a proposed red card (role sanction_approver, or clinical_lead: not clinically safe)."""
         return await act(sanction_id, Reject(sanction_id, who.subject),
-                         handlers.Actor(who.subject, "reject", body.reason))
+                         handlers.Actor(who.subject, "reject", body.reason), if_match)
 
     @router.post("/sanctions/{sanction_id}/appeal", tags=["appeals"])
     async def appeal(sanction_id: UUID, body: AppealRequest, who: Principal = appeals) -> dict:
@@ -133,7 +144,10 @@ def routes(deps: Callable[[], Any], auth: AuthSettings) -> APIRouter:
         """Lapse warnings and run review and expiry now (the service also runs them on its own timer);
         the body is optional."""
         d = deps()
-        return {"events": await handlers.run_scheduler(d.pool, d.policy, clock(body))}
+        try:
+            return {"events": await handlers.run_scheduler(d.pool, d.policy, clock(body))}
+        except handlers.SchedulerIncomplete as exc:
+            raise HTTPException(500, detail=f"scheduler round incomplete: {exc}") from None
 
     @router.post("/retention/run", tags=["operations"])
     async def run_retention(body: SchedulerRun | None = None, who: Principal = operations) -> dict:
@@ -154,8 +168,15 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"error": "not_found" if status == 404 else "conflict",
                              "errors": [{"field": field, "reason": reason}]}, status_code=status)
 
+    async def stale(_: Request, exc: Exception) -> JSONResponse:
+        current = exc.current if isinstance(exc, Stale) else ""
+        field, _, reason = str(exc).partition(": ")
+        return JSONResponse({"error": "stale", "errors": [{"field": field, "reason": reason}], "version": current},
+                            status_code=412, headers={"ETag": f'"{current}"'})
+
     app.add_exception_handler(NotFound, refused)
     app.add_exception_handler(Conflict, refused)
+    app.add_exception_handler(Stale, stale)
 
 
 def subscribe(broker: KafkaBroker, consumer: EventConsumer, group_id: str, max_records: int,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,12 +27,16 @@ from services.sanctions.domain import (
     Input,
     NotFound,
     Policy,
+    Stale,
     SubjectState,
     Tick,
     decide,
     ladder,
 )
+from vanda.runtime.db import is_transient
 from vanda.runtime.outbox import Outgoing, stage
+
+log = logging.getLogger(__name__)
 
 DECISIONS = Counter("vanda_sanction_decisions_total", "Sanction decisions by type.", ["type"])
 REPORT_TO_DECISION = Histogram(
@@ -63,10 +68,14 @@ def outgoing(decisions: list[Decision], now: datetime) -> list[Outgoing]:
 
 
 async def apply(conn: asyncpg.Connection, subject_id: str, command: Input, policy: Policy,
-                now: datetime) -> tuple[SubjectState, list[Decision]]:
-    """Decide for one subject inside the caller's transaction; stage the resulting events."""
+                now: datetime, seen: str | None = None) -> tuple[SubjectState, list[Decision]]:
+    """Decide for one subject inside the caller's transaction; stage the resulting events.
+    `seen`: the subject's version a reviewer decided on, refused (Stale) if it has moved on."""
     await adapters.lock_subject(conn, subject_id)
-    state, decisions = decide(await adapters.load(conn, subject_id), command, policy, now)
+    state = await adapters.load(conn, subject_id)
+    if seen is not None and state.version() != seen:
+        raise Stale(state.version())
+    state, decisions = decide(state, command, policy, now)
     events = outgoing(decisions, now)
     await adapters.save(conn, state, events)
     await stage(conn, adapters.SCHEMA, events)
@@ -143,27 +152,39 @@ class Actor:
 
 
 async def command(pool: asyncpg.Pool, sanction_id: UUID, cmd: Input, actor: Actor, policy: Policy,
-                  now: datetime) -> tuple[SubjectState, list[Decision]]:
+                  now: datetime, seen: str | None = None) -> tuple[SubjectState, list[Decision]]:
     """A reviewer's or appeals officer's decision on one sanction, audited in the same transaction."""
     async with pool.acquire() as conn, conn.transaction():
         subject_id = await adapters.subject_of(conn, sanction_id)
         if subject_id is None:
             raise NotFound(f"sanction_id: no sanction {sanction_id}")
-        result = await apply(conn, subject_id, cmd, policy, now)
+        result = await apply(conn, subject_id, cmd, policy, now, seen)
         await adapters.audit(conn, actor.id, actor.action, sanction_id, subject_id, actor.reason)
     return result
+
+
+class SchedulerIncomplete(Exception):
+    """Some subjects' rounds failed, after every other subject's was done."""
 
 
 async def run_scheduler(pool: asyncpg.Pool, policy: Policy, now: datetime) -> int:
     """Lapse warnings, send review reminders and expire ended bans; safe to run on every replica at once."""
     async with pool.acquire() as conn:
         subjects = await adapters.due_subjects(conn, now, policy.review_days_before_end, policy.window_days)
-    sent = 0
+    sent, failed = 0, 0
     for subject_id in subjects:
-        async with pool.acquire() as conn, conn.transaction():
-            # The subject lock makes a concurrent replica wait, then find nothing left to do.
-            _, decisions = await apply(conn, subject_id, Tick(), policy, now)
-            sent += len(decisions)
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                # The subject lock makes a concurrent replica wait, then find nothing left to do.
+                _, decisions = await apply(conn, subject_id, Tick(), policy, now)
+                sent += len(decisions)
+        except Exception as exc:  # noqa: BLE001 - one subject must not hold up every expiry after it
+            if is_transient(exc):
+                raise
+            failed += 1
+            log.error("scheduler round failed for one subject (%s); the others go on", type(exc).__name__)
+    if failed:
+        raise SchedulerIncomplete(f"{failed} subject(s) failed; {sent} event(s) sent for the others")
     return sent
 
 
@@ -222,6 +243,7 @@ async def describe_subject(pool: asyncpg.Pool, subject_id: str, policy: Policy,
     ban = state.active_ban()
     return {
         "subject_id": subject_id,
+        "version": state.version(),
         "card_level": ladder.card_level(state, policy, now),
         "active_ban": card_view(ban) if ban else None,
         "pending_approvals": [card_view(c) for c in state.cards if c.status == CardStatus.PROPOSED],

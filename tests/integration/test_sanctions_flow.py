@@ -21,6 +21,7 @@ pytestmark = pytest.mark.integration
 # Test-range NHS numbers (999...), one per person in the scenario.
 BANNED, WITHDRAWN, REJECTED, APPEALED, CHILD = "9990000042", "9990000050", "9990000069", "9990000077", "9990000085"
 LAPSED, EXTENDED, UPGRADED, TOO_OLD = "9990001006", "9990001030", "9990001049", "9990001057"
+STALE = "9990002045"
 MIGRATIONS = Path(__file__).parents[2] / "services" / "sanctions" / "migrations"
 
 
@@ -366,3 +367,31 @@ async def test_retention_clears_old_reasons_from_the_audit_and_nothing_else(pipe
                 await conn.execute(change, old if "'rewritten'" in change else recent)
     finally:
         await conn.close()
+
+
+async def test_a_decision_on_a_subject_that_moved_on_since_the_reviewer_looked_is_refused(pipeline):
+    """A reviewer opens the subject; a weapon incident arrives and joins the proposal as
+    evidence; the reviewer's reject, sent with the version they saw, is refused (412): a
+    rejection must not close the ladder on an incident nobody weighed."""
+    first = await submit(pipeline, STALE, 7, category="weapon")
+    subject = first["subject_id"]
+    red = (await events_for(pipeline, subject, 1))[0]["data"]["decision_id"]
+    looked = await sanctions_call(pipeline, "GET", f"/v1/subjects/{subject}", "sanction_approver")
+    seen = looked.json()["version"]
+    assert looked.headers["ETag"] == f'"{seen}"'
+    await submit(pipeline, STALE, 9, category="weapon")
+
+    async def moved_on():
+        return (await sanctions_call(pipeline, "GET", f"/v1/subjects/{subject}", "sanction_approver")).json()
+    now = await poll(moved_on, lambda v: len(v["incidents"]) == 2)
+    assert now["version"] != seen
+
+    async def reject(version: str) -> httpx.Response:
+        async with httpx.AsyncClient(base_url=pipeline["SANCTIONS_URL"], timeout=30) as client:
+            return await client.post(f"/v1/sanctions/{red}/reject", json={"reason": "Disproportionate"},
+                                     headers=bearer(pipeline, "sanction_approver", "lead-4") | {"If-Match": f'"{version}"'})
+    stale = await reject(seen)
+    assert stale.status_code == 412 and stale.json()["errors"][0]["field"] == "If-Match"
+    assert stale.json()["version"] == now["version"] == stale.headers["ETag"].strip('"')
+    assert {c["sanction_id"]: c["status"] for c in (await moved_on())["cards"]}[red] == "proposed"  # unchanged
+    assert (await reject(now["version"])).status_code == 200

@@ -303,7 +303,25 @@ def test_a_backfill_moves_no_incident_that_left_the_window_up_the_ladder():
 
 def test_an_incident_in_a_ban_reported_after_it_left_the_window_is_evidence_not_an_extension():
     state, decisions = feed([record(30, reported_at=days(400))], _banned(), policy=EXTENDING, now=days(400))
-    assert names(decisions) == ["evidence_attached"]
+    # The ban ran out on day 190: expired first, as the scheduler's round would have.
+    assert names(decisions) == ["ban_expired", "evidence_attached"]
+
+
+@pytest.mark.parametrize("scheduler_first", [True, False])
+def test_an_incident_reported_as_a_ban_ends_does_the_same_whether_the_scheduler_ran_first_or_not(scheduler_first):
+    # The ban runs to day 190; an incident on day 189 is reported on day 190, just after it ended.
+    state, after = _banned(), T0 + timedelta(days=190, seconds=40)
+    if scheduler_first:
+        state, _ = feed([Tick()], state, policy=EXTENDING, now=after)
+    _, decisions = feed([record(189, reported_at=after)], state, policy=EXTENDING, now=after)
+    assert [n for n in names(decisions) if n != "ban_expired"] == ["evidence_attached"]
+
+
+def test_a_ban_imposed_after_an_older_one_ran_out_expires_it_at_its_end_not_as_superseded():
+    state = _banned(POLICY)
+    state, decisions = feed([record(195, category="weapon")], state, now=T0 + timedelta(days=196))
+    expired = [d for d in decisions if names([d]) == ["ban_expired"]]
+    assert len(expired) == 1 and expired[0].rule == "ban.expired" and expired[0].ended_at == T0 + timedelta(days=190)
 
 
 def test_appeal_upheld_rescinds_the_card_and_the_incident_stops_counting():
@@ -680,3 +698,29 @@ def test_an_appeal_upheld_on_a_red_card_a_reviewer_rejected_leaves_it_rejected()
                             state)
     assert names(decisions) == ["appeal_lodged", "red_card_rejected", "appeal_decided"]
     assert state.card(red).status == CardStatus.REJECTED
+
+
+def test_the_subject_s_version_moves_with_what_a_reviewer_sees_and_only_with_it():
+    incs = [record(0, category="weapon")]
+    state, decisions = feed(incs)
+    red = decisions[-1].decision_id
+    seen = state.version()
+    assert feed([], state=state)[0].version() == seen  # nothing new: the same version
+    later = record(2, category="weapon")
+    with_evidence, _ = feed([later], state=state, now=T0 + timedelta(days=2))
+    amended, _ = feed([IncidentSeen(incs[0].model_copy(update={"harm": "severe", "revision": 2}))], state=state)
+    withdrawn, _ = feed([IncidentGone(incs[0].incident_id)], state=state)
+    rejected, _ = feed([Reject(red, "lead-1")], state=state)
+    versions = {seen, with_evidence.version(), amended.version(), withdrawn.version(), rejected.version()}
+    assert len(versions) == 5
+
+
+def test_an_incident_dated_minutes_ahead_and_weighed_with_the_proposal_stays_evidence_after_approval():
+    # Reported at T0, dated T0 + 4 min (within the skew intake allows), while the red card waits.
+    state, decisions = feed([record(0, category="weapon")], policy=EXTENDING)
+    ahead = record(4 / (24 * 60), reported_at=T0)
+    state, attached = feed([ahead], state, policy=EXTENDING, now=T0 + timedelta(minutes=1))
+    state, _ = feed([Approve(decisions[0].decision_id, "r")], state, policy=EXTENDING, now=T0 + timedelta(minutes=2))
+    # Any later event re-derives the ladder: the incident the reviewers weighed proposes nothing.
+    _, later = feed([record(-30)], state, policy=EXTENDING, now=T0 + timedelta(minutes=10))
+    assert names(attached) == ["evidence_attached"] and "red_card_proposed" not in names(later)

@@ -12,6 +12,7 @@ from services.sanctions.domain.decide import (
     NotFound,
     Reject,
     SanctionsError,
+    Stale,
     Tick,
     decide,
 )
@@ -28,5 +29,5 @@ from services.sanctions.domain.model import (
 __all__ = [
     "Agree", "Approve", "AppealState", "Card", "CardKind", "CardStatus", "Conflict", "DecideAppeal", "IncidentGone",
     "IncidentRecord", "IncidentSeen", "Input", "LodgeAppeal", "NotFound", "Policy", "Reject", "SanctionsError",
-    "SubjectState", "Tick", "decide",
+    "Stale", "SubjectState", "Tick", "decide",
 ]

@@ -42,6 +42,15 @@ class Conflict(SanctionsError):
     pass
 
 
+class Stale(SanctionsError):
+    """The subject moved on since the version a reviewer's decision was made on."""
+
+    def __init__(self, current: str) -> None:
+        super().__init__("If-Match: the subject has changed since this version (an incident reported, corrected"
+                         " or withdrawn, or a decision taken): look at it again and decide on what it is now")
+        self.current = current
+
+
 @dataclass(frozen=True)
 class IncidentSeen:
     """An incident reported, or its amended version."""
@@ -98,7 +107,19 @@ Result = tuple[SubjectState, list[Decision]]
 
 
 def decide(state: SubjectState, command: Input, policy: Policy, now: datetime) -> Result:
-    """Apply one input to one subject's state."""
+    """Apply one input to one subject's state.
+
+    A ban whose end has passed is expired first, as the scheduler's next round would: what an
+    incident or a decision does must not hang on whether that round came before it (an
+    incident reported as a ban ended would otherwise propose an extension of a ban over)."""
+    if isinstance(command, Tick):
+        return _tick(state, policy, now)
+    state, expired = _expire(state, policy, now)
+    state, events = _dispatch(state, command, policy, now)
+    return state, expired + events
+
+
+def _dispatch(state: SubjectState, command: Input, policy: Policy, now: datetime) -> Result:
     match command:
         case IncidentSeen():
             return _seen(state, command, policy, now)
@@ -114,8 +135,6 @@ def decide(state: SubjectState, command: Input, policy: Policy, now: datetime) -
             return _lodge(state, command, policy, now)
         case DecideAppeal():
             return _decide_appeal(state, command, policy, now)
-        case Tick():
-            return _tick(state, policy, now)
     raise TypeError(f"unknown input {command!r}")
 
 
@@ -280,12 +299,20 @@ def _overturn_ended(state: SubjectState, sanction_id: UUID, policy: Policy, now:
 def _tick(state: SubjectState, policy: Policy, now: datetime) -> Result:
     state, events = _lapse(state, policy, now)
     for card in state.cards:
-        review, expired = ladder.due(card, policy, now)
+        review, _ = ladder.due(card, policy, now)
         if review:
             card = card.model_copy(update={"review_sent": True})
             state = replace_card(state, card)
             events.append(follow_up(BanReviewDue, state, card, "ban.review_due", policy, now, ends_at=card.ends_at))
-        if expired:
+    state, expired = _expire(state, policy, now)
+    return state, events + expired
+
+
+def _expire(state: SubjectState, policy: Policy, now: datetime) -> Result:
+    """Bans whose end has passed: expired, each at its own end."""
+    events: list[Decision] = []
+    for card in state.cards:
+        if ladder.due(card, policy, now)[1]:
             card = card.model_copy(update={"status": CardStatus.EXPIRED})
             state = replace_card(state, card)
             events.append(follow_up(BanExpired, state, card, "ban.expired", policy, now, ended_at=card.ends_at))

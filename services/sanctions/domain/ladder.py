@@ -174,8 +174,11 @@ def _during_ban(red: Card | None, i: IncidentRecord, cards: dict[tuple[UUID, Car
 
     Once the ban has ended (run out, or replaced by the extension itself), the extension `i`
     already prompted stays wanted; a late report of an incident in a ban long over is only
-    evidence, not a new ban for old conduct."""
+    evidence, not a new ban for old conduct. An incident reported before the ban began was
+    before its reviewers (dated minutes ahead, as a report may be, it can seem to follow it)."""
     if red is None or red.starts_at is None or i.occurred_at <= red.starts_at:
+        return False
+    if i.reported_at is not None and i.reported_at <= red.starts_at:
         return False
     prompted = (i.incident_id, CardKind.RED) in cards
     return red.status == CardStatus.ACTIVE or (red.status == CardStatus.EXPIRED and prompted)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime, timedelta
 from enum import StrEnum
 from uuid import UUID
@@ -152,3 +154,13 @@ class SubjectState(Frozen):
 
     def active_ban(self) -> Card | None:
         return next((c for c in self.cards if c.status == CardStatus.ACTIVE), None)
+
+    def version(self) -> str:
+        """What a reviewer saw, in short: changes with any incident reported, corrected,
+        withdrawn or excused, any card's status, appeal or evidence. A decision sent with the
+        version it was made on is refused if the subject has moved on since."""
+        seen = ([(str(i.incident_id), i.revision, i.withdrawn, i.excused) for i in self.incidents],
+                [(str(c.sanction_id), c.status.value, c.appeal.value, [str(e) for e in c.evidence])
+                 for c in self.cards],
+                sorted(self.attached))
+        return hashlib.sha256(json.dumps(seen).encode()).hexdigest()[:16]

@@ -1,0 +1,57 @@
+"""One subject whose round fails does not hold up the expiry of every subject after it."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.sanctions import handlers
+from tests.factories import T0
+from tests.unit.sanctions_cases import POLICY
+
+
+class _Pool:
+    """Stands in for the pool only: the point here is the loop over subjects, not PostgreSQL."""
+
+    def acquire(self):
+        return self
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        return False
+
+    def transaction(self):
+        return self
+
+
+async def test_a_failing_subject_is_reported_after_every_other_subject_s_round(monkeypatch):
+    done: list[str] = []
+
+    async def due(conn, now, review_days, window_days):
+        return ["sub_broken", "sub_a", "sub_b"]
+
+    async def apply(conn, subject_id, command, policy, now, seen=None):
+        if subject_id == "sub_broken":
+            raise ValueError("a state that no longer loads")
+        done.append(subject_id)
+        return None, ["an event"]
+
+    monkeypatch.setattr(handlers.adapters, "due_subjects", due)
+    monkeypatch.setattr(handlers, "apply", apply)
+    with pytest.raises(handlers.SchedulerIncomplete, match="1 subject"):
+        await handlers.run_scheduler(_Pool(), POLICY, T0)
+    assert done == ["sub_a", "sub_b"]
+
+
+async def test_an_outage_stops_the_round_to_be_retried_whole(monkeypatch):
+    async def due(conn, now, review_days, window_days):
+        return ["sub_a", "sub_b"]
+
+    async def apply(conn, subject_id, command, policy, now, seen=None):
+        raise ConnectionResetError("database away")
+
+    monkeypatch.setattr(handlers.adapters, "due_subjects", due)
+    monkeypatch.setattr(handlers, "apply", apply)
+    with pytest.raises(ConnectionResetError):
+        await handlers.run_scheduler(_Pool(), POLICY, T0)
