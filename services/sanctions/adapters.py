@@ -119,6 +119,12 @@ async def audit(conn: asyncpg.Connection, actor: str, action: str, sanction_id: 
     )
 
 
+async def acted(conn: asyncpg.Connection, sanction_id: UUID, actor: str, action: str) -> bool:
+    """Whether this person already took this action on this sanction."""
+    return await conn.fetchval("SELECT EXISTS (SELECT 1 FROM sanctions.audit WHERE sanction_id = $1 AND actor = $2"
+                               " AND action = $3)", sanction_id, actor, action)
+
+
 async def purge_reasons(conn: asyncpg.Connection, cutoff: datetime, now: datetime) -> int:
     """Clear the free text of audit rows older than `cutoff`; who did what, and when, stays."""
     done = await conn.execute("UPDATE sanctions.audit SET reason = NULL, reason_purged_at = $2"

@@ -78,11 +78,12 @@ def routes(deps: Callable[[], Any], auth: AuthSettings) -> APIRouter:
     async def act(sanction_id: UUID, cmd: Any, actor: handlers.Actor, if_match: str | None = None) -> dict:
         d = deps()
         seen = if_match.strip().removeprefix("W/").strip('"') if if_match and if_match.strip() != "*" else None
-        state, decisions = await handlers.command(d.pool, sanction_id, cmd, actor, d.policy, d.clock(), seen)
+        state, decisions, replayed = await handlers.command(d.pool, sanction_id, cmd, actor, d.policy, d.clock(),
+                                                            seen)
         d.wake_relay()
         card = state.card(sanction_id)
         return {"sanction": handlers.card_view(card), "events": [x.event_type for x in decisions],
-                "emergency_care": handlers.EMERGENCY_CARE}
+                "replayed": replayed, "emergency_care": handlers.EMERGENCY_CARE}
 
     @router.get("/subjects/{subject_id}", tags=["subjects"])
     async def get_subject(response: Response, subject_id: str = SUBJECT_ID, who: Principal = readers) -> dict:

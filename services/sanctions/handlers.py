@@ -152,15 +152,20 @@ class Actor:
 
 
 async def command(pool: asyncpg.Pool, sanction_id: UUID, cmd: Input, actor: Actor, policy: Policy,
-                  now: datetime, seen: str | None = None) -> tuple[SubjectState, list[Decision]]:
-    """A reviewer's or appeals officer's decision on one sanction, audited in the same transaction."""
+                  now: datetime, seen: str | None = None) -> tuple[SubjectState, list[Decision], bool]:
+    """A reviewer's or appeals officer's decision on one sanction, audited in the same transaction;
+    and whether it was a retry of one already taken (the same person, action and sanction: each
+    can be taken once), answered with the card as it stands and nothing done again."""
     async with pool.acquire() as conn, conn.transaction():
         subject_id = await adapters.subject_of(conn, sanction_id)
         if subject_id is None:
             raise NotFound(f"sanction_id: no sanction {sanction_id}")
-        result = await apply(conn, subject_id, cmd, policy, now, seen)
+        await adapters.lock_subject(conn, subject_id)
+        if await adapters.acted(conn, sanction_id, actor.id, actor.action):
+            return await adapters.load(conn, subject_id), [], True
+        state, decisions = await apply(conn, subject_id, cmd, policy, now, seen)
         await adapters.audit(conn, actor.id, actor.action, sanction_id, subject_id, actor.reason)
-    return result
+    return state, decisions, False
 
 
 class SchedulerIncomplete(Exception):

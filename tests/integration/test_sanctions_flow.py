@@ -97,6 +97,11 @@ async def test_ladder_approval_review_and_expiry(pipeline):
     agreed = await sanctions_call(pipeline, "POST", f"/v1/sanctions/{red}/agree", "clinical_lead", "doc-1",
                                   reason="Clinically safe: no ongoing treatment that cannot wait")
     assert agreed.status_code == 200 and agreed.json()["events"] == ["uk.nhs.vanda.sanction.ban_imposed.v1"]
+    # The answer lost on the way and the request sent again: the same card, nothing done twice.
+    again = await sanctions_call(pipeline, "POST", f"/v1/sanctions/{red}/agree", "clinical_lead", "doc-1",
+                                 reason="Clinically safe: no ongoing treatment that cannot wait")
+    assert again.status_code == 200 and again.json()["replayed"] and again.json()["events"] == []
+    assert again.json()["sanction"] == agreed.json()["sanction"] and not agreed.json()["replayed"]
     assert (await sanctions_call(pipeline, "GET", f"/v1/subjects/{subject}")).status_code == 401
     assert (await sanctions_call(pipeline, "GET", f"/v1/subjects/{subject}", "police_liaison")).status_code == 403
     view = (await sanctions_call(pipeline, "GET", f"/v1/subjects/{subject}", "correspondence")).json()
