@@ -42,6 +42,16 @@ class History:
         self.facts.append(fact)
         return fact
 
+    async def stored_and_read(self, pipeline) -> list[DecisionFact]:
+        """Store the decisions, then read the period as the board does."""
+        pool = await asyncpg.create_pool(pipeline["DATABASE_URL"], min_size=1, max_size=1)
+        try:
+            async with pool.acquire() as conn:
+                await adapters.save_decisions(conn, self.facts)
+            return await adapters.decisions_before(pool, START, END, self.organisation, None)
+        finally:
+            await pool.close()
+
     def ban(self, imposed: str, ends: str) -> DecisionFact:
         return self.decide("ban_imposed", imposed, uuid.uuid4(), ends)
 
@@ -64,13 +74,7 @@ async def test_a_month_reads_its_decisions_and_the_bans_running_into_it(pipeline
         h.decide("rescinded", "2025-07-01"),  # a yellow card withdrawn long ago
         h.decide("yellow_card_2", "2026-04-02"),  # after the period
     ]
-    pool = await asyncpg.create_pool(pipeline["DATABASE_URL"], min_size=1, max_size=1)
-    try:
-        async with pool.acquire() as conn:
-            await adapters.save_decisions(conn, h.facts)
-        read = await adapters.decisions_before(pool, START, END, h.organisation, None)
-    finally:
-        await pool.close()
+    read = await h.stored_and_read(pipeline)
 
     assert {d.decision_id for d in read} == {d.decision_id for d in wanted}
     assert not {d.decision_id for d in read} & {d.decision_id for d in unwanted}
@@ -88,13 +92,7 @@ async def test_a_card_is_read_as_reissued_where_its_incident_held_one_before(pip
     # Not a card: a ban or evidence naming the incident does not make its card a second one.
     h.decide("ban_imposed", "2026-03-25", incident_id=within.incident_id, ends="2026-09-01")
     h.decide("evidence_attached", "2026-02-01", incident_id=uuid.uuid4())
-    pool = await asyncpg.create_pool(pipeline["DATABASE_URL"], min_size=1, max_size=1)
-    try:
-        async with pool.acquire() as conn:
-            await adapters.save_decisions(conn, h.facts)
-        read = await adapters.decisions_before(pool, START, END, h.organisation, None)
-    finally:
-        await pool.close()
+    read = await h.stored_and_read(pipeline)
 
     assert {d.decision_id for d in read if d.reissued} == {again_after_earlier.decision_id, again_within.decision_id}
     assert {d.kind for d in read if not d.reissued} == {"yellow_card_1", "ban_imposed"}
