@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import secrets
 import subprocess
 import sys
@@ -27,6 +28,8 @@ RANDOM = secrets.token_urlsafe(48)
     ("CHANGE-ME-to-a-long-random-value", "placeholder"),
     ("development-only-pseudonym-key-change-me", "placeholder"),
     ("an-example-key-that-is-long-enough-to-pass", "placeholder"),
+    ("a" * 32, "too few characters"),
+    ("password" * 4, "too few characters"),
 ])
 def test_weak_secrets_are_refused_with_the_reason(value, reason):
     with pytest.raises(ValueError, match=reason):
@@ -35,6 +38,10 @@ def test_weak_secrets_are_refused_with_the_reason(value, reason):
 
 def test_a_random_secret_passes():
     assert strong_secret(SecretStr(RANDOM)).get_secret_value() == RANDOM
+    draw = random.Random(16)
+    for _ in range(200):  # as openssl rand -hex 16 makes them, too
+        hex_secret = "".join(draw.choices("0123456789abcdef", k=32))
+        assert strong_secret(SecretStr(hex_secret)).get_secret_value() == hex_secret
 
 
 def test_intake_has_no_default_keys_and_says_which_variables_to_set(monkeypatch):

@@ -40,6 +40,7 @@ class CommonSettings(BaseSettings):
 
 
 MIN_SECRET_LENGTH = 32
+MIN_DISTINCT = 8  # 32 random hex digits have about 14 different ones, and fewer than 8 almost never
 # Words that mark a value copied from an example or a development default, never a real secret.
 PLACEHOLDERS = ("change-me", "changeme", "development-only", "example")
 SECRET_HINT = "make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
@@ -57,6 +58,9 @@ def strong_secret(value: SecretStr) -> SecretStr:
                          f" {SECRET_HINT}")
     if any(word in text.lower() for word in PLACEHOLDERS):
         raise ValueError(f"is a placeholder from an example or a development default; {SECRET_HINT}")
+    if len(set(text)) < MIN_DISTINCT:
+        # Long but made of a few characters repeated ('a' * 32, 'password' * 4): not random.
+        raise ValueError(f"repeats too few characters ({len(set(text))} different) to be random; {SECRET_HINT}")
     return value
 
 
