@@ -28,10 +28,13 @@ async def read_until(bootstrap: str, topic: str, match: Callable[[ConsumerRecord
 
 
 async def poll(fetch: Callable, done: Callable, timeout: float = 60, interval: float = 0.3):
-    """Call async `fetch` until `done(result)` or time runs out; return the last result."""
+    """Call async `fetch` until `done(result)`, and return that result; fail if time runs out
+    first, so that no caller can take a timeout for the state it waited for."""
     deadline = time.monotonic() + timeout
     while True:
         result = await fetch()
-        if done(result) or time.monotonic() > deadline:
+        if done(result):
             return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached within {timeout:g} s; last: {str(result)[:500]}")
         await asyncio.sleep(interval)

@@ -91,11 +91,14 @@ async def test_a_card_is_read_as_reissued_where_its_incident_held_one_before(pip
     again_within = h.decide("red_card_proposed", "2026-03-20", incident_id=within.incident_id)
     # Not a card: a ban or evidence naming the incident does not make its card a second one.
     h.decide("ban_imposed", "2026-03-25", incident_id=within.incident_id, ends="2026-09-01")
-    h.decide("evidence_attached", "2026-02-01", incident_id=uuid.uuid4())
+    evidence = h.decide("evidence_attached", "2026-03-01")
+    first_card = h.decide("yellow_card_1", "2026-03-05", incident_id=evidence.incident_id)
     read = await h.stored_and_read(pipeline)
 
     assert {d.decision_id for d in read if d.reissued} == {again_after_earlier.decision_id, again_within.decision_id}
-    assert {d.kind for d in read if not d.reissued} == {"yellow_card_1", "ban_imposed"}
+    assert {d.decision_id for d in read if not d.reissued} == {
+        within.decision_id, evidence.decision_id, first_card.decision_id} | {
+        d.decision_id for d in h.facts if d.kind == "ban_imposed"}
 
 
 async def test_a_period_is_read_in_chunks_each_converted_off_the_event_loop(pipeline, monkeypatch):

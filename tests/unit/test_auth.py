@@ -74,8 +74,9 @@ def test_a_token_whose_claims_are_the_wrong_shape_is_refused_not_an_error(change
 def test_a_token_from_a_clock_a_few_seconds_ahead_is_accepted():
     ahead = int(time.time()) + 5
     assert authorize(SETTINGS, _claims(iat=ahead, nbf=ahead), Role.OPERATIONS).subject == "staff-1"
-    with pytest.raises(HTTPException):
+    with pytest.raises(HTTPException) as refused:
         authorize(SETTINGS, _claims(iat=ahead + 120, nbf=ahead + 120), Role.OPERATIONS)
+    assert refused.value.status_code == 401
 
 
 def test_no_secret_refuses_everyone():

@@ -318,6 +318,9 @@ def test_csv_marks_a_site_name_that_looks_like_a_formula_as_text():
     sites = [r[3] for r in rows if r[2] == "incidents_by_site"]
     assert sites and all(d == "'" + site for d in sites)
     assert not any(cell.startswith(("=", "+", "@")) for r in rows for cell in r)
+    for start in ("+", "-", "@", "\t"):
+        text = to_csv(build([jan(site=start + "1+1") for _ in range(6)]))
+        assert {r[3] for r in csv.reader(io.StringIO(text)) if r[2] == "incidents_by_site"} == {"'" + start + "1+1"}
 
 
 def test_board_pack_is_self_contained_with_four_charts():

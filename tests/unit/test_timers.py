@@ -1,66 +1,66 @@
-"""A service's own timers (purges, publishers, gauges) outlive a failed round and stop when cancelled."""
+"""A service's own timers (purges, publishers, gauges) outlive a failed round and stop when
+cancelled. The waits are counted, never timed: the rounds between them are what matters."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
+import pytest
+
+from vanda.runtime import service
 from vanda.runtime.service import every
 
 
-async def _run_for(seconds: float, compute, every_s: float, at_once: bool = True) -> None:
-    task = asyncio.create_task(every(compute, every_s, "figures not refreshed", at_once))
-    await asyncio.sleep(seconds)
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+class Clock:
+    """Stands in for asyncio.sleep inside the timer: records each wait, and stops the timer
+    after `stop_after` of them, as cancelling the service's task would."""
+
+    def __init__(self, stop_after: int) -> None:
+        self.waits: list[float] = []
+        self.stop_after = stop_after
+        self.log: list[str] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.log.append("wait")
+        if len(self.waits) >= self.stop_after:
+            raise asyncio.CancelledError
 
 
-async def test_runs_at_once_then_on_every_round() -> None:
-    rounds = []
-    start = asyncio.get_running_loop().time()
-
-    async def compute() -> None:
-        rounds.append(asyncio.get_running_loop().time())
-
-    await _run_for(0.25, compute, every_s=0.05)
-    assert len(rounds) >= 3 and rounds[0] - start < 0.04
-    assert all(b - a >= 0.045 for a, b in zip(rounds, rounds[1:], strict=False))
+async def _run(monkeypatch, clock: Clock, round_, at_once: bool = True) -> None:
+    monkeypatch.setattr(service.asyncio, "sleep", clock.sleep)
+    with pytest.raises(asyncio.CancelledError):
+        await every(round_, 5.0, "figures not refreshed", at_once)
 
 
-async def test_not_at_once_waits_a_round_first() -> None:
-    rounds = []
-    start = asyncio.get_running_loop().time()
+async def test_runs_at_once_then_once_after_every_wait(monkeypatch) -> None:
+    clock = Clock(stop_after=3)
 
-    async def compute() -> None:
-        rounds.append(asyncio.get_running_loop().time())
+    async def round_() -> None:
+        clock.log.append("round")
 
-    await _run_for(0.12, compute, every_s=0.05, at_once=False)
-    assert rounds and rounds[0] - start >= 0.045
+    await _run(monkeypatch, clock, round_)
+    assert clock.log == ["round", "wait", "round", "wait", "round", "wait"] and clock.waits == [5.0] * 3
 
 
-async def test_a_failed_round_is_logged_and_the_next_one_still_runs(caplog) -> None:
-    calls = 0
+async def test_not_at_once_waits_a_round_first(monkeypatch) -> None:
+    clock = Clock(stop_after=2)
 
-    async def compute() -> None:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
+    async def round_() -> None:
+        clock.log.append("round")
+
+    await _run(monkeypatch, clock, round_, at_once=False)
+    assert clock.log == ["wait", "round", "wait"]
+
+
+async def test_a_failed_round_is_logged_and_the_next_one_still_runs(monkeypatch, caplog) -> None:
+    clock = Clock(stop_after=2)
+
+    async def round_() -> None:
+        clock.log.append("round")
+        if clock.log.count("round") == 1:
             raise ConnectionRefusedError("database away")
 
-    await _run_for(0.15, compute, every_s=0.03)
-    assert calls >= 2
+    await _run(monkeypatch, clock, round_)
+    assert clock.log == ["round", "wait", "round", "wait"]
     assert "figures not refreshed; the next round tries again" in caplog.text
-
-
-async def test_cancelling_stops_it() -> None:
-    calls = 0
-
-    async def compute() -> None:
-        nonlocal calls
-        calls += 1
-
-    await _run_for(0.05, compute, every_s=0.01)
-    seen = calls
-    await asyncio.sleep(0.05)
-    assert calls == seen
