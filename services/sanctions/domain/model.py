@@ -157,10 +157,11 @@ class SubjectState(Frozen):
 
     def version(self) -> str:
         """What a reviewer saw, in short: changes with any incident reported, corrected,
-        withdrawn or excused, any card's status, appeal or evidence. A decision sent with the
-        version it was made on is refused if the subject has moved on since."""
+        withdrawn or excused, any card's status, appeal, evidence or endorsement (a colleague's
+        approval or agreement). A decision sent with the version it was made on is refused if
+        the subject has moved on since."""
         seen = ([(str(i.incident_id), i.revision, i.withdrawn, i.excused) for i in self.incidents],
-                [(str(c.sanction_id), c.status.value, c.appeal.value, [str(e) for e in c.evidence])
-                 for c in self.cards],
+                [(str(c.sanction_id), c.status.value, c.appeal.value, [str(e) for e in c.evidence],
+                  c.approved_by, c.agreed_by) for c in self.cards],
                 sorted(self.attached))
         return hashlib.sha256(json.dumps(seen).encode()).hexdigest()[:16]
