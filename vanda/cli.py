@@ -233,8 +233,10 @@ def dlq_replay(topic: Annotated[str, typer.Argument(help="Dead-letter topic, e.g
 
     if not topic.endswith(".dlq"):
         raise typer.BadParameter("must be a dead-letter topic ending in .dlq", param_hint="topic")
-    count = asyncio.run(dlq.replay(_bootstrap(home), topic, set(only) if only else None))
+    count, left = asyncio.run(dlq.replay(_bootstrap(home), topic, set(only) if only else None))
     console.print(f"replayed {count} dead letter(s) to {topic.removesuffix('.dlq')}")
+    for letter in left:
+        console.print(f"left {letter.ref}: sent without its value (too large); read it at {letter.source}")
 
 
 @app.command()
@@ -279,8 +281,11 @@ def _with_db(url: str, work):  # noqa: ANN001, ANN202 - a small bridge from sync
 
     import asyncpg
 
+    from vanda.runtime.transport import TransportSettings, postgres_ssl
+
     async def run():  # noqa: ANN202
-        conn = await asyncpg.connect(url)
+        # DATABASE_SSL as the services take it; an sslmode in the URL holds when it is unset.
+        conn = await asyncpg.connect(url, ssl=postgres_ssl(TransportSettings()) or None)
         try:
             return await work(conn)
         finally:

@@ -14,6 +14,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from schemas.topics import INCIDENTS, SANCTIONS, dead_letter
+from vanda.runtime.consumer import VALUE_OMITTED
 from vanda.runtime.transport import kafka_client_options
 
 DLQ_TOPICS = [dead_letter(INCIDENTS), dead_letter(SANCTIONS)]
@@ -85,18 +86,22 @@ async def list_letters(bootstrap: str, topics: list[str]) -> list[DeadLetter]:
     return letters
 
 
-async def replay(bootstrap: str, topic: str, only: set[str] | None = None) -> int:
-    """Publish dead letters back to their source topic; return how many."""
+async def replay(bootstrap: str, topic: str, only: set[str] | None = None) -> tuple[int, list[DeadLetter]]:
+    """Publish dead letters back to their source topic; how many, and those left where they
+    are: a letter sent without its value (too large) has nothing to publish again, only the
+    source offset to read it at."""
     records = [r for r in await read_all(bootstrap, topic) if only is None or f"{r.partition}:{r.offset}" in only]
+    omitted = [r for r in records if VALUE_OMITTED in dict(r.headers or ())]
+    left = {(r.partition, r.offset) for r in omitted}
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all",
                                 **kafka_client_options())
     await producer.start()
     try:
-        for record in records:
+        for record in (r for r in records if (r.partition, r.offset) not in left):
             headers = [(k, v) for k, v in (record.headers or ()) if not k.startswith(DLQ_HEADER_PREFIX)]
             headers.append(("vanda-replayed-from", f"{record.topic}:{record.partition}:{record.offset}".encode()))
             source = topic.removesuffix(".dlq")
             await producer.send_and_wait(source, value=record.value, key=record.key, headers=headers)
     finally:
         await producer.stop()
-    return len(records)
+    return len(records) - len(omitted), [_describe(r) for r in omitted]

@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaProducer
 from schemas.events import encode, envelope
 from tests.conftest import ROOT, source_key
 from tests.factories import incident, report
-from tests.integration.kafka_reader import read_until
+from tests.integration.kafka_reader import poll, read_until
 
 pytestmark = pytest.mark.integration
 
@@ -70,39 +70,57 @@ async def test_dead_letters_are_listed_and_replayed_after_a_fix(pipeline):
 
 
 async def test_a_database_that_refuses_writes_holds_the_batch_rather_than_dead_lettering_it(pipeline):
-    """A failover onto a standby (or a full disk) is an outage: the consumer retries and reports
-    itself unhealthy; not one event of the outage goes to the dead letters."""
+    """A failover onto a standby (or a full disk) is an outage: the consumer holds the batch,
+    retrying, and reports itself unhealthy; once the database takes writes again that same
+    batch is applied, and not one event of the outage went to the dead letters."""
     from types import SimpleNamespace
 
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.structs import ConsumerRecord
+    from prometheus_client import REGISTRY
 
+    from schemas.topics import dead_letter
     from vanda.runtime.consumer import EventConsumer
 
+    bootstrap, source = pipeline["KAFKA_BOOTSTRAP_SERVERS"], f"test-failover-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(dead_letter(source), 1, 1)])
+    finally:
+        await admin.close()
     event = envelope(incident(), source="/test", subject="sub_" + "d" * 40)
-    records = [ConsumerRecord("vanda.incidents.v1", 0, 1, 0, 0, b"k", encode(event), None, 1, len(encode(event)), [])]
+    records = [ConsumerRecord(source, 0, 1, 0, 0, b"k", encode(event), None, 1, len(encode(event)), [])]
     read_only = await asyncpg.create_pool(pipeline["DATABASE_URL"], min_size=1, max_size=1,
                                           server_settings={"default_transaction_read_only": "on"})
+    writable = await asyncpg.create_pool(pipeline["DATABASE_URL"], min_size=1, max_size=1)
+    dead_letters = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await dead_letters.start()
     applied: list[str] = []
 
     async def apply(conn, e):
         applied.append(e.id)
         return []
 
-    runtime = SimpleNamespace(pool=read_only, producer=None, dead_letters=None, relay=None)
+    def retries() -> float:
+        return REGISTRY.get_sample_value("vanda_transient_retries_total", {"operation": "apply"}) or 0.0
+
+    before = retries()
+    runtime = SimpleNamespace(pool=read_only, producer=None, dead_letters=dead_letters, relay=None)
     consumer = EventConsumer(runtime, "sanctions", apply)
+    held = asyncio.create_task(consumer.handle(records))
     try:
-        with pytest.raises(TimeoutError):
-            await asyncio.wait_for(consumer.handle(records), timeout=3)
-        assert not consumer.healthy and applied == []
+        await poll(lambda: asyncio.sleep(0.1, result=retries()), lambda n: n >= before + 2, timeout=30)
+        assert not consumer.healthy and not held.done() and applied == []
+        runtime.pool = writable  # the failover over: the next retry of the same batch writes
+        result = await asyncio.wait_for(held, timeout=60)
     finally:
+        held.cancel()
+        await dead_letters.stop()
         await read_only.close()
-    # Writable again (the failover over): the same batch is applied, and nothing was dead-lettered.
-    runtime.pool = await asyncpg.create_pool(pipeline["DATABASE_URL"], min_size=1, max_size=1)
-    try:
-        result = await consumer.handle(records)
-    finally:
-        await runtime.pool.close()
+        await writable.close()
     assert applied == [event.id] and result.dead == [] and consumer.healthy
+    assert await read_until(bootstrap, dead_letter(source), lambda r: True, 1, timeout=3) == []
 
 
 async def test_a_dead_letter_too_large_to_send_on_says_where_to_read_it_and_the_batch_goes_on(pipeline):
@@ -149,3 +167,8 @@ async def test_a_dead_letter_too_large_to_send_on_says_where_to_read_it_and_the_
     headers = dict(letter.headers)
     assert letter.value is None and headers["vanda-dlq-source-offset"] == b"41"
     assert headers["vanda-dlq-value-omitted"].startswith(str(len(huge)).encode())
+    # A replay has nothing to publish for it: it is left, with where to read the record.
+    from vanda import dlq
+
+    replayed, left = await dlq.replay(bootstrap, dead_letter(source))
+    assert replayed == 0 and [(d.offset, d.source) for d in left] == [(letter.offset, f"{source}[0]@41")]

@@ -72,6 +72,11 @@ class BatchResult:
                                             ("dead_lettered", dead)) for t, n in c.items()]
 
 
+# A dead letter sent without the record's bytes (too large) says so, and where to read them.
+VALUE_OMITTED = "vanda-dlq-value-omitted"
+MAX_KEPT_KEY = 1024
+
+
 class BatchConsumer:
     """Handles batches of records: retried while a dependency is away, faulty records dead-lettered.
 
@@ -123,11 +128,13 @@ class BatchConsumer:
                                                            headers=headers)
         except MessageSizeTooLargeError:
             # A record the broker took compressed can be too large to send on as it is: the dead
-            # letter then says where to read it, for as long as the source topic keeps it.
+            # letter then says where to read it, for as long as the source topic keeps it. Only
+            # vanda's own headers go with it, and the key only if small: both came from upstream.
             omitted = f"{len(value or b'')} bytes, over the producer's limit: read it at the source offset"
+            key = record.key if record.key is None or len(record.key) <= MAX_KEPT_KEY else None
             await self._runtime.dead_letters.send_and_wait(
-                dead_letter(record.topic), value=None, key=record.key,
-                headers=headers + [("vanda-dlq-value-omitted", omitted.encode())])
+                dead_letter(record.topic), value=None, key=key,
+                headers=headers[len(record.headers or ()):] + [(VALUE_OMITTED, omitted.encode())])
         metrics.DEAD_LETTERS.labels(record.topic, letter.reason).inc()
 
     async def _retrying(self, operation: str, call: Callable[[], Awaitable[Any]]) -> Any:
