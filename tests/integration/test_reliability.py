@@ -8,16 +8,23 @@ import os
 import subprocess
 import sys
 import uuid
+from types import SimpleNamespace
 
 import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.structs import ConsumerRecord
+from prometheus_client import REGISTRY
 
 from schemas.events import encode, envelope
+from schemas.topics import dead_letter
 from tests.conftest import ROOT, source_key
 from tests.factories import incident, report
 from tests.integration.kafka_reader import poll, read_until
+from vanda import dlq
+from vanda.runtime.consumer import EventConsumer
 
 pytestmark = pytest.mark.integration
 
@@ -69,26 +76,25 @@ async def test_dead_letters_are_listed_and_replayed_after_a_fix(pipeline):
     assert json.loads(cards[0].value)["data"]["incident_id"] == str(fixed.data.incident_id)
 
 
-async def test_a_database_that_refuses_writes_holds_the_batch_rather_than_dead_lettering_it(pipeline):
-    """A failover onto a standby (or a full disk) is an outage: the consumer holds the batch,
-    retrying, and reports itself unhealthy; once the database takes writes again that same
-    batch is applied, and not one event of the outage went to the dead letters."""
-    from types import SimpleNamespace
-
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-    from aiokafka.structs import ConsumerRecord
-    from prometheus_client import REGISTRY
-
-    from schemas.topics import dead_letter
-    from vanda.runtime.consumer import EventConsumer
-
-    bootstrap, source = pipeline["KAFKA_BOOTSTRAP_SERVERS"], f"test-failover-{uuid.uuid4().hex[:8]}"
+async def _source_with_dead_letters(bootstrap: str, kind: str) -> str:
+    """A source topic name of the test's own, with its dead-letter topic made (the source
+    itself is never written: the consumer is handed its records directly)."""
+    source = f"test-{kind}-{uuid.uuid4().hex[:8]}"
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         await admin.create_topics([NewTopic(dead_letter(source), 1, 1)])
     finally:
         await admin.close()
+    return source
+
+
+async def test_a_database_that_refuses_writes_holds_the_batch_rather_than_dead_lettering_it(pipeline):
+    """A failover onto a standby (or a full disk) is an outage: the consumer holds the batch,
+    retrying, and reports itself unhealthy; once the database takes writes again that same
+    batch is applied, and not one event of the outage went to the dead letters."""
+    bootstrap = pipeline["KAFKA_BOOTSTRAP_SERVERS"]
+    source = await _source_with_dead_letters(bootstrap, "failover")
     event = envelope(incident(), source="/test", subject="sub_" + "d" * 40)
     records = [ConsumerRecord(source, 0, 1, 0, 0, b"k", encode(event), None, 1, len(encode(event)), [])]
     read_only = await asyncpg.create_pool(pipeline["DATABASE_URL"], min_size=1, max_size=1,
@@ -127,21 +133,8 @@ async def test_a_dead_letter_too_large_to_send_on_says_where_to_read_it_and_the_
     """A 2 MiB record the broker took compressed is over the dead-letter producer's 1 MiB limit:
     it goes to the dead letters without its value, naming its source offset, and the next
     record of the batch is applied. Raising instead stopped the partition for good."""
-    from types import SimpleNamespace
-
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-    from aiokafka.structs import ConsumerRecord
-
-    from schemas.topics import dead_letter
-    from vanda.runtime.consumer import EventConsumer
-
-    bootstrap, source = pipeline["KAFKA_BOOTSTRAP_SERVERS"], f"test-oversized-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(dead_letter(source), 1, 1)])
-    finally:
-        await admin.close()
+    bootstrap = pipeline["KAFKA_BOOTSTRAP_SERVERS"]
+    source = await _source_with_dead_letters(bootstrap, "oversized")
     event = envelope(incident(), source="/test", subject="sub_" + "e" * 40)
     huge = b"x" * (2 * 1024 * 1024)
     records = [ConsumerRecord(source, 0, 41, 0, 0, b"k", huge, None, 0, len(huge), []),
@@ -168,7 +161,5 @@ async def test_a_dead_letter_too_large_to_send_on_says_where_to_read_it_and_the_
     assert letter.value is None and headers["vanda-dlq-source-offset"] == b"41"
     assert headers["vanda-dlq-value-omitted"].startswith(str(len(huge)).encode())
     # A replay has nothing to publish for it: it is left, with where to read the record.
-    from vanda import dlq
-
     replayed, left = await dlq.replay(bootstrap, dead_letter(source))
     assert replayed == 0 and [(d.offset, d.source) for d in left] == [(letter.offset, f"{source}[0]@41")]
