@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -126,7 +127,20 @@ def decode(raw: bytes | str | dict[str, Any]) -> CloudEvent[Any]:
 def describe_error(exc: Exception) -> str:
     """One line naming each bad field and why, for DLQ headers and logs."""
     if isinstance(exc, ValidationError):
-        return "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}" for err in exc.errors()
-        )
+        return "; ".join(f"{field_of(err) or '(root)'}: {err['msg']}" for err in exc.errors())
     return str(exc)
+
+
+# An unknown key is the sender's own text, and could be anything ("Jane Smith 9434765919"):
+# it is named only when it looks like a field name someone mistyped.
+FIELD_LIKE = re.compile(r"[A-Za-z_]{1,64}")
+
+
+def field_of(error: Any, skip: tuple[str, ...] = ()) -> str:
+    """The dotted name of the field a validation error is about, with an unknown key that
+    does not look like a field name given as `(unknown field)`; `skip` drops FastAPI's
+    prefixes (body, query...)."""
+    parts = [str(p) for p in error["loc"] if p not in skip]
+    if error.get("type") == "extra_forbidden" and parts and not FIELD_LIKE.fullmatch(parts[-1]):
+        parts[-1] = "(unknown field)"
+    return ".".join(parts)

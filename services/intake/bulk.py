@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import Counter
 from pydantic import BaseModel, Field, ValidationError
 
+from schemas.events import field_of
 from schemas.incidents import IncidentReport
 from services.intake import handlers
 from services.intake.security import SourceKey
@@ -69,7 +70,7 @@ def parse(number: int, raw: bytes) -> Line:
         # A byte order mark, as some Windows tools write, is not part of the report.
         report = IncidentReport.model_validate_json(raw.removeprefix(BOM))
     except ValidationError as exc:
-        errors = [{"field": ".".join(str(p) for p in e["loc"]) or "(line)", "reason": e["msg"]} for e in exc.errors()]
+        errors = [{"field": field_of(e) or "(line)", "reason": e["msg"]} for e in exc.errors()]
         return Line(number, errors=errors, reason=exc.errors()[0]["type"])
     return Line(number, report, source=report.source_system)
 

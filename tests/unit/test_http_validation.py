@@ -65,3 +65,15 @@ def test_a_body_that_is_not_json_without_an_api_key_is_401_and_moves_no_metric()
     before = refused()
     response = TestClient(app).post("/v1/incidents", content=b"{not json", headers={"content-type": "application/json"})
     assert response.status_code == 401 and refused() == before
+
+
+def test_an_unknown_key_is_named_only_when_it_looks_like_a_mistyped_field():
+    client = TestClient(intake_app())
+    leaky = "Jane Example 9434765919"
+    body = report() | {"cateogry": "verbal_abuse", leaky: "x"}
+    body["perpetrator"] = body["perpetrator"] | {"nhs9434765919": True}
+    response = client.post("/v1/incidents", json=body)
+    assert response.status_code == 422
+    fields = sorted(e["field"] for e in response.json()["errors"])
+    assert fields == ["(unknown field)", "cateogry", "perpetrator.(unknown field)"]
+    assert "9434765919" not in response.text and "Jane" not in response.text

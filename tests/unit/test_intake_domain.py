@@ -141,3 +141,14 @@ def test_the_future_is_refused_on_a_report_but_not_judged_again_on_its_event():
     body = orjson.loads(encode(event))
     body["data"]["occurred_at"] = ahead
     assert decode(orjson.dumps(body)).data.occurred_at == datetime.fromisoformat(ahead)
+
+
+def test_a_batch_line_or_a_dead_letter_names_an_unknown_key_only_when_it_looks_like_a_field():
+    from schemas.events import describe_error
+    from services.intake.bulk import parse
+
+    line = parse(1, orjson.dumps(report() | {"Jane Example 9434765919": 1, "harmm": "low"}))
+    assert sorted(e["field"] for e in line.errors) == ["(unknown field)", "harmm"]
+    with pytest.raises(ValidationError) as refused:
+        IncidentReport(**report() | {"Jane Example 9434765919": 1})
+    assert describe_error(refused.value).startswith("(unknown field): ")

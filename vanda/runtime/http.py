@@ -15,6 +15,7 @@ from starlette.datastructures import URL, Headers, MutableHeaders
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from schemas.events import field_of
 from vanda.runtime import logs, metrics
 from vanda.runtime.db import TRANSIENT_DB_ERRORS
 
@@ -46,15 +47,13 @@ def ops_router(checks: Checks, refresh: Refresh) -> APIRouter:
     return router
 
 
-def _field(loc: tuple[object, ...]) -> str:
-    # FastAPI prefixes where the value came from; callers know their own body and query.
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
-    return ".".join(parts) or "(body)"
+# FastAPI prefixes where the value came from; callers know their own body and query.
+SOURCES = ("body", "query", "path", "header")
 
 
 async def validation_failed(request: Request, exc: RequestValidationError) -> JSONResponse:
     # The offending input is not echoed back: it may hold an NHS number.
-    errors = [{"field": _field(tuple(e["loc"])), "reason": e["msg"]} for e in exc.errors()]
+    errors = [{"field": field_of(e, SOURCES) or "(body)", "reason": e["msg"]} for e in exc.errors()]
     return JSONResponse({"error": "validation_failed", "errors": errors}, status_code=422)
 
 
