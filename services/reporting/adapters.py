@@ -181,9 +181,8 @@ async def incidents_between(pool: asyncpg.Pool, start: datetime, end: datetime, 
 
 
 # Whether a card's incident held a card before it, in this period or any earlier one.
-_CARD_KINDS = "(" + ", ".join(f"'{kind}'" for kind in CARDS) + ")"
-REISSUED = (f"(d.kind IN {_CARD_KINDS} AND EXISTS (SELECT 1 FROM {{schema}}.decisions e"
-            f" WHERE e.incident_id = d.incident_id AND e.kind IN {_CARD_KINDS}"
+REISSUED = (f"(d.kind IN {CARDS!r} AND EXISTS (SELECT 1 FROM {{schema}}.decisions e"
+            f" WHERE e.incident_id = d.incident_id AND e.kind IN {CARDS!r}"
             " AND (e.decided_at, e.decision_id) < (d.decided_at, d.decision_id))) AS reissued")
 
 

@@ -8,14 +8,13 @@ from uuid import UUID
 
 import asyncpg
 
-from services.reporting.adapters import audit, incident_of
+from services.reporting.adapters import TOLD, audit, incident_of
 from services.reporting.domain.footage import CARD_KINDS, CARD_UNDONE, Footage
 
 # Where footage stands, as footage.status() decides it, for the worklist's filter: `use` is
 # whether anything rests on it, and {due} the parameter holding when the period ends for
 # footage recorded at that time (now minus the period).
-FOOTAGE_USE = ("NOT i.withdrawn AND (i.police_informed OR i.referred_at IS NOT NULL OR i.crime_reference IS NOT NULL"
-               " OR i.police_outcome IS NOT NULL OR referral_claimed OR card_stands)")
+FOOTAGE_USE = f"NOT i.withdrawn AND ({TOLD} OR i.police_outcome IS NOT NULL OR referral_claimed OR card_stands)"
 FOOTAGE_STATUS = {
     None: "true",
     "deleted": "f.deleted_at IS NOT NULL",

@@ -161,23 +161,20 @@ def routes(deps: Callable[[], Any], auth: AuthSettings) -> APIRouter:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Domain refusals become 404 and 409 with the reason, naming the field."""
+    """Domain refusals become 404, 409 and 412 with the reason, naming the field."""
 
     async def refused(_: Request, exc: Exception) -> JSONResponse:
         field, _, reason = str(exc).partition(": ")
+        body = {"errors": [{"field": field, "reason": reason}]}
+        if isinstance(exc, Stale):  # with the version the subject is at now, to look at again
+            return JSONResponse({"error": "stale", **body, "version": exc.current}, status_code=412,
+                                headers={"ETag": f'"{exc.current}"'})
         status = 404 if isinstance(exc, NotFound) else 409
-        return JSONResponse({"error": "not_found" if status == 404 else "conflict",
-                             "errors": [{"field": field, "reason": reason}]}, status_code=status)
-
-    async def stale(_: Request, exc: Exception) -> JSONResponse:
-        current = exc.current if isinstance(exc, Stale) else ""
-        field, _, reason = str(exc).partition(": ")
-        return JSONResponse({"error": "stale", "errors": [{"field": field, "reason": reason}], "version": current},
-                            status_code=412, headers={"ETag": f'"{current}"'})
+        return JSONResponse({"error": "not_found" if status == 404 else "conflict", **body}, status_code=status)
 
     app.add_exception_handler(NotFound, refused)
     app.add_exception_handler(Conflict, refused)
-    app.add_exception_handler(Stale, stale)
+    app.add_exception_handler(Stale, refused)
 
 
 def subscribe(broker: KafkaBroker, consumer: EventConsumer, group_id: str, max_records: int,

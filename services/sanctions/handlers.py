@@ -73,8 +73,8 @@ async def apply(conn: asyncpg.Connection, subject_id: str, command: Input, polic
     `seen`: the subject's version a reviewer decided on, refused (Stale) if it has moved on."""
     await adapters.lock_subject(conn, subject_id)
     state = await adapters.load(conn, subject_id)
-    if seen is not None and state.version() != seen:
-        raise Stale(state.version())
+    if seen is not None and (current := state.version()) != seen:
+        raise Stale(current)
     state, decisions = decide(state, command, policy, now)
     events = outgoing(decisions, now)
     await adapters.save(conn, state, events)

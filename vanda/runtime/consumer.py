@@ -72,6 +72,7 @@ class BatchResult:
                                             ("dead_lettered", dead)) for t, n in c.items()]
 
 
+OUTAGE = retry_if_exception(is_transient)
 # A dead letter sent without the record's bytes (too large) says so, and where to read them.
 VALUE_OMITTED = "vanda-dlq-value-omitted"
 MAX_KEPT_KEY = 1024
@@ -95,26 +96,20 @@ class BatchConsumer:
         started = time.perf_counter()
         result = await self._retrying("apply", lambda: self.apply_batch(records))
         for letter in result.dead:
-            await self._dead_letter(letter)
+            # Sent before the batch's offsets commit, however long that takes: any failure (the
+            # broker away, a missing ACL) is retried with backoff, the consumer unhealthy
+            # meanwhile. Raising would rewind the partition at once, in a tight loop, sending
+            # the batch's earlier dead letters again each time.
+            await self._retrying("dead_letter", lambda letter=letter: self._send_dead_letter(letter),
+                                 retry=retry_if_exception_type(Exception), longest_wait=30)
         self._count(records, result, time.perf_counter() - started)
         if self._runtime.relay is not None:
             self._runtime.relay.wake()
         return result
 
-    async def _dead_letter(self, letter: DeadLetter) -> None:
-        """A dead letter reaches its topic before the batch's offsets commit, however long that
-        takes. Any failure to send it (the broker away, a missing ACL) is retried here with
-        backoff, the consumer unhealthy meanwhile: raising instead would rewind the partition
-        at once, in a tight loop, sending the batch's earlier dead letters again each time."""
-        async for attempt in AsyncRetrying(retry=retry_if_exception_type(Exception), wait=wait_exponential(
-                multiplier=0.2, max=30), before_sleep=lambda state: self._note_retry("dead_letter", state)):
-            with attempt:
-                await self._send_dead_letter(letter)
-        self.healthy = True
-
     async def _send_dead_letter(self, letter: DeadLetter) -> None:
         record = letter.record
-        headers = list(record.headers or ()) + [
+        own = [
             ("vanda-dlq-reason", letter.reason.encode()),
             ("vanda-dlq-error", letter.error[:2000].encode()),
             ("vanda-dlq-source-topic", record.topic.encode()),
@@ -125,7 +120,7 @@ class BatchConsumer:
         value = record.value
         try:
             await self._runtime.dead_letters.send_and_wait(dead_letter(record.topic), value=value, key=record.key,
-                                                           headers=headers)
+                                                           headers=list(record.headers or ()) + own)
         except MessageSizeTooLargeError:
             # A record the broker took compressed can be too large to send on as it is: the dead
             # letter then says where to read it, for as long as the source topic keeps it. Only
@@ -134,13 +129,16 @@ class BatchConsumer:
             key = record.key if record.key is None or len(record.key) <= MAX_KEPT_KEY else None
             await self._runtime.dead_letters.send_and_wait(
                 dead_letter(record.topic), value=None, key=key,
-                headers=headers[len(record.headers or ()):] + [(VALUE_OMITTED, omitted.encode())])
+                headers=own + [(VALUE_OMITTED, omitted.encode())])
         metrics.DEAD_LETTERS.labels(record.topic, letter.reason).inc()
 
-    async def _retrying(self, operation: str, call: Callable[[], Awaitable[Any]]) -> Any:
+    async def _retrying(self, operation: str, call: Callable[[], Awaitable[Any]],
+                        retry: Any = OUTAGE, longest_wait: float = 5) -> Any:
+        """`call` until it succeeds, retrying what `retry` admits (an outage, by default) with
+        backoff and the consumer unhealthy meanwhile; anything else is raised."""
         async for attempt in AsyncRetrying(
-            retry=retry_if_exception(is_transient),
-            wait=wait_exponential(multiplier=0.2, max=5),
+            retry=retry,
+            wait=wait_exponential(multiplier=0.2, max=longest_wait),
             before_sleep=lambda state: self._note_retry(operation, state),
             reraise=True,
         ):
