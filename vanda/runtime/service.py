@@ -51,6 +51,7 @@ class Runtime:
         self._relay_task: asyncio.Task[None] | None = None
         self.consumers: list[BatchConsumer] = []
         self.refreshers: list[Callable[[], Awaitable[None]]] = []
+        self._lag_labels: set[tuple[str, str, str]] = set()  # the partitions whose lag this replica reports
         self._background: list[asyncio.Task[None]] = []
 
     def background(self, work: Awaitable[None]) -> None:
@@ -157,17 +158,25 @@ class Runtime:
                 await refresh()
 
     async def _consumer_lag(self) -> None:
-        # Highwater minus position for each partition this replica holds right now.
+        # Highwater minus position for each partition this replica holds right now. A partition
+        # it no longer holds (moved to another replica by a rebalance) is dropped: its last lag
+        # would otherwise be exported, unchanging, until restart, and hold the lag alert up.
+        held: set[tuple[str, str, str]] = set()
         for subscriber in self.broker.subscribers:
             consumer = getattr(subscriber, "consumer", None)
             if consumer is None:
                 continue
             group = getattr(subscriber, "group_id", None) or "none"
             for tp in consumer.assignment():
+                labels = (group, tp.topic, str(tp.partition))
+                held.add(labels)
                 end = consumer.highwater(tp)
                 if end is not None:
-                    lag = max(0, end - await consumer.position(tp))
-                    metrics.CONSUMER_LAG.labels(group, tp.topic, str(tp.partition)).set(lag)
+                    metrics.CONSUMER_LAG.labels(*labels).set(max(0, end - await consumer.position(tp)))
+        for labels in self._lag_labels - held:
+            with contextlib.suppress(KeyError):
+                metrics.CONSUMER_LAG.remove(*labels)
+        self._lag_labels = held
 
 
 async def every(round_: Callable[[], Awaitable[object]], every_s: float, failed: str,

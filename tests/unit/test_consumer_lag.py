@@ -1,0 +1,57 @@
+"""The lag gauge follows the partitions this replica holds: one moved away by a rebalance
+stops being reported, so its last lag cannot hold the lag alert up after the backlog is gone."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from aiokafka import TopicPartition
+from prometheus_client import REGISTRY
+
+from vanda.runtime.service import Runtime
+from vanda.runtime.settings import CommonSettings
+
+TOPIC = "vanda.test-lag.v1"
+
+
+class Consumer:
+    """What the gauge reads of an aiokafka consumer: its assignment, highwaters and positions."""
+
+    def __init__(self, ends: dict[int, int | None], at: int = 0) -> None:
+        self.ends, self.at = ends, at
+
+    def assignment(self) -> set[TopicPartition]:
+        return {TopicPartition(TOPIC, p) for p in self.ends}
+
+    def highwater(self, tp: TopicPartition) -> int | None:
+        return self.ends[tp.partition]
+
+    async def position(self, tp: TopicPartition) -> int:
+        return self.at
+
+
+def lag(partition: int) -> float | None:
+    return REGISTRY.get_sample_value("vanda_consumer_lag",
+                                     {"group": "vanda-lag", "topic": TOPIC, "partition": str(partition)})
+
+
+async def test_a_partition_moved_away_stops_being_reported() -> None:
+    runtime = Runtime("lagtest", CommonSettings(), [])
+    held = SimpleNamespace(consumer=Consumer({0: 5000, 1: 1200}, at=100), group_id="vanda-lag")
+    runtime.broker = SimpleNamespace(subscribers=[held])  # type: ignore[assignment]
+    await runtime._consumer_lag()
+    assert (lag(0), lag(1)) == (4900, 1100)
+
+    held.consumer = Consumer({1: 1300}, at=1250)  # a rebalance gave partition 0 to another replica
+    await runtime._consumer_lag()
+    assert (lag(0), lag(1)) == (None, 50)
+
+
+async def test_a_held_partition_with_no_highwater_yet_keeps_its_last_lag() -> None:
+    runtime = Runtime("lagtest", CommonSettings(), [])
+    held = SimpleNamespace(consumer=Consumer({2: 300}, at=0), group_id="vanda-lag")
+    runtime.broker = SimpleNamespace(subscribers=[held])  # type: ignore[assignment]
+    await runtime._consumer_lag()
+    held.consumer = Consumer({2: None})  # still held; the fetcher has not seen its end since
+    await runtime._consumer_lag()
+    assert lag(2) == 300
