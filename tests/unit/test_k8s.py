@@ -271,10 +271,30 @@ def test_services_read_the_config_map(applied: list) -> None:
 
 
 def test_partitions_leave_every_consumer_replica_work(applied: list) -> None:
-    # Replicas of one consumer group beyond the partition count sit idle.
-    partitions = int(_one(applied, "ConfigMap", "vanda-config")["data"]["TOPIC_PARTITIONS"])
+    # Consumers of one group beyond the partition count sit idle, and each replica runs several.
+    data = _one(applied, "ConfigMap", "vanda-config")["data"]
+    per_replica = int(data.get("CONSUMERS_PER_SUBSCRIPTION", CommonSettings().consumers_per_subscription))
     for name in CONSUMERS:
-        assert _one(applied, "Deployment", name)["spec"]["replicas"] <= partitions, name
+        replicas = _one(applied, "Deployment", name)["spec"]["replicas"]
+        assert replicas * per_replica <= int(data["TOPIC_PARTITIONS"]), name
+
+
+def test_every_pod_verifies_tls_against_the_mounted_ca(applied: list, secrets: dict) -> None:
+    # Without a CA to check against, verify-full fails: libpq looks for ~/.postgresql/root.crt,
+    # which the image lacks, so the migrations (and every pod behind them) would not start.
+    (url,) = [doc["stringData"]["DATABASE_URL"] for doc in _documents(K8S / "secret.example.yaml")
+              if doc["metadata"]["name"] == "vanda-database"]
+    cafile = _one(applied, "ConfigMap", "vanda-config")["data"]["KAFKA_SSL_CAFILE"]
+    assert "sslmode=verify-full" in url and f"sslrootcert={cafile}" in url
+    assert "ca.crt" in secrets["vanda-ca"]
+    for workload in _workloads(applied):
+        pod = _pod(workload)
+        volume = next(v["name"] for v in pod["volumes"] if v.get("secret", {}).get("secretName") == "vanda-ca")
+        for container in [*pod.get("initContainers", []), *pod["containers"]]:
+            mounts = {m["mountPath"]: m for m in container["volumeMounts"] if m["name"] == volume}
+            where = cafile.rsplit("/", 1)[0]
+            who = (workload["metadata"]["name"], container["name"])
+            assert where in mounts and mounts[where]["readOnly"] is True, who
 
 
 # --------------------------------------------------------------------------

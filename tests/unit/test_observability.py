@@ -351,7 +351,7 @@ def test_dashboard_queries_use_only_catalogued_metrics_and_labels(path: Path):
 
 def test_pipeline_dashboard_shows_throughput_lag_latency_dead_letters_and_outbox():
     queries = " ".join(expr for _, expr in _queries(_dashboard(GRAFANA_DIR / "dashboards" / "vanda-pipeline.json")))
-    for metric in ("vanda_events_consumed_total", "vanda_intake_reports_total", "vanda_consumer_lag",
+    for metric in ("vanda_events_consumed_total", "vanda_intake_incidents_total", "vanda_consumer_lag",
                    "vanda_consumer_batch_seconds_bucket", "vanda_dead_letters_total", "vanda_outbox_pending",
                    "vanda_ready", "vanda_transient_retries_total"):
         assert metric in queries, metric
