@@ -232,10 +232,12 @@ def _card_in_view(card: Card, state: SubjectState, policy: Policy, now: datetime
 
 def _incident_in_view(i: IncidentRecord, policy: Policy) -> dict[str, Any]:
     """An incident with whether it counts towards the ladder and until when: why an incident
-    reported after it left the window carries no warning."""
+    reported after it left the window carries no warning, or one whose age band was not
+    recorded none yet."""
     view = i.model_dump(mode="json", include={"incident_id", "occurred_at", "category", "harm", "withdrawn",
                                               "excused", "revision"})
-    return view | {"qualifies": ladder.qualifies(i), "counts_until": ladder.counts_until(i, policy).isoformat()}
+    return view | {"qualifies": ladder.qualifies(i, policy), "awaiting_age_band": ladder.awaiting_age_band(i, policy),
+                   "counts_until": ladder.counts_until(i, policy).isoformat()}
 
 
 async def describe_subject(pool: asyncpg.Pool, subject_id: str, policy: Policy,

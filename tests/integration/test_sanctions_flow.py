@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 # Test-range NHS numbers (999...), one per person in the scenario.
 BANNED, WITHDRAWN, REJECTED, APPEALED, CHILD = "9990000042", "9990000050", "9990000069", "9990000077", "9990000085"
 LAPSED, EXTENDED, UPGRADED, TOO_OLD = "9990001006", "9990001030", "9990001049", "9990001057"
-STALE = "9990002045"
+STALE, AGELESS = "9990002045", "9990003017"
 MIGRATIONS = Path(__file__).parents[2] / "services" / "sanctions" / "migrations"
 
 
@@ -254,7 +254,7 @@ async def test_an_incident_during_a_ban_proposes_an_extension_that_replaces_it(p
     await now_report()  # after the ban began
     events = await events_for(pipeline, subject, 4)
     assert kinds(events) == ["red_card_proposed", "red_card_endorsed", "ban_imposed", "red_card_proposed"]
-    assert events[3]["data"]["rule"] == "red.extension" and events[3]["data"]["policy_version"] == "2026.3"
+    assert events[3]["data"]["rule"] == "red.extension" and events[3]["data"]["policy_version"] == "2026.4"
     extension = events[3]["data"]["decision_id"]
     await sanctions_call(pipeline, "POST", f"/v1/sanctions/{extension}/approve", "sanction_approver",
                          reason="Re-offended during the ban")
@@ -400,3 +400,24 @@ async def test_a_decision_on_a_subject_that_moved_on_since_the_reviewer_looked_i
     assert stale.json()["version"] == now["version"] == stale.headers["ETag"].strip('"')
     assert {c["sanction_id"]: c["status"] for c in (await moved_on())["cards"]}[red] == "proposed"  # unchanged
     assert (await reject(now["version"])).status_code == 200
+
+
+async def test_a_card_waits_for_the_age_band_and_follows_once_it_is_recorded(pipeline):
+    # The shipped policy cards nobody whose age band was not recorded: they may be a child.
+    no_age = {"kind": "patient", "nhs_number": AGELESS, "medical_factors": False}
+    receipt = await send(pipeline, report(perpetrator=no_age, occurred_at=on_day(30).isoformat()))
+    subject, incident_id = receipt["subject_id"], receipt["incident_id"]
+
+    async def seen():
+        return await sanctions_call(pipeline, "GET", f"/v1/subjects/{subject}", "correspondence")
+    view = (await poll(seen, lambda r: r.status_code == 200 and len(r.json()["incidents"]) == 1)).json()
+    assert view["card_level"] == "none" and view["cards"] == []
+    assert [(i["qualifies"], i["awaiting_age_band"]) for i in view["incidents"]] == [(False, True)]
+
+    async with httpx.AsyncClient(base_url=pipeline["INTAKE_URL"], timeout=30, headers=source_key(pipeline)) as client:
+        amended = await client.patch(f"/v1/incidents/{incident_id}", json={"perpetrator": {"age_band": "18_to_64"}})
+    assert amended.status_code == 200, amended.text
+    (event,) = await events_for(pipeline, subject, 1)
+    assert event["type"].endswith("yellow_card_issued.v1") and event["data"]["incident_id"] == incident_id
+    view = (await poll(seen, lambda r: r.json()["card_level"] == "yellow_1")).json()
+    assert [(i["qualifies"], i["awaiting_age_band"]) for i in view["incidents"]] == [(True, False)]

@@ -146,6 +146,47 @@ def test_withdrawing_the_first_incident_moves_the_second_down_to_yellow_one():
     assert [c.status for c in state.cards if c.status != CardStatus.RESCINDED] == [CardStatus.ISSUED]
 
 
+AGE_KNOWN = Policy(version="test-age-known", card_without_age_band=False)
+
+
+@pytest.mark.parametrize(("policy", "kw", "expected"), [
+    # Taken to be an adult: the setting's default, and how policies before it behaved.
+    (POLICY, {"age_band": None}, [Y1]),
+    (AGE_KNOWN, {"age_band": None}, []),
+    (AGE_KNOWN, {"age_band": None, "category": "weapon"}, []),
+    (AGE_KNOWN, {"age_band": "18_to_64"}, [Y1]),
+    (AGE_KNOWN, {"age_band": "65_and_over", "category": "weapon"}, [RED]),
+    (AGE_KNOWN, {"age_band": "under_18"}, ["safeguarding_referral_requested"]),
+    (AGE_KNOWN, {"age_band": None, "medical_factors": True}, ["clinical_review_requested"]),
+])
+def test_a_card_waits_for_the_age_band_where_the_policy_says(policy, kw, expected):
+    assert names(feed([record(**kw)], policy=policy)[1]) == expected
+
+
+def test_an_incident_awaiting_its_age_band_counts_once_recorded_and_its_card_follows():
+    a, b = record(0, age_band=None), record(1)
+    state, decisions = feed([a, b], policy=AGE_KNOWN)
+    assert names(decisions) == [Y1]  # b is the first the ladder can count
+    adult = a.model_copy(update={"age_band": "18_to_64", "revision": 2})
+    state, decisions = feed([IncidentSeen(adult, amended=True)], state, policy=AGE_KNOWN)
+    # a is now first: it takes yellow 1 and b moves up to yellow 2 (b's old card rescinded).
+    assert sorted(names(decisions)) == sorted(["rescinded", Y1, Y2])
+    assert {(c.incident_id, c.kind) for c in state.cards if c.standing} == {(a.incident_id, "yellow_1"),
+                                                                         (b.incident_id, "yellow_2")}
+
+
+def test_an_age_band_cleared_lifts_a_warning_in_force_but_leaves_one_served():
+    a = record(0)
+    state, _ = feed([a], policy=AGE_KNOWN)
+    cleared = a.model_copy(update={"age_band": None, "revision": 2})
+    _, decisions = feed([IncidentSeen(cleared, amended=True)], state, policy=AGE_KNOWN)
+    assert names(decisions) == ["rescinded"] and decisions[0].reason == "incident_amended"
+    # Served: clearing the age band proves no child, unlike an amendment that says so.
+    state, _ = feed([Tick()], state, policy=AGE_KNOWN, now=days(400))
+    state, decisions = feed([IncidentSeen(cleared, amended=True)], state, policy=AGE_KNOWN, now=days(410))
+    assert decisions == [] and [c.status for c in state.cards] == [CardStatus.LAPSED]
+
+
 def test_amending_to_medical_factors_rescinds_the_card_and_requests_clinical_review():
     a = record(0)
     state, _ = feed([a])

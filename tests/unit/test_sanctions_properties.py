@@ -44,7 +44,7 @@ incident_kw = st.fixed_dictionaries({
     "days": st.integers(0, 800),
     "kind": st.sampled_from(["patient", "patient", "relative", "visitor", "staff", "unknown"]),
     "medical_factors": st.booleans(),
-    "age_band": st.sampled_from(["18_to_64", "18_to_64", "65_and_over", "under_18"]),
+    "age_band": st.sampled_from(["18_to_64", "18_to_64", "65_and_over", "under_18", None]),
     "category": st.sampled_from(["verbal_abuse", "verbal_abuse", "weapon", "physical_assault"]),
     "harm": st.sampled_from(["none", "low", "moderate"]),
 })
@@ -54,7 +54,7 @@ operation = st.one_of(
     st.tuples(st.just("report_late"), incident_kw, st.integers(0, 800)),
     st.tuples(st.just("withdraw"), st.integers(0, 30)),
     st.tuples(st.just("amend"), st.integers(0, 30), st.booleans()),
-    st.tuples(st.just("amend_age"), st.integers(0, 30), st.sampled_from(["18_to_64", "under_18"])),
+    st.tuples(st.just("amend_age"), st.integers(0, 30), st.sampled_from(["18_to_64", "under_18", None])),
     st.tuples(st.sampled_from(["approve", "agree", "reject", "appeal", "uphold", "dismiss"]), st.integers(0, 30)),
     st.tuples(st.just("tick"), st.integers(0, 900)),
 )
@@ -155,10 +155,12 @@ def run(ops, policy=POLICY):
     return apply_all(accepted_inputs(ops, policy), policy)
 
 
-# The default policy, and the extension on re-offence with approval and without.
+# The default policy, the extension on re-offence with approval and without, two people
+# to impose a ban, and no card until the age band is recorded.
 POLICIES = [POLICY, Policy(version="test-ext", extend_on_reoffence=True),
             Policy(version="test-ext-auto", extend_on_reoffence=True, approval_required=False),
-            Policy(version="test-two-people", extend_on_reoffence=True, clinical_agreement_required=True)]
+            Policy(version="test-two-people", extend_on_reoffence=True, clinical_agreement_required=True),
+            Policy(version="test-age-known", extend_on_reoffence=True, card_without_age_band=False)]
 
 
 @pytest.mark.parametrize("policy", POLICIES, ids=lambda p: p.version)
@@ -179,7 +181,7 @@ def test_invariants_hold_after_any_history(policy, ops):
     assert sum(c.status == CardStatus.PROPOSED for c in standing) <= 1
     # No card stands for a guarded, withdrawn or non-cardable incident; one card per incident.
     for card in standing:
-        assert qualifies(state.incident(card.incident_id))
+        assert qualifies(state.incident(card.incident_id), policy)
     assert len({c.incident_id for c in standing}) == len(standing)
     # The ladder position held equals what the count of qualifying incidents in the window gives.
     wants = ideal(state, policy, settled)

@@ -154,9 +154,10 @@ def _seen(state: SubjectState, command: IncidentSeen, policy: Policy, now: datet
     state, decisions = _guards(state.model_copy(update={"incidents": incidents}), new, policy, now)
     reason = RescindReason.INCIDENT_AMENDED if command.amended else RescindReason.INCIDENT_REPORTED_LATE
     state, more = reconcile(state, policy, now, reason)
-    if command.amended and not ladder.qualifies(new):
+    if command.amended and not ladder.eligible(new):
         # Found to be a child, or unwell: a card for it that has run its course was never
         # deserved, and the record says so (overturned, not served), as for a withdrawal.
+        # An age band cleared proves nothing of the kind: a card in force falls, one served stands.
         for card in [c for c in state.cards if c.incident_id == new.incident_id]:
             state, overturned = _overturn_ended(state, card.sanction_id, policy, now, reason)
             more += overturned

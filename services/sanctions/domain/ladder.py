@@ -36,9 +36,19 @@ def cardable(i: IncidentRecord) -> bool:
     return i.kind in CARDABLE and not i.withdrawn
 
 
-def qualifies(i: IncidentRecord) -> bool:
-    """Counts towards the ladder: cardable, adult, no clinical cause, not excused on appeal."""
+def eligible(i: IncidentRecord) -> bool:
+    """Conduct that can deserve a card: cardable, not a child, no clinical cause, not excused on appeal."""
     return cardable(i) and not i.excused and not i.medical_factors and i.age_band != AgeBand.UNDER_18
+
+
+def awaiting_age_band(i: IncidentRecord, policy: Policy) -> bool:
+    """Eligible, but held back until its age band is recorded: the person may be a child."""
+    return i.age_band is None and not policy.card_without_age_band and eligible(i)
+
+
+def qualifies(i: IncidentRecord, policy: Policy) -> bool:
+    """Counts towards the ladder: eligible, and known to be an adult where the policy asks."""
+    return eligible(i) and not awaiting_age_band(i, policy)
 
 
 def serious(i: IncidentRecord, policy: Policy) -> bool:
@@ -50,9 +60,9 @@ def serious(i: IncidentRecord, policy: Policy) -> bool:
     return i.harm in policy.immediate_red_harm.get(i.category, frozenset())
 
 
-def ordered(state: SubjectState) -> list[IncidentRecord]:
+def ordered(state: SubjectState, policy: Policy) -> list[IncidentRecord]:
     """Qualifying incidents in the order they happened (arrival breaks ties)."""
-    return sorted((i for i in state.incidents if qualifies(i)), key=lambda i: (i.occurred_at, i.seq))
+    return sorted((i for i in state.incidents if qualifies(i, policy)), key=lambda i: (i.occurred_at, i.seq))
 
 
 def ideal(state: SubjectState, policy: Policy, now: datetime | None = None) -> dict[UUID, Want]:
@@ -67,7 +77,7 @@ def ideal(state: SubjectState, policy: Policy, now: datetime | None = None) -> d
       new one: conduct the policy no longer counts is not carded, whatever is learnt of it
       later (an amendment of its harm, the backfill of an incident before it).
     """
-    live, cards = ordered(state), holders(state)
+    live, cards = ordered(state, policy), holders(state)
     bans = {c.incident_id for c in state.cards
             if c.kind == CardKind.RED and c.status in (CardStatus.ACTIVE, CardStatus.EXPIRED)}
     while True:

@@ -40,6 +40,10 @@ class Policy(Frozen):
     # A ban needs the security manager's approval and the clinical lead's agreement that it
     # is clinically safe, given by two different people in either order.
     clinical_agreement_required: bool = False
+    # Children are never carded, so a card for someone whose age band was not recorded risks
+    # carding a child. Off, such an incident earns no card until its age band is recorded;
+    # on, the person is taken to be an adult (the behaviour before this setting existed).
+    card_without_age_band: bool = True
 
     @field_validator("red_card_days")
     @classmethod
