@@ -161,7 +161,8 @@ def _not_in_the_future(value: datetime) -> datetime:
 # A time something already happened at: with an offset, and not in the future.
 Past = Annotated[AwareDatetime, AfterValidator(_not_in_the_future)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul]
-OdsCode = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Z0-9]{3,6}$")]
+# Either case: the pattern is checked before the code is upper-cased, so `rj1` is RJ1, not refused.
+OdsCode = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z0-9]{3,6}$")]
 
 
 def nhs_number_is_valid(digits: str) -> bool:

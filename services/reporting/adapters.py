@@ -250,9 +250,11 @@ async def referrals(pool: asyncpg.Pool, status: str | None, organisation: str | 
 
 
 async def put_workforce(pool: asyncpg.Pool, period: str, first: date, rows: list[dict[str, Any]]) -> None:
-    """Replace the headcount for a period (a whole snapshot at a time)."""
+    """Replace the period's headcount of each organisation in `rows` (a whole snapshot of it at a
+    time). Other organisations' rows stay: each trust loads its own staff, on its own dates."""
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("DELETE FROM reporting.workforce WHERE period = $1", period)
+        await conn.execute("DELETE FROM reporting.workforce WHERE period = $1 AND organisation = ANY($2::text[])",
+                           period, sorted({r["organisation"] for r in rows}))
         await conn.executemany(
             "INSERT INTO reporting.workforce (period, first_month, organisation, site, staff_group, ethnic_group,"
             " disability, sex, headcount) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -261,20 +263,24 @@ async def put_workforce(pool: asyncpg.Pool, period: str, first: date, rows: list
 
 
 async def headcount(pool: asyncpg.Pool, period: str, last: date, organisation: str | None,
-                    site: str | None) -> dict[tuple[str, str, str, str], int]:
-    """Staff in post by (staff group, ethnic group, disability, sex): for each organisation in
-    scope, the period's own snapshot, else its latest before the period's end. Chosen per
-    organisation: a region's trusts may load on different dates, and one trust's snapshot
-    holds none of another's staff."""
+                    site: str | None) -> tuple[dict[tuple[str, str, str, str], int], set[str]]:
+    """Staff in post by (staff group, ethnic group, disability, sex), and the organisations they
+    are of: for each organisation in scope, the period's own snapshot, else its latest before
+    the period's end. Chosen per organisation: a region's trusts may load on different dates,
+    and one trust's snapshot holds none of another's staff."""
     where = " AND ($3::text IS NULL OR organisation = $3) AND ($4::text IS NULL OR site = $4)"
     rows = await pool.fetch(
         "WITH chosen AS (SELECT DISTINCT ON (organisation) organisation, period FROM reporting.workforce"
         f" WHERE (period = $1 OR first_month <= $2){where}"
         " ORDER BY organisation, (period = $1) DESC, first_month DESC)"
-        " SELECT staff_group, ethnic_group, disability, sex, sum(headcount)::int AS n"
+        " SELECT organisation, staff_group, ethnic_group, disability, sex, sum(headcount)::bigint AS n"
         f" FROM reporting.workforce JOIN chosen USING (organisation, period) WHERE true{where}"
-        " GROUP BY staff_group, ethnic_group, disability, sex", period, last, organisation, site)
-    return {(r["staff_group"], r["ethnic_group"], r["disability"], r["sex"]): r["n"] for r in rows}
+        " GROUP BY organisation, staff_group, ethnic_group, disability, sex", period, last, organisation, site)
+    heads: dict[tuple[str, str, str, str], int] = {}
+    for r in rows:
+        key = (r["staff_group"], r["ethnic_group"], r["disability"], r["sex"])
+        heads[key] = heads.get(key, 0) + r["n"]
+    return heads, {r["organisation"] for r in rows}
 
 
 async def put_objective(pool: asyncpg.Pool, o: Objective) -> None:

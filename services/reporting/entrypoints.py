@@ -26,9 +26,15 @@ from vanda.runtime.auth import AuthSettings, Principal, Role, require
 from vanda.runtime.consumer import EventConsumer, subscribe as consume
 
 MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
+# Staff in post on one row: the whole NHS is about 1.5 million, so more is a typing error.
+MAX_HEADCOUNT = 2_000_000
 PAGE, MAX_PAGE = 100, 1000  # referrals per worklist page: by default, and at most
-Organisation = Annotated[str | None, Query(max_length=6, description="ODS code.")]
-Site = Annotated[str | None, Query(max_length=200)]
+
+
+# Filters take the stored values' own types, so they are stripped as the values were and one
+# that no stored value can be is refused (422) rather than answered with nothing.
+Organisation = Annotated[OdsCode | None, Query(description="ODS code, either case (`rj1` finds RJ1).")]
+Site = Annotated[Text | None, Query()]
 Location = Annotated[LocationType | None, Query(description="Only incidents at this type of location, and their"
                                                 " sanctions; no rates per 1,000 staff (staff are counted by site).")]
 
@@ -55,7 +61,7 @@ class HeadcountRow(Body):
     ethnic_group: EthnicGroup
     disability: Disability = Field(Disability.NOT_STATED, description="For the WDES gap per 1,000 staff.")
     sex: Sex = Field(Sex.NOT_STATED, description="For staff affected per 1,000 by sex, sexual safety's above all.")
-    headcount: int = Field(ge=0)
+    headcount: int = Field(ge=0, le=MAX_HEADCOUNT)
 
 
 class FootageDeletion(Body):
@@ -70,11 +76,30 @@ class Retraction(Body):
 
 
 class Workforce(Body):
-    rows: list[HeadcountRow] = Field(min_length=1, max_length=10_000)
+    rows: list[HeadcountRow] = Field(min_length=1, max_length=10_000, description=(
+        "Staff in post of one or more organisations: the load replaces the period's rows of each organisation"
+        " in it, and no other's. One row per organisation, site, staff group, ethnic group, disability and sex."))
+
+
+# What makes two headcount rows the same staff (the table's key, less the period).
+ROW_KEY = ("organisation", "site", "staff_group", "ethnic_group", "disability", "sex")
+
+
+def duplicates(rows: list[HeadcountRow]) -> RequestValidationError | None:
+    """Each row that repeats an earlier one's key, named by position only (no values echoed):
+    adding or keeping either would be a guess at what the trust meant."""
+    seen: dict[tuple[Any, ...], int] = {}
+    errors = []
+    for i, row in enumerate(rows):
+        first = seen.setdefault(tuple(getattr(row, f) for f in ROW_KEY), i)
+        if first != i:
+            errors.append({"loc": ("body", "rows", i), "type": "value_error", "msg": f"duplicates row {first}"
+                           " (same organisation, site, staff_group, ethnic_group, disability and sex)"})
+    return RequestValidationError(errors) if errors else None
 
 
 class ObjectiveBody(Body):
-    target: float
+    target: float = Field(allow_inf_nan=False)  # NaN or infinity is stored as null: never met, or always
     direction: Direction
     tolerance: float = Field(0.1, ge=0, le=1, description="Amber band, as a fraction of the target.")
     months: int | None = Field(None, ge=1, le=120, description=(
@@ -252,10 +277,14 @@ def _admin_routes(router: APIRouter, deps: Deps) -> None:
     @router.put("/v1/workforce/{period}", tags=["workforce"])
     async def put_workforce(body: Workforce, period: str = Path(pattern=periods.PERIOD_PATTERN),
                             who: Principal = operations) -> dict:
-        """Load staff in post for a period, replacing any earlier load for it."""
+        """Load staff in post for a period: for each organisation in the body, replacing its
+        earlier load for the period; other organisations' loads are kept."""
         first = _month("period", period)
+        if error := duplicates(body.rows):
+            raise error
         await adapters.put_workforce(deps.pool(), period, first, [r.model_dump(mode="json") for r in body.rows])
-        return {"period": period, "rows": len(body.rows), "headcount": sum(r.headcount for r in body.rows)}
+        return {"period": period, "rows": len(body.rows), "headcount": sum(r.headcount for r in body.rows),
+                "organisations": sorted({r.organisation for r in body.rows})}
 
     @router.put("/v1/objectives/{metric}", tags=["objectives"])
     async def put_objective(body: ObjectiveBody, metric: str = Path(description=f"One of {', '.join(HEADLINE)}."),

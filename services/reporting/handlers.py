@@ -133,9 +133,7 @@ async def _board(pool: asyncpg.Pool, scope: Scope, p: Projection, disclosure: Di
     decisions = await adapters.decisions_before(pool, start, end, *where, location=scope.location_type)
     red = [d.incident_id for d in decisions if d.kind == "red_card_proposed"]
     related = await adapters.incidents_by_id(pool, red, p.schema)
-    # The workforce is loaded by site, not by where in it staff work: no rate for one location type.
-    heads = {} if scope.location_type else await adapters.headcount(pool, scope.period.label, scope.period.last,
-                                                                    scope.organisation, scope.site)
+    heads, missing = await _workforce(pool, scope, incidents)
     months = [Window(periods.label(m), periods.start_of(m, p.zone), periods.start_of(periods.add_months(m, 1), p.zone))
               for m in scope.period.months]
     # A long period's figures are seconds of pure CPU: worked out in a thread, so that the
@@ -145,8 +143,20 @@ async def _board(pool: asyncpg.Pool, scope: Scope, p: Projection, disclosure: Di
     goals = assess(await adapters.objectives(pool), headline(body["totals"]), [headline(m) for m in body["months"]])
     return {"from": periods.label(scope.period.first), "to": periods.label(scope.period.last),
             "period": scope.period.label, "organisation": scope.organisation, "site": scope.site,
-            "location_type": scope.location_type,
+            "location_type": scope.location_type, "workforce_missing": missing,
             **body, "objectives": goals}
+
+
+async def _workforce(pool: asyncpg.Pool, scope: Scope, incidents: list[IncidentFact]) -> tuple[Headcount, list[str]]:
+    """The staff in post the rates count against, and the organisations with incidents in scope
+    but no workforce load. With any such, no rate is given: a region's incidents over some of
+    its trusts' staff would overstate every rate, by three times with one trust of three loaded."""
+    if scope.location_type:  # loaded by site, not by where in it staff work: no rate for one location type
+        return {}, []
+    heads, loaded = await adapters.headcount(pool, scope.period.label, scope.period.last, scope.organisation,
+                                             scope.site)
+    missing = sorted({f.organisation for f in incidents if not f.withdrawn} - loaded)
+    return ({}, missing) if missing else (heads, [])
 
 
 def _figures(inputs: Inputs, months: list[Window], total: Window, disclosure: Disclosure,

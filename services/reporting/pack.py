@@ -33,6 +33,14 @@ def _disclosure_note(suppression: dict[str, Any]) -> str:
     return note if base == 1 else f"{note} Counts are rounded to the nearest {base}, and shares are made from them."
 
 
+def _workforce_note(body: dict[str, Any]) -> str:
+    missing = body.get("workforce_missing") or []
+    if not missing:
+        return ""
+    return (" No rate per 1,000 staff is given: no workforce is loaded for "
+            f"{escape(', '.join(missing))}, whose incidents the rates would count.")
+
+
 def render(body: dict[str, Any]) -> str:
     """The whole page for one board view."""
     totals = body["totals"]
@@ -42,7 +50,7 @@ def render(body: dict[str, Any]) -> str:
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Board pack {escape(body['period'])}</title>",
         f"<style>{STYLE}</style></head><body>",
         f"<h1>Violence, aggression and abuse against staff: {escape(body['period'])}</h1>",
-        f"<p class='note'>{where}. {_disclosure_note(body['suppression'])}</p>",
+        f"<p class='note'>{where}. {_disclosure_note(body['suppression'])}{_workforce_note(body)}</p>",
         _objectives(body), "<div class='grid'>",
         _section("Incidents by month", _bars("trend", [(m["month"], m["incidents"]) for m in body["months"]])),
         _section("Staff affected by ethnic group", _bars("ethnicity", _dims(totals, "staff_affected_by_ethnic_group"))),

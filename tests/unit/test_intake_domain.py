@@ -33,6 +33,18 @@ def test_nhs_number_with_spaces_is_normalised():
     assert r.perpetrator.nhs_number == "9434765919"
 
 
+@pytest.mark.parametrize(("given", "stored"), [("RZA", "RZA"), ("rza", "RZA"), (" Rj1 ", "RJ1")])
+def test_an_ods_code_is_taken_in_either_case_and_stored_upper_case(given, stored):
+    assert IncidentReport(**report(organisation=given)).organisation == stored
+
+
+@pytest.mark.parametrize("bad", ["RJ-1", "R1", "RJ12345", "ＲＪ１"])
+def test_an_ods_code_not_of_3_to_6_letters_and_digits_is_refused_naming_the_field(bad):
+    with pytest.raises(ValidationError) as caught:
+        IncidentReport(**report(organisation=bad))
+    assert [e["loc"] for e in caught.value.errors()] == [("organisation",)]
+
+
 @pytest.mark.parametrize(("number", "reason"), [
     ("0000000000", "a placeholder"), ("9999999999", "a placeholder"),  # pass the check digit: "not known"
     ("９４３４７６５９１９", "not a valid NHS number"), ("943476591²", "not a valid NHS number"),

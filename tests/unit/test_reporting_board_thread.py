@@ -30,7 +30,7 @@ def stub_reads(monkeypatch, incidents=returning([]), decisions=returning([]), ob
     monkeypatch.setattr(adapters, "incidents_between", incidents)
     monkeypatch.setattr(adapters, "decisions_before", decisions)
     monkeypatch.setattr(adapters, "incidents_by_id", returning({}))
-    monkeypatch.setattr(adapters, "headcount", returning({}))
+    monkeypatch.setattr(adapters, "headcount", returning(({}, set())))
     monkeypatch.setattr(adapters, "objectives", objectives)
 
 

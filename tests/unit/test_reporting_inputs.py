@@ -1,0 +1,115 @@
+"""Reporting's inputs are refused or normalised at the HTTP edge, before any connection is
+touched: the adapters and handlers are replaced by recorders (no app startup needed)."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.reporting import adapters, handlers, pack
+from services.reporting.bootstrap import create_app
+from vanda.runtime.auth import sign
+
+SECRET = "unit-test-secret-of-at-least-32-bytes"
+ROW = {"organisation": "RJ1", "site": "Main", "staff_group": "nursing_midwifery", "ethnic_group": "white",
+       "headcount": 10}
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple]]:
+    """What reached the adapters and handlers, in place of a database."""
+    seen: list[tuple[str, tuple]] = []
+
+    def recorder(name: str, answer=None):
+        async def record(*args, **kwargs):
+            seen.append((name, args))
+            return answer
+        return record
+
+    monkeypatch.setenv("AUTH_JWT_SECRET", SECRET)
+    monkeypatch.setattr(adapters, "put_workforce", recorder("put_workforce"))
+    monkeypatch.setattr(adapters, "put_objective", recorder("put_objective"))
+    monkeypatch.setattr(adapters, "audit", recorder("audit"))
+    monkeypatch.setattr(handlers, "board", recorder("board", {"months": [], "totals": {}}))
+    monkeypatch.setattr(handlers, "worklist", recorder("worklist", {"referrals": [], "next": None}))
+    monkeypatch.setattr(handlers, "footage_worklist", recorder("footage_worklist", {"incidents": [], "next": None}))
+    monkeypatch.setattr(pack, "render", lambda body: "<html></html>")
+    return seen
+
+
+def client(*roles: str) -> TestClient:
+    return TestClient(create_app(), headers={"Authorization": f"Bearer {sign(SECRET, 'tester-1', list(roles))}"})
+
+
+def errors(response) -> dict[str, str]:
+    assert response.status_code == 422, response.text
+    return {e["field"]: e["reason"] for e in response.json()["errors"]}
+
+
+def test_a_workforce_row_repeating_another_after_normalisation_is_named_not_a_500(calls):
+    # "rj1" and "Main " are stored as RJ1 and Main: the same key as row 0, as is an identical line.
+    rows = [ROW, ROW | {"organisation": "rj1", "site": "Main ", "headcount": 12}, ROW,
+            ROW | {"site": "Annexe"}]
+    response = client("operations").put("/v1/workforce/2025-04", json={"rows": rows})
+    found = errors(response)
+    assert set(found) == {"rows.1", "rows.2"}
+    assert found["rows.1"].startswith("duplicates row 0 (same organisation, site,")
+    assert "Main" not in response.text and "RJ1" not in response.text
+    assert calls == []
+
+
+def test_rows_differing_in_disability_or_sex_are_not_duplicates(calls):
+    rows = [ROW, ROW | {"disability": "disabled"}, ROW | {"sex": "female"}]
+    response = client("operations").put("/v1/workforce/2025-04", json={"rows": rows})
+    assert response.status_code == 200, response.text
+    assert response.json() == {"period": "2025-04", "rows": 3, "headcount": 30, "organisations": ["RJ1"]}
+
+
+def test_a_headcount_beyond_any_organisation_is_refused_naming_the_field(calls):
+    at_most = client("operations").put("/v1/workforce/2025-04", json={"rows": [ROW | {"headcount": 2_000_000}]})
+    assert at_most.status_code == 200, at_most.text
+    too_many = client("operations").put("/v1/workforce/2025-04", json={"rows": [ROW | {"headcount": 2_000_001}]})
+    assert set(errors(too_many)) == {"rows.0.headcount"}
+    assert [name for name, _ in calls] == ["put_workforce"]
+
+
+@pytest.mark.parametrize("target", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_an_objective_target_must_be_finite(calls, target):
+    body = '{"target": %s, "direction": "at_least"}' % target
+    response = client("operations").put("/v1/objectives/police_referral_rate", content=body,
+                                        headers={"content-type": "application/json"})
+    assert set(errors(response)) == {"target"}
+    assert calls == []
+
+
+def test_a_finite_objective_target_is_stored(calls):
+    response = client("operations").put("/v1/objectives/police_referral_rate",
+                                        json={"target": 0.5, "direction": "at_least"})
+    assert response.status_code == 200 and calls[0][1][1].target == 0.5
+
+
+# Every route that takes the organisation and site filters.
+ROUTES = [("/v1/metrics/board", "board_viewer", {"period": "2025-Q1"}),
+          ("/board", "board_viewer", {"period": "2025-Q1"}),
+          ("/v1/police-referrals", "police_liaison", {}), ("/v1/footage", "footage_officer", {})]
+
+
+def filters(name: str, args: tuple) -> tuple[str | None, str | None]:
+    if name == "board":
+        return args[1].organisation, args[1].site
+    return args[2], args[3]  # the worklists: (pool, status, organisation, site, ...)
+
+
+@pytest.mark.parametrize(("path", "role", "params"), ROUTES)
+def test_organisation_and_site_filters_are_normalised_as_stored_values_are(calls, path, role, params):
+    response = client(role).get(path, params=params | {"organisation": " rj1", "site": " Main "})
+    assert response.status_code == 200, response.text
+    [(name, args)] = [c for c in calls if c[0] != "audit"]
+    assert filters(name, args) == ("RJ1", "Main")
+
+
+@pytest.mark.parametrize(("path", "role", "params"), ROUTES)
+def test_a_filter_no_stored_value_can_match_is_refused_naming_it(calls, path, role, params):
+    for bad in ({"organisation": "RJ-1"}, {"organisation": "RJ1234X"}, {"site": "  "}, {"site": "x" * 201}):
+        assert set(errors(client(role).get(path, params=params | bad))) == set(bad)
+    assert calls == []
