@@ -359,11 +359,13 @@ def test_pipeline_dashboard_shows_throughput_lag_latency_dead_letters_and_outbox
 
 def test_board_dashboard_asks_only_for_figures_reporting_exposes():
     from services.reporting.domain.objectives import HEADLINE
+    from services.reporting.gauges import NOT_LIVE
 
     queries = [expr for _, expr in _queries(_dashboard(GRAFANA_DIR / "dashboards" / "vanda-board.json"))]
     figures = {f for expr in queries for f in re.findall(r'figure\s*=\s*"(\w+)"', expr)}
-    assert {"incidents", "police_referral_rate", "sexual_safety_share", "active_bans_at_period_end"} <= figures
+    assert {"incidents", "police_referral_rate", "body_worn_camera_share", "active_bans_at_period_end"} <= figures
     assert figures <= set(HEADLINE), f"not headline figures: {sorted(figures - set(HEADLINE))}"
+    assert not figures & NOT_LIVE, f"left off the live gauge: {sorted(figures & NOT_LIVE)}"
 
 
 def test_dashboard_queries_parse_as_promql(tmp_path: Path):

@@ -500,3 +500,77 @@ def test_riddor_on_time_share_is_of_every_reportable_incident_reported_or_not():
     totals = build(on_time + late + unreported, raw=True)["totals"]
     assert totals["breakdowns"]["riddor_reported"] == {"all": 8, "within_15_days": 6}
     assert totals["indicators"]["riddor_reported_on_time_share"] == 0.6
+
+
+def _staff(group: str, disability: str = "not_stated") -> Staff:
+    return Staff("ambulance", group, False, False, disability=disability)
+
+
+def _heads(**groups: int) -> dict[tuple[str, str, str, str], int]:
+    return {("ambulance", g, "disabled" if g == "black" else "not_disabled", "not_stated"): n
+            for g, n in groups.items()}
+
+
+# 2 Black staff in post, affected 6 times between them: the count is shown, so the rate
+# (3,000 per 1,000) would give back that 2 people are in post, and who they are.
+FEW = dict(white=1000, black=2, asian=300, mixed=100, other=100)
+
+
+def _affected(**times: int) -> list:
+    return [jan(staff=(_staff(g),)) for g, n in times.items() for _ in range(n)]
+
+
+def test_a_rate_over_fewer_staff_in_post_than_the_threshold_is_suppressed_raw_reads_stay_exact():
+    incidents = _affected(white=20, black=6, asian=9, mixed=7, other=8)
+    shown = build(incidents, heads=_heads(**FEW))["totals"]["indicators"]
+    assert shown["staff_affected_per_1000_by_ethnic_group"]["black"] == SUPPRESSED
+    assert shown["staff_affected_per_1000_by_ethnic_group_and_disability"]["black/disabled"] == SUPPRESSED
+    assert shown["staff_affected_per_1000_by_ethnic_group"]["white"] == 20.0
+    raw = build(incidents, raw=True, heads=_heads(**FEW))["totals"]["indicators"]
+    assert raw["staff_affected_per_1000_by_ethnic_group"]["black"] == 3000.0
+
+
+def test_a_small_headcount_is_not_given_back_by_the_rates_made_from_its_sums():
+    from services.reporting.domain.disclosure import Relation
+
+    incidents = _affected(white=20, black=6, asian=9, mixed=7, other=8)
+    ind = build(incidents, heads=_heads(**FEW))["totals"]["indicators"]
+    # What a reader learns: a headcount for every rate shown beside its count.
+    by_group = ind["staff_affected_per_1000_by_ethnic_group"]
+    shown = {("ethnic_group", g) for g, rate in by_group.items() if rate != SUPPRESSED}
+    shown |= {("ethnic_group", "minority")} - ({("ethnic_group", "minority")}
+                                               if ind["ethnic_minority_staff_affected_per_1000"] == SUPPRESSED else set())
+    shown |= {("all", "all")} - ({("all", "all")} if ind["incidents_per_1000_staff"] == SUPPRESSED else set())
+    groups = [("ethnic_group", g) for g in FEW]
+    relations = [Relation(tuple(groups), ("all", "all")),
+                 Relation(tuple(("ethnic_group", g) for g in ("asian", "black", "mixed", "other")),
+                          ("ethnic_group", "minority"))]
+    hidden = {*groups, ("ethnic_group", "minority"), ("all", "all")} - shown
+    assert ("ethnic_group", "black") in hidden
+    assert ("ethnic_group", "black") not in given_back(relations, hidden)
+
+
+def _bans(imposed_in_feb: int) -> list:
+    # 10 bans running since December (to the end of the year), and more imposed in February.
+    dec = JAN - timedelta(days=10)
+    year = timedelta(days=365)
+    return ([decision("ban_imposed", dec, starts_at=dec, ends_at=dec + year) for _ in range(10)]
+            + [decision("ban_imposed", FEB + timedelta(days=2), starts_at=FEB + timedelta(days=2),
+                        ends_at=FEB + year) for _ in range(imposed_in_feb)])
+
+
+def _stocks(body) -> list:
+    return [row["indicators"]["active_bans_at_period_end"] for row in [*body["months"], body["totals"]]]
+
+
+@pytest.mark.parametrize(("imposed_in_feb", "expected"), [
+    # 13 - 10 would give back the 3 bans imposed in February, which are hidden.
+    (3, [SUPPRESSED, SUPPRESSED, 13]),
+    # Every ban imposed, expired or rescinded is shown: so are the stocks.
+    (6, [10, 16, 16]),
+    (0, [10, 10, 10]),
+])
+def test_month_end_bans_in_force_do_not_give_back_a_hidden_count_of_bans_imposed(imposed_in_feb, expected):
+    body = build([], _bans(imposed_in_feb))
+    assert _stocks(body) == expected
+    assert _stocks(build([], _bans(imposed_in_feb), raw=True))[:2] == [10, 10 + imposed_in_feb]

@@ -81,7 +81,24 @@ def compute(inputs: Inputs, months: Sequence[Window], total: Window, disclosure:
     rows = [w.label for w in months] + [TOTAL]
     hidden = set() if disclosure.raw else suppress(cells, relations(cells, rows, inputs.criteria),
                                                     disclosure.threshold)
-    return Board(rows, cells, samples, hidden)
+    return Board(rows, cells, samples, hidden | (set() if disclosure.raw else stocks_beside_hidden_flows(rows, hidden)))
+
+
+BAN_FLOWS = ("ban_imposed", "ban_expired", "rescinded")
+STOCK = ("sanctions_at_period_end", "active_bans")
+
+
+def stocks_beside_hidden_flows(rows: Sequence[str], hidden: set[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
+    """The month-end counts of bans in force, where any month's bans imposed, expired or
+    rescinded are hidden: one month's stock less the month before's is that month's bans
+    imposed less those ended, so with the endings shown (often 0) it gives a hidden count of
+    bans imposed back, and a gap of several months the sum of theirs. That is not a sum the
+    suppression's relations can hold (it subtracts), so the monthly stocks go instead; the
+    period's, a single month-end with no start beside it, stays."""
+    months = [r for r in rows if r != TOTAL]
+    if any((r, "sanctions", k) in hidden for r in months for k in BAN_FLOWS):
+        return {(r, *STOCK) for r in months}
+    return set()
 
 
 def _tiled(months: Sequence[Window], total: Window) -> bool:

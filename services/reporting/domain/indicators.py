@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from statistics import median
 from typing import Any
 
-from services.reporting.domain.disclosure import rounded
+from services.reporting.domain.disclosure import Relation, rounded, suppress
 from services.reporting.domain.metrics import BY_CHARACTERISTIC, CROSS, CROSSED, MINORITY, SEXUAL, SEXUAL_SAFETY_BY
 
 SUPPRESSED = {"suppressed": True}
@@ -22,6 +22,9 @@ Figure = int | float | dict[str, bool] | None
 Headcount = Mapping[tuple[str, str, str, str], int]  # (staff_group, ethnic_group, disability, sex) -> staff in post
 # The characteristics the workforce load can state, by their place in a Headcount key.
 IN_WORKFORCE = {"disability": 2, "sex": 3}
+AXES = {"staff_group": 0, "ethnic_group": 1, **IN_WORKFORCE}
+ALL_STAFF = ("all", "all")
+Heads = tuple[str, str]  # (axis, value): staff in post with that value, as a rate's denominator
 
 
 @dataclass(frozen=True)
@@ -134,21 +137,57 @@ def _characteristics(c: Cells) -> dict[str, Any]:
         name: c.share((m, "not_stated"), ("staff_affected", "all")) for name, m in BY_CHARACTERISTIC.items()}}
 
 
+def hidden_heads(headcount: Headcount, threshold: int, crossed: bool) -> set[Heads]:
+    """The staff-in-post figures no rate may be made from. A rate beside its count gives its
+    headcount back (1000 x count / rate): fewer in post than the threshold is a handful of
+    people whom the count says were affected, and it must not come back by subtraction either
+    (the ethnic minority rate's headcount less each minority group's), so the headcounts go
+    through the same disclosure control as the counts, with every value the load states,
+    not stated included, taken as known to a reader."""
+    cells, relations = {ALL_STAFF: sum(headcount.values())}, []
+    for axis, place in AXES.items():
+        values = _heads(headcount, place)
+        cells |= {(axis, v): n for v, n in values.items()}
+        relations.append(Relation(tuple((axis, v) for v in sorted(values)), ALL_STAFF))
+    minority = tuple(("ethnic_group", g) for g in MINORITY)
+    cells[("ethnic_group", "minority")] = sum(cells.get(k, 0) for k in minority)
+    relations.append(Relation(minority, ("ethnic_group", "minority")))
+    if crossed:
+        for characteristic, place in IN_WORKFORCE.items():
+            crossed_cells = _crossed_heads(headcount, place, include_not_stated=True)
+            cells |= {(characteristic, k): n for k, n in crossed_cells.items()}
+            for axis, side in (("ethnic_group", 0), (characteristic, 1)):
+                for value in {k.split(CROSS)[side] for k in crossed_cells}:
+                    members = tuple((characteristic, k) for k in sorted(crossed_cells) if k.split(CROSS)[side] == value)
+                    relations.append(Relation(members, (axis, value)))
+    return suppress(cells, relations, threshold)
+
+
+def _crossed_heads(headcount: Headcount, place: int, include_not_stated: bool = False) -> dict[str, int]:
+    """Staff in post by ethnic group crossed with the characteristic at `place` (`black/disabled`)."""
+    heads: dict[str, int] = {}
+    for key, n in headcount.items():
+        if include_not_stated or key[place] != "not_stated":
+            cell = f"{key[1]}{CROSS}{key[place]}"
+            heads[cell] = heads.get(cell, 0) + n
+    return heads
+
+
 def _rates(c: Cells, headcount: Headcount, crossed: bool) -> dict[str, Any]:
     """Per 1,000 staff in post, where the trust has loaded its workforce for the period."""
     if not headcount:
         return {"workforce_loaded": False}
+    r = Rates(c, set() if c.raw else hidden_heads(headcount, c.threshold, crossed))
     by_group, by_ethnic, by_disability, by_sex = (_heads(headcount, axis) for axis in range(4))
     ethnic, disability = BY_CHARACTERISTIC["ethnic_group"], BY_CHARACTERISTIC["disability"]
-    minority, white, ethnic_gap = _gap(c, ethnic, by_ethnic, MINORITY, ("white",))
-    disabled, not_disabled, disability_gap = _gap(c, disability, by_disability, ("disabled",), ("not_disabled",))
+    minority, white, ethnic_gap = r.gap(ethnic, "ethnic_group", by_ethnic, MINORITY, ("white",))
+    disabled, not_disabled, disability_gap = r.gap(disability, "disability", by_disability, ("disabled",),
+                                                   ("not_disabled",))
     return {
         "workforce_loaded": True,
-        "incidents_per_1000_staff": _per_1000(c.summed("incidents", ("all",)), sum(headcount.values())),
-        "staff_affected_per_1000_by_staff_group": {
-            g: _per_1000(c.summed("staff_affected_by_staff_group", (g,)), n) for g, n in sorted(by_group.items())},
-        "staff_affected_per_1000_by_ethnic_group": {
-            g: _per_1000(c.summed(ethnic, (g,)), n) for g, n in sorted(by_ethnic.items())},
+        "incidents_per_1000_staff": r.per_1000(c.summed("incidents", ("all",)), sum(headcount.values()), ALL_STAFF),
+        "staff_affected_per_1000_by_staff_group": r.by("staff_affected_by_staff_group", "staff_group", by_group),
+        "staff_affected_per_1000_by_ethnic_group": r.by(ethnic, "ethnic_group", by_ethnic),
         "ethnic_minority_staff_affected_per_1000": minority,
         "white_staff_affected_per_1000": white,
         "ethnic_minority_white_gap_per_1000": ethnic_gap,
@@ -157,63 +196,68 @@ def _rates(c: Cells, headcount: Headcount, crossed: bool) -> dict[str, Any]:
         "non_disabled_staff_affected_per_1000": not_disabled,
         "disabled_non_disabled_gap_per_1000": disability_gap,
         # Only where the load states sex, like disability: a value not stated has no rate.
-        "staff_affected_per_1000_by_sex": _by_sex(c, BY_CHARACTERISTIC["sex"], by_sex),
-    } | _sexual_safety(c, headcount, by_ethnic, by_sex) | (_crossed(c, headcount) if crossed else {})
+        "staff_affected_per_1000_by_sex": r.by(BY_CHARACTERISTIC["sex"], "sex", _stated(by_sex)),
+    } | _sexual_safety(r, headcount, by_ethnic, by_sex) | (_crossed(r, headcount) if crossed else {})
 
 
-def _crossed(c: Cells, headcount: Headcount) -> dict[str, dict[str, Figure]]:
+@dataclass(frozen=True)
+class Rates:
+    """Rates per 1,000 in post for one row: its counts, and the headcounts none may be made from."""
+
+    c: Cells
+    hidden: set[Heads]
+
+    def per_1000(self, num: int | None, den: int, heads: Heads) -> Figure:
+        # No one in post to count against (the load does not state the value): undefined, hidden count or not.
+        if den == 0:
+            return None
+        return SUPPRESSED if num is None or heads in self.hidden else _ratio(num, den, 1000, 1)
+
+    def by(self, measure: str, axis: str, heads: Mapping[str, int]) -> dict[str, Figure]:
+        """The rate for each value with staff in post, its count from `measure`."""
+        return {v: self.per_1000(self.c.summed(measure, (v,)), n, (axis, v)) for v, n in sorted(heads.items())}
+
+    def gap(self, measure: str, axis: str, heads: Mapping[str, int], focus: tuple[str, ...],
+            base: tuple[str, ...]) -> tuple[Figure, Figure, Figure]:
+        """Staff affected per 1,000 in post for a group and its comparison group, and the gap between."""
+        def rate_of(dims: tuple[str, ...]) -> Figure:
+            heads_key = (axis, dims[0]) if len(dims) == 1 else (axis, "minority")
+            return self.per_1000(self.c.summed(measure, dims), sum(heads.get(d, 0) for d in dims), heads_key)
+        group, other = rate_of(focus), rate_of(base)
+        gap = None if group is None or other is None else (
+            SUPPRESSED if SUPPRESSED in (group, other) else round(group - other, 1))
+        return group, other, gap
+
+
+def _stated(heads: Mapping[str, int]) -> dict[str, int]:
+    return {v: n for v, n in heads.items() if v != "not_stated"}
+
+
+def _crossed(r: Rates, headcount: Headcount) -> dict[str, dict[str, Figure]]:
     """Staff affected per 1,000 in post in each ethnic group with each value of disability and
     sex (`black/disabled`), so that the rate for disabled Black staff, say, is seen apart from
     both; only for values the load states, like the rates by one characteristic."""
-    out = {}
-    for characteristic, axis in IN_WORKFORCE.items():
-        heads: dict[str, int] = {}
-        for key, n in headcount.items():
-            if key[axis] != "not_stated":
-                cell = f"{key[1]}{CROSS}{key[axis]}"
-                heads[cell] = heads.get(cell, 0) + n
-        out[f"staff_affected_per_1000_by_ethnic_group_and_{characteristic}"] = {
-            cell: _per_1000(c.summed(CROSSED[characteristic], (cell,)), n) for cell, n in sorted(heads.items()) if n}
-    return out
+    return {f"staff_affected_per_1000_by_ethnic_group_and_{characteristic}": r.by(
+                CROSSED[characteristic], characteristic,
+                {cell: n for cell, n in _crossed_heads(headcount, place).items() if n})
+            for characteristic, place in IN_WORKFORCE.items()}
 
 
-def _by_sex(c: Cells, measure: str, heads: Mapping[str, int]) -> dict[str, Figure]:
-    return {s: _per_1000(c.summed(measure, (s,)), n) for s, n in sorted(heads.items()) if s != "not_stated"}
-
-
-def _sexual_safety(c: Cells, headcount: Headcount, by_ethnic: Mapping[str, int],
+def _sexual_safety(r: Rates, headcount: Headcount, by_ethnic: Mapping[str, int],
                    by_sex: Mapping[str, int]) -> dict[str, Any]:
     """Staff affected by unwanted sexual behaviour per 1,000 in post: the prevalence the Sexual
     Safety Charter asks trusts to capture, by sex, and its gap by ethnicity."""
     measure = SEXUAL_SAFETY_BY["ethnic_group"]
-    minority, white, gap = _gap(c, measure, by_ethnic, MINORITY, ("white",))
+    minority, white, gap = r.gap(measure, "ethnic_group", by_ethnic, MINORITY, ("white",))
     return {
-        "sexual_safety_staff_affected_per_1000_by_sex": _by_sex(c, SEXUAL_SAFETY_BY["sex"], by_sex),
-        "sexual_safety_staff_affected_per_1000": _per_1000(c.summed("staff_affected_by_category", (SEXUAL,)),
-                                                           sum(headcount.values())),
-        "sexual_safety_staff_affected_per_1000_by_ethnic_group": {
-            g: _per_1000(c.summed(measure, (g,)), n) for g, n in sorted(by_ethnic.items())},
+        "sexual_safety_staff_affected_per_1000_by_sex": r.by(SEXUAL_SAFETY_BY["sex"], "sex", _stated(by_sex)),
+        "sexual_safety_staff_affected_per_1000": r.per_1000(r.c.summed("staff_affected_by_category", (SEXUAL,)),
+                                                            sum(headcount.values()), ALL_STAFF),
+        "sexual_safety_staff_affected_per_1000_by_ethnic_group": r.by(measure, "ethnic_group", by_ethnic),
         "sexual_safety_ethnic_minority_staff_affected_per_1000": minority,
         "sexual_safety_white_staff_affected_per_1000": white,
         "sexual_safety_ethnic_minority_white_gap_per_1000": gap,
     }
-
-
-def _per_1000(num: int | None, den: int) -> Figure:
-    # No one in post to count against (the load does not state the value): undefined, hidden count or not.
-    if den == 0:
-        return None
-    return SUPPRESSED if num is None else _ratio(num, den, 1000, 1)
-
-
-def _gap(c: Cells, measure: str, heads: Mapping[str, int], focus: tuple[str, ...],
-         base: tuple[str, ...]) -> tuple[Figure, Figure, Figure]:
-    """Staff affected per 1,000 in post for a group and its comparison group, and the gap between."""
-    rate_of = lambda dims: _per_1000(c.summed(measure, dims), sum(heads.get(d, 0) for d in dims))  # noqa: E731
-    group, other = rate_of(focus), rate_of(base)
-    gap = None if group is None or other is None else (
-        SUPPRESSED if SUPPRESSED in (group, other) else round(group - other, 1))
-    return group, other, gap
 
 
 def _heads(headcount: Headcount, axis: int) -> dict[str, int]:
