@@ -230,13 +230,13 @@ def _card_in_view(card: Card, state: SubjectState, policy: Policy, now: datetime
                               "lapses_at": lapses.isoformat() if lapses else None}
 
 
-def _incident_in_view(i: IncidentRecord, policy: Policy) -> dict[str, Any]:
+def _incident_in_view(i: IncidentRecord, policy: Policy, counted: set[UUID]) -> dict[str, Any]:
     """An incident with whether it counts towards the ladder and until when: why an incident
     reported after it left the window carries no warning, or one whose age band was not
     recorded none yet."""
     view = i.model_dump(mode="json", include={"incident_id", "occurred_at", "category", "harm", "withdrawn",
                                               "excused", "revision"})
-    return view | {"qualifies": ladder.qualifies(i, policy), "awaiting_age_band": ladder.awaiting_age_band(i, policy),
+    return view | {"qualifies": i.incident_id in counted, "awaiting_age_band": ladder.awaiting_age_band(i, policy),
                    "counts_until": ladder.counts_until(i, policy).isoformat()}
 
 
@@ -247,7 +247,7 @@ async def describe_subject(pool: asyncpg.Pool, subject_id: str, policy: Policy,
         state = await adapters.load(conn, subject_id)
     if not state.incidents:
         return None
-    ban = state.active_ban()
+    ban, live = state.active_ban(), ladder.counted(state, policy)
     return {
         "subject_id": subject_id,
         "version": state.version(),
@@ -256,6 +256,6 @@ async def describe_subject(pool: asyncpg.Pool, subject_id: str, policy: Policy,
         "pending_approvals": [card_view(c) for c in state.cards if c.status == CardStatus.PROPOSED],
         "emergency_care": EMERGENCY_CARE,
         "cards": [_card_in_view(c, state, policy, now) for c in state.cards],
-        "incidents": [_incident_in_view(i, policy) for i in state.incidents],
+        "incidents": [_incident_in_view(i, policy, live) for i in state.incidents],
         "history": await adapters.history(pool, subject_id),
     }

@@ -175,16 +175,27 @@ def test_an_incident_awaiting_its_age_band_counts_once_recorded_and_its_card_fol
                                                                          (b.incident_id, "yellow_2")}
 
 
-def test_an_age_band_cleared_lifts_a_warning_in_force_but_leaves_one_served():
-    a = record(0)
+def test_an_age_band_cleared_takes_no_card_away_and_earns_none_new():
+    a, b = record(0), record(1)
     state, _ = feed([a], policy=AGE_KNOWN)
     cleared = a.model_copy(update={"age_band": None, "revision": 2})
-    _, decisions = feed([IncidentSeen(cleared, amended=True)], state, policy=AGE_KNOWN)
-    assert names(decisions) == ["rescinded"] and decisions[0].reason == "incident_amended"
-    # Served: clearing the age band proves no child, unlike an amendment that says so.
-    state, _ = feed([Tick()], state, policy=AGE_KNOWN, now=days(400))
-    state, decisions = feed([IncidentSeen(cleared, amended=True)], state, policy=AGE_KNOWN, now=days(410))
-    assert decisions == [] and [c.status for c in state.cards] == [CardStatus.LAPSED]
+    # Clearing it proves no child, unlike an amendment that says so: the warning stands.
+    state, decisions = feed([IncidentSeen(cleared, amended=True)], state, policy=AGE_KNOWN)
+    assert decisions == [] and [c.status for c in state.cards] == [CardStatus.ISSUED]
+    # ...and keeps its place: the next incident is the second warning.
+    assert names(feed([b], state, policy=AGE_KNOWN)[1]) == [Y2]
+
+
+def test_a_ban_imposed_before_the_policy_asked_for_the_age_band_stands_after_it_does():
+    weapon = record(0, age_band=None, category="weapon")
+    before = Policy(version="before", card_without_age_band=True)
+    state, decisions = feed([weapon], policy=before)
+    state, _ = feed([Approve(decisions[0].decision_id, "security-manager")], state, policy=before)
+    assert [c.status for c in state.cards] == [CardStatus.ACTIVE]
+    # Upgraded: the next incident, of an adult, re-derives the ladder; people imposed that ban.
+    state, decisions = feed([record(5)], state, policy=AGE_KNOWN, now=days(5))
+    assert [c.status for c in state.cards if c.incident_id == weapon.incident_id] == [CardStatus.ACTIVE]
+    assert "rescinded" not in names(decisions)
 
 
 def test_amending_to_medical_factors_rescinds_the_card_and_requests_clinical_review():

@@ -36,7 +36,7 @@ from services.sanctions.domain import (
     Tick,
     decide,
 )
-from services.sanctions.domain.ladder import CARDABLE, ideal, in_force, qualifies, reported_late
+from services.sanctions.domain.ladder import CARDABLE, eligible, ideal, in_force, reported_late
 from tests.factories import T0
 from tests.unit.sanctions_cases import POLICY, SUBJECT, record
 
@@ -181,7 +181,7 @@ def test_invariants_hold_after_any_history(policy, ops):
     assert sum(c.status == CardStatus.PROPOSED for c in standing) <= 1
     # No card stands for a guarded, withdrawn or non-cardable incident; one card per incident.
     for card in standing:
-        assert qualifies(state.incident(card.incident_id), policy)
+        assert eligible(state.incident(card.incident_id))
     assert len({c.incident_id for c in standing}) == len(standing)
     # The ladder position held equals what the count of qualifying incidents in the window gives.
     wants = ideal(state, policy, settled)

@@ -47,8 +47,18 @@ def awaiting_age_band(i: IncidentRecord, policy: Policy) -> bool:
 
 
 def qualifies(i: IncidentRecord, policy: Policy) -> bool:
-    """Counts towards the ladder: eligible, and known to be an adult where the policy asks."""
+    """Earns a card of its own: eligible, and known to be an adult where the policy asks."""
     return eligible(i) and not awaiting_age_band(i, policy)
+
+
+def counted(state: SubjectState, policy: Policy) -> set[UUID]:
+    """The incidents the ladder counts: those that qualify, and those awaiting their age band
+    that hold a card already. The policy holds back new cards, never ones given before: a card
+    issued, or a ban people imposed, before the policy asked for the age band (or before an
+    amendment cleared it, which proves no child) stands, and keeps its place on the ladder."""
+    held = {c.incident_id for c in state.cards if c.status != CardStatus.RESCINDED}
+    return {i.incident_id for i in state.incidents
+            if qualifies(i, policy) or (awaiting_age_band(i, policy) and i.incident_id in held)}
 
 
 def serious(i: IncidentRecord, policy: Policy) -> bool:
@@ -61,8 +71,9 @@ def serious(i: IncidentRecord, policy: Policy) -> bool:
 
 
 def ordered(state: SubjectState, policy: Policy) -> list[IncidentRecord]:
-    """Qualifying incidents in the order they happened (arrival breaks ties)."""
-    return sorted((i for i in state.incidents if qualifies(i, policy)), key=lambda i: (i.occurred_at, i.seq))
+    """Counted incidents in the order they happened (arrival breaks ties)."""
+    live = counted(state, policy)
+    return sorted((i for i in state.incidents if i.incident_id in live), key=lambda i: (i.occurred_at, i.seq))
 
 
 def ideal(state: SubjectState, policy: Policy, now: datetime | None = None) -> dict[UUID, Want]:
@@ -112,8 +123,10 @@ def _derive(live: list[IncidentRecord], cards: dict[tuple[UUID, CardKind], Card]
 
 
 def _too_late(i: IncidentRecord, policy: Policy, now: datetime | None) -> bool:
-    """Whether a card made now for `i` would answer conduct the policy no longer counts."""
-    return reported_late(i, policy) or (now is not None and left_window(i, policy, now))
+    """Whether a card made now for `i` would answer conduct the policy no longer counts, or
+    card someone who may be a child: it keeps the card it holds and earns no new one."""
+    return (reported_late(i, policy) or (now is not None and left_window(i, policy, now))
+            or awaiting_age_band(i, policy))
 
 
 def _decided(i: IncidentRecord, want: Want, live: list[IncidentRecord], n: int,
