@@ -55,3 +55,28 @@ async def test_a_held_partition_with_no_highwater_yet_keeps_its_last_lag() -> No
     held.consumer = Consumer({2: None})  # still held; the fetcher has not seen its end since
     await runtime._consumer_lag()
     assert lag(2) == 300
+
+
+class Failing(Consumer):
+    """A consumer whose position cannot be read for one partition: a rebalance under way."""
+
+    def assignment(self) -> list[TopicPartition]:  # type: ignore[override]
+        return [TopicPartition(TOPIC, p) for p in sorted(self.ends)]  # partition 3 is set before 4 fails
+
+    async def position(self, tp: TopicPartition) -> int:
+        if tp.partition == 4:
+            raise RuntimeError("partition is being reassigned")
+        return self.at
+
+
+async def test_a_round_cut_short_still_drops_later_what_it_had_set() -> None:
+    runtime = Runtime("lagtest", CommonSettings(), [])
+    held = SimpleNamespace(consumer=Failing({3: 900, 4: 900}, at=100), group_id="vanda-lag")
+    runtime.broker = SimpleNamespace(subscribers=[held])  # type: ignore[assignment]
+    try:
+        await runtime._consumer_lag()
+    except RuntimeError:
+        pass  # refresh_gauges swallows it; partition 3's lag may have been set before it
+    held.consumer = Consumer({4: 900}, at=800)  # partition 3 moved away
+    await runtime._consumer_lag()
+    assert (lag(3), lag(4)) == (None, 100)

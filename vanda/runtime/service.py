@@ -172,11 +172,14 @@ class Runtime:
                 held.add(labels)
                 end = consumer.highwater(tp)
                 if end is not None:
+                    # Tracked as soon as set: a round cut short (a timeout, a rebalance under way)
+                    # must not leave a label that no later round knows to drop.
+                    self._lag_labels.add(labels)
                     metrics.CONSUMER_LAG.labels(*labels).set(max(0, end - await consumer.position(tp)))
         for labels in self._lag_labels - held:
             with contextlib.suppress(KeyError):
                 metrics.CONSUMER_LAG.remove(*labels)
-        self._lag_labels = held
+        self._lag_labels &= held
 
 
 async def every(round_: Callable[[], Awaitable[object]], every_s: float, failed: str,
