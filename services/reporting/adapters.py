@@ -252,14 +252,26 @@ async def referrals(pool: asyncpg.Pool, status: str | None, organisation: str | 
 async def put_workforce(pool: asyncpg.Pool, period: str, first: date, rows: list[dict[str, Any]]) -> None:
     """Replace the period's headcount of each organisation in `rows` (a whole snapshot of it at a
     time). Other organisations' rows stay: each trust loads its own staff, on its own dates."""
+    organisations = sorted({r["organisation"] for r in rows})
     async with pool.acquire() as conn, conn.transaction():
+        # Two loads of one organisation's period at once would both delete, then both insert
+        # and the second collide: each waits for the other instead (locks in one order, no deadlock).
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('vanda.workforce:' || $1 || ':' || o, 0))"
+                           " FROM unnest($2::text[]) AS o ORDER BY o", period, organisations)
         await conn.execute("DELETE FROM reporting.workforce WHERE period = $1 AND organisation = ANY($2::text[])",
-                           period, sorted({r["organisation"] for r in rows}))
+                           period, organisations)
         await conn.executemany(
             "INSERT INTO reporting.workforce (period, first_month, organisation, site, staff_group, ethnic_group,"
             " disability, sex, headcount) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             [(period, first, r["organisation"], r["site"], r["staff_group"], r["ethnic_group"], r["disability"],
               r["sex"], r["headcount"]) for r in rows])
+
+
+async def delete_workforce(pool: asyncpg.Pool, period: str, organisation: str) -> int:
+    """Remove one organisation's load for a period; how many rows went."""
+    done = await pool.execute("DELETE FROM reporting.workforce WHERE period = $1 AND organisation = $2",
+                              period, organisation)
+    return int(done.split()[-1])
 
 
 async def headcount(pool: asyncpg.Pool, period: str, last: date, organisation: str | None,

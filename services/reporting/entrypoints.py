@@ -286,6 +286,18 @@ def _admin_routes(router: APIRouter, deps: Deps) -> None:
         return {"period": period, "rows": len(body.rows), "headcount": sum(r.headcount for r in body.rows),
                 "organisations": sorted({r.organisation for r in body.rows})}
 
+    @router.delete("/v1/workforce/{period}/{organisation}", tags=["workforce"])
+    async def delete_workforce(organisation: Annotated[OdsCode, Path(description="ODS code, either case.")],
+                               period: str = Path(pattern=periods.PERIOD_PATTERN),
+                               who: Principal = operations) -> dict:
+        """Withdraw one organisation's load for a period, loaded by mistake (a load replaces only
+        the organisations it holds, so no later load takes it away)."""
+        _month("period", period)
+        removed = await adapters.delete_workforce(deps.pool(), period, organisation)
+        if not removed:
+            raise HTTPException(404, detail=f"no workforce loaded for {organisation} in {period}")
+        return {"period": period, "organisation": organisation, "rows": removed}
+
     @router.put("/v1/objectives/{metric}", tags=["objectives"])
     async def put_objective(body: ObjectiveBody, metric: str = Path(description=f"One of {', '.join(HEADLINE)}."),
                             who: Principal = operations) -> dict:

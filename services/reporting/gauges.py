@@ -31,16 +31,17 @@ FOOTAGE_DUE = Gauge("vanda_footage_delete_due", "Incidents whose body-worn camer
 FOOTAGE_OVERDUE = Gauge("vanda_footage_oldest_delete_due_age_seconds", "How long the oldest such footage has been"
                         " due for deletion (0 when none is).")
 # Figures about the protected characteristics or health of the people involved, a sexual
-# or hate incident, or a charge: each new report or outcome moves them, and a share times
-# `incidents` is a count, so two scrapes of /metrics (which needs no token) around one
+# or hate incident, or a police outcome: each new report or outcome moves them, and a share
+# times `incidents` is a count, so two scrapes of /metrics (which needs no token) around one
 # report would say that the member of staff just affected is disabled, say, was off work
-# over 7 days (RIDDOR), or suffered sexual or racist abuse, or that someone was charged.
-# They stay on the board, behind its roles, and in the monthly publication.
+# over 7 days (RIDDOR), suffered sexual or racist abuse, or declined to support a
+# prosecution, or that someone was charged. They stay on the board, behind its roles, and
+# in the monthly publication.
 NOT_LIVE = frozenset({"ethnic_minority_share_of_staff_affected", "ethnicity_not_stated_share",
                       "ethnic_minority_white_gap_per_1000", "disabled_share_of_staff_affected",
                       "disabled_non_disabled_gap_per_1000", "sexual_safety_staff_affected_per_1000",
                       "medical_factors_share", "sexual_safety_share", "hate_aggravated_share",
-                      "riddor_reported_on_time_share", "charge_rate"})
+                      "riddor_reported_on_time_share", "charge_rate", "victim_declined_rate"})
 UPDATED = Gauge("vanda_reporting_current_month_updated_timestamp_seconds",
                 "When the current month's headline figures were last computed (Unix time).")
 

@@ -3,8 +3,10 @@ cannot hold is a 422 rather than a 500, and the board's filters find what incide
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
+import asyncpg
 import pytest
 
 from tests.conftest import bearer
@@ -110,3 +112,34 @@ async def test_no_rate_counts_incidents_of_an_organisation_with_no_workforce_loa
 
 async def rates_of(pipeline, period: str, organisation: str) -> dict:
     return (await board(pipeline, period=period, organisation=organisation)).json()["totals"]["indicators"]
+
+
+async def test_loads_of_one_organisation_at_once_each_replace_the_last_never_a_500(pipeline):
+    [organisation] = organisations(1)
+    sites = [f"S{i:03d}" for i in range(200)]
+    loads = [load(pipeline, "2021-09", [row(organisation, n, site) for site in sites]) for n in range(1, 7)]
+    answers = await asyncio.gather(*loads)
+    assert [a.status_code for a in answers] == [200] * 6, [a.text for a in answers if a.status_code != 200]
+    # One of them, whole: 200 sites of the same headcount, never a mixture.
+    conn = await asyncpg.connect(pipeline["DATABASE_URL"])
+    try:
+        stored = await conn.fetchrow("SELECT count(*) AS n, count(DISTINCT headcount) AS kinds FROM reporting.workforce"
+                                     " WHERE organisation = $1 AND period = '2021-09'", organisation)
+    finally:
+        await conn.close()
+    assert (stored["n"], stored["kinds"]) == (200, 1)
+
+
+async def test_an_organisation_loaded_by_mistake_can_be_withdrawn(pipeline):
+    right, typo = organisations(2)
+    assert (await load(pipeline, "2021-11", [row(right, 300), row(typo, 300)])).status_code == 200
+    ops = bearer(pipeline, "operations", "ops-workforce")
+    path = f"/v1/workforce/2021-11/{typo.lower()}"
+    assert (await call(pipeline, "DELETE", pipeline["REPORTING_URL"], path, None,
+                       bearer(pipeline, "board_viewer"))).status_code == 403
+    gone = await call(pipeline, "DELETE", pipeline["REPORTING_URL"], path, None, ops)
+    assert gone.status_code == 200 and gone.json() == {"period": "2021-11", "organisation": typo, "rows": 1}
+    again = await call(pipeline, "DELETE", pipeline["REPORTING_URL"], path, None, ops)
+    assert again.status_code == 404
+    assert (await rates_of(pipeline, "2021-11", typo))["workforce_loaded"] is False
+    assert (await rates_of(pipeline, "2021-11", right))["workforce_loaded"] is True

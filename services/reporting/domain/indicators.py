@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from statistics import median
 from typing import Any
 
@@ -137,7 +138,21 @@ def _characteristics(c: Cells) -> dict[str, Any]:
         name: c.share((m, "not_stated"), ("staff_affected", "all")) for name, m in BY_CHARACTERISTIC.items()}}
 
 
-def hidden_heads(headcount: Headcount, threshold: int, crossed: bool) -> set[Heads]:
+def hidden_heads(headcount: Headcount, threshold: int) -> frozenset[Heads]:
+    """`_hidden_heads` for a board: the same for every row, months and period alike. Rows that
+    hid different headcounts would give each other's back (a month's rate by sex beside the
+    period's crossed cells), so every row hides what the period's row, with its crossed rates,
+    must."""
+    return _hidden_heads_of(frozenset(headcount.items()), threshold)
+
+
+@lru_cache(maxsize=16)  # a board asks once per row, with the same load
+def _hidden_heads_of(headcount: frozenset[tuple[tuple[str, str, str, str], int]],
+                     threshold: int) -> frozenset[Heads]:
+    return frozenset(_hidden_heads(dict(headcount), threshold))
+
+
+def _hidden_heads(headcount: Headcount, threshold: int) -> set[Heads]:
     """The staff-in-post figures no rate may be made from. A rate beside its count gives its
     headcount back (1000 x count / rate): fewer in post than the threshold is a handful of
     people whom the count says were affected, and it must not come back by subtraction either
@@ -152,14 +167,13 @@ def hidden_heads(headcount: Headcount, threshold: int, crossed: bool) -> set[Hea
     minority = tuple(("ethnic_group", g) for g in MINORITY)
     cells[("ethnic_group", "minority")] = sum(cells.get(k, 0) for k in minority)
     relations.append(Relation(minority, ("ethnic_group", "minority")))
-    if crossed:
-        for characteristic, place in IN_WORKFORCE.items():
-            crossed_cells = _crossed_heads(headcount, place, include_not_stated=True)
-            cells |= {(characteristic, k): n for k, n in crossed_cells.items()}
-            for axis, side in (("ethnic_group", 0), (characteristic, 1)):
-                for value in {k.split(CROSS)[side] for k in crossed_cells}:
-                    members = tuple((characteristic, k) for k in sorted(crossed_cells) if k.split(CROSS)[side] == value)
-                    relations.append(Relation(members, (axis, value)))
+    for characteristic, place in IN_WORKFORCE.items():
+        crossed_cells = _crossed_heads(headcount, place, include_not_stated=True)
+        cells |= {(characteristic, k): n for k, n in crossed_cells.items()}
+        for axis, side in (("ethnic_group", 0), (characteristic, 1)):
+            for value in {k.split(CROSS)[side] for k in crossed_cells}:
+                members = tuple((characteristic, k) for k in sorted(crossed_cells) if k.split(CROSS)[side] == value)
+                relations.append(Relation(members, (axis, value)))
     return suppress(cells, relations, threshold)
 
 
@@ -177,7 +191,7 @@ def _rates(c: Cells, headcount: Headcount, crossed: bool) -> dict[str, Any]:
     """Per 1,000 staff in post, where the trust has loaded its workforce for the period."""
     if not headcount:
         return {"workforce_loaded": False}
-    r = Rates(c, set() if c.raw else hidden_heads(headcount, c.threshold, crossed))
+    r = Rates(c, frozenset() if c.raw else hidden_heads(headcount, c.threshold))
     by_group, by_ethnic, by_disability, by_sex = (_heads(headcount, axis) for axis in range(4))
     ethnic, disability = BY_CHARACTERISTIC["ethnic_group"], BY_CHARACTERISTIC["disability"]
     minority, white, ethnic_gap = r.gap(ethnic, "ethnic_group", by_ethnic, MINORITY, ("white",))
@@ -205,7 +219,7 @@ class Rates:
     """Rates per 1,000 in post for one row: its counts, and the headcounts none may be made from."""
 
     c: Cells
-    hidden: set[Heads]
+    hidden: frozenset[Heads]
 
     def per_1000(self, num: int | None, den: int, heads: Heads) -> Figure:
         # No one in post to count against (the load does not state the value): undefined, hidden count or not.
