@@ -46,7 +46,8 @@ def routes(auth: AuthSettings) -> APIRouter:
 
     @router.post("/retention/run", tags=["operations"])
     async def retention(request: Request, body: RetentionRun, who: Principal = operations) -> dict:
-        """Purge narratives and identifiers past the retention period now (role operations)."""
+        """Purge narratives, identifiers and the purposes given to read them past the retention period now
+        (role operations)."""
         deps = request.app.state.deps
         if body.now is not None and not deps.allow_clock_override:
             raise HTTPException(403, detail="this service does not allow overriding the clock")

@@ -1,8 +1,11 @@
 """Pseudonyms that survive key rotation, and the encrypted identity behind each one.
 
 A subject keeps the id its first key gave it: the digest under the current key is looked
-up first, then under each previous key, and the current digest is then recorded for the
-same subject. The identifier itself is stored only encrypted, for correspondence.
+up first, then under each previous key, and the digests under every configured key are
+then recorded for the same subject. Recording the previous keys' too is what lets a
+rotation roll out replica by replica (or be rolled back): a replica that knows only the
+earlier key still finds a subject first seen by one that knows the new key. The
+identifier itself is stored only encrypted, for correspondence.
 """
 
 from __future__ import annotations
@@ -112,7 +115,7 @@ async def remember_many(conn: asyncpg.Connection, people: list[tuple[str, str, s
     if not latest:
         return
     await insert_many(conn, "intake.pseudonyms", (("key_version", "int"), ("digest", "text"), ("subject_id", "text")),
-                      [(*keyring.digests(i)[0], s) for s, (i, _) in latest.items()], "ON CONFLICT DO NOTHING")
+                      [(*d, s) for s, (i, _) in latest.items() for d in keyring.digests(i)], "ON CONFLICT DO NOTHING")
     aead = _aead(keyring.identity_key)
     rows = []
     for subject_id, (identifier, organisation) in latest.items():
@@ -122,7 +125,8 @@ async def remember_many(conn: asyncpg.Connection, people: list[tuple[str, str, s
     await insert_many(
         conn, "intake.identities", IDENTITY_COLUMNS, rows,
         "ON CONFLICT (subject_id) DO UPDATE SET nonce = EXCLUDED.nonce, ciphertext = EXCLUDED.ciphertext,"
-        " kind = EXCLUDED.kind, last_seen = now()"
+        # The organisation that reported the person last is the one a letter now comes from.
+        " kind = EXCLUDED.kind, organisation = EXCLUDED.organisation, last_seen = now()"
         # Retention counts in days: a subject seen again within the hour need not be rewritten.
         " WHERE intake.identities.last_seen < now() - interval '1 hour'")
 
@@ -137,9 +141,15 @@ async def reveal(pool: asyncpg.Pool, subject_id: str, keyring: Keyring, actor: s
     if row is None:
         return None
     identifier = _open(keyring, bytes(row["nonce"]), bytes(row["ciphertext"]), subject_id)
-    value = identifier.split(":")[-1]
-    field = "nhs_number" if row["kind"] == "nhs" else "local_id"
+    field, value = identified(identifier)
     return {"subject_id": subject_id, field: value, "organisation": row["organisation"]}
+
+
+def identified(identifier: str) -> tuple[str, str]:
+    """("nhs_number", digits) from `nhs:<digits>`, ("local_id", id) from `local:<ODS>:<id>`.
+    A local id is the trust's own free text and may hold colons itself (`MRN:004512`)."""
+    kind, _, rest = identifier.partition(":")
+    return ("nhs_number", rest) if kind == "nhs" else ("local_id", rest.partition(":")[2])
 
 
 async def reseal_fingerprints(pool: asyncpg.Pool, keyring: Keyring, chunk: int = 5000) -> int:
@@ -159,13 +169,18 @@ async def reseal_fingerprints(pool: asyncpg.Pool, keyring: Keyring, chunk: int =
 
 
 async def purge(pool: asyncpg.Pool, now: datetime, retention: timedelta, actor: str) -> dict[str, int]:
-    """Drop narratives and identities older than the retention period; events and aggregates stay."""
+    """Drop narratives, identities and the purposes given to read them older than the retention
+    period; events and aggregates stay."""
     cutoff = now - retention
     async with pool.acquire() as conn, conn.transaction():
         narratives = await conn.execute("UPDATE intake.incidents SET narrative = NULL"
                                         " WHERE narrative IS NOT NULL AND received_at < $1", cutoff)
         identities = await conn.execute("DELETE FROM intake.identities WHERE last_seen < $1", cutoff)
-        counts = {"narratives": int(narratives.split()[-1]), "identities": int(identities.split()[-1])}
+        # Who read whose identity stays; why, in their own words, goes with the identities.
+        purposes = await conn.execute("UPDATE intake.audit SET purpose = NULL, purpose_purged_at = now()"
+                                      " WHERE action = 'identity_read' AND purpose IS NOT NULL AND at < $1", cutoff)
+        counts = {"narratives": int(narratives.split()[-1]), "identities": int(identities.split()[-1]),
+                  "purposes": int(purposes.split()[-1])}
         await conn.execute("INSERT INTO intake.audit (actor, action, purpose) VALUES ($1, 'retention_purge', $2)",
                            actor, f"{counts} older than {cutoff.isoformat()}")
     return counts

@@ -18,7 +18,7 @@ from tests.conftest import ROOT, bearer, source_key
 from tests.factories import report
 
 pytestmark = pytest.mark.integration
-IDENTIFIED, RETAINED = "9990000204", "9990000212"
+IDENTIFIED, RETAINED, PURPOSED = "9990000204", "9990000212", "9990000263"
 
 
 def cli(pipeline, *args: str) -> str:
@@ -104,6 +104,34 @@ async def test_retention_purges_narratives_and_identities_but_keeps_the_incident
     assert row["narrative"] is None and row["subject_id"] == receipt["subject_id"]
 
 
+async def test_retention_clears_the_purposes_given_to_read_identities_and_nothing_else_of_the_audit(pipeline):
+    receipt = (await post(pipeline, report(perpetrator={"kind": "patient", "nhs_number": PURPOSED}),
+                          source_key(pipeline))).json()
+    purpose = "letter to Mr Example about his dementia"
+    async with httpx.AsyncClient(base_url=pipeline["INTAKE_URL"], timeout=30) as client:
+        read = await client.get(f"/v1/subjects/{receipt['subject_id']}/identity", params={"purpose": purpose},
+                                headers=bearer(pipeline, "correspondence", "letters-officer"))
+        later = (datetime.now(UTC) + timedelta(days=4000)).isoformat()
+        purged = await client.post("/v1/retention/run", json={"now": later}, headers=bearer(pipeline, "operations"))
+    assert read.status_code == 200 and purged.status_code == 200 and purged.json()["purposes"] >= 1
+    conn = await asyncpg.connect(pipeline["DATABASE_URL"])
+    try:
+        row = await conn.fetchrow("SELECT id, actor, purpose, purpose_purged_at FROM intake.audit"
+                                  " WHERE action = 'identity_read' AND subject_id = $1", receipt["subject_id"])
+        assert (row["actor"], row["purpose"]) == ("letters-officer", None) and row["purpose_purged_at"] is not None
+        assert await conn.fetchval("SELECT count(*) FROM intake.audit WHERE purpose = $1", purpose) == 0
+        # The record of the purge itself keeps its own words; and the audit refuses all else.
+        assert await conn.fetchval("SELECT count(*) FROM intake.audit WHERE action = 'retention_purge'"
+                                   " AND purpose IS NOT NULL") >= 1
+        for statement in ("UPDATE intake.audit SET purpose_purged_at = now() WHERE id = $1",
+                          "UPDATE intake.audit SET actor = 'someone else' WHERE id = $1",
+                          "DELETE FROM intake.audit WHERE id = $1"):
+            with pytest.raises(asyncpg.RaiseError, match="append-only"):
+                await conn.execute(statement, row["id"])
+    finally:
+        await conn.close()
+
+
 async def test_fingerprints_are_stored_keyed_and_bare_ones_are_resealed(pipeline):
     body, headers = report(), source_key(pipeline)
     assert (await post(pipeline, body, headers)).status_code == 202
@@ -148,6 +176,43 @@ async def test_key_rotation_keeps_a_subject_s_history_together(pipeline):
     finally:
         await conn.close()
     assert first == after_rotation == after_retirement
+
+
+async def test_a_person_first_seen_under_a_new_key_is_found_by_a_replica_still_on_the_old_one(pipeline):
+    # Replicas take a new pseudonym key one by one, so some still know only the old key; a
+    # rollback likewise leaves subjects made under the new key to replicas without it.
+    number = "nhs:9990000247"
+    old = Keyring(1, {1: b"old-key-3"}, b"identity")
+    new = Keyring(2, {1: b"old-key-3", 2: b"new-key-3"}, b"identity")
+    conn = await asyncpg.connect(pipeline["DATABASE_URL"])
+    try:
+        async with conn.transaction():
+            first = await resolve_subject(conn, number, new)
+            await remember(conn, first, number, "RZA", new)
+        async with conn.transaction():
+            again = await resolve_subject(conn, number, old)
+            await remember(conn, again, number, "RZA", old)
+        later = await resolve_subject(conn, number, new)
+    finally:
+        await conn.close()
+    assert first == again == later
+
+
+async def test_a_local_id_with_colons_is_revealed_whole_and_from_the_latest_organisation(pipeline):
+    keys = Keyring(1, {1: b"pseudonym"}, b"identity")
+    pool = await asyncpg.create_pool(pipeline["DATABASE_URL"], min_size=1, max_size=2)
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            subject = await resolve_subject(conn, "local:RZA:MRN:004512", keys)
+            await remember(conn, subject, "local:RZA:MRN:004512", "RZA", keys)
+        await pool.execute("UPDATE intake.identities SET last_seen = now() - interval '2 hours'"
+                           " WHERE subject_id = $1", subject)
+        async with pool.acquire() as conn, conn.transaction():
+            await remember(conn, subject, "local:RZA:MRN:004512", "RJ1", keys)
+        shown = await reveal(pool, subject, keys, "test", "letter")
+    finally:
+        await pool.close()
+    assert (shown["local_id"], shown["organisation"]) == ("MRN:004512", "RJ1")
 
 
 async def test_identity_key_rotation_still_reads_and_then_reseals_identities(pipeline):

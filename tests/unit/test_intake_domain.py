@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from schemas.events import decode, encode, envelope
 from schemas.incidents import IncidentReport, nhs_number_is_valid
 from services.intake.domain import accept, fingerprint, normalised_identifier
-from services.intake.vault import Keyring
+from services.intake.vault import Keyring, identified
 from tests.factories import T0, TEST_NHS_NUMBER, incident, report
 
 KEYRING = Keyring(1, {1: b"k" * 32}, b"identity")
@@ -164,3 +164,14 @@ def test_a_batch_line_or_a_dead_letter_names_an_unknown_key_only_when_it_looks_l
     with pytest.raises(ValidationError) as refused:
         IncidentReport(**report() | {"Jane Example 9434765919": 1})
     assert describe_error(refused.value).startswith("(unknown field): ")
+
+
+@pytest.mark.parametrize(("perpetrator", "expected"), [
+    ({"kind": "patient", "nhs_number": "9434765919"}, ("nhs_number", "9434765919")),
+    ({"kind": "patient", "local_id": "MRN:004512"}, ("local_id", "MRN:004512")),
+    ({"kind": "visitor", "local_id": "v-17"}, ("local_id", "V-17")),
+])
+def test_a_stored_identifier_reads_back_as_it_was_given(perpetrator, expected):
+    # A letter must carry the patient's own identifier: cut at a colon, it could be someone else's.
+    r = IncidentReport(**report(perpetrator=perpetrator))
+    assert identified(normalised_identifier(r.perpetrator, r.organisation)) == expected
