@@ -37,8 +37,9 @@ def _workforce_note(body: dict[str, Any]) -> str:
     missing = body.get("workforce_missing") or []
     if not missing:
         return ""
+    at = " at this site" if body.get("site") else ""
     return (" No rate per 1,000 staff is given: no workforce is loaded for "
-            f"{escape(', '.join(missing))}, whose incidents the rates would count.")
+            f"{escape(', '.join(missing))}{at}, whose incidents the rates would count.")
 
 
 def render(body: dict[str, Any]) -> str:

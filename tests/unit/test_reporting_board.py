@@ -599,3 +599,10 @@ def test_every_row_hides_the_same_headcounts_so_months_and_period_give_none_back
     body = build(incidents, heads=heads)
     hidden = [_rates_hidden(row) for row in [*body["months"], body["totals"]]]
     assert "ethnic:asian" in hidden[0] and hidden[0] == hidden[1] == hidden[2]
+
+
+@pytest.mark.parametrize(("site", "says"), [(None, "loaded for RJ7, whose"), ("Main", "loaded for RJ7 at this site")])
+def test_the_pack_says_why_no_rate_is_given_where_an_organisation_has_no_workforce(site, says):
+    body = build(sample()) | {"objectives": [], "site": site}
+    assert "No rate per 1,000" not in render(body | {"workforce_missing": []})
+    assert says in render(body | {"workforce_missing": ["RJ7"]})
