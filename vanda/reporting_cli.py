@@ -86,6 +86,11 @@ async def _rebuild(database_url: str, bootstrap: str, organisation: str | None, 
         differences = await replay.differences(pool, organisation)
         if promote:
             await _stopped(bootstrap, settings.consumer_group)  # still: nobody started it meanwhile
+            if past := await replay.consumed_past(bootstrap, settings.consumer_group, result.ends):
+                where = ", ".join(f"{tp.topic}[{tp.partition}] at {n}" for tp, n in sorted(past.items()))
+                console.print(f"[red]not promoted: reporting consumed past the replay while it ran ({where});"
+                              " what it applied then would be lost. Stop it and rebuild again.[/red]")
+                raise typer.Exit(1)
             await replay.promote(pool)
         return differences
     finally:

@@ -22,9 +22,10 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from schemas.reporting import ReferralCriterion
 from schemas.topics import INCIDENTS, SANCTIONS
-from services.reporting import handlers
-from vanda.runtime import heap, inbox
+from services.reporting import adapters, handlers
+from vanda.runtime import heap, inbox, outbox
 from vanda.runtime.consumer import claim_and_apply, decode_all
 from vanda.runtime.db import create_pool
 from vanda.runtime.transport import kafka_client_options
@@ -41,6 +42,7 @@ COMPARED = {"incidents": "*", "decisions": "*", "police_referrals": "incident_id
 class Replay:
     total: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
+    ends: dict[TopicPartition, int] = field(default_factory=dict)  # the offsets replayed up to
 
 
 async def fresh_schema(pool: asyncpg.Pool, schema: str = REBUILD_SCHEMA) -> None:
@@ -71,7 +73,7 @@ async def replay(database_url: str, bootstrap: str, p: handlers.Projection,
     ends, starts = await _offsets(bootstrap, topics)
     if cut := history_cut(starts):
         raise HistoryDeleted(cut)
-    result = Replay(total=sum(ends[tp] - starts[tp] for tp in ends))
+    result = Replay(total=sum(ends[tp] - starts[tp] for tp in ends), ends=ends)
     split = lanes_of(sorted(ends), lanes)
     context = multiprocessing.get_context("spawn")  # never fork a process with a running event loop
     done = context.Value("q", 0)
@@ -247,10 +249,14 @@ async def promote(pool: asyncpg.Pool, live: str = LIVE_SCHEMA, rebuilt: str = RE
     """Make the rebuilt tables the live ones, in one transaction; the live ones move to `replaced`.
 
     The inbox moves with the facts, so when reporting starts again from its committed
-    offsets (never past the replay's end, since it was stopped) it skips what the replay
-    applied. Indexes take the live tables' names, which later migrations may use.
+    offsets (never past the replay's end: `consumed_past` is checked first) it skips what
+    the replay applied. Indexes take the live tables' names, which later migrations may use.
+    Referral claims are kept once made, and a claim only the rebuild made (the criteria, or
+    the projection, changed) has its event sent now: the replay sends none, and the live
+    consumer, finding the claim, never would.
     """
     async with pool.acquire() as conn, conn.transaction():
+        await _carry_referrals(conn, live, rebuilt)
         await conn.execute(f"DROP SCHEMA IF EXISTS {replaced} CASCADE")
         await conn.execute(f"CREATE SCHEMA {replaced}")
         for table in TABLES:
@@ -261,6 +267,34 @@ async def promote(pool: asyncpg.Pool, live: str = LIVE_SCHEMA, rebuilt: str = RE
                 if shape in names and names[shape] != name:
                     await conn.execute(f'ALTER INDEX {live}."{name}" RENAME TO "{names[shape]}"')
         await conn.execute(f"DROP SCHEMA {rebuilt}")
+
+
+async def _carry_referrals(conn: asyncpg.Connection, live: str, rebuilt: str) -> None:
+    """Keep every claim the live side made (a referral is never withdrawn), and stage the
+    event of each claim only the rebuild made, in the live outbox, with the promotion."""
+    await conn.execute(f"INSERT INTO {rebuilt}.police_referrals SELECT l.* FROM {live}.police_referrals l"
+                       f" WHERE NOT EXISTS (SELECT 1 FROM {rebuilt}.police_referrals r"
+                       "  WHERE r.incident_id = l.incident_id)")
+    rows = await conn.fetch(f"SELECT r.incident_id, r.criteria FROM {rebuilt}.police_referrals r WHERE NOT EXISTS"
+                            f" (SELECT 1 FROM {live}.police_referrals l WHERE l.incident_id = r.incident_id)")
+    facts = await adapters.load_incidents(conn, [r["incident_id"] for r in rows], rebuilt)
+    await outbox.stage(conn, live, [handlers.referral_required(facts[r["incident_id"]],
+                                                               [ReferralCriterion(c) for c in r["criteria"]])
+                                    for r in rows if r["incident_id"] in facts])
+
+
+async def consumed_past(bootstrap: str, group: str, ends: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+    """Partitions where the group's committed offset passed the replay's end: reporting ran
+    (and stopped again) during the replay, so what it applied then is in the tables a
+    promotion replaces, and it would resume after it: lost."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="vanda-reporting-rebuild",
+                                **kafka_client_options())
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return {tp: meta.offset for tp, meta in committed.items() if tp in ends and meta.offset > ends[tp]}
 
 
 async def _index_names(conn: asyncpg.Connection, schema: str, table: str) -> dict[str, str]:

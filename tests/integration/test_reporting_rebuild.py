@@ -147,3 +147,55 @@ def test_a_promotion_is_refused_while_reporting_consumes(pipeline) -> None:
     assert done.returncode == 1, done.stdout + done.stderr
     assert "stop reporting before promoting" in done.stdout and "vanda-reporting" in done.stdout
     assert "replayed" not in done.stdout  # refused before any work
+
+
+async def test_a_promotion_keeps_every_referral_claim_and_sends_those_only_the_rebuild_made(pipeline) -> None:
+    from tests.unit.test_reporting_metrics import fact
+
+    suffix = uuid.uuid4().hex[:8]
+    live, rebuilt, replaced = f"live_{suffix}", f"rebuilt_{suffix}", f"replaced_{suffix}"
+    kept, new = fact(category="weapon"), fact(category="physical_assault")
+    pool = await create_pool(pipeline["DATABASE_URL"], max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            for schema in (live, rebuilt):
+                await conn.execute(f"CREATE SCHEMA {schema}")
+                for table in replay.TABLES:
+                    await conn.execute(f"CREATE TABLE {schema}.{table} (LIKE reporting.{table} INCLUDING ALL)")
+            await conn.execute(f"CREATE TABLE {live}.outbox (LIKE reporting.outbox INCLUDING ALL)")
+            await adapters.save_incidents(conn, [kept], live)
+            await adapters.save_incidents(conn, [kept, new], rebuilt)
+            # Live claimed `kept` long ago; the rebuild, under new criteria, claims `new` alone.
+            await adapters.claim_referrals(conn, [(kept.incident_id, ["weapon"])], live)
+            await adapters.claim_referrals(conn, [(new.incident_id, ["physical_assault"])], rebuilt)
+
+        await replay.promote(pool, live, rebuilt, replaced)
+
+        async with pool.acquire() as conn:
+            claims = await conn.fetchval(f"SELECT array_agg(incident_id ORDER BY incident_id)"
+                                         f" FROM {live}.police_referrals")
+            staged = await conn.fetch(f"SELECT topic, key, event_type FROM {live}.outbox")
+    finally:
+        async with pool.acquire() as conn:
+            for schema in (live, rebuilt, replaced):
+                await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await pool.close()
+    assert claims == sorted([kept.incident_id, new.incident_id])
+    assert [(r["topic"], r["key"]) for r in staged] == [("vanda.police-referrals.v1", str(new.incident_id))]
+    assert staged[0]["event_type"].endswith("police_referral_required.v1")
+
+
+async def test_a_group_that_consumed_past_the_replay_is_found(pipeline) -> None:
+    from aiokafka import AIOKafkaConsumer
+
+    bootstrap, group = pipeline["KAFKA_BOOTSTRAP_SERVERS"], f"test-rebuild-{uuid.uuid4().hex[:8]}"
+    tp = TopicPartition("vanda.incidents.v1", 0)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        await consumer.commit({tp: 7})
+    finally:
+        await consumer.stop()
+    assert await replay.consumed_past(bootstrap, group, {tp: 5}) == {tp: 7}
+    assert await replay.consumed_past(bootstrap, group, {tp: 7}) == {}
