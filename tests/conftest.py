@@ -60,12 +60,32 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
         subprocess.run([sys.executable, "-m", "vanda", "down", "--home", str(home)], cwd=ROOT, check=False)
         raise
     pids = recorded_pids(home)
+    endpoints = read_env(home / "endpoints.env")
+    if "INTAKE_API_KEY" not in endpoints:  # `up` makes none in a database of one's own: the tests make theirs
+        endpoints["INTAKE_API_KEY"] = _test_key(endpoints["DATABASE_URL"])
     try:
-        yield read_env(home / "endpoints.env") | read_env(home / "dev-secrets.env") | {"HOME_DIR": str(home)}
+        yield endpoints | read_env(home / "dev-secrets.env") | {"HOME_DIR": str(home)}
     finally:
         vanda("down", home=home)
         alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
         assert not alive, f"`vanda down` left processes running: {alive}"
+
+
+def _test_key(database_url: str) -> str:
+    """A key for any source, in the database the tests run against."""
+    import asyncio
+
+    import asyncpg
+
+    from vanda import apikeys
+
+    async def make() -> str:
+        conn = await asyncpg.connect(database_url)
+        try:
+            return await apikeys.create(conn, "tests (any source)", [apikeys.ANY_SOURCE])
+        finally:
+            await conn.close()
+    return asyncio.run(make())
 
 
 def bearer(pipeline: dict[str, str], role: str, subject: str = "tester-1") -> dict[str, str]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
 
+T = TypeVar("T")
 app = typer.Typer(help="vanda: violence and aggression incident pipeline for NHS trusts.", no_args_is_help=True)
 stack_app = typer.Typer(help="Local Apache Kafka and PostgreSQL, started without Docker.", no_args_is_help=True)
 schemas_app = typer.Typer(help="Event contracts and their JSON Schema files.", no_args_is_help=True)
@@ -68,12 +70,11 @@ def stack_fetch() -> None:
 
 
 @app.command()
-def migrate() -> None:
-    """Apply every service's database migrations to DATABASE_URL."""
+def migrate(home: Home = DEFAULT_HOME) -> None:
+    """Apply every service's database migrations to DATABASE_URL, else to the local stack's database."""
     from vanda.runtime.migrate import apply_all
-    from vanda.runtime.settings import CommonSettings
 
-    for service, count in apply_all(CommonSettings().database_url).items():
+    for service, count in apply_all(_database_url(home)).items():
         console.print(f"{service}: {count} migration(s) applied")
 
 
@@ -109,7 +110,11 @@ def up(home: Home = DEFAULT_HOME, docker: Docker = False) -> dict[str, str]:
         endpoints = fleet.start(home, info, env=secrets)
     values = {f"{e.name.upper()}_URL": e.url for e in endpoints}
     values |= {"KAFKA_BOOTSTRAP_SERVERS": info.kafka_bootstrap_servers, "DATABASE_URL": info.database_url}
-    values["INTAKE_API_KEY"] = _development_key(home, info.database_url)
+    if _own_database():
+        console.print("DATABASE_URL names a database of your own: no development key (one for any source) is"
+                      " made in it; create each upstream system's with `vanda keys create`.")
+    else:
+        values["INTAKE_API_KEY"] = _development_key(home, info.database_url)
     text = "".join(f"{k}={v}\n" for k, v in values.items())
     (home / "endpoints.env").write_text(text)
     (home / "endpoints.env").chmod(0o600)
@@ -138,6 +143,10 @@ def demo(
     from vanda import demo as demo_feed, devsecrets
     from vanda.runtime.auth import Role, sign
 
+    if _own_database():
+        console.print("demo streams synthetic incidents: run it on the local stack (unset DATABASE_URL), not into"
+                      " a database of your own")
+        raise typer.Exit(2)
     endpoints = up(home)
     token = sign(devsecrets.load(home.resolve())["AUTH_JWT_SECRET"], "demo", [Role.BOARD_VIEWER])
     demo_feed.run(endpoints, incidents, months, console, token)
@@ -205,38 +214,57 @@ def _bootstrap(home: Path) -> str:
 @dlq_app.command("list")
 def dlq_list(home: Home = DEFAULT_HOME,
              topic: Annotated[list[str] | None, typer.Option(help="Dead-letter topic(s); default all.")] = None) -> None:
-    """Show every dead letter: where it came from, why, and its ref for replay."""
+    """Show every dead letter: where it came from, why, its ref for replay, and whether a replay sent it."""
     import asyncio
 
     from rich.table import Table
 
     from vanda import dlq
 
-    letters = asyncio.run(dlq.list_letters(_bootstrap(home), topic or dlq.DLQ_TOPICS))
-    table = Table(title=f"{len(letters)} dead letter(s)")
-    for column in ("topic", "ref", "source", "reason", "event type", "error"):
+    letters = _known_topic(lambda: asyncio.run(
+        dlq.list_letters(_bootstrap(home), topic or dlq.DLQ_TOPICS, missing_ok=not topic)))
+    table = Table(title=f"{len(letters)} dead letter(s), {sum(not d.replayed for d in letters)} not replayed")
+    for column in ("topic", "ref", "source", "reason", "event type", "error", "replayed"):
         table.add_column(column, overflow="fold")
     for d in letters:
-        table.add_row(d.topic, d.ref, d.source, d.reason, d.event_type, d.error)
+        table.add_row(d.topic, d.ref, d.source, d.reason, d.event_type, d.error, "yes" if d.replayed else "")
     console.print(table)
 
 
 @dlq_app.command("replay")
 def dlq_replay(topic: Annotated[str, typer.Argument(help="Dead-letter topic, e.g. vanda.incidents.v1.dlq")],
                home: Home = DEFAULT_HOME,
-               only: Annotated[list[str] | None, typer.Option(help="partition:offset refs; default all.")] = None,
+               only: Annotated[list[str] | None, typer.Option(
+                   help="partition:offset refs, replayed whether or not replayed before; default every letter"
+                        " no replay has sent yet.")] = None,
+               again: Annotated[bool, typer.Option(help="Every letter, those replayed before too.")] = False,
                ) -> None:
-    """Publish dead letters back to their source topic (consumers skip what they already applied)."""
+    """Publish dead letters back to their source topic, each once (consumers skip what they already applied)."""
     import asyncio
 
     from vanda import dlq
 
     if not topic.endswith(".dlq"):
         raise typer.BadParameter("must be a dead-letter topic ending in .dlq", param_hint="topic")
-    count, left = asyncio.run(dlq.replay(_bootstrap(home), topic, set(only) if only else None))
-    console.print(f"replayed {count} dead letter(s) to {topic.removesuffix('.dlq')}")
-    for letter in left:
+    done = _known_topic(lambda: asyncio.run(dlq.replay(_bootstrap(home), topic, set(only) if only else None, again)))
+    console.print(f"replayed {done.sent} dead letter(s) to {topic.removesuffix('.dlq')}"
+                  + (f"; {done.already} replayed before, not sent again (--again sends them)" if done.already else ""))
+    for letter in done.left:
         console.print(f"left {letter.ref}: sent without its value (too large); read it at {letter.source}")
+    if done.unknown:
+        console.print(f"no such letter on {topic}: {', '.join(done.unknown)}")
+        raise typer.Exit(1)
+
+
+def _known_topic(run: Callable[[], T]) -> T:
+    """`run`, with a topic the broker does not have said plainly (exit 2), not a traceback."""
+    from vanda import dlq
+
+    try:
+        return run()
+    except dlq.UnknownTopic as e:
+        console.print(f"no topic {e.args[0]} on the broker (it creates none by itself): check the name")
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -292,6 +320,13 @@ def _with_db(url: str, work):  # noqa: ANN001, ANN202 - a small bridge from sync
             await conn.close()
 
     return asyncio.run(run())
+
+
+def _own_database() -> bool:
+    """Whether `up` runs against a PostgreSQL named by DATABASE_URL rather than the stack's own."""
+    import os
+
+    return bool(os.environ.get("DATABASE_URL"))
 
 
 def _development_key(home: Path, database_url: str) -> str:

@@ -2,7 +2,10 @@
 
 A dead letter keeps the original bytes and key; its headers say why it failed and where
 it came from. Replaying publishes it back to its source topic: consumers dedupe by event
-id, so replaying something already applied changes nothing.
+id, so replaying something already applied changes nothing. How far each dead-letter
+partition has been replayed is kept as the committed offset of the consumer group
+`vanda-dlq-replay`, so a replay sends each letter once: one that fails again comes back
+as a new letter, replayed by the next run, instead of every run sending every letter again.
 """
 
 from __future__ import annotations
@@ -11,14 +14,19 @@ import asyncio
 from dataclasses import dataclass
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
-from schemas.topics import INCIDENTS, SANCTIONS, dead_letter
+from schemas.topics import INCIDENTS, SANCTIONS, SUBMISSIONS, dead_letter
 from vanda.runtime.consumer import VALUE_OMITTED
 from vanda.runtime.transport import kafka_client_options
 
-DLQ_TOPICS = [dead_letter(INCIDENTS), dead_letter(SANCTIONS)]
+DLQ_TOPICS = [dead_letter(SUBMISSIONS), dead_letter(INCIDENTS), dead_letter(SANCTIONS)]
 DLQ_HEADER_PREFIX = "vanda-dlq-"
+REPLAY_GROUP = "vanda-dlq-replay"  # its committed offsets: how far each dead-letter partition was replayed
+
+
+class UnknownTopic(Exception):
+    """A topic the broker does not have (it creates none by itself): a typo, most likely."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,7 @@ class DeadLetter:
     error: str
     source: str
     event_type: str
+    replayed: bool = False  # sent back to its source topic by an earlier replay
 
     @property
     def ref(self) -> str:
@@ -37,7 +46,7 @@ class DeadLetter:
         return f"{self.partition}:{self.offset}"
 
 
-def _describe(record: ConsumerRecord) -> DeadLetter:
+def _describe(record: ConsumerRecord, marks: dict[int, int] | None = None) -> DeadLetter:
     headers = {k: v.decode(errors="replace") for k, v in (record.headers or ())}
     try:
         event_type = str(orjson.loads(record.value or b"null").get("type", "?"))
@@ -46,7 +55,8 @@ def _describe(record: ConsumerRecord) -> DeadLetter:
     source = f"{headers.get('vanda-dlq-source-topic', '?')}[{headers.get('vanda-dlq-source-partition', '?')}]" \
              f"@{headers.get('vanda-dlq-source-offset', '?')}"
     return DeadLetter(record.topic, record.partition, record.offset, headers.get("vanda-dlq-reason", "?"),
-                      headers.get("vanda-dlq-error", ""), source, event_type)
+                      headers.get("vanda-dlq-error", ""), source, event_type,
+                      record.offset < (marks or {}).get(record.partition, 0))
 
 
 async def read_all(bootstrap: str, topic: str, *, wait_s: float = 10) -> list[ConsumerRecord]:
@@ -79,29 +89,94 @@ def _flatten(batches: dict) -> list[ConsumerRecord]:
     return [r for batch in batches.values() for r in batch]
 
 
-async def list_letters(bootstrap: str, topics: list[str]) -> list[DeadLetter]:
+async def _replay_group(bootstrap: str, topic: str) -> tuple[AIOKafkaConsumer, list[TopicPartition]]:
+    """A started consumer of the replay group, assigned every partition of `topic` (none joins
+    the group: offsets are only read and committed)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=REPLAY_GROUP, enable_auto_commit=False,
+                                **kafka_client_options())
+    await consumer.start()
+    try:
+        # The consumer's own metadata covers only topics it was told of: ask the cluster's.
+        partitions = (await consumer._client.fetch_all_metadata()).partitions_for_topic(topic)
+        if not partitions:
+            raise UnknownTopic(topic)
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        return consumer, tps
+    except BaseException:
+        await consumer.stop()
+        raise
+
+
+async def replayed_up_to(bootstrap: str, topic: str) -> dict[int, int]:
+    """Per partition, the offset up to which letters were replayed (0: none yet)."""
+    consumer, tps = await _replay_group(bootstrap, topic)
+    try:
+        return {tp.partition: (await consumer.committed(tp)) or 0 for tp in tps}
+    finally:
+        await consumer.stop()
+
+
+async def _mark_replayed(bootstrap: str, topic: str, upto: dict[int, int]) -> None:
+    consumer, tps = await _replay_group(bootstrap, topic)
+    try:
+        await consumer.commit({tp: upto[tp.partition] for tp in tps if tp.partition in upto})
+    finally:
+        await consumer.stop()
+
+
+async def list_letters(bootstrap: str, topics: list[str], missing_ok: bool = False) -> list[DeadLetter]:
+    """Every letter on `topics`; a topic the broker lacks is skipped with `missing_ok` (the
+    defaults, where a service not deployed has made none), else refused."""
     letters: list[DeadLetter] = []
     for topic in topics:
-        letters += [_describe(r) for r in await read_all(bootstrap, topic)]
+        try:
+            marks = await replayed_up_to(bootstrap, topic)
+        except UnknownTopic:
+            if missing_ok:
+                continue
+            raise
+        letters += [_describe(r, marks) for r in await read_all(bootstrap, topic)]
     return letters
 
 
-async def replay(bootstrap: str, topic: str, only: set[str] | None = None) -> tuple[int, list[DeadLetter]]:
-    """Publish dead letters back to their source topic; how many, and those left where they
-    are: a letter sent without its value (too large) has nothing to publish again, only the
-    source offset to read it at."""
-    records = [r for r in await read_all(bootstrap, topic) if only is None or f"{r.partition}:{r.offset}" in only]
-    omitted = [r for r in records if VALUE_OMITTED in dict(r.headers or ())]
-    left = {(r.partition, r.offset) for r in omitted}
+@dataclass(frozen=True)
+class Replay:
+    sent: int  # letters published back to the source topic
+    already: int  # letters an earlier replay sent, not sent again
+    left: list[DeadLetter]  # letters sent without their value: nothing to publish, read them at their source
+    unknown: list[str]  # `only` refs that are no letter on the topic
+
+
+async def replay(bootstrap: str, topic: str, only: set[str] | None = None, again: bool = False) -> Replay:
+    """Publish dead letters back to their source topic: those no earlier replay sent (all of
+    them, `again`), or exactly the `only` refs. A letter sent without its value (too large)
+    has nothing to publish again, only the source offset to read it at."""
+    marks = await replayed_up_to(bootstrap, topic)
+    records = await read_all(bootstrap, topic)
+    if only is not None:
+        chosen = [r for r in records if f"{r.partition}:{r.offset}" in only]
+    else:
+        chosen = [r for r in records if again or r.offset >= marks.get(r.partition, 0)]
+    omitted = [r for r in chosen if VALUE_OMITTED in dict(r.headers or ())]
+    await _publish(bootstrap, topic.removesuffix(".dlq"), [r for r in chosen if r not in omitted])
+    if only is None and records:
+        # Replayed up to the end read: a letter that fails again lands after it, a new one.
+        ends = {p: max(r.offset for r in records if r.partition == p) + 1 for p in {r.partition for r in records}}
+        await _mark_replayed(bootstrap, topic, {p: max(e, marks.get(p, 0)) for p, e in ends.items()})
+    found = {f"{r.partition}:{r.offset}" for r in chosen}
+    return Replay(len(chosen) - len(omitted), len(records) - len(chosen) if only is None else 0,
+                  [_describe(r) for r in omitted], sorted((only or set()) - found))
+
+
+async def _publish(bootstrap: str, source: str, records: list[ConsumerRecord]) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all",
                                 **kafka_client_options())
     await producer.start()
     try:
-        for record in (r for r in records if (r.partition, r.offset) not in left):
+        for record in records:
             headers = [(k, v) for k, v in (record.headers or ()) if not k.startswith(DLQ_HEADER_PREFIX)]
             headers.append(("vanda-replayed-from", f"{record.topic}:{record.partition}:{record.offset}".encode()))
-            source = topic.removesuffix(".dlq")
             await producer.send_and_wait(source, value=record.value, key=record.key, headers=headers)
     finally:
         await producer.stop()
-    return len(records) - len(omitted), [_describe(r) for r in omitted]

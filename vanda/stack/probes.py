@@ -27,8 +27,11 @@ async def _kafka_brokers(bootstrap: str, timeout: float) -> int:
     """Return how many brokers the cluster metadata lists (0 on any failure)."""
     from aiokafka.admin import AIOKafkaAdminClient
 
+    from vanda.runtime.transport import kafka_client_options
+
+    # Servers of one's own may ask for TLS and SASL: the probe goes as the services will.
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000)
+        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000), **kafka_client_options()
     )
     try:
         await asyncio.wait_for(admin.start(), timeout)
@@ -57,8 +60,11 @@ async def _pg_select_one(url: str, timeout: float) -> bool:
     """Connect with asyncpg and run SELECT 1."""
     import asyncpg
 
+    from vanda.runtime.transport import TransportSettings, postgres_ssl
+
     try:
-        conn = await asyncpg.connect(url, timeout=timeout)
+        # As the services connect: DATABASE_SSL's checks, else what the URL says (never a silent plain-text try).
+        conn = await asyncpg.connect(url, timeout=timeout, ssl=postgres_ssl(TransportSettings()) or None)
     except Exception:  # noqa: BLE001 - refused, starting up, auth not ready...
         return False
     try:
