@@ -198,6 +198,16 @@ def test_a_ban_imposed_before_the_policy_asked_for_the_age_band_stands_after_it_
     assert "rescinded" not in names(decisions)
 
 
+def test_a_ban_proposed_for_someone_of_no_recorded_age_falls_once_the_policy_asks_for_it():
+    # Not yet imposed: no reviewer may approve a ban for someone who may be a child.
+    weapon = record(0, age_band=None, category="weapon")
+    before = Policy(version="before", card_without_age_band=True)
+    state, _ = feed([weapon], policy=before)
+    state, decisions = feed([record(5)], state, policy=AGE_KNOWN, now=days(5))
+    assert [c.status for c in state.cards if c.incident_id == weapon.incident_id] == [CardStatus.RESCINDED]
+    assert names(decisions) == ["rescinded", Y1]
+
+
 def test_amending_to_medical_factors_rescinds_the_card_and_requests_clinical_review():
     a = record(0)
     state, _ = feed([a])

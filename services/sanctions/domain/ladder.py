@@ -51,12 +51,17 @@ def qualifies(i: IncidentRecord, policy: Policy) -> bool:
     return eligible(i) and not awaiting_age_band(i, policy)
 
 
+# Cards that bound someone: a warning issued, a ban imposed, whether in force or run its
+# course. A proposal awaiting a reviewer is not yet one, and one rejected never was.
+GIVEN = frozenset({CardStatus.ISSUED, CardStatus.ACTIVE, CardStatus.LAPSED, CardStatus.EXPIRED})
+
+
 def counted(state: SubjectState, policy: Policy) -> set[UUID]:
     """The incidents the ladder counts: those that qualify, and those awaiting their age band
     that hold a card already. The policy holds back new cards, never ones given before: a card
     issued, or a ban people imposed, before the policy asked for the age band (or before an
     amendment cleared it, which proves no child) stands, and keeps its place on the ladder."""
-    held = {c.incident_id for c in state.cards if c.status != CardStatus.RESCINDED}
+    held = {c.incident_id for c in state.cards if c.status in GIVEN}
     return {i.incident_id for i in state.incidents
             if qualifies(i, policy) or (awaiting_age_band(i, policy) and i.incident_id in held)}
 
