@@ -25,6 +25,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from schemas.reporting import ReferralCriterion
 from schemas.topics import INCIDENTS, SANCTIONS
 from services.reporting import adapters, handlers
+from services.reporting.domain.police import criteria_met
 from vanda.runtime import heap, inbox, outbox
 from vanda.runtime.consumer import claim_and_apply, decode_all
 from vanda.runtime.db import create_pool
@@ -244,8 +245,8 @@ async def group_members(bootstrap: str, group: str) -> int:
     return len(members)
 
 
-async def promote(pool: asyncpg.Pool, live: str = LIVE_SCHEMA, rebuilt: str = REBUILD_SCHEMA,
-                  replaced: str = REPLACED_SCHEMA) -> None:
+async def promote(pool: asyncpg.Pool, criteria: frozenset[ReferralCriterion], live: str = LIVE_SCHEMA,
+                  rebuilt: str = REBUILD_SCHEMA, replaced: str = REPLACED_SCHEMA) -> None:
     """Make the rebuilt tables the live ones, in one transaction; the live ones move to `replaced`.
 
     The inbox moves with the facts, so when reporting starts again from its committed
@@ -256,7 +257,7 @@ async def promote(pool: asyncpg.Pool, live: str = LIVE_SCHEMA, rebuilt: str = RE
     consumer, finding the claim, never would.
     """
     async with pool.acquire() as conn, conn.transaction():
-        await _carry_referrals(conn, live, rebuilt)
+        await _carry_referrals(conn, live, rebuilt, criteria)
         await conn.execute(f"DROP SCHEMA IF EXISTS {replaced} CASCADE")
         await conn.execute(f"CREATE SCHEMA {replaced}")
         for table in TABLES:
@@ -269,18 +270,20 @@ async def promote(pool: asyncpg.Pool, live: str = LIVE_SCHEMA, rebuilt: str = RE
         await conn.execute(f"DROP SCHEMA {rebuilt}")
 
 
-async def _carry_referrals(conn: asyncpg.Connection, live: str, rebuilt: str) -> None:
+async def _carry_referrals(conn: asyncpg.Connection, live: str, rebuilt: str,
+                           criteria: frozenset[ReferralCriterion]) -> None:
     """Keep every claim the live side made (a referral is never withdrawn), and stage the
     event of each claim only the rebuild made, in the live outbox, with the promotion."""
     await conn.execute(f"INSERT INTO {rebuilt}.police_referrals SELECT l.* FROM {live}.police_referrals l"
                        f" WHERE NOT EXISTS (SELECT 1 FROM {rebuilt}.police_referrals r"
                        "  WHERE r.incident_id = l.incident_id)")
-    rows = await conn.fetch(f"SELECT r.incident_id, r.criteria FROM {rebuilt}.police_referrals r WHERE NOT EXISTS"
+    # Only for incidents that meet the criteria now, as the live consumer would send it: a
+    # claim the replay made and an amendment or a withdrawal since undid prompts no one.
+    rows = await conn.fetch(f"SELECT r.incident_id FROM {rebuilt}.police_referrals r WHERE r.meets AND NOT EXISTS"
                             f" (SELECT 1 FROM {live}.police_referrals l WHERE l.incident_id = r.incident_id)")
     facts = await adapters.load_incidents(conn, [r["incident_id"] for r in rows], rebuilt)
-    await outbox.stage(conn, live, [handlers.referral_required(facts[r["incident_id"]],
-                                                               [ReferralCriterion(c) for c in r["criteria"]])
-                                    for r in rows if r["incident_id"] in facts])
+    await outbox.stage(conn, live, [handlers.referral_required(fact, met) for fact in facts.values()
+                                    if not fact.withdrawn and (met := criteria_met(fact, criteria))])
 
 
 async def consumed_past(bootstrap: str, group: str, ends: dict[TopicPartition, int]) -> dict[TopicPartition, int]:

@@ -18,6 +18,7 @@ import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
 
+from schemas.reporting import ReferralCriterion
 from services.reporting import adapters, rebuild as replay
 from services.reporting.domain.facts import DecisionFact
 from services.reporting.handlers import Projection
@@ -127,7 +128,7 @@ async def test_promotion_puts_the_rebuilt_tables_live_under_the_live_index_names
             await adapters.save_decisions(conn, [old], live)
             await adapters.save_decisions(conn, [new], rebuilt)
 
-        await replay.promote(pool, live, rebuilt, replaced)
+        await replay.promote(pool, frozenset(), live, rebuilt, replaced)
 
         async with pool.acquire() as conn:
             assert await conn.fetchval(f"SELECT array_agg(decision_id) FROM {live}.decisions") == [new.decision_id]
@@ -155,6 +156,8 @@ async def test_a_promotion_keeps_every_referral_claim_and_sends_those_only_the_r
     suffix = uuid.uuid4().hex[:8]
     live, rebuilt, replaced = f"live_{suffix}", f"rebuilt_{suffix}", f"replaced_{suffix}"
     kept, new = fact(category="weapon"), fact(category="physical_assault")
+    # Claimed by the replay, then withdrawn, or amended out of the criteria: no one to prompt.
+    withdrawn, amended = fact(category="weapon", withdrawn=True), fact(category="verbal_abuse")
     pool = await create_pool(pipeline["DATABASE_URL"], max_size=1)
     try:
         async with pool.acquire() as conn:
@@ -164,12 +167,16 @@ async def test_a_promotion_keeps_every_referral_claim_and_sends_those_only_the_r
                     await conn.execute(f"CREATE TABLE {schema}.{table} (LIKE reporting.{table} INCLUDING ALL)")
             await conn.execute(f"CREATE TABLE {live}.outbox (LIKE reporting.outbox INCLUDING ALL)")
             await adapters.save_incidents(conn, [kept], live)
-            await adapters.save_incidents(conn, [kept, new], rebuilt)
-            # Live claimed `kept` long ago; the rebuild, under new criteria, claims `new` alone.
+            await adapters.save_incidents(conn, [kept, new, withdrawn, amended], rebuilt)
+            # Live claimed `kept` long ago; the rebuild, under new criteria, claims `new` too.
             await adapters.claim_referrals(conn, [(kept.incident_id, ["weapon"])], live)
-            await adapters.claim_referrals(conn, [(new.incident_id, ["physical_assault"])], rebuilt)
+            await adapters.claim_referrals(conn, [(new.incident_id, ["physical_assault"]),
+                                                  (withdrawn.incident_id, ["weapon"]),
+                                                  (amended.incident_id, ["weapon"])], rebuilt)
+            await adapters.still_meets(conn, [(amended.incident_id, [])], rebuilt)
 
-        await replay.promote(pool, live, rebuilt, replaced)
+        await replay.promote(pool, frozenset({ReferralCriterion.PHYSICAL_ASSAULT, ReferralCriterion.WEAPON}),
+                             live, rebuilt, replaced)
 
         async with pool.acquire() as conn:
             claims = await conn.fetchval(f"SELECT array_agg(incident_id ORDER BY incident_id)"
@@ -180,7 +187,7 @@ async def test_a_promotion_keeps_every_referral_claim_and_sends_those_only_the_r
             for schema in (live, rebuilt, replaced):
                 await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         await pool.close()
-    assert claims == sorted([kept.incident_id, new.incident_id])
+    assert claims == sorted([kept.incident_id, new.incident_id, withdrawn.incident_id, amended.incident_id])
     assert [(r["topic"], r["key"]) for r in staged] == [("vanda.police-referrals.v1", str(new.incident_id))]
     assert staged[0]["event_type"].endswith("police_referral_required.v1")
 
