@@ -110,7 +110,7 @@ def up(home: Home = DEFAULT_HOME, docker: Docker = False) -> dict[str, str]:
         endpoints = fleet.start(home, info, env=secrets)
     values = {f"{e.name.upper()}_URL": e.url for e in endpoints}
     values |= {"KAFKA_BOOTSTRAP_SERVERS": info.kafka_bootstrap_servers, "DATABASE_URL": info.database_url}
-    if _own_database():
+    if _own_database() and not docker:
         console.print("DATABASE_URL names a database of your own: no development key (one for any source) is"
                       " made in it; create each upstream system's with `vanda keys create`.")
     else:

@@ -3,18 +3,19 @@
 A dead letter keeps the original bytes and key; its headers say why it failed and where
 it came from. Replaying publishes it back to its source topic: consumers dedupe by event
 id, so replaying something already applied changes nothing. How far each dead-letter
-partition has been replayed is kept as the committed offset of the consumer group
-`vanda-dlq-replay`, so a replay sends each letter once: one that fails again comes back
-as a new letter, replayed by the next run, instead of every run sending every letter again.
+partition has been replayed is kept on the compacted topic `vanda.dlq-replays.v1`, so a
+replay sends each letter once: one that fails again comes back as a new letter, replayed
+by the next run, instead of every run sending every letter again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from schemas.topics import INCIDENTS, SANCTIONS, SUBMISSIONS, dead_letter
 from vanda.runtime.consumer import VALUE_OMITTED
@@ -22,7 +23,10 @@ from vanda.runtime.transport import kafka_client_options
 
 DLQ_TOPICS = [dead_letter(SUBMISSIONS), dead_letter(INCIDENTS), dead_letter(SANCTIONS)]
 DLQ_HEADER_PREFIX = "vanda-dlq-"
-REPLAY_GROUP = "vanda-dlq-replay"  # its committed offsets: how far each dead-letter partition was replayed
+# How far each dead-letter partition was replayed: the latest record for "<topic>:<partition>"
+# on this compacted topic. Not a consumer group's committed offsets: those of a group with no
+# members expire after a week (offsets.retention.minutes), before the letters (28 days).
+MARKS_TOPIC = "vanda.dlq-replays.v1"
 
 
 class UnknownTopic(Exception):
@@ -56,7 +60,7 @@ def _describe(record: ConsumerRecord, marks: dict[int, int] | None = None) -> De
              f"@{headers.get('vanda-dlq-source-offset', '?')}"
     return DeadLetter(record.topic, record.partition, record.offset, headers.get("vanda-dlq-reason", "?"),
                       headers.get("vanda-dlq-error", ""), source, event_type,
-                      record.offset < (marks or {}).get(record.partition, 0))
+                      record.offset < (marks or {}).get(record.partition, 0) and not _omitted(record))
 
 
 async def read_all(bootstrap: str, topic: str, *, wait_s: float = 10) -> list[ConsumerRecord]:
@@ -89,40 +93,61 @@ def _flatten(batches: dict) -> list[ConsumerRecord]:
     return [r for batch in batches.values() for r in batch]
 
 
-async def _replay_group(bootstrap: str, topic: str) -> tuple[AIOKafkaConsumer, list[TopicPartition]]:
-    """A started consumer of the replay group, assigned every partition of `topic` (none joins
-    the group: offsets are only read and committed)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=REPLAY_GROUP, enable_auto_commit=False,
-                                **kafka_client_options())
+async def _partitions(bootstrap: str, topic: str) -> tuple[list[int], bool]:
+    """The topic's partitions, and whether the marks topic exists yet."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, **kafka_client_options())
     await consumer.start()
     try:
         # The consumer's own metadata covers only topics it was told of: ask the cluster's.
-        partitions = (await consumer._client.fetch_all_metadata()).partitions_for_topic(topic)
-        if not partitions:
-            raise UnknownTopic(topic)
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        return consumer, tps
-    except BaseException:
+        cluster = await consumer._client.fetch_all_metadata()
+    finally:
         await consumer.stop()
-        raise
+    partitions = cluster.partitions_for_topic(topic)
+    if not partitions:
+        raise UnknownTopic(topic)
+    return sorted(partitions), MARKS_TOPIC in cluster.topics()
 
 
 async def replayed_up_to(bootstrap: str, topic: str) -> dict[int, int]:
-    """Per partition, the offset up to which letters were replayed (0: none yet)."""
-    consumer, tps = await _replay_group(bootstrap, topic)
-    try:
-        return {tp.partition: (await consumer.committed(tp)) or 0 for tp in tps}
-    finally:
-        await consumer.stop()
+    """Per partition, the offset up to which letters were replayed (0: none yet): the latest
+    mark for it on the compacted marks topic."""
+    partitions, kept = await _partitions(bootstrap, topic)
+    marks = {p: 0 for p in partitions}
+    for record in await read_all(bootstrap, MARKS_TOPIC) if kept else []:
+        name, _, partition = (record.key or b"").decode().rpartition(":")
+        if name == topic and record.value is not None and int(partition) in marks:
+            marks[int(partition)] = int(record.value)
+    return marks
 
 
 async def _mark_replayed(bootstrap: str, topic: str, upto: dict[int, int]) -> None:
-    consumer, tps = await _replay_group(bootstrap, topic)
+    await _ensure_marks_topic(bootstrap)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all",
+                                **kafka_client_options())
+    await producer.start()
     try:
-        await consumer.commit({tp: upto[tp.partition] for tp in tps if tp.partition in upto})
+        for partition, offset in sorted(upto.items()):
+            await producer.send_and_wait(MARKS_TOPIC, key=f"{topic}:{partition}".encode(), value=str(offset).encode())
     finally:
-        await consumer.stop()
+        await producer.stop()
+
+
+async def _ensure_marks_topic(bootstrap: str) -> None:
+    """Compacted, so it keeps each partition's latest mark for as long as the letters are kept."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.errors import TopicAlreadyExistsError
+
+    from vanda.runtime.settings import CommonSettings
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **kafka_client_options())
+    await admin.start()
+    try:
+        topic = NewTopic(MARKS_TOPIC, 1, CommonSettings().topic_replication_factor,
+                         topic_configs={"cleanup.policy": "compact"})
+        with contextlib.suppress(TopicAlreadyExistsError):
+            await admin.create_topics([topic])
+    finally:
+        await admin.close()
 
 
 async def list_letters(bootstrap: str, topics: list[str], missing_ok: bool = False) -> list[DeadLetter]:
@@ -154,19 +179,26 @@ async def replay(bootstrap: str, topic: str, only: set[str] | None = None, again
     has nothing to publish again, only the source offset to read it at."""
     marks = await replayed_up_to(bootstrap, topic)
     records = await read_all(bootstrap, topic)
+    sendable = [r for r in records if not _omitted(r)]
     if only is not None:
         chosen = [r for r in records if f"{r.partition}:{r.offset}" in only]
     else:
         chosen = [r for r in records if again or r.offset >= marks.get(r.partition, 0)]
-    omitted = [r for r in chosen if VALUE_OMITTED in dict(r.headers or ())]
-    await _publish(bootstrap, topic.removesuffix(".dlq"), [r for r in chosen if r not in omitted])
+    sent = [r for r in chosen if not _omitted(r)]
+    await _publish(bootstrap, topic.removesuffix(".dlq"), sent)
     if only is None and records:
         # Replayed up to the end read: a letter that fails again lands after it, a new one.
         ends = {p: max(r.offset for r in records if r.partition == p) + 1 for p in {r.partition for r in records}}
         await _mark_replayed(bootstrap, topic, {p: max(e, marks.get(p, 0)) for p, e in ends.items()})
     found = {f"{r.partition}:{r.offset}" for r in chosen}
-    return Replay(len(chosen) - len(omitted), len(records) - len(chosen) if only is None else 0,
-                  [_describe(r) for r in omitted], sorted((only or set()) - found))
+    # Letters without their value are left every time, and said every time: none was ever sent.
+    left = [r for r in (records if only is None else chosen) if _omitted(r)]
+    return Replay(len(sent), len(sendable) - len(sent) if only is None else 0,
+                  [_describe(r) for r in left], sorted((only or set()) - found))
+
+
+def _omitted(record: ConsumerRecord) -> bool:
+    return VALUE_OMITTED in dict(record.headers or ())
 
 
 async def _publish(bootstrap: str, source: str, records: list[ConsumerRecord]) -> None:

@@ -254,10 +254,7 @@ async def put_workforce(pool: asyncpg.Pool, period: str, first: date, rows: list
     time). Other organisations' rows stay: each trust loads its own staff, on its own dates."""
     organisations = sorted({r["organisation"] for r in rows})
     async with pool.acquire() as conn, conn.transaction():
-        # Two loads of one organisation's period at once would both delete, then both insert
-        # and the second collide: each waits for the other instead (locks in one order, no deadlock).
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('vanda.workforce:' || $1 || ':' || o, 0))"
-                           " FROM unnest($2::text[]) AS o ORDER BY o", period, organisations)
+        await _lock_workforce(conn, period, organisations)  # two loads at once would collide
         await conn.execute("DELETE FROM reporting.workforce WHERE period = $1 AND organisation = ANY($2::text[])",
                            period, organisations)
         await conn.executemany(
@@ -269,9 +266,18 @@ async def put_workforce(pool: asyncpg.Pool, period: str, first: date, rows: list
 
 async def delete_workforce(pool: asyncpg.Pool, period: str, organisation: str) -> int:
     """Remove one organisation's load for a period; how many rows went."""
-    done = await pool.execute("DELETE FROM reporting.workforce WHERE period = $1 AND organisation = $2",
-                              period, organisation)
+    async with pool.acquire() as conn, conn.transaction():
+        await _lock_workforce(conn, period, [organisation])  # after a load under way, not beside it
+        done = await conn.execute("DELETE FROM reporting.workforce WHERE period = $1 AND organisation = $2",
+                                  period, organisation)
     return int(done.split()[-1])
+
+
+async def _lock_workforce(conn: asyncpg.Connection, period: str, organisations: list[str]) -> None:
+    # Two writers of one organisation's period at once would each miss the other's rows: each
+    # waits for the other instead (locks taken in one order, so no deadlock).
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('vanda.workforce:' || $1 || ':' || o, 0))"
+                       " FROM unnest($2::text[]) AS o ORDER BY o", period, sorted(organisations))
 
 
 async def headcount(pool: asyncpg.Pool, period: str, last: date, organisation: str | None,

@@ -218,3 +218,7 @@ async def test_a_dead_letter_too_large_to_send_on_says_where_to_read_it_and_the_
     # A replay has nothing to publish for it: it is left, with where to read the record.
     done = await dlq.replay(bootstrap, dead_letter(source))
     assert done.sent == 0 and [(d.offset, d.source) for d in done.left] == [(letter.offset, f"{source}[0]@41")]
+    # ...every time, and it is never listed as replayed: it was never sent.
+    again = await dlq.replay(bootstrap, dead_letter(source))
+    assert (again.sent, again.already, [d.offset for d in again.left]) == (0, 0, [letter.offset])
+    assert [d.replayed for d in await dlq.list_letters(bootstrap, [dead_letter(source)])] == [False]
