@@ -198,17 +198,25 @@ async def test_a_person_first_seen_under_a_new_key_is_found_by_a_replica_still_o
     assert first == again == later
 
 
+async def sighting(pool: asyncpg.Pool, identifier: str, organisation: str, keys: Keyring,
+                   after_an_hour: bool = False) -> str:
+    """A report of a person as intake records it; `after_an_hour`: as if the last sighting was
+    two hours ago, past the hour in which a sighting is not rewritten."""
+    async with pool.acquire() as conn, conn.transaction():
+        subject = await resolve_subject(conn, identifier, keys)
+        if after_an_hour:
+            await conn.execute("UPDATE intake.identities SET last_seen = now() - interval '2 hours'"
+                               " WHERE subject_id = $1", subject)
+        await remember(conn, subject, identifier, organisation, keys)
+    return subject
+
+
 async def test_a_local_id_with_colons_is_revealed_whole_and_from_the_latest_organisation(pipeline):
     keys = Keyring(1, {1: b"pseudonym"}, b"identity")
     pool = await asyncpg.create_pool(pipeline["DATABASE_URL"], min_size=1, max_size=2)
     try:
-        async with pool.acquire() as conn, conn.transaction():
-            subject = await resolve_subject(conn, "local:RZA:MRN:004512", keys)
-            await remember(conn, subject, "local:RZA:MRN:004512", "RZA", keys)
-        await pool.execute("UPDATE intake.identities SET last_seen = now() - interval '2 hours'"
-                           " WHERE subject_id = $1", subject)
-        async with pool.acquire() as conn, conn.transaction():
-            await remember(conn, subject, "local:RZA:MRN:004512", "RJ1", keys)
+        subject = await sighting(pool, "local:RZA:MRN:004512", "RZA", keys)
+        await sighting(pool, "local:RZA:MRN:004512", "RJ1", keys, after_an_hour=True)
         shown = await reveal(pool, subject, keys, "test", "letter")
     finally:
         await pool.close()
@@ -221,9 +229,7 @@ async def test_identity_key_rotation_still_reads_and_then_reseals_identities(pip
     retired = Keyring(1, {1: b"pseudonym"}, b"new-identity")
     pool = await asyncpg.create_pool(pipeline["DATABASE_URL"], min_size=1, max_size=2)
     try:
-        async with pool.acquire() as conn, conn.transaction():
-            subject = await resolve_subject(conn, "nhs:9990000239", old)
-            await remember(conn, subject, "nhs:9990000239", "RZA", old)
+        subject = await sighting(pool, "nhs:9990000239", "RZA", old)
         with pytest.raises(IdentityUnreadable):
             await reveal(pool, subject, retired, "test", "letter")
         async with httpx.AsyncClient(base_url=pipeline["INTAKE_URL"], timeout=30) as client:
@@ -231,10 +237,7 @@ async def test_identity_key_rotation_still_reads_and_then_reseals_identities(pip
                                        headers=bearer(pipeline, "correspondence"))
         before = await reveal(pool, subject, rotated, "test", "letter")
         # Seen again after the hour in which a sighting is not rewritten: sealed under the new key.
-        await pool.execute("UPDATE intake.identities SET last_seen = now() - interval '2 hours'"
-                           " WHERE subject_id = $1", subject)
-        async with pool.acquire() as conn, conn.transaction():
-            await remember(conn, subject, "nhs:9990000239", "RZA", rotated)
+        await sighting(pool, "nhs:9990000239", "RZA", rotated, after_an_hour=True)
         after = await reveal(pool, subject, retired, "test", "letter")
     finally:
         await pool.close()
