@@ -3,7 +3,7 @@
 A dead letter keeps the original bytes and key; its headers say why it failed and where
 it came from. Replaying publishes it back to its source topic: consumers dedupe by event
 id, so replaying something already applied changes nothing. How far each dead-letter
-partition has been replayed is kept on the compacted topic `vanda.dlq-replays.v1`, so a
+partition has been replayed is kept on the topic `vanda.dlq-replays.v1`, so a
 replay sends each letter once: one that fails again comes back as a new letter, replayed
 by the next run, instead of every run sending every letter again.
 """
@@ -11,7 +11,6 @@ by the next run, instead of every run sending every letter again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass
 
 import orjson
@@ -19,13 +18,15 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from schemas.topics import INCIDENTS, SANCTIONS, SUBMISSIONS, dead_letter
 from vanda.runtime.consumer import VALUE_OMITTED
+from vanda.runtime.settings import CommonSettings
+from vanda.runtime.topics import ensure_topics
 from vanda.runtime.transport import kafka_client_options
 
 DLQ_TOPICS = [dead_letter(SUBMISSIONS), dead_letter(INCIDENTS), dead_letter(SANCTIONS)]
 DLQ_HEADER_PREFIX = "vanda-dlq-"
 # How far each dead-letter partition was replayed: the latest record for "<topic>:<partition>"
-# on this compacted topic. Not a consumer group's committed offsets: those of a group with no
-# members expire after a week (offsets.retention.minutes), before the letters (28 days).
+# on this topic. Not a consumer group's committed offsets: those of a group with no members
+# expire after a week (offsets.retention.minutes), before the letters (28 days).
 MARKS_TOPIC = "vanda.dlq-replays.v1"
 
 
@@ -110,7 +111,7 @@ async def _partitions(bootstrap: str, topic: str) -> tuple[list[int], bool]:
 
 async def replayed_up_to(bootstrap: str, topic: str) -> dict[int, int]:
     """Per partition, the offset up to which letters were replayed (0: none yet): the latest
-    mark for it on the compacted marks topic."""
+    mark for it on the marks topic."""
     partitions, kept = await _partitions(bootstrap, topic)
     marks = {p: 0 for p in partitions}
     for record in await read_all(bootstrap, MARKS_TOPIC) if kept else []:
@@ -121,7 +122,9 @@ async def replayed_up_to(bootstrap: str, topic: str) -> dict[int, int]:
 
 
 async def _mark_replayed(bootstrap: str, topic: str, upto: dict[int, int]) -> None:
-    await _ensure_marks_topic(bootstrap)
+    # Made by the first replay, kept for ever like the event log: a few records per replay.
+    await ensure_topics(bootstrap, [MARKS_TOPIC], partitions=1,
+                        replication=CommonSettings().topic_replication_factor, **kafka_client_options())
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all",
                                 **kafka_client_options())
     await producer.start()
@@ -130,24 +133,6 @@ async def _mark_replayed(bootstrap: str, topic: str, upto: dict[int, int]) -> No
             await producer.send_and_wait(MARKS_TOPIC, key=f"{topic}:{partition}".encode(), value=str(offset).encode())
     finally:
         await producer.stop()
-
-
-async def _ensure_marks_topic(bootstrap: str) -> None:
-    """Compacted, so it keeps each partition's latest mark for as long as the letters are kept."""
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-    from aiokafka.errors import TopicAlreadyExistsError
-
-    from vanda.runtime.settings import CommonSettings
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **kafka_client_options())
-    await admin.start()
-    try:
-        topic = NewTopic(MARKS_TOPIC, 1, CommonSettings().topic_replication_factor,
-                         topic_configs={"cleanup.policy": "compact"})
-        with contextlib.suppress(TopicAlreadyExistsError):
-            await admin.create_topics([topic])
-    finally:
-        await admin.close()
 
 
 async def list_letters(bootstrap: str, topics: list[str], missing_ok: bool = False) -> list[DeadLetter]:

@@ -10,10 +10,11 @@ live tables (after a fix to the projection, say), and the replaced ones are kept
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -230,15 +231,21 @@ async def differences(pool: asyncpg.Pool, organisation: str | None = None,
     return out
 
 
-async def group_members(bootstrap: str, group: str) -> int:
-    """How many consumers the group has now: a promotion needs reporting stopped, so none."""
+@contextlib.asynccontextmanager
+async def _admin(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="vanda-reporting-rebuild",
                                 **kafka_client_options())
     await admin.start()
     try:
-        [response] = await admin.describe_consumer_groups([group])
+        yield admin
     finally:
         await admin.close()
+
+
+async def group_members(bootstrap: str, group: str) -> int:
+    """How many consumers the group has now: a promotion needs reporting stopped, so none."""
+    async with _admin(bootstrap) as admin:
+        [response] = await admin.describe_consumer_groups([group])
     [(error, _group, _state, _protocol_type, _protocol, members, *_)] = response.groups
     if error:  # not allowed to look, say: never take that for "stopped"
         raise RuntimeError(f"could not describe consumer group {group}: Kafka error code {error}")
@@ -290,13 +297,8 @@ async def consumed_past(bootstrap: str, group: str, ends: dict[TopicPartition, i
     """Partitions where the group's committed offset passed the replay's end: reporting ran
     (and stopped again) during the replay, so what it applied then is in the tables a
     promotion replaces, and it would resume after it: lost."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="vanda-reporting-rebuild",
-                                **kafka_client_options())
-    await admin.start()
-    try:
+    async with _admin(bootstrap) as admin:
         committed = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
     return {tp: meta.offset for tp, meta in committed.items() if tp in ends and meta.offset > ends[tp]}
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from schemas.reporting import ReferralCriterion
 from services.reporting.domain.disclosure import Relation, suppress
-from services.reporting.domain.indicators import Cells, Headcount, indicators
+from services.reporting.domain.indicators import Cells, Headcount, Heads, hidden_heads, indicators
 from services.reporting.domain.metrics import (
     BY_CHARACTERISTIC,
     CROSS,
@@ -146,7 +146,8 @@ def _crossed(characteristic: str, measure: str, dims: Sequence[str]) -> list[Rel
 
 def view(board: Board, disclosure: Disclosure, headcount: Headcount) -> dict[str, Any]:
     """The JSON body: months, totals; each with counts, breakdowns and indicators."""
-    rendered = {r: render_row(board, r, disclosure, headcount) for r in board.rows}
+    hidden = frozenset() if disclosure.raw or not headcount else hidden_heads(headcount, disclosure.threshold)
+    rendered = {r: render_row(board, r, disclosure, headcount, hidden) for r in board.rows}
     return {
         "suppression": {"threshold": disclosure.threshold, "raw": disclosure.raw,
                         "rounding": 1 if disclosure.raw else disclosure.rounding,
@@ -156,8 +157,8 @@ def view(board: Board, disclosure: Disclosure, headcount: Headcount) -> dict[str
     }
 
 
-def render_row(board: Board, row: str, disclosure: Disclosure,
-               headcount: Headcount) -> dict[str, Any]:
+def render_row(board: Board, row: str, disclosure: Disclosure, headcount: Headcount,
+               heads_hidden: frozenset[Heads]) -> dict[str, Any]:
     cells = Cells({(m, d): n for (r, m, d), n in board.cells.items() if r == row},
                   {(m, d) for (r, m, d) in board.hidden if r == row},
                   {name: v for (r, name), v in board.samples.items() if r == row},
@@ -170,5 +171,5 @@ def render_row(board: Board, row: str, disclosure: Disclosure,
         "incidents": cells.show("incidents", "all"),
         "incidents_by_site": {d: cells.show(m, d) for (m, d) in sorted(cells.counts) if m == "incidents_by_site"},
         "breakdowns": breakdowns,
-        "indicators": indicators(cells, headcount, crossed=row == TOTAL),
+        "indicators": indicators(cells, headcount, heads_hidden, crossed=row == TOTAL),
     }

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from statistics import median
 from typing import Any
 
@@ -79,9 +78,11 @@ def _ratio(num: int, den: int, scale: float = 1.0, places: int = 3) -> float | N
     return None if den == 0 else round(scale * num / den, places)
 
 
-def indicators(c: Cells, headcount: Headcount, crossed: bool = False) -> dict[str, Any]:
-    """Every derived figure for one row; headcount is (staff_group, ethnic_group, disability, sex) -> staff in post.
-    `crossed`: the row has the counts by ethnic group crossed with another characteristic (the period's)."""
+def indicators(c: Cells, headcount: Headcount, hidden: frozenset[Heads] = frozenset(),
+               crossed: bool = False) -> dict[str, Any]:
+    """Every derived figure for one row; headcount is (staff_group, ethnic_group, disability, sex) -> staff in post,
+    `hidden` the headcounts no rate may be made from (`hidden_heads`). `crossed`: the row has the counts by
+    ethnic group crossed with another characteristic (the period's)."""
     all_incidents = ("incidents", "all")
     referred = ("police", "referred")
     out: dict[str, Any] = {
@@ -106,7 +107,7 @@ def indicators(c: Cells, headcount: Headcount, crossed: bool = False) -> dict[st
         "red_card_share_by_vulnerability": _vulnerability(c, "red_cards_by_vulnerability", ("sanctions", "red_card_proposed")),
         "incident_share_by_vulnerability": _vulnerability(c, "perpetrator_vulnerability", ("incidents_identified", "all")),
     }
-    return out | _ethnicity(c) | _characteristics(c) | _rates(c, headcount, crossed)
+    return out | _ethnicity(c) | _characteristics(c) | _rates(c, headcount, hidden, crossed)
 
 
 def _vulnerability(c: Cells, measure: str, den: tuple[str, str]) -> dict[str, Figure]:
@@ -139,26 +140,17 @@ def _characteristics(c: Cells) -> dict[str, Any]:
 
 
 def hidden_heads(headcount: Headcount, threshold: int) -> frozenset[Heads]:
-    """`_hidden_heads` for a board: the same for every row, months and period alike. Rows that
-    hid different headcounts would give each other's back (a month's rate by sex beside the
-    period's crossed cells), so every row hides what the period's row, with its crossed rates,
-    must."""
-    return _hidden_heads_of(frozenset(headcount.items()), threshold)
-
-
-@lru_cache(maxsize=16)  # a board asks once per row, with the same load
-def _hidden_heads_of(headcount: frozenset[tuple[tuple[str, str, str, str], int]],
-                     threshold: int) -> frozenset[Heads]:
-    return frozenset(_hidden_heads(dict(headcount), threshold))
-
-
-def _hidden_heads(headcount: Headcount, threshold: int) -> set[Heads]:
     """The staff-in-post figures no rate may be made from. A rate beside its count gives its
     headcount back (1000 x count / rate): fewer in post than the threshold is a handful of
     people whom the count says were affected, and it must not come back by subtraction either
     (the ethnic minority rate's headcount less each minority group's), so the headcounts go
     through the same disclosure control as the counts, with every value the load states,
-    not stated included, taken as known to a reader."""
+    not stated included, taken as known to a reader.
+
+    Worked out once per board and used on every row, months and period alike: rows that hid
+    different headcounts would give each other's back (a month's rate by sex beside the
+    period's crossed cells), so every row hides what the period's row, with its crossed
+    rates, must."""
     cells, relations = {ALL_STAFF: sum(headcount.values())}, []
     for axis, place in AXES.items():
         values = _heads(headcount, place)
@@ -174,7 +166,7 @@ def _hidden_heads(headcount: Headcount, threshold: int) -> set[Heads]:
             for value in {k.split(CROSS)[side] for k in crossed_cells}:
                 members = tuple((characteristic, k) for k in sorted(crossed_cells) if k.split(CROSS)[side] == value)
                 relations.append(Relation(members, (axis, value)))
-    return suppress(cells, relations, threshold)
+    return frozenset(suppress(cells, relations, threshold))
 
 
 def _crossed_heads(headcount: Headcount, place: int, include_not_stated: bool = False) -> dict[str, int]:
@@ -187,11 +179,11 @@ def _crossed_heads(headcount: Headcount, place: int, include_not_stated: bool = 
     return heads
 
 
-def _rates(c: Cells, headcount: Headcount, crossed: bool) -> dict[str, Any]:
+def _rates(c: Cells, headcount: Headcount, hidden: frozenset[Heads], crossed: bool) -> dict[str, Any]:
     """Per 1,000 staff in post, where the trust has loaded its workforce for the period."""
     if not headcount:
         return {"workforce_loaded": False}
-    r = Rates(c, frozenset() if c.raw else hidden_heads(headcount, c.threshold))
+    r = Rates(c, hidden)
     by_group, by_ethnic, by_disability, by_sex = (_heads(headcount, axis) for axis in range(4))
     ethnic, disability = BY_CHARACTERISTIC["ethnic_group"], BY_CHARACTERISTIC["disability"]
     minority, white, ethnic_gap = r.gap(ethnic, "ethnic_group", by_ethnic, MINORITY, ("white",))
