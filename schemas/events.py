@@ -12,7 +12,13 @@ from pydantic import ValidationError
 from schemas.base import EventData
 from schemas.envelope import DATASCHEMA_BASE, CloudEvent, new_event_id, utcnow
 from schemas.incidents import IncidentAmended, IncidentReported, IncidentWithdrawn
-from schemas.reporting import BoardMetricsPublished, FootageDeletionDue, FootageHoldRequired, PoliceReferralRequired
+from schemas.reporting import (
+    BoardMetricsPublished,
+    FootageDeletionDue,
+    FootageHoldRequired,
+    PoliceReferralRequired,
+    PoliceReferralRetracted,
+)
 from schemas.sanctions import (
     AppealDecided,
     AppealLodged,
@@ -51,6 +57,7 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         AppealLodged,
         AppealDecided,
         PoliceReferralRequired,
+        PoliceReferralRetracted,
         FootageHoldRequired,
         FootageDeletionDue,
         BoardMetricsPublished,

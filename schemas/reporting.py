@@ -23,18 +23,42 @@ class ReferralCriterion(StrEnum):
     STAFF_WISH_POLICE_ACTION = "staff_wish_police_action"
 
 
-class PoliceReferralRequired(EventData):
-    """An incident meets the trust's police referral criteria: the liaison officer should act."""
-
-    event_type = "uk.nhs.vanda.reporting.police_referral_required.v1"
+class AboutIncident(EventData):
+    """What every notice about one incident says of it: where and when, never who."""
 
     incident_id: UUID
     organisation: str
     site: str
     occurred_at: datetime
+
+
+class PoliceReferralRequired(AboutIncident):
+    """An incident meets the trust's police referral criteria: the liaison officer should act."""
+
+    event_type = "uk.nhs.vanda.reporting.police_referral_required.v1"
+
     category: Category
     criteria: list[ReferralCriterion] = Field(min_length=1, description="Every criterion the incident meets.")
     already_referred: bool = Field(description="The report already says the police were informed.")
+
+
+class RetractionReason(StrEnum):
+    """Why an incident no longer calls for a referral."""
+
+    WITHDRAWN = "withdrawn"  # the report was withdrawn (made in error, or a duplicate)
+    CRITERIA_NO_LONGER_MET = "criteria_no_longer_met"  # amended so that no enabled criterion holds
+
+
+class PoliceReferralRetracted(AboutIncident):
+    """An incident the liaison officer was prompted to refer no longer calls for it. A later
+    `PoliceReferralRequired` for the same incident (amended back within the criteria) prompts anew."""
+
+    event_type = "uk.nhs.vanda.reporting.police_referral_retracted.v1"
+
+    category: Category = Field(description="The incident's category now.")
+    reason: RetractionReason
+    already_referred: bool = Field(description="The record says the police were informed or referred to: they"
+                                                " may need telling too.")
 
 
 class FootageUse(StrEnum):
@@ -45,27 +69,19 @@ class FootageUse(StrEnum):
     SANCTION = "sanction"  # a card that has not been rescinded or declined cites it
 
 
-class FootageHoldRequired(EventData):
+class FootageHoldRequired(AboutIncident):
     """Keep this incident's body-worn camera footage as evidence: a referral or a card rests on it."""
 
     event_type = "uk.nhs.vanda.reporting.footage_hold_required.v1"
 
-    incident_id: UUID
-    organisation: str
-    site: str
-    occurred_at: datetime
     uses: list[FootageUse] = Field(min_length=1, description="What rests on the footage.")
 
 
-class FootageDeletionDue(EventData):
+class FootageDeletionDue(AboutIncident):
     """This incident's footage is past its retention period and nothing rests on it: delete it."""
 
     event_type = "uk.nhs.vanda.reporting.footage_deletion_due.v1"
 
-    incident_id: UUID
-    organisation: str
-    site: str
-    occurred_at: datetime
     delete_from: datetime = Field(description="When its retention period ended.")
 
 

@@ -91,7 +91,7 @@ async def _rebuild(database_url: str, bootstrap: str, organisation: str | None, 
                 console.print(f"[red]not promoted: reporting consumed past the replay while it ran ({where});"
                               " what it applied then would be lost. Stop it and rebuild again.[/red]")
                 raise typer.Exit(1)
-            await replay.promote(pool, settings.police_criteria)
+            await replay.promote(pool)
         return differences
     finally:
         await pool.close()

@@ -22,6 +22,7 @@ import orjson
 from services.reporting.domain.facts import NOT_STATED, STATED_IF_RECORDED, DecisionFact, IncidentFact, Staff
 from services.reporting.domain.metrics import CARDS
 from services.reporting.domain.objectives import Direction, Objective
+from services.reporting.domain.police import Claim
 from vanda.runtime.rows import insert_many
 
 SCHEMA = "reporting"
@@ -139,38 +140,36 @@ async def save_decisions(conn: asyncpg.Connection, facts: list[DecisionFact], sc
                       "ON CONFLICT (decision_id) DO NOTHING")
 
 
-async def referred_already(conn: asyncpg.Connection, ids: list[UUID], schema: str = SCHEMA) -> set[UUID]:
-    """Which of these incidents have had their referral claimed."""
-    rows = await conn.fetch(f"SELECT incident_id FROM {schema}.police_referrals WHERE incident_id = ANY($1::uuid[])",
-                            list(set(ids)))
-    return {r["incident_id"] for r in rows}
+async def load_claims(conn: asyncpg.Connection, ids: list[UUID], schema: str = SCHEMA) -> dict[UUID, Claim]:
+    """These incidents' referral claims, locked until the transaction ends: a replica taking a
+    partition over, or a promotion settling claims, waits rather than announcing one twice."""
+    rows = await conn.fetch(f"SELECT incident_id, criteria, meets, prompted, round FROM {schema}.police_referrals"
+                            " WHERE incident_id = ANY($1::uuid[]) FOR UPDATE", list(set(ids)))
+    return {r["incident_id"]: claim_of(r) for r in rows}
 
 
-async def claim_referrals(conn: asyncpg.Connection, claims: list[tuple[UUID, list[str]]], schema: str = SCHEMA) -> None:
-    await insert_many(conn, f"{schema}.police_referrals", (("incident_id", "uuid"), ("criteria", "text[]")), claims,
-                      "ON CONFLICT (incident_id) DO NOTHING")
+async def unsettled_claims(conn: asyncpg.Connection, schema: str = SCHEMA) -> dict[UUID, Claim]:
+    """Claims whose last event says otherwise than the record now does, locked as `load_claims`.
+    One a consumer holds is skipped: applying its incident's events settles it anyway, and
+    waiting on it (or it on us, in another order) could deadlock."""
+    rows = await conn.fetch(f"SELECT incident_id, criteria, meets, prompted, round FROM {schema}.police_referrals"
+                            " WHERE prompted <> meets FOR UPDATE SKIP LOCKED")
+    return {r["incident_id"]: claim_of(r) for r in rows}
 
 
-async def still_meets(conn: asyncpg.Connection, claims: list[tuple[UUID, list[str]]], schema: str = SCHEMA) -> None:
-    """After amendments: whether each claimed incident still meets the criteria (an empty list:
-    no longer), and which. Never unclaims: the police were prompted once, and are not again."""
-    if not claims:
-        return
-    # Lists of different lengths travel as JSON text, as insert_many sends text[] columns.
-    await conn.execute(
-        f"UPDATE {schema}.police_referrals r SET meets = u.met <> '[]',"
-        " criteria = CASE WHEN u.met <> '[]' THEN ARRAY(SELECT jsonb_array_elements_text(u.met::jsonb))"
-        " ELSE r.criteria END"
-        " FROM unnest($1::uuid[], $2::text[]) AS u(incident_id, met) WHERE r.incident_id = u.incident_id",
-        [i for i, _ in claims], [orjson.dumps(c).decode() for _, c in claims])
+def claim_of(row: asyncpg.Record) -> Claim:
+    return Claim(tuple(row["criteria"]), row["meets"], row["prompted"], row["round"])
 
 
-async def claim_referral(conn: asyncpg.Connection, incident_id: UUID, criteria: list[str],
-                         schema: str = SCHEMA) -> bool:
-    """Record that the incident needs referral; False if it already was (the event went out before)."""
-    return bool(await conn.fetchval(
-        f"INSERT INTO {schema}.police_referrals (incident_id, criteria) VALUES ($1, $2)"
-        " ON CONFLICT (incident_id) DO NOTHING RETURNING true", incident_id, criteria))
+CLAIM_TYPES = (("incident_id", "uuid"), ("criteria", "text[]"), ("meets", "boolean"), ("prompted", "boolean"),
+               ("round", "integer"))
+
+
+async def save_claims(conn: asyncpg.Connection, claims: dict[UUID, Claim], schema: str = SCHEMA) -> None:
+    await insert_many(conn, f"{schema}.police_referrals", CLAIM_TYPES,
+                      [(i, list(c.criteria), c.meets, c.prompted, c.round) for i, c in claims.items()],
+                      "ON CONFLICT (incident_id) DO UPDATE SET criteria = EXCLUDED.criteria, meets = EXCLUDED.meets,"
+                      " prompted = EXCLUDED.prompted, round = EXCLUDED.round")
 
 
 async def incidents_between(pool: asyncpg.Pool, start: datetime, end: datetime, organisation: str | None,

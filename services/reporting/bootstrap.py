@@ -41,6 +41,15 @@ async def announce_now(deps: entrypoints.Deps, wake: Callable[[], None]) -> int:
     return sent
 
 
+async def settle_now(deps: entrypoints.Deps, wake: Callable[[], None]) -> int:
+    async with deps.pool().acquire() as conn, conn.transaction():
+        sent = await handlers.settle_claims(conn)
+    if sent:
+        wake()
+        log.info("settled %d police referral claim(s)", sent)
+    return sent
+
+
 def create_app(common: CommonSettings | None = None, settings: ReportingSettings | None = None,
                clock: Callable[[], datetime] = utcnow) -> FastAPI:
     """Build the reporting app; nothing connects until the app starts."""
@@ -78,6 +87,10 @@ def create_app(common: CommonSettings | None = None, settings: ReportingSettings
                       settings.gauges_interval_s, "footage due for deletion not recounted")
         runtime.every(lambda: announce_now(deps, wake), settings.footage_notice_interval_s,
                       "footage notices not announced")
+        # The consumer settles each claim as it applies its incident's events; this sends what
+        # is owed for claims made before retractions existed. The index makes a round cheap.
+        runtime.every(lambda: settle_now(deps, wake), settings.footage_notice_interval_s,
+                      "police referral claims not settled")
         try:
             yield
         finally:

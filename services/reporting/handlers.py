@@ -15,18 +15,19 @@ import asyncpg
 from schemas.envelope import CloudEvent
 from schemas.events import envelope
 from schemas.incidents import Category, IncidentAmended, IncidentReported, IncidentWithdrawn
-from schemas.reporting import PoliceReferralRequired, ReferralCriterion
+from schemas.reporting import PoliceReferralRequired, PoliceReferralRetracted, ReferralCriterion, RetractionReason
 from schemas.sanctions import Decision
 from schemas.topics import POLICE_REFERRALS
 from services.reporting import adapters, footage_store
 from services.reporting.config import SOURCE
-from services.reporting.domain import cursor, footage, periods
+from services.reporting.domain import cursor, footage, periods, police
 from services.reporting.domain.board import Disclosure, compute, view
 from services.reporting.domain.facts import IncidentFact, decision_fact, next_fact
 from services.reporting.domain.indicators import Headcount
 from services.reporting.domain.metrics import Inputs, Window
 from services.reporting.domain.objectives import assess, headline
 from services.reporting.domain.police import criteria_met, status
+from vanda.runtime import outbox
 from vanda.runtime.outbox import Outgoing
 
 IDS = uuid.UUID("5b0c4d1e-9a57-4c1b-8f7e-2a9d3c6b1e40")  # namespace for derived event ids
@@ -44,63 +45,66 @@ class Projection:
 
 async def on_event(conn: asyncpg.Connection, event: CloudEvent[Any], p: Projection) -> list[Outgoing]:
     """Apply one event inside the consumer's transaction; return the events it causes."""
-    data = event.data
-    if isinstance(data, (IncidentReported, IncidentAmended, IncidentWithdrawn)):
-        return await _incident(conn, data, p)
-    if isinstance(data, Decision):
-        await adapters.save_decision(conn, decision_fact(data), p.schema)
-    return []
+    return await on_events(conn, [event], p)
 
 
 async def on_events(conn: asyncpg.Connection, events: list[CloudEvent[Any]], p: Projection) -> list[Outgoing]:
-    """`on_event` for a batch, in order, with a handful of statements for the whole batch."""
+    """Apply a batch in order, with a handful of statements for the whole batch; return the
+    events it causes: per incident, what the referral topic must say once the batch is in."""
     incidents = [e.data for e in events if isinstance(e.data, (IncidentReported, IncidentAmended, IncidentWithdrawn))]
-    facts = await adapters.load_incidents(conn, [d.incident_id for d in incidents], p.schema)
-    referred = await adapters.referred_already(conn, [d.incident_id for d in incidents], p.schema)
+    ids = [d.incident_id for d in incidents]
+    facts = await adapters.load_incidents(conn, ids, p.schema)
+    before = await adapters.load_claims(conn, ids, p.schema)
     changed: dict[Any, IncidentFact] = {}
-    claims, out, amended = [], [], {}
+    claims = dict(before)
     for data in incidents:
         fact = next_fact(facts.get(data.incident_id), data)
         if fact != facts.get(data.incident_id):
             facts[data.incident_id] = changed[data.incident_id] = fact
         met = [] if fact.withdrawn else criteria_met(fact, p.criteria)
-        if met and fact.incident_id not in referred:
-            referred.add(fact.incident_id)  # at most once per incident, as in _incident
-            claims.append((fact.incident_id, [c.value for c in met]))
-            out += [referral_required(fact, met)] if p.emit else []
-        if isinstance(data, IncidentAmended) and fact.incident_id in referred:
-            amended[fact.incident_id] = [c.value for c in met]  # the last amendment in the batch decides
+        if (claim := police.next_claim(claims.get(data.incident_id), met)) is not None:
+            claims[data.incident_id] = claim
+    moved = {i: c for i, c in claims.items() if c != before.get(i)}
     await adapters.save_incidents(conn, list(changed.values()), p.schema)
-    await adapters.claim_referrals(conn, claims, p.schema)
-    await adapters.still_meets(conn, list(amended.items()), p.schema)
+    await adapters.save_claims(conn, moved, p.schema)
     await adapters.save_decisions(conn, [decision_fact(e.data) for e in events if isinstance(e.data, Decision)],
                                   p.schema)
-    return out
-
-
-async def _incident(conn: asyncpg.Connection, data: Any, p: Projection) -> list[Outgoing]:
-    previous = await adapters.load_incident(conn, data.incident_id, p.schema)
-    fact = next_fact(previous, data)
-    if fact != previous:
-        await adapters.save_incident(conn, fact, p.schema)
-    met = [] if fact.withdrawn else criteria_met(fact, p.criteria)
-    # Claimed at most once per incident, so an amendment never prompts the police twice; an
-    # amendment says whether a claim made before still meets the criteria.
-    if not met or not await adapters.claim_referral(conn, fact.incident_id, [c.value for c in met], p.schema):
-        if isinstance(data, IncidentAmended):
-            await adapters.still_meets(conn, [(fact.incident_id, [c.value for c in met])], p.schema)
+    if not p.emit:  # a rebuild replays history: it must not prompt the police again
         return []
-    return [referral_required(fact, met)] if p.emit else []
+    return [referral_event(facts[i], c, kind) for i, c in moved.items()
+            if (kind := police.announcement(before.get(i), c))]
 
 
-def referral_required(fact: IncidentFact, met: list[ReferralCriterion]) -> Outgoing:
-    """The PoliceReferralRequired event; its id derives from the incident so a re-send is recognisable."""
-    data = PoliceReferralRequired(incident_id=fact.incident_id, organisation=fact.organisation, site=fact.site,
-                                  occurred_at=fact.occurred_at, category=Category(fact.category), criteria=met,
-                                  already_referred=fact.referred)
-    event_id = str(uuid.uuid5(IDS, f"police-referral:{fact.incident_id}"))
+async def settle_claims(conn: asyncpg.Connection, schema: str = adapters.SCHEMA,
+                        outbox_schema: str = adapters.SCHEMA) -> int:
+    """Send what the referral topic still owes: a prompt where the record calls for a referral
+    and the last event said otherwise (or none went out), a retraction the other way. For claims
+    made before retractions existed, and for the claims a rebuild's promotion brings."""
+    claims = await adapters.unsettled_claims(conn, schema)
+    facts = await adapters.load_incidents(conn, list(claims), schema)
+    settled = {i: police.settled(c) for i, c in claims.items() if i in facts}
+    await adapters.save_claims(conn, settled, schema)
+    events = [referral_event(facts[i], c, kind) for i, c in settled.items()
+              if (kind := police.announcement(claims[i], c))]
+    await outbox.stage(conn, outbox_schema, events)
+    return len(events)
+
+
+def referral_event(fact: IncidentFact, claim: police.Claim, kind: str) -> Outgoing:
+    """The referral topic's event for a claim: "required" or "retracted". Its id derives from the
+    incident and the round, so a re-send is recognisable (the first prompt's id predates rounds)."""
+    about = dict(incident_id=fact.incident_id, organisation=fact.organisation, site=fact.site,
+                 occurred_at=fact.occurred_at, category=Category(fact.category), already_referred=fact.referred)
+    if kind == "required":
+        data: Any = PoliceReferralRequired(**about, criteria=[ReferralCriterion(c) for c in claim.criteria])
+        name = f"police-referral:{fact.incident_id}" + (f":{claim.round}" if claim.round > 1 else "")
+    else:
+        reason = RetractionReason.WITHDRAWN if fact.withdrawn else RetractionReason.CRITERIA_NO_LONGER_MET
+        data = PoliceReferralRetracted(**about, reason=reason)
+        name = f"police-referral-retracted:{fact.incident_id}:{claim.round}"
     key = str(fact.incident_id)
-    return Outgoing(POLICE_REFERRALS, key, envelope(data, source=SOURCE, subject=key, event_id=event_id))
+    return Outgoing(POLICE_REFERRALS, key, envelope(data, source=SOURCE, subject=key,
+                                                    event_id=str(uuid.uuid5(IDS, name))))
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,9 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from schemas.reporting import ReferralCriterion
 from schemas.topics import INCIDENTS, SANCTIONS
-from services.reporting import adapters, handlers
-from services.reporting.domain.police import criteria_met
-from vanda.runtime import heap, inbox, outbox
+from services.reporting import handlers
+from vanda.runtime import heap, inbox
 from vanda.runtime.consumer import claim_and_apply, decode_all
 from vanda.runtime.db import create_pool
 from vanda.runtime.transport import kafka_client_options
@@ -252,19 +250,20 @@ async def group_members(bootstrap: str, group: str) -> int:
     return len(members)
 
 
-async def promote(pool: asyncpg.Pool, criteria: frozenset[ReferralCriterion], live: str = LIVE_SCHEMA,
-                  rebuilt: str = REBUILD_SCHEMA, replaced: str = REPLACED_SCHEMA) -> None:
+async def promote(pool: asyncpg.Pool, live: str = LIVE_SCHEMA, rebuilt: str = REBUILD_SCHEMA,
+                  replaced: str = REPLACED_SCHEMA) -> None:
     """Make the rebuilt tables the live ones, in one transaction; the live ones move to `replaced`.
 
     The inbox moves with the facts, so when reporting starts again from its committed
     offsets (never past the replay's end: `consumed_past` is checked first) it skips what
     the replay applied. Indexes take the live tables' names, which later migrations may use.
-    Referral claims are kept once made, and a claim only the rebuild made (the criteria, or
-    the projection, changed) has its event sent now: the replay sends none, and the live
-    consumer, finding the claim, never would.
+    Referral claims are kept once made, and the referral topic is brought to what the
+    rebuilt record calls for: a prompt for a claim only the rebuild made (the criteria, or
+    the projection, changed), a retraction where a prompt stands that the record no longer
+    calls for. The replay sends neither, and the live consumer, finding the claim, never would.
     """
     async with pool.acquire() as conn, conn.transaction():
-        await _carry_referrals(conn, live, rebuilt, criteria)
+        await _carry_referrals(conn, live, rebuilt)
         await conn.execute(f"DROP SCHEMA IF EXISTS {replaced} CASCADE")
         await conn.execute(f"CREATE SCHEMA {replaced}")
         for table in TABLES:
@@ -277,20 +276,20 @@ async def promote(pool: asyncpg.Pool, criteria: frozenset[ReferralCriterion], li
         await conn.execute(f"DROP SCHEMA {rebuilt}")
 
 
-async def _carry_referrals(conn: asyncpg.Connection, live: str, rebuilt: str,
-                           criteria: frozenset[ReferralCriterion]) -> None:
-    """Keep every claim the live side made (a referral is never withdrawn), and stage the
-    event of each claim only the rebuild made, in the live outbox, with the promotion."""
+async def _carry_referrals(conn: asyncpg.Connection, live: str, rebuilt: str) -> None:
+    """Keep every claim the live side made, and what its topic last said of each; then send,
+    through the live outbox with the promotion, what the rebuilt record calls for and the
+    topic has not said: a prompt the replay claimed (it sends none), or a retraction."""
     await conn.execute(f"INSERT INTO {rebuilt}.police_referrals SELECT l.* FROM {live}.police_referrals l"
                        f" WHERE NOT EXISTS (SELECT 1 FROM {rebuilt}.police_referrals r"
                        "  WHERE r.incident_id = l.incident_id)")
-    # Only for incidents that meet the criteria now, as the live consumer would send it: a
-    # claim the replay made and an amendment or a withdrawal since undid prompts no one.
-    rows = await conn.fetch(f"SELECT r.incident_id FROM {rebuilt}.police_referrals r WHERE r.meets AND NOT EXISTS"
-                            f" (SELECT 1 FROM {live}.police_referrals l WHERE l.incident_id = r.incident_id)")
-    facts = await adapters.load_incidents(conn, [r["incident_id"] for r in rows], rebuilt)
-    await outbox.stage(conn, live, [handlers.referral_required(fact, met) for fact in facts.values()
-                                    if not fact.withdrawn and (met := criteria_met(fact, criteria))])
+    # The replay marked its claims as prompted, as if it had sent them: only the live side did.
+    await conn.execute(f"UPDATE {rebuilt}.police_referrals r SET prompted = false, round = 0"
+                       f" WHERE NOT EXISTS (SELECT 1 FROM {live}.police_referrals l"
+                       "  WHERE l.incident_id = r.incident_id)")
+    await conn.execute(f"UPDATE {rebuilt}.police_referrals r SET prompted = l.prompted, round = l.round"
+                       f" FROM {live}.police_referrals l WHERE l.incident_id = r.incident_id")
+    await handlers.settle_claims(conn, rebuilt, live)
 
 
 async def consumed_past(bootstrap: str, group: str, ends: dict[TopicPartition, int]) -> dict[TopicPartition, int]:

@@ -125,6 +125,25 @@ async def test_unidentified_incident_is_corrected_under_its_incident_id(pipeline
     assert events[2][1]["data"]["reason"] == "not_an_incident"
 
 
+async def test_a_withdrawn_incident_retracts_its_police_referral(pipeline):
+    receipt = await submit(pipeline, perpetrator={"kind": "unknown"}, category="weapon")
+    incident_id = receipt["incident_id"]
+
+    async def said(count: int, timeout: float = 60) -> list[dict]:
+        records = await read_until(pipeline["KAFKA_BOOTSTRAP_SERVERS"], "vanda.police-referrals.v1",
+                                   lambda r: r.key == incident_id.encode(), count, timeout=timeout)
+        return [json.loads(r.value) for r in records]
+
+    [prompt] = await said(1)
+    assert kind(prompt) == "police_referral_required" and prompt["data"]["criteria"] == ["weapon"]
+    withdrawn = await call(pipeline, "POST", f"/v1/incidents/{incident_id}/withdraw", {"reason": "duplicate"})
+    assert withdrawn.status_code == 202
+    events = await said(2)
+    assert [kind(e) for e in events] == ["police_referral_required", "police_referral_retracted"]
+    assert events[1]["data"]["reason"] == "withdrawn" and events[1]["data"]["already_referred"] is False
+    assert NARRATIVE not in json.dumps(events)
+
+
 async def test_unknown_incident_is_404(pipeline):
     path = f"/v1/incidents/{uuid.uuid4()}"
     for method, url, body in (("PATCH", path, {"harm": "low"}), ("POST", f"{path}/withdraw", None)):

@@ -315,7 +315,7 @@ async def test_a_deletion_recorded_in_error_is_retracted_and_kept_among_the_retr
     assert (await deleted(pipeline, incident, body={"unplanned": True})).json()["status"] == "deleted"
 
 
-async def test_an_incident_amended_out_of_the_police_criteria_waits_on_no_referral(pipeline):
+async def test_an_incident_amended_out_of_the_police_criteria_waits_on_no_referral_and_its_prompt_is_retracted(pipeline):
     site = f"Amended site {uuid.uuid4().hex[:8]}"
     old = (datetime.now(UTC) - timedelta(days=60)).isoformat()
     [incident] = await submit_all(pipeline, [report(site=site, occurred_at=old, perpetrator=UNKNOWN,
@@ -348,9 +348,16 @@ async def test_an_incident_amended_out_of_the_police_criteria_waits_on_no_referr
     # footage, past its period, is due for deletion.
     await amend("verbal_abuse")
     await until(([("delete_due", [])], [], []))
-    # Back within the criteria: pending again, without prompting the police a second time.
+    # Back within the criteria: pending again. The topic said so each time: a prompt, its
+    # retraction, and a fresh prompt.
     await amend("weapon")
     await until(([("evidence", ["referral_pending"])], [incident], [incident]))
-    prompts = await read_until(pipeline["KAFKA_BOOTSTRAP_SERVERS"], "vanda.police-referrals.v1",
-                               lambda r: incident.encode() in (r.value or b""), 2, timeout=8)
-    assert len(prompts) == 1
+    said = await read_until(pipeline["KAFKA_BOOTSTRAP_SERVERS"], "vanda.police-referrals.v1",
+                            lambda r: r.key == incident.encode(), 3, timeout=60)
+    events = [json.loads(r.value) for r in said]
+    assert [(e["type"].split(".")[-2], e["data"].get("reason")) for e in events] == [
+        ("police_referral_required", None), ("police_referral_retracted", "criteria_no_longer_met"),
+        ("police_referral_required", None)]
+    assert events[2]["data"]["criteria"] == ["weapon"] and len({e["id"] for e in events}) == 3
+    assert not (await read_until(pipeline["KAFKA_BOOTSTRAP_SERVERS"], "vanda.police-referrals.v1",
+                                 lambda r: r.key == incident.encode(), 4, timeout=3))[3:]

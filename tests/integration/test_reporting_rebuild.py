@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -18,9 +19,11 @@ import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
 
-from schemas.reporting import ReferralCriterion
-from services.reporting import adapters, rebuild as replay
+from schemas.events import decode
+from services.reporting import adapters, handlers, rebuild as replay
+from services.reporting.adapters import claim_of
 from services.reporting.domain.facts import DecisionFact
+from services.reporting.domain.police import Claim
 from services.reporting.handlers import Projection
 from tests.conftest import ROOT
 from vanda.runtime.db import create_pool
@@ -128,7 +131,7 @@ async def test_promotion_puts_the_rebuilt_tables_live_under_the_live_index_names
             await adapters.save_decisions(conn, [old], live)
             await adapters.save_decisions(conn, [new], rebuilt)
 
-        await replay.promote(pool, frozenset(), live, rebuilt, replaced)
+        await replay.promote(pool, live, rebuilt, replaced)
 
         async with pool.acquire() as conn:
             assert await conn.fetchval(f"SELECT array_agg(decision_id) FROM {live}.decisions") == [new.decision_id]
@@ -150,46 +153,85 @@ def test_a_promotion_is_refused_while_reporting_consumes(pipeline) -> None:
     assert "replayed" not in done.stdout  # refused before any work
 
 
-async def test_a_promotion_keeps_every_referral_claim_and_sends_those_only_the_rebuild_made(pipeline) -> None:
+async def scratch(conn: asyncpg.Connection, schema: str, with_outbox: bool = True) -> None:
+    """A schema holding empty copies of reporting's tables (and outbox: a rebuild's has none)."""
+    await conn.execute(f"CREATE SCHEMA {schema}")
+    for table in (*replay.TABLES, "outbox") if with_outbox else replay.TABLES:
+        await conn.execute(f"CREATE TABLE {schema}.{table} (LIKE reporting.{table} INCLUDING ALL)")
+
+
+async def test_a_promotion_keeps_every_referral_claim_and_brings_the_topic_to_the_rebuilt_record(pipeline) -> None:
     from tests.unit.test_reporting_metrics import fact
 
     suffix = uuid.uuid4().hex[:8]
     live, rebuilt, replaced = f"live_{suffix}", f"rebuilt_{suffix}", f"replaced_{suffix}"
-    kept, new = fact(category="weapon"), fact(category="physical_assault")
+    kept, new, gone = fact(category="weapon"), fact(category="physical_assault"), fact(category="weapon")
     # Claimed by the replay, then withdrawn, or amended out of the criteria: no one to prompt.
     withdrawn, amended = fact(category="weapon", withdrawn=True), fact(category="verbal_abuse")
     pool = await create_pool(pipeline["DATABASE_URL"], max_size=1)
     try:
         async with pool.acquire() as conn:
-            for schema in (live, rebuilt):
-                await conn.execute(f"CREATE SCHEMA {schema}")
-                for table in replay.TABLES:
-                    await conn.execute(f"CREATE TABLE {schema}.{table} (LIKE reporting.{table} INCLUDING ALL)")
-            await conn.execute(f"CREATE TABLE {live}.outbox (LIKE reporting.outbox INCLUDING ALL)")
-            await adapters.save_incidents(conn, [kept], live)
-            await adapters.save_incidents(conn, [kept, new, withdrawn, amended], rebuilt)
-            # Live claimed `kept` long ago; the rebuild, under new criteria, claims `new` too.
-            await adapters.claim_referrals(conn, [(kept.incident_id, ["weapon"])], live)
-            await adapters.claim_referrals(conn, [(new.incident_id, ["physical_assault"]),
-                                                  (withdrawn.incident_id, ["weapon"]),
-                                                  (amended.incident_id, ["weapon"])], rebuilt)
-            await adapters.still_meets(conn, [(amended.incident_id, [])], rebuilt)
+            await scratch(conn, live)
+            await scratch(conn, rebuilt, with_outbox=False)
+            await adapters.save_incidents(conn, [kept, gone], live)
+            await adapters.save_incidents(conn, [kept, new, withdrawn, amended, replace(gone, withdrawn=True)], rebuilt)
+            # Live prompted `kept` and `gone` long ago; the rebuild, under new criteria, claims
+            # `new` too, and finds `gone` withdrawn (the live consumer had missed it).
+            await adapters.save_claims(conn, {kept.incident_id: Claim(("weapon",)),
+                                              gone.incident_id: Claim(("weapon",), round=3)}, live)
+            await adapters.save_claims(conn, {new.incident_id: Claim(("physical_assault",)),
+                                              withdrawn.incident_id: Claim(("weapon",), False, False),
+                                              amended.incident_id: Claim(("weapon",), False, False),
+                                              gone.incident_id: Claim(("weapon",), False, False)}, rebuilt)
 
-        await replay.promote(pool, frozenset({ReferralCriterion.PHYSICAL_ASSAULT, ReferralCriterion.WEAPON}),
-                             live, rebuilt, replaced)
+        await replay.promote(pool, live, rebuilt, replaced)
 
         async with pool.acquire() as conn:
-            claims = await conn.fetchval(f"SELECT array_agg(incident_id ORDER BY incident_id)"
-                                         f" FROM {live}.police_referrals")
-            staged = await conn.fetch(f"SELECT topic, key, event_type FROM {live}.outbox")
+            claims = {r["incident_id"]: claim_of(r) for r in await conn.fetch(f"SELECT * FROM {live}.police_referrals")}
+            staged = await conn.fetch(f"SELECT topic, key, event_type FROM {live}.outbox ORDER BY seq")
     finally:
         async with pool.acquire() as conn:
             for schema in (live, rebuilt, replaced):
                 await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         await pool.close()
-    assert claims == sorted([kept.incident_id, new.incident_id, withdrawn.incident_id, amended.incident_id])
-    assert [(r["topic"], r["key"]) for r in staged] == [("vanda.police-referrals.v1", str(new.incident_id))]
-    assert staged[0]["event_type"].endswith("police_referral_required.v1")
+    assert claims == {kept.incident_id: Claim(("weapon",)), new.incident_id: Claim(("physical_assault",)),
+                      withdrawn.incident_id: Claim(("weapon",), False, False, 0),
+                      amended.incident_id: Claim(("weapon",), False, False, 0),
+                      gone.incident_id: Claim(("weapon",), False, False, 3)}
+    assert sorted((r["key"], r["event_type"].split(".")[-2]) for r in staged) == sorted([
+        (str(new.incident_id), "police_referral_required"), (str(gone.incident_id), "police_referral_retracted")])
+    assert {r["topic"] for r in staged} == {"vanda.police-referrals.v1"}
+
+
+async def test_claims_made_before_retractions_are_settled_once(pipeline) -> None:
+    from tests.unit.test_reporting_metrics import fact
+
+    schema = f"legacy_{uuid.uuid4().hex[:8]}"
+    standing, withdrawn, out = fact(category="weapon"), fact(category="weapon", withdrawn=True), fact()
+    migration = (ROOT / "services/reporting/migrations/0015_referral_retractions.sql").read_text()
+    backfill = next(sql for sql in migration.split(";") if "UPDATE" in sql).replace("reporting.", f"{schema}.")
+    pool = await create_pool(pipeline["DATABASE_URL"], max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            await scratch(conn, schema)
+            await adapters.save_incidents(conn, [standing, withdrawn, out], schema)
+            # As the upgrade finds them: every claim prompted once; one amended out since.
+            await adapters.save_claims(conn, {standing.incident_id: Claim(("weapon",)),
+                                              withdrawn.incident_id: Claim(("weapon",)),
+                                              out.incident_id: Claim(("weapon",), meets=False)}, schema)
+            await conn.execute(backfill)
+            async with conn.transaction():
+                first = await handlers.settle_claims(conn, schema, schema)
+            async with conn.transaction():
+                again = await handlers.settle_claims(conn, schema, schema)
+            staged = await conn.fetch(f"SELECT key, payload FROM {schema}.outbox ORDER BY seq")
+    finally:
+        async with pool.acquire() as conn:
+            await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await pool.close()
+    assert (first, again) == (2, 0)
+    reasons = {r["key"]: decode(r["payload"]).data.reason.value for r in staged}
+    assert reasons == {str(withdrawn.incident_id): "withdrawn", str(out.incident_id): "criteria_no_longer_met"}
 
 
 async def test_a_group_that_consumed_past_the_replay_is_found(pipeline) -> None:

@@ -35,7 +35,8 @@ _DESCRIPTIONS = {
     SANCTIONS: "Card decisions: yellow cards, red card proposals and rejections, bans imposed, reviews due,"
                " expiries, evidence, rescissions, appeals, clinical review and safeguarding referrals."
                " Key: subject_id. Ids derive from the incident and the rule, so a replay gives the same ids.",
-    POLICE_REFERRALS: "An incident meets the police referral criteria: once per incident, key incident id.",
+    POLICE_REFERRALS: "An incident meets the police referral criteria (required), and no longer does (retracted:"
+                      " withdrawn, or amended out of them): each once each time it changes side, key incident id.",
     FOOTAGE: "Body-worn camera footage to keep as evidence (a referral or card rests on it), and footage past"
              " its retention period that nothing rests on: each once each time the footage changes side (held,"
              " released, held again), key incident id.",

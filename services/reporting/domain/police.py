@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
 from schemas.incidents import Category
 from schemas.reporting import ReferralCriterion
@@ -37,3 +38,46 @@ def status(fact: IncidentFact) -> str:
     if fact.police_outcome is not None:
         return "closed"
     return "referred" if fact.referred else "pending"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """An incident's place on the police referral topic.
+
+    `criteria` and `meets`: what the record calls for now (a withdrawn incident meets none;
+    the criteria last met are kept). `prompted`: whether the last event sent said a referral
+    is required (True) or retracted it (False); `round` counts the prompts sent.
+    """
+
+    criteria: tuple[str, ...]
+    meets: bool = True
+    prompted: bool = True
+    round: int = 1
+
+
+def next_claim(claim: Claim | None, met: list[ReferralCriterion]) -> Claim | None:
+    """The claim after an incident event: `met` is what the incident meets now (none if withdrawn).
+    A first claim only once a criterion holds; then it follows the record, either way, each time."""
+    wanted = [c.value for c in met]
+    if claim is None:
+        return Claim(tuple(wanted)) if wanted else None
+    claim = replace(claim, criteria=tuple(wanted) or claim.criteria, meets=bool(wanted))
+    return settled(claim)
+
+
+def settled(claim: Claim) -> Claim:
+    """The claim once the topic says what the record calls for: a prompt, or its retraction."""
+    if claim.meets == claim.prompted:
+        return claim
+    return replace(claim, prompted=claim.meets, round=claim.round + (1 if claim.meets else 0))
+
+
+def announcement(before: Claim | None, after: Claim | None) -> str | None:
+    """What the topic must say after `before` became `after` (in one batch, perhaps several
+    events): "required", "retracted" or nothing. A prompt retracted and renewed within the
+    batch leaves the police side as it was, so nothing goes out for it."""
+    was = before is not None and before.prompted
+    now = after is not None and after.prompted
+    if was == now:
+        return None
+    return "required" if now else "retracted"
