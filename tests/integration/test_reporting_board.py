@@ -128,10 +128,14 @@ async def test_board_figures_police_funnel_and_worklist(pipeline):
                              site=site, **bad)
         assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == field, refused.text
 
-    # Amendments and the withdrawal prompted nobody a second time.
+    # The amendments (still meeting the criteria) prompted nobody a second time; the
+    # withdrawal retracted its prompt, once.
     again = await read_until(pipeline["KAFKA_BOOTSTRAP_SERVERS"], "vanda.police-referrals.v1",
-                             lambda r: r.key in wanted, len(wanted) + 1, timeout=5)
-    assert len(again) == len(wanted)
+                             lambda r: r.key in wanted, len(wanted) + 2, timeout=10)
+    said = [(r.key, json.loads(r.value)) for r in again]
+    assert sorted(key for key, e in said if e["type"].endswith("police_referral_required.v1")) == sorted(wanted)
+    assert [(key, e["data"]["reason"]) for key, e in said if e["type"].endswith("police_referral_retracted.v1")] \
+        == [(weapon.encode(), "withdrawn")]
 
 
 async def test_the_referral_worklist_needs_the_police_liaison_role(pipeline):
