@@ -113,4 +113,9 @@ class BoardMetricsPublished(EventData):
     breakdowns: dict[str, dict[str, Figure]] = Field(description="Each measure by dimension; zeros omitted.")
     indicators: dict[str, Figure] = Field(description="Shares, rates and medians; null when undefined.")
     published_at: datetime
+    # Left out while 1, as rounding_base is: a month's first figures read as they always did.
+    revision: int = Field(1, ge=1, exclude_if=lambda v: v == 1,
+                          description="Absent (1): the month's first figures. Each later revision replaces those"
+                                      " before it, after late reports, amendments, withdrawals or a workforce load;"
+                                      " they come in order (key organisation).")
 

@@ -17,12 +17,12 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import asyncpg
-import orjson
 
 from services.reporting.domain.facts import NOT_STATED, STATED_IF_RECORDED, DecisionFact, IncidentFact, Staff
 from services.reporting.domain.metrics import CARDS
 from services.reporting.domain.objectives import Direction, Objective
 from services.reporting.domain.police import Claim
+from services.reporting.domain.revisions import Published
 from vanda.runtime.rows import insert_many
 
 SCHEMA = "reporting"
@@ -314,20 +314,42 @@ async def objectives(pool: asyncpg.Pool) -> list[Objective]:
     return [Objective(r["metric"], r["target"], Direction(r["direction"]), r["tolerance"], r["months"]) for r in rows]
 
 
-async def unpublished_months(pool: asyncpg.Pool, before: datetime, zone: str) -> list[tuple[date, str]]:
-    """(month, organisation) pairs with incidents, closed before `before`, not yet published."""
+async def months_to_publish(pool: asyncpg.Pool, before: datetime, current: date, since: date,
+                            zone: str) -> list[tuple[date, str]]:
+    """(month, organisation) pairs to work out: each closed month (before `current`) from the
+    organisation's first report on that is not yet published, and every one from `since` on."""
     rows = await pool.fetch(
-        "SELECT DISTINCT date_trunc('month', occurred_at AT TIME ZONE $2)::date AS month, organisation"
-        " FROM reporting.incidents WHERE occurred_at < $1 AND NOT withdrawn"
-        " EXCEPT SELECT month, organisation FROM reporting.published_months ORDER BY 1, 2", before, zone)
+        "WITH firsts AS (SELECT organisation, min(date_trunc('month', occurred_at AT TIME ZONE $4)) AS first"
+        "  FROM reporting.incidents WHERE occurred_at < $1 GROUP BY organisation),"
+        " closed AS (SELECT m::date AS month, organisation FROM firsts,"
+        "  generate_series(first, $2::date - interval '1 month', interval '1 month') AS m)"
+        " SELECT month, organisation FROM closed c WHERE month >= $3 OR NOT EXISTS"
+        "  (SELECT 1 FROM reporting.published_months p WHERE p.month = c.month AND p.organisation = c.organisation)"
+        " ORDER BY 1, 2", before, current, since, zone)
     return [(r["month"], r["organisation"]) for r in rows]
 
 
-async def claim_month(conn: asyncpg.Connection, month: date, organisation: str, event_id: str) -> bool:
-    """Record a month as published; False if another round or replica already did."""
-    return bool(await conn.fetchval(
-        "INSERT INTO reporting.published_months (month, organisation, event_id) VALUES ($1, $2, $3)"
-        " ON CONFLICT DO NOTHING RETURNING true", month, organisation, event_id))
+async def published_month(conn: asyncpg.Connection, month: date, organisation: str,
+                          since: datetime) -> tuple[Published | None, bool]:
+    """What went out for the month, locked until the transaction ends (another replica's round
+    waits), and whether it went out after `since` (the figures in hand may be older)."""
+    row = await conn.fetchrow("SELECT revision, digest, published_at >= $3 AS newer FROM reporting.published_months"
+                              " WHERE month = $1 AND organisation = $2 FOR UPDATE", month, organisation, since)
+    return (Published(row["revision"], row["digest"]), row["newer"]) if row else (None, False)
+
+
+async def record_month(conn: asyncpg.Connection, month: date, organisation: str, published: Published,
+                       event_id: str, first: bool) -> bool:
+    """Record what goes out for the month; False if another replica published it first."""
+    if first:
+        return bool(await conn.fetchval(
+            "INSERT INTO reporting.published_months (month, organisation, event_id, revision, digest)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING true",
+            month, organisation, event_id, published.revision, published.digest))
+    await conn.execute("UPDATE reporting.published_months SET revision = $3, digest = $4, event_id = $5,"
+                       " published_at = now() WHERE month = $1 AND organisation = $2",
+                       month, organisation, published.revision, published.digest, event_id)
+    return True
 
 
 async def audit(pool: asyncpg.Pool | asyncpg.Connection, actor: str, action: str, what: str) -> None:

@@ -24,9 +24,9 @@ from vanda.runtime.settings import CommonSettings
 log = logging.getLogger(__name__)
 
 
-async def publish_now(deps: entrypoints.Deps, grace_days: int, wake: Callable[[], None]) -> int:
-    sent = await publishing.publish_closed_months(deps.pool(), deps.projection, deps.disclosure, grace_days,
-                                                  deps.clock())
+async def publish_now(deps: entrypoints.Deps, settings: ReportingSettings, wake: Callable[[], None]) -> int:
+    sent = await publishing.publish_closed_months(deps.pool(), deps.projection, deps.disclosure,
+                                                  settings.publish_grace_days, deps.clock(), settings.revise_months)
     if sent:
         wake()
         log.info("published board metrics for %d closed month(s)", sent)
@@ -78,7 +78,7 @@ def create_app(common: CommonSettings | None = None, settings: ReportingSettings
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
         wake = runtime.relay.wake
-        runtime.every(lambda: publish_now(deps, settings.publish_grace_days, wake),
+        runtime.every(lambda: publish_now(deps, settings, wake),
                       settings.publish_interval_s, "board metrics not published")
         # A failed refresh keeps the last figures.
         runtime.every(lambda: gauges.refresh(runtime.pool, projection, disclosure, clock()),
@@ -107,6 +107,6 @@ def create_app(common: CommonSettings | None = None, settings: ReportingSettings
               dependencies=[Depends(require(Role.OPERATIONS, settings=deps.auth))])
     async def publish() -> dict:
         """Publish closed months now (the service also does it on its own timer)."""
-        return {"published": await publish_now(deps, settings.publish_grace_days, runtime.relay.wake)}
+        return {"published": await publish_now(deps, settings, runtime.relay.wake)}
 
     return app

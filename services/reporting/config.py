@@ -28,9 +28,12 @@ class ReportingSettings(BaseSettings):
     footage_retention_days: int = Field(30, ge=1, le=3650, description="Days body-worn camera footage that"
                                         " nothing rests on is kept before it is due for deletion.")
     footage_notice_interval_s: float = Field(300, gt=0, description="How often footage that has become evidence,"
-                                             " or fallen due for deletion, is announced on vanda.footage.v1, and referral prompts"
-                                             " still owed a retraction are settled.")
+                                             " or fallen due for deletion, is announced on vanda.footage.v1, and"
+                                             " referral prompts still owed a retraction are settled.")
     publish_grace_days: int = Field(3, ge=0, description="Days after a month closes before it is published.")
+    revise_months: int = Field(3, ge=0, le=60, description="How many closed months back are worked out again on each"
+                               " publishing round, and published again (a revision) if their figures changed: late"
+                               " reports, amendments, withdrawals, decisions, a workforce loaded. 0: never.")
 
     @field_validator("rounding_base")
     @classmethod

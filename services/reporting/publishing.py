@@ -1,5 +1,6 @@
-"""Publish through the outbox: each closed month's board figures once (BoardMetricsPublished), and
-each footage notice once each time the footage changes side (FootageHoldRequired, FootageDeletionDue)."""
+"""Publish through the outbox: each closed month's board figures (BoardMetricsPublished), and again
+if they change, and each footage notice once each time the footage changes side
+(FootageHoldRequired, FootageDeletionDue)."""
 
 from __future__ import annotations
 
@@ -14,41 +15,58 @@ from schemas.reporting import BoardMetricsPublished, FootageDeletionDue, Footage
 from schemas.topics import BOARD_METRICS, FOOTAGE
 from services.reporting import adapters, footage_store
 from services.reporting.config import SOURCE
-from services.reporting.domain import footage, periods
+from services.reporting.domain import footage, periods, revisions
 from services.reporting.domain.board import Disclosure
 from services.reporting.handlers import IDS, Projection, Scope, board
 from vanda.runtime.outbox import Outgoing, stage
 
 
 def event_for(month: date, organisation: str, figures: dict[str, Any], disclosure: Disclosure,
-              now: datetime) -> Outgoing:
-    """The month's event; its id derives from month and organisation, so it is sent once."""
+              now: datetime, revision: int = 1) -> Outgoing:
+    """The month's event; its id derives from month, organisation and revision, so each is sent
+    once (the first revision's id is the one used before revisions existed)."""
     totals = figures["totals"]
     indicators = {k: v for k, v in totals["indicators"].items() if not isinstance(v, dict) or "suppressed" in v}
     data = BoardMetricsPublished(period=periods.label(month), organisation=organisation,
                                  suppression_threshold=disclosure.threshold,
                                  rounding_base=disclosure.rounding, incidents=totals["incidents"],
                                  breakdowns=totals["breakdowns"] | {"incidents_by_site": totals["incidents_by_site"]},
-                                 indicators=indicators, published_at=now)
-    event_id = str(uuid.uuid5(IDS, f"board-metrics:{month}:{organisation}"))
+                                 indicators=indicators, published_at=now, revision=revision)
+    name = f"board-metrics:{month}:{organisation}" + (f":{revision}" if revision > 1 else "")
     return Outgoing(BOARD_METRICS, organisation, envelope(data, source=SOURCE, subject=organisation,
-                                                          event_id=event_id, time=now))
+                                                          event_id=str(uuid.uuid5(IDS, name)), time=now))
+
+
+def figures_of(event: Outgoing) -> dict[str, Any]:
+    """What a revision compares: the published figures, not when or which revision."""
+    return event.event.data.model_dump(mode="json", exclude={"published_at", "revision"})
 
 
 async def publish_closed_months(pool: asyncpg.Pool, p: Projection, disclosure: Disclosure, grace_days: int,
-                                now: datetime) -> int:
-    """Publish every closed month not yet published (suppressed figures only); return how many."""
+                                now: datetime, revise_months: int = 0) -> int:
+    """Publish every closed month not yet published, from each organisation's first month with
+    incidents (a month with none is published too, as zeros), and again each of the last
+    `revise_months` whose figures changed since; suppressed figures only. Return how many went out."""
     current = periods.month_of(now - timedelta(days=grace_days), p.zone)
-    due = await adapters.unpublished_months(pool, periods.start_of(current, p.zone), p.zone.key)
+    since = periods.add_months(current, -revise_months)
+    due = await adapters.months_to_publish(pool, periods.start_of(current, p.zone), current, since, p.zone.key)
+    # Another replica's round may publish a month after this one worked it out: its figures
+    # are then as fresh or fresher, and these must not go out as a revision after them.
+    started = await pool.fetchval("SELECT clock_timestamp()")
     sent = 0
     for month, organisation in due:
-        figures = await board(pool, Scope(periods.parse(periods.label(month)), organisation), p,
-                              disclosure)
-        outgoing = event_for(month, organisation, figures, disclosure, now)
+        figures = await board(pool, Scope(periods.parse(periods.label(month)), organisation), p, disclosure)
+        first = event_for(month, organisation, figures, disclosure, now)
         async with pool.acquire() as conn, conn.transaction():
-            if await adapters.claim_month(conn, month, organisation, outgoing.event.id):
-                await stage(conn, adapters.SCHEMA, [outgoing])
-                sent += 1
+            last, newer = await adapters.published_month(conn, month, organisation, started)
+            step = revisions.next_published(last, revisions.digest(figures_of(first)))
+            if newer or step is None:
+                continue
+            published, goes_out = step
+            outgoing = event_for(month, organisation, figures, disclosure, now, published.revision)
+            if await adapters.record_month(conn, month, organisation, published, outgoing.event.id, last is None):
+                await stage(conn, adapters.SCHEMA, [outgoing] if goes_out else [])
+                sent += goes_out
     return sent
 
 

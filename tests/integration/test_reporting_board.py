@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
 import pytest
 
+from services.reporting.domain import periods
 from tests.conftest import bearer
 from tests.factories import report
 from tests.integration.kafka_reader import poll, read_until
@@ -315,6 +317,19 @@ async def test_staff_protected_characteristics_reach_the_board_and_an_amendment_
     assert "<h3>ethnic group by sex</h3>" in pack.text
 
 
+async def publish(pipeline) -> None:
+    published = await call(pipeline, "POST", pipeline["REPORTING_URL"], "/v1/board-metrics/publish", None,
+                           bearer(pipeline, "operations"))
+    assert published.status_code == 200, published.text
+
+
+async def published_for(pipeline, organisation: str, count: int, timeout: float = 60) -> list[dict]:
+    """The data of the organisation's board-metrics events, in order, once `count` have arrived."""
+    events = await read_until(pipeline["KAFKA_BOOTSTRAP_SERVERS"], "vanda.board-metrics.v1",
+                              lambda r: r.key == organisation.encode(), count, timeout=timeout)
+    return [json.loads(e.value)["data"] for e in events]
+
+
 async def test_each_closed_month_is_published_once(pipeline):
     organisation = "T" + uuid.uuid4().hex[:5].upper()
     await submit_all(pipeline, [report(organisation=organisation, site="Publish site", perpetrator=UNKNOWN,
@@ -323,16 +338,47 @@ async def test_each_closed_month_is_published_once(pipeline):
                lambda r: r.json()["totals"]["incidents"] == 5)
     assert (await call(pipeline, "POST", pipeline["REPORTING_URL"], "/v1/board-metrics/publish")).status_code == 401
     for _ in range(2):
-        published = await call(pipeline, "POST", pipeline["REPORTING_URL"], "/v1/board-metrics/publish", None,
-                               bearer(pipeline, "operations"))
-        assert published.status_code == 200
-    events = await read_until(pipeline["KAFKA_BOOTSTRAP_SERVERS"], "vanda.board-metrics.v1",
-                              lambda r: r.key == organisation.encode(), 2, timeout=8)
-    assert len(events) == 1
-    data = json.loads(events[0].value)["data"]
-    assert (data["period"], data["incidents"], data["suppression_threshold"]) == ("2025-01", 5, 5)
-    assert "rounding_base" not in data  # exact counts: the event is as it was before rounding existed
+        await publish(pipeline)
+    # From its first month on, every closed month: January's five, then months of none.
+    current = periods.month_of(datetime.now(UTC) - timedelta(days=3), ZoneInfo("Europe/London"))  # the grace
+    closed = periods.month_range(date(2025, 1, 1), periods.add_months(current, -1))
+    every = await published_for(pipeline, organisation, len(closed) + 1, timeout=8)
+    assert sorted(d["period"] for d in every) == [periods.label(m) for m in closed]
+    [data] = [d for d in every if d["period"] == "2025-01"]
+    assert (data["incidents"], data["suppression_threshold"]) == (5, 5)
+    assert "rounding_base" not in data and "revision" not in data  # as before rounding and revisions existed
     assert data["breakdowns"]["incidents_by_category"] == {"verbal_abuse": 5}
+    assert {d["incidents"] for d in every if d["period"] != "2025-01"} == {0}
+
+
+async def test_a_recent_month_is_published_again_when_a_late_report_changes_it(pipeline):
+    organisation = "R" + uuid.uuid4().hex[:5].upper()
+    zone = ZoneInfo("Europe/London")
+    current = periods.month_of(datetime.now(UTC) - timedelta(days=3), zone)  # the publishing grace
+    first, empty, last = (periods.add_months(current, n) for n in (-3, -2, -1))
+
+    def on(month) -> dict:
+        return report(organisation=organisation, site="Revised site", perpetrator=UNKNOWN,
+                      occurred_at=(periods.start_of(month, zone) + timedelta(days=9)).isoformat())
+
+    async def counted(month, n: int) -> None:
+        await poll(lambda: board(pipeline, period=periods.label(month), organisation=organisation),
+                   lambda r: r.json()["totals"]["incidents"] == n)
+
+    await submit_all(pipeline, [on(first) for _ in range(5)] + [on(last) for _ in range(5)])
+    await counted(last, 5)
+    await publish(pipeline)
+    events = await published_for(pipeline, organisation, 3)
+    assert [(d["period"], d["incidents"], d.get("revision", 1)) for d in events] == [
+        (periods.label(first), 5, 1), (periods.label(empty), 0, 1), (periods.label(last), 5, 1)]
+    # A report that arrives after the month was published: the month goes out again, revised.
+    await submit_all(pipeline, [on(last)])
+    await counted(last, 6)
+    await publish(pipeline)
+    await publish(pipeline)  # nothing changed since: nothing more
+    events = await published_for(pipeline, organisation, 5, timeout=10)
+    assert [(d["period"], d["incidents"], d.get("revision", 1)) for d in events[3:]] == [
+        (periods.label(last), 6, 2)]
 
 
 async def test_current_month_gauges_carry_no_personal_labels(pipeline):
