@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -34,12 +35,28 @@ DEFAULT_HOME = Path(".vanda")
 SERVICES = ("intake", "sanctions", "reporting")
 
 
+@contextmanager
+def _explained(what: str, home: Path) -> Iterator[None]:
+    """A start that failed for a reason the operator can act on: said in a few lines, with
+    where to look and how to clean up, not as a traceback."""
+    from vanda.fleet import StartFailed
+    from vanda.stack import StackError
+
+    try:
+        yield
+    except (StackError, StartFailed) as failed:
+        console.print(f"{what} failed: {failed}", style="red", markup=False, highlight=False)
+        console.print(f"logs: {home / 'logs'}; `vanda down --home {home}` stops whatever did start")
+        raise typer.Exit(1) from None
+
+
 @stack_app.command("up")
 def stack_up(home: Home = DEFAULT_HOME, docker: Docker = False) -> None:
     """Start Kafka and PostgreSQL (or use KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL) and wait for them."""
     from vanda import stack
 
-    info = stack.up(home.resolve(), docker=docker)
+    with _explained("starting Kafka and PostgreSQL", home.resolve()):
+        info = stack.up(home.resolve(), docker=docker)
     console.print(f"KAFKA_BOOTSTRAP_SERVERS={info.kafka_bootstrap_servers}\nDATABASE_URL={info.database_url}")
 
 
@@ -102,11 +119,11 @@ def up(home: Home = DEFAULT_HOME, docker: Docker = False) -> dict[str, str]:
     from vanda.runtime.migrate import apply_all
 
     home = home.resolve()
-    with console.status("starting Kafka and PostgreSQL"):
+    with _explained("starting Kafka and PostgreSQL", home), console.status("starting Kafka and PostgreSQL"):
         info = stack.up(home, docker=docker)
     apply_all(info.database_url)
     secrets = devsecrets.load(home)
-    with console.status("starting intake, sanctions and reporting"):
+    with _explained("starting the services", home), console.status("starting intake, sanctions and reporting"):
         endpoints = fleet.start(home, info, env=secrets)
     values = {f"{e.name.upper()}_URL": e.url for e in endpoints}
     values |= {"KAFKA_BOOTSTRAP_SERVERS": info.kafka_bootstrap_servers, "DATABASE_URL": info.database_url}
@@ -138,6 +155,7 @@ def demo(
     home: Home = DEFAULT_HOME,
     incidents: Annotated[int, typer.Option(min=1, help="How many incidents to stream.")] = 600,
     months: Annotated[int, typer.Option(min=1, max=24, help="Months the incidents spread over.")] = 6,
+    docker: Docker = False,
 ) -> None:
     """Run `up`, then stream a synthetic feed of incidents and show the board's counts."""
     from vanda import demo as demo_feed, devsecrets
@@ -147,7 +165,7 @@ def demo(
         console.print("demo streams synthetic incidents: run it on the local stack (unset DATABASE_URL), not into"
                       " a database of your own")
         raise typer.Exit(2)
-    endpoints = up(home)
+    endpoints = up(home, docker)
     token = sign(devsecrets.load(home.resolve())["AUTH_JWT_SECRET"], "demo", [Role.BOARD_VIEWER])
     demo_feed.run(endpoints, incidents, months, console, token)
 

@@ -19,6 +19,10 @@ SERVICES = ("intake", "sanctions", "reporting")
 MARKER = ("-m vanda serve",)
 
 
+class StartFailed(RuntimeError):
+    """A service exited, or was not ready in time: its log under logs/ says why."""
+
+
 @dataclass(frozen=True)
 class Endpoint:
     name: str
@@ -63,10 +67,10 @@ def wait_ready(endpoints: list[Endpoint], timeout: float) -> None:
         if waiting:
             dead = [e.name for e in waiting if not is_alive(e.pid, MARKER)]
             if dead:
-                raise RuntimeError(f"service exited during start: {', '.join(dead)} (see logs/)")
+                raise StartFailed(f"service exited during start: {', '.join(dead)} (see logs/)")
             time.sleep(0.3)
     if waiting:
-        raise TimeoutError(f"not ready after {timeout:.0f}s: {', '.join(e.name for e in waiting)}")
+        raise StartFailed(f"not ready after {timeout:.0f}s: {', '.join(e.name for e in waiting)} (see logs/)")
 
 
 def _ready(endpoint: Endpoint) -> bool:

@@ -71,10 +71,12 @@ def test_unreachable_docker_is_a_clear_error_and_records_nothing(tmp_path: Path,
 @pytest.mark.parametrize("args,env", [(["--docker"], {}), ([], {"VANDA_DOCKER": "1"})])
 def test_cli_flag_and_env_reach_the_docker_path(tmp_path: Path, no_docker: None, args: list[str],
                                                 env: dict[str, str]) -> None:
-    for command in (["stack", "up"], ["up"]):
+    for command in (["stack", "up"], ["up"], ["demo"]):
         result = CliRunner().invoke(app, [*command, "--home", str(tmp_path / "h"), *args], env=env)
-        assert isinstance(result.exception, stack.StackError), result.output
-        assert "Docker is not reachable" in str(result.exception)
+        # Said in a line, with where to look, not as a traceback.
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+        assert "starting Kafka and PostgreSQL failed: Docker is not reachable" in result.output
+        assert "Traceback" not in result.output and "vanda down --home" in result.output
     assert not (tmp_path / "h").exists()
 
 

@@ -1,0 +1,48 @@
+"""A start that fails for a reason the operator can act on is said in a line, not a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import vanda.devsecrets as devsecrets
+import vanda.fleet as fleet
+import vanda.runtime.migrate as migrate
+import vanda.stack as stack
+from vanda.cli import app
+
+
+@pytest.fixture
+def stack_started(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stack part of `up` succeeds without starting anything; the services are what fail."""
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setattr(stack, "up", lambda home, docker=False: stack.StackInfo("127.0.0.1:1", "postgresql://x@h/db"))
+    monkeypatch.setattr(migrate, "apply_all", lambda url: {})
+    monkeypatch.setattr(devsecrets, "load", lambda home: {})
+
+
+@pytest.mark.parametrize("why", ["service exited during start: reporting (see logs/)",
+                                 "not ready after 90s: intake (see logs/)"])
+def test_services_that_do_not_start_are_named_with_where_to_look(tmp_path: Path, monkeypatch, stack_started,
+                                                                 why: str) -> None:
+    def start(home, info, env=None):
+        raise fleet.StartFailed(why)
+
+    monkeypatch.setattr(fleet, "start", start)
+    result = CliRunner().invoke(app, ["up", "--home", str(tmp_path)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert f"starting the services failed: {why}" in result.output and "Traceback" not in result.output
+    assert str(tmp_path / "logs") in result.output.replace("\n", "")
+    assert not (tmp_path / "endpoints.env").exists()
+
+
+def test_a_failure_that_is_not_the_operator_s_to_fix_still_shows_its_traceback(tmp_path: Path, monkeypatch,
+                                                                              stack_started) -> None:
+    def start(home, info, env=None):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(fleet, "start", start)
+    result = CliRunner().invoke(app, ["up", "--home", str(tmp_path)])
+    assert result.exit_code == 1 and isinstance(result.exception, KeyError)
