@@ -163,6 +163,8 @@ Past = Annotated[AwareDatetime, AfterValidator(_not_in_the_future)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul]
 # Either case: the pattern is checked before the code is upper-cased, so `rj1` is RJ1, not refused.
 OdsCode = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z0-9]{3,6}$")]
+# As intake publishes it: always upper case, which an event's schema says so subscribers can rely on it.
+PublishedOdsCode = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{3,6}$")]
 
 
 def nhs_number_is_valid(digits: str) -> bool:
@@ -425,6 +427,7 @@ class IncidentReported(EventData, IncidentFacts):
 
     event_type = "uk.nhs.vanda.incident.reported.v1"
 
+    organisation: PublishedOdsCode = Field(description="ODS code of the organisation, upper case.")
     incident_id: UUID
     subject_id: str | None = Field(None, description="Keyed pseudonym of the perpetrator, if identified.")
     source_system: Text
@@ -482,6 +485,7 @@ class IncidentAmended(EventData, IncidentFacts):
 
     event_type = "uk.nhs.vanda.incident.amended.v1"
 
+    organisation: PublishedOdsCode = Field(description="ODS code of the organisation, upper case.")
     incident_id: UUID
     subject_id: str | None = None
     source_system: Text
