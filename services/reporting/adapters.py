@@ -141,10 +141,11 @@ async def save_decisions(conn: asyncpg.Connection, facts: list[DecisionFact], sc
 
 
 async def load_claims(conn: asyncpg.Connection, ids: list[UUID], schema: str = SCHEMA) -> dict[UUID, Claim]:
-    """These incidents' referral claims, locked until the transaction ends: a replica taking a
-    partition over, or a promotion settling claims, waits rather than announcing one twice."""
+    """These incidents' referral claims, locked until the transaction ends: the settling round
+    (or a replica still finishing a partition just taken over) waits rather than announcing one
+    twice. Locked in one order, so two batches sharing incidents never deadlock."""
     rows = await conn.fetch(f"SELECT incident_id, criteria, meets, prompted, round FROM {schema}.police_referrals"
-                            " WHERE incident_id = ANY($1::uuid[]) FOR UPDATE", list(set(ids)))
+                            " WHERE incident_id = ANY($1::uuid[]) ORDER BY incident_id FOR UPDATE", list(set(ids)))
     return {r["incident_id"]: claim_of(r) for r in rows}
 
 
@@ -152,9 +153,14 @@ async def unsettled_claims(conn: asyncpg.Connection, schema: str = SCHEMA) -> di
     """Claims whose last event says otherwise than the record now does, locked as `load_claims`.
     One a consumer holds is skipped: applying its incident's events settles it anyway, and
     waiting on it (or it on us, in another order) could deadlock."""
-    rows = await conn.fetch(f"SELECT incident_id, criteria, meets, prompted, round FROM {schema}.police_referrals"
-                            " WHERE prompted <> meets FOR UPDATE SKIP LOCKED")
-    return {r["incident_id"]: claim_of(r) for r in rows}
+    unsettled = await conn.fetch(f"SELECT incident_id, criteria, meets, prompted, round FROM {schema}.police_referrals"
+                                 " WHERE prompted <> meets FOR UPDATE SKIP LOCKED")
+    # A withdrawal applied by a replica of the version before (during a rolling upgrade) left
+    # `meets` as it was: such a claim is found through the withdrawn incidents' index.
+    withdrawn = await conn.fetch(f"SELECT r.incident_id, r.criteria, false AS meets, r.prompted, r.round"
+                                 f" FROM {schema}.incidents i JOIN {schema}.police_referrals r USING (incident_id)"
+                                 " WHERE i.withdrawn AND r.prompted AND r.meets FOR UPDATE OF r SKIP LOCKED")
+    return {r["incident_id"]: claim_of(r) for r in [*unsettled, *withdrawn]}
 
 
 def claim_of(row: asyncpg.Record) -> Claim:
@@ -317,7 +323,8 @@ async def objectives(pool: asyncpg.Pool) -> list[Objective]:
 async def months_to_publish(pool: asyncpg.Pool, before: datetime, current: date, since: date,
                             zone: str) -> list[tuple[date, str]]:
     """(month, organisation) pairs to work out: each closed month (before `current`) from the
-    organisation's first report on that is not yet published, and every one from `since` on."""
+    organisation's first report on (withdrawn ones too: a month whose every report was withdrawn
+    is revised to zero) that is not yet published, and every one from `since` on."""
     rows = await pool.fetch(
         "WITH firsts AS (SELECT organisation, min(date_trunc('month', occurred_at AT TIME ZONE $4)) AS first"
         "  FROM reporting.incidents WHERE occurred_at < $1 GROUP BY organisation),"
@@ -329,27 +336,24 @@ async def months_to_publish(pool: asyncpg.Pool, before: datetime, current: date,
     return [(r["month"], r["organisation"]) for r in rows]
 
 
-async def published_month(conn: asyncpg.Connection, month: date, organisation: str,
-                          since: datetime) -> tuple[Published | None, bool]:
-    """What went out for the month, locked until the transaction ends (another replica's round
-    waits), and whether it went out after `since` (the figures in hand may be older)."""
-    row = await conn.fetchrow("SELECT revision, digest, published_at >= $3 AS newer FROM reporting.published_months"
-                              " WHERE month = $1 AND organisation = $2 FOR UPDATE", month, organisation, since)
-    return (Published(row["revision"], row["digest"]), row["newer"]) if row else (None, False)
+async def published_month(conn: asyncpg.Connection, month: date, organisation: str) -> Published | None:
+    """What went out for the month."""
+    row = await conn.fetchrow("SELECT revision, digest FROM reporting.published_months"
+                              " WHERE month = $1 AND organisation = $2", month, organisation)
+    return Published(row["revision"], row["digest"]) if row else None
 
 
 async def record_month(conn: asyncpg.Connection, month: date, organisation: str, published: Published,
-                       event_id: str, first: bool) -> bool:
-    """Record what goes out for the month; False if another replica published it first."""
+                       event_id: str, first: bool) -> None:
+    """Record what goes out for the month (one publishing round runs at a time)."""
     if first:
-        return bool(await conn.fetchval(
-            "INSERT INTO reporting.published_months (month, organisation, event_id, revision, digest)"
-            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING true",
-            month, organisation, event_id, published.revision, published.digest))
+        await conn.execute("INSERT INTO reporting.published_months (month, organisation, event_id, revision, digest)"
+                           " VALUES ($1, $2, $3, $4, $5)",
+                           month, organisation, event_id, published.revision, published.digest)
+        return
     await conn.execute("UPDATE reporting.published_months SET revision = $3, digest = $4, event_id = $5,"
                        " published_at = now() WHERE month = $1 AND organisation = $2",
                        month, organisation, published.revision, published.digest, event_id)
-    return True
 
 
 async def audit(pool: asyncpg.Pool | asyncpg.Connection, actor: str, action: str, what: str) -> None:

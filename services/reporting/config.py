@@ -11,6 +11,9 @@ SERVICE = "reporting"
 SOURCE = "/vanda/reporting"
 
 
+MIN_ROUNDING_TO_REVISE = 5
+
+
 class ReportingSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="REPORTING_", extra="ignore")
 
@@ -31,9 +34,10 @@ class ReportingSettings(BaseSettings):
                                              " or fallen due for deletion, is announced on vanda.footage.v1, and"
                                              " referral prompts still owed a retraction are settled.")
     publish_grace_days: int = Field(3, ge=0, description="Days after a month closes before it is published.")
-    revise_months: int = Field(3, ge=0, le=60, description="How many closed months back are worked out again on each"
+    revise_months: int = Field(0, ge=0, le=60, description="How many closed months back are worked out again on each"
                                " publishing round, and published again (a revision) if their figures changed: late"
-                               " reports, amendments, withdrawals, decisions, a workforce loaded. 0: never.")
+                               " reports, amendments, withdrawals, decisions, a workforce loaded. 0: never. Needs a"
+                               " rounding base of at least 5: two revisions' difference is what one report changed.")
 
     @field_validator("rounding_base")
     @classmethod
@@ -43,3 +47,15 @@ class ReportingSettings(BaseSettings):
             raise ValueError(f"must be at most twice the suppression threshold ({2 * threshold}), or a count"
                              " that is shown could read 0")
         return base
+
+    @field_validator("revise_months")
+    @classmethod
+    def _revisions_only_over_rounded_counts(cls, months: int, info: ValidationInfo) -> int:
+        # Revision n beside revision n + 1 shows exactly what one late report changed (its site,
+        # category, the affected staff member's characteristics): exact counts would defeat the
+        # threshold. Rounded to 5, one report mostly moves nothing, and never by its own size.
+        base = info.data.get("rounding_base")
+        if months and base is not None and base < MIN_ROUNDING_TO_REVISE:
+            raise ValueError(f"needs REPORTING_ROUNDING_BASE of at least {MIN_ROUNDING_TO_REVISE} (it is {base}):"
+                             " the difference between two revisions would show what one report changed")
+        return months

@@ -61,8 +61,9 @@ async def on_events(conn: asyncpg.Connection, events: list[CloudEvent[Any]], p: 
         fact = next_fact(facts.get(data.incident_id), data)
         if fact != facts.get(data.incident_id):
             facts[data.incident_id] = changed[data.incident_id] = fact
-        met = [] if fact.withdrawn else criteria_met(fact, p.criteria)
-        if (claim := police.next_claim(claims.get(data.incident_id), met)) is not None:
+        claim = claims.get(data.incident_id)
+        met = [] if fact.withdrawn else criteria_met(fact, police.in_force(p.criteria, claim))
+        if (claim := police.next_claim(claim, met)) is not None:
             claims[data.incident_id] = claim
     moved = {i: c for i, c in claims.items() if c != before.get(i)}
     await adapters.save_incidents(conn, list(changed.values()), p.schema)

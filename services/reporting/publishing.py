@@ -44,29 +44,35 @@ def figures_of(event: Outgoing) -> dict[str, Any]:
 
 async def publish_closed_months(pool: asyncpg.Pool, p: Projection, disclosure: Disclosure, grace_days: int,
                                 now: datetime, revise_months: int = 0) -> int:
-    """Publish every closed month not yet published, from each organisation's first month with
-    incidents (a month with none is published too, as zeros), and again each of the last
-    `revise_months` whose figures changed since; suppressed figures only. Return how many went out."""
+    """Publish every closed month not yet published, from each organisation's first report on
+    (a month with none is published too, as zeros), and again each of the last `revise_months`
+    whose figures changed since; suppressed figures only. Return how many went out."""
+    # One round at a time across replicas: two would work out the same boards twice, and one
+    # holding older figures could publish them as a revision after the other's newer ones.
+    async with pool.acquire() as holder, holder.transaction():
+        if not await holder.fetchval("SELECT pg_try_advisory_xact_lock(hashtext('vanda.board-metrics'))"):
+            return 0
+        return await _publish_round(pool, p, disclosure, grace_days, now, revise_months)
+
+
+async def _publish_round(pool: asyncpg.Pool, p: Projection, disclosure: Disclosure, grace_days: int,
+                         now: datetime, revise_months: int) -> int:
     current = periods.month_of(now - timedelta(days=grace_days), p.zone)
     since = periods.add_months(current, -revise_months)
     due = await adapters.months_to_publish(pool, periods.start_of(current, p.zone), current, since, p.zone.key)
-    # Another replica's round may publish a month after this one worked it out: its figures
-    # are then as fresh or fresher, and these must not go out as a revision after them.
-    started = await pool.fetchval("SELECT clock_timestamp()")
     sent = 0
     for month, organisation in due:
         figures = await board(pool, Scope(periods.parse(periods.label(month)), organisation), p, disclosure)
         first = event_for(month, organisation, figures, disclosure, now)
         async with pool.acquire() as conn, conn.transaction():
-            last, newer = await adapters.published_month(conn, month, organisation, started)
-            step = revisions.next_published(last, revisions.digest(figures_of(first)))
-            if newer or step is None:
+            last = await adapters.published_month(conn, month, organisation)
+            if (step := revisions.next_published(last, revisions.digest(figures_of(first)))) is None:
                 continue
             published, goes_out = step
             outgoing = event_for(month, organisation, figures, disclosure, now, published.revision)
-            if await adapters.record_month(conn, month, organisation, published, outgoing.event.id, last is None):
-                await stage(conn, adapters.SCHEMA, [outgoing] if goes_out else [])
-                sent += goes_out
+            await adapters.record_month(conn, month, organisation, published, outgoing.event.id, last is None)
+            await stage(conn, adapters.SCHEMA, [outgoing] if goes_out else [])
+            sent += goes_out
     return sent
 
 

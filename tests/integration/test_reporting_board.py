@@ -12,11 +12,16 @@ import asyncpg
 import httpx
 import pytest
 
+from schemas.reporting import ReferralCriterion
 from services.reporting.domain import periods
+from services.reporting.domain.board import Disclosure
+from services.reporting.handlers import Projection
+from services.reporting.publishing import publish_closed_months
 from tests.conftest import bearer
 from tests.factories import report
 from tests.integration.kafka_reader import poll, read_until
 from tests.unit.test_reporting_gauges import LIVE
+from vanda.runtime.db import create_pool
 
 pytestmark = pytest.mark.integration
 SUPPRESSED = {"suppressed": True}
@@ -351,7 +356,7 @@ async def test_each_closed_month_is_published_once(pipeline):
     assert {d["incidents"] for d in every if d["period"] != "2025-01"} == {0}
 
 
-async def test_a_recent_month_is_published_again_when_a_late_report_changes_it(pipeline):
+async def test_a_recent_month_is_published_again_when_its_figures_change(pipeline):
     organisation = "R" + uuid.uuid4().hex[:5].upper()
     zone = ZoneInfo("Europe/London")
     current = periods.month_of(datetime.now(UTC) - timedelta(days=3), zone)  # the publishing grace
@@ -361,24 +366,54 @@ async def test_a_recent_month_is_published_again_when_a_late_report_changes_it(p
         return report(organisation=organisation, site="Revised site", perpetrator=UNKNOWN,
                       occurred_at=(periods.start_of(month, zone) + timedelta(days=9)).isoformat())
 
-    async def counted(month, n: int) -> None:
+    async def late(month, n: int) -> None:
+        """One more report for the month, once the board counts `n`."""
+        await submit_all(pipeline, [on(month)])
         await poll(lambda: board(pipeline, period=periods.label(month), organisation=organisation),
                    lambda r: r.json()["totals"]["incidents"] == n)
 
-    await submit_all(pipeline, [on(first) for _ in range(5)] + [on(last) for _ in range(5)])
-    await counted(last, 5)
-    await publish(pipeline)
-    events = await published_for(pipeline, organisation, 3)
-    assert [(d["period"], d["incidents"], d.get("revision", 1)) for d in events] == [
-        (periods.label(first), 5, 1), (periods.label(empty), 0, 1), (periods.label(last), 5, 1)]
-    # A report that arrives after the month was published: the month goes out again, revised.
-    await submit_all(pipeline, [on(last)])
-    await counted(last, 6)
-    await publish(pipeline)
-    await publish(pipeline)  # nothing changed since: nothing more
-    events = await published_for(pipeline, organisation, 5, timeout=10)
-    assert [(d["period"], d["incidents"], d.get("revision", 1)) for d in events[3:]] == [
-        (periods.label(last), 6, 2)]
+    async def said(count: int) -> list[tuple[str, int, int]]:
+        """(period, incidents, revision) of every event so far: exactly `count` of them."""
+        events = await published_for(pipeline, organisation, count + 1, timeout=4)
+        assert len(events) == count, events
+        return [(d["period"], d["incidents"], d.get("revision", 1)) for d in events]
+
+    projection = Projection(zone, frozenset(ReferralCriterion))
+    pool = await create_pool(pipeline["DATABASE_URL"], max_size=4)
+
+    async def revise(months: int) -> None:
+        # The service runs with revisions off (its counts are exact); a round with them on.
+        await publish_closed_months(pool, projection, Disclosure(5), 3, datetime.now(UTC), months)
+
+    try:
+        await submit_all(pipeline, [on(first) for _ in range(5)] + [on(last) for _ in range(4)])
+        await late(last, 5)
+        await publish(pipeline)
+        assert await said(3) == [(periods.label(first), 5, 1), (periods.label(empty), 0, 1),
+                                 (periods.label(last), 5, 1)]
+        # A report arriving after its month was published: revisions off, nothing goes out.
+        await late(last, 6)
+        await publish(pipeline)
+        await said(3)
+        # On: the month goes out again, revised; the others, unchanged, do not; nor does it twice.
+        await revise(3)
+        await revise(3)
+        assert (await said(4))[3:] == [(periods.label(last), 6, 2)]
+        # A change older than the window waits: the first month is outside a window of two.
+        await late(first, 6)
+        await revise(2)
+        await said(4)
+        # Published before digests were kept: the figures of the next round are the baseline,
+        # and only a change after it is a revision.
+        await pool.execute("UPDATE reporting.published_months SET digest = NULL WHERE organisation = $1 AND month = $2",
+                           organisation, first)
+        await revise(3)
+        await said(4)
+        await late(first, 7)
+        await revise(3)
+        assert (await said(5))[4:] == [(periods.label(first), 7, 2)]
+    finally:
+        await pool.close()
 
 
 async def test_current_month_gauges_carry_no_personal_labels(pipeline):

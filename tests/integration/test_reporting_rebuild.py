@@ -208,6 +208,7 @@ async def test_claims_made_before_retractions_are_settled_once(pipeline) -> None
 
     schema = f"legacy_{uuid.uuid4().hex[:8]}"
     standing, withdrawn, out = fact(category="weapon"), fact(category="weapon", withdrawn=True), fact()
+    rolling = fact(category="weapon", withdrawn=True)
     migration = (ROOT / "services/reporting/migrations/0015_referral_retractions.sql").read_text()
     backfill = next(sql for sql in migration.split(";") if "UPDATE" in sql).replace("reporting.", f"{schema}.")
     pool = await create_pool(pipeline["DATABASE_URL"], max_size=1)
@@ -220,6 +221,9 @@ async def test_claims_made_before_retractions_are_settled_once(pipeline) -> None
                                               withdrawn.incident_id: Claim(("weapon",)),
                                               out.incident_id: Claim(("weapon",), meets=False)}, schema)
             await conn.execute(backfill)
+            # Withdrawn after the backfill by a replica of the version before: `meets` untouched.
+            await adapters.save_incidents(conn, [rolling], schema)
+            await adapters.save_claims(conn, {rolling.incident_id: Claim(("weapon",))}, schema)
             async with conn.transaction():
                 first = await handlers.settle_claims(conn, schema, schema)
             async with conn.transaction():
@@ -229,9 +233,10 @@ async def test_claims_made_before_retractions_are_settled_once(pipeline) -> None
         async with pool.acquire() as conn:
             await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         await pool.close()
-    assert (first, again) == (2, 0)
+    assert (first, again) == (3, 0)
     reasons = {r["key"]: decode(r["payload"]).data.reason.value for r in staged}
-    assert reasons == {str(withdrawn.incident_id): "withdrawn", str(out.incident_id): "criteria_no_longer_met"}
+    assert reasons == {str(withdrawn.incident_id): "withdrawn", str(out.incident_id): "criteria_no_longer_met",
+                       str(rolling.incident_id): "withdrawn"}
 
 
 async def test_a_group_that_consumed_past_the_replay_is_found(pipeline) -> None:

@@ -11,9 +11,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas.events import decode, encode
-from schemas.reporting import PoliceReferralRequired, PoliceReferralRetracted, RetractionReason
+from schemas.reporting import (
+    PoliceReferralRequired,
+    PoliceReferralRetracted,
+    RetractionReason,
+)
 from schemas.reporting import ReferralCriterion as C
-from services.reporting.domain.police import Claim, announcement, next_claim, settled
+from services.reporting.domain.police import (
+    Claim,
+    announcement,
+    criteria_met,
+    in_force,
+    next_claim,
+    settled,
+)
 from services.reporting.handlers import referral_event
 from tests.unit.test_reporting_metrics import fact
 
@@ -99,3 +110,17 @@ def test_the_events_carry_the_round_in_their_id_and_the_reason():
     assert isinstance(decode(encode(first.event)).data, PoliceReferralRequired)
     out = referral_event(fact(category="verbal_abuse"), Claim(("weapon",), meets=False, prompted=False), "retracted")
     assert out.event.data.reason == RetractionReason.CRITERIA_NO_LONGER_MET
+
+
+def test_a_standing_prompt_keeps_the_criteria_it_was_sent_under():
+    narrowed = frozenset({C.PHYSICAL_ASSAULT})
+    standing, retracted = Claim(("weapon",)), Claim(("weapon",), meets=False, prompted=False)
+    assert in_force(narrowed, None) == narrowed and in_force(narrowed, retracted) == narrowed
+    assert in_force(narrowed, standing) == {C.PHYSICAL_ASSAULT, C.WEAPON}
+    # Weapon dropped from the criteria, then an unrelated amendment: the prompt stands.
+    weapon = fact(category="weapon")
+    assert next_claim(standing, criteria_met(weapon, in_force(narrowed, standing))) == standing
+    # Amended to something no criterion covers: retracted, and not prompted again under weapon.
+    out = next_claim(standing, criteria_met(fact(), in_force(narrowed, standing)))
+    assert out == retracted
+    assert next_claim(out, criteria_met(weapon, in_force(narrowed, out))) == retracted

@@ -7,13 +7,16 @@ import uuid
 from datetime import UTC, date, datetime
 
 import pytest
+from pydantic import ValidationError
 
 from schemas.events import decode, encode
+from services.reporting.config import ReportingSettings
 from services.reporting.domain.board import Disclosure
 from services.reporting.domain.revisions import Published, digest, next_published
 from services.reporting.handlers import IDS
 from services.reporting.publishing import event_for, figures_of
 from tests.unit.test_reporting_board import build, sample
+from vanda.runtime.settings import explain
 
 NOW = datetime(2025, 3, 5, tzinfo=UTC)
 
@@ -50,3 +53,12 @@ def test_a_revision_carries_its_number_and_an_id_of_its_own_and_compares_on_the_
     assert digest(figures_of(first)) == digest(figures_of(later))
     fewer = event_for(date(2025, 1, 1), "RZA", build(sample()[1:]), Disclosure(5), NOW)
     assert digest(figures_of(fewer)) != digest(figures_of(first))
+
+
+def test_revisions_are_off_by_default_and_refused_over_exact_counts():
+    assert ReportingSettings().revise_months == 0
+    with pytest.raises(ValidationError) as refused:
+        ReportingSettings(revise_months=3)
+    [problem] = explain(refused.value)
+    assert problem.startswith("REPORTING_REVISE_MONTHS: needs REPORTING_ROUNDING_BASE of at least 5 (it is 1)")
+    assert ReportingSettings(revise_months=3, rounding_base=5).revise_months == 3

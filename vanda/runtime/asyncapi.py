@@ -41,7 +41,8 @@ _DESCRIPTIONS = {
              " its retention period that nothing rests on: each once each time the footage changes side (held,"
              " released, held again), key incident id.",
     BOARD_METRICS: "A closed month's board figures, small counts suppressed: once per month (zeros for a month of"
-                   " none), and again as a revision when a recent month's figures change; key organisation.",
+                   " none), and, where revisions are on, again when a recent month's figures change; key"
+                   " organisation.",
 }
 _NAMES = {INCIDENTS: "IncidentEvent", SANCTIONS: "SanctionEvent", POLICE_REFERRALS: "PoliceReferralEvent",
           FOOTAGE: "FootageEvent", BOARD_METRICS: "BoardMetricsEvent"}

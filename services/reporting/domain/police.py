@@ -46,13 +46,23 @@ class Claim:
 
     `criteria` and `meets`: what the record calls for now (a withdrawn incident meets none;
     the criteria last met are kept). `prompted`: whether the last event sent said a referral
-    is required (True) or retracted it (False); `round` counts the prompts sent.
+    is required (True) or retracted it (False); `round` numbers the prompts, and so their
+    event ids (a prompt retracted within the batch that made it never went out, but counts).
     """
 
     criteria: tuple[str, ...]
     meets: bool = True
     prompted: bool = True
     round: int = 1
+
+
+def in_force(enabled: frozenset[ReferralCriterion], claim: Claim | None) -> frozenset[ReferralCriterion]:
+    """The criteria an incident is judged by: those enabled, and while its prompt stands, those
+    it was prompted under. The police were rightly told under the criteria of the day; narrowing
+    them later retracts nothing (an amendment of the incident out of them still does)."""
+    if claim is None or not claim.prompted:
+        return enabled
+    return enabled | {ReferralCriterion(c) for c in claim.criteria}
 
 
 def next_claim(claim: Claim | None, met: list[ReferralCriterion]) -> Claim | None:
