@@ -8,7 +8,8 @@ fresh copy of the tables beside the live ones.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import MISSING, fields
 from functools import lru_cache
 from datetime import date, datetime
@@ -318,6 +319,15 @@ async def objectives(pool: asyncpg.Pool) -> list[Objective]:
     rows = await pool.fetch("SELECT metric, target, direction, tolerance, months FROM reporting.objectives"
                             " ORDER BY metric")
     return [Objective(r["metric"], r["target"], Direction(r["direction"]), r["tolerance"], r["months"]) for r in rows]
+
+
+@asynccontextmanager
+async def alone(pool: asyncpg.Pool, round_: str) -> AsyncIterator[bool]:
+    """Whether this replica has the round `round_` to itself until the block ends (False: another
+    replica's is under way). Held by a transaction of its own, so the round's work may use
+    any number of others."""
+    async with pool.acquire() as holder, holder.transaction():
+        yield await holder.fetchval("SELECT pg_try_advisory_xact_lock(hashtext($1))", f"vanda.reporting.{round_}")
 
 
 async def months_to_publish(pool: asyncpg.Pool, before: datetime, current: date, since: date,

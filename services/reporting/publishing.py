@@ -49,10 +49,8 @@ async def publish_closed_months(pool: asyncpg.Pool, p: Projection, disclosure: D
     whose figures changed since; suppressed figures only. Return how many went out."""
     # One round at a time across replicas: two would work out the same boards twice, and one
     # holding older figures could publish them as a revision after the other's newer ones.
-    async with pool.acquire() as holder, holder.transaction():
-        if not await holder.fetchval("SELECT pg_try_advisory_xact_lock(hashtext('vanda.board-metrics'))"):
-            return 0
-        return await _publish_round(pool, p, disclosure, grace_days, now, revise_months)
+    async with adapters.alone(pool, "board-metrics") as alone:
+        return await _publish_round(pool, p, disclosure, grace_days, now, revise_months) if alone else 0
 
 
 async def _publish_round(pool: asyncpg.Pool, p: Projection, disclosure: Disclosure, grace_days: int,
@@ -95,6 +93,13 @@ def notice_for(notice: str, f: footage.Footage, retention: timedelta, now: datet
 async def announce_footage(pool: asyncpg.Pool, retention: timedelta, now: datetime) -> int:
     """Publish a hold for footage that has become evidence and a release for footage that has
     fallen due, each when the footage changes side (held, released, held again); return how many."""
+    # One round at a time across replicas: two could each find an incident's footage on another
+    # side, moments apart, and their notices reach the camera system in the wrong order.
+    async with adapters.alone(pool, "footage-notices") as alone:
+        return await _announce_round(pool, retention, now) if alone else 0
+
+
+async def _announce_round(pool: asyncpg.Pool, retention: timedelta, now: datetime) -> int:
     sent = 0
     for notice in footage_store.NOTICE_STATUS:
         while found := await footage_store.unannounced(pool, notice, now - retention, NOTICE_CHUNK):

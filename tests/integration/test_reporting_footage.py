@@ -231,6 +231,30 @@ async def test_footage_notices_go_out_once_per_incident_on_the_footage_topic(pip
     assert hold["uses"] == ["police"] and hold["site"] == site and "subject_id" not in hold
 
 
+async def test_one_footage_round_runs_at_a_time_across_replicas(pipeline):
+    site = f"Camera alone {uuid.uuid4().hex[:8]}"
+    old = (datetime.now(UTC) - timedelta(days=40)).isoformat()
+    pool = await create_pool(pipeline["DATABASE_URL"], max_size=3)
+    try:
+        async def noticed(incident: str) -> int:
+            return await pool.fetchval("SELECT count(*) FROM reporting.footage_notices WHERE incident_id = $1",
+                                       uuid.UUID(incident))
+
+        # Another replica's round under way (as `alone` holds it): every other round, this
+        # service's own timer's too, gives way at once rather than announcing beside it.
+        async with publishing.adapters.alone(pool, "footage-notices") as first:
+            assert first
+            [incident] = await submit_all(pipeline, [report(site=site, perpetrator=UNKNOWN, occurred_at=old,
+                                                            body_worn_camera_used=True)])
+            await poll(lambda: footage(pipeline, site=site), lambda r: len(r.json()["footage"]) == 1, timeout=90)
+            assert await publishing.announce_footage(pool, timedelta(days=30), datetime.now(UTC)) == 0
+            assert await noticed(incident) == 0
+        await publishing.announce_footage(pool, timedelta(days=30), datetime.now(UTC))
+        assert await noticed(incident) == 1
+    finally:
+        await pool.close()
+
+
 async def test_footage_held_released_and_evidence_again_is_held_again_once(pipeline):
     site = f"Camera rounds {uuid.uuid4().hex[:8]}"
     old = (datetime.now(UTC) - timedelta(days=40)).isoformat()
