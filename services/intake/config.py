@@ -25,7 +25,8 @@ class IntakeSettings(BaseSettings):
     previous_identity_keys: list[SecretStr] = Field(
         default_factory=list, description="Earlier identity keys (JSON list), still read after a rotation.")
     retention_days: int = Field(3650, ge=1, description="Narratives and identifiers older than this are purged.")
-    retention_interval_s: float = Field(86400, gt=0, description="How often the retention purge runs.")
+    retention_interval_s: float = Field(86400, gt=0, description="How often the retention purge runs, and identities"
+                                        " sealed under an earlier identity key are sealed under the current one.")
     allow_clock_override: bool = Field(False, description="Let POST /v1/retention/run take a `now` (tests only).")
     batch_max_lines: int = Field(5000, ge=1, description="Most reports in one POST /v1/incidents:batch.")
     batch_max_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Largest batch request body.")

@@ -23,10 +23,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from vanda.runtime.rows import insert_many
 
 IDENTITY_COLUMNS = (("subject_id", "text"), ("kind", "text"), ("organisation", "text"), ("nonce", "bytea"),
-                    ("ciphertext", "bytea"))
+                    ("ciphertext", "bytea"), ("key_id", "text"))
 # Keys a report's digest apart from the pseudonyms made with the same key (identifiers never
 # start with it).
 FINGERPRINT_CONTEXT = b"report-fingerprint:"
+KEY_ID_CONTEXT = b"identity-key-id:"
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,15 @@ class Keyring:
     def _keyed(self, version: int, digest: str) -> str:
         return hmac.new(self.keys[version], FINGERPRINT_CONTEXT + digest.encode(), hashlib.sha256).hexdigest()
 
+    @property
+    def identity_key_id(self) -> str:
+        return key_id(self.identity_key)
+
+
+def key_id(key: bytes) -> str:
+    """Names an identity key in the rows it sealed: a digest, from which the key cannot be had."""
+    return hashlib.sha256(KEY_ID_CONTEXT + key).hexdigest()[:16]
+
 
 class IdentityUnreadable(Exception):
     """A stored identity that no configured identity key opens: sealed under a key since dropped, or altered."""
@@ -73,8 +83,8 @@ def _aead(key: bytes) -> AESGCM:
 
 
 def _open(keyring: Keyring, nonce: bytes, sealed: bytes, subject_id: str) -> str:
-    # After a rotation, rows sealed under an earlier key are still read; `remember` reseals a
-    # subject under the current key when it is next seen, so the earlier key can later go.
+    # After a rotation, rows sealed under an earlier key are still read, until `reseal_identities`
+    # (or `remember`, when the subject is next seen) seals them under the current key.
     for key in (keyring.identity_key, *keyring.previous_identity_keys):
         try:
             return _aead(key).decrypt(nonce, sealed, subject_id.encode()).decode()
@@ -116,15 +126,16 @@ async def remember_many(conn: asyncpg.Connection, people: list[tuple[str, str, s
         return
     await insert_many(conn, "intake.pseudonyms", (("key_version", "int"), ("digest", "text"), ("subject_id", "text")),
                       [(*d, s) for s, (i, _) in latest.items() for d in keyring.digests(i)], "ON CONFLICT DO NOTHING")
-    aead = _aead(keyring.identity_key)
+    aead, sealed_by = _aead(keyring.identity_key), keyring.identity_key_id
     rows = []
     for subject_id, (identifier, organisation) in latest.items():
         nonce = os.urandom(12)
         sealed = aead.encrypt(nonce, identifier.encode(), subject_id.encode())
-        rows.append((subject_id, identifier.split(":", 1)[0], organisation, nonce, sealed))
+        rows.append((subject_id, identifier.split(":", 1)[0], organisation, nonce, sealed, sealed_by))
     await insert_many(
         conn, "intake.identities", IDENTITY_COLUMNS, rows,
         "ON CONFLICT (subject_id) DO UPDATE SET nonce = EXCLUDED.nonce, ciphertext = EXCLUDED.ciphertext,"
+        " key_id = EXCLUDED.key_id,"
         # The organisation that reported the person last is the one a letter now comes from.
         " kind = EXCLUDED.kind, organisation = EXCLUDED.organisation, last_seen = now()"
         # Retention counts in days: a subject seen again within the hour need not be rewritten.
@@ -166,6 +177,42 @@ async def reseal_fingerprints(pool: asyncpg.Pool, keyring: Keyring, chunk: int =
             [keyring.seal_fingerprint(r["fingerprint"]) for r in rows])
         total += len(rows)
     return total
+
+
+@dataclass(frozen=True)
+class Resealed:
+    resealed: int  # sealed anew under the current key
+    unopened: int  # no configured key opens them: sealed under a key since dropped, or altered
+    remaining: int  # not under the current key when the run ended (the unopened among them)
+
+
+async def reseal_identities(pool: asyncpg.Pool, keyring: Keyring, chunk: int = 1000) -> Resealed:
+    """Seal every identity not under the current key under it, a chunk at a time, so that after
+    a rotation the earlier key can be dropped once `remaining` reads 0. Safe beside other
+    replicas and `remember`: a row is rewritten only if it still holds what was read."""
+    current, after, resealed, unopened = keyring.identity_key_id, "", 0, 0
+    aead = _aead(keyring.identity_key)
+    while rows := await pool.fetch("SELECT subject_id, nonce, ciphertext FROM intake.identities"
+                                   " WHERE key_id IS DISTINCT FROM $1 AND subject_id > $2 ORDER BY subject_id LIMIT $3",
+                                   current, after, chunk):
+        after, anew = rows[-1]["subject_id"], []
+        for row in rows:
+            subject_id, nonce = row["subject_id"], bytes(row["nonce"])
+            try:
+                identifier = _open(keyring, nonce, bytes(row["ciphertext"]), subject_id)
+            except IdentityUnreadable:
+                unopened += 1
+                continue
+            fresh = os.urandom(12)
+            anew.append((subject_id, nonce, fresh, aead.encrypt(fresh, identifier.encode(), subject_id.encode())))
+        done = await pool.execute(
+            "UPDATE intake.identities i SET nonce = u.nonce, ciphertext = u.ciphertext, key_id = $5"
+            " FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::bytea[]) AS u(subject_id, was, nonce, ciphertext)"
+            " WHERE i.subject_id = u.subject_id AND i.nonce = u.was",
+            *([a[n] for a in anew] for n in range(4)), current)
+        resealed += int(done.split()[-1])
+    remaining = await pool.fetchval("SELECT count(*) FROM intake.identities WHERE key_id IS DISTINCT FROM $1", current)
+    return Resealed(resealed, unopened, remaining)
 
 
 async def purge(pool: asyncpg.Pool, now: datetime, retention: timedelta, actor: str) -> dict[str, int]:

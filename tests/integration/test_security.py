@@ -13,7 +13,16 @@ import pytest
 
 from schemas.incidents import IncidentReport
 from services.intake.domain import fingerprint
-from services.intake.vault import IdentityUnreadable, Keyring, remember, reseal_fingerprints, resolve_subject, reveal
+from services.intake.vault import (
+    IdentityUnreadable,
+    Keyring,
+    key_id,
+    remember,
+    reseal_fingerprints,
+    reseal_identities,
+    resolve_subject,
+    reveal,
+)
 from tests.conftest import ROOT, bearer, source_key
 from tests.factories import report
 
@@ -244,6 +253,38 @@ async def test_identity_key_rotation_still_reads_and_then_reseals_identities(pip
     assert before["nhs_number"] == after["nhs_number"] == "9990000239"
     # The running intake holds neither key: it says which setting is missing, not a bare 500.
     assert foreign.status_code == 500 and "INTAKE_PREVIOUS_IDENTITY_KEYS" in foreign.json()["detail"]
+
+
+async def test_after_an_identity_key_rotation_every_identity_is_resealed_so_the_old_key_can_go(pipeline):
+    old = Keyring(1, {1: b"pseudonym"}, b"old-identity-2")
+    rotated = Keyring(1, {1: b"pseudonym"}, b"new-identity-2", (b"old-identity-2",))
+    retired = Keyring(1, {1: b"pseudonym"}, b"new-identity-2")
+    stranger = Keyring(1, {1: b"pseudonym"}, b"some other deployment's identity key")
+    pool = await asyncpg.create_pool(pipeline["DATABASE_URL"], min_size=1, max_size=2)
+    try:
+        # Never seen again after the rotation: only a reseal can move them to the new key.
+        quiet = await sighting(pool, "nhs:9990000255", "RZA", old)
+        legacy = await sighting(pool, "nhs:9990000263", "RZA", old)
+        unknown = await sighting(pool, "nhs:9990000271", "RZA", stranger)
+        # Sealed before key ids were kept.
+        await pool.execute("UPDATE intake.identities SET key_id = NULL WHERE subject_id = $1", legacy)
+        kept = await pool.fetchrow("SELECT nonce, ciphertext, key_id FROM intake.identities WHERE subject_id = $1",
+                                   unknown)
+        first = await reseal_identities(pool, rotated)
+        again = await reseal_identities(pool, rotated)
+        ids = dict(await pool.fetch("SELECT subject_id, key_id FROM intake.identities WHERE subject_id = ANY($1)",
+                                    [quiet, legacy]))
+        shown = [(await reveal(pool, s, retired, "test", "letter"))["nhs_number"] for s in (quiet, legacy)]
+        untouched = await pool.fetchrow("SELECT nonce, ciphertext, key_id FROM intake.identities"
+                                        " WHERE subject_id = $1", unknown)
+    finally:
+        await pool.close()
+    assert ids == {quiet: key_id(b"new-identity-2"), legacy: key_id(b"new-identity-2")}
+    assert shown == ["9990000255", "9990000263"]  # the old key gone, both still read
+    assert first.resealed >= 2 and again.resealed == 0
+    # One that no configured key opens is left as it was, and counted as still to do.
+    assert untouched == kept and first.unopened >= 1 and again.remaining >= 1
+    assert key_id(b"new-identity-2") != key_id(b"old-identity-2") and b"new" not in key_id(b"new-identity-2").encode()
 
 
 async def test_oversized_and_implausible_reports_are_refused(pipeline):
