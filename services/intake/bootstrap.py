@@ -10,7 +10,6 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from prometheus_client import Gauge
 
 from schemas.envelope import utcnow
 from schemas.topics import INCIDENTS, SUBMISSIONS, dead_letter
@@ -51,21 +50,7 @@ async def _reseal_fingerprints(deps: Deps) -> None:
         log.warning("resealing report fingerprints failed", exc_info=True)
 
 
-async def _reseal_identities(deps: Deps) -> None:
-    """Seal the identities under an earlier identity key (or one unknown) under the current one."""
-    done = await vault.reseal_identities(deps.store.pool, deps.keyring)
-    UNDER_OTHER_KEYS.set(done.remaining)
-    if done.resealed:
-        log.info("sealed %d stored identities under the current identity key", done.resealed)
-    if done.unopened:
-        log.warning("%d stored identities open under no configured identity key (a key dropped too soon, or"
-                    " rows altered): they cannot be revealed", done.unopened)
-
-
 log = logging.getLogger(__name__)
-UNDER_OTHER_KEYS = Gauge("vanda_intake_identities_under_other_keys",
-                         "Stored identities not sealed under the current identity key: after a rotation, the"
-                         " earlier key may be dropped once every replica reads 0.")
 
 
 def create_app(common: CommonSettings | None = None, settings: IntakeSettings | None = None) -> FastAPI:
@@ -96,7 +81,7 @@ def create_app(common: CommonSettings | None = None, settings: IntakeSettings | 
         runtime.background(_reseal_fingerprints(app.state.deps))
         # At start, after a rotation, and daily after: a replica still on the earlier key
         # goes on sealing under it until it is upgraded.
-        runtime.every(lambda: _reseal_identities(deps), settings.retention_interval_s,
+        runtime.every(lambda: governance.reseal_now(deps.store.pool, deps.keyring), settings.retention_interval_s,
                       "resealing identities under the current key failed")
         try:
             yield

@@ -1,19 +1,50 @@
-"""Information governance routes: re-identification for letters, and the retention purge."""
+"""Information governance routes: re-identification for letters, the retention purge, and
+sealing stored identities under the current identity key after a rotation."""
 
 from __future__ import annotations
 
 import logging
 from typing import Annotated
 
+import asyncpg
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from prometheus_client import Gauge
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from schemas.envelope import utcnow
 from services.intake import vault
 from vanda.runtime.auth import AuthSettings, Principal, Role, require
+from vanda.runtime.db import alone
 
 log = logging.getLogger(__name__)
 SUBJECT_ID = Path(pattern=r"^sub_[0-9a-f]{40}$")
+UNDER_EARLIER_KEYS = Gauge("vanda_intake_identities_under_earlier_keys",
+                           "Stored identities a configured earlier identity key still seals, after the last resealing"
+                           " round: the earlier key may be dropped once a round since the last replica took the new"
+                           " key reads 0.")
+UNREADABLE = Gauge("vanda_intake_identities_unreadable",
+                   "Stored identities no configured identity key opens, at the last resealing round.")
+
+
+async def reseal_now(pool: asyncpg.Pool, keyring: vault.Keyring) -> vault.Resealed | None:
+    """Seal the identities under an earlier identity key (or one unknown) under the current one;
+    one replica at a time, since each would read and rewrite the same rows. None: another
+    replica's round is under way."""
+    async with alone(pool, "identity-reseal") as mine:
+        if not mine:
+            return None
+        done = await vault.reseal_identities(pool, keyring)
+    UNDER_EARLIER_KEYS.set(done.left)
+    UNREADABLE.set(done.foreign + done.unopened)
+    if done.resealed:
+        log.info("sealed %d stored identities under the current identity key", done.resealed)
+    if done.foreign:
+        log.info("%d stored identities are sealed under an identity key this replica does not have (a newer key"
+                 " not yet given to it, or one dropped)", done.foreign)
+    if done.unopened:
+        log.warning("%d stored identities open under no configured identity key though they should (altered?):"
+                    " they cannot be revealed", done.unopened)
+    return done
 
 
 class RetentionRun(BaseModel):
@@ -52,6 +83,16 @@ def routes(auth: AuthSettings) -> APIRouter:
         if body.now is not None and not deps.allow_clock_override:
             raise HTTPException(403, detail="this service does not allow overriding the clock")
         return await vault.purge(deps.store.pool, body.now or utcnow(), deps.retention, who.subject)
+
+    @router.post("/identities/reseal", tags=["operations"], dependencies=[operations])
+    async def reseal(request: Request) -> dict:
+        """Seal every stored identity under the current identity key now (role operations); the
+        service also does it at start and every retention interval. After a rotation, once every
+        replica has the new key, a round whose `under_earlier_keys` is 0 means the old key can go."""
+        deps = request.app.state.deps
+        if (done := await reseal_now(deps.store.pool, deps.keyring)) is None:
+            raise HTTPException(409, detail="a resealing round is under way: try again once it ends")
+        return {"resealed": done.resealed, "under_earlier_keys": done.left, "unreadable": done.foreign + done.unopened}
 
     return router
 

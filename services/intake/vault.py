@@ -182,21 +182,26 @@ async def reseal_fingerprints(pool: asyncpg.Pool, keyring: Keyring, chunk: int =
 @dataclass(frozen=True)
 class Resealed:
     resealed: int  # sealed anew under the current key
-    unopened: int  # no configured key opens them: sealed under a key since dropped, or altered
-    remaining: int  # not under the current key when the run ended (the unopened among them)
+    left: int  # a configured earlier key opens them, yet they are not under the current key (changed meanwhile)
+    foreign: int  # sealed under a key this replica lacks: a newer one not yet given to it, or one dropped
+    unopened: int  # should open (earlier key, or sealed before key ids were kept) but do not: altered
 
 
 async def reseal_identities(pool: asyncpg.Pool, keyring: Keyring, chunk: int = 1000) -> Resealed:
-    """Seal every identity not under the current key under it, a chunk at a time, so that after
-    a rotation the earlier key can be dropped once `remaining` reads 0. Safe beside other
-    replicas and `remember`: a row is rewritten only if it still holds what was read."""
-    current, after, resealed, unopened = keyring.identity_key_id, "", 0, 0
+    """Seal every identity under the current key, a chunk at a time, so that after a rotation
+    the earlier key can be dropped once `left` reads 0 on every replica. Safe beside `remember`
+    and other replicas: a row is rewritten only if it still holds what was read."""
+    current, known = keyring.identity_key_id, {key_id(k) for k in keyring.previous_identity_keys}
+    after, resealed, left, foreign, unopened = "", 0, 0, 0, 0
     aead = _aead(keyring.identity_key)
-    while rows := await pool.fetch("SELECT subject_id, nonce, ciphertext FROM intake.identities"
+    while rows := await pool.fetch("SELECT subject_id, nonce, ciphertext, key_id FROM intake.identities"
                                    " WHERE key_id IS DISTINCT FROM $1 AND subject_id > $2 ORDER BY subject_id LIMIT $3",
                                    current, after, chunk):
         after, anew = rows[-1]["subject_id"], []
         for row in rows:
+            if row["key_id"] is not None and row["key_id"] not in known:
+                foreign += 1
+                continue
             subject_id, nonce = row["subject_id"], bytes(row["nonce"])
             try:
                 identifier = _open(keyring, nonce, bytes(row["ciphertext"]), subject_id)
@@ -205,14 +210,13 @@ async def reseal_identities(pool: asyncpg.Pool, keyring: Keyring, chunk: int = 1
                 continue
             fresh = os.urandom(12)
             anew.append((subject_id, nonce, fresh, aead.encrypt(fresh, identifier.encode(), subject_id.encode())))
-        done = await pool.execute(
+        done = int((await pool.execute(
             "UPDATE intake.identities i SET nonce = u.nonce, ciphertext = u.ciphertext, key_id = $5"
             " FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::bytea[]) AS u(subject_id, was, nonce, ciphertext)"
             " WHERE i.subject_id = u.subject_id AND i.nonce = u.was",
-            *([a[n] for a in anew] for n in range(4)), current)
-        resealed += int(done.split()[-1])
-    remaining = await pool.fetchval("SELECT count(*) FROM intake.identities WHERE key_id IS DISTINCT FROM $1", current)
-    return Resealed(resealed, unopened, remaining)
+            *([a[n] for a in anew] for n in range(4)), current)).split()[-1])
+        resealed, left = resealed + done, left + len(anew) - done
+    return Resealed(resealed, left, foreign, unopened)
 
 
 async def purge(pool: asyncpg.Pool, now: datetime, retention: timedelta, actor: str) -> dict[str, int]:

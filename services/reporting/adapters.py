@@ -8,8 +8,7 @@ fresh copy of the tables beside the live ones.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import MISSING, fields
 from functools import lru_cache
 from datetime import date, datetime
@@ -321,15 +320,6 @@ async def objectives(pool: asyncpg.Pool) -> list[Objective]:
     return [Objective(r["metric"], r["target"], Direction(r["direction"]), r["tolerance"], r["months"]) for r in rows]
 
 
-@asynccontextmanager
-async def alone(pool: asyncpg.Pool, round_: str) -> AsyncIterator[bool]:
-    """Whether this replica has the round `round_` to itself until the block ends (False: another
-    replica's is under way). Held by a transaction of its own, so the round's work may use
-    any number of others."""
-    async with pool.acquire() as holder, holder.transaction():
-        yield await holder.fetchval("SELECT pg_try_advisory_xact_lock(hashtext($1))", f"vanda.reporting.{round_}")
-
-
 async def months_to_publish(pool: asyncpg.Pool, before: datetime, current: date, since: date,
                             zone: str) -> list[tuple[date, str]]:
     """(month, organisation) pairs to work out: each closed month (before `current`) from the
@@ -347,23 +337,26 @@ async def months_to_publish(pool: asyncpg.Pool, before: datetime, current: date,
 
 
 async def published_month(conn: asyncpg.Connection, month: date, organisation: str) -> Published | None:
-    """What went out for the month."""
+    """What went out for the month, locked until the transaction ends: the publishing round runs
+    alone, but a replica of the version before revisions takes no part in that."""
     row = await conn.fetchrow("SELECT revision, digest FROM reporting.published_months"
-                              " WHERE month = $1 AND organisation = $2", month, organisation)
+                              " WHERE month = $1 AND organisation = $2 FOR UPDATE", month, organisation)
     return Published(row["revision"], row["digest"]) if row else None
 
 
 async def record_month(conn: asyncpg.Connection, month: date, organisation: str, published: Published,
-                       event_id: str, first: bool) -> None:
-    """Record what goes out for the month (one publishing round runs at a time)."""
+                       event_id: str, first: bool) -> bool:
+    """Record what goes out for the month; False if a replica of the version before (which
+    takes no lock) published its first revision meanwhile."""
     if first:
-        await conn.execute("INSERT INTO reporting.published_months (month, organisation, event_id, revision, digest)"
-                           " VALUES ($1, $2, $3, $4, $5)",
-                           month, organisation, event_id, published.revision, published.digest)
-        return
+        return bool(await conn.fetchval(
+            "INSERT INTO reporting.published_months (month, organisation, event_id, revision, digest)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING true",
+            month, organisation, event_id, published.revision, published.digest))
     await conn.execute("UPDATE reporting.published_months SET revision = $3, digest = $4, event_id = $5,"
                        " published_at = now() WHERE month = $1 AND organisation = $2",
                        month, organisation, published.revision, published.digest, event_id)
+    return True
 
 
 async def audit(pool: asyncpg.Pool | asyncpg.Connection, actor: str, action: str, what: str) -> None:

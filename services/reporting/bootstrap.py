@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, HTTPException
 
 from schemas.envelope import utcnow
 from schemas.topics import BOARD_METRICS, FOOTAGE, INCIDENTS, POLICE_REFERRALS, SANCTIONS, dead_letter
@@ -24,7 +24,8 @@ from vanda.runtime.settings import CommonSettings
 log = logging.getLogger(__name__)
 
 
-async def publish_now(deps: entrypoints.Deps, settings: ReportingSettings, wake: Callable[[], None]) -> int:
+async def publish_now(deps: entrypoints.Deps, settings: ReportingSettings, wake: Callable[[], None]) -> int | None:
+    """How many months went out; None if another replica's round was under way."""
     sent = await publishing.publish_closed_months(deps.pool(), deps.projection, deps.disclosure,
                                                   settings.publish_grace_days, deps.clock(), settings.revise_months)
     if sent:
@@ -106,7 +107,10 @@ def create_app(common: CommonSettings | None = None, settings: ReportingSettings
     @app.post("/v1/board-metrics/publish", tags=["operations"],
               dependencies=[Depends(require(Role.OPERATIONS, settings=deps.auth))])
     async def publish() -> dict:
-        """Publish closed months now (the service also does it on its own timer)."""
-        return {"published": await publish_now(deps, settings, runtime.relay.wake)}
+        """Publish closed months now (the service also does it on its own timer); 409 while a
+        round (a replica's timer, or another call) is under way."""
+        if (sent := await publish_now(deps, settings, runtime.relay.wake)) is None:
+            raise HTTPException(409, detail="a publishing round is under way: try again once it ends")
+        return {"published": sent}
 
     return app

@@ -18,6 +18,7 @@ from services.reporting.config import SOURCE
 from services.reporting.domain import footage, periods, revisions
 from services.reporting.domain.board import Disclosure
 from services.reporting.handlers import IDS, Projection, Scope, board
+from vanda.runtime.db import alone
 from vanda.runtime.outbox import Outgoing, stage
 
 
@@ -43,14 +44,15 @@ def figures_of(event: Outgoing) -> dict[str, Any]:
 
 
 async def publish_closed_months(pool: asyncpg.Pool, p: Projection, disclosure: Disclosure, grace_days: int,
-                                now: datetime, revise_months: int = 0) -> int:
+                                now: datetime, revise_months: int = 0) -> int | None:
     """Publish every closed month not yet published, from each organisation's first report on
     (a month with none is published too, as zeros), and again each of the last `revise_months`
-    whose figures changed since; suppressed figures only. Return how many went out."""
+    whose figures changed since; suppressed figures only. Return how many went out, or None if
+    another replica's round is under way (this one then does nothing)."""
     # One round at a time across replicas: two would work out the same boards twice, and one
     # holding older figures could publish them as a revision after the other's newer ones.
-    async with adapters.alone(pool, "board-metrics") as alone:
-        return await _publish_round(pool, p, disclosure, grace_days, now, revise_months) if alone else 0
+    async with alone(pool, "board-metrics") as mine:
+        return await _publish_round(pool, p, disclosure, grace_days, now, revise_months) if mine else None
 
 
 async def _publish_round(pool: asyncpg.Pool, p: Projection, disclosure: Disclosure, grace_days: int,
@@ -68,9 +70,9 @@ async def _publish_round(pool: asyncpg.Pool, p: Projection, disclosure: Disclosu
                 continue
             published, goes_out = step
             outgoing = event_for(month, organisation, figures, disclosure, now, published.revision)
-            await adapters.record_month(conn, month, organisation, published, outgoing.event.id, last is None)
-            await stage(conn, adapters.SCHEMA, [outgoing] if goes_out else [])
-            sent += goes_out
+            if await adapters.record_month(conn, month, organisation, published, outgoing.event.id, last is None):
+                await stage(conn, adapters.SCHEMA, [outgoing] if goes_out else [])
+                sent += goes_out
     return sent
 
 
@@ -95,8 +97,8 @@ async def announce_footage(pool: asyncpg.Pool, retention: timedelta, now: dateti
     fallen due, each when the footage changes side (held, released, held again); return how many."""
     # One round at a time across replicas: two could each find an incident's footage on another
     # side, moments apart, and their notices reach the camera system in the wrong order.
-    async with adapters.alone(pool, "footage-notices") as alone:
-        return await _announce_round(pool, retention, now) if alone else 0
+    async with alone(pool, "footage-notices") as mine:
+        return await _announce_round(pool, retention, now) if mine else 0
 
 
 async def _announce_round(pool: asyncpg.Pool, retention: timedelta, now: datetime) -> int:

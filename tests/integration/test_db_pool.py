@@ -3,10 +3,12 @@ and statements time out unless a batch job asks them not to."""
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 import pytest
 
-from vanda.runtime.db import create_pool
+from vanda.runtime.db import alone, create_pool
 
 pytestmark = pytest.mark.integration
 
@@ -50,3 +52,37 @@ async def test_statements_time_out_unless_a_batch_job_asks_for_none(pipeline: di
     finally:
         await timed.close()
         await patient.close()
+
+
+async def test_a_process_holds_one_round_lock_at_a_time_so_a_pool_of_two_never_hangs(
+        pipeline: dict[str, str]) -> None:
+    pool = await create_pool(pipeline["DATABASE_URL"], max_size=2)
+    order: list[str] = []
+
+    async def round_(name: str) -> bool:
+        async with alone(pool, name) as mine:
+            order.append(f"{name} in")
+            # The round's own work, on a second connection: a held lock per round would take
+            # both, and this would wait for ever.
+            async with pool.acquire(timeout=10) as conn:
+                await conn.fetchval("SELECT pg_sleep(0.2)")
+            order.append(f"{name} out")
+            return mine
+
+    try:
+        assert await asyncio.wait_for(asyncio.gather(round_("first"), round_("second")), 30) == [True, True]
+    finally:
+        await pool.close()
+    assert order == ["first in", "first out", "second in", "second out"]
+
+
+async def test_a_round_already_under_way_in_this_process_is_not_waited_for(pipeline: dict[str, str]) -> None:
+    pool = await create_pool(pipeline["DATABASE_URL"], max_size=2)
+    try:
+        async with alone(pool, "twice") as first:
+            async with alone(pool, "twice") as second:
+                assert (first, second) == (True, False)
+        async with alone(pool, "twice") as later:
+            assert later
+    finally:
+        await pool.close()

@@ -21,7 +21,7 @@ from tests.conftest import bearer
 from tests.factories import report
 from tests.integration.kafka_reader import poll, read_until
 from tests.unit.test_reporting_gauges import LIVE
-from vanda.runtime.db import create_pool
+from vanda.runtime.db import alone, create_pool
 
 pytestmark = pytest.mark.integration
 SUPPRESSED = {"suppressed": True}
@@ -356,6 +356,19 @@ async def test_each_closed_month_is_published_once(pipeline):
     assert {d["incidents"] for d in every if d["period"] != "2025-01"} == {0}
 
 
+async def test_a_publishing_round_is_refused_while_another_is_under_way(pipeline):
+    pool = await create_pool(pipeline["DATABASE_URL"], max_size=2)
+    try:
+        async with alone(pool, "board-metrics") as first:
+            assert first
+            busy = await call(pipeline, "POST", pipeline["REPORTING_URL"], "/v1/board-metrics/publish", None,
+                              bearer(pipeline, "operations"))
+    finally:
+        await pool.close()
+    assert busy.status_code == 409 and "under way" in busy.text
+    await publish(pipeline)  # and once it ended, runs
+
+
 async def test_a_recent_month_is_published_again_when_its_figures_change(pipeline):
     organisation = "R" + uuid.uuid4().hex[:5].upper()
     zone = ZoneInfo("Europe/London")
@@ -383,7 +396,7 @@ async def test_a_recent_month_is_published_again_when_its_figures_change(pipelin
 
     async def revise(months: int) -> None:
         # The service runs with revisions off (its counts are exact); a round with them on.
-        await publish_closed_months(pool, projection, Disclosure(5), 3, datetime.now(UTC), months)
+        assert await publish_closed_months(pool, projection, Disclosure(5), 3, datetime.now(UTC), months) is not None
 
     try:
         await submit_all(pipeline, [on(first) for _ in range(5)] + [on(last) for _ in range(4)])

@@ -18,7 +18,7 @@ from tests.conftest import bearer
 from tests.factories import report
 from tests.integration.kafka_reader import poll, read_until
 from tests.integration.test_reporting_board import audited, call, submit_all
-from vanda.runtime.db import create_pool
+from vanda.runtime.db import ROUND_LOCKS, create_pool
 
 pytestmark = pytest.mark.integration
 UNKNOWN = {"kind": "unknown"}
@@ -235,15 +235,17 @@ async def test_one_footage_round_runs_at_a_time_across_replicas(pipeline):
     site = f"Camera alone {uuid.uuid4().hex[:8]}"
     old = (datetime.now(UTC) - timedelta(days=40)).isoformat()
     pool = await create_pool(pipeline["DATABASE_URL"], max_size=3)
+    other = await asyncpg.connect(pipeline["DATABASE_URL"])  # another replica's session
     try:
         async def noticed(incident: str) -> int:
             return await pool.fetchval("SELECT count(*) FROM reporting.footage_notices WHERE incident_id = $1",
                                        uuid.UUID(incident))
 
-        # Another replica's round under way (as `alone` holds it): every other round, this
-        # service's own timer's too, gives way at once rather than announcing beside it.
-        async with publishing.adapters.alone(pool, "footage-notices") as first:
-            assert first
+        # Another replica's round under way (its lock, as `alone` takes it): every other round,
+        # this service's own timer's too, gives way at once rather than announcing beside it.
+        async with other.transaction():
+            assert await other.fetchval("SELECT pg_try_advisory_xact_lock($1, hashtext($2))", ROUND_LOCKS,
+                                        "footage-notices")
             [incident] = await submit_all(pipeline, [report(site=site, perpetrator=UNKNOWN, occurred_at=old,
                                                             body_worn_camera_used=True)])
             await poll(lambda: footage(pipeline, site=site), lambda r: len(r.json()["footage"]) == 1, timeout=90)
@@ -252,6 +254,7 @@ async def test_one_footage_round_runs_at_a_time_across_replicas(pipeline):
         await publishing.announce_footage(pool, timedelta(days=30), datetime.now(UTC))
         assert await noticed(incident) == 1
     finally:
+        await other.close()
         await pool.close()
 
 

@@ -261,30 +261,46 @@ async def test_after_an_identity_key_rotation_every_identity_is_resealed_so_the_
     retired = Keyring(1, {1: b"pseudonym"}, b"new-identity-2")
     stranger = Keyring(1, {1: b"pseudonym"}, b"some other deployment's identity key")
     pool = await asyncpg.create_pool(pipeline["DATABASE_URL"], min_size=1, max_size=2)
+
+    async def row(subject: str) -> asyncpg.Record:
+        return await pool.fetchrow("SELECT nonce, ciphertext, key_id, last_seen FROM intake.identities"
+                                   " WHERE subject_id = $1", subject)
+
     try:
         # Never seen again after the rotation: only a reseal can move them to the new key.
         quiet = await sighting(pool, "nhs:9990000255", "RZA", old)
         legacy = await sighting(pool, "nhs:9990000263", "RZA", old)
-        unknown = await sighting(pool, "nhs:9990000271", "RZA", stranger)
-        # Sealed before key ids were kept.
-        await pool.execute("UPDATE intake.identities SET key_id = NULL WHERE subject_id = $1", legacy)
-        kept = await pool.fetchrow("SELECT nonce, ciphertext, key_id FROM intake.identities WHERE subject_id = $1",
-                                   unknown)
+        altered = await sighting(pool, "nhs:9990000298", "RZA", old)
+        foreign = await sighting(pool, "nhs:9990000271", "RZA", stranger)
+        # Sealed before key ids were kept; and one whose sealed bytes were changed since.
+        await pool.execute("UPDATE intake.identities SET key_id = NULL WHERE subject_id = ANY($1)", [legacy, altered])
+        await pool.execute("UPDATE intake.identities SET ciphertext = '\\x00'::bytea || ciphertext"
+                           " WHERE subject_id = $1", altered)
+        before = {s: await row(s) for s in (quiet, altered, foreign)}
         first = await reseal_identities(pool, rotated)
         again = await reseal_identities(pool, rotated)
-        ids = dict(await pool.fetch("SELECT subject_id, key_id FROM intake.identities WHERE subject_id = ANY($1)",
-                                    [quiet, legacy]))
+        after = {s: await row(s) for s in (quiet, legacy, altered, foreign)}
         shown = [(await reveal(pool, s, retired, "test", "letter"))["nhs_number"] for s in (quiet, legacy)]
-        untouched = await pool.fetchrow("SELECT nonce, ciphertext, key_id FROM intake.identities"
-                                        " WHERE subject_id = $1", unknown)
     finally:
         await pool.close()
-    assert ids == {quiet: key_id(b"new-identity-2"), legacy: key_id(b"new-identity-2")}
+    assert {s: after[s]["key_id"] for s in (quiet, legacy)} == dict.fromkeys((quiet, legacy), key_id(b"new-identity-2"))
     assert shown == ["9990000255", "9990000263"]  # the old key gone, both still read
-    assert first.resealed >= 2 and again.resealed == 0
-    # One that no configured key opens is left as it was, and counted as still to do.
-    assert untouched == kept and first.unopened >= 1 and again.remaining >= 1
-    assert key_id(b"new-identity-2") != key_id(b"old-identity-2") and b"new" not in key_id(b"new-identity-2").encode()
+    assert after[quiet]["last_seen"] == before[quiet]["last_seen"]  # retention still counts from the sighting
+    assert first.resealed >= 2 and first.left == again.left == again.resealed == 0
+    # One under a key this replica lacks, and one altered, are left as they were and counted.
+    assert after[foreign] == before[foreign] and after[altered] == before[altered]
+    assert first.foreign >= 1 and first.unopened >= 1
+    assert key_id(b"new-identity-2") != key_id(b"old-identity-2")
+
+
+async def test_resealing_can_be_run_now_by_operations_alone(pipeline):
+    async with httpx.AsyncClient(base_url=pipeline["INTAKE_URL"], timeout=60) as client:
+        refused = [(await client.post("/v1/identities/reseal", headers=h)).status_code
+                   for h in ({}, bearer(pipeline, "correspondence"))]
+        done = await client.post("/v1/identities/reseal", headers=bearer(pipeline, "operations"))
+    assert refused == [401, 403]
+    assert done.status_code == 200 and set(done.json()) == {"resealed", "under_earlier_keys", "unreadable"}
+    assert done.json()["under_earlier_keys"] == 0
 
 
 async def test_oversized_and_implausible_reports_are_refused(pipeline):

@@ -85,3 +85,14 @@ def test_a_service_with_a_bad_setting_exits_2_naming_the_variable():
     output = result.stdout + result.stderr
     assert "configuration: INTAKE_PSEUDONYM_KEY: is a placeholder" in output
     assert "Traceback" not in output and RANDOM not in output
+
+
+def test_a_pool_of_one_is_refused_naming_the_variable():
+    from vanda.runtime.settings import CommonSettings
+
+    # A timed round holds a connection for its lock while it works with another: one would hang.
+    with pytest.raises(ValidationError) as refused:
+        CommonSettings(db_pool_max=1)
+    [problem] = explain(refused.value)
+    assert problem.startswith("DB_POOL_MAX: ") and "2" in problem
+    assert CommonSettings(db_pool_max=2).db_pool_max == 2

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import asyncpg
 import orjson
 from aiokafka.errors import (
@@ -102,3 +107,29 @@ async def ping(pool: asyncpg.Pool) -> bool:
             return await conn.fetchval("SELECT 1", timeout=2) == 1
     except Exception:  # noqa: BLE001 - readiness reports any failure as not ready
         return False
+
+
+# Advisory locks of timed rounds: the two-key form, in a class of vanda's own, so a round's
+# key never meets a single-key lock (the relay's, sanctions' per subject) of the same hash.
+ROUND_LOCKS = 0x76616E64
+_rounds: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[asyncio.Lock, set[str]]] = \
+    weakref.WeakKeyDictionary()
+
+
+@asynccontextmanager
+async def alone(pool: asyncpg.Pool, round_: str) -> AsyncIterator[bool]:
+    """Whether this process has the timed round `round_` to itself across replicas until the
+    block ends (False: one is under way, here or in another replica). The lock is held by a
+    transaction on a connection of its own, so the round's work uses others: a process holds
+    one such connection at a time (a round of another name waits its turn), so a pool of two
+    always makes progress."""
+    turn, running = _rounds.setdefault(asyncio.get_running_loop(), (asyncio.Lock(), set()))
+    if round_ in running:
+        yield False
+        return
+    running.add(round_)
+    try:
+        async with turn, pool.acquire() as holder, holder.transaction():
+            yield await holder.fetchval("SELECT pg_try_advisory_xact_lock($1, hashtext($2))", ROUND_LOCKS, round_)
+    finally:
+        running.discard(round_)

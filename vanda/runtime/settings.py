@@ -28,7 +28,8 @@ class CommonSettings(BaseSettings):
                              " created: they hold reports as submitted, with personal data.")
     dlq_retention_days: int = Field(DLQ_RETENTION_DAYS, ge=1, description="Retention of the other dead-letter topics, set when they"
                                                           " are created: time to fix and replay.")
-    db_pool_max: int = Field(10, ge=1, description="Largest PostgreSQL pool size per service.")
+    db_pool_max: int = Field(10, ge=2, description="Largest PostgreSQL pool size per service (at least 2: a timed"
+                             " round holds one connection for its lock while it works with another).")
     relay_interval_s: float = Field(0.2, gt=0, description="Outbox poll interval when idle.")
     relay_batch: int = Field(2000, ge=1, description="Most outbox rows published per round.")
     consumer_max_records: int = Field(2000, ge=1, description="Most records handled per batch.")
