@@ -104,11 +104,6 @@ def decision_of(row: asyncpg.Record) -> DecisionFact:
     return DecisionFact(**values)
 
 
-async def load_incident(conn: asyncpg.Connection, incident_id: UUID, schema: str = SCHEMA) -> IncidentFact | None:
-    row = await conn.fetchrow(f"SELECT * FROM {schema}.incidents WHERE incident_id = $1", incident_id)
-    return incident_of(row) if row else None
-
-
 async def load_incidents(conn: asyncpg.Connection, ids: list[UUID], schema: str = SCHEMA) -> dict[UUID, IncidentFact]:
     rows = await conn.fetch(BY_ID.format(schema=schema), list(set(ids)))
     return {r["incident_id"]: incident_of(r) for r in rows}
@@ -120,18 +115,10 @@ async def incidents_by_id(pool: asyncpg.Pool, ids: list[UUID], schema: str = SCH
     return {f.incident_id: f for f in facts}
 
 
-async def save_incident(conn: asyncpg.Connection, fact: IncidentFact, schema: str = SCHEMA) -> None:
-    await save_incidents(conn, [fact], schema)
-
-
 async def save_incidents(conn: asyncpg.Connection, facts: list[IncidentFact], schema: str = SCHEMA) -> None:
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in INCIDENT_COLUMNS[1:])
     await insert_many(conn, f"{schema}.incidents", INCIDENT_TYPES, [_incident_row(f) for f in facts],
                       f"ON CONFLICT (incident_id) DO UPDATE SET {updates}")
-
-
-async def save_decision(conn: asyncpg.Connection, fact: DecisionFact, schema: str = SCHEMA) -> None:
-    await save_decisions(conn, [fact], schema)
 
 
 async def save_decisions(conn: asyncpg.Connection, facts: list[DecisionFact], schema: str = SCHEMA) -> None:

@@ -33,6 +33,12 @@ from vanda.runtime.outbox import Outgoing
 IDS = uuid.UUID("5b0c4d1e-9a57-4c1b-8f7e-2a9d3c6b1e40")  # namespace for derived event ids
 
 
+def derived_id(name: str, round_: int = 1) -> str:
+    """The id of the `round_`th event of its kind for `name`: the same on every re-send. The
+    first round's is the one used before rounds existed, so it carries no number."""
+    return str(uuid.uuid5(IDS, name + (f":{round_}" if round_ > 1 else "")))
+
+
 @dataclass(frozen=True)
 class Projection:
     """How events become facts: the trust's calendar, its referral criteria, where facts go."""
@@ -98,14 +104,13 @@ def referral_event(fact: IncidentFact, claim: police.Claim, kind: str) -> Outgoi
                  occurred_at=fact.occurred_at, category=Category(fact.category), already_referred=fact.referred)
     if kind == "required":
         data: Any = PoliceReferralRequired(**about, criteria=[ReferralCriterion(c) for c in claim.criteria])
-        name = f"police-referral:{fact.incident_id}" + (f":{claim.round}" if claim.round > 1 else "")
+        event_id = derived_id(f"police-referral:{fact.incident_id}", claim.round)
     else:
         reason = RetractionReason.WITHDRAWN if fact.withdrawn else RetractionReason.CRITERIA_NO_LONGER_MET
         data = PoliceReferralRetracted(**about, reason=reason)
-        name = f"police-referral-retracted:{fact.incident_id}:{claim.round}"
+        event_id = str(uuid.uuid5(IDS, f"police-referral-retracted:{fact.incident_id}:{claim.round}"))
     key = str(fact.incident_id)
-    return Outgoing(POLICE_REFERRALS, key, envelope(data, source=SOURCE, subject=key,
-                                                    event_id=str(uuid.uuid5(IDS, name))))
+    return Outgoing(POLICE_REFERRALS, key, envelope(data, source=SOURCE, subject=key, event_id=event_id))
 
 
 @dataclass(frozen=True)

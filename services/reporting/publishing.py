@@ -4,7 +4,6 @@ if they change, and each footage notice once each time the footage changes side
 
 from __future__ import annotations
 
-import uuid
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -17,7 +16,7 @@ from services.reporting import adapters, footage_store
 from services.reporting.config import SOURCE
 from services.reporting.domain import footage, periods, revisions
 from services.reporting.domain.board import Disclosure
-from services.reporting.handlers import IDS, Projection, Scope, board
+from services.reporting.handlers import Projection, Scope, board, derived_id
 from vanda.runtime.db import alone
 from vanda.runtime.outbox import Outgoing, stage
 
@@ -33,9 +32,9 @@ def event_for(month: date, organisation: str, figures: dict[str, Any], disclosur
                                  rounding_base=disclosure.rounding, incidents=totals["incidents"],
                                  breakdowns=totals["breakdowns"] | {"incidents_by_site": totals["incidents_by_site"]},
                                  indicators=indicators, published_at=now, revision=revision)
-    name = f"board-metrics:{month}:{organisation}" + (f":{revision}" if revision > 1 else "")
-    return Outgoing(BOARD_METRICS, organisation, envelope(data, source=SOURCE, subject=organisation,
-                                                          event_id=str(uuid.uuid5(IDS, name)), time=now))
+    return Outgoing(BOARD_METRICS, organisation, envelope(
+        data, source=SOURCE, subject=organisation, event_id=derived_id(f"board-metrics:{month}:{organisation}",
+                                                                        revision), time=now))
 
 
 def figures_of(event: Outgoing) -> dict[str, Any]:
@@ -69,7 +68,8 @@ async def _publish_round(pool: asyncpg.Pool, p: Projection, disclosure: Disclosu
             if (step := revisions.next_published(last, revisions.digest(figures_of(first)))) is None:
                 continue
             published, goes_out = step
-            outgoing = event_for(month, organisation, figures, disclosure, now, published.revision)
+            outgoing = first if published.revision == 1 else event_for(month, organisation, figures, disclosure,
+                                                                         now, published.revision)
             if await adapters.record_month(conn, month, organisation, published, outgoing.event.id, last is None):
                 await stage(conn, adapters.SCHEMA, [outgoing] if goes_out else [])
                 sent += goes_out
@@ -87,8 +87,7 @@ def notice_for(notice: str, f: footage.Footage, retention: timedelta, now: datet
               "occurred_at": fact.occurred_at}
     data = (FootageHoldRequired(**common, uses=footage.uses(f)) if notice == "hold"
             else FootageDeletionDue(**common, delete_from=footage.delete_from(fact, retention)))
-    name = f"footage-{notice}:{fact.incident_id}" + (f":{round_}" if round_ > 1 else "")
-    event_id = str(uuid.uuid5(IDS, name))
+    event_id = derived_id(f"footage-{notice}:{fact.incident_id}", round_)
     return Outgoing(FOOTAGE, key, envelope(data, source=SOURCE, subject=key, event_id=event_id, time=now))
 
 
