@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import Depends, FastAPI, HTTPException
@@ -16,22 +18,53 @@ from services.reporting import entrypoints, gauges, handlers, publishing
 from services.reporting.adapters import SCHEMA
 from services.reporting.config import SERVICE, ReportingSettings
 from services.reporting.domain.board import Disclosure
+from vanda.runtime import progress
 from vanda.runtime.auth import Role, auth_settings, require
 from vanda.runtime.http import install_error_handlers, limit_body_size, ops_router
 from vanda.runtime.service import Runtime
 from vanda.runtime.settings import CommonSettings
+from vanda.runtime.transport import kafka_options
 
 log = logging.getLogger(__name__)
 
 
-async def publish_now(deps: entrypoints.Deps, settings: ReportingSettings, wake: Callable[[], None]) -> int | None:
-    """How many months went out; None if another replica's round was under way."""
+@dataclass(frozen=True)
+class Published:
+    """What a publishing round did: the months it sent, or why it sent none."""
+
+    sent: int = 0
+    busy: bool = False  # another replica's round was under way
+    backlog: int = 0  # events written before the round that reporting had yet to apply
+
+
+Backlog = Callable[[datetime], Awaitable[int]]  # events written before a moment, not yet applied
+
+
+def kafka_backlog(bootstrap: str, group: str, **kafka: Any) -> Backlog:
+    """How many events written to the topics reporting consumes before a moment its consumer
+    group has yet to apply, from the group's committed offsets (they follow the database)."""
+    async def backlog(before: datetime) -> int:
+        return await progress.unapplied(bootstrap, group, (INCIDENTS, SANCTIONS), before, **kafka)
+    return backlog
+
+
+async def publish_now(deps: entrypoints.Deps, settings: ReportingSettings, wake: Callable[[], None],
+                      backlog: Backlog) -> Published:
+    """Publish closed months, unless a backlog is still to be applied or another round is under way."""
+    now = deps.clock()
+    # Figures worked out before a backlog is applied (after an outage, say) are short, and a
+    # month goes out once: without revisions, short for good. So the round waits for it.
+    waiting = await backlog(now - timedelta(seconds=settings.publish_backlog_s))
+    gauges.PUBLISHING_BACKLOG.set(waiting)
+    if waiting:
+        log.warning("board metrics held back: %d event(s) written before this round are not yet applied", waiting)
+        return Published(backlog=waiting)
     sent = await publishing.publish_closed_months(deps.pool(), deps.projection, deps.disclosure,
-                                                  settings.publish_grace_days, deps.clock(), settings.revise_months)
+                                                  settings.publish_grace_days, now, settings.revise_months)
     if sent:
         wake()
         log.info("published board metrics for %d closed month(s)", sent)
-    return sent
+    return Published(busy=True) if sent is None else Published(sent=sent)
 
 
 async def announce_now(deps: entrypoints.Deps, wake: Callable[[], None]) -> int:
@@ -72,6 +105,7 @@ def create_app(common: CommonSettings | None = None, settings: ReportingSettings
                           common.consumers_per_subscription)
     runtime.document(publishes=[POLICE_REFERRALS, BOARD_METRICS, FOOTAGE, dead_letter(INCIDENTS),
                                 dead_letter(SANCTIONS)])
+    backlog = kafka_backlog(common.kafka_bootstrap_servers, settings.consumer_group, **kafka_options(runtime.transport))
     deps = entrypoints.Deps(lambda: runtime.pool, projection, disclosure, auth_settings(),
                             settings.max_months, clock, timedelta(days=settings.footage_retention_days))
 
@@ -79,7 +113,7 @@ def create_app(common: CommonSettings | None = None, settings: ReportingSettings
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
         wake = runtime.relay.wake
-        runtime.every(lambda: publish_now(deps, settings, wake),
+        runtime.every(lambda: publish_now(deps, settings, wake, backlog),
                       settings.publish_interval_s, "board metrics not published")
         # A failed refresh keeps the last figures.
         runtime.every(lambda: gauges.refresh(runtime.pool, projection, disclosure, clock()),
@@ -108,9 +142,14 @@ def create_app(common: CommonSettings | None = None, settings: ReportingSettings
               dependencies=[Depends(require(Role.OPERATIONS, settings=deps.auth))])
     async def publish() -> dict:
         """Publish closed months now (the service also does it on its own timer); 409 while a
-        round (a replica's timer, or another call) is under way."""
-        if (sent := await publish_now(deps, settings, runtime.relay.wake)) is None:
+        round (a replica's timer, or another call) is under way, or while reporting has events
+        written before the call still to apply."""
+        done = await publish_now(deps, settings, runtime.relay.wake, backlog)
+        if done.busy:
             raise HTTPException(409, detail="a publishing round is under way: try again once it ends")
-        return {"published": sent}
+        if done.backlog:
+            raise HTTPException(409, detail=f"{done.backlog} event(s) written before this call are not yet applied:"
+                                " try again once reporting has caught up")
+        return {"published": done.sent}
 
     return app

@@ -34,6 +34,10 @@ class ReportingSettings(BaseSettings):
                                              " or fallen due for deletion, is announced on vanda.footage.v1, and"
                                              " referral prompts still owed a retraction are settled.")
     publish_grace_days: int = Field(3, ge=0, description="Days after a month closes before it is published.")
+    publish_backlog_s: float = Field(60, ge=0, description="A publishing round goes ahead only once reporting has"
+                                     " applied every event written to its topics more than this many seconds"
+                                     " before it; one held back by a backlog (after an outage, say) is tried"
+                                     " again on the next.")
     revise_months: int = Field(0, ge=0, le=60, description="How many closed months back are worked out again on each"
                                " publishing round, and published again (a revision) if their figures changed: late"
                                " reports, amendments, withdrawals, decisions, a workforce loaded. 0: never. Needs a"

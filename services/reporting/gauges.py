@@ -26,6 +26,8 @@ from services.reporting.handlers import Projection, Scope, board
 
 CURRENT_MONTH = Gauge("vanda_reporting_current_month", "Headline board figures for the current calendar month"
                       " (suppressed or undefined figures are NaN).", ["figure"])
+PUBLISHING_BACKLOG = Gauge("vanda_reporting_publishing_backlog", "Events written to reporting's topics before its"
+                           " last publishing round that it had yet to apply: board months wait while above 0.")
 FOOTAGE_DUE = Gauge("vanda_footage_delete_due", "Incidents whose body-worn camera footage is past its retention"
                     " period with nothing resting on it, and not recorded as deleted.")
 FOOTAGE_OVERDUE = Gauge("vanda_footage_oldest_delete_due_age_seconds", "How long the oldest such footage has been"

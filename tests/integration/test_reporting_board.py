@@ -11,16 +11,21 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
 from schemas.reporting import ReferralCriterion
+from services.reporting.bootstrap import Published, kafka_backlog, publish_now
+from services.reporting.config import ReportingSettings
 from services.reporting.domain import periods
 from services.reporting.domain.board import Disclosure
+from services.reporting.entrypoints import Deps
 from services.reporting.handlers import Projection
 from services.reporting.publishing import publish_closed_months
 from tests.conftest import bearer
 from tests.factories import report
 from tests.integration.kafka_reader import poll, read_until
 from tests.unit.test_reporting_gauges import LIVE
+from vanda.runtime.auth import auth_settings
 from vanda.runtime.db import alone, create_pool
 
 pytestmark = pytest.mark.integration
@@ -367,6 +372,44 @@ async def test_a_publishing_round_is_refused_while_another_is_under_way(pipeline
         await pool.close()
     assert busy.status_code == 409 and "under way" in busy.text
     await publish(pipeline)  # and once it ended, runs
+
+
+async def test_a_publishing_round_waits_until_what_was_written_before_it_is_applied(pipeline):
+    organisation = "W" + uuid.uuid4().hex[:5].upper()
+    await submit_all(pipeline, [report(organisation=organisation, site="Backlog site", perpetrator=UNKNOWN,
+                                       occurred_at="2025-02-10T10:00:00+00:00") for _ in range(5)])
+    await poll(lambda: board(pipeline, period="2025-02", organisation=organisation),
+               lambda r: r.json()["totals"]["incidents"] == 5)
+    pool = await create_pool(pipeline["DATABASE_URL"], max_size=2)
+    deps = Deps(lambda: pool, Projection(ZoneInfo("Europe/London"), frozenset(ReferralCriterion)), Disclosure(5),
+                auth_settings(), 60, lambda: datetime.now(UTC))
+    settings, woken, asked = ReportingSettings(), [], []
+
+    async def behind(before: datetime) -> int:
+        asked.append(before)
+        return 7
+
+    async def months() -> int:
+        return await pool.fetchval("SELECT count(*) FROM reporting.published_months WHERE organisation = $1",
+                                   organisation)
+
+    bootstrap = pipeline["KAFKA_BOOTSTRAP_SERVERS"]
+    try:
+        started = datetime.now(UTC)
+        assert await publish_now(deps, settings, lambda: woken.append(1), behind) == Published(backlog=7)
+        assert (await months(), woken) == (0, [])
+        assert REGISTRY.get_sample_value("vanda_reporting_publishing_backlog") == 7
+        # It asks about what was written more than the tolerance before the round.
+        assert started <= asked[0] + timedelta(seconds=settings.publish_backlog_s) <= datetime.now(UTC)
+        # The live consumer group has applied everything: the round goes ahead.
+        live = kafka_backlog(bootstrap, settings.consumer_group)
+        done = await publish_now(deps, settings, lambda: woken.append(1), live)
+        assert (done.busy, done.backlog, woken) == (False, 0, [1]) and await months() > 0
+        assert REGISTRY.get_sample_value("vanda_reporting_publishing_backlog") == 0
+        # A group that has applied nothing has the whole history before it, these five at least.
+        assert await kafka_backlog(bootstrap, f"never-{uuid.uuid4().hex[:8]}")(datetime.now(UTC)) >= 5
+    finally:
+        await pool.close()
 
 
 async def test_a_recent_month_is_published_again_when_its_figures_change(pipeline):

@@ -57,6 +57,7 @@ EXPOSED: dict[str, tuple[str, set[str]]] = {
     "vanda_reporting_current_month_updated_timestamp_seconds": ("gauge", set()),
     "vanda_footage_delete_due": ("gauge", set()),
     "vanda_footage_oldest_delete_due_age_seconds": ("gauge", set()),
+    "vanda_reporting_publishing_backlog": ("gauge", set()),
     "vanda_incident_to_decision_seconds": ("histogram", set()),
     # FastStream's Kafka middleware on every service's broker (vanda/runtime/metrics.py):
     # `handler` is the topic a subscriber reads. The services publish through their outbox
