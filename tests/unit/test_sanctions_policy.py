@@ -313,6 +313,54 @@ def days(n):
     return T0 + timedelta(days=n)
 
 
+@pytest.mark.parametrize("undo", ["amended to medical factors", "withdrawn"])
+def test_a_ban_served_stands_when_an_earlier_incident_goes_and_no_warning_follows_for_its_conduct(undo):
+    a, b, c = record(0), record(10), record(20)
+    state, decisions = feed([a, b, c])
+    state, _ = feed([Approve(decisions[2].decision_id, "r")], state, now=days(25))
+    served, ended = feed([Tick()], state, now=days(205))
+    assert names(ended) == ["ban_review_due", "ban_expired"]
+    gone = (IncidentSeen(b.model_copy(update={"medical_factors": True, "revision": 2}), amended=True)
+            if undo != "withdrawn" else IncidentGone(b.incident_id))
+    after, decisions = feed([gone], served, now=days(220))
+    # B's warning falls; C's ban stays on the record as served; no final warning for C.
+    assert [n for n in names(decisions) if n != "clinical_review_requested"] == ["rescinded"]
+    assert decisions[-1].incident_id == b.incident_id
+    assert [c_.status for c_ in after.cards if c_.incident_id == c.incident_id] == [CardStatus.EXPIRED]
+    assert card_level(after, POLICY, days(221)) == "yellow_1"
+    # In force, the ban falls instead, and C's place is a final warning: as before.
+    _, decisions = feed([gone], state, now=days(100))
+    assert [n for n in names(decisions) if n != "clinical_review_requested"] == ["rescinded", "rescinded", Y2]
+
+
+def test_a_proposal_whose_evidence_is_withdrawn_is_proposed_again_on_what_is_left():
+    a, b, c = record(0), record(10), record(20, category="weapon")
+    state, decisions = feed([a, b, c])
+    assert decisions[-1].evidence_incident_ids == [a.incident_id, b.incident_id, c.incident_id]
+    state, decisions = feed([IncidentGone(a.incident_id)], state, now=days(21))
+    assert names(decisions) == ["rescinded", "rescinded", "rescinded", Y1, RED]
+    again = decisions[-1]
+    assert again.evidence_incident_ids == [b.incident_id, c.incident_id] and again.rule == "red.immediate"
+    _, imposed = feed([Approve(again.decision_id, "r")], state, now=days(22))
+    assert imposed[-1].evidence_incident_ids == [b.incident_id, c.incident_id]
+
+
+def test_a_yes_given_to_a_proposal_does_not_carry_over_once_its_rule_changes():
+    two = Policy(version="two-people", clinical_agreement_required=True)
+    a, b, c = record(0), record(10), record(20, category="weapon")
+    state, decisions = feed([a, b, c], policy=two)
+    first = decisions[-1]
+    state, _ = feed([Approve(first.decision_id, "security")], state, policy=two, now=days(21))
+    # Amended from a weapon to verbal abuse: still a red card, as the third, but on another rule.
+    state, decisions = feed([IncidentSeen(c.model_copy(update={"category": "verbal_abuse", "revision": 2}),
+                                          amended=True)], state, policy=two, now=days(22))
+    assert names(decisions) == ["rescinded", RED] and decisions[-1].rule == "ladder.third_or_later"
+    assert state.card(first.decision_id).status == CardStatus.RESCINDED
+    # The clinical lead's yes alone does not impose it: the security manager decides again.
+    state, agreed = feed([Agree(decisions[-1].decision_id, "clinician")], state, policy=two, now=days(23))
+    assert names(agreed) == ["red_card_endorsed"] and state.active_ban() is None
+
+
 def test_a_late_report_of_earlier_conduct_is_evidence_for_the_ban_in_force_not_a_new_proposal():
     # A, B, C: yellow, yellow, red, and the ban on C is approved. Then X, from before A, is
     # reported: by the count B would now be the third, but the ban in force stands on what its
@@ -560,6 +608,30 @@ def test_when_an_extension_falls_the_ban_it_replaced_runs_on_to_its_own_end(undo
     assert names(ended)[-1] == "ban_expired"
 
 
+@pytest.mark.parametrize("undo", ["withdrawn", "appeal upheld"])
+def test_when_two_extensions_in_turn_fall_the_first_ban_runs_on_to_its_own_end(undo):
+    state, first, d, _ = _extended()  # the first ban to day 190, replaced on day 70 by one to day 250
+    later = record(80)
+    state, proposed = feed([later], state, policy=EXTENDING, now=days(80))
+    state, _ = feed([Approve(proposed[0].decision_id, "r")], state, policy=EXTENDING, now=days(90))
+    state, decisions = feed([IncidentGone(later.incident_id)], state, policy=EXTENDING, now=days(100))
+    [back] = [x for x in decisions if isinstance(x, BanImposed)]
+    assert (back.incident_id, back.ends_at) == (d.incident_id, days(250))
+    if undo == "withdrawn":
+        inputs = [IncidentGone(d.incident_id)]
+    else:
+        running = state.active_ban().sanction_id
+        inputs = [LodgeAppeal(running, "o"), DecideAppeal(running, AppealOutcome.UPHELD, "o")]
+    state, decisions = feed(inputs, state, policy=EXTENDING, now=days(110))
+    [back] = [x for x in decisions if isinstance(x, BanImposed)]
+    assert (back.rule, back.incident_id, back.starts_at, back.ends_at) == ("ban.reinstated", first.incident_id,
+                                                                          days(110), days(190))
+    assert card_level(state, EXTENDING, days(111)) == "red_active"
+    # Neither extension stands, served or not: both were overturned.
+    assert {c.status for c in state.cards if c.incident_id in (d.incident_id, later.incident_id)} == {
+        CardStatus.RESCINDED}
+
+
 def test_an_extension_falling_after_the_replaced_ban_would_have_ended_brings_nothing_back():
     state, _, d, _ = _extended()
     state, decisions = feed([IncidentGone(d.incident_id)], state, policy=EXTENDING, now=days(200))
@@ -606,7 +678,20 @@ def test_after_an_extension_is_rejected_the_ban_runs_on_and_the_next_incident_pr
     state, rejected = feed([Reject(decisions[0].decision_id, "r")], state, policy=EXTENDING)
     assert names(rejected) == ["red_card_rejected"] and state.active_ban() is not None
     _, again = feed([record(60)], state, policy=EXTENDING)
-    assert names(again) == [RED]
+    assert names(again) == [RED] and again[0].rule == "red.extension"
+    # An extension, of the ban in force: its restriction kept, however the person took part this time.
+    state, visiting = feed([record(60, kind="visitor")], state, policy=EXTENDING)
+    assert visiting[0].rule == "red.extension" and visiting[0].restriction == Restriction.NON_EMERGENCY_CARE
+    assert visiting[0].evidence_incident_ids[0] == state.cards[0].incident_id
+    state, _ = feed([Approve(visiting[0].decision_id, "r")], state, policy=EXTENDING, now=days(70))
+    assert state.active_ban().restriction == Restriction.NON_EMERGENCY_CARE
+    # The extension's own extension rejected, the next incident proposes one of it again.
+    state, proposed = feed([record(80)], state, policy=EXTENDING, now=days(80))
+    state, _ = feed([Reject(proposed[0].decision_id, "r")], state, policy=EXTENDING, now=days(80))
+    _, third = feed([record(90, kind="relative")], state, policy=EXTENDING, now=days(90))
+    assert names(third) == [RED] and third[0].rule == "red.extension"
+    assert (third[0].restriction, third[0].evidence_incident_ids[0]) == (Restriction.NON_EMERGENCY_CARE,
+                                                                         visiting[0].incident_id)
 
 
 def test_without_approval_an_extension_replaces_the_ban_at_once():

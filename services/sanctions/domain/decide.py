@@ -153,14 +153,13 @@ def _seen(state: SubjectState, command: IncidentSeen, policy: Policy, now: datet
         incidents = state.incidents + (new,)
     state, decisions = _guards(state.model_copy(update={"incidents": incidents}), new, policy, now)
     reason = RescindReason.INCIDENT_AMENDED if command.amended else RescindReason.INCIDENT_REPORTED_LATE
-    state, more = reconcile(state, policy, now, reason)
     if command.amended and not ladder.eligible(new):
         # Found to be a child, or unwell: a card for it that has run its course was never
         # deserved, and the record says so (overturned, not served), as for a withdrawal.
         # An age band cleared proves nothing of the kind: a card in force falls, one served stands.
-        for card in [c for c in state.cards if c.incident_id == new.incident_id]:
-            state, overturned = _overturn_ended(state, card.sanction_id, policy, now, reason)
-            more += overturned
+        state, overturned = _overturn_ended(state, new.incident_id, policy, now, reason)
+        decisions += overturned
+    state, more = reconcile(state, policy, now, reason)
     return state, decisions + more
 
 
@@ -191,11 +190,10 @@ def _gone(state: SubjectState, command: IncidentGone, policy: Policy, now: datet
     gone = known.model_copy(update={"withdrawn": True})
     incidents = tuple(gone if i.incident_id == gone.incident_id else i for i in state.incidents)
     reason = RescindReason.INCIDENT_WITHDRAWN
-    state, events = reconcile(state.model_copy(update={"incidents": incidents}), policy, now, reason)
-    for card in [c for c in state.cards if c.incident_id == gone.incident_id]:
-        state, overturned = _overturn_ended(state, card.sanction_id, policy, now, reason)
-        events += overturned
-    return state, events
+    state, overturned = _overturn_ended(state.model_copy(update={"incidents": incidents}), gone.incident_id, policy,
+                                        now, reason)
+    state, events = reconcile(state, policy, now, reason)
+    return state, overturned + events
 
 
 def _card(state: SubjectState, sanction_id: UUID) -> Card:
@@ -277,24 +275,29 @@ def _decide_appeal(state: SubjectState, command: DecideAppeal, policy: Policy, n
         # The incident no longer counts, so the card falls and later positions are re-derived.
         incidents = tuple(i.model_copy(update={"excused": True}) if i.incident_id == card.incident_id else i
                           for i in state.incidents)
-        state, more = reconcile(state.model_copy(update={"incidents": incidents}), policy, now,
-                                RescindReason.APPEAL_UPHELD)
-        state, overturned = _overturn_ended(state, card.sanction_id, policy, now, RescindReason.APPEAL_UPHELD)
-        events += more + overturned
+        state, overturned = _overturn_ended(state.model_copy(update={"incidents": incidents}), card.incident_id,
+                                            policy, now, RescindReason.APPEAL_UPHELD)
+        state, more = reconcile(state, policy, now, RescindReason.APPEAL_UPHELD)
+        events += overturned + more
     return state, events
 
 
-def _overturn_ended(state: SubjectState, sanction_id: UUID, policy: Policy, now: datetime,
+def _overturn_ended(state: SubjectState, incident_id: UUID, policy: Policy, now: datetime,
                     reason: RescindReason) -> Result:
-    """A card that ran its course (lapsed, or a ban expired) is still rescinded when its own
-    incident is withdrawn or its appeal upheld: the record says it was overturned, not served.
-    (Re-derivation alone never touches a card that has ended: that is history.)"""
-    card = state.card(sanction_id)
-    if card is None or card.status not in (CardStatus.LAPSED, CardStatus.EXPIRED):
-        return state, []
-    card = card.model_copy(update={"status": CardStatus.RESCINDED})
-    state = replace_card(state, card)
-    return state, [follow_up(SanctionRescinded, state, card, f"rescind.{reason}", policy, now, reason=reason)]
+    """The cards for an incident that ran their course (lapsed, or a ban expired) are still
+    rescinded when the incident is withdrawn, its appeal upheld or it is found to have a
+    clinical cause: the record says they were overturned, not served. (Re-derivation alone
+    never touches a card that has ended: that is history.)
+
+    Before re-deriving, not after: a ban an extension replaced runs on when the extension
+    falls, and an extension that was itself replaced, then brought back, has ended."""
+    events: list[Decision] = []
+    for card in [c for c in state.cards if c.incident_id == incident_id]:
+        if card.status in (CardStatus.LAPSED, CardStatus.EXPIRED):
+            card = card.model_copy(update={"status": CardStatus.RESCINDED})
+            state = replace_card(state, card)
+            events.append(follow_up(SanctionRescinded, state, card, f"rescind.{reason}", policy, now, reason=reason))
+    return state, events
 
 
 def _tick(state: SubjectState, policy: Policy, now: datetime) -> Result:

@@ -98,8 +98,8 @@ def ideal(state: SubjectState, policy: Policy, now: datetime | None = None) -> d
             if c.kind == CardKind.RED and c.status in (CardStatus.ACTIVE, CardStatus.EXPIRED)}
     while True:
         wants = _derive(live, cards, bans, policy, now)
-        # A ban whose own place on the ladder went (an incident it counted was withdrawn) falls
-        # as before, and takes no evidence with it.
+        # A ban in force whose own place on the ladder went (an incident it counted was
+        # withdrawn) falls as before, and takes no evidence with it.
         fallen = {k for k in bans if k in wants and wants[k].kind != CardKind.RED}
         if not fallen:
             return wants
@@ -112,6 +112,11 @@ def _derive(live: list[IncidentRecord], cards: dict[tuple[UUID, CardKind], Card]
     open_red: UUID | None = None
     for n, i in enumerate(live):
         red = cards.get((open_red, CardKind.RED)) if open_red is not None else None
+        if red is not None and red.rule == EXTENSION and not _still_open(red, i):
+            # A rejected extension leaves the ban it would have extended in force: an incident
+            # during that ban proposes an extension of it again, with its restriction.
+            open_red = red.evidence[0]
+            red = cards.get((open_red, CardKind.RED))
         if open_red is not None and _still_open(red, i):
             extends = policy.extend_on_reoffence and _during_ban(red, i, cards)
             if extends and ((i.incident_id, CardKind.RED) in cards or not _too_late(i, policy, now)):
@@ -140,6 +145,11 @@ def _decided(i: IncidentRecord, want: Want, live: list[IncidentRecord], n: int,
     decided (see `ideal`): then the card it holds, or evidence for the ban in force."""
     if want.kind is None or (i.incident_id, want.kind) in cards:
         return want
+    if (ban := cards.get((i.incident_id, CardKind.RED))) is not None and ban.status == CardStatus.EXPIRED:
+        # A ban served stands as history when its place goes (an earlier incident withdrawn or
+        # found to have a clinical cause): a warning now, for the conduct it answered, would
+        # punish that conduct twice. Its own incident overturned, it is rescinded instead.
+        return _kept(i, cards)
     if _too_late(i, policy, now):
         return _kept(i, cards)
     if want.kind == CardKind.RED and bans and (

@@ -56,12 +56,22 @@ def reconcile(state: SubjectState, policy: Policy, now: datetime, reason: Rescin
 def _rescind(state: SubjectState, wants: dict, policy: Policy, now: datetime, reason: RescindReason) -> Result:
     events: list[Decision] = []
     for card in state.cards:
-        want = wants.get(card.incident_id)
-        if card.standing and (want is None or want.kind != card.kind):
+        if card.standing and not _stands(card, wants.get(card.incident_id)):
             card = card.model_copy(update={"status": CardStatus.RESCINDED})
             state = replace_card(state, card)
             events.append(follow_up(SanctionRescinded, state, card, f"rescind.{reason}", policy, now, reason=reason))
     return state, events
+
+
+def _stands(card: Card, want: ladder.Want | None) -> bool:
+    """Whether a standing card is still the one its incident wants. A proposal must also rest on
+    the rule and incidents it names: reviewers decide on those, and a yes given to a weapon
+    incident since amended, or to evidence since withdrawn, is not a yes to what is left. So
+    such a proposal is rescinded and proposed again as it now stands. A card given stands on
+    what was weighed when it was given."""
+    if want is None or want.kind != card.kind:
+        return False
+    return card.status != CardStatus.PROPOSED or (want.rule, want.evidence) == (card.rule, card.evidence)
 
 
 def _reinstate(state: SubjectState, wants: dict, policy: Policy, now: datetime) -> Result:
