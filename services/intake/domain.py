@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -38,9 +38,30 @@ def normalised_identifier(perpetrator: PerpetratorReport, organisation: str) -> 
 
 
 def fingerprint(report: IncidentReport) -> str:
-    """Digest of the whole report, to tell a retry from a different report reusing a ref."""
-    canonical = orjson.dumps(report.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
-    return hashlib.sha256(canonical).hexdigest()
+    """Digest of the whole report, to tell a retry from a different report reusing a ref. Times
+    count as instants: a retry may give the same moment with another offset (a system that
+    writes local time, say, before and after a clock change), and is still the same report."""
+    return _digest(_in_utc(report.model_dump()))
+
+
+def fingerprints(report: IncidentReport) -> tuple[str, ...]:
+    """Every digest a stored fingerprint of this report may have: `fingerprint`, and the digest
+    of times as given, which fingerprints stored before instants counted were taken of."""
+    return fingerprint(report), _digest(report.model_dump(mode="json"))
+
+
+def _digest(dumped: dict[str, Any]) -> str:
+    return hashlib.sha256(orjson.dumps(dumped, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _in_utc(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    if isinstance(value, dict):
+        return {k: _in_utc(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_in_utc(v) for v in value]
+    return value
 
 
 def accept(report: IncidentReport, *, incident_id: UUID, subject_id: str | None, now: datetime) -> Accepted:

@@ -14,7 +14,8 @@ from schemas.topics import INCIDENTS
 from services.intake.adapters import IncidentStore, Receipt, Stored
 from services.intake.config import SOURCE
 from services.intake import vault
-from services.intake.domain import Accepted, accept, amend, as_reported, fingerprint, normalised_identifier, withdrawn
+from services.intake.domain import (Accepted, accept, amend, as_reported, fingerprints, normalised_identifier,
+                                    withdrawn)
 from services.intake.vault import Keyring
 from vanda.runtime.outbox import Outgoing
 
@@ -89,7 +90,7 @@ async def submit(report: IncidentReport, store: IncidentStore, keyring: Keyring,
         # A concurrent request with the same ref or key won the insert: answer as a retry.
         existing = await store.earlier(report.source_system, report.source_ref, idempotency_key)
     assert existing is not None
-    if not keyring.fingerprint_matches(existing.fingerprint, fingerprint(report)):
+    if not _same_report(keyring, existing.fingerprint, report):
         # The key was used before for another report, or this ref was (under no key or another).
         raise IdempotencyKeyConflict(existing) if existing.by_key else SourceRefConflict(existing)
     return Submitted(existing, replayed=True)
@@ -151,9 +152,13 @@ def _accept(report: IncidentReport, subject_id: str | None, now: datetime, keyri
 def _outcome(report: IncidentReport, receipt: Receipt, keyring: Keyring, *, new: bool) -> Outcome:
     if new:
         return Outcome("accepted", receipt)  # stored from this very report: the fingerprints agree
-    if not keyring.fingerprint_matches(receipt.fingerprint, fingerprint(report)):
+    if not _same_report(keyring, receipt.fingerprint, report):
         return Outcome("conflict", receipt)
     return Outcome("replayed", receipt)
+
+
+def _same_report(keyring: Keyring, stored: str, report: IncidentReport) -> bool:
+    return any(keyring.fingerprint_matches(stored, digest) for digest in fingerprints(report))
 
 
 async def read(incident_id: UUID, store: IncidentStore) -> Stored:

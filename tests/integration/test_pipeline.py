@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import httpx
 import pytest
@@ -106,6 +106,14 @@ async def test_same_source_ref_twice_is_one_incident(pipeline):
     first, second = await post(pipeline, body), await post(pipeline, body)
     assert first.status_code == second.status_code == 202
     assert first.json() == second.json() and second.headers["Idempotent-Replayed"] == "true"
+    # The same moment written with another offset is the same report; another moment is not.
+    when = datetime.fromisoformat(body["occurred_at"])
+    moved = body | {"occurred_at": when.astimezone(timezone(timedelta(hours=1))).isoformat()}
+    assert moved["occurred_at"] != body["occurred_at"]
+    third = await post(pipeline, moved)
+    assert third.status_code == 202 and third.json() == first.json()
+    later = (when + timedelta(minutes=1)).isoformat()
+    assert (await post(pipeline, body | {"occurred_at": later})).status_code == 409
     changed = await post(pipeline, body | {"harm": "severe"})
     assert changed.status_code == 409 and changed.json()["incident_id"] == first.json()["incident_id"]
     records = await read_until(pipeline["KAFKA_BOOTSTRAP_SERVERS"], "vanda.incidents.v1",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -11,7 +12,7 @@ from pydantic import ValidationError
 
 from schemas.events import decode, encode, envelope
 from schemas.incidents import IncidentReport, nhs_number_is_valid
-from services.intake.domain import accept, fingerprint, normalised_identifier
+from services.intake.domain import accept, fingerprint, fingerprints, normalised_identifier
 from services.intake.vault import Keyring, identified
 from tests.factories import T0, TEST_NHS_NUMBER, incident, report
 
@@ -140,6 +141,18 @@ def test_fingerprint_tells_a_retry_from_a_different_report():
     body = report()
     assert fingerprint(IncidentReport(**body)) == fingerprint(IncidentReport(**body))
     assert fingerprint(IncidentReport(**body)) != fingerprint(IncidentReport(**(body | {"harm": "low"})))
+
+
+def test_a_moment_written_with_another_offset_is_the_same_report_and_earlier_fingerprints_still_match():
+    body = report(occurred_at="2025-03-30T01:30:00+00:00", riddor_reported_at="2025-10-26T01:30:00+00:00")
+    # Across both clock changes: British Summer Time, then back to Greenwich Mean Time.
+    local = body | {"occurred_at": "2025-03-30T02:30:00+01:00", "riddor_reported_at": "2025-10-26T01:30:00Z"}
+    same, moved = IncidentReport(**local), IncidentReport(**(body | {"occurred_at": "2025-03-30T02:30:00+00:00"}))
+    assert fingerprint(IncidentReport(**body)) == fingerprint(same) != fingerprint(moved)
+    # A fingerprint stored before instants counted was taken of the times as given.
+    as_given = hashlib.sha256(orjson.dumps(same.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)).hexdigest()
+    assert as_given != fingerprint(same) and as_given in fingerprints(same)
+    assert not set(fingerprints(same)) & set(fingerprints(moved))
 
 
 def test_the_future_is_refused_on_a_report_but_not_judged_again_on_its_event():
