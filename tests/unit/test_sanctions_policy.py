@@ -361,6 +361,19 @@ def test_a_yes_given_to_a_proposal_does_not_carry_over_once_its_rule_changes():
     assert names(agreed) == ["red_card_endorsed"] and state.active_ban() is None
 
 
+@pytest.mark.parametrize("policy", [POLICY, Policy(version="two-people", clinical_agreement_required=True)])
+def test_a_proposal_left_waiting_until_its_incident_leaves_the_window_cannot_be_imposed_only_rejected(policy):
+    weapon = record(0, category="weapon")
+    state, decisions = feed([weapon], policy=policy)
+    proposal = decisions[0].decision_id
+    yes = Approve(proposal, "r") if policy is POLICY else Agree(proposal, "c")
+    feed([yes], state, policy=policy, now=days(364))  # the day before, still a yes
+    with pytest.raises(Conflict, match="sanction_id: its incident left the policy's window on 2027-03-01"):
+        feed([yes], state, policy=policy, now=days(365))
+    _, rejected = feed([Reject(proposal, "r")], state, policy=policy, now=days(400))
+    assert names(rejected) == ["red_card_rejected"]
+
+
 def test_a_late_report_of_earlier_conduct_is_evidence_for_the_ban_in_force_not_a_new_proposal():
     # A, B, C: yellow, yellow, red, and the ban on C is approved. Then X, from before A, is
     # reported: by the count B would now be the third, but the ban in force stands on what its

@@ -210,15 +210,27 @@ def _proposed(state: SubjectState, sanction_id: UUID, verb: str) -> Card:
     return card
 
 
+def _imposable(state: SubjectState, sanction_id: UUID, verb: str, policy: Policy, now: datetime) -> Card:
+    """A proposal a reviewer may say yes to: its incident still counts. One left waiting until
+    its incident left the window would impose a ban for conduct the policy no longer counts."""
+    card = _proposed(state, sanction_id, verb)
+    incident = state.incident(card.incident_id)
+    if incident is not None and ladder.left_window(incident, policy, now):
+        raise Conflict(f"sanction_id: its incident left the policy's window on"
+                       f" {ladder.counts_until(incident, policy):%Y-%m-%d}: a ban now would answer conduct the"
+                       " policy no longer counts; reject it instead")
+    return card
+
+
 def _approve(state: SubjectState, command: Approve, policy: Policy, now: datetime) -> Result:
-    card = _proposed(state, command.sanction_id, "approved")
+    card = _imposable(state, command.sanction_id, "approved", policy, now)
     if not policy.clinical_agreement_required:
         return impose(state, card, command.reviewer, policy, now)
     return _endorse(state, card, Endorsement.SECURITY, command.reviewer, policy, now)
 
 
 def _agree(state: SubjectState, command: Agree, policy: Policy, now: datetime) -> Result:
-    card = _proposed(state, command.sanction_id, "agreed")
+    card = _imposable(state, command.sanction_id, "agreed", policy, now)
     if not policy.clinical_agreement_required:
         raise Conflict("sanction_id: this policy does not ask for a clinical lead's agreement")
     return _endorse(state, card, Endorsement.CLINICAL, command.clinician, policy, now)
