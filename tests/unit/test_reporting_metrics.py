@@ -13,6 +13,7 @@ from services.reporting.domain.metrics import (
     Inputs,
     Window,
     active_bans,
+    crossed_counts,
     days_to_card,
     days_to_referral,
     decision_counts,
@@ -55,6 +56,23 @@ def test_staff_are_counted_per_person_affected():
     assert counts[("staff_affected", "all")] == 3 and counts[("staff_affected", "injured")] == 1
     assert counts[("staff_affected_by_ethnic_group", "black")] == 2
     assert counts[("staff_affected_by_staff_group", "ambulance")] == 1
+
+
+def test_staff_abused_by_a_colleague_count_as_an_incident_never_in_the_staff_and_equality_figures():
+    # WRES indicator 5, WDES 4a and the sexual safety figures are about abuse from the public.
+    off = Staff("ambulance", "white", True, False, True, sex="female")
+    colleague = [fact(perpetrator_kind="staff", staff=(NURSE_BLACK, off)),
+                 fact(perpetrator_kind="staff", category="sexual_misconduct", staff=(off,))]
+    public = [fact(perpetrator_kind=kind, staff=(off,)) for kind in ("patient", "relative", "member_of_public",
+                                                                       "unknown")]
+    counts = incident_counts(colleague + public)
+    assert counts[("incidents", "all")] == 6 and counts[("incidents_by_perpetrator", "staff")] == 2
+    assert counts[("staff_affected", "all")] == 4 and counts[("staff_affected_by_ethnic_group", "black")] == 0
+    assert counts[("staff_affected", "over_7_day_incapacity")] == 4
+    assert not [k for k in counts if k[0].startswith("sexual_safety_staff")]
+    # RIDDOR is about the workplace, whoever the assailant: the incident is still reportable.
+    assert counts[("riddor_reportable", "over_7_day_incapacity")] == 6
+    assert sum(crossed_counts(colleague).values()) == 0 and sum(crossed_counts(public).values()) > 0
 
 
 def test_riddor_over_7_day_incapacity_counts_people_not_incidents():

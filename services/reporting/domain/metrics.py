@@ -74,7 +74,7 @@ def _incident(f: IncidentFact, criteria: Iterable[ReferralCriterion]) -> list[Co
     # A hate incident is aggravated by definition, ticked or not (as for the police criteria).
     rows += [("hate_aggravated", "all")] if f.hate_aggravation or f.category == Category.HATE_INCIDENT else []
     rows += [("hate_aggravation", a) for a in f.hate_aggravation]
-    rows += _staff(f)
+    rows += _staff(f) if by_the_public(f) else []
     off_work = sum(s.over_7_day_incapacity for s in f.staff)
     # RIDDOR reports are made per incident; the dimension names the reason it is reportable.
     rows += [("riddor_reportable", "over_7_day_incapacity")] if off_work else []
@@ -83,6 +83,14 @@ def _incident(f: IncidentFact, criteria: Iterable[ReferralCriterion]) -> list[Co
         rows += [("incidents_identified", "all")]
         rows += [("perpetrator_vulnerability", v) for v in f.vulnerabilities or ("none",)]
     return rows + _police(f, criteria)
+
+
+def by_the_public(f: IncidentFact) -> bool:
+    """Whether the incident's staff count in the staff figures: abuse from patients, relatives,
+    visitors, the public or someone unknown. The equality figures built on them (WRES indicator
+    5, WDES metric 4a, the Sexual Safety Charter's prevalence) are about abuse from the public;
+    abuse from a colleague is an HR matter (WRES indicator 6), counted as an incident only."""
+    return f.perpetrator_kind != "staff"
 
 
 def _staff(f: IncidentFact) -> list[Count]:
@@ -100,7 +108,7 @@ def _staff(f: IncidentFact) -> list[Count]:
 def crossed_counts(facts: Iterable[IncidentFact]) -> Counter[Count]:
     """Staff affected by ethnic group and each other characteristic together."""
     return Counter((m, f"{s.ethnic_group}{CROSS}{getattr(s, c)}")
-                   for f in facts if not f.withdrawn for s in f.staff for c, m in CROSSED.items())
+                   for f in facts if not f.withdrawn and by_the_public(f) for s in f.staff for c, m in CROSSED.items())
 
 
 def _riddor_reported(f: IncidentFact) -> list[Count]:
