@@ -377,3 +377,18 @@ def test_dashboard_queries_parse_as_promql(tmp_path: Path):
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
     result = _run("check", "rules", str(path))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_sanction_decision_counts_never_tell_a_referral_for_a_child_or_a_clinical_cause_from_a_card():
+    from services.sanctions.domain import Approve
+    from services.sanctions.handlers import decision_type
+    from tests.unit.sanctions_cases import feed, record
+
+    guarded = feed([record(age_band="under_18"), record(medical_factors=True)])[1]
+    carded = feed([record(), record(1), record(2), record(3)])[1]
+    assert [d.event_type.split(".")[-2] for d in guarded] == ["safeguarding_referral_requested",
+                                                            "clinical_review_requested"]
+    assert {decision_type(d) for d in guarded} == {decision_type(d) for d in carded} == {"on_report"}
+    # What people and the scheduler decide keeps its own name.
+    state, proposed = feed([record(category="weapon")])
+    assert [decision_type(d) for d in feed([Approve(proposed[0].decision_id, "r")], state)[1]] == ["ban_imposed"]
