@@ -576,6 +576,22 @@ def test_month_end_bans_in_force_do_not_give_back_a_hidden_count_of_bans_imposed
     assert _stocks(build([], _bans(imposed_in_feb), raw=True))[:2] == [10, 10 + imposed_in_feb]
 
 
+@pytest.mark.parametrize(("expiring_in_feb", "expected"), [
+    # 10 in force at January's end, 7 ended in February: the 3 left, hidden, would be 10 - 7.
+    (7, [SUPPRESSED, SUPPRESSED, SUPPRESSED]),
+    (5, [10, 5, 5]),
+])
+def test_a_hidden_month_end_count_of_bans_in_force_is_not_given_back_by_the_stock_beside_it(expiring_in_feb,
+                                                                                            expected):
+    bans = _bans(0)
+    ended = [decision("ban_expired", FEB + timedelta(days=5), sanction_id=b.sanction_id,
+                      incident_id=b.incident_id) for b in bans[:expiring_in_feb]]
+    body = build([], bans + ended)
+    assert body["months"][1]["breakdowns"]["sanctions"]["ban_expired"] == expiring_in_feb
+    assert _stocks(body) == expected
+    assert _stocks(build([], bans + ended, raw=True)) == [10, 10 - expiring_in_feb, 10 - expiring_in_feb]
+
+
 def _rates_hidden(row) -> set[str]:
     """The rates per 1,000 a row hides, by name: what a reader cannot take a headcount from."""
     ind = row["indicators"]

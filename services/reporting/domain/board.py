@@ -89,13 +89,18 @@ STOCK = ("sanctions_at_period_end", "active_bans")
 
 
 def stocks_beside_hidden_flows(rows: Sequence[str], hidden: set[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
-    """The month-end counts of bans in force, where any month's bans imposed, expired or
-    rescinded are hidden: one month's stock less the month before's is that month's bans
-    imposed less those ended, so with the endings shown (often 0) it gives a hidden count of
-    bans imposed back, and a gap of several months the sum of theirs. That is not a sum the
-    suppression's relations can hold (it subtracts), so the monthly stocks go instead; the
-    period's, a single month-end with no start beside it, stays."""
+    """The month-end counts of bans in force that would give a hidden count back.
+
+    One month's stock less the month before's is that month's bans imposed less those ended:
+    not a sum the suppression's relations can hold (it subtracts). So where any month's bans
+    imposed, expired or rescinded are hidden, the monthly stocks go (with the endings shown,
+    often 0, they give a hidden count of bans imposed back); the period's, a single month-end
+    with no start beside it, stays. And where a month's stock is itself hidden (a few bans in
+    force), the stock beside it and the flows between give it back: every stock goes, the
+    period's too, which with the last month's flows gives the month before's."""
     months = [r for r in rows if r != TOTAL]
+    if any((r, *STOCK) in hidden for r in months):
+        return {(r, *STOCK) for r in rows}
     if any((r, "sanctions", k) in hidden for r in months for k in BAN_FLOWS):
         return {(r, *STOCK) for r in months}
     return set()
