@@ -21,7 +21,7 @@ from schemas.topics import INCIDENTS, SANCTIONS
 from services.reporting import adapters, handlers, pack
 from services.reporting.domain import cursor, footage, periods
 from services.reporting.domain.board import Disclosure
-from services.reporting.domain.objectives import GROWS_WITH_PERIOD, HEADLINE, Direction, Objective
+from services.reporting.domain.objectives import GROWS_WITH_PERIOD, HEADLINE, Direction, Objective, target_problem
 from vanda.runtime.auth import AuthSettings, Principal, Role, require
 from vanda.runtime.consumer import EventConsumer, subscribe as consume
 
@@ -309,6 +309,8 @@ def _admin_routes(router: APIRouter, deps: Deps) -> None:
                            " the target is for, in months (1, 3, 12...)", "body")
         if body.months is not None and metric not in GROWS_WITH_PERIOD:
             raise _invalid("months", f"{metric} does not depend on the length of the period: leave months out", "body")
+        if problem := target_problem(metric, body.target):
+            raise _invalid("target", problem, "body")
         await adapters.put_objective(deps.pool(), Objective(metric, body.target, body.direction, body.tolerance,
                                                             body.months))
         return {"metric": metric, **body.model_dump(mode="json")}

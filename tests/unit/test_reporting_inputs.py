@@ -88,6 +88,27 @@ def test_a_finite_objective_target_is_stored(calls):
     assert response.status_code == 200 and calls[0][1][1].target == 0.5
 
 
+@pytest.mark.parametrize(("metric", "target", "months", "refused"), [
+    ("police_referral_rate", 80, None, "is a share, from 0 to 1"),  # meant 80%
+    ("charge_rate", -0.1, None, "is a share, from 0 to 1"),
+    ("police_referral_rate", 1, None, None),
+    ("sexual_safety_share", 0, None, None),
+    ("median_days_to_referral", -2, None, "is never below 0"),
+    ("incidents", -1, 12, "is never below 0"),
+    ("ethnic_minority_white_gap_per_1000", -5, 12, None),  # a gap may go either way
+    ("incidents_per_1000_staff", 40, 12, None),
+])
+def test_an_objective_target_the_figure_can_never_take_is_refused_naming_the_target(calls, metric, target, months,
+                                                                                       refused):
+    body = {"target": target, "direction": "at_most"} | ({"months": months} if months else {})
+    response = client("operations").put(f"/v1/objectives/{metric}", json=body)
+    if refused is None:
+        assert response.status_code == 200, response.text
+        assert calls[0][1][1].target == target
+    else:
+        assert refused in errors(response)["target"] and calls == []
+
+
 # Every route that takes the organisation and site filters.
 ROUTES = [("/v1/metrics/board", "board_viewer", {"period": "2025-Q1"}),
           ("/board", "board_viewer", {"period": "2025-Q1"}),

@@ -43,6 +43,18 @@ GROWS_WITH_PERIOD = frozenset({
     "incidents", "repeat_perpetrators", "incidents_per_1000_staff", "sexual_safety_staff_affected_per_1000",
     "ethnic_minority_white_gap_per_1000", "disabled_non_disabled_gap_per_1000"})
 OTHER_LENGTH = "other_length"
+# Fractions of 1 (a target of 80 for 80% could never be met); the gaps may go either way.
+SHARES = frozenset(m for m in HEADLINE if m.endswith(("_share", "_rate", "share_of_staff_affected")))
+GAPS = frozenset(m for m in HEADLINE if "_gap_" in m)
+
+
+def target_problem(metric: str, target: float) -> str | None:
+    """Why a target can never be what the trust meant for this figure, or None."""
+    if metric in SHARES and not 0 <= target <= 1:
+        return f"{metric} is a share, from 0 to 1: {target:g} can never be met or missed as meant (80% is 0.8)"
+    if metric not in SHARES | GAPS and target < 0:
+        return f"{metric} is never below 0"
+    return None
 
 
 def headline(row: Mapping[str, Any]) -> dict[str, Any]:
