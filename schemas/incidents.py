@@ -7,8 +7,9 @@ from enum import StrEnum
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import (AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo,
-                      field_validator)
+from pydantic import (AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationError,
+                      ValidationInfo, field_validator)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from schemas.base import EventData
 
@@ -390,8 +391,12 @@ class IncidentReport(IncidentFacts):
     @field_validator("police")
     @classmethod
     def _referred_after_it_happened(cls, value: PoliceReport | None, info: ValidationInfo) -> PoliceReport | None:
+        # Raised as an error of referred_at, so that it is named police.referred_at (as an
+        # amendment names it), not police: the whole object.
         if reason := referral_date_problem(value, info.data.get("occurred_at")):
-            raise ValueError(f"referred_at {reason}")
+            raise ValidationError.from_exception_data(cls.__name__, [InitErrorDetails(
+                type=PydanticCustomError("value_error", "Value error, {reason}", {"reason": reason}),
+                loc=("referred_at",), input=value.referred_at if value else None)])
         return value
 
 

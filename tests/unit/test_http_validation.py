@@ -31,6 +31,17 @@ def test_invalid_report_gets_422_naming_every_field_and_echoing_no_input():
     assert "9434765918" not in response.text
 
 
+def test_a_referral_before_the_incident_is_named_as_police_referred_at_beside_the_other_bad_fields():
+    client = TestClient(intake_app())
+    bad = report(harm="catastrophic", occurred_at="2025-03-30T01:30:00+00:00",
+                 police={"informed": True, "referred_at": "2025-03-29T01:30:00+00:00"})
+    response = client.post("/v1/incidents", json=bad)
+    assert response.status_code == 422
+    found = {e["field"]: e["reason"] for e in response.json()["errors"]}
+    assert set(found) == {"harm", "police.referred_at"}
+    assert found["police.referred_at"].endswith(" must not be before occurred_at") and "2025-03-29" not in response.text
+
+
 def test_malformed_json_is_422():
     response = TestClient(intake_app()).post("/v1/incidents", content=b"{not json",
                                               headers={"content-type": "application/json"})
