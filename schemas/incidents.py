@@ -8,7 +8,7 @@ from typing import Annotated
 from uuid import UUID
 
 from pydantic import (AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationError,
-                      ValidationInfo, field_validator)
+                      ValidationInfo, field_validator, model_validator)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from schemas.base import EventData
@@ -388,6 +388,29 @@ class IncidentReport(IncidentFacts):
     def _happened_already(cls, value: datetime | None) -> datetime | None:
         return None if value is None else _not_in_the_future(value)
 
+    @model_validator(mode="after")
+    def _no_identifier_in_what_is_published(self) -> IncidentReport:
+        # The identifiers never leave intake; copied by mistake into a free-text field that is
+        # published (and kept for ever on the incidents topic), they would.
+        found = [(loc, what) for what, identifier in self._identifiers()
+                 for loc, text in self._published_text() if identifier in _letters_and_digits(text)]
+        if found:
+            raise ValidationError.from_exception_data(type(self).__name__, [InitErrorDetails(
+                type=PydanticCustomError("value_error", "Value error, holds the perpetrator's {what}, which never"
+                                         " leaves intake", {"what": what}), loc=loc, input="") for loc, what in found])
+        return self
+
+    def _identifiers(self) -> list[tuple[str, str]]:
+        local = (self.perpetrator.local_id or "").strip()
+        # A short local id ("12") would be found in "Ward 12": only ids long enough to mean something.
+        return ([("NHS number", self.perpetrator.nhs_number)] if self.perpetrator.nhs_number else []) + (
+            [("local id", _letters_and_digits(local))] if len(local) >= 6 else [])
+
+    def _published_text(self) -> list[tuple[tuple[str, ...], str]]:
+        reference = self.police.crime_reference if self.police else None
+        return [(("site",), self.site), (("source_system",), self.source_system)] + (
+            [(("police", "crime_reference"), reference)] if reference else [])
+
     @field_validator("police")
     @classmethod
     def _referred_after_it_happened(cls, value: PoliceReport | None, info: ValidationInfo) -> PoliceReport | None:
@@ -401,6 +424,11 @@ class IncidentReport(IncidentFacts):
 
 
 REFERRAL_DATE = "police.referred_at"
+
+
+def _letters_and_digits(text: str) -> str:
+    """Upper case, letters and digits only: "943 476 5919" reads 9434765919, "rx-123456" RX123456."""
+    return "".join(c for c in text.upper() if c.isalnum())
 
 
 def referral_date_problem(police: PoliceDetails | None, occurred_at: datetime | None) -> str | None:

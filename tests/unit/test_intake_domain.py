@@ -155,6 +155,23 @@ def test_a_moment_written_with_another_offset_is_the_same_report_and_earlier_fin
     assert not set(fingerprints(same)) & set(fingerprints(moved))
 
 
+def test_the_perpetrator_s_identifier_copied_into_a_published_field_is_refused_naming_each_field():
+    n = TEST_NHS_NUMBER
+    spaced = f"{n[:3]} {n[3:6]} {n[6:]}"
+    with pytest.raises(ValidationError) as refused:
+        IncidentReport(**report(site=f"Ward 4, patient {spaced}", source_system=f"datix-{n}",
+                                police={"informed": True, "crime_reference": f"NHS{n}"}))
+    errors = {e["loc"]: e["msg"] for e in refused.value.errors()}
+    assert set(errors) == {("site",), ("source_system",), ("police", "crime_reference")}
+    assert all(m.endswith("holds the perpetrator's NHS number, which never leaves intake") for m in errors.values())
+    assert n not in str(refused.value.errors())  # the error never echoes it
+    with pytest.raises(ValidationError, match="local id"):
+        IncidentReport(**report(perpetrator={"kind": "patient", "local_id": "rx-123456"}, site="Ward RX 123456"))
+    # A short local id is found in many a site's name: not refused; nor another number.
+    assert IncidentReport(**report(perpetrator={"kind": "patient", "local_id": "12"}, site="Ward 12")).site == "Ward 12"
+    assert IncidentReport(**report(police={"informed": True, "crime_reference": "4012345678"})).police
+
+
 def test_the_future_is_refused_on_a_report_but_not_judged_again_on_its_event():
     # A consumer's clock may run behind intake's: an event intake accepted must decode anywhere.
     ahead = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
