@@ -258,9 +258,17 @@ async def describe_subject(pool: asyncpg.Pool, subject_id: str, policy: Policy,
         state = await adapters.load(conn, subject_id)
     if not state.incidents:
         return None
+    return subject_view(state, policy, now) | {"history": await adapters.history(pool, subject_id)}
+
+
+def subject_view(state: SubjectState, policy: Policy, now: datetime) -> dict[str, Any]:
+    """The subject as at `now`, history aside."""
     ban, live = state.active_ban(), ladder.counted(state, policy)
+    # A ban whose end has passed binds no more, though the scheduler has yet to mark it expired:
+    # the front desk reads this to decide whether to turn someone away from non-emergency care.
+    ban = ban if ban and ladder.in_force(ban, state, policy, now) else None
     return {
-        "subject_id": subject_id,
+        "subject_id": state.subject_id,
         "version": state.version(),
         "card_level": ladder.card_level(state, policy, now),
         "active_ban": card_view(ban) if ban else None,
@@ -268,5 +276,6 @@ async def describe_subject(pool: asyncpg.Pool, subject_id: str, policy: Policy,
         "emergency_care": EMERGENCY_CARE,
         "cards": [_card_in_view(c, state, policy, now) for c in state.cards],
         "incidents": [_incident_in_view(i, policy, live) for i in state.incidents],
-        "history": await adapters.history(pool, subject_id),
     }
+
+

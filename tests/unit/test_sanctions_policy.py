@@ -718,6 +718,17 @@ def test_the_shipped_policy_proposes_extensions():
     assert load_policy(DEFAULT_POLICY).extend_on_reoffence
 
 
+def test_the_subject_view_shows_no_ban_once_its_end_has_passed_before_the_scheduler_marks_it():
+    from services.sanctions.handlers import subject_view
+
+    state = _banned(POLICY)  # a ban from day 10 to day 190
+    running = subject_view(state, POLICY, days(189))
+    assert running["card_level"] == "red_active" and running["active_ban"]["ends_at"] == "2026-09-07T09:30:00Z"
+    over = subject_view(state, POLICY, days(190))
+    assert (over["card_level"], over["active_ban"]) == ("none", None)
+    assert state.active_ban() is not None  # not yet marked expired: the view does not wait for that
+
+
 def _level_scenarios():
     """(name, state, days after T0 the level is read, level) for the subject view's card level."""
     y1, _ = feed([record(0)])
