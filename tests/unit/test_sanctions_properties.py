@@ -261,3 +261,18 @@ def test_a_perpetrator_s_vulnerabilities_never_change_a_decision(policy, ops, vu
     marked = [(IncidentSeen(c.record.model_copy(update={"vulnerabilities": tuple(vulnerable)}), c.amended), now)
               if isinstance(c, IncidentSeen) else (c, now) for c, now in inputs]
     assert apply_all(marked, policy)[1] == apply_all(inputs, policy)[1]
+
+
+def test_a_proposal_whose_evidence_changes_after_its_incident_left_the_window_is_not_proposed_again():
+    # Found by the property above: a report made late of an incident before a weapon's, after the
+    # weapon's had left the window, changed the waiting proposal's evidence; proposed again, it
+    # was a new card for conduct the policy no longer counts.
+    verbal = {"kind": "patient", "medical_factors": False, "age_band": "18_to_64", "category": "verbal_abuse",
+              "harm": "none"}
+    ops = [("report", {"days": 0, **verbal}), ("report", {"days": 1, **verbal, "category": "weapon"}),
+           ("appeal", 0), ("tick", 200), ("uphold", 0), ("report_late", {"days": 0, **verbal}, 366)]
+    state, decisions = run(ops)
+    # Proposed, then again on day 0 once the appeal against the warning before it was upheld.
+    proposals = [d for d in decisions if isinstance(d, RedCardProposed)]
+    assert [d.decided_at for d in proposals] == [T0, T0] and len(proposals[-1].evidence_incident_ids) == 1
+    assert [c.status for c in state.cards if c.kind == "red"] == [CardStatus.RESCINDED, CardStatus.PROPOSED]

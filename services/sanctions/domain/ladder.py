@@ -143,8 +143,12 @@ def _decided(i: IncidentRecord, want: Want, live: list[IncidentRecord], n: int,
              cards: dict[tuple[UUID, CardKind], Card], bans: set[UUID], policy: Policy, now: datetime | None) -> Want:
     """The place the count gives `i`, unless a card not yet made would go against what people
     decided (see `ideal`): then the card it holds, or evidence for the ban in force."""
-    if want.kind is None or (i.incident_id, want.kind) in cards:
+    if want.kind is None:
         return want
+    if (held := cards.get((i.incident_id, want.kind))) is not None:
+        # Held: as the count now gives it, unless no new card could be made for it now (a
+        # proposal on other evidence is proposed again, as a new card): then as it is held.
+        return Want(held.kind, held.rule, held.evidence) if _too_late(i, policy, now) else want
     if (ban := cards.get((i.incident_id, CardKind.RED))) is not None and ban.status == CardStatus.EXPIRED:
         # A ban served stands as history when its place goes (an earlier incident withdrawn or
         # found to have a clinical cause): a warning now, for the conduct it answered, would
