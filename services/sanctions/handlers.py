@@ -38,8 +38,8 @@ from vanda.runtime.outbox import Outgoing, stage
 
 log = logging.getLogger(__name__)
 
-DECISIONS = Counter("vanda_sanction_decisions_total", "Sanction decisions by type (those a report prompts, cards"
-                    " and referrals alike, as on_report).", ["type"])
+DECISIONS = Counter("vanda_sanction_decisions_total", "Sanction decisions by type (on_report: reports that prompted"
+                    " a card, evidence or a referral, once each).", ["type"])
 # What a report itself prompts, counted as one type: /metrics needs no token, and a scrape on
 # either side of one known report would otherwise say that its perpetrator was a child or
 # unwell (a referral, not a card), as reporting's live gauges leave such shares out for.
@@ -90,9 +90,14 @@ async def apply(conn: asyncpg.Connection, subject_id: str, command: Input, polic
 
 
 def _count(decisions: list[Decision]) -> None:
-    for d in decisions:
-        # Counted before commit: a rolled-back batch is retried and counts again (at-least-once metric).
-        DECISIONS.labels(decision_type(d)).inc()
+    # Counted before commit: a rolled-back batch is retried and counts again (at-least-once metric).
+    # What one input prompted counts once as on_report, however many: a child with a clinical
+    # cause gets two referrals, and two where every other report gets one would tell them apart.
+    types = [decision_type(d) for d in decisions]
+    for name in {"on_report"} & set(types):
+        DECISIONS.labels(name).inc()
+    for name in (t for t in types if t != "on_report"):
+        DECISIONS.labels(name).inc()
 
 
 def decision_type(d: Decision) -> str:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
 from vanda.runtime.progress import unapplied
 from vanda.runtime.topics import ensure_topics
@@ -41,6 +42,15 @@ async def test_unapplied_counts_what_was_written_before_a_moment_past_the_group_
     await commit(bootstrap, group, {TopicPartition(topic, 0): 3})
     assert (await short(between), await short(after)) == (0, 2)
     await commit(bootstrap, group, {TopicPartition(topic, 0): 5})
+    assert await short(after) == 0
+    # Records deleted (retention) before the group applied them are nothing left to apply.
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_records({TopicPartition(topic, 1): RecordsToDelete(1)})
+    finally:
+        await admin.close()
+    await commit(bootstrap, group, {TopicPartition(topic, 1): 0})
     assert await short(after) == 0
 
 

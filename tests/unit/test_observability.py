@@ -384,6 +384,15 @@ def test_sanction_decision_counts_never_tell_a_referral_for_a_child_or_a_clinica
     from services.sanctions.handlers import decision_type
     from tests.unit.sanctions_cases import feed, record
 
+    from services.sanctions.handlers import _count
+
+    # A child with a clinical cause gets two referrals; counted, one report is one, as any other.
+    both = feed([record(age_band="under_18", medical_factors=True)])[1]
+    before = REGISTRY.get_sample_value("vanda_sanction_decisions_total", {"type": "on_report"}) or 0
+    _count(both)
+    _count(feed([record()])[1])
+    assert len(both) == 2
+    assert REGISTRY.get_sample_value("vanda_sanction_decisions_total", {"type": "on_report"}) == before + 2
     guarded = feed([record(age_band="under_18"), record(medical_factors=True)])[1]
     carded = feed([record(), record(1), record(2), record(3)])[1]
     assert [d.event_type.split(".")[-2] for d in guarded] == ["safeguarding_referral_requested",

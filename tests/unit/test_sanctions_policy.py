@@ -707,6 +707,51 @@ def test_after_an_extension_is_rejected_the_ban_runs_on_and_the_next_incident_pr
                                                                          visiting[0].incident_id)
 
 
+@pytest.mark.parametrize("order", ["ban withdrawn after the next proposal", "ban withdrawn before it"])
+def test_once_the_ban_behind_a_rejected_extension_falls_the_ladder_counts_on_as_ever(order):
+    a, b, c = record(0), record(10), record(20)
+    state, decisions = feed([a, b, c], policy=EXTENDING, now=days(20))
+    state, _ = feed([Approve(decisions[-1].decision_id, "r")], state, policy=EXTENDING, now=days(25))
+    state, proposed = feed([record(50)], state, policy=EXTENDING, now=days(50))
+    state, _ = feed([Reject(proposed[0].decision_id, "r")], state, policy=EXTENDING, now=days(51))
+    e, gone = record(60), IncidentGone(c.incident_id)
+    inputs = [e, gone] if order.endswith("next proposal") else [gone, e]
+    state, _ = feed(inputs, state, policy=EXTENDING, now=days(65))
+    # No ban to extend: e is the fourth in the count, a red card of its own, and f its evidence.
+    [waiting] = [x for x in state.cards if x.status == CardStatus.PROPOSED]
+    assert (waiting.incident_id, waiting.rule) == (e.incident_id, "ladder.third_or_later")
+    state, decisions = feed([record(70)], state, policy=EXTENDING, now=days(70))
+    assert names(decisions) == ["evidence_attached"] and card_level(state, EXTENDING, days(71)) == "red_proposed"
+
+
+@pytest.mark.parametrize("order", ["extension first", "warning first"])
+def test_a_ban_an_extension_replaced_falls_with_its_count_whatever_the_order(order):
+    # c, the third, banned on day 25; d's extension of it approved on day 70.
+    a, b, c = record(0), record(10), record(20)
+    state, decisions = feed([a, b, c], policy=EXTENDING, now=days(20))
+    state, _ = feed([Approve(decisions[-1].decision_id, "r")], state, policy=EXTENDING, now=days(25))
+    d = record(50)
+    state, proposed = feed([d], state, policy=EXTENDING, now=days(50))
+    state, _ = feed([Approve(proposed[0].decision_id, "r")], state, policy=EXTENDING, now=days(70))
+    gone = [IncidentGone(d.incident_id), IncidentGone(b.incident_id)]
+    state, _ = feed(gone if order == "extension first" else gone[::-1], state, policy=EXTENDING, now=days(100))
+    # c is now the second: a final warning, not a ban, in either order.
+    assert card_level(state, EXTENDING, days(101)) == "yellow_2" and state.active_ban() is None
+
+
+def test_a_proposal_given_more_evidence_stands_with_the_yes_it_has():
+    two = Policy(version="two-people", clinical_agreement_required=True)
+    a, c = record(10), record(30, category="weapon")
+    state, decisions = feed([a, c], policy=two, now=days(30))
+    proposal = decisions[-1].decision_id
+    state, _ = feed([Approve(proposal, "security")], state, policy=two, now=days(31))
+    # An earlier incident reported since: the weapon's proposal stands, its approval with it.
+    state, decisions = feed([record(5, reported_at=days(32))], state, policy=two, now=days(32))
+    assert names(decisions) == ["rescinded", Y1, Y2] and state.card(proposal).status == CardStatus.PROPOSED
+    state, imposed = feed([Agree(proposal, "clinician")], state, policy=two, now=days(33))
+    assert names(imposed) == ["ban_imposed"]
+
+
 def test_without_approval_an_extension_replaces_the_ban_at_once():
     automatic = Policy(version="auto-ext", extend_on_reoffence=True, approval_required=False)
     state, decisions = feed([record(0, category="weapon"), record(50)], policy=automatic)

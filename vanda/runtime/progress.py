@@ -32,7 +32,9 @@ async def unapplied(bootstrap: str, group: str, topics: Sequence[str], before: d
         return 0
     marks = await _offsets_before(bootstrap, parts, before, kafka)
     applied = {tp: meta.offset for tp, meta in committed.items() if meta.offset >= 0}
-    return sum(max(0, mark - applied.get(tp, start)) for tp, (start, mark) in marks.items())
+    # Below the first record still kept (deleted by retention) is nothing left to apply: the
+    # consumer resumes from that first record, and an emptied partition gives it none to commit.
+    return sum(max(0, mark - max(applied.get(tp, start), start)) for tp, (start, mark) in marks.items())
 
 
 async def _offsets_before(bootstrap: str, parts: list[TopicPartition], before: datetime,

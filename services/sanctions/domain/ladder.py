@@ -112,11 +112,10 @@ def _derive(live: list[IncidentRecord], cards: dict[tuple[UUID, CardKind], Card]
     open_red: UUID | None = None
     for n, i in enumerate(live):
         red = cards.get((open_red, CardKind.RED)) if open_red is not None else None
-        if red is not None and red.rule == EXTENSION and not _still_open(red, i):
+        if red is not None and not _still_open(red, i) and (ban := _extended_ban(wants[open_red], wants, cards)):
             # A rejected extension leaves the ban it would have extended in force: an incident
             # during that ban proposes an extension of it again, with its restriction.
-            open_red = red.evidence[0]
-            red = cards.get((open_red, CardKind.RED))
+            open_red, red = ban, cards[(ban, CardKind.RED)]
         if open_red is not None and _still_open(red, i):
             extends = policy.extend_on_reoffence and _during_ban(red, i, cards)
             if extends and ((i.incident_id, CardKind.RED) in cards or not _too_late(i, policy, now)):
@@ -130,6 +129,16 @@ def _derive(live: list[IncidentRecord], cards: dict[tuple[UUID, CardKind], Card]
         wants[i.incident_id] = want
         open_red = i.incident_id if want.kind == CardKind.RED else open_red
     return wants
+
+
+def _extended_ban(want: Want, wants: dict[UUID, Want], cards: dict[tuple[UUID, CardKind], Card]) -> UUID | None:
+    """The incident of the ban an extension `want` is for, while that ban still stands in the
+    count (its own incident withdrawn, say, it is gone, and the ladder counts on as ever)."""
+    if want.rule != EXTENSION:
+        return None
+    ban = want.evidence[0]
+    stands = wants.get(ban, Want(None)).kind == CardKind.RED and (ban, CardKind.RED) in cards
+    return ban if stands else None
 
 
 def _too_late(i: IncidentRecord, policy: Policy, now: datetime | None) -> bool:
@@ -149,7 +158,7 @@ def _decided(i: IncidentRecord, want: Want, live: list[IncidentRecord], n: int,
         # Held: as the count now gives it, unless no new card could be made for it now (a
         # proposal on other evidence is proposed again, as a new card): then as it is held.
         return Want(held.kind, held.rule, held.evidence) if _too_late(i, policy, now) else want
-    if (ban := cards.get((i.incident_id, CardKind.RED))) is not None and ban.status == CardStatus.EXPIRED:
+    if (ban := cards.get((i.incident_id, CardKind.RED))) is not None and _served(ban):
         # A ban served stands as history when its place goes (an earlier incident withdrawn or
         # found to have a clinical cause): a warning now, for the conduct it answered, would
         # punish that conduct twice. Its own incident overturned, it is rescinded instead.
@@ -161,6 +170,12 @@ def _decided(i: IncidentRecord, want: Want, live: list[IncidentRecord], n: int,
         kept = _kept(i, cards)
         return kept if kept.kind else Want(None, attach_to=ban)
     return want
+
+
+def _served(card: Card) -> bool:
+    """A ban that ran to its end. One an extension replaced did not: it may run on if the
+    extension falls, and falls itself, like a ban in force, when its own count does."""
+    return card.status == CardStatus.EXPIRED and card.superseded_by is None
 
 
 def _kept(i: IncidentRecord, cards: dict[tuple[UUID, CardKind], Card]) -> Want:

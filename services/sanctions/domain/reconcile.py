@@ -67,11 +67,12 @@ def _stands(card: Card, want: ladder.Want | None) -> bool:
     """Whether a standing card is still the one its incident wants. A proposal must also rest on
     the rule and incidents it names: reviewers decide on those, and a yes given to a weapon
     incident since amended, or to evidence since withdrawn, is not a yes to what is left. So
-    such a proposal is rescinded and proposed again as it now stands. A card given stands on
-    what was weighed when it was given."""
+    such a proposal is rescinded and proposed again as it now stands. More evidence (an earlier
+    incident reported since) takes nothing from what a yes was given to: it stands. A card
+    given stands on what was weighed when it was given."""
     if want is None or want.kind != card.kind:
         return False
-    return card.status != CardStatus.PROPOSED or (want.rule, want.evidence) == (card.rule, card.evidence)
+    return card.status != CardStatus.PROPOSED or (want.rule == card.rule and set(card.evidence) <= set(want.evidence))
 
 
 def _reinstate(state: SubjectState, wants: dict, policy: Policy, now: datetime) -> Result:
