@@ -392,19 +392,13 @@ class IncidentReport(IncidentFacts):
     def _no_identifier_in_what_is_published(self) -> IncidentReport:
         # The identifiers never leave intake; copied by mistake into a free-text field that is
         # published (and kept for ever on the incidents topic), they would.
-        found = [(loc, what) for what, identifier in self._identifiers()
-                 for loc, text in self._published_text() if identifier in _letters_and_digits(text)]
+        found = [(loc, what) for loc, text in self._published_text()
+                 if (what := identifier_in(text, self.perpetrator.nhs_number, self.perpetrator.local_id))]
         if found:
             raise ValidationError.from_exception_data(type(self).__name__, [InitErrorDetails(
-                type=PydanticCustomError("value_error", "Value error, holds the perpetrator's {what}, which never"
-                                         " leaves intake", {"what": what}), loc=loc, input="") for loc, what in found])
+                type=PydanticCustomError("value_error", "Value error, {reason}", {"reason": holds(what)}),
+                loc=loc, input="") for loc, what in found])
         return self
-
-    def _identifiers(self) -> list[tuple[str, str]]:
-        local = (self.perpetrator.local_id or "").strip()
-        # A short local id ("12") would be found in "Ward 12": only ids long enough to mean something.
-        return ([("NHS number", self.perpetrator.nhs_number)] if self.perpetrator.nhs_number else []) + (
-            [("local id", _letters_and_digits(local))] if len(local) >= 6 else [])
 
     def _published_text(self) -> list[tuple[tuple[str, ...], str]]:
         reference = self.police.crime_reference if self.police else None
@@ -424,6 +418,21 @@ class IncidentReport(IncidentFacts):
 
 
 REFERRAL_DATE = "police.referred_at"
+
+
+def identifier_in(text: str, nhs_number: str | None, local_id: str | None) -> str | None:
+    """Which of the perpetrator's identifiers `text` holds ("NHS number", "local id"), if either.
+    Spaces and punctuation are ignored; a local id shorter than 6 characters ("12" is in "Ward
+    12") is not looked for."""
+    found = _letters_and_digits(text)
+    if nhs_number and nhs_number in found:
+        return "NHS number"
+    local = _letters_and_digits(local_id or "")
+    return "local id" if len(local) >= 6 and local in found else None
+
+
+def holds(what: str) -> str:
+    return f"holds the perpetrator's {what}, which never leaves intake"
 
 
 def _letters_and_digits(text: str) -> str:

@@ -79,7 +79,9 @@ def forbid(line: Line, key: ApiKey | None) -> None:
     """Refuse a line whose source system the presenting API key may not act for."""
     if line.report is not None and key is not None and not key.allows(line.report.source_system):
         line.errors = [{"field": "source_system", "reason": "this API key may not act for this source system"}]
-        line.report, line.reason = None, "forbidden"
+        # Nor is its source counted by name: whatever the caller wrote there would become a
+        # metric label (on /metrics, which needs no token) and take a slot from a real source.
+        line.report, line.reason, line.source = None, "forbidden", None
 
 
 async def store(lines: list[Line], deps: Any, channel: str) -> list[handlers.Outcome | None]:

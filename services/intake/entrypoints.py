@@ -190,7 +190,7 @@ def _amend_route(router: APIRouter) -> None:
         try:
             if (source := await deps.store.source_of(incident_id)) is not None:
                 check_source(key, source)
-            amended = await handlers.correct(incident_id, amendment, deps.store, expected)
+            amended = await handlers.correct(incident_id, amendment, deps.store, deps.keyring, expected)
         except handlers.NotFound:
             CORRECTED.labels("amended", "not_found").inc()
             return _refusal(404, "not_found", incident_id, "no incident has this id")

@@ -9,7 +9,7 @@ from typing import Annotated
 import asyncpg
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from prometheus_client import Gauge
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints
 
 from schemas.envelope import utcnow
 from services.intake import vault
@@ -58,7 +58,8 @@ def routes(auth: AuthSettings) -> APIRouter:
     operations = Depends(require(Role.OPERATIONS, settings=auth))
 
     @router.get("/subjects/{subject_id}/identity")
-    async def identity(request: Request, purpose: Annotated[str, Query(min_length=3, max_length=200)],
+    async def identity(request: Request, purpose: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3,
+                                                                                 max_length=200), Query()],
                        subject_id: str = SUBJECT_ID, who: Principal = correspondence) -> dict:
         """Who a subject is, for a warning letter (role correspondence); every call is audited with its purpose."""
         deps = request.app.state.deps

@@ -6,16 +6,19 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from uuid import UUID
 
+import asyncpg
+
 from schemas.base import EventData
 from schemas.envelope import new_id, utcnow
 from schemas.events import envelope
-from schemas.incidents import IncidentAmendment, IncidentReport, IncidentWithdrawal
+from schemas.incidents import (IncidentAmended, IncidentAmendment, IncidentReport, IncidentWithdrawal, holds,
+                               identifier_in)
 from schemas.topics import INCIDENTS
+from services.intake import vault
 from services.intake.adapters import IncidentStore, Receipt, Stored
 from services.intake.config import SOURCE
-from services.intake import vault
-from services.intake.domain import (Accepted, accept, amend, as_reported, fingerprints, normalised_identifier,
-                                    withdrawn)
+from services.intake.domain import (Accepted, InvalidAmendment, accept, amend, as_reported, fingerprints,
+                                    normalised_identifier, withdrawn)
 from services.intake.vault import Keyring
 from vanda.runtime.outbox import Outgoing
 
@@ -169,7 +172,7 @@ async def read(incident_id: UUID, store: IncidentStore) -> Stored:
     return stored
 
 
-async def correct(incident_id: UUID, amendment: IncidentAmendment, store: IncidentStore,
+async def correct(incident_id: UUID, amendment: IncidentAmendment, store: IncidentStore, keyring: Keyring,
                   expected_revision: int | None = None) -> Amended:
     """Apply an amendment and queue IncidentAmended; no changed fields means nothing changed.
 
@@ -186,9 +189,20 @@ async def correct(incident_id: UUID, amendment: IncidentAmendment, store: Incide
         event = amend(incident.event, amendment, revision=incident.revision, now=utcnow())
         if event is None:
             return Amended(incident.revision, [])
+        await _no_identifier_published(incident.conn, event, keyring)
         outgoing = _outgoing(event, incident_id, event.subject_id)
         await incident.amend(as_reported(event), event.revision, outgoing)
         return Amended(event.revision, event.changed_fields)
+
+
+async def _no_identifier_published(conn: asyncpg.Connection, event: IncidentAmended, keyring: Keyring) -> None:
+    """Refuse a crime reference that holds the perpetrator's identifier, as a report's is refused:
+    the amendment would publish it (crime references mostly arrive this way, after the report)."""
+    reference = event.police.crime_reference if event.police else None
+    if not reference or not any(f.startswith("police") for f in event.changed_fields) or event.subject_id is None:
+        return
+    if what := identifier_in(reference, *await vault.identifiers_of(conn, event.subject_id, keyring)):
+        raise InvalidAmendment([("police.crime_reference", holds(what))])
 
 
 async def withdraw(incident_id: UUID, withdrawal: IncidentWithdrawal, store: IncidentStore) -> bool:

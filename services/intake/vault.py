@@ -156,6 +156,17 @@ async def reveal(pool: asyncpg.Pool, subject_id: str, keyring: Keyring, actor: s
     return {"subject_id": subject_id, field: value, "organisation": row["organisation"]}
 
 
+async def identifiers_of(conn: asyncpg.Connection, subject_id: str, keyring: Keyring) -> tuple[str | None, str | None]:
+    """(NHS number, local id) of a subject, for intake's own check that an amendment does not
+    publish them; never returned to anyone, so not a read `reveal` audits. (None, None) if no
+    identity is kept (purged, or the person was never identified)."""
+    row = await conn.fetchrow("SELECT nonce, ciphertext FROM intake.identities WHERE subject_id = $1", subject_id)
+    if row is None:
+        return None, None
+    field, value = identified(_open(keyring, bytes(row["nonce"]), bytes(row["ciphertext"]), subject_id))
+    return (value, None) if field == "nhs_number" else (None, value)
+
+
 def identified(identifier: str) -> tuple[str, str]:
     """("nhs_number", digits) from `nhs:<digits>`, ("local_id", id) from `local:<ODS>:<id>`.
     A local id is the trust's own free text and may hold colons itself (`MRN:004512`)."""

@@ -84,7 +84,15 @@ async def test_a_crime_reference_can_arrive_later(pipeline):
                            {"police": {"informed": True, "crime_reference": "CR/0042/26"}})
     assert reference.json() == {"incident_id": receipt["incident_id"], "revision": 3,
                                 "changed_fields": ["police.crime_reference"], "status": "amended"}
-    events = await published(pipeline, receipt["incident_id"], 3)
+    # The perpetrator's NHS number in it, by mistake, would leave intake with it: refused.
+    spaced = f"{POLICE_NHS[:3]} {POLICE_NHS[3:6]} {POLICE_NHS[6:]}"
+    leaked = await call(pipeline, "PATCH", path, {"police": {"crime_reference": f"NHS {spaced}"}})
+    assert leaked.status_code == 422 and POLICE_NHS[3:] not in leaked.text
+    [error] = leaked.json()["errors"]
+    assert error == {"field": "police.crime_reference",
+                     "reason": "holds the perpetrator's NHS number, which never leaves intake"}
+    events = await published(pipeline, receipt["incident_id"], 4, timeout=8)
+    assert len(events) == 3
     assert events[2][1]["data"]["police"] == {"informed": True, "crime_reference": "CR/0042/26",
                                               "referred_at": None, "outcome": None}
 

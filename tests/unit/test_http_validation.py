@@ -88,3 +88,14 @@ def test_an_unknown_key_is_named_only_when_it_looks_like_a_mistyped_field():
     fields = sorted(e["field"] for e in response.json()["errors"])
     assert fields == ["(unknown field)", "cateogry", "perpetrator.(unknown field)"]
     assert "9434765919" not in response.text and "Jane" not in response.text
+
+
+def test_an_identity_read_needs_a_purpose_of_real_words(monkeypatch):
+    secret = secrets.token_urlsafe(48)
+    monkeypatch.setenv("AUTH_JWT_SECRET", secret)
+    headers = {"Authorization": f"Bearer {sign(secret, 'clerk-1', ['correspondence'])}"}
+    client = TestClient(intake_app(), headers=headers)
+    path = "/v1/subjects/sub_" + "a" * 40 + "/identity"
+    for blank in ("   ", " a "):
+        response = client.get(path, params={"purpose": blank})
+        assert response.status_code == 422 and response.json()["errors"][0]["field"] == "purpose", response.text

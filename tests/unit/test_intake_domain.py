@@ -205,3 +205,18 @@ def test_a_stored_identifier_reads_back_as_it_was_given(perpetrator, expected):
     # A letter must carry the patient's own identifier: cut at a colon, it could be someone else's.
     r = IncidentReport(**report(perpetrator=perpetrator))
     assert identified(normalised_identifier(r.perpetrator, r.organisation)) == expected
+
+
+def test_a_batch_line_refused_for_its_source_is_counted_without_the_source_it_named():
+    # Whatever a caller writes as source_system must not become a metric label when refused.
+    from services.intake import bulk
+    from vanda.apikeys import ApiKey
+
+    named = "Jane Smith 07700 900123"
+    line = bulk.parse(1, orjson.dumps(report(source_system=named)))
+    assert line.source == named
+    bulk.forbid(line, ApiKey("k1", "Datix", frozenset({"datix"})))
+    assert (line.report, line.source, line.reason) == (None, None, "forbidden")
+    allowed = bulk.parse(2, orjson.dumps(report(source_system="datix")))
+    bulk.forbid(allowed, ApiKey("k1", "Datix", frozenset({"datix"})))
+    assert allowed.source == "datix" and allowed.report is not None
