@@ -65,6 +65,9 @@ class BatchResult:
     duplicates: Counter[str] = field(default_factory=Counter)
     dead: list[DeadLetter] = field(default_factory=list)
 
+    def merged(self, other: BatchResult) -> BatchResult:
+        return BatchResult(self.applied + other.applied, self.duplicates + other.duplicates, self.dead + other.dead)
+
     def tallies(self) -> list[tuple[str, str, int]]:
         """(topic, outcome, count) rows for the consumed-events counter."""
         dead = Counter(d.record.topic for d in self.dead)
@@ -86,7 +89,13 @@ class BatchConsumer:
 
     def __init__(self, runtime: Connections) -> None:
         self._runtime = runtime
-        self.healthy = True
+        # The calls retrying an outage now. Copies of one subscription share this consumer: one
+        # copy's success must not hide another stuck retrying (a partition stalled, not ready).
+        self._failing: set[object] = set()
+
+    @property
+    def healthy(self) -> bool:
+        return not self._failing
 
     async def apply_batch(self, records: Sequence[ConsumerRecord]) -> BatchResult:
         raise NotImplementedError
@@ -94,7 +103,7 @@ class BatchConsumer:
     async def handle(self, records: Sequence[ConsumerRecord]) -> BatchResult:
         """Apply a batch; returns only when every record is applied or dead-lettered."""
         started = time.perf_counter()
-        result = await self._retrying("apply", lambda: self.apply_batch(records))
+        result = await self._retrying("apply", lambda: self._apply_in_parts(records))
         for letter in result.dead:
             # Sent before the batch's offsets commit, however long that takes: any failure (the
             # broker away, a missing ACL) is retried with backoff, the consumer unhealthy
@@ -106,6 +115,20 @@ class BatchConsumer:
         if self._runtime.relay is not None:
             self._runtime.relay.wake()
         return result
+
+    async def _apply_in_parts(self, records: Sequence[ConsumerRecord]) -> BatchResult:
+        """The batch, or, if it outlasts the statement timeout, its halves one after the other:
+        retried whole, a batch too large to apply in time would time out for ever, the partition
+        stopped. A half already applied is skipped as duplicates when the batch is retried."""
+        try:
+            return await self.apply_batch(records)
+        except TimeoutError:
+            if len(records) < 2:
+                raise
+            log.warning("a batch of %d outlasted the statement timeout; applying it in halves", len(records),
+                        extra={"count": len(records)})
+            half = len(records) // 2
+            return (await self._apply_in_parts(records[:half])).merged(await self._apply_in_parts(records[half:]))
 
     async def _send_dead_letter(self, letter: DeadLetter) -> None:
         record = letter.record
@@ -136,19 +159,22 @@ class BatchConsumer:
                         retry: Any = OUTAGE, longest_wait: float = 5) -> Any:
         """`call` until it succeeds, retrying what `retry` admits (an outage, by default) with
         backoff and the consumer unhealthy meanwhile; anything else is raised."""
-        async for attempt in AsyncRetrying(
-            retry=retry,
-            wait=wait_exponential(multiplier=0.2, max=longest_wait),
-            before_sleep=lambda state: self._note_retry(operation, state),
-            reraise=True,
-        ):
-            with attempt:
-                value = await call()
-        self.healthy = True
+        this = object()
+        try:
+            async for attempt in AsyncRetrying(
+                retry=retry,
+                wait=wait_exponential(multiplier=0.2, max=longest_wait),
+                before_sleep=lambda state: self._note_retry(this, operation, state),
+                reraise=True,
+            ):
+                with attempt:
+                    value = await call()
+        finally:
+            self._failing.discard(this)
         return value
 
-    def _note_retry(self, operation: str, state: RetryCallState) -> None:
-        self.healthy = False
+    def _note_retry(self, this: object, operation: str, state: RetryCallState) -> None:
+        self._failing.add(this)
         metrics.TRANSIENT_RETRIES.labels(operation).inc()
         error = state.outcome.exception() if state.outcome else None
         log.warning("%s failed (%s); retrying", operation, type(error).__name__)

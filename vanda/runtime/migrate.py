@@ -6,7 +6,11 @@ A service owns one PostgreSQL schema. yoyo's bookkeeping tables live inside that
 
 from __future__ import annotations
 
+import contextlib
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from yoyo import get_backend, read_migrations
@@ -15,6 +19,10 @@ from vanda.runtime.transport import TransportSettings, libpq_url
 
 SERVICES_DIR = Path(__file__).resolve().parents[2] / "services"
 SERVICES = ("intake", "sanctions", "reporting")
+# The class of the migration locks (two-key advisory locks), apart from the timed rounds' and
+# any single-key lock.
+MIGRATION_LOCKS = 0x6D696772
+WAIT_S = 600.0  # as long as the Kubernetes migrate Job may run
 
 
 def _yoyo_uri(database_url: str, schema: str) -> str:
@@ -31,10 +39,38 @@ def apply(database_url: str, service: str) -> int:
         conn.execute(f"CREATE SCHEMA IF NOT EXISTS {service}")
     backend = get_backend(_yoyo_uri(database_url, service))
     migrations = read_migrations(str(SERVICES_DIR / service / "migrations"))
-    with backend.lock():
+    with held(backend, service):
         pending = backend.to_apply(migrations)
         backend.apply_migrations(pending)
     return len(pending)
+
+
+@contextlib.contextmanager
+def held(backend: Any, service: str, wait_s: float = WAIT_S) -> Iterator[None]:
+    """One migrator of a schema at a time, under a session advisory lock on yoyo's own connection.
+
+    yoyo's own lock is a row its `finally` deletes: a migrator killed half-way (a Job's deadline,
+    a pod evicted, SIGTERM) left it behind, and every later migrator, so every pod's start,
+    failed until someone broke it by hand. PostgreSQL drops an advisory lock with its
+    connection. Others wait for it (up to `wait_s`), not yoyo's 10 s, so that one long
+    migration does not crash-loop the pods that start beside it.
+    """
+    backend.lock = lambda timeout=10: contextlib.nullcontext()  # yoyo takes its row lock no more
+    deadline = time.monotonic() + wait_s
+    while not _locked(backend, "pg_try_advisory_lock", service):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"another migrator of {service} has held its lock for {wait_s:g} s")
+        time.sleep(0.5)
+    try:
+        yield
+    finally:
+        _locked(backend, "pg_advisory_unlock", service)
+
+
+def _locked(backend: Any, function: str, service: str) -> bool:
+    with backend.transaction():
+        return bool(backend.execute(f"SELECT {function}({MIGRATION_LOCKS}, hashtext(:service))",
+                                    {"service": service}).fetchone()[0])
 
 
 def apply_all(database_url: str) -> dict[str, int]:
