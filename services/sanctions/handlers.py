@@ -38,15 +38,16 @@ from vanda.runtime.outbox import Outgoing, stage
 
 log = logging.getLogger(__name__)
 
-DECISIONS = Counter("vanda_sanction_decisions_total", "Sanction decisions by type (on_report: reports that prompted"
-                    " a card, evidence or a referral, once each).", ["type"])
-# What a report itself prompts, counted as one type: /metrics needs no token, and a scrape on
-# either side of one known report would otherwise say that its perpetrator was a child or
-# unwell (a referral, not a card), as reporting's live gauges leave such shares out for.
+DECISIONS = Counter("vanda_sanction_decisions_total", "Sanction decisions people and the scheduler make, by type"
+                    " (what a report itself prompts is not counted here).", ["type"])
+# What a report itself prompts goes uncounted: /metrics needs no token, and a scrape on either
+# side of one known report would say whether its perpetrator got a card, a referral (a child,
+# or unwell) or nothing (late, say), as reporting's live gauges leave such shares out for.
 ON_REPORT = frozenset({"yellow_card_issued", "red_card_proposed", "evidence_attached",
                        "clinical_review_requested", "safeguarding_referral_requested"})
 REPORT_TO_DECISION = Histogram(
-    "vanda_incident_to_decision_seconds", "From intake accepting a report to the sanction decision on it.",
+    "vanda_incident_to_decision_seconds", "From intake accepting a report to sanctions having decided on it (a card,"
+    " a referral or nothing: every report, so that which cannot be told).",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
 
 
@@ -91,22 +92,19 @@ async def apply(conn: asyncpg.Connection, subject_id: str, command: Input, polic
 
 def _count(decisions: list[Decision]) -> None:
     # Counted before commit: a rolled-back batch is retried and counts again (at-least-once metric).
-    # What one input prompted counts once as on_report, however many: a child with a clinical
-    # cause gets two referrals, and two where every other report gets one would tell them apart.
-    types = [decision_type(d) for d in decisions]
-    for name in {"on_report"} & set(types):
-        DECISIONS.labels(name).inc()
-    for name in (t for t in types if t != "on_report"):
-        DECISIONS.labels(name).inc()
+    for d in decisions:
+        if (name := counted_type(d)) is not None:
+            DECISIONS.labels(name).inc()
 
 
-def decision_type(d: Decision) -> str:
+def counted_type(d: Decision) -> str | None:
+    """The label a decision counts under, or None for what a report itself prompts."""
     name = d.event_type.split(".")[-2]
-    return "on_report" if name in ON_REPORT else name
+    return None if name in ON_REPORT else name
 
 
-def _time_to_decision(decisions: list[Decision], data: Any, now: datetime) -> None:
-    if decisions and isinstance(data, IncidentReported):
+def _time_to_decision(data: Any, now: datetime) -> None:
+    if isinstance(data, IncidentReported):
         REPORT_TO_DECISION.observe(max(0.0, (now - data.reported_at).total_seconds()))
 
 
@@ -117,7 +115,7 @@ async def on_incident(conn: asyncpg.Connection, event: CloudEvent[Any], policy: 
     if subject_id is None or command is None:
         return []
     _, decisions = await apply(conn, subject_id, command, policy, now)
-    _time_to_decision(decisions, event.data, now)
+    _time_to_decision(event.data, now)
     return []
 
 
@@ -151,7 +149,7 @@ async def _decide_and_save(conn: asyncpg.Connection, inputs: list[tuple[Any, str
     for data, subject_id, command in inputs:
         states[subject_id], decided = decide(states[subject_id], command, policy, now)
         _count(decided)
-        _time_to_decision(decided, data, now)
+        _time_to_decision(data, now)
         decisions += decided
     events = outgoing(decisions, now)
     await adapters.save_many(conn, list(states.values()), events, before)

@@ -379,25 +379,28 @@ def test_dashboard_queries_parse_as_promql(tmp_path: Path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_sanction_decision_counts_never_tell_a_referral_for_a_child_or_a_clinical_cause_from_a_card():
+def test_sanction_metrics_never_tell_what_a_report_prompted_a_card_a_referral_or_nothing():
+    from datetime import timedelta
+
     from services.sanctions.domain import Approve
-    from services.sanctions.handlers import decision_type
+    from services.sanctions.handlers import _count, _time_to_decision, counted_type
+    from tests.factories import T0, incident
     from tests.unit.sanctions_cases import feed, record
 
-    from services.sanctions.handlers import _count
+    def total() -> float:
+        return sum(s.value for m in REGISTRY.collect() if m.name == "vanda_sanction_decisions"
+                   for s in m.samples if s.name.endswith("_total"))
 
-    # A child with a clinical cause gets two referrals; counted, one report is one, as any other.
-    both = feed([record(age_band="under_18", medical_factors=True)])[1]
-    before = REGISTRY.get_sample_value("vanda_sanction_decisions_total", {"type": "on_report"}) or 0
-    _count(both)
-    _count(feed([record()])[1])
-    assert len(both) == 2
-    assert REGISTRY.get_sample_value("vanda_sanction_decisions_total", {"type": "on_report"}) == before + 2
-    guarded = feed([record(age_band="under_18"), record(medical_factors=True)])[1]
-    carded = feed([record(), record(1), record(2), record(3)])[1]
-    assert [d.event_type.split(".")[-2] for d in guarded] == ["safeguarding_referral_requested",
-                                                            "clinical_review_requested"]
-    assert {decision_type(d) for d in guarded} == {decision_type(d) for d in carded} == {"on_report"}
-    # What people and the scheduler decide keeps its own name.
+    def observed() -> float:
+        return REGISTRY.get_sample_value("vanda_incident_to_decision_seconds_count") or 0
+
+    # A child with a clinical cause, an adult carded, an adult reported late: alike on /metrics.
+    for prompted in (feed([record(age_band="under_18", medical_factors=True)])[1], feed([record()])[1],
+                     feed([record(-400, reported_at=T0)], now=T0)[1]):
+        before, seen = total(), observed()
+        _count(prompted)
+        _time_to_decision(incident(), T0 + timedelta(seconds=1))
+        assert (total(), observed()) == (before, seen + 1)
+    # What people and the scheduler decide is counted, by name.
     state, proposed = feed([record(category="weapon")])
-    assert [decision_type(d) for d in feed([Approve(proposed[0].decision_id, "r")], state)[1]] == ["ban_imposed"]
+    assert [counted_type(d) for d in feed([Approve(proposed[0].decision_id, "r")], state)[1]] == ["ban_imposed"]

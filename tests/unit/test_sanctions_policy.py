@@ -739,6 +739,60 @@ def test_a_ban_an_extension_replaced_falls_with_its_count_whatever_the_order(ord
     assert card_level(state, EXTENDING, days(101)) == "yellow_2" and state.active_ban() is None
 
 
+def _proposed(decisions):
+    return [d for d in decisions if isinstance(d, RedCardProposed)][-1].decision_id
+
+
+def test_an_extension_approved_after_the_ban_was_brought_back_stands_through_the_next_report():
+    weapon = record(0, category="weapon")
+    state, decisions = feed([weapon], policy=EXTENDING, now=days(0))
+    state, _ = feed([Approve(_proposed(decisions), "r")], state, policy=EXTENDING, now=days(1))
+    d, e = record(50), record(70)
+    state, decisions = feed([d], state, policy=EXTENDING, now=days(50))
+    state, _ = feed([Approve(_proposed(decisions), "r")], state, policy=EXTENDING, now=days(60))
+    state, _ = feed([e], state, policy=EXTENDING, now=days(70))
+    # d withdrawn: the first ban is back (from day 80), and e proposes its extension.
+    state, decisions = feed([IncidentGone(d.incident_id)], state, policy=EXTENDING, now=days(80))
+    state, approved = feed([Approve(_proposed(decisions), "r")], state, policy=EXTENDING, now=days(81))
+    extension = state.active_ban()
+    assert (extension.incident_id, extension.ends_at) == (e.incident_id, days(261))
+    # The next report leaves the ban people imposed alone, and proposes to extend it in turn.
+    state, decisions = feed([record(90)], state, policy=EXTENDING, now=days(90))
+    assert names(decisions) == [RED] and decisions[0].evidence_incident_ids[0] == e.incident_id
+    assert state.active_ban() == extension
+
+
+def test_an_earlier_report_does_not_bring_a_rejected_proposal_back_over_a_ban_imposed_since():
+    a, b, c, d = record(0), record(10), record(20), record(25)
+    state, decisions = feed([a, b, c])
+    rejected = decisions[-1].decision_id
+    state, _ = feed([d], state, now=days(25))
+    state, _ = feed([Reject(rejected, "r")], state, now=days(26))
+    state, decisions = feed([IncidentGone(b.incident_id)], state, now=days(27))  # d is now the third
+    state, _ = feed([Approve(_proposed(decisions), "r")], state, now=days(28))
+    ban = state.active_ban()
+    assert ban.incident_id == d.incident_id
+    # Reported since, an earlier incident makes c the third again: the ban on d stands, c is its evidence.
+    state, decisions = feed([record(5, reported_at=days(30))], state, now=days(30))
+    assert state.active_ban() == ban and card_level(state, POLICY, days(31)) == "red_active"
+    assert "rescinded" not in [n for n, x in zip(names(decisions), decisions, strict=True)
+                               if x.incident_id == d.incident_id]
+
+
+def test_a_ban_served_through_its_extension_stands_when_an_earlier_incident_goes():
+    a, b, c = record(0), record(10), record(20)
+    state, decisions = feed([a, b, c], policy=EXTENDING, now=days(20))
+    state, _ = feed([Approve(_proposed(decisions), "r")], state, policy=EXTENDING, now=days(25))
+    d = record(50)
+    state, decisions = feed([d], state, policy=EXTENDING, now=days(50))
+    state, _ = feed([Approve(_proposed(decisions), "r")], state, policy=EXTENDING, now=days(60))
+    state, _ = feed([Tick()], state, policy=EXTENDING, now=days(250))  # the extension ran its course
+    _, decisions = feed([IncidentGone(a.incident_id)], state, policy=EXTENDING, now=days(260))
+    # b's warning moves down; no final warning for c, whose ban was served through d's.
+    assert names(decisions) == ["rescinded", "rescinded", Y1]
+    assert {x.incident_id for x in decisions} == {a.incident_id, b.incident_id}
+
+
 def test_a_proposal_given_more_evidence_stands_with_the_yes_it_has():
     two = Policy(version="two-people", clinical_agreement_required=True)
     a, c = record(10), record(30, category="weapon")

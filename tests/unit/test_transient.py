@@ -68,6 +68,7 @@ async def test_one_copy_stuck_retrying_keeps_the_consumer_unhealthy_whatever_the
 
 
 async def test_a_batch_that_outlasts_the_statement_timeout_is_applied_in_halves_not_retried_for_ever():
+    import asyncio
     from collections import Counter
     from types import SimpleNamespace
 
@@ -83,6 +84,20 @@ async def test_a_batch_that_outlasts_the_statement_timeout_is_applied_in_halves_
             return BatchResult(applied=Counter({"t": len(records)}))
 
     records = [SimpleNamespace(topic="t", offset=n) for n in range(7)]
-    result = await Slow(SimpleNamespace(relay=None)).handle(records)
+    consumer = Slow(SimpleNamespace(relay=None, pool=None))
+    answers = True
+
+    async def database_answers():
+        return answers
+
+    consumer._database_answers = database_answers
+    result = await consumer.handle(records)
     assert result.applied == Counter({"t": 7}) and result.dead == []
     assert sizes == [7, 3, 1, 2, 4, 2, 2]
+    # A database that does not answer at all is an outage: the batch is retried whole, not cut.
+    answers, sizes[:] = False, []
+    held = asyncio.create_task(consumer.handle(records))
+    while len(sizes) < 3:
+        await asyncio.sleep(0.05)
+    held.cancel()
+    assert set(sizes) == {7} and not consumer.healthy

@@ -33,7 +33,7 @@ from tenacity import (
 from schemas.envelope import CloudEvent
 from schemas.events import decode, describe_error
 from schemas.topics import dead_letter
-from vanda.runtime import inbox, metrics, outbox
+from vanda.runtime import db, inbox, metrics, outbox
 from vanda.runtime.db import is_transient
 
 log = logging.getLogger(__name__)
@@ -123,12 +123,18 @@ class BatchConsumer:
         try:
             return await self.apply_batch(records)
         except TimeoutError:
-            if len(records) < 2:
+            # A database that does not answer at all (a failover, a partition) times out too:
+            # that is an outage, retried whole with backoff, not a batch to cut down.
+            if len(records) < 2 or not await self._database_answers():
                 raise
             log.warning("a batch of %d outlasted the statement timeout; applying it in halves", len(records),
                         extra={"count": len(records)})
             half = len(records) // 2
             return (await self._apply_in_parts(records[:half])).merged(await self._apply_in_parts(records[half:]))
+
+    async def _database_answers(self) -> bool:
+        pool = getattr(self._runtime, "pool", None)
+        return pool is not None and await db.ping(pool)
 
     async def _send_dead_letter(self, letter: DeadLetter) -> None:
         record = letter.record

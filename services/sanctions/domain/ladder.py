@@ -116,7 +116,10 @@ def _derive(live: list[IncidentRecord], cards: dict[tuple[UUID, CardKind], Card]
             # A rejected extension leaves the ban it would have extended in force: an incident
             # during that ban proposes an extension of it again, with its restriction.
             open_red, red = ban, cards[(ban, CardKind.RED)]
-        if open_red is not None and _still_open(red, i):
+        # A ban people imposed is never taken as evidence for a card a reviewer rejected (which
+        # an earlier incident reported since can make the open one again): it stands.
+        if open_red is not None and _still_open(red, i) and not (
+                red is not None and red.status == CardStatus.REJECTED and i.incident_id in bans):
             extends = policy.extend_on_reoffence and _during_ban(red, i, cards)
             if extends and ((i.incident_id, CardKind.RED) in cards or not _too_late(i, policy, now)):
                 want = Want(CardKind.RED, EXTENSION, (open_red, i.incident_id))
@@ -158,7 +161,7 @@ def _decided(i: IncidentRecord, want: Want, live: list[IncidentRecord], n: int,
         # Held: as the count now gives it, unless no new card could be made for it now (a
         # proposal on other evidence is proposed again, as a new card): then as it is held.
         return Want(held.kind, held.rule, held.evidence) if _too_late(i, policy, now) else want
-    if (ban := cards.get((i.incident_id, CardKind.RED))) is not None and _served(ban):
+    if (ban := cards.get((i.incident_id, CardKind.RED))) is not None and _served(ban, cards):
         # A ban served stands as history when its place goes (an earlier incident withdrawn or
         # found to have a clinical cause): a warning now, for the conduct it answered, would
         # punish that conduct twice. Its own incident overturned, it is rescinded instead.
@@ -172,10 +175,16 @@ def _decided(i: IncidentRecord, want: Want, live: list[IncidentRecord], n: int,
     return want
 
 
-def _served(card: Card) -> bool:
-    """A ban that ran to its end. One an extension replaced did not: it may run on if the
-    extension falls, and falls itself, like a ban in force, when its own count does."""
-    return card.status == CardStatus.EXPIRED and card.superseded_by is None
+def _served(card: Card, cards: dict[tuple[UUID, CardKind], Card]) -> bool:
+    """A ban that ran to its end, itself or through the extensions that replaced it. One whose
+    extension still runs did not: it may run on if the extension falls, and falls itself, like
+    a ban in force, when its own count does."""
+    if card.status != CardStatus.EXPIRED:
+        return False
+    if card.superseded_by is None:
+        return True
+    replacement = next((c for c in cards.values() if c.sanction_id == card.superseded_by), None)
+    return replacement is not None and _served(replacement, cards)
 
 
 def _kept(i: IncidentRecord, cards: dict[tuple[UUID, CardKind], Card]) -> Want:
@@ -233,6 +242,11 @@ def _during_ban(red: Card | None, i: IncidentRecord, cards: dict[tuple[UUID, Car
     already prompted stays wanted; a late report of an incident in a ban long over is only
     evidence, not a new ban for old conduct. An incident reported before the ban began was
     before its reviewers (dated minutes ahead, as a report may be, it can seem to follow it)."""
+    if (held := cards.get((i.incident_id, CardKind.RED))) is not None and held.rule == EXTENSION and (
+            held.status in (CardStatus.ACTIVE, CardStatus.EXPIRED)):
+        # An extension people imposed stands, whatever the ban it followed became since: brought
+        # back from a later date (its own extension withdrawn), that ban seems to start after it.
+        return True
     if red is None or red.starts_at is None or i.occurred_at <= red.starts_at:
         return False
     if i.reported_at is not None and i.reported_at <= red.starts_at:
