@@ -779,7 +779,8 @@ def test_an_earlier_report_does_not_bring_a_rejected_proposal_back_over_a_ban_im
                                if x.incident_id == d.incident_id]
 
 
-def test_a_ban_served_through_its_extension_stands_when_an_earlier_incident_goes():
+@pytest.mark.parametrize("extension", ["served", "overturned after the ban's own end"])
+def test_a_ban_served_through_its_extension_stands_when_an_earlier_incident_goes(extension):
     a, b, c = record(0), record(10), record(20)
     state, decisions = feed([a, b, c], policy=EXTENDING, now=days(20))
     state, _ = feed([Approve(_proposed(decisions), "r")], state, policy=EXTENDING, now=days(25))
@@ -787,10 +788,51 @@ def test_a_ban_served_through_its_extension_stands_when_an_earlier_incident_goes
     state, decisions = feed([d], state, policy=EXTENDING, now=days(50))
     state, _ = feed([Approve(_proposed(decisions), "r")], state, policy=EXTENDING, now=days(60))
     state, _ = feed([Tick()], state, policy=EXTENDING, now=days(250))  # the extension ran its course
+    if extension != "served":  # or, past the end c's own ban was set (day 205), it is overturned
+        state, _ = feed([IncidentGone(d.incident_id)], state, policy=EXTENDING, now=days(255))
     _, decisions = feed([IncidentGone(a.incident_id)], state, policy=EXTENDING, now=days(260))
     # b's warning moves down; no final warning for c, whose ban was served through d's.
     assert names(decisions) == ["rescinded", "rescinded", Y1]
     assert {x.incident_id for x in decisions} == {a.incident_id, b.incident_id}
+
+
+def test_an_extension_falls_with_the_ban_it_extended_whatever_red_card_comes_before_it():
+    b, x = record(0, category="weapon"), record(10, category="weapon")
+    state, decisions = feed([b], policy=EXTENDING, now=days(0))
+    first = _proposed(decisions)
+    state, _ = feed([x], state, policy=EXTENDING, now=days(10))  # evidence for b's proposal
+    state, _ = feed([Approve(first, "r")], state, policy=EXTENDING, now=days(30))
+    c = record(50)
+    state, decisions = feed([c], state, policy=EXTENDING, now=days(50))
+    state, _ = feed([Approve(_proposed(decisions), "r")], state, policy=EXTENDING, now=days(51))
+    # b found clinical: its ban falls, x's weapon is a red card of its own, and c's extension of
+    # b's ban falls with it, whatever a reviewer then does with x's.
+    state, _ = feed([IncidentSeen(b.model_copy(update={"medical_factors": True, "revision": 2}), amended=True)],
+                    state, policy=EXTENDING, now=days(70))
+    assert state.active_ban() is None
+    [waiting] = [card for card in state.cards if card.status == CardStatus.PROPOSED]
+    assert waiting.incident_id == x.incident_id
+    state, _ = feed([Reject(waiting.sanction_id, "r")], state, policy=EXTENDING, now=days(71))
+    assert state.active_ban() is None and card_level(state, EXTENDING, days(72)) != "red_active"
+
+
+def test_of_two_bans_whose_extensions_fell_the_latest_begun_runs_on():
+    a = record(0, category="weapon")
+    state, decisions = feed([a], policy=EXTENDING, now=days(0))
+    state, _ = feed([Approve(_proposed(decisions), "r")], state, policy=EXTENDING, now=days(1))
+    b, c, d = record(50), record(60), record(70)
+    for incident, day in ((b, 50), (c, 60)):
+        state, decisions = feed([incident], state, policy=EXTENDING, now=days(day))
+        state, _ = feed([Approve(_proposed(decisions), "r")], state, policy=EXTENDING, now=days(day + 1))
+    state, _ = feed([IncidentSeen(b.model_copy(update={"medical_factors": True, "revision": 2}), amended=True)],
+                    state, policy=EXTENDING, now=days(65))
+    state, decisions = feed([d], state, policy=EXTENDING, now=days(70))
+    state, _ = feed([Approve(_proposed(decisions), "r")], state, policy=EXTENDING, now=days(71))
+    state, _ = feed([IncidentGone(d.incident_id)], state, policy=EXTENDING, now=days(80))
+    # c's ban (to day 241) runs on, not a's (to day 181), and nothing comes back after a gap.
+    assert (state.active_ban().incident_id, state.active_ban().ends_at) == (c.incident_id, days(241))
+    state, decisions = feed([Tick()], state, policy=EXTENDING, now=days(190))
+    assert decisions == [] and state.active_ban().incident_id == c.incident_id
 
 
 def test_a_proposal_given_more_evidence_stands_with_the_yes_it_has():

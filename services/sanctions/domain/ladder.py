@@ -161,7 +161,7 @@ def _decided(i: IncidentRecord, want: Want, live: list[IncidentRecord], n: int,
         # Held: as the count now gives it, unless no new card could be made for it now (a
         # proposal on other evidence is proposed again, as a new card): then as it is held.
         return Want(held.kind, held.rule, held.evidence) if _too_late(i, policy, now) else want
-    if (ban := cards.get((i.incident_id, CardKind.RED))) is not None and _served(ban, cards):
+    if (ban := cards.get((i.incident_id, CardKind.RED))) is not None and _served(ban, cards, now):
         # A ban served stands as history when its place goes (an earlier incident withdrawn or
         # found to have a clinical cause): a warning now, for the conduct it answered, would
         # punish that conduct twice. Its own incident overturned, it is rescinded instead.
@@ -175,16 +175,17 @@ def _decided(i: IncidentRecord, want: Want, live: list[IncidentRecord], n: int,
     return want
 
 
-def _served(card: Card, cards: dict[tuple[UUID, CardKind], Card]) -> bool:
-    """A ban that ran to its end, itself or through the extensions that replaced it. One whose
-    extension still runs did not: it may run on if the extension falls, and falls itself, like
-    a ban in force, when its own count does."""
+def _served(card: Card, cards: dict[tuple[UUID, CardKind], Card], now: datetime | None) -> bool:
+    """A ban that ran to its end, itself, or past the end it was set (so it can never run on),
+    or through the extensions that replaced it. One whose extension still runs, before its own
+    end, did not: it may run on if the extension falls, and falls itself, like a ban in force,
+    when its own count does."""
     if card.status != CardStatus.EXPIRED:
         return False
-    if card.superseded_by is None:
+    if card.superseded_by is None or (now is not None and card.ends_at is not None and card.ends_at <= now):
         return True
     replacement = next((c for c in cards.values() if c.sanction_id == card.superseded_by), None)
-    return replacement is not None and _served(replacement, cards)
+    return replacement is not None and _served(replacement, cards, now)
 
 
 def _kept(i: IncidentRecord, cards: dict[tuple[UUID, CardKind], Card]) -> Want:
@@ -242,10 +243,13 @@ def _during_ban(red: Card | None, i: IncidentRecord, cards: dict[tuple[UUID, Car
     already prompted stays wanted; a late report of an incident in a ban long over is only
     evidence, not a new ban for old conduct. An incident reported before the ban began was
     before its reviewers (dated minutes ahead, as a report may be, it can seem to follow it)."""
-    if (held := cards.get((i.incident_id, CardKind.RED))) is not None and held.rule == EXTENSION and (
-            held.status in (CardStatus.ACTIVE, CardStatus.EXPIRED)):
-        # An extension people imposed stands, whatever the ban it followed became since: brought
-        # back from a later date (its own extension withdrawn), that ban seems to start after it.
+    held = cards.get((i.incident_id, CardKind.RED))
+    if (held is not None and held.rule == EXTENSION and held.status in (CardStatus.ACTIVE, CardStatus.EXPIRED)
+            and red is not None and red.incident_id == held.evidence[0]
+            and red.status in (CardStatus.ACTIVE, CardStatus.EXPIRED)):
+        # An extension people imposed of a ban people imposed stands, whatever that ban became
+        # since: brought back from a later date (its own extension withdrawn), it seems to start
+        # after the extension's incident. (The ban itself fallen, the extension falls with it.)
         return True
     if red is None or red.starts_at is None or i.occurred_at <= red.starts_at:
         return False

@@ -80,7 +80,9 @@ def _reinstate(state: SubjectState, wants: dict, policy: Policy, now: datetime) 
     its appeal upheld), to the end its reviewers set: as a new ban in force from now, on their
     decision (`BanImposed`, rule `ban.reinstated`). Never while another ban is in force."""
     events: list[Decision] = []
-    for old in [c for c in state.cards if c.superseded_by is not None and c.ends_at is not None and c.ends_at > now]:
+    # The latest-begun first: of two bans whose extensions fell, the more recent one runs on.
+    candidates = [c for c in state.cards if c.superseded_by is not None and c.ends_at is not None and c.ends_at > now]
+    for old in sorted(candidates, key=lambda c: c.starts_at or now, reverse=True):
         replaced = state.card(old.superseded_by)
         if (replaced is None or replaced.status != CardStatus.RESCINDED or state.active_ban() is not None
                 or ladder.holders(state).get((old.incident_id, old.kind)) != old
