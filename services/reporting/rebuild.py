@@ -27,7 +27,7 @@ from schemas.topics import INCIDENTS, SANCTIONS
 from services.reporting import handlers
 from vanda.runtime import heap, inbox
 from vanda.runtime.consumer import claim_and_apply, decode_all
-from vanda.runtime.db import create_pool
+from vanda.runtime.db import create_pool, is_transient
 from vanda.runtime.transport import kafka_client_options
 
 LIVE_SCHEMA = "reporting"
@@ -194,7 +194,9 @@ async def _apply(pool: asyncpg.Pool, records: list[ConsumerRecord], p: handlers.
             together = await claim_and_apply(conn, p.schema, decoded, lambda c, events: handlers.on_events(c, events, p))
         result.outcomes["applied"] += sum(together.applied.values())
         result.outcomes["duplicate"] += sum(together.duplicates.values())
-    except (ValueError, LookupError):
+    except Exception as exc:  # noqa: BLE001 - as the live consumer: an outage propagates, else an event's fault
+        if is_transient(exc):
+            raise
         await _apply_one_by_one(pool, decoded, p, result)
 
 
@@ -209,7 +211,9 @@ async def _apply_one_by_one(pool: asyncpg.Pool, decoded: list[tuple[ConsumerReco
                         continue
                     await handlers.on_event(conn, event, p)
                     result.outcomes["applied"] += 1
-            except (ValueError, LookupError):
+            except Exception as exc:  # noqa: BLE001 - what the live consumer dead-letters, the replay skips
+                if is_transient(exc):
+                    raise
                 result.outcomes["rejected"] += 1
 
 

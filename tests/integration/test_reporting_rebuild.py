@@ -253,3 +253,36 @@ async def test_a_group_that_consumed_past_the_replay_is_found(pipeline) -> None:
         await consumer.stop()
     assert await replay.consumed_past(bootstrap, group, {tp: 5}) == {tp: 7}
     assert await replay.consumed_past(bootstrap, group, {tp: 7}) == {}
+
+
+async def test_a_replay_skips_what_the_live_consumer_would_dead_letter_whatever_the_error(pipeline) -> None:
+    """A time PostgreSQL cannot store (year 9999 at -14:00 is year 10000 in UTC) is refused by
+    asyncpg as a DataError, not a ValueError: the live consumer dead-letters the event, and the
+    replay must skip it too, not stop (a promotion would be impossible)."""
+    from collections import Counter
+    from datetime import timedelta, timezone
+
+    from aiokafka import ConsumerRecord
+
+    from schemas.events import encode, envelope
+    from schemas.reporting import ReferralCriterion
+    from schemas.topics import INCIDENTS
+    from tests.factories import incident
+
+    schema = "rebuild_skip_test"
+    pool = await create_pool(pipeline["DATABASE_URL"], max_size=2)
+    try:
+        await replay.fresh_schema(pool, schema)
+        p = replace(Projection(ZoneInfo("Europe/London"), frozenset(ReferralCriterion)), schema=schema)
+        late = datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-14)))
+        events = [envelope(incident().model_copy(update={"occurred_at": late}), source="/test", subject="s"),
+                  envelope(incident(), source="/test", subject="s")]
+        records = [ConsumerRecord(INCIDENTS, 0, n, 0, 0, b"k", encode(e), None, 1, len(encode(e)), [])
+                   for n, e in enumerate(events)]
+        result = replay.Replay()
+        await replay._apply(pool, records, p, result)
+        assert result.outcomes == Counter({"rejected": 1, "applied": 1})
+        assert await pool.fetchval(f"SELECT count(*) FROM {schema}.incidents") == 1
+    finally:
+        await pool.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await pool.close()
