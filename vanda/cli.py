@@ -241,8 +241,9 @@ def dlq_list(home: Home = DEFAULT_HOME,
 
     letters = _known_topic(lambda: asyncio.run(
         dlq.list_letters(_bootstrap(home), topic or dlq.DLQ_TOPICS, missing_ok=not topic)))
-    table = Table(title=f"{len(letters)} dead letter(s), {sum(not d.replayed for d in letters)} not replayed")
-    for column in ("topic", "ref", "source", "reason", "event type", "error", "replayed"):
+    table = Table(title=f"{len(letters)} dead letter(s), {sum(not d.replayed for d in letters)} waiting"
+                        " (not replayed or dismissed)")
+    for column in ("topic", "ref", "source", "reason", "event type", "error", "done"):
         table.add_column(column, overflow="fold")
     for d in letters:
         table.add_row(d.topic, d.ref, d.source, d.reason, d.event_type, d.error, "yes" if d.replayed else "")
@@ -262,8 +263,7 @@ def dlq_replay(topic: Annotated[str, typer.Argument(help="Dead-letter topic, e.g
 
     from vanda import dlq
 
-    if not topic.endswith(".dlq"):
-        raise typer.BadParameter("must be a dead-letter topic ending in .dlq", param_hint="topic")
+    _dead_letter_topic(topic)
     done = _known_topic(lambda: asyncio.run(dlq.replay(_bootstrap(home), topic, set(only) if only else None, again)))
     console.print(f"replayed {done.sent} dead letter(s) to {topic.removesuffix('.dlq')}"
                   + (f"; {done.already} replayed before, not sent again (--again sends them)" if done.already else ""))
@@ -272,6 +272,25 @@ def dlq_replay(topic: Annotated[str, typer.Argument(help="Dead-letter topic, e.g
     if done.unknown:
         console.print(f"no such letter on {topic}: {', '.join(done.unknown)}")
         raise typer.Exit(1)
+
+
+@dlq_app.command("dismiss")
+def dlq_dismiss(topic: Annotated[str, typer.Argument(help="Dead-letter topic, e.g. vanda.intake.submissions.v1.dlq")],
+                home: Home = DEFAULT_HOME) -> None:
+    """Mark every letter now on a topic as dealt with, sending none: for letters no replay can
+    fix (a refused report its source must send again). They stop counting as waiting."""
+    import asyncio
+
+    from vanda import dlq
+
+    _dead_letter_topic(topic)
+    done = _known_topic(lambda: asyncio.run(dlq.dismiss(_bootstrap(home), topic)))
+    console.print(f"dismissed {done} waiting dead letter(s) on {topic}; `vanda dlq replay --only` still sends one")
+
+
+def _dead_letter_topic(topic: str) -> None:
+    if not topic.endswith(".dlq"):
+        raise typer.BadParameter("must be a dead-letter topic ending in .dlq", param_hint="topic")
 
 
 def _known_topic(run: Callable[[], T]) -> T:

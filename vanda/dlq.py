@@ -5,7 +5,10 @@ it came from. Replaying publishes it back to its source topic: consumers dedupe 
 id, so replaying something already applied changes nothing. How far each dead-letter
 partition has been replayed is kept on the topic `vanda.dlq-replays.v1`, so a
 replay sends each letter once: one that fails again comes back as a new letter, replayed
-by the next run, instead of every run sending every letter again.
+by the next run, instead of every run sending every letter again. A letter nobody can
+replay (a report intake refused waits for its source to send it again) is dismissed instead:
+marked without being sent. The services count the letters still waiting, and how soon the
+topic's retention may delete the oldest, so none is deleted unseen.
 """
 
 from __future__ import annotations
@@ -14,12 +17,12 @@ import asyncio
 from dataclasses import dataclass
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from schemas.topics import INCIDENTS, SANCTIONS, SUBMISSIONS, dead_letter
 from vanda.runtime.consumer import VALUE_OMITTED
 from vanda.runtime.settings import CommonSettings
-from vanda.runtime.topics import ensure_topics
+from vanda.runtime.topics import ensure_topics, retention_s
 from vanda.runtime.transport import kafka_client_options
 
 DLQ_TOPICS = [dead_letter(SUBMISSIONS), dead_letter(INCIDENTS), dead_letter(SANCTIONS)]
@@ -43,7 +46,7 @@ class DeadLetter:
     error: str
     source: str
     event_type: str
-    replayed: bool = False  # sent back to its source topic by an earlier replay
+    replayed: bool = False  # sent back to its source topic by an earlier replay, or dismissed
 
     @property
     def ref(self) -> str:
@@ -197,3 +200,75 @@ async def _publish(bootstrap: str, source: str, records: list[ConsumerRecord]) -
             await producer.send_and_wait(source, value=record.value, key=record.key, headers=headers)
     finally:
         await producer.stop()
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """The letters on a dead-letter topic that no replay sent and nobody dismissed, still kept."""
+
+    letters: int
+    oldest_at: float | None  # when the oldest of them was dead-lettered (epoch seconds)
+    retention_s: float | None  # how long the topic keeps a letter; None: for ever
+
+    def deleted_in(self, now: float) -> float:
+        """Seconds before retention may delete the oldest waiting letter (never sooner: Kafka
+        deletes a segment once its newest record is past retention); infinite if none can go."""
+        if self.oldest_at is None or self.retention_s is None:
+            return float("inf")
+        return self.oldest_at + self.retention_s - now
+
+
+async def waiting(bootstrap: str, topic: str, *, wait_s: float = 10) -> Waiting:
+    """Count the letters past each partition's replay mark that retention has not deleted, and
+    read when the oldest of them was written."""
+    marks = await replayed_up_to(bootstrap, topic)
+    parts = [TopicPartition(topic, p) for p in sorted(marks)]
+    # From the first record kept, if retention deleted the one sought meanwhile.
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest", **kafka_client_options())
+    await consumer.start()
+    try:
+        starts, ends = await consumer.beginning_offsets(parts), await consumer.end_offsets(parts)
+        firsts = {tp: min(ends[tp], max(starts[tp], marks[tp.partition])) for tp in parts}
+        oldest = await _first_timestamps(consumer, {tp: o for tp, o in firsts.items() if o < ends[tp]}, wait_s)
+    finally:
+        await consumer.stop()
+    return Waiting(sum(ends[tp] - firsts[tp] for tp in parts), min(oldest, default=None),
+                   await retention_s(bootstrap, topic, **kafka_client_options()))
+
+
+async def _first_timestamps(consumer: AIOKafkaConsumer, firsts: dict[TopicPartition, int],
+                            wait_s: float) -> list[float]:
+    """The timestamp of the record at each given offset, in seconds."""
+    if not firsts:
+        return []
+    consumer.assign(list(firsts))
+    for tp, offset in firsts.items():
+        consumer.seek(tp, offset)
+    found: dict[TopicPartition, float] = {}
+    deadline = asyncio.get_running_loop().time() + wait_s
+    while len(found) < len(firsts) and asyncio.get_running_loop().time() < deadline:
+        for tp, batch in (await consumer.getmany(*[t for t in firsts if t not in found], timeout_ms=500)).items():
+            if batch:
+                found.setdefault(tp, batch[0].timestamp / 1000)
+    if len(found) < len(firsts):
+        # Gauging none would say nothing is waiting, and silence the alert.
+        raise TimeoutError(f"no letter read within {wait_s:g} s from {sorted(map(str, set(firsts) - set(found)))}")
+    return list(found.values())
+
+
+async def dismiss(bootstrap: str, topic: str) -> int:
+    """Mark every letter now on `topic` as dealt with, sending none; how many were waiting.
+    `replay --only` or `--again` still sends a dismissed letter."""
+    marks = await replayed_up_to(bootstrap, topic)
+    parts = [TopicPartition(topic, p) for p in sorted(marks)]
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, **kafka_client_options())
+    await consumer.start()
+    try:
+        starts, ends = await consumer.beginning_offsets(parts), await consumer.end_offsets(parts)
+    finally:
+        await consumer.stop()
+    moved = {tp.partition: ends[tp] for tp in parts if ends[tp] > marks[tp.partition]}
+    if moved:
+        await _mark_replayed(bootstrap, topic, moved)
+    return sum(ends[tp] - max(starts[tp], marks[tp.partition]) for tp in parts if tp.partition in moved)

@@ -48,6 +48,10 @@ OWNERS: dict[str, set[str]] = {
     "faststream_received_processed_messages_duration_seconds": ALL,
     # gauges
     "vanda_outbox_pending": ALL,
+    # counted at start: each service writes a dead-letter topic
+    "vanda_dead_letters_waiting": ALL,
+    "vanda_dead_letters_oldest_waiting_seconds": ALL,
+    "vanda_dead_letters_deleted_in_seconds": ALL,
     "vanda_outbox_oldest_age_seconds": ALL,
     "vanda_ready": ALL,
     "vanda_consumer_lag": ALL,

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from types import SimpleNamespace
 
@@ -129,6 +130,46 @@ async def test_the_command_line_names_a_topic_the_broker_lacks_and_lists_intake_
     finally:
         await producer.stop()
     assert marker in vanda_cli(pipeline, "dlq", "list")
+
+
+async def test_waiting_dead_letters_are_counted_until_replayed_or_dismissed(pipeline):
+    bootstrap = pipeline["KAFKA_BOOTSTRAP_SERVERS"]
+    source, five_days = f"test-waiting-{uuid.uuid4().hex[:8]}", 5 * 86400
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(source, 2, 1), NewTopic(
+            dead_letter(source), 2, 1, topic_configs={"retention.ms": str(five_days * 1000)})])
+    finally:
+        await admin.close()
+
+    async def letters(*partitions: int) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+        await producer.start()
+        try:
+            for partition in partitions:
+                await producer.send_and_wait(dead_letter(source), b"not json", partition=partition,
+                                             headers=[("vanda-dlq-reason", b"unparseable")])
+        finally:
+            await producer.stop()
+
+    before = time.time()
+    await letters(0, 0, 0, 1)
+    waiting = await dlq.waiting(bootstrap, dead_letter(source))
+    assert (waiting.letters, waiting.retention_s) == (4, five_days)
+    assert before - 1 <= waiting.oldest_at <= time.time()
+    assert five_days - 60 < waiting.deleted_in(time.time()) <= five_days
+    assert (await dlq.replay(bootstrap, dead_letter(source))).sent == 4
+    replayed = await dlq.waiting(bootstrap, dead_letter(source))
+    assert (replayed.letters, replayed.oldest_at, replayed.deleted_in(time.time())) == (0, None, float("inf"))
+    # Letters no replay can fix: dismissed, they stop counting and no replay sends them.
+    await letters(1, 1)
+    assert (await dlq.waiting(bootstrap, dead_letter(source))).letters == 2
+    assert "dismissed 2 waiting" in vanda_cli(pipeline, "dlq", "dismiss", dead_letter(source))
+    assert (await dlq.waiting(bootstrap, dead_letter(source))).letters == 0
+    assert (await dlq.replay(bootstrap, dead_letter(source))).sent == 0
+    assert all(d.replayed for d in await dlq.list_letters(bootstrap, [dead_letter(source)]))
+    assert (await dlq.replay(bootstrap, dead_letter(source), only={"1:2"})).sent == 1
 
 
 async def _source_with_dead_letters(bootstrap: str, kind: str) -> str:

@@ -16,6 +16,22 @@ DEAD_LETTERS = Counter(
     " unparseable, rejected; intake's submissions also invalid, conflict).",
     ["topic", "reason"],
 )
+DEAD_LETTERS_WAITING = Gauge(
+    "vanda_dead_letters_waiting",
+    "Letters on a dead-letter topic that no replay sent and nobody dismissed, by dead-letter topic.",
+    ["topic"],
+)
+DEAD_LETTERS_OLDEST_AGE = Gauge(
+    "vanda_dead_letters_oldest_waiting_seconds",
+    "Age of the oldest waiting letter on a dead-letter topic (0 when none waits).",
+    ["topic"],
+)
+DEAD_LETTERS_DELETED_IN = Gauge(
+    "vanda_dead_letters_deleted_in_seconds",
+    "Seconds before the topic's retention may delete its oldest waiting letter (+Inf when none waits"
+    " or the topic keeps letters for ever).",
+    ["topic"],
+)
 CONSUMER_BATCH_SECONDS = Histogram(
     "vanda_consumer_batch_seconds",
     "Time to apply one consumed batch, including its database transaction.",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -13,6 +14,7 @@ from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
 
 from schemas.envelope import CloudEvent
+from vanda import dlq
 from vanda.runtime import asyncapi, db, heap, logs, metrics
 from vanda.runtime.consumer import Apply, ApplyMany, BatchConsumer, EventConsumer
 from vanda.runtime.outbox import Outgoing, Relay, idempotent_producer
@@ -106,6 +108,7 @@ class Runtime:
         before_consuming()
         heap.tune()
         self.background(heap.releasing())
+        self.every(self.count_dead_letters, s.dlq_watch_interval_s, "counting the waiting dead letters failed")
         await self.broker.start()
 
     async def stop(self) -> None:
@@ -156,6 +159,18 @@ class Runtime:
         for refresh in self.refreshers:
             with contextlib.suppress(Exception):
                 await refresh()
+
+    async def count_dead_letters(self) -> None:
+        """Gauge the letters waiting on this service's dead-letter topics. The alert comes from
+        these, not from the dead-lettering: a letter left unreplayed is deleted with the topic's
+        retention, and with it an incident or a decision nobody applied."""
+        for topic in (t for t in self.topics if t.endswith(".dlq")):
+            waiting = await dlq.waiting(self.settings.kafka_bootstrap_servers, topic)
+            now = time.time()
+            metrics.DEAD_LETTERS_WAITING.labels(topic).set(waiting.letters)
+            metrics.DEAD_LETTERS_OLDEST_AGE.labels(topic).set(
+                max(0.0, now - waiting.oldest_at) if waiting.oldest_at is not None else 0)
+            metrics.DEAD_LETTERS_DELETED_IN.labels(topic).set(waiting.deleted_in(now))
 
     async def _consumer_lag(self) -> None:
         # Highwater minus position for each partition this replica holds right now. A partition

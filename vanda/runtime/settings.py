@@ -28,6 +28,9 @@ class CommonSettings(BaseSettings):
                              " created: they hold reports as submitted, with personal data.")
     dlq_retention_days: int = Field(DLQ_RETENTION_DAYS, ge=1, description="Retention of the other dead-letter topics, set when they"
                                                           " are created: time to fix and replay.")
+    dlq_watch_interval_s: float = Field(
+        300, gt=0, description="How often each service counts the dead letters still waiting on the dead-letter"
+                               " topics it writes, and how soon retention may delete the oldest.")
     db_pool_max: int = Field(10, ge=2, description="Largest PostgreSQL pool size per service (at least 2: a timed"
                              " round holds one connection for its lock while it works with another).")
     relay_interval_s: float = Field(0.2, gt=0, description="Outbox poll interval when idle.")

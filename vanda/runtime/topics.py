@@ -93,10 +93,30 @@ async def _warn_if_history_is_deleted(admin: AIOKafkaAdminClient, names: list[st
     log_topics = [n for n in names if topic_configs(n, replication, retention)["retention.ms"] == FOR_EVER]
     if not log_topics:
         return
-    resources = [ConfigResource(ConfigResourceType.TOPIC, n, {"retention.ms": None}) for n in log_topics]
+    for topic, value in (await _retentions(admin, log_topics)).items():
+        if value != FOR_EVER:
+            log.warning("topic %s deletes events after %g days: a rebuild or a new subscriber would miss"
+                        " the older history; set retention.ms=-1 on it", topic, int(value) / DAY_MS)
+
+
+async def _retentions(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, str]:
+    """Each topic's `retention.ms` as the broker has it."""
+    resources = [ConfigResource(ConfigResourceType.TOPIC, n, {"retention.ms": None}) for n in names]
+    found = {}
     for response in await admin.describe_configs(resources):
         for _error, _message, _kind, topic, entries in response.resources:
             for key, value, *_ in entries:
-                if key == "retention.ms" and value != FOR_EVER:
-                    log.warning("topic %s deletes events after %g days: a rebuild or a new subscriber would miss"
-                                " the older history; set retention.ms=-1 on it", topic, int(value) / DAY_MS)
+                if key == "retention.ms":
+                    found[topic] = value
+    return found
+
+
+async def retention_s(bootstrap: str, topic: str, **transport: Any) -> float | None:
+    """How long `topic` keeps a record, in seconds; None if for ever (or not by time)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="vanda-admin", **transport)
+    await admin.start()
+    try:
+        value = (await _retentions(admin, [topic])).get(topic, FOR_EVER)
+    finally:
+        await admin.close()
+    return None if int(value) < 0 else int(value) / 1000
