@@ -227,6 +227,15 @@ class PerpetratorReport(Strict):
             raise ValueError("a placeholder, not an NHS number: leave it out when the number is not known")
         return digits
 
+    @field_validator("nhs_number", "local_id")
+    @classmethod
+    def _identifies_someone_known(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # Sealed and kept for letters an unknown perpetrator never gets: say which is wrong.
+        if value is not None and info.data.get("kind") == PerpetratorKind.UNKNOWN:
+            raise ValueError("given for a perpetrator of kind unknown: leave it out, or give the kind they are"
+                             " (patient, relative, visitor, member_of_public, staff)")
+        return value
+
     @field_validator("vulnerabilities")
     @classmethod
     def _vulnerabilities_as_a_set(cls, values: list[Vulnerability]) -> list[Vulnerability]:

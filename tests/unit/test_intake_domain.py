@@ -57,6 +57,17 @@ def test_placeholders_and_other_scripts_digits_are_refused_naming_the_field(numb
     assert error["loc"] == ("perpetrator", "nhs_number") and reason in error["msg"] and number not in error["msg"]
 
 
+@pytest.mark.parametrize("field", ["nhs_number", "local_id"])
+def test_an_identifier_for_a_perpetrator_of_kind_unknown_is_refused_naming_it(field):
+    # Sealed and kept for letters nobody sends: either the kind or the identifier is wrong.
+    identifier = {"nhs_number": "9434765919", "local_id": "MRN123456"}[field]
+    with pytest.raises(ValidationError) as err:
+        IncidentReport(**report(perpetrator={"kind": "unknown", field: identifier}))
+    [error] = err.value.errors()
+    assert error["loc"] == ("perpetrator", field) and "kind unknown" in error["msg"]
+    assert IncidentReport(**report(perpetrator={"kind": "visitor", field: identifier})).perpetrator.kind == "visitor"
+
+
 @pytest.mark.parametrize("blank", ["", "   "])
 def test_a_blank_crime_reference_is_no_crime_reference(blank):
     r = IncidentReport(**report(police={"informed": False, "crime_reference": blank}))
