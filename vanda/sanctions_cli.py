@@ -59,8 +59,10 @@ def simulate(
     """
     from services.sanctions.config import SanctionsSettings, load_policy
 
-    running = load_policy(current or SanctionsSettings().policy_file)
-    candidate = load_policy(policy)
+    try:
+        running, candidate = load_policy(current or SanctionsSettings().policy_file), load_policy(policy)
+    except ValueError as bad:
+        raise typer.BadParameter(str(bad)) from None
     before, after = asyncio.run(_compare(_database_url(home.resolve()), running, candidate, approve_all,
                                          organisation.upper() if organisation else None))
     table = Table(title=f"card policy {running.version} vs {candidate.version}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -42,6 +44,15 @@ class ReportingSettings(BaseSettings):
                                " publishing round, and published again (a revision) if their figures changed: late"
                                " reports, amendments, withdrawals, decisions, a workforce loaded. 0: never. Needs a"
                                " rounding base of at least 5: two revisions' difference is what one report changed.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _a_time_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("not a time zone name, such as Europe/London") from None
+        return name
 
     @field_validator("rounding_base")
     @classmethod

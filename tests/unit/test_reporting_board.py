@@ -193,6 +193,15 @@ def test_a_rounding_base_over_twice_the_threshold_is_refused_naming_the_setting(
     assert ReportingSettings(suppression_threshold=5, rounding_base=10).rounding_base == 10
 
 
+@pytest.mark.parametrize("zone", ["Europe/Londn", "../../etc/passwd", ""])
+def test_a_time_zone_that_does_not_exist_is_refused_naming_the_setting(zone):
+    # Found only when the app is built, it stopped the service with a traceback instead.
+    with pytest.raises(ValidationError) as refused:
+        ReportingSettings(timezone=zone)
+    assert explain(refused.value) == ["REPORTING_TIMEZONE: not a time zone name, such as Europe/London"]
+    assert ReportingSettings(timezone="Europe/Belfast").timezone == "Europe/Belfast"
+
+
 def test_the_published_event_and_the_pack_say_how_counts_were_rounded():
     body = build(sample(), rounding=5)
     event = event_for(JAN.date(), "RZA", body, Disclosure(5, rounding=5), MAR).event

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from schemas.sanctions import AppealOutcome, BanImposed, RedCardProposed, Restriction
-from services.sanctions.config import DEFAULT_POLICY, load_policy
+from services.sanctions.config import DEFAULT_POLICY, SanctionsSettings, load_policy
 from services.sanctions.domain import (
     Agree,
     Approve,
@@ -26,6 +26,7 @@ from services.sanctions.domain import (
 from services.sanctions.domain.ladder import card_level, in_force
 from tests.factories import T0
 from tests.unit.sanctions_cases import POLICY, feed, names, record
+from vanda.runtime.settings import explain
 
 Y1, Y2, RED = "yellow_card_issued:1", "yellow_card_issued:2", "red_card_proposed"
 
@@ -530,6 +531,29 @@ def test_a_policy_file_cannot_let_bans_through_without_a_person_s_approval(tmp_p
     with pytest.raises(ValueError, match="approval_required: a ban needs a person's approval"):
         load_policy(path)
     assert load_policy(DEFAULT_POLICY).approval_required
+
+
+@pytest.mark.parametrize("key", ["clinical_agreement_required", "extend_on_reoffence"])
+def test_a_policy_file_must_state_the_settings_whose_default_would_drop_a_safeguard(tmp_path, key):
+    # Left out, the model's default (off) would ban on one person's approval, or never extend.
+    path = tmp_path / "policy.toml"
+    path.write_text("\n".join(line for line in DEFAULT_POLICY.read_text().splitlines()
+                              if not line.startswith(f"{key} =")))
+    with pytest.raises(ValueError, match=f"{key}: missing; state true or false"):
+        load_policy(path)
+
+
+def test_a_bad_policy_file_stops_the_service_as_a_bad_setting_naming_the_file_and_key(tmp_path, monkeypatch):
+    path = tmp_path / "policy.toml"
+    path.write_text(DEFAULT_POLICY.read_text().replace("window_days = 365", "window_days = 0"))
+    monkeypatch.setenv("SANCTIONS_POLICY_FILE", str(path))
+    with pytest.raises(ValidationError) as caught:
+        SanctionsSettings()
+    assert explain(caught.value) == [f"SANCTIONS_POLICY_FILE: {path}: window_days: Input should be greater than or"
+                                     " equal to 1"]
+    monkeypatch.setenv("SANCTIONS_POLICY_FILE", str(tmp_path / "absent.toml"))
+    with pytest.raises(ValidationError, match="cannot be read as a TOML policy file"):
+        SanctionsSettings()
 
 
 @pytest.mark.parametrize("days", [366, 400])
