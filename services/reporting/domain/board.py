@@ -79,9 +79,32 @@ def compute(inputs: Inputs, months: Sequence[Window], total: Window, disclosure:
     counts, row_samples, _ = row_counts(inputs, total, crossed=True, counted=summed)
     add(TOTAL, counts, row_samples)
     rows = [w.label for w in months] + [TOTAL]
-    hidden = set() if disclosure.raw else suppress(cells, relations(cells, rows, inputs.criteria),
-                                                    disclosure.threshold)
-    return Board(rows, cells, samples, hidden | (set() if disclosure.raw else stocks_beside_hidden_flows(rows, hidden)))
+    if disclosure.raw:
+        return Board(rows, cells, samples)
+    start, kept = set(), frozenset()
+    if summed is not None and len(months) > 1:
+        start, kept = _as_alone(inputs, months, disclosure), frozenset(k for k in cells if k[0] != TOTAL)
+    hidden = suppress(cells, relations(cells, rows, inputs.criteria), disclosure.threshold, start, kept)
+    return Board(rows, cells, samples, hidden | stocks_beside_hidden_flows(rows, hidden))
+
+
+def _as_alone(inputs: Inputs, months: Sequence[Window], disclosure: Disclosure) -> set[tuple[str, str, str]]:
+    """Each month's cells hidden as its own board hides them (the one its monthly event
+    publishes), and the period's sums of any of them. Secondary suppression then keeps to
+    other cells where it can.
+
+    A month hidden one way alone and another way beside other months gives back what either
+    hides: the cells each shows, and the margin, leave one unknown. Hidden the same way, the
+    period's figures are sums of what the months show or sums holding a hidden cell, and tell
+    nothing the months alone do not."""
+    alone: set[tuple[str, str, str]] = set()
+    crossed = set(CROSSED.values())  # given for the period only
+    for window in months:
+        # Its total row is what the month's event publishes.
+        board = compute(inputs, [window], window, disclosure)
+        alone |= {(window.label, m, d) for r, m, d in board.hidden if r == TOTAL and m not in crossed}
+    sums = {(TOTAL, m, d) for _, m, d in alone if m not in NOT_ADDITIVE}
+    return alone | sums
 
 
 BAN_FLOWS = ("ban_imposed", "ban_expired", "rescinded")

@@ -51,55 +51,59 @@ def primary(cells: Mapping[Key, int], threshold: int) -> set[Key]:
     return {k for k, n in cells.items() if 0 < n < threshold}
 
 
-def suppress(cells: Mapping[Key, int], relations: Sequence[Relation], threshold: int) -> set[Key]:
-    """Every cell to hide: primary suppression, then secondary until no hidden count can be
-    worked out, one relation at a time or all together, knowing each is at least 1."""
-    hidden = primary(cells, threshold)
+def suppress(cells: Mapping[Key, int], relations: Sequence[Relation], threshold: int,
+             start: Iterable[Key] = (), kept: frozenset[Key] = frozenset()) -> set[Key]:
+    """Every cell to hide: primary suppression (and `start`), then secondary until no hidden
+    count can be worked out, one relation at a time or all together, knowing each is at least 1.
+    Secondary suppression hides a `kept` cell only where no other term would do: cells another
+    output publishes too, whose hiding must not differ from it."""
+    hidden = primary(cells, threshold) | set(start)
     while True:
-        _close(cells, relations, hidden)
-        covers = (_cover(cells, relations, hidden, k) for k in sorted(pinned(cells, relations, hidden), key=str))
+        _close(cells, relations, hidden, kept)
+        covers = (_cover(cells, relations, hidden, k, kept)
+                  for k in sorted(pinned(cells, relations, hidden), key=str))
         extra = next((c for c in covers if c is not None), None)
         if extra is None:
             return hidden
         hidden.add(extra)
 
 
-def _close(cells: Mapping[Key, int], relations: Sequence[Relation], hidden: set[Key]) -> None:
+def _close(cells: Mapping[Key, int], relations: Sequence[Relation], hidden: set[Key], kept: frozenset[Key]) -> None:
     """Hide terms until no relation has exactly one hidden term."""
     changed = True
     while changed:
         changed = False
         for relation in relations:
-            extra = _protect(cells, relation, hidden)
+            extra = _protect(cells, relation, hidden, kept)
             if extra is not None:
                 hidden.add(extra)
                 changed = True
 
 
-def _protect(cells: Mapping[Key, int], relation: Relation, hidden: set[Key]) -> Key | None:
+def _protect(cells: Mapping[Key, int], relation: Relation, hidden: set[Key], kept: frozenset[Key]) -> Key | None:
     terms = (*relation.members, relation.margin)
     if sum(1 for k in terms if k in hidden and cells.get(k, 0)) != 1:
         return None
-    shown = sorted((cells.get(k, 0), str(k), k) for k in relation.members
+    shown = sorted((k in kept, cells.get(k, 0), str(k), k) for k in relation.members
                    if k not in hidden and cells.get(k, 0) > 0)
-    if shown:
-        return shown[0][2]
-    if relation.margin not in hidden and cells.get(relation.margin, 0) > 0:
+    margin = relation.margin not in hidden and cells.get(relation.margin, 0) > 0
+    if margin and (not shown or (shown[0][0] and relation.margin not in kept)):
         return relation.margin
-    return None
+    return shown[0][3] if shown else None
 
 
-def _cover(cells: Mapping[Key, int], relations: Sequence[Relation], hidden: set[Key], cell: Key) -> Key | None:
+def _cover(cells: Mapping[Key, int], relations: Sequence[Relation], hidden: set[Key], cell: Key,
+           kept: frozenset[Key] = frozenset()) -> Key | None:
     """The smallest shown non-zero term of a relation holding `cell`, which puts another
     unknown in that sum. Where every such relation is hidden or zero, the search moves out
     to the relations holding their hidden terms, and so on: the derivation runs through them."""
     reached, frontier = {cell}, {cell}
     while frontier:
         near = [r for r in relations if frontier & {*r.members, r.margin}]
-        shown = sorted((cells.get(k, 0), str(k), k) for r in near for k in (*r.members, r.margin)
+        shown = sorted((k in kept, cells.get(k, 0), str(k), k) for r in near for k in (*r.members, r.margin)
                        if k not in hidden and cells.get(k, 0) > 0)
         if shown:
-            return shown[0][2]
+            return shown[0][3]
         frontier = {k for r in near for k in (*r.members, r.margin) if k in hidden} - reached
         reached |= frontier
     return None
