@@ -367,7 +367,7 @@ def test_board_dashboard_asks_only_for_figures_reporting_exposes():
 
     queries = [expr for _, expr in _queries(_dashboard(GRAFANA_DIR / "dashboards" / "vanda-board.json"))]
     figures = {f for expr in queries for f in re.findall(r'figure\s*=\s*"(\w+)"', expr)}
-    assert {"incidents", "police_referral_rate", "body_worn_camera_share", "active_bans_at_period_end"} <= figures
+    assert {"incidents", "incidents_per_1000_staff", "body_worn_camera_share", "active_bans_at_period_end"} <= figures
     assert figures <= set(HEADLINE), f"not headline figures: {sorted(figures - set(HEADLINE))}"
     assert not figures & NOT_LIVE, f"left off the live gauge: {sorted(figures & NOT_LIVE)}"
 
