@@ -90,9 +90,10 @@ def create_app(common: CommonSettings | None = None, settings: IntakeSettings | 
 
     app.router.lifespan_context = lifespan
     app.state.require_api_key = settings.require_api_key
+    # The body limit first: middleware added later runs first, so a 413 carries X-Request-ID too.
+    limit_body_size(app, common.max_body_bytes, {"/v1/incidents:batch": settings.batch_max_bytes})
     install_error_handlers(app)
     app.add_exception_handler(RequestValidationError, entrypoints.count_refused)  # type: ignore[arg-type]
-    limit_body_size(app, common.max_body_bytes, {"/v1/incidents:batch": settings.batch_max_bytes})
     app.include_router(ops_router(runtime.checks, runtime.refresh_gauges))
     app.include_router(entrypoints.routes())
     app.include_router(bulk.routes(settings.batch_max_lines))

@@ -77,13 +77,14 @@ def routes(auth: AuthSettings) -> APIRouter:
         return found
 
     @router.post("/retention/run", tags=["operations"])
-    async def retention(request: Request, body: RetentionRun, who: Principal = operations) -> dict:
+    async def retention(request: Request, body: RetentionRun | None = None, who: Principal = operations) -> dict:
         """Purge narratives, identifiers and the purposes given to read them past the retention period now
-        (role operations)."""
+        (role operations). The body is optional."""
         deps = request.app.state.deps
-        if body.now is not None and not deps.allow_clock_override:
+        now = body.now if body else None
+        if now is not None and not deps.allow_clock_override:
             raise HTTPException(403, detail="this service does not allow overriding the clock")
-        return await vault.purge(deps.store.pool, body.now or utcnow(), deps.retention, who.subject)
+        return await vault.purge(deps.store.pool, now or utcnow(), deps.retention, who.subject)
 
     @router.post("/identities/reseal", tags=["operations"], dependencies=[operations])
     async def reseal(request: Request) -> dict:

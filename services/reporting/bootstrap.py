@@ -133,8 +133,8 @@ def create_app(common: CommonSettings | None = None, settings: ReportingSettings
 
     app = FastAPI(title="vanda reporting", version="1", lifespan=lifespan,
                   description="Board metrics with disclosure control, the police referral worklist and the board pack.")
+    limit_body_size(app, common.max_body_bytes)  # first, so a 413 carries X-Request-ID too
     install_error_handlers(app)
-    limit_body_size(app, common.max_body_bytes)
     app.include_router(ops_router(runtime.checks, runtime.refresh_gauges))
     app.include_router(entrypoints.routes(deps))
 

@@ -117,8 +117,8 @@ def create_app(common: CommonSettings | None = None, settings: SanctionsSettings
     app = FastAPI(title="vanda sanctions", version="1", lifespan=lifespan,
                   description="Applies the yellow/red card policy: warnings, proposals, approvals, "
                               "expiry and appeals. Emergency care is never barred.")
+    limit_body_size(app, common.max_body_bytes)  # first, so a 413 carries X-Request-ID too
     install_error_handlers(app)
-    limit_body_size(app, common.max_body_bytes)
     entrypoints.install_error_handlers(app)
     app.include_router(ops_router(runtime.checks, runtime.refresh_gauges))
     app.include_router(entrypoints.routes(lambda: holder["deps"], auth_settings()))

@@ -99,3 +99,33 @@ def test_an_identity_read_needs_a_purpose_of_real_words(monkeypatch):
     for blank in ("   ", " a "):
         response = client.get(path, params={"purpose": blank})
         assert response.status_code == 422 and response.json()["errors"][0]["field"] == "purpose", response.text
+
+
+def test_a_body_too_large_is_refused_with_the_request_s_correlation_id():
+    request_id = "3f2b6c1e-9a4d-4e8f-8b1a-2c3d4e5f6a7b"
+    response = TestClient(intake_app()).post("/v1/incidents", content=b"x" * (257 * 1024),
+                                              headers={"content-type": "application/json", "X-Request-ID": request_id})
+    assert response.status_code == 413 and response.headers["X-Request-ID"] == request_id
+
+
+def test_readiness_on_metrics_is_as_of_the_scrape_not_of_the_last_probe():
+    # Nothing may call /readyz (a container healthcheck calls /healthz): the gauge the
+    # not-ready alert reads must still follow the checks.
+    from fastapi import FastAPI
+
+    from vanda.runtime.http import ops_router
+
+    state = {"postgres": False}
+
+    async def checks() -> dict[str, bool]:
+        return dict(state)
+
+    async def refresh() -> None:
+        return None
+
+    app = FastAPI()
+    app.include_router(ops_router(checks, refresh))
+    client = TestClient(app)
+    assert "\nvanda_ready 0.0" in client.get("/metrics").text
+    state["postgres"] = True
+    assert "\nvanda_ready 1.0" in client.get("/metrics").text

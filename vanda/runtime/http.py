@@ -42,6 +42,9 @@ def ops_router(checks: Checks, refresh: Refresh) -> APIRouter:
     @router.get("/metrics", summary="Prometheus text exposition.")
     async def prometheus() -> Response:
         await refresh()
+        # As of this scrape, not of the last probe: nothing may call /readyz (a Docker
+        # healthcheck calls /healthz), and the alert on it must not read a stale answer.
+        metrics.READY.set(1 if all((await checks()).values()) else 0)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return router
