@@ -26,6 +26,11 @@ class Consumer:
     def highwater(self, tp: TopicPartition) -> int | None:
         return self.ends[tp.partition]
 
+    async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        if any(self.ends[tp.partition] is None for tp in tps):
+            raise TimeoutError("no answer from the broker")  # falls back to the highwater
+        return {tp: self.ends[tp.partition] for tp in tps}
+
     async def position(self, tp: TopicPartition) -> int:
         return self.at
 
@@ -80,3 +85,20 @@ async def test_a_round_cut_short_still_drops_later_what_it_had_set() -> None:
     held.consumer = Consumer({4: 900}, at=800)  # partition 3 moved away
     await runtime._consumer_lag()
     assert (lag(3), lag(4)) == (None, 100)
+
+
+class Stuck(Consumer):
+    """A consumer whose batch is stuck retrying: it fetches nothing, so its highwater stops."""
+
+    def highwater(self, tp: TopicPartition) -> int | None:
+        return 100
+
+
+async def test_a_stuck_consumer_s_lag_follows_the_partition_s_end_not_its_last_fetch() -> None:
+    runtime = Runtime("lagtest", CommonSettings(), [])
+    held = SimpleNamespace(consumer=Stuck({5: 100}, at=100), group_id="vanda-lag")
+    runtime.broker = SimpleNamespace(subscribers=[held])  # type: ignore[assignment]
+    await runtime._consumer_lag()
+    held.consumer = Stuck({5: 2500}, at=100)  # 2,400 records written since; none fetched
+    await runtime._consumer_lag()
+    assert lag(5) == 2400

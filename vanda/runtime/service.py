@@ -173,19 +173,21 @@ class Runtime:
             metrics.DEAD_LETTERS_DELETED_IN.labels(topic).set(waiting.deleted_in(now))
 
     async def _consumer_lag(self) -> None:
-        # Highwater minus position for each partition this replica holds right now. A partition
-        # it no longer holds (moved to another replica by a rebalance) is dropped: its last lag
-        # would otherwise be exported, unchanging, until restart, and hold the lag alert up.
+        # The partition's end minus position for each partition this replica holds right now. A
+        # partition it no longer holds (moved to another replica by a rebalance) is dropped: its
+        # last lag would otherwise be exported, unchanging, until restart, and hold the lag alert up.
         held: set[tuple[str, str, str]] = set()
         for subscriber in self.broker.subscribers:
             consumer = getattr(subscriber, "consumer", None)
             if consumer is None:
                 continue
             group = getattr(subscriber, "group_id", None) or "none"
-            for tp in consumer.assignment():
+            assigned = list(consumer.assignment())
+            ends = await _ends(consumer, assigned)
+            for tp in assigned:
                 labels = (group, tp.topic, str(tp.partition))
                 held.add(labels)
-                end = consumer.highwater(tp)
+                end = ends.get(tp)
                 if end is not None:
                     # Tracked as soon as set: a round cut short (a timeout, a rebalance under way)
                     # must not leave a label that no later round knows to drop.
@@ -195,6 +197,17 @@ class Runtime:
             with contextlib.suppress(KeyError):
                 metrics.CONSUMER_LAG.remove(*labels)
         self._lag_labels &= held
+
+
+async def _ends(consumer: Any, assigned: list[Any]) -> dict[Any, int | None]:
+    """Each partition's end as the broker has it now. The highwater a consumer keeps is its last
+    fetch's: while a batch is stuck retrying it fetches nothing, the highwater stops, and the lag
+    read from it would stay flat however far the partition moved on, silencing the lag alerts.
+    Without an answer from the broker, the highwater it has."""
+    try:
+        return dict(await consumer.end_offsets(assigned)) if assigned else {}
+    except Exception:  # noqa: BLE001 - a broker away: the last fetch's figures, better than none
+        return {tp: consumer.highwater(tp) for tp in assigned}
 
 
 async def every(round_: Callable[[], Awaitable[object]], every_s: float, failed: str,
