@@ -47,6 +47,14 @@ async def reseal_now(pool: asyncpg.Pool, keyring: vault.Keyring) -> vault.Reseal
     return done
 
 
+Purpose = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=200)]
+
+
+class IdentityRead(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    purpose: Purpose
+
+
 class RetentionRun(BaseModel):
     model_config = ConfigDict(extra="forbid")
     now: AwareDatetime | None = None
@@ -57,11 +65,21 @@ def routes(auth: AuthSettings) -> APIRouter:
     correspondence = Depends(require(Role.CORRESPONDENCE, settings=auth))
     operations = Depends(require(Role.OPERATIONS, settings=auth))
 
-    @router.get("/subjects/{subject_id}/identity")
-    async def identity(request: Request, purpose: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3,
-                                                                                 max_length=200), Query()],
-                       subject_id: str = SUBJECT_ID, who: Principal = correspondence) -> dict:
-        """Who a subject is, for a warning letter (role correspondence); every call is audited with its purpose."""
+    @router.post("/subjects/{subject_id}/identity")
+    async def identity_read(request: Request, body: IdentityRead, subject_id: str = SUBJECT_ID,
+                            who: Principal = correspondence) -> dict:
+        """Who a subject is, for a warning letter (role correspondence); every call is audited with its
+        purpose, given in the body: it may name the person or their health, and a URL's query is
+        written to proxies' and browsers' logs, out of reach of the retention purge."""
+        return await _reveal(request, subject_id, body.purpose, who)
+
+    @router.get("/subjects/{subject_id}/identity", deprecated=True)
+    async def identity(request: Request, purpose: Annotated[Purpose, Query()], subject_id: str = SUBJECT_ID,
+                       who: Principal = correspondence) -> dict:
+        """As the POST, with the purpose in the query: kept for callers written before it."""
+        return await _reveal(request, subject_id, purpose, who)
+
+    async def _reveal(request: Request, subject_id: str, purpose: str, who: Principal) -> dict:
         deps = request.app.state.deps
         try:
             found = await vault.reveal(deps.store.pool, subject_id, deps.keyring, who.subject, purpose)

@@ -79,9 +79,13 @@ async def test_re_identification_needs_the_correspondence_role_and_is_audited(pi
         assert (await client.get(path, params={"purpose": "warning letter"})).status_code == 401
         denied = await client.get(path, params={"purpose": "x1x"}, headers=bearer(pipeline, "board_viewer"))
         assert denied.status_code == 403
-        found = await client.get(path, params={"purpose": "yellow card letter to patient and GP"},
-                                 headers=bearer(pipeline, "correspondence", "letters-1"))
+        found = await client.post(path, json={"purpose": "yellow card letter to patient and GP"},
+                                  headers=bearer(pipeline, "correspondence", "letters-1"))
+        # The query form stays for callers written before the body one, audited the same way.
+        queried = await client.get(path, params={"purpose": "red card letter"},
+                                   headers=bearer(pipeline, "correspondence", "letters-2"))
     assert found.status_code == 200 and found.json()["nhs_number"] == IDENTIFIED
+    assert queried.status_code == 200 and queried.json() == found.json()
     conn = await asyncpg.connect(pipeline["DATABASE_URL"])
     try:
         audit = await conn.fetch("SELECT actor, purpose FROM intake.audit WHERE subject_id = $1", receipt["subject_id"])
@@ -89,7 +93,8 @@ async def test_re_identification_needs_the_correspondence_role_and_is_audited(pi
                                   receipt["subject_id"])
     finally:
         await conn.close()
-    assert ("letters-1", "yellow card letter to patient and GP") in [(r["actor"], r["purpose"]) for r in audit]
+    assert {("letters-1", "yellow card letter to patient and GP"), ("letters-2", "red card letter")} <= {
+        (r["actor"], r["purpose"]) for r in audit}
     assert IDENTIFIED.encode() not in bytes(raw)  # stored encrypted
 
 

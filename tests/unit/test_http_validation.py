@@ -99,6 +99,8 @@ def test_an_identity_read_needs_a_purpose_of_real_words(monkeypatch):
     for blank in ("   ", " a "):
         response = client.get(path, params={"purpose": blank})
         assert response.status_code == 422 and response.json()["errors"][0]["field"] == "purpose", response.text
+        response = client.post(path, json={"purpose": blank})
+        assert response.status_code == 422 and response.json()["errors"][0]["field"] == "purpose", response.text
 
 
 def test_a_body_too_large_is_refused_with_the_request_s_correlation_id():
