@@ -42,7 +42,8 @@ FOOTAGE_OVERDUE = Gauge("vanda_footage_oldest_delete_due_age_seconds", "How long
 # one known report they say whether it met the police criteria, earned a card, or came from
 # someone reported before. They stay on the board, behind its roles, and in the monthly
 # publication.
-NOT_LIVE = frozenset({"police_referral_rate", "median_days_to_referral", "median_days_to_card", "repeat_perpetrators","ethnic_minority_share_of_staff_affected", "ethnicity_not_stated_share",
+NOT_LIVE = frozenset({"police_referral_rate", "median_days_to_referral", "median_days_to_card", "repeat_perpetrators",
+                      "ethnic_minority_share_of_staff_affected", "ethnicity_not_stated_share",
                       "ethnic_minority_white_gap_per_1000", "disabled_share_of_staff_affected",
                       "disabled_non_disabled_gap_per_1000", "sexual_safety_staff_affected_per_1000",
                       "medical_factors_share", "sexual_safety_share", "hate_aggravated_share",
