@@ -18,6 +18,7 @@ from services.reporting.domain.metrics import (
     SEXUAL_SAFETY_BY,
     Inputs,
     Window,
+    crossed_counts,
     row_counts,
 )
 from services.reporting.domain.police import CATEGORY_CRITERIA, DEFAULT_CRITERIA
@@ -81,30 +82,69 @@ def compute(inputs: Inputs, months: Sequence[Window], total: Window, disclosure:
     rows = [w.label for w in months] + [TOTAL]
     if disclosure.raw:
         return Board(rows, cells, samples)
-    start, kept = set(), frozenset()
     if summed is not None and len(months) > 1:
-        start, kept = _as_alone(inputs, months, disclosure), frozenset(k for k in cells if k[0] != TOTAL)
-    hidden = suppress(cells, relations(cells, rows, inputs.criteria), disclosure.threshold, start, kept)
-    return Board(rows, cells, samples, hidden | stocks_beside_hidden_flows(rows, hidden))
+        return Board(rows, cells, samples, _beside(inputs, months, cells, rows, disclosure))
+    return Board(rows, cells, samples, _hidden(cells, relations(cells, rows, inputs.criteria), rows, disclosure))
 
 
-def _as_alone(inputs: Inputs, months: Sequence[Window], disclosure: Disclosure) -> set[tuple[str, str, str]]:
-    """Each month's cells hidden as its own board hides them (the one its monthly event
-    publishes), and the period's sums of any of them. Secondary suppression then keeps to
-    other cells where it can.
+def _hidden(cells: Mapping[tuple[str, str, str], int], found: list[Relation], rows: Sequence[str],
+            disclosure: Disclosure, start: Iterable[tuple[str, str, str]] = (),
+            kept: frozenset[tuple[str, str, str]] = frozenset()) -> set[tuple[str, str, str]]:
+    hidden = suppress(cells, found, disclosure.threshold, start, kept)
+    return hidden | stocks_beside_hidden_flows(rows, hidden)
+
+
+def _beside(inputs: Inputs, months: Sequence[Window], cells: Mapping[tuple[str, str, str], int],
+            rows: Sequence[str], disclosure: Disclosure) -> set[tuple[str, str, str]]:
+    """The cells to hide on a board of several months: each month hides at least what its own
+    board (the one its monthly event publishes) hides, and the period every sum holding one.
 
     A month hidden one way alone and another way beside other months gives back what either
-    hides: the cells each shows, and the margin, leave one unknown. Hidden the same way, the
-    period's figures are sums of what the months show or sums holding a hidden cell, and tell
-    nothing the months alone do not."""
-    alone: set[tuple[str, str, str]] = set()
-    crossed = set(CROSSED.values())  # given for the period only
+    hides: the cells each shows, and the margin, leave one unknown. So the month's own board
+    is worked out first, and its cells, its crossed ones included (the event gives them; this
+    board gives only the period's), enter this board's suppression as what a reader knows:
+    published where that board shows them, and kept so where another cover will do."""
+    crossed = set(CROSSED.values())
+    known = dict(cells)
+    start: set[tuple[str, str, str]] = set()
+    found = relations(cells, rows, inputs.criteria)
     for window in months:
-        # Its total row is what the month's event publishes.
-        board = compute(inputs, [window], window, disclosure)
-        alone |= {(window.label, m, d) for r, m, d in board.hidden if r == TOTAL and m not in crossed}
-    sums = {(TOTAL, m, d) for _, m, d in alone if m not in NOT_ADDITIVE}
-    return alone | sums
+        alone = _alone(inputs, window, cells, disclosure)
+        known |= {(window.label, m, d): n for (_, m, d), n in alone.cells.items() if m in crossed}
+        start |= {(window.label, m, d) for _, m, d in alone.hidden}
+        found += [r for c, m in CROSSED.items() for r in _crossed(c, m, _dims(alone.cells, m), window.label)]
+    for m in crossed:
+        dims = {d for r, mm, d in known if mm == m}
+        found += [Relation(tuple((w.label, m, d) for w in months), (TOTAL, m, d)) for d in sorted(dims)]
+        known |= {(r, m, d): 0 for r in rows for d in dims if (r, m, d) not in known}
+    start |= {(TOTAL, m, d) for _, m, d in start if m not in NOT_ADDITIVE or m in crossed}
+    kept = frozenset(k for k in known if k[0] != TOTAL)
+    hidden = suppress(known, found, disclosure.threshold, start, kept)
+    return {k for k in hidden if k in cells} | stocks_beside_hidden_flows(rows, hidden)
+
+
+@dataclass(frozen=True)
+class _Alone:
+    """A month's own board as its event publishes it: its total row's cells, and those hidden."""
+
+    cells: dict[tuple[str, str, str], int]
+    hidden: set[tuple[str, str, str]]
+
+
+def _alone(inputs: Inputs, window: Window, cells: Mapping[tuple[str, str, str], int],
+           disclosure: Disclosure) -> _Alone:
+    # The month's counts are made already: only its crossed ones are new.
+    month = {(m, d): n for (r, m, d), n in cells.items() if r == window.label}
+    crossing = crossed_counts(f for f in inputs.incidents if window.start <= f.occurred_at < window.end)
+    own = {(r, m, d): n for r in (window.label, TOTAL) for (m, d), n in month.items()}
+    own |= {(TOTAL, m, d): n for (m, d), n in (+crossing).items()}
+    rows = [window.label, TOTAL]
+    hidden = _hidden(own, relations(own, rows, inputs.criteria), rows, disclosure)
+    return _Alone({k: n for k, n in own.items() if k[0] == TOTAL}, {k for k in hidden if k[0] == TOTAL})
+
+
+def _dims(alone: Mapping[tuple[str, str, str], int], measure: str) -> list[str]:
+    return sorted(d for _, m, d in alone if m == measure)
 
 
 BAN_FLOWS = ("ban_imposed", "ban_expired", "rescinded")
@@ -161,15 +201,15 @@ def _referral(rows: Sequence[str], criteria: Iterable[ReferralCriterion]) -> lis
             for r in rows]
 
 
-def _crossed(characteristic: str, measure: str, dims: Sequence[str]) -> list[Relation]:
+def _crossed(characteristic: str, measure: str, dims: Sequence[str], row: str = TOTAL) -> list[Relation]:
     """Each ethnic group's cells add up to its count by ethnic group, and each value of the
     other characteristic's cells to its count by that characteristic."""
     sums: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
     for d in dims:
         group, value = d.split(CROSS)
-        sums.setdefault((BY_CHARACTERISTIC["ethnic_group"], group), []).append((TOTAL, measure, d))
-        sums.setdefault((BY_CHARACTERISTIC[characteristic], value), []).append((TOTAL, measure, d))
-    return [Relation(tuple(cells), (TOTAL, *margin)) for margin, cells in sums.items()]
+        sums.setdefault((BY_CHARACTERISTIC["ethnic_group"], group), []).append((row, measure, d))
+        sums.setdefault((BY_CHARACTERISTIC[characteristic], value), []).append((row, measure, d))
+    return [Relation(tuple(cells), (row, *margin)) for margin, cells in sums.items()]
 
 
 def view(board: Board, disclosure: Disclosure, headcount: Headcount) -> dict[str, Any]:
