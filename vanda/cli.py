@@ -241,12 +241,13 @@ def dlq_list(home: Home = DEFAULT_HOME,
 
     letters = _known_topic(lambda: asyncio.run(
         dlq.list_letters(_bootstrap(home), topic or dlq.DLQ_TOPICS, missing_ok=not topic)))
-    table = Table(title=f"{len(letters)} dead letter(s), {sum(not d.replayed for d in letters)} waiting"
+    table = Table(title=f"{len(letters)} dead letter(s), {sum(not d.passed for d in letters)} waiting"
                         " (not replayed or dismissed)")
     for column in ("topic", "ref", "source", "reason", "event type", "error", "done"):
         table.add_column(column, overflow="fold")
     for d in letters:
-        table.add_row(d.topic, d.ref, d.source, d.reason, d.event_type, d.error, "yes" if d.replayed else "")
+        done = "yes" if d.replayed else "passed, never sent: read it at its source" if d.passed else ""
+        table.add_row(d.topic, d.ref, d.source, d.reason, d.event_type, d.error, done)
     console.print(table)
 
 

@@ -14,6 +14,7 @@ topic's retention may delete the oldest, so none is deleted unseen.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 
 import orjson
@@ -25,6 +26,7 @@ from vanda.runtime.settings import CommonSettings
 from vanda.runtime.topics import ensure_topics, retention_s
 from vanda.runtime.transport import kafka_client_options
 
+log = logging.getLogger(__name__)
 DLQ_TOPICS = [dead_letter(SUBMISSIONS), dead_letter(INCIDENTS), dead_letter(SANCTIONS)]
 DLQ_HEADER_PREFIX = "vanda-dlq-"
 # How far each dead-letter partition was replayed: the latest record for "<topic>:<partition>"
@@ -47,6 +49,9 @@ class DeadLetter:
     source: str
     event_type: str
     replayed: bool = False  # sent back to its source topic by an earlier replay, or dismissed
+    # Below the replay mark: replayed, dismissed, or (sent without its value) passed by a replay
+    # that could send nothing and said so. What is not passed waits, and the gauges count it.
+    passed: bool = False
 
     @property
     def ref(self) -> str:
@@ -62,9 +67,9 @@ def _describe(record: ConsumerRecord, marks: dict[int, int] | None = None) -> De
         event_type = "(unparseable)"
     source = f"{headers.get('vanda-dlq-source-topic', '?')}[{headers.get('vanda-dlq-source-partition', '?')}]" \
              f"@{headers.get('vanda-dlq-source-offset', '?')}"
+    passed = record.offset < (marks or {}).get(record.partition, 0)
     return DeadLetter(record.topic, record.partition, record.offset, headers.get("vanda-dlq-reason", "?"),
-                      headers.get("vanda-dlq-error", ""), source, event_type,
-                      record.offset < (marks or {}).get(record.partition, 0) and not _omitted(record))
+                      headers.get("vanda-dlq-error", ""), source, event_type, passed and not _omitted(record), passed)
 
 
 async def read_all(bootstrap: str, topic: str, *, wait_s: float = 10) -> list[ConsumerRecord]:
@@ -121,7 +126,23 @@ async def replayed_up_to(bootstrap: str, topic: str) -> dict[int, int]:
         name, _, partition = (record.key or b"").decode().rpartition(":")
         if name == topic and record.value is not None and int(partition) in marks:
             marks[int(partition)] = int(record.value)
-    return marks
+    return await _not_past_the_end(bootstrap, topic, marks) if any(marks.values()) else marks
+
+
+async def _not_past_the_end(bootstrap: str, topic: str, marks: dict[int, int]) -> dict[int, int]:
+    """A mark past its partition's end is of a topic since deleted and made again: the letters
+    now there were never replayed, and counted as done they would go unsent and unwatched."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, **kafka_client_options())
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in marks])
+    finally:
+        await consumer.stop()
+    stale = sorted(p for p in marks if marks[p] > ends[TopicPartition(topic, p)])
+    if stale:
+        log.warning("replay marks of %s partitions %s are past their end (the topic was made again?): counted from"
+                    " the start", topic, stale)
+    return {p: 0 if p in stale else m for p, m in marks.items()}
 
 
 async def _mark_replayed(bootstrap: str, topic: str, upto: dict[int, int]) -> None:

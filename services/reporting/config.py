@@ -50,7 +50,7 @@ class ReportingSettings(BaseSettings):
     def _a_time_zone(cls, name: str) -> str:
         try:
             ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # "Europe" is a folder of zones, not one
             raise ValueError("not a time zone name, such as Europe/London") from None
         return name
 

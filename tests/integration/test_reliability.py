@@ -170,6 +170,9 @@ async def test_waiting_dead_letters_are_counted_until_replayed_or_dismissed(pipe
     assert (await dlq.replay(bootstrap, dead_letter(source))).sent == 0
     assert all(d.replayed for d in await dlq.list_letters(bootstrap, [dead_letter(source)]))
     assert (await dlq.replay(bootstrap, dead_letter(source), only={"1:2"})).sent == 1
+    # A mark past the end is of a topic made again since: its letters there are waiting.
+    await dlq._mark_replayed(bootstrap, dead_letter(source), {0: 999})
+    assert (await dlq.waiting(bootstrap, dead_letter(source))).letters == 3
 
 
 async def _source_with_dead_letters(bootstrap: str, kind: str) -> str:
@@ -262,4 +265,6 @@ async def test_a_dead_letter_too_large_to_send_on_says_where_to_read_it_and_the_
     # ...every time, and it is never listed as replayed: it was never sent.
     again = await dlq.replay(bootstrap, dead_letter(source))
     assert (again.sent, again.already, [d.offset for d in again.left]) == (0, 0, [letter.offset])
-    assert [d.replayed for d in await dlq.list_letters(bootstrap, [dead_letter(source)])] == [False]
+    assert [(d.replayed, d.passed) for d in await dlq.list_letters(bootstrap, [dead_letter(source)])] == [(False, True)]
+    # Passed by a replay that said so, it no longer waits: the list and the gauge agree.
+    assert (await dlq.waiting(bootstrap, dead_letter(source))).letters == 0

@@ -131,3 +131,23 @@ def test_readiness_on_metrics_is_as_of_the_scrape_not_of_the_last_probe():
     assert "\nvanda_ready 0.0" in client.get("/metrics").text
     state["postgres"] = True
     assert "\nvanda_ready 1.0" in client.get("/metrics").text
+
+
+def test_a_scrape_answers_not_ready_in_time_when_the_checks_and_gauges_hang():
+    import asyncio
+
+    from fastapi import FastAPI
+
+    from vanda.runtime.http import ops_router
+
+    async def hanging() -> dict[str, bool]:
+        await asyncio.sleep(60)  # a database that takes the connection and never answers
+        return {"postgres": True}
+
+    async def refresh() -> None:
+        await asyncio.sleep(60)
+
+    app = FastAPI()
+    app.include_router(ops_router(hanging, refresh, scrape_budget_s=0.2))
+    response = TestClient(app).get("/metrics")
+    assert response.status_code == 200 and "\nvanda_ready 0.0" in response.text

@@ -44,6 +44,7 @@ EXPOSED: dict[str, tuple[str, set[str]]] = {
     "vanda_dead_letters_waiting": ("gauge", {"topic"}),
     "vanda_dead_letters_oldest_waiting_seconds": ("gauge", {"topic"}),
     "vanda_dead_letters_deleted_in_seconds": ("gauge", {"topic"}),
+    "vanda_dead_letters_uncounted_topics": ("gauge", set()),
     "vanda_consumer_batch_seconds": ("histogram", {"topic"}),
     "vanda_transient_retries_total": ("counter", {"operation"}),
     "vanda_sanction_decisions_total": ("counter", {"type"}),

@@ -242,7 +242,7 @@ def test_a_rounding_base_over_twice_the_threshold_is_refused_naming_the_setting(
     assert ReportingSettings(suppression_threshold=5, rounding_base=10).rounding_base == 10
 
 
-@pytest.mark.parametrize("zone", ["Europe/Londn", "../../etc/passwd", ""])
+@pytest.mark.parametrize("zone", ["Europe/Londn", "../../etc/passwd", "", "Europe", "America/Argentina", "x" * 300])
 def test_a_time_zone_that_does_not_exist_is_refused_naming_the_setting(zone):
     # Found only when the app is built, it stopped the service with a traceback instead.
     with pytest.raises(ValidationError) as refused:

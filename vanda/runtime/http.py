@@ -3,6 +3,8 @@ request handling they share: error answers, body limit, correlation ids."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -23,7 +25,7 @@ Checks = Callable[[], Awaitable[dict[str, bool]]]
 Refresh = Callable[[], Awaitable[None]]
 
 
-def ops_router(checks: Checks, refresh: Refresh) -> APIRouter:
+def ops_router(checks: Checks, refresh: Refresh, scrape_budget_s: float = 5) -> APIRouter:
     """Routes for orchestrators and Prometheus; `refresh` updates gauges before a scrape."""
     router = APIRouter(tags=["operations"])
 
@@ -41,13 +43,26 @@ def ops_router(checks: Checks, refresh: Refresh) -> APIRouter:
 
     @router.get("/metrics", summary="Prometheus text exposition.")
     async def prometheus() -> Response:
-        await refresh()
-        # As of this scrape, not of the last probe: nothing may call /readyz (a Docker
-        # healthcheck calls /healthz), and the alert on it must not read a stale answer.
-        metrics.READY.set(1 if all((await checks()).values()) else 0)
+        # Readiness as of this scrape, not of the last probe: nothing may call /readyz (a Docker
+        # healthcheck calls /healthz). Both at once, each bounded: a database that hangs must not
+        # hold the scrape past Prometheus' timeout, or the 0 it should show is never seen.
+        ready, _ = await asyncio.gather(_ready(checks, scrape_budget_s), _bounded(refresh(), scrape_budget_s))
+        metrics.READY.set(1 if ready else 0)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return router
+
+
+async def _ready(checks: Checks, budget_s: float) -> bool:
+    try:
+        return all((await asyncio.wait_for(checks(), budget_s)).values())
+    except Exception:  # noqa: BLE001 - a check that cannot answer in time is a failing one
+        return False
+
+
+async def _bounded(work: Awaitable[None], budget_s: float) -> None:
+    with contextlib.suppress(Exception):  # gauges left as they were: the rest of the scrape still counts
+        await asyncio.wait_for(work, budget_s)
 
 
 # FastAPI prefixes where the value came from; callers know their own body and query.

@@ -32,6 +32,11 @@ DEAD_LETTERS_DELETED_IN = Gauge(
     " or the topic keeps letters for ever).",
     ["topic"],
 )
+DEAD_LETTER_COUNT_FAILURES = Gauge(
+    "vanda_dead_letters_uncounted_topics",
+    "Dead-letter topics whose waiting letters the last round could not count (no access, broker away):"
+    " their gauges are absent meanwhile.",
+)
 CONSUMER_BATCH_SECONDS = Histogram(
     "vanda_consumer_batch_seconds",
     "Time to apply one consumed batch, including its database transaction.",

@@ -23,6 +23,7 @@ from vanda.runtime.topics import Retention, ensure_topics
 from vanda.runtime.transport import TransportSettings, faststream_security, kafka_options, postgres_ssl
 
 log = logging.getLogger(__name__)
+DEAD_LETTER_GAUGES = (metrics.DEAD_LETTERS_WAITING, metrics.DEAD_LETTERS_OLDEST_AGE, metrics.DEAD_LETTERS_DELETED_IN)
 BatchConsumerT = TypeVar("BatchConsumerT", bound=BatchConsumer)
 
 
@@ -39,8 +40,11 @@ def correlated(apply: Apply) -> Apply:
 class Runtime:
     """Owns one service's connections; started and stopped by the app's lifespan."""
 
-    def __init__(self, name: str, settings: CommonSettings, topics: list[str]) -> None:
+    def __init__(self, name: str, settings: CommonSettings, topics: list[str],
+                 dead_letters: list[str] | None = None) -> None:
         self.name, self.settings, self.topics = name, settings, topics
+        # The dead-letter topics this service writes, whose waiting letters it counts.
+        self.dead_letter_topics = [t for t in topics if t.endswith(".dlq")] if dead_letters is None else dead_letters
         # Per-message "Received"/"Processed" lines go to DEBUG: at INFO they drown everything else.
         self.transport = TransportSettings()
         self.broker = KafkaBroker(settings.kafka_bootstrap_servers, client_id=f"vanda-{name}", logger=log,
@@ -164,13 +168,24 @@ class Runtime:
         """Gauge the letters waiting on this service's dead-letter topics. The alert comes from
         these, not from the dead-lettering: a letter left unreplayed is deleted with the topic's
         retention, and with it an incident or a decision nobody applied."""
-        for topic in (t for t in self.topics if t.endswith(".dlq")):
-            waiting = await dlq.waiting(self.settings.kafka_bootstrap_servers, topic)
+        failed = []
+        for topic in self.dead_letter_topics:
+            try:
+                waiting = await dlq.waiting(self.settings.kafka_bootstrap_servers, topic)
+            except Exception:  # noqa: BLE001 - one topic's failure must not leave the others uncounted
+                log.warning("counting the waiting dead letters on %s failed; its gauges are withdrawn until a"
+                            " round succeeds", topic, exc_info=True)
+                failed.append(topic)
+                for gauge in DEAD_LETTER_GAUGES:
+                    with contextlib.suppress(KeyError):
+                        gauge.remove(topic)  # a last value kept would say nothing waits, silencing the alerts
+                continue
             now = time.time()
             metrics.DEAD_LETTERS_WAITING.labels(topic).set(waiting.letters)
             metrics.DEAD_LETTERS_OLDEST_AGE.labels(topic).set(
                 max(0.0, now - waiting.oldest_at) if waiting.oldest_at is not None else 0)
             metrics.DEAD_LETTERS_DELETED_IN.labels(topic).set(waiting.deleted_in(now))
+        metrics.DEAD_LETTER_COUNT_FAILURES.set(len(failed))
 
     async def _consumer_lag(self) -> None:
         # The partition's end minus position for each partition this replica holds right now. A

@@ -94,18 +94,19 @@ async def _warn_if_history_is_deleted(admin: AIOKafkaAdminClient, names: list[st
     if not log_topics:
         return
     for topic, value in (await _retentions(admin, log_topics)).items():
-        if value != FOR_EVER:
+        if value is not None and value != FOR_EVER:  # None: not ours to read (ACLs); nothing to say
             log.warning("topic %s deletes events after %g days: a rebuild or a new subscriber would miss"
                         " the older history; set retention.ms=-1 on it", topic, int(value) / DAY_MS)
 
 
-async def _retentions(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, str]:
-    """Each topic's `retention.ms` as the broker has it."""
+async def _retentions(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, str | None]:
+    """Each topic's `retention.ms` as the broker has it; None where the broker refused to say
+    (no describe-configs access: it answers with an error code, not an exception)."""
     resources = [ConfigResource(ConfigResourceType.TOPIC, n, {"retention.ms": None}) for n in names]
-    found = {}
+    found: dict[str, str | None] = dict.fromkeys(names)
     for response in await admin.describe_configs(resources):
-        for _error, _message, _kind, topic, entries in response.resources:
-            for key, value, *_ in entries:
+        for error, _message, _kind, topic, entries in response.resources:
+            for key, value, *_ in entries if not error else ():
                 if key == "retention.ms":
                     found[topic] = value
     return found
@@ -116,7 +117,10 @@ async def retention_s(bootstrap: str, topic: str, **transport: Any) -> float | N
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="vanda-admin", **transport)
     await admin.start()
     try:
-        value = (await _retentions(admin, [topic])).get(topic, FOR_EVER)
+        value = (await _retentions(admin, [topic])).get(topic)
     finally:
         await admin.close()
+    if value is None:
+        # Taken as for ever, the alert on letters about to be deleted could never fire.
+        raise PermissionError(f"the broker did not give {topic}'s retention.ms (describe-configs access?)")
     return None if int(value) < 0 else int(value) / 1000
