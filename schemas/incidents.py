@@ -429,22 +429,25 @@ class IncidentReport(IncidentFacts):
 REFERRAL_DATE = "police.referred_at"
 
 
+MIN_LOCAL_ID = 6  # shorter ones ("12") are in too much free text by chance
+
+
 def identifier_in(text: str, nhs_number: str | None, local_id: str | None) -> str | None:
     """Which of the perpetrator's identifiers `text` holds ("NHS number", "local id"), if either.
     Spaces and punctuation are ignored; a local id shorter than 6 characters ("12" is in "Ward
     12") is not looked for."""
-    found = _letters_and_digits(text)
+    found = letters_and_digits(text)
     if nhs_number and nhs_number in found:
         return "NHS number"
-    local = _letters_and_digits(local_id or "")
-    return "local id" if len(local) >= 6 and local in found else None
+    local = letters_and_digits(local_id or "")
+    return "local id" if len(local) >= MIN_LOCAL_ID and local in found else None
 
 
 def holds(what: str) -> str:
     return f"holds the perpetrator's {what}, which never leaves intake"
 
 
-def _letters_and_digits(text: str) -> str:
+def letters_and_digits(text: str) -> str:
     """Upper case, letters and digits only: "943 476 5919" reads 9434765919, "rx-123456" RX123456."""
     return "".join(c for c in text.upper() if c.isalnum())
 

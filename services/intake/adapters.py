@@ -87,16 +87,19 @@ class IncidentStore:
         self._pool = pool
 
     async def add(self, accepted: Accepted, outgoing: outbox.Outgoing, key_version: int,
-                  idempotency_key: str | None = None, identity: tuple[str, Keyring] | None = None) -> Receipt | None:
-        """Insert incident and outbox row atomically; None if the source ref or key already exists."""
+                  idempotency_key: str | None = None, identity: tuple[str, Keyring, str | None] | None = None,
+                  ) -> Receipt | None:
+        """Insert incident and outbox row atomically; None if the source ref or key already exists.
+        `identity`: the person's identifier, the keyring, and a local id given beside an NHS number."""
         event = accepted.event
-        people = [(event.subject_id, identity[0], event.organisation)] if identity and event.subject_id else []
+        people = [(event.subject_id, identity[0], event.organisation, identity[2])] if identity and event.subject_id \
+            else []
         inserted = await self.add_many([(accepted, outgoing)], key_version, people,
                                        identity[1] if identity else None, [idempotency_key])
         return Receipt(event.incident_id, event.subject_id, accepted.fingerprint) if inserted else None
 
     async def add_many(self, accepted: list[tuple[Accepted, outbox.Outgoing]], key_version: int,
-                       people: list[tuple[str, str, str]], keyring: Keyring | None,
+                       people: list[tuple[str, str, str, str | None]], keyring: Keyring | None,
                        idempotency_keys: list[str | None] | None = None) -> set[UUID]:
         """Insert many incidents with their outbox rows in one transaction; return the ids inserted.
 

@@ -12,8 +12,7 @@ import asyncpg
 from schemas.base import EventData
 from schemas.envelope import new_id, utcnow
 from schemas.events import envelope
-from schemas.incidents import (IncidentAmended, IncidentAmendment, IncidentReport, IncidentWithdrawal, holds,
-                               identifier_in)
+from schemas.incidents import IncidentAmended, IncidentAmendment, IncidentReport, IncidentWithdrawal, holds
 from schemas.topics import INCIDENTS
 from services.intake import vault
 from services.intake.adapters import IncidentStore, Receipt, Stored
@@ -89,7 +88,7 @@ async def submit(report: IncidentReport, store: IncidentStore, keyring: Keyring,
         subject_id = await vault.resolve_subject(store.pool, identifier, keyring) if identifier else None
         accepted = _accept(report, subject_id, utcnow(), keyring)
         outgoing = _outgoing(accepted.event, accepted.event.incident_id, accepted.event.subject_id)
-        identity = (identifier, keyring) if identifier else None
+        identity = (identifier, keyring, also_local(report)) if identifier else None
         receipt = await store.add(accepted, outgoing, keyring.current_version, idempotency_key, identity)
         if receipt is not None:
             return Submitted(receipt, replayed=False)
@@ -139,7 +138,7 @@ async def _store_fresh(reports: list[IncidentReport], store: IncidentStore,
         accepted = _accept(report, subject_id, now, keyring)
         batch.append((accepted, _outgoing(accepted.event, accepted.event.incident_id, subject_id)))
         if identifier and subject_id:
-            people.append((subject_id, identifier, report.organisation))
+            people.append((subject_id, identifier, report.organisation, also_local(report)))
     inserted = await store.add_many(batch, keyring.current_version, people, keyring)
     receipts = {(a.event.source_system, a.source_ref): Receipt(a.event.incident_id, a.event.subject_id, a.fingerprint)
                 for a, _ in batch if a.event.incident_id in inserted}
@@ -211,8 +210,14 @@ async def _no_identifier_published(conn: asyncpg.Connection, event: IncidentAmen
         # correction goes ahead unchecked rather than fail; its report was checked whole.
         log.warning("an amended crime reference went unchecked: the subject's identity opens under no key here")
         return
-    if what := identifier_in(reference, *identifiers):
+    if what := identifiers.held_in(reference, keyring):
         raise InvalidAmendment([("police.crime_reference", holds(what))])
+
+
+def also_local(report: IncidentReport) -> str | None:
+    """A local id given beside the NHS number that keys the person: kept only as a digest, so
+    that an amendment cannot publish it either (the sealed identity holds the NHS number)."""
+    return report.perpetrator.local_id if report.perpetrator.nhs_number else None
 
 
 async def withdraw(incident_id: UUID, withdrawal: IncidentWithdrawal, store: IncidentStore) -> bool:

@@ -20,14 +20,16 @@ import asyncpg
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from schemas.incidents import MIN_LOCAL_ID, identifier_in, letters_and_digits
 from vanda.runtime.rows import insert_many
 
 IDENTITY_COLUMNS = (("subject_id", "text"), ("kind", "text"), ("organisation", "text"), ("nonce", "bytea"),
-                    ("ciphertext", "bytea"), ("key_id", "text"))
+                    ("ciphertext", "bytea"), ("key_id", "text"), ("local_digest", "text"), ("local_length", "int"))
 # Keys a report's digest apart from the pseudonyms made with the same key (identifiers never
 # start with it).
 FINGERPRINT_CONTEXT = b"report-fingerprint:"
 KEY_ID_CONTEXT = b"identity-key-id:"
+LOCAL_ID_CONTEXT = b"local-id:"
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,27 @@ class Keyring:
             return hmac.compare_digest(stored, digest)
         v = int(version[1:]) if version[1:].isdigit() else None
         return v in self.keys and hmac.compare_digest(sealed, self._keyed(v, digest))
+
+    def seal_local_id(self, local_id: str | None) -> tuple[str | None, int | None]:
+        """A local id kept only as a keyed digest, `k<version>:<hex>`, with its length: enough to
+        tell it in free text, never to give it back. (None, None) if none, or too short to look for."""
+        text = letters_and_digits(local_id or "")
+        if len(text) < MIN_LOCAL_ID:
+            return None, None
+        return f"k{self.current_version}:{self._local(self.current_version, text)}", len(text)
+
+    def local_id_in(self, text: str, sealed: str | None, length: int | None) -> bool:
+        """Whether `text` (spaces and punctuation ignored) holds the local id `seal_local_id` sealed."""
+        version, _, digest = (sealed or "").partition(":")
+        v = int(version[1:]) if version[1:].isdigit() else None
+        if v not in self.keys or not length:
+            return False
+        found = letters_and_digits(text)
+        return any(hmac.compare_digest(self._local(v, found[i:i + length]), digest)
+                   for i in range(len(found) - length + 1))
+
+    def _local(self, version: int, text: str) -> str:
+        return hmac.new(self.keys[version], LOCAL_ID_CONTEXT + text.encode(), hashlib.sha256).hexdigest()
 
     def _keyed(self, version: int, digest: str) -> str:
         return hmac.new(self.keys[version], FINGERPRINT_CONTEXT + digest.encode(), hashlib.sha256).hexdigest()
@@ -113,33 +136,45 @@ async def resolve_many(conn: asyncpg.Connection | asyncpg.Pool, identifiers: set
 
 
 async def remember(conn: asyncpg.Connection, subject_id: str, identifier: str, organisation: str,
-                   keyring: Keyring) -> None:
+                   keyring: Keyring, also_local: str | None = None) -> None:
     """Record the current digest and the encrypted identifier, inside the caller's transaction."""
-    await remember_many(conn, [(subject_id, identifier, organisation)], keyring)
+    await remember_many(conn, [(subject_id, identifier, organisation, also_local)], keyring)
 
 
-async def remember_many(conn: asyncpg.Connection, people: list[tuple[str, str, str]], keyring: Keyring) -> None:
-    """`remember` for many (subject id, identifier, organisation) at once; the last of a subject wins."""
+Person = tuple[str, str, str, str | None]  # subject id, identifier, organisation, a local id given beside an NHS number
+
+
+async def remember_many(conn: asyncpg.Connection, people: list[Person], keyring: Keyring) -> None:
+    """`remember` for many people at once; the last of a subject wins."""
     # Sorted, so two concurrent batches lock the same rows in the same order (no deadlock).
-    latest = dict(sorted({s: (i, o) for s, i, o in people}.items()))
+    latest = dict(sorted({s: (i, o, local) for s, i, o, local in people}.items()))
     if not latest:
         return
     await insert_many(conn, "intake.pseudonyms", (("key_version", "int"), ("digest", "text"), ("subject_id", "text")),
-                      [(*d, s) for s, (i, _) in latest.items() for d in keyring.digests(i)], "ON CONFLICT DO NOTHING")
+                      [(*d, s) for s, (i, _, _) in latest.items() for d in keyring.digests(i)],
+                      "ON CONFLICT DO NOTHING")
     aead, sealed_by = _aead(keyring.identity_key), keyring.identity_key_id
     rows = []
-    for subject_id, (identifier, organisation) in latest.items():
+    for subject_id, (identifier, organisation, local) in latest.items():
         nonce = os.urandom(12)
         sealed = aead.encrypt(nonce, identifier.encode(), subject_id.encode())
-        rows.append((subject_id, identifier.split(":", 1)[0], organisation, nonce, sealed, sealed_by))
+        rows.append((subject_id, identifier.split(":", 1)[0], organisation, nonce, sealed, sealed_by,
+                     *keyring.seal_local_id(local)))
     await insert_many(
         conn, "intake.identities", IDENTITY_COLUMNS, rows,
         "ON CONFLICT (subject_id) DO UPDATE SET nonce = EXCLUDED.nonce, ciphertext = EXCLUDED.ciphertext,"
         " key_id = EXCLUDED.key_id,"
         # The organisation that reported the person last is the one a letter now comes from.
-        " kind = EXCLUDED.kind, organisation = EXCLUDED.organisation, last_seen = now()"
-        # Retention counts in days: a subject seen again within the hour need not be rewritten.
-        " WHERE intake.identities.last_seen < now() - interval '1 hour'")
+        " kind = EXCLUDED.kind, organisation = EXCLUDED.organisation, last_seen = now(),"
+        # A local id once given is kept until another is (a report without one says nothing of it).
+        " local_digest = coalesce(EXCLUDED.local_digest, intake.identities.local_digest),"
+        " local_length = CASE WHEN EXCLUDED.local_digest IS NULL THEN intake.identities.local_length"
+        " ELSE EXCLUDED.local_length END"
+        # Retention counts in days: a subject seen again within the hour need not be rewritten,
+        # unless it brings a local id not yet kept.
+        " WHERE intake.identities.last_seen < now() - interval '1 hour'"
+        " OR (EXCLUDED.local_digest IS NOT NULL"
+        "     AND EXCLUDED.local_digest IS DISTINCT FROM intake.identities.local_digest)")
 
 
 async def reveal(pool: asyncpg.Pool, subject_id: str, keyring: Keyring, actor: str, purpose: str) -> dict | None:
@@ -156,15 +191,34 @@ async def reveal(pool: asyncpg.Pool, subject_id: str, keyring: Keyring, actor: s
     return {"subject_id": subject_id, field: value, "organisation": row["organisation"]}
 
 
-async def identifiers_of(conn: asyncpg.Connection, subject_id: str, keyring: Keyring) -> tuple[str | None, str | None]:
-    """(NHS number, local id) of a subject, for intake's own check that an amendment does not
-    publish them; never returned to anyone, so not a read `reveal` audits. (None, None) if no
-    identity is kept (purged, or the person was never identified)."""
-    row = await conn.fetchrow("SELECT nonce, ciphertext FROM intake.identities WHERE subject_id = $1", subject_id)
+@dataclass(frozen=True)
+class Identifiers:
+    """What intake holds to tell a subject's identifiers in free text; never returned to anyone."""
+
+    nhs_number: str | None = None
+    local_id: str | None = None
+    local_digest: str | None = None  # a local id given beside the NHS number, as `Keyring.seal_local_id` keeps it
+    local_length: int | None = None
+
+    def held_in(self, text: str, keyring: Keyring) -> str | None:
+        """Which of them `text` holds ("NHS number", "local id"), if either."""
+        if what := identifier_in(text, self.nhs_number, self.local_id):
+            return what
+        return "local id" if keyring.local_id_in(text, self.local_digest, self.local_length) else None
+
+
+async def identifiers_of(conn: asyncpg.Connection, subject_id: str, keyring: Keyring) -> Identifiers:
+    """A subject's identifiers, for intake's own check that an amendment does not publish them;
+    never returned to anyone, so not a read `reveal` audits. None held if no identity is kept
+    (purged, or the person was never identified)."""
+    row = await conn.fetchrow("SELECT nonce, ciphertext, local_digest, local_length FROM intake.identities"
+                              " WHERE subject_id = $1", subject_id)
     if row is None:
-        return None, None
+        return Identifiers()
     field, value = identified(_open(keyring, bytes(row["nonce"]), bytes(row["ciphertext"]), subject_id))
-    return (value, None) if field == "nhs_number" else (None, value)
+    if field != "nhs_number":
+        return Identifiers(local_id=value)
+    return Identifiers(value, None, row["local_digest"], row["local_length"])
 
 
 def identified(identifier: str) -> tuple[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 
+import asyncpg
 import httpx
 import pytest
 
@@ -16,7 +17,8 @@ pytestmark = pytest.mark.integration
 
 # Test-range NHS numbers (999...) with valid check digits, apart from test_pipeline's.
 AMEND_NHS, POLICE_NHS, WITHDRAW_NHS, INVALID_NHS = "9990000107", "9990000115", "9990000123", "9990000131"
-ALL_NHS = (AMEND_NHS, POLICE_NHS, WITHDRAW_NHS, INVALID_NHS)
+LOCAL_NHS = "9990005001"
+ALL_NHS = (AMEND_NHS, POLICE_NHS, WITHDRAW_NHS, INVALID_NHS, LOCAL_NHS)
 NARRATIVE = "Confidential narrative about the ward"
 
 
@@ -95,6 +97,28 @@ async def test_a_crime_reference_can_arrive_later(pipeline):
     assert len(events) == 3
     assert events[2][1]["data"]["police"] == {"informed": True, "crime_reference": "CR/0042/26",
                                               "referred_at": None, "outcome": None}
+
+
+async def test_a_local_id_given_beside_the_nhs_number_is_refused_in_an_amended_crime_reference(pipeline):
+    # The sealed identity holds the NHS number that keys the person; the local id given with
+    # it is kept as a keyed digest only, which still tells it in free text.
+    local = f"RX{uuid.uuid4().int % 10**6:06d}"
+    receipt = await submit(pipeline, perpetrator=patient(LOCAL_NHS) | {"local_id": local})
+    path = f"/v1/incidents/{receipt['incident_id']}"
+    leaked = await call(pipeline, "PATCH", path,
+                        {"police": {"informed": True, "crime_reference": f"MRN {local[:4].lower()}-{local[4:]}"}})
+    assert leaked.status_code == 422 and local[2:] not in leaked.text
+    assert leaked.json()["errors"] == [{"field": "police.crime_reference",
+                                        "reason": "holds the perpetrator's local id, which never leaves intake"}]
+    fine = await call(pipeline, "PATCH", path, {"police": {"informed": True, "crime_reference": "CR/0043/26"}})
+    assert fine.status_code == 200, fine.text
+    conn = await asyncpg.connect(pipeline["DATABASE_URL"])
+    try:
+        row = await conn.fetchrow("SELECT local_digest, local_length FROM intake.identities WHERE subject_id = $1",
+                                  receipt["subject_id"])
+    finally:
+        await conn.close()
+    assert row["local_length"] == len(local) and local not in row["local_digest"]
 
 
 async def test_withdrawal_is_published_once_and_stops_amendments(pipeline):

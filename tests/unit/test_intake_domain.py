@@ -231,3 +231,15 @@ def test_a_batch_line_refused_for_its_source_is_counted_without_the_source_it_na
     allowed = bulk.parse(2, orjson.dumps(report(source_system="datix")))
     bulk.forbid(allowed, ApiKey("k1", "Datix", frozenset({"datix"})))
     assert allowed.source == "datix" and allowed.report is not None
+
+
+def test_a_local_id_kept_as_a_digest_is_told_in_free_text_and_never_given_back():
+    sealed, length = KEYRING.seal_local_id("rx-123 456")
+    assert length == 8 and "123456" not in sealed and sealed.startswith("k1:")
+    assert KEYRING.local_id_in("MRN RX123456 / ward 4", sealed, length)
+    assert not KEYRING.local_id_in("MRN RX123457", sealed, length)
+    # After a rotation the earlier key still tells it; once dropped, it cannot.
+    rotated = Keyring(2, {1: b"k" * 32, 2: b"n" * 32}, b"identity")
+    assert rotated.local_id_in("rx 123456", sealed, length)
+    assert not Keyring(2, {2: b"n" * 32}, b"identity").local_id_in("rx 123456", sealed, length)
+    assert KEYRING.seal_local_id("AB12") == (None, None) and KEYRING.seal_local_id(None) == (None, None)
