@@ -33,6 +33,8 @@ DLQ_HEADER_PREFIX = "vanda-dlq-"
 # on this topic. Not a consumer group's committed offsets: those of a group with no members
 # expire after a week (offsets.retention.minutes), before the letters (28 days).
 MARKS_TOPIC = "vanda.dlq-replays.v1"
+# A letter's time is its producer's clock, a mark's the operator's: allow them to disagree.
+CLOCKS_APART_S = 300
 
 
 class UnknownTopic(Exception):
@@ -119,29 +121,39 @@ async def _partitions(bootstrap: str, topic: str) -> tuple[list[int], bool]:
 
 async def replayed_up_to(bootstrap: str, topic: str) -> dict[int, int]:
     """Per partition, the offset up to which letters were replayed (0: none yet): the latest
-    mark for it on the marks topic."""
+    mark for it on the marks topic, unless it is of an earlier topic of the same name."""
     partitions, kept = await _partitions(bootstrap, topic)
     marks = {p: 0 for p in partitions}
+    made: dict[int, float] = {}  # when each mark was written
     for record in await read_all(bootstrap, MARKS_TOPIC) if kept else []:
         name, _, partition = (record.key or b"").decode().rpartition(":")
         if name == topic and record.value is not None and int(partition) in marks:
-            marks[int(partition)] = int(record.value)
-    return await _not_past_the_end(bootstrap, topic, marks) if any(marks.values()) else marks
+            marks[int(partition)], made[int(partition)] = int(record.value), record.timestamp / 1000
+    return await _of_this_topic(bootstrap, topic, marks, made) if any(marks.values()) else marks
 
 
-async def _not_past_the_end(bootstrap: str, topic: str, marks: dict[int, int]) -> dict[int, int]:
-    """A mark past its partition's end is of a topic since deleted and made again: the letters
-    now there were never replayed, and counted as done they would go unsent and unwatched."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, **kafka_client_options())
+async def _of_this_topic(bootstrap: str, topic: str, marks: dict[int, int], made: dict[int, float]) -> dict[int, int]:
+    """The marks, those of a topic since deleted and made again counted from 0: a mark past its
+    partition's end, or one older than the letter just below it (written after the mark was,
+    so not a letter the mark passed). Counted as done, the letters now there would go unsent
+    and unwatched."""
+    parts = {p: TopicPartition(topic, p) for p, m in marks.items() if m}
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest", **kafka_client_options())
     await consumer.start()
     try:
-        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in marks])
+        starts, ends = await consumer.beginning_offsets(list(parts.values())), await consumer.end_offsets(
+            list(parts.values()))
+        stale = {p for p, tp in parts.items() if marks[p] > ends[tp]}
+        # Below the mark, the last letter still kept (retention may have taken it: then nothing to compare).
+        below = {tp: marks[p] - 1 for p, tp in parts.items() if p not in stale and marks[p] - 1 >= starts[tp]}
+        written = await _timestamps_at(consumer, below)
     finally:
         await consumer.stop()
-    stale = sorted(p for p in marks if marks[p] > ends[TopicPartition(topic, p)])
+    stale |= {tp.partition for tp, at in written.items() if at > made[tp.partition] + CLOCKS_APART_S}
     if stale:
-        log.warning("replay marks of %s partitions %s are past their end (the topic was made again?): counted from"
-                    " the start", topic, stale)
+        log.warning("replay marks of %s partitions %s are of an earlier topic of that name: counted from the start",
+                    topic, sorted(stale))
     return {p: 0 if p in stale else m for p, m in marks.items()}
 
 
@@ -251,31 +263,31 @@ async def waiting(bootstrap: str, topic: str, *, wait_s: float = 10) -> Waiting:
     try:
         starts, ends = await consumer.beginning_offsets(parts), await consumer.end_offsets(parts)
         firsts = {tp: min(ends[tp], max(starts[tp], marks[tp.partition])) for tp in parts}
-        oldest = await _first_timestamps(consumer, {tp: o for tp, o in firsts.items() if o < ends[tp]}, wait_s)
+        oldest = (await _timestamps_at(consumer, {tp: o for tp, o in firsts.items() if o < ends[tp]}, wait_s)).values()
     finally:
         await consumer.stop()
     return Waiting(sum(ends[tp] - firsts[tp] for tp in parts), min(oldest, default=None),
                    await retention_s(bootstrap, topic, **kafka_client_options()))
 
 
-async def _first_timestamps(consumer: AIOKafkaConsumer, firsts: dict[TopicPartition, int],
-                            wait_s: float) -> list[float]:
-    """The timestamp of the record at each given offset, in seconds."""
-    if not firsts:
-        return []
-    consumer.assign(list(firsts))
-    for tp, offset in firsts.items():
+async def _timestamps_at(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int],
+                        wait_s: float = 10) -> dict[TopicPartition, float]:
+    """The timestamp of the record at each given offset (or the first kept after it), in seconds."""
+    if not offsets:
+        return {}
+    consumer.assign(list(offsets))
+    for tp, offset in offsets.items():
         consumer.seek(tp, offset)
     found: dict[TopicPartition, float] = {}
     deadline = asyncio.get_running_loop().time() + wait_s
-    while len(found) < len(firsts) and asyncio.get_running_loop().time() < deadline:
-        for tp, batch in (await consumer.getmany(*[t for t in firsts if t not in found], timeout_ms=500)).items():
+    while len(found) < len(offsets) and asyncio.get_running_loop().time() < deadline:
+        for tp, batch in (await consumer.getmany(*[t for t in offsets if t not in found], timeout_ms=500)).items():
             if batch:
                 found.setdefault(tp, batch[0].timestamp / 1000)
-    if len(found) < len(firsts):
+    if len(found) < len(offsets):
         # Gauging none would say nothing is waiting, and silence the alert.
-        raise TimeoutError(f"no letter read within {wait_s:g} s from {sorted(map(str, set(firsts) - set(found)))}")
-    return list(found.values())
+        raise TimeoutError(f"no letter read within {wait_s:g} s from {sorted(map(str, set(offsets) - set(found)))}")
+    return found
 
 
 async def dismiss(bootstrap: str, topic: str) -> int:

@@ -99,26 +99,34 @@ async def test_a_crime_reference_can_arrive_later(pipeline):
                                               "referred_at": None, "outcome": None}
 
 
-async def test_a_local_id_given_beside_the_nhs_number_is_refused_in_an_amended_crime_reference(pipeline):
-    # The sealed identity holds the NHS number that keys the person; the local id given with
-    # it is kept as a keyed digest only, which still tells it in free text.
-    local = f"RX{uuid.uuid4().int % 10**6:06d}"
-    receipt = await submit(pipeline, perpetrator=patient(LOCAL_NHS) | {"local_id": local})
+async def test_every_local_id_given_beside_the_nhs_number_is_refused_in_an_amended_crime_reference(pipeline):
+    # The sealed identity holds the NHS number that keys the person; each local id given with
+    # it (one per trust, say) is kept as a keyed digest only, which still tells it in free text.
+    first, second = (f"{p}{uuid.uuid4().int % 10**6:06d}" for p in ("RX", "RY"))
+    receipt = await submit(pipeline, perpetrator=patient(LOCAL_NHS) | {"local_id": first})
+    # Another trust's id in a batch whose later line for the same person gives none: both kept.
+    batch = "\n".join(json.dumps(report(organisation=org, perpetrator=patient(LOCAL_NHS) | extra))
+                      for org, extra in (("RYJ", {"local_id": second}), ("RYJ", {})))
+    async with httpx.AsyncClient(base_url=pipeline["INTAKE_URL"], timeout=30, headers=source_key(pipeline)) as client:
+        lines = await client.post("/v1/incidents:batch", content=batch.encode(),
+                                  headers={"Content-Type": "application/x-ndjson"})
+    assert [r["status"] for r in lines.json()["results"]] == ["accepted", "accepted"], lines.text
     path = f"/v1/incidents/{receipt['incident_id']}"
-    leaked = await call(pipeline, "PATCH", path,
-                        {"police": {"informed": True, "crime_reference": f"MRN {local[:4].lower()}-{local[4:]}"}})
-    assert leaked.status_code == 422 and local[2:] not in leaked.text
-    assert leaked.json()["errors"] == [{"field": "police.crime_reference",
-                                        "reason": "holds the perpetrator's local id, which never leaves intake"}]
+    for local in (first, second):
+        leaked = await call(pipeline, "PATCH", path,
+                            {"police": {"informed": True, "crime_reference": f"MRN {local[:4].lower()}-{local[4:]}"}})
+        assert leaked.status_code == 422 and local[2:] not in leaked.text
+        assert leaked.json()["errors"] == [{"field": "police.crime_reference",
+                                            "reason": "holds the perpetrator's local id, which never leaves intake"}]
     fine = await call(pipeline, "PATCH", path, {"police": {"informed": True, "crime_reference": "CR/0043/26"}})
     assert fine.status_code == 200, fine.text
     conn = await asyncpg.connect(pipeline["DATABASE_URL"])
     try:
-        row = await conn.fetchrow("SELECT local_digest, local_length FROM intake.identities WHERE subject_id = $1",
-                                  receipt["subject_id"])
+        rows = await conn.fetch("SELECT digest, length FROM intake.local_ids WHERE subject_id = $1",
+                                receipt["subject_id"])
     finally:
         await conn.close()
-    assert row["local_length"] == len(local) and local not in row["local_digest"]
+    assert sorted(r["length"] for r in rows) == [8, 8] and not any(first in r["digest"] for r in rows)
 
 
 async def test_withdrawal_is_published_once_and_stops_amendments(pipeline):

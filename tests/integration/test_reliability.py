@@ -175,6 +175,35 @@ async def test_waiting_dead_letters_are_counted_until_replayed_or_dismissed(pipe
     assert (await dlq.waiting(bootstrap, dead_letter(source))).letters == 3
 
 
+async def test_a_replay_mark_older_than_the_letters_below_it_is_of_an_earlier_topic(pipeline):
+    # Deleted and made again, a topic's new letters reach past the old mark: the letter just
+    # below the mark was written after it, so the mark did not pass it.
+    bootstrap = pipeline["KAFKA_BOOTSTRAP_SERVERS"]
+    source = await _source_with_dead_letters(bootstrap, "remade")
+    await dlq._mark_replayed(bootstrap, dead_letter(source), {0: 2})
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        later = int((time.time() + 3600) * 1000)  # an hour after the mark, as if written since
+        for _ in range(3):
+            await producer.send_and_wait(dead_letter(source), b"not json", partition=0, timestamp_ms=later)
+    finally:
+        await producer.stop()
+    assert (await dlq.waiting(bootstrap, dead_letter(source))).letters == 3
+    assert not any(d.passed for d in await dlq.list_letters(bootstrap, [dead_letter(source)]))
+    # A mark made after the letters below it stands: only the one past it waits.
+    kept = await _source_with_dead_letters(bootstrap, "kept")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for _ in range(3):
+            await producer.send_and_wait(dead_letter(kept), b"not json", partition=0)
+    finally:
+        await producer.stop()
+    await dlq._mark_replayed(bootstrap, dead_letter(kept), {0: 2})
+    assert (await dlq.waiting(bootstrap, dead_letter(kept))).letters == 1
+
+
 async def _source_with_dead_letters(bootstrap: str, kind: str) -> str:
     """A source topic name of the test's own, with its dead-letter topic made (the source
     itself is never written: the consumer is handed its records directly)."""

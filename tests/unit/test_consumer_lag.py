@@ -102,3 +102,24 @@ async def test_a_stuck_consumer_s_lag_follows_the_partition_s_end_not_its_last_f
     held.consumer = Stuck({5: 2500}, at=100)  # 2,400 records written since; none fetched
     await runtime._consumer_lag()
     assert lag(5) == 2400
+
+
+async def test_one_gauge_held_up_does_not_keep_the_others_from_refreshing() -> None:
+    import asyncio
+
+    runtime = Runtime("lagtest", CommonSettings(), [])
+    runtime.broker = SimpleNamespace(subscribers=[])  # type: ignore[assignment]
+    done: list[str] = []
+
+    async def held_up() -> None:
+        await asyncio.sleep(60)  # a count waiting on a busy pool
+
+    async def quick() -> None:
+        done.append("refreshed")
+
+    runtime.refreshers += [held_up, quick]
+    try:
+        await asyncio.wait_for(runtime.refresh_gauges(), timeout=0.5)  # the scrape's budget
+    except TimeoutError:
+        pass
+    assert done == ["refreshed"]

@@ -152,17 +152,17 @@ class Runtime:
             return False
 
     async def refresh_gauges(self) -> None:
-        """Update gauges that are cheaper to read at scrape time than to track."""
+        """Update gauges that are cheaper to read at scrape time than to track: all at once, so
+        that one held up (a busy pool, a slow count) does not use up the scrape's time for the rest."""
+        await asyncio.gather(*(_quietly(step) for step in (
+            self._outbox_gauges(), asyncio.wait_for(self._consumer_lag(), timeout=2),
+            *(refresh() for refresh in self.refreshers))))
+
+    async def _outbox_gauges(self) -> None:
         if self.relay is not None:
-            with contextlib.suppress(Exception):
-                pending, age = await self.relay.pending()
-                metrics.OUTBOX_PENDING.labels(self.name).set(pending)
-                metrics.OUTBOX_OLDEST_AGE.labels(self.name).set(age)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._consumer_lag(), timeout=2)
-        for refresh in self.refreshers:
-            with contextlib.suppress(Exception):
-                await refresh()
+            pending, age = await self.relay.pending()
+            metrics.OUTBOX_PENDING.labels(self.name).set(pending)
+            metrics.OUTBOX_OLDEST_AGE.labels(self.name).set(age)
 
     async def count_dead_letters(self) -> None:
         """Gauge the letters waiting on this service's dead-letter topics. The alert comes from
@@ -212,6 +212,11 @@ class Runtime:
             with contextlib.suppress(KeyError):
                 metrics.CONSUMER_LAG.remove(*labels)
         self._lag_labels &= held
+
+
+async def _quietly(step: Awaitable[None]) -> None:
+    with contextlib.suppress(Exception):  # a gauge not refreshed keeps its value; the others still count
+        await step
 
 
 async def _ends(consumer: Any, assigned: list[Any]) -> dict[Any, int | None]:

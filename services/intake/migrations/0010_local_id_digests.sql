@@ -1,6 +1,12 @@
 -- depends: 0009_identity_key_ids
--- A subject keyed by NHS number whose reports also gave a local id: a keyed digest of that id
--- (letters and digits, upper case) and its length, so that intake can refuse an amendment
--- that would publish it in free text without keeping the id itself. `k<version>:<hex>`, keyed
--- under that pseudonym key version; NULL where none was given (or shorter than 6).
-ALTER TABLE intake.identities ADD COLUMN local_digest text, ADD COLUMN local_length int;
+-- Local ids given beside the NHS number that keys a subject (one per trust that reported the
+-- person, or more where records were merged): each as a keyed digest of its letters and digits,
+-- upper case, with its length, so that intake can refuse an amendment that would publish one
+-- in free text without keeping the id itself. `k<version>:<hex>`, keyed under that pseudonym
+-- key version. Deleted with the identity.
+CREATE TABLE intake.local_ids (
+    subject_id text NOT NULL REFERENCES intake.identities (subject_id) ON DELETE CASCADE,
+    digest     text NOT NULL,
+    length     int NOT NULL,
+    PRIMARY KEY (subject_id, digest)
+);
