@@ -14,7 +14,9 @@ topic's retention may delete the oldest, so none is deleted unseen.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import orjson
@@ -50,10 +52,15 @@ class DeadLetter:
     error: str
     source: str
     event_type: str
-    replayed: bool = False  # sent back to its source topic by an earlier replay, or dismissed
     # Below the replay mark: replayed, dismissed, or (sent without its value) passed by a replay
     # that could send nothing and said so. What is not passed waits, and the gauges count it.
     passed: bool = False
+    omitted: bool = False  # sent without its value (too large): nothing a replay can send
+
+    @property
+    def replayed(self) -> bool:
+        """Sent back to its source topic by an earlier replay, or dismissed."""
+        return self.passed and not self.omitted
 
     @property
     def ref(self) -> str:
@@ -69,9 +76,9 @@ def _describe(record: ConsumerRecord, marks: dict[int, int] | None = None) -> De
         event_type = "(unparseable)"
     source = f"{headers.get('vanda-dlq-source-topic', '?')}[{headers.get('vanda-dlq-source-partition', '?')}]" \
              f"@{headers.get('vanda-dlq-source-offset', '?')}"
-    passed = record.offset < (marks or {}).get(record.partition, 0)
     return DeadLetter(record.topic, record.partition, record.offset, headers.get("vanda-dlq-reason", "?"),
-                      headers.get("vanda-dlq-error", ""), source, event_type, passed and not _omitted(record), passed)
+                      headers.get("vanda-dlq-error", ""), source, event_type,
+                      record.offset < (marks or {}).get(record.partition, 0), _omitted(record))
 
 
 async def read_all(bootstrap: str, topic: str, *, wait_s: float = 10) -> list[ConsumerRecord]:
@@ -138,18 +145,12 @@ async def _of_this_topic(bootstrap: str, topic: str, marks: dict[int, int], made
     so not a letter the mark passed). Counted as done, the letters now there would go unsent
     and unwatched."""
     parts = {p: TopicPartition(topic, p) for p, m in marks.items() if m}
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="earliest", **kafka_client_options())
-    await consumer.start()
-    try:
-        starts, ends = await consumer.beginning_offsets(list(parts.values())), await consumer.end_offsets(
-            list(parts.values()))
+    async with _reader(bootstrap) as consumer:
+        starts, ends = await _bounds(consumer, list(parts.values()))
         stale = {p for p, tp in parts.items() if marks[p] > ends[tp]}
         # Below the mark, the last letter still kept (retention may have taken it: then nothing to compare).
         below = {tp: marks[p] - 1 for p, tp in parts.items() if p not in stale and marks[p] - 1 >= starts[tp]}
         written = await _timestamps_at(consumer, below)
-    finally:
-        await consumer.stop()
     stale |= {tp.partition for tp, at in written.items() if at > made[tp.partition] + CLOCKS_APART_S}
     if stale:
         log.warning("replay marks of %s partitions %s are of an earlier topic of that name: counted from the start",
@@ -256,18 +257,30 @@ async def waiting(bootstrap: str, topic: str, *, wait_s: float = 10) -> Waiting:
     read when the oldest of them was written."""
     marks = await replayed_up_to(bootstrap, topic)
     parts = [TopicPartition(topic, p) for p in sorted(marks)]
-    # From the first record kept, if retention deleted the one sought meanwhile.
+    async with _reader(bootstrap) as consumer:
+        starts, ends = await _bounds(consumer, parts)
+        firsts = {tp: min(ends[tp], max(starts[tp], marks[tp.partition])) for tp in parts}
+        oldest = (await _timestamps_at(consumer, {tp: o for tp, o in firsts.items() if o < ends[tp]}, wait_s)).values()
+    return Waiting(sum(ends[tp] - firsts[tp] for tp in parts), min(oldest, default=None),
+                   await retention_s(bootstrap, topic, **kafka_client_options()))
+
+
+@contextlib.asynccontextmanager
+async def _reader(bootstrap: str) -> AsyncIterator[AIOKafkaConsumer]:
+    """A consumer outside any group, for offsets and a few records; from the first record kept
+    where the one sought was deleted by retention meanwhile."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                                 auto_offset_reset="earliest", **kafka_client_options())
     await consumer.start()
     try:
-        starts, ends = await consumer.beginning_offsets(parts), await consumer.end_offsets(parts)
-        firsts = {tp: min(ends[tp], max(starts[tp], marks[tp.partition])) for tp in parts}
-        oldest = (await _timestamps_at(consumer, {tp: o for tp, o in firsts.items() if o < ends[tp]}, wait_s)).values()
+        yield consumer
     finally:
         await consumer.stop()
-    return Waiting(sum(ends[tp] - firsts[tp] for tp in parts), min(oldest, default=None),
-                   await retention_s(bootstrap, topic, **kafka_client_options()))
+
+
+async def _bounds(consumer: AIOKafkaConsumer, parts: list[TopicPartition]) -> tuple[dict, dict]:
+    """Each partition's first offset still kept, and its end."""
+    return await consumer.beginning_offsets(parts), await consumer.end_offsets(parts)
 
 
 async def _timestamps_at(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int],
@@ -295,12 +308,8 @@ async def dismiss(bootstrap: str, topic: str) -> int:
     `replay --only` or `--again` still sends a dismissed letter."""
     marks = await replayed_up_to(bootstrap, topic)
     parts = [TopicPartition(topic, p) for p in sorted(marks)]
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, **kafka_client_options())
-    await consumer.start()
-    try:
-        starts, ends = await consumer.beginning_offsets(parts), await consumer.end_offsets(parts)
-    finally:
-        await consumer.stop()
+    async with _reader(bootstrap) as consumer:
+        starts, ends = await _bounds(consumer, parts)
     moved = {tp.partition: ends[tp] for tp in parts if ends[tp] > marks[tp.partition]}
     if moved:
         await _mark_replayed(bootstrap, topic, moved)
