@@ -64,3 +64,18 @@ async def test_a_retention_the_broker_will_not_give_is_an_error_not_for_ever(mon
     monkeypatch.setattr(topics, "AIOKafkaAdminClient", Admin)
     with pytest.raises(PermissionError, match="retention.ms"):
         await topics.retention_s("127.0.0.1:1", MINE)
+
+
+async def test_a_topic_just_made_but_not_yet_in_the_cluster_s_metadata_is_counted_once_it_is(monkeypatch) -> None:
+    # The first round runs moments after the service made its topics.
+    answers = [dlq.UnknownTopic(MINE), dlq.Waiting(2, 0.0, None)]
+
+    async def waiting(bootstrap: str, topic: str) -> dlq.Waiting:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(dlq, "waiting", waiting)
+    await Runtime("gaugetest", CommonSettings(), [], dead_letters=[MINE]).count_dead_letters()
+    assert waiting_on(MINE) == 2

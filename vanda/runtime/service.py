@@ -171,7 +171,7 @@ class Runtime:
         failed = []
         for topic in self.dead_letter_topics:
             try:
-                waiting = await dlq.waiting(self.settings.kafka_bootstrap_servers, topic)
+                waiting = await self._waiting(topic)
             except Exception:  # noqa: BLE001 - one topic's failure must not leave the others uncounted
                 log.warning("counting the waiting dead letters on %s failed; its gauges are withdrawn until a"
                             " round succeeds", topic, exc_info=True)
@@ -186,6 +186,15 @@ class Runtime:
                 max(0.0, now - waiting.oldest_at) if waiting.oldest_at is not None else 0)
             metrics.DEAD_LETTERS_DELETED_IN.labels(topic).set(waiting.deleted_in(now))
         metrics.DEAD_LETTER_COUNT_FAILURES.set(len(failed))
+
+    async def _waiting(self, topic: str, tries: int = 10) -> dlq.Waiting:
+        # The service made its topics at start: one the cluster's metadata does not list yet is
+        # still on its way there (the first round runs moments after), not missing.
+        for _ in range(tries - 1):
+            with contextlib.suppress(dlq.UnknownTopic):
+                return await dlq.waiting(self.settings.kafka_bootstrap_servers, topic)
+            await asyncio.sleep(1)
+        return await dlq.waiting(self.settings.kafka_bootstrap_servers, topic)
 
     async def _consumer_lag(self) -> None:
         # The partition's end minus position for each partition this replica holds right now. A
