@@ -14,12 +14,12 @@ from fastapi import Depends, FastAPI, HTTPException
 
 from schemas.envelope import utcnow
 from schemas.topics import BOARD_METRICS, FOOTAGE, INCIDENTS, POLICE_REFERRALS, SANCTIONS, dead_letter
-from services.reporting import entrypoints, gauges, handlers, publishing
+from services.reporting import entrypoints, footage_store, gauges, handlers, publishing
 from services.reporting.adapters import SCHEMA
 from services.reporting.config import SERVICE, ReportingSettings
 from services.reporting.domain.board import Disclosure
 from vanda.runtime import progress
-from vanda.runtime.auth import Role, auth_settings, require
+from vanda.runtime.auth import Principal, Role, auth_settings, require
 from vanda.runtime.http import install_error_handlers, limit_body_size, ops_router
 from vanda.runtime.service import Runtime
 from vanda.runtime.settings import CommonSettings
@@ -84,6 +84,11 @@ async def settle_now(deps: entrypoints.Deps, wake: Callable[[], None]) -> int:
     return sent
 
 
+async def purge_now(deps: entrypoints.Deps, actor: str) -> dict[str, int]:
+    now = deps.clock()
+    return await footage_store.purge_reasons(deps.pool(), now - deps.retention, now, actor)
+
+
 def create_app(common: CommonSettings | None = None, settings: ReportingSettings | None = None,
                clock: Callable[[], datetime] = utcnow) -> FastAPI:
     """Build the reporting app; nothing connects until the app starts."""
@@ -107,7 +112,8 @@ def create_app(common: CommonSettings | None = None, settings: ReportingSettings
                                 dead_letter(SANCTIONS)])
     backlog = kafka_backlog(common.kafka_bootstrap_servers, settings.consumer_group, **kafka_options(runtime.transport))
     deps = entrypoints.Deps(lambda: runtime.pool, projection, disclosure, auth_settings(),
-                            settings.max_months, clock, timedelta(days=settings.footage_retention_days))
+                            settings.max_months, clock, timedelta(days=settings.footage_retention_days),
+                            timedelta(days=settings.retention_days))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -126,6 +132,8 @@ def create_app(common: CommonSettings | None = None, settings: ReportingSettings
         # is owed for claims made before retractions existed. The index makes a round cheap.
         runtime.every(lambda: settle_now(deps, wake), settings.footage_notice_interval_s,
                       "police referral claims not settled")
+        runtime.every(lambda: purge_now(deps, "retention-timer"), settings.retention_interval_s,
+                      "retention purge failed")
         try:
             yield
         finally:
@@ -138,8 +146,9 @@ def create_app(common: CommonSettings | None = None, settings: ReportingSettings
     app.include_router(ops_router(runtime.checks, runtime.refresh_gauges))
     app.include_router(entrypoints.routes(deps))
 
-    @app.post("/v1/board-metrics/publish", tags=["operations"],
-              dependencies=[Depends(require(Role.OPERATIONS, settings=deps.auth))])
+    operations = Depends(require(Role.OPERATIONS, settings=deps.auth))
+
+    @app.post("/v1/board-metrics/publish", tags=["operations"], dependencies=[operations])
     async def publish() -> dict:
         """Publish closed months now (the service also does it on its own timer); 409 while a
         round (a replica's timer, or another call) is under way, or while reporting has events
@@ -151,5 +160,11 @@ def create_app(common: CommonSettings | None = None, settings: ReportingSettings
             raise HTTPException(409, detail=f"{done.backlog} event(s) written before this call are not yet applied:"
                                 " try again once reporting has caught up")
         return {"published": done.sent}
+
+    @app.post("/v1/retention/run", tags=["operations"])
+    async def run_retention(who: Principal = operations) -> dict:
+        """Clear why footage deletions were retracted, past the retention period, now (the service
+        also does this on its own timer); who did what, and when, stays in the audit."""
+        return await purge_now(deps, who.subject)
 
     return app

@@ -35,6 +35,9 @@ class ReportingSettings(BaseSettings):
     footage_notice_interval_s: float = Field(300, gt=0, description="How often footage that has become evidence,"
                                              " or fallen due for deletion, is announced on vanda.footage.v1, and"
                                              " referral prompts still owed a retraction are settled.")
+    retention_days: int = Field(3650, ge=1, description="Why footage deletions were retracted (free text) is cleared"
+                                " from the retractions and the audit after this many days.")
+    retention_interval_s: float = Field(86400, gt=0, description="How often the retention purge runs.")
     publish_grace_days: int = Field(3, ge=0, description="Days after a month closes before it is published.")
     publish_backlog_s: float = Field(60, ge=0, description="A publishing round goes ahead only once reporting has"
                                      " applied every event written to its topics more than this many seconds"

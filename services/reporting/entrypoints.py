@@ -48,6 +48,7 @@ class Deps:
     max_months: int
     clock: Callable[[], datetime]
     footage_retention: timedelta = timedelta(days=30)
+    retention: timedelta = timedelta(days=3650)  # of free-text reasons
 
 
 class Body(BaseModel):

@@ -132,3 +132,20 @@ async def retract_deletion(pool: asyncpg.Pool, incident_id: UUID, by: str, reaso
                     f"footage incident_id={incident_id} deleted_at={row['deleted_at'].isoformat()}"
                     f" recorded_by={row['recorded_by']} reason={reason}")
     return row
+
+
+async def purge_reasons(pool: asyncpg.Pool, cutoff: datetime, now: datetime, actor: str) -> dict[str, int]:
+    """Clear why deletions were retracted, where that was before `cutoff`, from the retractions
+    and the audit alike (the one change their triggers allow); who did what, and when, stays.
+    The purge itself is audited."""
+    async with pool.acquire() as conn, conn.transaction():
+        kept = await conn.execute("UPDATE reporting.footage_retractions SET reason = NULL, reason_purged_at = $2"
+                                  " WHERE reason IS NOT NULL AND retracted_at < $1", cutoff, now)
+        audited = await conn.execute(
+            "UPDATE reporting.audit SET what = reporting.reason_cleared(what), reason_purged_at = $2"
+            " WHERE action = 'footage_deletion_retracted' AND reason_purged_at IS NULL AND at < $1"
+            " AND position(' reason=' IN what) > 0", cutoff, now)
+        counts = {"retraction_reasons": int(kept.split()[-1]), "audit_reasons": int(audited.split()[-1])}
+        await audit(conn, actor, "retention_purge", f"{counts} older than {cutoff.isoformat()}")
+    return counts
+

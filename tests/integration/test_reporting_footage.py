@@ -342,6 +342,70 @@ async def test_a_deletion_recorded_in_error_is_retracted_and_kept_among_the_retr
     assert (await deleted(pipeline, incident, body={"unplanned": True})).json()["status"] == "deleted"
 
 
+async def test_retention_clears_old_retraction_reasons_from_the_retractions_and_the_audit_and_nothing_else(pipeline):
+    """Why a deletion was retracted is free text that can name someone: kept for the retention
+    period (10 years by default), then cleared from both places it is written, once."""
+    old_at, recent_at = datetime.now(UTC) - timedelta(days=4000), datetime.now(UTC) - timedelta(days=30)
+    words = f"Mr Example's clip was on the ward PC {uuid.uuid4()}"
+    conn = await asyncpg.connect(pipeline["DATABASE_URL"])
+    try:
+        retraction = ("INSERT INTO reporting.footage_retractions (incident_id, deleted_at, recorded_by, unplanned,"
+                      " retracted_by, retracted_at, reason) VALUES ($1, $2, 'footage-4', false, 'footage-5', $2, $3)"
+                      " RETURNING id")
+        entry = ("INSERT INTO reporting.audit (at, actor, action, what) VALUES ($1, 'footage-5',"
+                 " 'footage_deletion_retracted', $2) RETURNING id")
+        rows = {}
+        for name, at in (("old", old_at), ("recent", recent_at)):
+            incident = uuid.uuid4()
+            what = f"footage incident_id={incident} deleted_at={at.isoformat()} recorded_by=footage-4 reason={words}"
+            rows[name] = (await conn.fetchval(retraction, incident, at, words), await conn.fetchval(entry, at, what),
+                          incident)
+
+        assert (await call(pipeline, "POST", pipeline["REPORTING_URL"], "/v1/retention/run", None)).status_code == 401
+        run = await call(pipeline, "POST", pipeline["REPORTING_URL"], "/v1/retention/run", None,
+                         bearer(pipeline, "operations", "ops-8"))
+        assert run.status_code == 200 and run.json()["retraction_reasons"] >= 1 and run.json()["audit_reasons"] >= 1
+
+        kept = {r["id"]: r for r in await conn.fetch("SELECT * FROM reporting.footage_retractions WHERE id = ANY($1)",
+                                                     [rows["old"][0], rows["recent"][0]])}
+        old, recent = kept[rows["old"][0]], kept[rows["recent"][0]]
+        assert old["reason"] is None and old["reason_purged_at"] is not None
+        assert (old["incident_id"], old["recorded_by"], old["retracted_by"], old["retracted_at"]) == (
+            rows["old"][2], "footage-4", "footage-5", old_at)
+        assert recent["reason"] == words and recent["reason_purged_at"] is None
+        audit = {r["id"]: r for r in await conn.fetch("SELECT * FROM reporting.audit WHERE id = ANY($1)",
+                                                      [rows["old"][1], rows["recent"][1]])}
+        old, recent = audit[rows["old"][1]], audit[rows["recent"][1]]
+        assert old["what"] == (f"footage incident_id={rows['old'][2]} deleted_at={old_at.isoformat()}"
+                               " recorded_by=footage-4 reason=(cleared)") and old["reason_purged_at"] is not None
+        assert (old["at"], old["actor"]) == (old_at, "footage-5")
+        assert recent["what"].endswith(f"reason={words}") and recent["reason_purged_at"] is None
+        assert await conn.fetchval("SELECT count(*) FROM reporting.audit WHERE actor = 'ops-8'"
+                                   " AND action = 'retention_purge'") == 1
+
+        # The purge is the one change either table allows: nothing else, and not twice.
+        for change, row in (
+                ("UPDATE reporting.footage_retractions SET retracted_by = 'someone-else' WHERE id = $1", "old"),
+                ("UPDATE reporting.footage_retractions SET reason = 'rewritten' WHERE id = $1", "old"),
+                ("UPDATE reporting.footage_retractions SET reason = NULL, reason_purged_at = now(),"
+                 " recorded_by = 'x' WHERE id = $1", "recent"),
+                ("DELETE FROM reporting.footage_retractions WHERE id = $1", "recent")):
+            with pytest.raises(asyncpg.RaiseError, match="append-only"):
+                await conn.execute(change, rows[row][0])
+        for change, row in (
+                ("UPDATE reporting.audit SET what = reporting.reason_cleared(what), reason_purged_at = now()"
+                 " WHERE id = $1", "old"),
+                ("UPDATE reporting.audit SET what = 'footage reason=(cleared)', reason_purged_at = now()"
+                 " WHERE id = $1", "recent"),
+                ("UPDATE reporting.audit SET what = reporting.reason_cleared(what), reason_purged_at = now(),"
+                 " actor = 'x' WHERE id = $1", "recent"),
+                ("DELETE FROM reporting.audit WHERE id = $1", "recent")):
+            with pytest.raises(asyncpg.RaiseError, match="append-only"):
+                await conn.execute(change, rows[row][1])
+    finally:
+        await conn.close()
+
+
 async def test_an_incident_amended_out_of_the_police_criteria_waits_on_no_referral_and_its_prompt_is_retracted(pipeline):
     site = f"Amended site {uuid.uuid4().hex[:8]}"
     old = (datetime.now(UTC) - timedelta(days=60)).isoformat()
