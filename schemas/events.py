@@ -125,10 +125,19 @@ def decode(raw: bytes | str | dict[str, Any]) -> CloudEvent[Any]:
         raise ValueError(f"not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise ValueError("event is not a JSON object")
-    model = EVENT_TYPES.get(str(body.get("type")))
+    kind = body.get("type")
+    # Only a string is looked up or named: anything else could be nested deep enough that
+    # writing it out raises RecursionError, which no caller expects of a bad event.
+    model = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
     if model is None:
-        raise UnknownEventType(f"type: unknown event type {body.get('type')!r}")
+        named = repr(kind[:100]) if isinstance(kind, str) else f"of JSON type {_json_type(kind)}"
+        raise UnknownEventType(f"type: unknown event type {named}")
     return ENVELOPES[model].model_validate(body)
+
+
+def _json_type(value: Any) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", int: "number",
+            float: "number", type(None): "null"}.get(type(value), type(value).__name__)
 
 
 def describe_error(exc: Exception) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated
@@ -448,8 +449,11 @@ def holds(what: str) -> str:
 
 
 def letters_and_digits(text: str) -> str:
-    """Upper case, letters and digits only: "943 476 5919" reads 9434765919, "rx-123456" RX123456."""
-    return "".join(c for c in text.upper() if c.isalnum())
+    """Upper case, letters and digits only: "943 476 5919" reads 9434765919, "rx-123456" RX123456.
+    Digits and letters written in other forms read as the plain ones (full-width "９４３", or
+    Arabic-Indic "٩٤٣", read 943), or an NHS number so written would pass for other text."""
+    plain = unicodedata.normalize("NFKC", text).upper()
+    return "".join(str(unicodedata.decimal(c)) if c.isdecimal() else c for c in plain if c.isalnum())
 
 
 def referral_date_problem(police: PoliceDetails | None, occurred_at: datetime | None) -> str | None:

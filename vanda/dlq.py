@@ -71,7 +71,10 @@ class DeadLetter:
 def _describe(record: ConsumerRecord, marks: dict[int, int] | None = None) -> DeadLetter:
     headers = {k: v.decode(errors="replace") for k, v in (record.headers or ())}
     try:
-        event_type = str(orjson.loads(record.value or b"null").get("type", "?"))
+        kind = orjson.loads(record.value or b"null").get("type", "?")
+        # A letter can hold anything: only a string is shown, as anything else may be nested
+        # deep enough that writing it out raises RecursionError, and one letter stop the list.
+        event_type = kind[:200] if isinstance(kind, str) else "(not a string)"
     except (orjson.JSONDecodeError, AttributeError):
         event_type = "(unparseable)"
     source = f"{headers.get('vanda-dlq-source-topic', '?')}[{headers.get('vanda-dlq-source-partition', '?')}]" \

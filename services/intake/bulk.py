@@ -8,6 +8,7 @@ by (source_system, source_ref).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -25,13 +26,15 @@ from services.intake import handlers
 from services.intake.security import SourceKey
 from vanda.apikeys import ApiKey
 from vanda.runtime.consumer import BatchConsumer, BatchResult, Connections, DeadLetter
+from vanda.runtime.db import is_transient
 
 NDJSON = "application/x-ndjson"
 
 INCIDENTS = Counter(
     "vanda_intake_incidents_total",
     "Incident reports by entry channel (http, http_batch, kafka), source system, outcome"
-    " (accepted, replayed, rejected) and reason (the first validation error's type, conflict, forbidden).",
+    " (accepted, replayed, rejected) and reason (the first validation error's type, conflict, forbidden, or"
+    " unstorable: valid, but refused by the database).",
     ["channel", "source", "outcome", "reason"],
 )
 # Source systems are the trust's own upstream systems, a handful; a misbehaving producer
@@ -60,6 +63,8 @@ class Line:
     reason: str = ""
     source: str | None = None
 
+
+log = logging.getLogger(__name__)
 
 BOM = "\ufeff".encode()
 
@@ -139,6 +144,10 @@ def _too_many(limit: int) -> JSONResponse:
         {"field": "(body)", "reason": f"more than {limit} lines; split the batch"}]})
 
 
+def _lines(body: bytes) -> list[bytes]:
+    return [line.removesuffix(b"\r") for line in body.split(b"\n")]
+
+
 def routes(max_lines: int) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["incidents"])
 
@@ -150,7 +159,10 @@ def routes(max_lines: int) -> APIRouter:
     async def report_incidents(request: Request, key: SourceKey) -> BatchReceipt | JSONResponse:
         """Submit many reports as NDJSON; each line is accepted, replayed or rejected on its own."""
         # Numbered before blank lines are dropped: a result names the report's line in the body.
-        raw = [(n, r) for n, r in enumerate((await request.body()).splitlines(), start=1) if r.strip()]
+        # Lines end at "\n" alone (and a "\r" before it): bytes.splitlines() also splits at a
+        # bare "\r", which JSON allows as space inside an object, and every later line's
+        # number would be wrong.
+        raw = [(n, r) for n, r in enumerate(_lines(await request.body()), start=1) if r.strip()]
         if len(raw) > max_lines:
             return _too_many(max_lines)
         lines = [parse(n, r) for n, r in raw]
@@ -176,16 +188,45 @@ class SubmissionConsumer(BatchConsumer):
 
     async def apply_batch(self, records: Sequence[ConsumerRecord]) -> BatchResult:
         lines = [parse(n, r.value or b"") for n, r in enumerate(records)]
-        outcomes = await store(lines, self._deps(), "kafka")
+        try:
+            return _result(records, lines, await store(lines, self._deps(), "kafka"))
+        except Exception as exc:  # noqa: BLE001 - an outage propagates; anything else is some report's fault
+            if is_transient(exc):
+                raise
+            # The valid lines are stored in one transaction: one that the database refuses
+            # (a constraint, a bug) would fail the batch every time it came round, and stop
+            # the partition. One at a time finds it, dead-letters it alone and stores the rest.
+            log.warning("a batch of %d submissions was refused as a whole (%s); storing one at a time",
+                        len(records), type(exc).__name__, extra={"count": len(records)})
         result = BatchResult()
-        for record, line, outcome in zip(records, lines, outcomes, strict=True):
-            if outcome is None:
-                error = "; ".join(f"{e['field']}: {e['reason']}" for e in line.errors)
-                result.dead.append(DeadLetter(record, "invalid", error))
-            elif outcome.status == "conflict":
-                result.dead.append(DeadLetter(record, "conflict", "source_ref: already used for a different report"))
-            elif outcome.status == "accepted":
-                result.applied[record.topic] += 1
-            else:
-                result.duplicates[record.topic] += 1
+        for record, line in zip(records, lines, strict=True):
+            result = result.merged(await self._store_alone(record, line))
         return result
+
+    async def _store_alone(self, record: ConsumerRecord, line: Line) -> BatchResult:
+        try:
+            return _result([record], [line], await store([line], self._deps(), "kafka"))
+        except Exception as exc:  # noqa: BLE001 - as above
+            if is_transient(exc):
+                raise
+            # Named by its type alone: a database error's text can quote the value it refused.
+            log.error("a submission could not be stored (%s); dead-lettered", type(exc).__name__)
+            count("kafka", line.source, "rejected", "unstorable")
+            error = f"(report) could not be stored: {type(exc).__name__}"
+            return BatchResult(dead=[DeadLetter(record, "rejected", error)])
+
+
+def _result(records: Sequence[ConsumerRecord], lines: list[Line],
+            outcomes: list[handlers.Outcome | None]) -> BatchResult:
+    result = BatchResult()
+    for record, line, outcome in zip(records, lines, outcomes, strict=True):
+        if outcome is None:
+            error = "; ".join(f"{e['field']}: {e['reason']}" for e in line.errors)
+            result.dead.append(DeadLetter(record, "invalid", error))
+        elif outcome.status == "conflict":
+            result.dead.append(DeadLetter(record, "conflict", "source_ref: already used for a different report"))
+        elif outcome.status == "accepted":
+            result.applied[record.topic] += 1
+        else:
+            result.duplicates[record.topic] += 1
+    return result

@@ -43,9 +43,12 @@ async def test_each_line_of_a_batch_is_judged_alone_and_a_retry_is_a_replay(pipe
     good = [report(source_ref=ref, perpetrator=patient(BATCH_NHS), occurred_at=(RECENT - timedelta(days=30 * (2 - n))).isoformat())
             for n, ref in enumerate(refs)]
     missing_category = {k: v for k, v in report(source_ref=f"bad-{uuid.uuid4().hex}").items() if k != "category"}
-    # A blank line, and a byte order mark as some Windows tools write: each result still
-    # names its report's line in the body.
-    body = b"\xef\xbb\xbf" + ndjson(good[0], missing_category, b"", good[1], b"{not json", good[2], good[0])
+    # A blank line, a byte order mark and a line ending "\r\n" as some Windows tools write,
+    # and a bare "\r" as JSON allows between a report's fields: each result still names its
+    # report's line in the body.
+    spaced = orjson.dumps(good[1]).replace(b',"', b',\r"', 1)
+    body = b"\xef\xbb\xbf" + ndjson(good[0], missing_category, b"", spaced, b"{not json",
+                                   orjson.dumps(good[2]) + b"\r", good[0])
 
     response = await post_batch(pipeline, body)
 

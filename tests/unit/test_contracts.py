@@ -76,7 +76,10 @@ def test_riddor_flag_is_left_out_of_events_until_set_and_then_meets_the_publishe
 @pytest.mark.parametrize(("raw", "message"), [
     (b"not json", "not valid JSON"),
     (b"[1]", "not a JSON object"),
-    (b'{"type": "nope"}', "unknown event type"),
+    (b'{"type": "nope"}', "unknown event type 'nope'"),
+    (b'{"type": {"a": 1}}', "unknown event type of JSON type object"),
+    # Nested past what writing it out as text can recurse through: refused like any other.
+    (b'{"type": ' + b"[" * 1000 + b"]" * 1000 + b"}", "unknown event type of JSON type array"),
 ])
 def test_decode_rejects_bad_messages_with_a_reason(raw, message):
     with pytest.raises(ValueError, match=message):

@@ -178,6 +178,14 @@ def test_the_perpetrator_s_identifier_copied_into_a_published_field_is_refused_n
     assert n not in str(refused.value.errors())  # the error never echoes it
     with pytest.raises(ValidationError, match="local id"):
         IncidentReport(**report(perpetrator={"kind": "patient", "local_id": "rx-123456"}, site="Ward RX 123456"))
+    # Digits in another form are the same digits: full-width, or Arabic-Indic.
+    for written in (n.translate({ord("0") + d: 0xFF10 + d for d in range(10)}),
+                    n.translate({ord("0") + d: 0x0660 + d for d in range(10)})):
+        with pytest.raises(ValidationError, match="NHS number") as refused:
+            IncidentReport(**report(site=f"Ward {written}"))
+        assert [e["loc"] for e in refused.value.errors()] == [("site",)]
+    with pytest.raises(ValidationError, match="local id"):
+        IncidentReport(**report(perpetrator={"kind": "patient", "local_id": "rx-123456"}, site="Ward ＲＸ１２３４５６"))
     # A short local id is found in many a site's name: not refused; nor another number.
     assert IncidentReport(**report(perpetrator={"kind": "patient", "local_id": "12"}, site="Ward 12")).site == "Ward 12"
     assert IncidentReport(**report(police={"informed": True, "crime_reference": "4012345678"})).police

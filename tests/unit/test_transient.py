@@ -101,3 +101,80 @@ async def test_a_batch_that_outlasts_the_statement_timeout_is_applied_in_halves_
         await asyncio.sleep(0.05)
     held.cancel()
     assert set(sizes) == {7} and not consumer.healthy
+
+
+def test_a_record_whose_decoding_raises_anything_is_dead_lettered_not_raised(monkeypatch):
+    """Whatever a record's bytes make decoding raise, the record goes to the dead letters:
+    raised, it would rewind the partition to the same record again and again."""
+    from aiokafka import ConsumerRecord
+
+    from vanda.runtime import consumer
+
+    def record(offset: int, value: bytes) -> ConsumerRecord:
+        return ConsumerRecord("vanda.incidents.v1", 0, offset, 0, 0, b"k", value, None, 1, len(value), [])
+
+    deep_type = b'{"type": ' + b"[" * 1000 + b"]" * 1000 + b"}"
+    decoded, dead = consumer.decode_all([record(1, deep_type), record(2, b"not json")])
+    assert decoded == [] and [(d.record.offset, d.reason) for d in dead] == [(1, "unparseable"), (2, "unparseable")]
+    assert "type" in dead[0].error and "not valid JSON" in dead[1].error
+
+    def recursing(raw):
+        raise RecursionError("maximum recursion depth exceeded")
+    monkeypatch.setattr(consumer, "decode", recursing)
+    _, dead = consumer.decode_all([record(3, b"{}")])
+    assert [(d.record.offset, d.error) for d in dead] == [(3, "(event) could not be decoded: RecursionError")]
+
+
+def test_the_dead_letter_list_names_only_a_string_type():
+    from aiokafka import ConsumerRecord
+
+    from vanda import dlq
+
+    def letter(value: bytes) -> dlq.DeadLetter:
+        return dlq._describe(ConsumerRecord("vanda.intake.submissions.v1.dlq", 0, 0, 0, 0, None, value, None, 1,
+                                            len(value), [("vanda-dlq-reason", b"invalid")]))
+
+    assert letter(b'{"type": ' + b"[" * 1000 + b"]" * 1000 + b"}").event_type == "(not a string)"
+    assert letter(b'{"type": "uk.nhs.vanda.incident.reported.v1"}').event_type == "uk.nhs.vanda.incident.reported.v1"
+    assert letter(b"[1").event_type == "(unparseable)"
+
+
+async def test_a_submission_the_database_refuses_is_dead_lettered_alone_and_the_rest_stored(monkeypatch):
+    """Intake stores a batch of Kafka submissions in one transaction: a valid report the
+    database refuses (a constraint, a bug) must not fail the batch every time it comes round."""
+    import uuid
+    from types import SimpleNamespace
+
+    import orjson
+    from aiokafka import ConsumerRecord
+
+    from services.intake import bulk, handlers
+    from services.intake.adapters import Receipt
+    from tests.factories import report
+
+    stored: list[str] = []
+
+    async def submit_many(reports, store, keyring):
+        if any(r.source_ref == "poison" for r in reports):
+            raise E.CheckViolationError("new row violates check constraint")
+        if any(r.source_ref == "away" for r in reports):
+            raise E.CannotConnectNowError("starting up")
+        stored.extend(r.source_ref for r in reports)
+        return [handlers.Outcome("accepted", Receipt(uuid.uuid4(), None, "f")) for _ in reports]
+
+    monkeypatch.setattr(handlers, "submit_many", submit_many)
+    consumer = bulk.SubmissionConsumer(SimpleNamespace(relay=None), lambda: SimpleNamespace(
+        store=None, keyring=None, wake_relay=lambda: None))
+
+    def records(*refs: str) -> list[ConsumerRecord]:
+        values = [orjson.dumps(report(source_ref=ref)) if ref != "bad" else b"{}" for ref in refs]
+        return [ConsumerRecord("vanda.intake.submissions.v1", 0, n, 0, 0, None, v, None, 1, len(v), [])
+                for n, v in enumerate(values)]
+
+    result = await consumer.apply_batch(records("a", "poison", "bad", "b"))
+    assert stored == ["a", "b"] and result.applied == {"vanda.intake.submissions.v1": 2}
+    assert [(d.record.offset, d.reason) for d in result.dead] == [(1, "rejected"), (2, "invalid")]
+    assert result.dead[0].error == "(report) could not be stored: CheckViolationError"
+    # An outage is not a report's fault: the batch is raised, to be retried whole.
+    with pytest.raises(E.CannotConnectNowError):
+        await consumer.apply_batch(records("c", "away"))

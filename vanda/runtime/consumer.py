@@ -273,8 +273,11 @@ def decode_all(records: Sequence[ConsumerRecord]) -> tuple[list[tuple[ConsumerRe
     for record in records:
         try:
             decoded.append((record, decode(record.value or b"")))
-        except ValueError as exc:  # includes pydantic ValidationError and JSON errors
-            dead.append(DeadLetter(record, "unparseable", describe_error(exc)))
+        except Exception as exc:  # noqa: BLE001 - whatever a record's bytes make decoding raise, the record is at fault
+            # ValueError covers JSON and validation errors; anything else (RecursionError, say)
+            # raised here would rewind the partition to this record again and again.
+            dead.append(DeadLetter(record, "unparseable", describe_error(exc) if isinstance(exc, ValueError)
+                                   else f"(event) could not be decoded: {type(exc).__name__}"))
     return decoded, dead
 
 
