@@ -11,6 +11,7 @@ from schemas.sanctions import AppealOutcome, BanImposed, RedCardProposed, Restri
 from services.sanctions.config import DEFAULT_POLICY, SanctionsSettings, load_policy
 from services.sanctions.domain import (
     Agree,
+    AppealState,
     Approve,
     CardStatus,
     Conflict,
@@ -1067,3 +1068,15 @@ def test_an_incident_dated_minutes_ahead_and_weighed_with_the_proposal_stays_evi
     # Any later event re-derives the ladder: the incident the reviewers weighed proposes nothing.
     _, later = feed([record(-30)], state, policy=EXTENDING, now=T0 + timedelta(minutes=10))
     assert names(attached) == ["evidence_attached"] and "red_card_proposed" not in names(later)
+
+
+@pytest.mark.parametrize("who", ["sec-1", "doc-1"])
+def test_whoever_approved_or_agreed_a_ban_cannot_decide_the_appeal_against_it(who):
+    policy = POLICY.model_copy(update={"clinical_agreement_required": True})
+    state, decisions = feed([record(0, category="weapon")], policy=policy)
+    ban = decisions[0].decision_id
+    state, _ = feed([Approve(ban, "sec-1"), Agree(ban, "doc-1"), LodgeAppeal(ban, "officer-1")], state, policy=policy)
+    with pytest.raises(Conflict, match="cannot decide the appeal"):
+        feed([DecideAppeal(ban, AppealOutcome.DISMISSED, who)], state, policy=policy)
+    state, decisions = feed([DecideAppeal(ban, AppealOutcome.DISMISSED, "officer-2")], state, policy=policy)
+    assert names(decisions) == ["appeal_decided"] and state.card(ban).appeal == AppealState.DISMISSED

@@ -278,6 +278,10 @@ def _decide_appeal(state: SubjectState, command: DecideAppeal, policy: Policy, n
     card = _card(state, command.sanction_id)
     if card.appeal != AppealState.LODGED:
         raise Conflict("sanction_id: no appeal is waiting for a decision on this sanction")
+    if command.decided_by in {card.approved_by, card.agreed_by}:
+        # An appeal is heard by someone other than those who imposed the ban: the approver
+        # dismissing the appeal against their own decision is no appeal at all.
+        raise Conflict("sanction_id: whoever approved or agreed the ban cannot decide the appeal against it")
     upheld = command.outcome == AppealOutcome.UPHELD
     decided = card.model_copy(update={"appeal": AppealState.UPHELD if upheld else AppealState.DISMISSED})
     state = replace_card(state, decided)
