@@ -79,6 +79,23 @@ def test_a_token_from_a_clock_a_few_seconds_ahead_is_accepted():
     assert refused.value.status_code == 401
 
 
+def test_a_token_valid_for_longer_than_the_cap_is_refused_from_its_first_use():
+    now, hour = int(time.time()), 3600
+    assert authorize(SETTINGS, _claims(iat=now, exp=now + 12 * hour), Role.OPERATIONS).subject == "staff-1"
+    for too_long in ({"iat": now, "exp": now + 13 * hour},  # from its first use, not once it is old
+                     {"exp": now + 13 * hour},  # no iat: judged from now
+                     {"iat": now - 11 * hour, "exp": now + 2 * hour},  # 13 hours in all
+                     {"iat": now, "exp": now + 100 * 365 * 24 * hour}):
+        token = "Bearer " + jwt.encode({"sub": "staff-1", "roles": ["operations"], "iss": ISSUER, "aud": AUDIENCE}
+                                       | too_long, SECRET, algorithm="HS256")
+        with pytest.raises(HTTPException) as refused:
+            authorize(SETTINGS, token, Role.OPERATIONS)
+        assert refused.value.status_code == 401 and "longer than the 43200 s allowed" in refused.value.detail
+    shorter = AuthSettings(jwt_secret=SecretStr(SECRET), max_token_lifetime_s=hour)
+    with pytest.raises(HTTPException):
+        authorize(shorter, _claims(iat=now, exp=now + 2 * hour), Role.OPERATIONS)
+
+
 def test_no_secret_refuses_everyone():
     with pytest.raises(HTTPException) as refused:
         authorize(AuthSettings(jwt_secret=None), header(["operations"]), Role.OPERATIONS)

@@ -41,6 +41,9 @@ class AuthSettings(BaseSettings):
 
     jwt_secret: StrongSecret | None = Field(
         None, description="HS256 key, a long random secret; unset refuses every person-facing route.")
+    max_token_lifetime_s: int = Field(
+        43200, ge=60, description="A token still valid for longer than this (from now, or from its iat) is refused:"
+        " one leaked or minted for years must not open the service for years.")
 
 
 def auth_settings() -> AuthSettings:
@@ -67,11 +70,18 @@ def sign(secret: str, subject: str, roles: list[str], ttl_s: int = 3600) -> str:
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
-def verify(secret: str, token: str) -> Principal:
+def verify(secret: str, token: str, max_lifetime_s: int = 43200) -> Principal:
     """The principal a valid token names; raises jwt.InvalidTokenError otherwise."""
     # Leeway: the sign-on proxy's clock may run a few seconds ahead of this one.
     claims = jwt.decode(token, secret, algorithms=["HS256"], audience=AUDIENCE, issuer=ISSUER, leeway=LEEWAY_S,
                         options={"require": ["sub", "exp", "roles"]})
+    # Judged from now, so that a token with no iat is capped too; and from its iat when it has
+    # one, so that a long-lived token is refused from the first use, not only once it is old.
+    start, issued = time.time(), claims.get("iat")
+    if isinstance(issued, int | float):
+        start = min(start, issued)
+    if claims["exp"] - start > max_lifetime_s + LEEWAY_S:
+        raise jwt.InvalidTokenError(f"the token is valid for longer than the {max_lifetime_s} s allowed")
     subject, roles = claims["sub"], claims["roles"]
     # The subject is the actor every audit row names; roles are a list of names, nothing else.
     if not isinstance(subject, str) or not subject.strip():
@@ -87,7 +97,7 @@ def authorize(settings: AuthSettings, authorization: str | None, *roles: Role) -
     if settings.jwt_secret is None or scheme.lower() != "bearer" or not token:
         raise HTTPException(401, detail="a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
     try:
-        principal = verify(settings.jwt_secret.get_secret_value(), token)
+        principal = verify(settings.jwt_secret.get_secret_value(), token, settings.max_token_lifetime_s)
     except jwt.InvalidTokenError as exc:
         raise HTTPException(401, detail=f"invalid token: {exc}", headers={"WWW-Authenticate": "Bearer"}) from None
     if principal.roles.isdisjoint(roles):
