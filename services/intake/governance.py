@@ -104,14 +104,17 @@ def routes(auth: AuthSettings) -> APIRouter:
             raise HTTPException(403, detail="this service does not allow overriding the clock")
         return await vault.purge(deps.store.pool, now or utcnow(), deps.retention, who.subject)
 
-    @router.post("/identities/reseal", tags=["operations"], dependencies=[operations])
-    async def reseal(request: Request) -> dict:
+    @router.post("/identities/reseal", tags=["operations"])
+    async def reseal(request: Request, who: Principal = operations) -> dict:
         """Seal every stored identity under the current identity key now (role operations); the
         service also does it at start and every retention interval. After a rotation, once every
         replica has the new key, a round whose `under_earlier_keys` is 0 means the old key can go."""
         deps = request.app.state.deps
         if (done := await reseal_now(deps.store.pool, deps.keyring)) is None:
             raise HTTPException(409, detail="a resealing round is under way: try again once it ends")
+        # Who set a round of every identity going, and when: it opens each sealed identity.
+        await deps.store.pool.execute("INSERT INTO intake.audit (actor, action) VALUES ($1, 'identities_resealed')",
+                                      who.subject)
         return {"resealed": done.resealed, "under_earlier_keys": done.left, "unreadable": done.foreign + done.unopened}
 
     return router

@@ -241,11 +241,15 @@ async def referrals(pool: asyncpg.Pool, status: str | None, organisation: str | 
     return [(incident_of(r), list(r["criteria"])) for r in rows]
 
 
-async def put_workforce(pool: asyncpg.Pool, period: str, first: date, rows: list[dict[str, Any]]) -> None:
+async def put_workforce(pool: asyncpg.Pool, period: str, first: date, rows: list[dict[str, Any]],
+                        actor: str) -> None:
     """Replace the period's headcount of each organisation in `rows` (a whole snapshot of it at a
-    time). Other organisations' rows stay: each trust loads its own staff, on its own dates."""
+    time), audited. Other organisations' rows stay: each trust loads its own staff, on its own dates."""
     organisations = sorted({r["organisation"] for r in rows})
     async with pool.acquire() as conn, conn.transaction():
+        # The board's rates per 1,000 staff rest on it: who loaded what is kept, as for a decision.
+        await audit(conn, actor, "workforce_loaded", f"workforce period={period} organisations={','.join(organisations)}"
+                    f" rows={len(rows)} headcount={sum(r['headcount'] for r in rows)}")
         await _lock_workforce(conn, period, organisations)  # two loads at once would collide
         await conn.execute("DELETE FROM reporting.workforce WHERE period = $1 AND organisation = ANY($2::text[])",
                            period, organisations)
@@ -256,13 +260,16 @@ async def put_workforce(pool: asyncpg.Pool, period: str, first: date, rows: list
               r["sex"], r["headcount"]) for r in rows])
 
 
-async def delete_workforce(pool: asyncpg.Pool, period: str, organisation: str) -> int:
-    """Remove one organisation's load for a period; how many rows went."""
+async def delete_workforce(pool: asyncpg.Pool, period: str, organisation: str, actor: str) -> int:
+    """Remove one organisation's load for a period, audited; how many rows went."""
     async with pool.acquire() as conn, conn.transaction():
         await _lock_workforce(conn, period, [organisation])  # after a load under way, not beside it
         done = await conn.execute("DELETE FROM reporting.workforce WHERE period = $1 AND organisation = $2",
                                   period, organisation)
-    return int(done.split()[-1])
+        if removed := int(done.split()[-1]):
+            await audit(conn, actor, "workforce_withdrawn",
+                        f"workforce period={period} organisation={organisation} rows={removed}")
+    return removed
 
 
 async def _lock_workforce(conn: asyncpg.Connection, period: str, organisations: list[str]) -> None:
@@ -293,12 +300,16 @@ async def headcount(pool: asyncpg.Pool, period: str, last: date, organisation: s
     return heads, {r["organisation"] for r in rows}
 
 
-async def put_objective(pool: asyncpg.Pool, o: Objective) -> None:
-    await pool.execute(
-        "INSERT INTO reporting.objectives (metric, target, direction, tolerance, months) VALUES ($1, $2, $3, $4, $5)"
-        " ON CONFLICT (metric) DO UPDATE SET target = EXCLUDED.target, direction = EXCLUDED.direction,"
-        " tolerance = EXCLUDED.tolerance, months = EXCLUDED.months, updated_at = now()",
-        o.metric, o.target, o.direction.value, o.tolerance, o.months)
+async def put_objective(pool: asyncpg.Pool, o: Objective, actor: str) -> None:
+    """Set a board objective, audited: the board judges its figures against it."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "INSERT INTO reporting.objectives (metric, target, direction, tolerance, months)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (metric) DO UPDATE SET target = EXCLUDED.target, direction = EXCLUDED.direction,"
+            " tolerance = EXCLUDED.tolerance, months = EXCLUDED.months, updated_at = now()",
+            o.metric, o.target, o.direction.value, o.tolerance, o.months)
+        await audit(conn, actor, "objective_set", f"objective metric={o.metric} target={o.target}"
+                    f" direction={o.direction.value} tolerance={o.tolerance} months={o.months}")
 
 
 async def objectives(pool: asyncpg.Pool) -> list[Objective]:

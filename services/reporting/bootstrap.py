@@ -14,7 +14,7 @@ from fastapi import Depends, FastAPI, HTTPException
 
 from schemas.envelope import utcnow
 from schemas.topics import BOARD_METRICS, FOOTAGE, INCIDENTS, POLICE_REFERRALS, SANCTIONS, dead_letter
-from services.reporting import entrypoints, footage_store, gauges, handlers, publishing
+from services.reporting import adapters, entrypoints, footage_store, gauges, handlers, publishing
 from services.reporting.adapters import SCHEMA
 from services.reporting.config import SERVICE, ReportingSettings
 from services.reporting.domain.board import Disclosure
@@ -148,8 +148,8 @@ def create_app(common: CommonSettings | None = None, settings: ReportingSettings
 
     operations = Depends(require(Role.OPERATIONS, settings=deps.auth))
 
-    @app.post("/v1/board-metrics/publish", tags=["operations"], dependencies=[operations])
-    async def publish() -> dict:
+    @app.post("/v1/board-metrics/publish", tags=["operations"])
+    async def publish(who: Principal = operations) -> dict:
         """Publish closed months now (the service also does it on its own timer); 409 while a
         round (a replica's timer, or another call) is under way, or while reporting has events
         written before the call still to apply."""
@@ -159,6 +159,8 @@ def create_app(common: CommonSettings | None = None, settings: ReportingSettings
         if done.backlog:
             raise HTTPException(409, detail=f"{done.backlog} event(s) written before this call are not yet applied:"
                                 " try again once reporting has caught up")
+        await adapters.audit(deps.pool(), who.subject, "board_metrics_published",
+                             f"board metrics published={done.sent}")
         return {"published": done.sent}
 
     @app.post("/v1/retention/run", tags=["operations"])

@@ -283,7 +283,8 @@ def _admin_routes(router: APIRouter, deps: Deps) -> None:
         first = _month("period", period)
         if error := duplicates(body.rows):
             raise error
-        await adapters.put_workforce(deps.pool(), period, first, [r.model_dump(mode="json") for r in body.rows])
+        await adapters.put_workforce(deps.pool(), period, first, [r.model_dump(mode="json") for r in body.rows],
+                                     who.subject)
         return {"period": period, "rows": len(body.rows), "headcount": sum(r.headcount for r in body.rows),
                 "organisations": sorted({r.organisation for r in body.rows})}
 
@@ -294,7 +295,7 @@ def _admin_routes(router: APIRouter, deps: Deps) -> None:
         """Withdraw one organisation's load for a period, loaded by mistake (a load replaces only
         the organisations it holds, so no later load takes it away)."""
         _month("period", period)
-        removed = await adapters.delete_workforce(deps.pool(), period, organisation)
+        removed = await adapters.delete_workforce(deps.pool(), period, organisation, who.subject)
         if not removed:
             raise HTTPException(404, detail=f"no workforce loaded for {organisation} in {period}")
         return {"period": period, "organisation": organisation, "rows": removed}
@@ -313,7 +314,7 @@ def _admin_routes(router: APIRouter, deps: Deps) -> None:
         if problem := target_problem(metric, body.target):
             raise _invalid("target", problem, "body")
         await adapters.put_objective(deps.pool(), Objective(metric, body.target, body.direction, body.tolerance,
-                                                            body.months))
+                                                            body.months), who.subject)
         return {"metric": metric, **body.model_dump(mode="json")}
 
     @router.get("/v1/objectives", tags=["objectives"],

@@ -330,9 +330,11 @@ async def test_staff_protected_characteristics_reach_the_board_and_an_amendment_
 
 
 async def publish(pipeline) -> None:
+    who = f"ops-{uuid.uuid4().hex[:8]}"
     published = await call(pipeline, "POST", pipeline["REPORTING_URL"], "/v1/board-metrics/publish", None,
-                           bearer(pipeline, "operations"))
+                           bearer(pipeline, "operations", who))
     assert published.status_code == 200, published.text
+    assert await audited(pipeline, who, f"board metrics published={published.json()['published']}") == 1
 
 
 async def published_for(pipeline, organisation: str, count: int, timeout: float = 60) -> list[dict]:

@@ -15,7 +15,7 @@ from services.reporting.pack import COLOURS
 from tests.conftest import bearer
 from tests.factories import report
 from tests.integration.kafka_reader import poll
-from tests.integration.test_reporting_board import board, call, staff, submit_all, viewer
+from tests.integration.test_reporting_board import audited, board, call, staff, submit_all, viewer
 
 pytestmark = pytest.mark.integration
 # Chromium comes from `apt-get install -y chromium` in scripts/install; the test installs nothing.
@@ -48,13 +48,15 @@ async def test_board_pack_with_objectives_renders_every_chart(pipeline, tmp_path
                           for g, d, x, n in (("black", "disabled", "not_stated", 100),
                                              ("black", "not_disabled", "female", 100),
                                              ("white", "not_disabled", "female", 400))]}
-    ops = bearer(pipeline, "operations")
+    who = f"ops-{uuid.uuid4().hex[:8]}"
+    ops = bearer(pipeline, "operations", who)
     assert (await call(pipeline, "PUT", pipeline["REPORTING_URL"], "/v1/workforce/2025-Q3", workforce)).status_code == 401
     put = await call(pipeline, "PUT", pipeline["REPORTING_URL"], "/v1/workforce/2025-Q3", workforce, ops)
     assert put.status_code == 200 and put.json()["headcount"] == 600
     goal = await call(pipeline, "PUT", pipeline["REPORTING_URL"], "/v1/objectives/police_referral_rate",
                       {"target": 0.9, "direction": "at_least"}, ops)
     assert goal.status_code == 200
+    assert await audited(pipeline, who, "objective metric=police_referral_rate target=0.9 direction=at_least") == 1
     # A count's target says what length of period it is for; a share's needs none.
     unsaid = await call(pipeline, "PUT", pipeline["REPORTING_URL"], "/v1/objectives/incidents",
                         {"target": 5, "direction": "at_most"}, ops)

@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import bearer
 from tests.factories import report
 from tests.integration.kafka_reader import poll
-from tests.integration.test_reporting_board import UNKNOWN, board, call, submit_all
+from tests.integration.test_reporting_board import UNKNOWN, audited, board, call, submit_all
 
 pytestmark = pytest.mark.integration
 
@@ -143,3 +143,7 @@ async def test_an_organisation_loaded_by_mistake_can_be_withdrawn(pipeline):
     assert again.status_code == 404
     assert (await rates_of(pipeline, "2021-11", typo))["workforce_loaded"] is False
     assert (await rates_of(pipeline, "2021-11", right))["workforce_loaded"] is True
+    # The board's rates rest on the workforce: who loaded and withdrew what is audited.
+    loaded = f"workforce period=2021-11 organisations={','.join(sorted((right, typo)))} rows=2 headcount=600"
+    assert await audited(pipeline, "ops-workforce", loaded) == 1
+    assert await audited(pipeline, "ops-workforce", f"workforce period=2021-11 organisation={typo} rows=1") == 1

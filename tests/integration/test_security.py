@@ -309,6 +309,12 @@ async def test_resealing_can_be_run_now_by_operations_alone(pipeline):
     assert refused == [401, 403]
     assert done.status_code == 200 and set(done.json()) == {"resealed", "under_earlier_keys", "unreadable"}
     assert done.json()["under_earlier_keys"] == 0
+    conn = await asyncpg.connect(pipeline["DATABASE_URL"])
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM intake.audit WHERE action = 'identities_resealed'"
+                                   " AND actor = 'tester-1' AND at > now() - interval '5 minutes'") >= 1
+    finally:
+        await conn.close()
 
 
 async def test_oversized_and_implausible_reports_are_refused(pipeline):
