@@ -17,6 +17,7 @@ E = asyncpg.exceptions
     E.ReadOnlySQLTransactionError, E.QueryCanceledError, E.AdminShutdownError, E.CrashShutdownError,
     E.CannotConnectNowError, E.ConnectionFailureError, E.PostgresIOError, E.SerializationError,
     E.DeadlockDetectedError, E.LockNotAvailableError, E.ConnectionDoesNotExistError,
+    E.InsufficientPrivilegeError, E.UndefinedTableError,
 ])
 def test_an_outage_of_the_database_is_retried(error):
     assert is_transient(error("away"))

@@ -34,6 +34,11 @@ TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.PostgresSystemError,  # 58: I/O errors
     asyncpg.exceptions.ReadOnlySQLTransactionError,  # 25006: a standby, or a failover under way
     asyncpg.exceptions.LockNotAvailableError,  # 55P03
+    # A grant revoked, or a table a migration has yet to make: the deployment is wrong, not the
+    # event. Dead-lettered, every event until it is put right would go; held, the partition
+    # waits, the service reads unready, and the alerts say so.
+    asyncpg.exceptions.InsufficientPrivilegeError,  # 42501
+    asyncpg.exceptions.UndefinedTableError,  # 42P01
     ConnectionError,
     TimeoutError,
     KafkaConnectionError,
