@@ -179,3 +179,36 @@ async def test_a_submission_the_database_refuses_is_dead_lettered_alone_and_the_
     # An outage is not a report's fault: the batch is raised, to be retried whole.
     with pytest.raises(E.CannotConnectNowError):
         await consumer.apply_batch(records("c", "away"))
+
+
+async def test_a_dead_letter_carries_the_headers_as_sent_not_as_cleaned_for_faststream():
+    """FastStream is handed header values made UTF-8; a dead letter (and so its replay) must
+    still give the record back as it came."""
+    from types import SimpleNamespace
+
+    from aiokafka import ConsumerRecord
+
+    from vanda.runtime.consumer import BatchConsumer, DeadLetter, tolerant_parser
+
+    sent_as = [("content-type", b"\xb1\xff not utf-8"), ("trace", None), ("plain", b"ok")]
+    record = ConsumerRecord("vanda.incidents.v1", 2, 40, 0, 0, b"k", b"{}", None, 1, 2, sent_as)
+
+    async def same(msg):
+        return msg
+
+    [handed] = await tolerant_parser((record,), same)
+    assert handed.headers == (("content-type", "\ufffd\ufffd not utf-8".encode()), ("trace", b""), ("plain", b"ok"))
+    assert (handed.topic, handed.partition, handed.offset, handed.key, handed.value) == (
+        "vanda.incidents.v1", 2, 40, b"k", b"{}")
+    untouched = ConsumerRecord("vanda.incidents.v1", 2, 41, 0, 0, None, b"{}", None, 1, 2, [("plain", b"ok")])
+    assert (await tolerant_parser(untouched, same)) is untouched  # nothing to clean: not copied
+
+    letters = []
+
+    async def send_and_wait(topic, value, key, headers):
+        letters.append((topic, value, key, headers))
+
+    consumer = BatchConsumer(SimpleNamespace(relay=None, dead_letters=SimpleNamespace(send_and_wait=send_and_wait)))
+    await consumer._send_dead_letter(DeadLetter(handed, "unparseable", "x"))
+    [(topic, value, key, headers)] = letters
+    assert (topic, value, key) == ("vanda.incidents.v1.dlq", b"{}", b"k") and headers[:3] == sent_as

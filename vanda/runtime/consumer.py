@@ -148,8 +148,9 @@ class BatchConsumer:
         assert self._runtime.dead_letters is not None
         value = record.value
         try:
+            sent = record.sent_headers if isinstance(record, CleanedRecord) else record.headers
             await self._runtime.dead_letters.send_and_wait(dead_letter(record.topic), value=value, key=record.key,
-                                                           headers=list(record.headers or ()) + own)
+                                                           headers=list(sent or ()) + own)
         except MessageSizeTooLargeError:
             # A record the broker took compressed can be too large to send on as it is: the dead
             # letter then says where to read it, for as long as the source topic keeps it. Only
@@ -287,9 +288,22 @@ async def tolerant_parser(msg: Any, original: Callable[[Any], Awaitable[Any]]) -
     the inbox or the dead-letter topic."""
     records = msg if isinstance(msg, tuple) else (msg,)
     # Copied only when a header needs it: almost every record is left as it came.
-    cleaned = tuple(r if _clean(r.headers) else dataclasses.replace(r, headers=_clean_headers(r.headers))
-                    for r in records)
+    cleaned = tuple(r if _clean(r.headers) else _cleaned(r) for r in records)
     return await original(cleaned if isinstance(msg, tuple) else cleaned[0])
+
+
+@dataclass
+class CleanedRecord(ConsumerRecord):
+    """A record whose header values were made UTF-8 for FastStream, with its headers as sent:
+    a dead letter carries those on, so that a replay gives the record back as it came."""
+
+    sent_headers: tuple[tuple[str, bytes | None], ...] = ()
+
+
+def _cleaned(record: ConsumerRecord) -> CleanedRecord:
+    fields = {f.name: getattr(record, f.name) for f in dataclasses.fields(ConsumerRecord)}
+    return CleanedRecord(**fields | {"headers": _clean_headers(record.headers)},
+                         sent_headers=tuple(record.headers or ()))
 
 
 def _clean(headers: Sequence[tuple[str, bytes | None]] | None) -> bool:
