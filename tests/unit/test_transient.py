@@ -212,3 +212,38 @@ async def test_a_dead_letter_carries_the_headers_as_sent_not_as_cleaned_for_fast
     await consumer._send_dead_letter(DeadLetter(handed, "unparseable", "x"))
     [(topic, value, key, headers)] = letters
     assert (topic, value, key) == ("vanda.incidents.v1.dlq", b"{}", b"k") and headers[:3] == sent_as
+
+
+async def test_one_record_that_outlasts_the_statement_timeout_alone_is_dead_lettered_after_three_tries():
+    """The database answers, the batch is cut down to the one slow record, and that record
+    still times out: retried (the database may be busy a while), then dead-lettered, or it
+    would hold its partition for ever."""
+    from collections import Counter
+    from types import SimpleNamespace
+
+    from vanda.runtime.consumer import SLOW_TRIES, BatchConsumer, BatchResult
+
+    tried: Counter[int] = Counter()
+
+    class OneSlow(BatchConsumer):
+        async def apply_batch(self, records):
+            if len(records) > 1 or records[0].offset == 3:
+                tried[records[0].offset] += len(records) == 1
+                raise TimeoutError
+            return BatchResult(applied=Counter({"t": 1}))
+
+    letters = []
+
+    async def send_and_wait(topic, value, key, headers):
+        letters.append(dict(headers)["vanda-dlq-source-offset"])
+
+    records = [SimpleNamespace(topic="t", partition=0, offset=n, key=None, value=b"{}", headers=()) for n in range(5)]
+    consumer = OneSlow(SimpleNamespace(relay=None, pool=None, dead_letters=SimpleNamespace(send_and_wait=send_and_wait)))
+
+    async def database_answers():
+        return True
+
+    consumer._database_answers = database_answers
+    result = await consumer.handle(records)
+    assert tried[3] == SLOW_TRIES == 3 and letters == [b"3"] and consumer.healthy
+    assert result.applied == Counter({"t": 4}) and "outlasted the statement timeout 3 times" in result.dead[0].error

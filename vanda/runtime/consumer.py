@@ -79,6 +79,7 @@ OUTAGE = retry_if_exception(is_transient)
 # A dead letter sent without the record's bytes (too large) says so, and where to read them.
 VALUE_OMITTED = "vanda-dlq-value-omitted"
 MAX_KEPT_KEY = 1024
+SLOW_TRIES = 3
 
 
 class BatchConsumer:
@@ -92,6 +93,8 @@ class BatchConsumer:
         # The calls retrying an outage now. Copies of one subscription share this consumer: one
         # copy's success must not hide another stuck retrying (a partition stalled, not ready).
         self._failing: set[object] = set()
+        # Per partition, the record last applied alone that timed out, and how many times running.
+        self._slow: dict[tuple[str, int], tuple[int, int]] = {}
 
     @property
     def healthy(self) -> bool:
@@ -125,12 +128,33 @@ class BatchConsumer:
         except TimeoutError:
             # A database that does not answer at all (a failover, a partition) times out too:
             # that is an outage, retried whole with backoff, not a batch to cut down.
-            if len(records) < 2 or not await self._database_answers():
+            if not await self._database_answers():
                 raise
+            if len(records) < 2:
+                return self._too_slow(records)
             log.warning("a batch of %d outlasted the statement timeout; applying it in halves", len(records),
                         extra={"count": len(records)})
             half = len(records) // 2
             return (await self._apply_in_parts(records[:half])).merged(await self._apply_in_parts(records[half:]))
+
+    def _too_slow(self, records: Sequence[ConsumerRecord]) -> BatchResult:
+        """One record that outlasts the statement timeout on its own, while the database answers:
+        retried (the database may be busy for a while), but dead-lettered once it has timed out
+        SLOW_TRIES times running, or it would hold its partition for ever."""
+        if not records:
+            raise TimeoutError
+        record = records[0]
+        partition = (record.topic, record.partition)  # copies of a subscription share this consumer
+        offset, tries = self._slow.get(partition, (record.offset, 0))
+        tries = tries + 1 if offset == record.offset else 1
+        if tries < SLOW_TRIES:
+            self._slow[partition] = (record.offset, tries)
+            raise TimeoutError
+        del self._slow[partition]
+        log.error("a record outlasted the statement timeout %d times on its own; dead-lettered", tries,
+                  extra={"topic": record.topic})
+        return BatchResult(dead=[DeadLetter(record, "rejected", f"(record) outlasted the statement timeout {tries}"
+                                            " times on its own, with the database answering")])
 
     async def _database_answers(self) -> bool:
         pool = getattr(self._runtime, "pool", None)
