@@ -21,6 +21,7 @@ from services.sanctions.config import SOURCE
 from services.sanctions.domain import (
     Card,
     CardStatus,
+    Conflict,
     IncidentGone,
     IncidentRecord,
     IncidentSeen,
@@ -170,15 +171,23 @@ async def command(pool: asyncpg.Pool, sanction_id: UUID, cmd: Input, actor: Acto
     """A reviewer's or appeals officer's decision on one sanction, audited in the same transaction;
     and whether it was a retry of one already taken (the same person, action and sanction: each
     can be taken once), answered with the card as it stands and nothing done again."""
-    async with pool.acquire() as conn, conn.transaction():
-        subject_id = await adapters.subject_of(conn, sanction_id)
-        if subject_id is None:
-            raise NotFound(f"sanction_id: no sanction {sanction_id}")
-        await adapters.lock_subject(conn, subject_id)
-        if await adapters.acted(conn, sanction_id, actor.id, actor.action):
-            return await adapters.load(conn, subject_id), [], True
-        state, decisions = await apply(conn, subject_id, cmd, policy, now, seen)
-        await adapters.audit(conn, actor.id, actor.action, sanction_id, subject_id, actor.reason)
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            subject_id = await adapters.subject_of(conn, sanction_id)
+            if subject_id is None:
+                raise NotFound(f"sanction_id: no sanction {sanction_id}")
+            await adapters.lock_subject(conn, subject_id)
+            if await adapters.acted(conn, sanction_id, actor.id, actor.action):
+                return await adapters.load(conn, subject_id), [], True
+            state, decisions = await apply(conn, subject_id, cmd, policy, now, seen)
+            await adapters.audit(conn, actor.id, actor.action, sanction_id, subject_id, actor.reason)
+    except (Conflict, Stale) as refused:
+        # Refused, and rolled back; but an attempt (a second yes from the same person, say) is
+        # itself worth knowing: kept with why it was refused, never the person's own words.
+        async with pool.acquire() as conn:
+            await adapters.audit(conn, actor.id, f"{actor.action}_refused", sanction_id,
+                                 await adapters.subject_of(conn, sanction_id), str(refused))
+        raise
     return state, decisions, False
 
 

@@ -94,6 +94,15 @@ async def test_ladder_approval_review_and_expiry(pipeline):
     same_person = await sanctions_call(pipeline, "POST", f"/v1/sanctions/{red}/agree", "clinical_lead", "sec-1",
                                        reason="x")
     assert same_person.status_code == 409 and "two people" in same_person.text
+    # Refused, nothing changed; the attempt is kept in the audit, with why it was refused.
+    conn = await asyncpg.connect(pipeline["DATABASE_URL"])
+    try:
+        tried = await conn.fetch("SELECT action, subject_id, reason FROM sanctions.audit WHERE actor = 'sec-1'"
+                                 " AND sanction_id = $1 ORDER BY id", uuid.UUID(red))
+    finally:
+        await conn.close()
+    assert [r["action"] for r in tried] == ["approve", "agree_refused"] and tried[1]["subject_id"] == subject
+    assert "two people" in tried[1]["reason"]
     agreed = await sanctions_call(pipeline, "POST", f"/v1/sanctions/{red}/agree", "clinical_lead", "doc-1",
                                   reason="Clinically safe: no ongoing treatment that cannot wait")
     assert agreed.status_code == 200 and agreed.json()["events"] == ["uk.nhs.vanda.sanction.ban_imposed.v1"]
