@@ -140,6 +140,10 @@ async def _board(pool: asyncpg.Pool, scope: Scope, p: Projection, disclosure: Di
     start, end = periods.bounds(scope.period, p.zone)
     where = (scope.organisation, scope.site, p.schema)
     incidents = await adapters.incidents_between(pool, start, end, *where, location=scope.location_type)
+    if scope.organisation is None:
+        # A region's trusts name their sites as they like: "Main Site" of two trusts is two sites,
+        # not one with both trusts' incidents (and a camera share of neither).
+        incidents = [replace(f, site=f"{f.organisation} {f.site}") for f in incidents]
     decisions = await adapters.decisions_before(pool, start, end, *where, location=scope.location_type)
     red = [d.incident_id for d in decisions if d.kind == "red_card_proposed"]
     related = await adapters.incidents_by_id(pool, red, p.schema)

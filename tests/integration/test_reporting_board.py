@@ -65,6 +65,23 @@ def viewer(pipeline) -> dict[str, str]:
     return bearer(pipeline, "board_viewer", "board-member-1")
 
 
+async def test_two_trusts_sites_of_one_name_are_two_sites_on_a_board_of_no_one_organisation(pipeline):
+    site, trusts = f"Main Site {uuid.uuid4().hex[:8]}", ["T" + uuid.uuid4().hex[:5].upper() for _ in range(2)]
+    when = "2025-06-03T10:00:00+01:00"
+    await submit_all(pipeline, [report(organisation=trust, site=site, occurred_at=when, perpetrator=UNKNOWN,
+                                       body_worn_camera_used=trust == trusts[0])
+                                for trust in trusts for _ in range(5)])
+    body = (await poll(lambda: board(pipeline, period="2025-06", site=site),
+                       lambda r: r.json()["totals"]["incidents"] == 10, timeout=90)).json()
+    totals = body["totals"]
+    assert totals["incidents_by_site"] == {f"{trusts[0]} {site}": 5, f"{trusts[1]} {site}": 5}
+    assert totals["indicators"]["body_worn_camera_share_by_site"] == {f"{trusts[0]} {site}": 1.0,
+                                                                     f"{trusts[1]} {site}": 0.0}
+    # One trust's own board names its sites as it does.
+    own = (await board(pipeline, period="2025-06", site=site, organisation=trusts[1])).json()["totals"]
+    assert own["incidents_by_site"] == {site: 5}
+
+
 async def test_board_figures_police_funnel_and_worklist(pipeline):
     site = f"Board site {uuid.uuid4().hex[:8]}"
     when = "2025-05-12T10:00:00+01:00"
@@ -100,7 +117,9 @@ async def test_board_figures_police_funnel_and_worklist(pipeline):
     body = (await poll(lambda: board(pipeline, **{"from": "2025-05", "to": "2025-05", "site": site}),
                        settled, timeout=90)).json()
     totals = body["totals"]
-    assert totals["incidents"] == 11 and totals["incidents_by_site"] == {site: 11}
+    # A board of no one organisation names each site with its organisation's code: a region's
+    # trusts may each have a "Main Site".
+    assert totals["incidents"] == 11 and totals["incidents_by_site"] == {f"RZA {site}": 11}
     assert totals["breakdowns"]["incidents_by_category"] == {"physical_assault": 6, "verbal_abuse": 5}
     assert totals["breakdowns"]["staff_affected_by_ethnic_group"] == {"black": 6, "white": 5}
     assert totals["breakdowns"]["police"] == {"meeting_criteria": 6, "referred": 5, "outcome_known": SUPPRESSED}
