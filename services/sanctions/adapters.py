@@ -22,6 +22,11 @@ async def lock_subject(conn: asyncpg.Connection, subject_id: str) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", subject_id)
 
 
+async def try_lock_subject(conn: asyncpg.Connection, subject_id: str) -> bool:
+    """`lock_subject` if no one else holds it now; False, at once, if someone does."""
+    return await conn.fetchval("SELECT pg_try_advisory_xact_lock(hashtext($1))", subject_id)
+
+
 async def lock_subjects(conn: asyncpg.Connection, subject_ids: list[str]) -> None:
     """`lock_subject` for many, always in sorted order so two batches cannot deadlock."""
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext(s)) FROM unnest($1::text[]) AS s",

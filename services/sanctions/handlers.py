@@ -83,12 +83,16 @@ async def apply(conn: asyncpg.Connection, subject_id: str, command: Input, polic
     state = await adapters.load(conn, subject_id)
     if seen is not None and (current := state.version()) != seen:
         raise Stale(current)
-    state, decisions = decide(state, command, policy, now)
+    decided, decisions = decide(state, command, policy, now)
+    if decided == state and not decisions:
+        # Nothing to write: the scheduler's rounds find most due subjects already dealt with
+        # (by another replica, say), and a rewrite of the whole state would be for nothing.
+        return state, []
     events = outgoing(decisions, now)
-    await adapters.save(conn, state, events)
+    await adapters.save(conn, decided, events)
     await stage(conn, adapters.SCHEMA, events)
     _count(decisions)
-    return state, decisions
+    return decided, decisions
 
 
 def _count(decisions: list[Decision]) -> None:
@@ -203,7 +207,11 @@ async def run_scheduler(pool: asyncpg.Pool, policy: Policy, now: datetime) -> in
     for subject_id in subjects:
         try:
             async with pool.acquire() as conn, conn.transaction():
-                # The subject lock makes a concurrent replica wait, then find nothing left to do.
+                # A subject another replica's round, or a consumer's batch, holds now is left to the
+                # next round: waiting for it (a batch holds its subjects for its whole run) could
+                # outlast the statement timeout and end this round for every subject after it.
+                if not await adapters.try_lock_subject(conn, subject_id):
+                    continue
                 _, decisions = await apply(conn, subject_id, Tick(), policy, now)
                 sent += len(decisions)
         except Exception as exc:  # noqa: BLE001 - one subject must not hold up every expiry after it

@@ -25,6 +25,10 @@ class _Pool:
         return self
 
 
+async def free(conn, subject_id):
+    return True
+
+
 async def test_a_failing_subject_is_reported_after_every_other_subject_s_round(monkeypatch):
     done: list[str] = []
 
@@ -38,6 +42,7 @@ async def test_a_failing_subject_is_reported_after_every_other_subject_s_round(m
         return None, ["an event"]
 
     monkeypatch.setattr(handlers.adapters, "due_subjects", due)
+    monkeypatch.setattr(handlers.adapters, "try_lock_subject", free)
     monkeypatch.setattr(handlers, "apply", apply)
     with pytest.raises(handlers.SchedulerIncomplete, match=r"^1 subject\(s\) failed; 2 event"):
         await handlers.run_scheduler(_Pool(), POLICY, T0)
@@ -52,6 +57,29 @@ async def test_an_outage_stops_the_round_to_be_retried_whole(monkeypatch):
         raise ConnectionResetError("database away")
 
     monkeypatch.setattr(handlers.adapters, "due_subjects", due)
+    monkeypatch.setattr(handlers.adapters, "try_lock_subject", free)
     monkeypatch.setattr(handlers, "apply", apply)
     with pytest.raises(ConnectionResetError):
         await handlers.run_scheduler(_Pool(), POLICY, T0)
+
+
+async def test_a_subject_someone_else_holds_is_left_to_the_next_round_not_waited_for(monkeypatch):
+    """A consumer's batch holds its subjects for its whole run: waiting for one could outlast
+    the statement timeout and end the round for every subject after it."""
+    done: list[str] = []
+
+    async def due(conn, now, review_days, window_days):
+        return ["sub_a", "sub_held", "sub_b"]
+
+    async def held_elsewhere(conn, subject_id):
+        return subject_id != "sub_held"
+
+    async def apply(conn, subject_id, command, policy, now, seen=None):
+        done.append(subject_id)
+        return None, ["an event"]
+
+    monkeypatch.setattr(handlers.adapters, "due_subjects", due)
+    monkeypatch.setattr(handlers.adapters, "try_lock_subject", held_elsewhere)
+    monkeypatch.setattr(handlers, "apply", apply)
+    assert await handlers.run_scheduler(_Pool(), POLICY, T0) == 2
+    assert done == ["sub_a", "sub_b"]
