@@ -88,11 +88,13 @@ def _test_key(database_url: str) -> str:
     return asyncio.run(make())
 
 
-def bearer(pipeline: dict[str, str], role: str, subject: str = "tester-1") -> dict[str, str]:
-    """Authorization header for a person with one role, signed with the session's secret."""
+def bearer(pipeline: dict[str, str], role: str, subject: str = "tester-1",
+           orgs: list[str] | None = None) -> dict[str, str]:
+    """Authorization header for a person with one role (acting for `orgs` only, if given),
+    signed with the session's secret."""
     from vanda.runtime.auth import sign
 
-    return {"Authorization": f"Bearer {sign(pipeline['AUTH_JWT_SECRET'], subject, [role])}"}
+    return {"Authorization": f"Bearer {sign(pipeline['AUTH_JWT_SECRET'], subject, [role], orgs=orgs)}"}
 
 
 def source_key(pipeline: dict[str, str]) -> dict[str, str]:

@@ -312,6 +312,8 @@ def token(
     subject: Annotated[str, typer.Option(help="Who the token is for (their staff id).")],
     home: Home = DEFAULT_HOME,
     ttl: Annotated[int, typer.Option(help="Seconds the token is valid.")] = 3600,
+    org: Annotated[list[str] | None, typer.Option(help="An organisation (ODS code) the person acts for; repeat for"
+                                                       " several. None: every organisation.")] = None,
 ) -> None:
     """Development signer: print a bearer token for the local stack's secret."""
     from vanda import devsecrets
@@ -320,7 +322,7 @@ def token(
     unknown = [r for r in role if r not in Role.__members__.values()]
     if unknown:
         raise typer.BadParameter(f"unknown role(s): {', '.join(unknown)}", param_hint="--role")
-    print(sign(devsecrets.load(home.resolve())["AUTH_JWT_SECRET"], subject, role, ttl))
+    print(sign(devsecrets.load(home.resolve())["AUTH_JWT_SECRET"], subject, role, ttl, org or None))
 
 
 def _database_url(home: Path) -> str:

@@ -82,7 +82,8 @@ def routes(auth: AuthSettings) -> APIRouter:
     async def _reveal(request: Request, subject_id: str, purpose: str, who: Principal) -> dict:
         deps = request.app.state.deps
         try:
-            found = await vault.reveal(deps.store.pool, subject_id, deps.keyring, who.subject, purpose)
+            found = await vault.reveal(deps.store.pool, subject_id, deps.keyring, who.subject, purpose,
+                                       who.organisations)
         except vault.IdentityUnreadable:
             # AES-GCM cannot tell a missing key from an altered record: say both.
             log.error("a stored identity opens under no configured identity key, or was altered")
@@ -91,7 +92,8 @@ def routes(auth: AuthSettings) -> APIRouter:
                                             " INTAKE_PREVIOUS_IDENTITY_KEYS), or the stored record was altered"
                                             ) from None
         if found is None:
-            raise HTTPException(404, detail="no identity is held for this subject (never known, or purged)")
+            raise HTTPException(404, detail="no identity is held for this subject (never known, purged, or last"
+                                            " reported by an organisation this token does not act for)")
         return found
 
     @router.post("/retention/run", tags=["operations"])

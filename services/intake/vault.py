@@ -180,14 +180,19 @@ async def remember_many(conn: asyncpg.Connection, people: list[Person], keyring:
                       [row for row in locals_ if row[1] is not None], "ON CONFLICT DO NOTHING")
 
 
-async def reveal(pool: asyncpg.Pool, subject_id: str, keyring: Keyring, actor: str, purpose: str) -> dict | None:
-    """Who a subject is, for a letter; the read is audited whether or not it finds anyone."""
+async def reveal(pool: asyncpg.Pool, subject_id: str, keyring: Keyring, actor: str, purpose: str,
+                 organisations: frozenset[str] | None = None) -> dict | None:
+    """Who a subject is, for a letter; the read is audited whether or not it finds anyone. With
+    `organisations`, only a subject one of them reported last (the one a letter comes from):
+    for another, None as for no one, and the attempt audited without its purpose."""
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("INSERT INTO intake.audit (actor, action, subject_id, purpose) VALUES ($1, $2, $3, $4)",
-                           actor, "identity_read", subject_id, purpose)
         row = await conn.fetchrow("SELECT kind, organisation, nonce, ciphertext FROM intake.identities"
                                   " WHERE subject_id = $1", subject_id)
-    if row is None:
+        allowed = row is None or organisations is None or row["organisation"] in organisations
+        await conn.execute("INSERT INTO intake.audit (actor, action, subject_id, purpose) VALUES ($1, $2, $3, $4)",
+                           actor, "identity_read" if allowed else "identity_read_refused", subject_id,
+                           purpose if allowed else None)
+    if row is None or not allowed:
         return None
     identifier = _open(keyring, bytes(row["nonce"]), bytes(row["ciphertext"]), subject_id)
     field, value = identified(identifier)

@@ -225,7 +225,7 @@ REFERRAL_STATUS = {
 }
 
 
-async def referrals(pool: asyncpg.Pool, status: str | None, organisation: str | None, site: str | None,
+async def referrals(pool: asyncpg.Pool, status: str | None, organisations: list[str] | None, site: str | None,
                     after: tuple[datetime, UUID] | None, limit: int) -> list[tuple[IncidentFact, list[str]]]:
     """Up to `limit` incidents that met the referral criteria and still stand, oldest first,
     from just after `after` (occurred_at, incident_id): a worklist is read a page at a time."""
@@ -235,9 +235,9 @@ async def referrals(pool: asyncpg.Pool, status: str | None, organisation: str | 
     rows = await pool.fetch(
         "SELECT i.*, r.criteria FROM reporting.police_referrals r JOIN reporting.incidents i USING (incident_id)"
         f" WHERE NOT i.withdrawn AND {REFERRAL_STATUS[status]}"
-        " AND ($1::text IS NULL OR i.organisation = $1) AND ($2::text IS NULL OR i.site = $2)"
+        " AND ($1::text[] IS NULL OR i.organisation = ANY($1)) AND ($2::text IS NULL OR i.site = $2)"
         f"{resume} ORDER BY i.occurred_at, i.incident_id LIMIT $3",
-        organisation, site, limit, *(after or (None,)))
+        organisations, site, limit, *(after or (None,)))
     return [(incident_of(r), list(r["criteria"])) for r in rows]
 
 
@@ -248,8 +248,9 @@ async def put_workforce(pool: asyncpg.Pool, period: str, first: date, rows: list
     organisations = sorted({r["organisation"] for r in rows})
     async with pool.acquire() as conn, conn.transaction():
         # The board's rates per 1,000 staff rest on it: who loaded what is kept, as for a decision.
-        await audit(conn, actor, "workforce_loaded", f"workforce period={period} organisations={','.join(organisations)}"
-                    f" rows={len(rows)} headcount={sum(r['headcount'] for r in rows)}")
+        await audit(conn, actor, "workforce_loaded", f"workforce period={period}"
+                    f" organisations={','.join(organisations)} rows={len(rows)}"
+                    f" headcount={sum(r['headcount'] for r in rows)}")
         await _lock_workforce(conn, period, organisations)  # two loads at once would collide
         await conn.execute("DELETE FROM reporting.workforce WHERE period = $1 AND organisation = ANY($2::text[])",
                            period, organisations)
@@ -305,8 +306,9 @@ async def put_objective(pool: asyncpg.Pool, o: Objective, actor: str) -> None:
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(
             "INSERT INTO reporting.objectives (metric, target, direction, tolerance, months)"
-            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (metric) DO UPDATE SET target = EXCLUDED.target, direction = EXCLUDED.direction,"
-            " tolerance = EXCLUDED.tolerance, months = EXCLUDED.months, updated_at = now()",
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (metric) DO UPDATE SET target = EXCLUDED.target,"
+            " direction = EXCLUDED.direction, tolerance = EXCLUDED.tolerance, months = EXCLUDED.months,"
+            " updated_at = now()",
             o.metric, o.target, o.direction.value, o.tolerance, o.months)
         await audit(conn, actor, "objective_set", f"objective metric={o.metric} target={o.target}"
                     f" direction={o.direction.value} tolerance={o.tolerance} months={o.months}")

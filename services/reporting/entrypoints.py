@@ -193,6 +193,15 @@ def _board_routes(router: APIRouter, deps: Deps) -> None:
         return HTMLResponse(pack.render(body))
 
 
+def _covered(who: Principal, organisation: str | None) -> list[str] | None:
+    """The organisations an incident-level list covers: the one asked for, else those the
+    person acts for (None: every one); 403 for one the person does not act for."""
+    try:
+        return who.scope(organisation)
+    except PermissionError as exc:
+        raise HTTPException(403, detail=str(exc)) from None
+
+
 def _referral_routes(router: APIRouter, deps: Deps) -> None:
     @router.get("/v1/police-referrals", tags=["police"])
     async def police_referrals(
@@ -209,7 +218,7 @@ def _referral_routes(router: APIRouter, deps: Deps) -> None:
         every read audited, as raw board counts are.
         """
         try:
-            page = await handlers.worklist(deps.pool(), status, organisation, site, after, limit)
+            page = await handlers.worklist(deps.pool(), status, _covered(who, organisation), site, after, limit)
         except cursor.BadCursor as exc:
             raise _invalid("after", str(exc)) from None
         await adapters.audit(deps.pool(), who.subject, "referrals_read",
@@ -234,8 +243,8 @@ def _footage_routes(router: APIRouter, deps: Deps) -> None:
         whether it is still within its retention period (`held`), due for deletion
         (`delete_due`), or recorded as deleted."""
         try:
-            return await handlers.footage_worklist(deps.pool(), status, organisation, site, after, limit,
-                                                   deps.clock(), deps.footage_retention)
+            return await handlers.footage_worklist(deps.pool(), status, _covered(who, organisation), site, after,
+                                                   limit, deps.clock(), deps.footage_retention)
         except cursor.BadCursor as exc:
             raise _invalid("after", str(exc)) from None
 
@@ -248,7 +257,7 @@ def _footage_routes(router: APIRouter, deps: Deps) -> None:
         A repeat answers with the first record."""
         body = body or FootageDeletion()
         try:
-            done = await handlers.footage_deleted(deps.pool(), incident_id, who.subject, deps.clock(),
+            done = await handlers.footage_deleted(deps.pool(), incident_id, who, deps.clock(),
                                                   deps.footage_retention, body.deleted_at, body.unplanned)
         except footage.Refused as exc:
             raise HTTPException(409, detail=str(exc)) from None
@@ -265,7 +274,7 @@ def _footage_routes(router: APIRouter, deps: Deps) -> None:
         all): the record is kept among the retractions with who retracted it and why, the
         audit says so, and the footage reads as it stands again, so it can be evidence or be
         recorded deleted anew. 404 when no deletion is recorded."""
-        done = await handlers.footage_retracted(deps.pool(), incident_id, who.subject, body.reason, deps.clock(),
+        done = await handlers.footage_retracted(deps.pool(), incident_id, who, body.reason, deps.clock(),
                                                 deps.footage_retention)
         if done is None:
             raise HTTPException(404, detail=f"no deletion recorded for incident {incident_id}")

@@ -44,7 +44,7 @@ def footage_of(row: asyncpg.Record) -> tuple[Footage, str | None]:
                     bool(row["unplanned"])), row["recorded_by"])
 
 
-async def footage(pool: asyncpg.Pool, status: str | None, organisation: str | None, site: str | None,
+async def footage(pool: asyncpg.Pool, status: str | None, organisations: list[str] | None, site: str | None,
                   after: tuple[datetime, UUID] | None, limit: int, due_before: datetime
                   ) -> list[tuple[Footage, str | None]]:
     """Up to `limit` incidents with footage, oldest first, from just after `after`; footage
@@ -54,9 +54,9 @@ async def footage(pool: asyncpg.Pool, status: str | None, organisation: str | No
               else " AND $4::timestamptz IS NULL AND $5::uuid IS NULL")
     rows = await pool.fetch(
         f"{FOOTAGE_SELECT} AND {FOOTAGE_STATUS[status].format(due='$6')} AND $6::timestamptz IS NOT NULL"
-        " AND ($1::text IS NULL OR i.organisation = $1) AND ($2::text IS NULL OR i.site = $2)"
+        " AND ($1::text[] IS NULL OR i.organisation = ANY($1)) AND ($2::text IS NULL OR i.site = $2)"
         f"{resume} ORDER BY i.occurred_at, i.incident_id LIMIT $3",
-        organisation, site, limit, *(after or (None, None)), due_before)
+        organisations, site, limit, *(after or (None, None)), due_before)
     return [footage_of(r) for r in rows]
 
 

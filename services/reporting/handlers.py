@@ -28,6 +28,7 @@ from services.reporting.domain.metrics import Inputs, Window
 from services.reporting.domain.objectives import assess, headline
 from services.reporting.domain.police import criteria_met, status
 from vanda.runtime import outbox
+from vanda.runtime.auth import Principal
 from vanda.runtime.outbox import Outgoing
 
 IDS = uuid.UUID("5b0c4d1e-9a57-4c1b-8f7e-2a9d3c6b1e40")  # namespace for derived event ids
@@ -178,11 +179,11 @@ def _figures(inputs: Inputs, months: list[Window], total: Window, disclosure: Di
     return view(compute(inputs, months, total, disclosure), disclosure, heads)
 
 
-async def worklist(pool: asyncpg.Pool, wanted: str | None, organisation: str | None, site: str | None,
+async def worklist(pool: asyncpg.Pool, wanted: str | None, organisations: list[str] | None, site: str | None,
                    after: str | None = None, limit: int = 100) -> dict[str, Any]:
     """A page of incidents meeting the referral criteria, with where each stands, and the
     cursor of the next page (None on the last); no identifier of anyone."""
-    found = await adapters.referrals(pool, wanted, organisation, site, cursor.decode(after), limit)
+    found = await adapters.referrals(pool, wanted, organisations, site, cursor.decode(after), limit)
     page = [{"incident_id": str(fact.incident_id), "status": status(fact), "criteria": criteria,
              "organisation": fact.organisation, "site": fact.site, "category": fact.category,
              "occurred_at": fact.occurred_at.isoformat(),
@@ -193,11 +194,12 @@ async def worklist(pool: asyncpg.Pool, wanted: str | None, organisation: str | N
     return {"referrals": page, "next": cursor.encode(last.occurred_at, last.incident_id) if last else None}
 
 
-async def footage_worklist(pool: asyncpg.Pool, wanted: str | None, organisation: str | None, site: str | None,
+async def footage_worklist(pool: asyncpg.Pool, wanted: str | None, organisations: list[str] | None, site: str | None,
                            after: str | None, limit: int, now: datetime, retention: timedelta) -> dict[str, Any]:
     """A page of incidents with body-worn camera footage, oldest first: what rests on each
     one's footage and whether it may be deleted, and the next page's cursor."""
-    found = await footage_store.footage(pool, wanted, organisation, site, cursor.decode(after), limit, now - retention)
+    found = await footage_store.footage(pool, wanted, organisations, site, cursor.decode(after), limit,
+                                        now - retention)
     page = [footage_item(f, by, now, retention) for f, by in found]
     last = found[-1][0].fact if len(found) == limit else None
     return {"footage": page, "next": cursor.encode(last.occurred_at, last.incident_id) if last else None}
@@ -212,33 +214,37 @@ def footage_item(f: footage.Footage, recorded_by: str | None, now: datetime, ret
             "deletion_unplanned": f.deletion_unplanned if f.deleted_at else None}
 
 
-async def footage_deleted(pool: asyncpg.Pool, incident_id: uuid.UUID, who: str, now: datetime,
+async def footage_deleted(pool: asyncpg.Pool, incident_id: uuid.UUID, who: Principal, now: datetime,
                           retention: timedelta, at: datetime | None = None,
                           unplanned: bool = False) -> dict[str, Any] | None:
     """Record that an incident's footage was deleted (at `at`, else now), if the rules allow it
     (footage.Refused or footage.BadTime if not); None when no incident with footage has that
     id. A repeat answers with the first record."""
     found = await footage_store.footage_one(pool, incident_id)
-    if found is None:
+    if found is None or not who.acts_for(found[0].fact.organisation):
         return None
     current, when = found[0], at or now
     footage.check_deletion(current, when, retention, unplanned)
     was = footage.status(current, when, retention)
-    at, by, unplanned = await footage_store.record_deletion(pool, incident_id, when, who, unplanned, was)
+    at, by, unplanned = await footage_store.record_deletion(pool, incident_id, when, who.subject, unplanned, was)
     return footage_item(replace(current, deleted_at=at, deletion_unplanned=unplanned), by, now, retention)
 
 
-async def footage_retracted(pool: asyncpg.Pool, incident_id: uuid.UUID, who: str, reason: str, now: datetime,
+async def footage_retracted(pool: asyncpg.Pool, incident_id: uuid.UUID, who: Principal, reason: str, now: datetime,
                             retention: timedelta) -> dict[str, Any] | None:
     """Retract the deletion recorded for an incident's footage; the item as it now stands, with
-    the record retracted. None when no deletion is recorded."""
-    gone = await footage_store.retract_deletion(pool, incident_id, who, reason)
+    the record retracted. None when no deletion is recorded (or the incident is of an
+    organisation the person does not act for)."""
+    found = await footage_store.footage_one(pool, incident_id)
+    if found is None or not who.acts_for(found[0].fact.organisation):
+        return None
+    gone = await footage_store.retract_deletion(pool, incident_id, who.subject, reason)
     if gone is None:
         return None
     found = await footage_store.footage_one(pool, incident_id)
     assert found is not None  # a deletion is only ever recorded for an incident with footage
     retracted = {"deleted_at": gone["deleted_at"].isoformat(), "recorded_by": gone["recorded_by"],
-                 "unplanned": gone["unplanned"], "retracted_by": who, "reason": reason}
+                 "unplanned": gone["unplanned"], "retracted_by": who.subject, "reason": reason}
     return footage_item(*found, now, retention) | {"retracted": retracted}
 
 

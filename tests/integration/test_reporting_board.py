@@ -154,6 +154,17 @@ async def test_board_figures_police_funnel_and_worklist(pipeline):
             break
     assert [len(p) for p in pages] == [4, 2]
     assert sum(pages, []) == [r["incident_id"] for r in worklist["referrals"]]
+    # A liaison who acts for other trusts of a region sees none of this one's incidents, and
+    # is refused when asking for it by name; one who acts for it sees them all.
+    elsewhere, here = (bearer(pipeline, "police_liaison", "liaison-4", orgs=orgs) for orgs in (["RXX"], ["rza"]))
+    path = "/v1/police-referrals"
+    assert (await call(pipeline, "GET", pipeline["REPORTING_URL"], path, None, elsewhere,
+                       site=site)).json()["referrals"] == []
+    assert [r["incident_id"] for r in (await call(pipeline, "GET", pipeline["REPORTING_URL"], path, None, here,
+                                                  site=site)).json()["referrals"]] == sum(pages, [])
+    named = await call(pipeline, "GET", pipeline["REPORTING_URL"], path, None, elsewhere, site=site,
+                       organisation="rza")
+    assert named.status_code == 403 and "RZA" in named.json()["detail"], named.text
     for bad, field in (({"after": "not-a-cursor"}, "after"), ({"limit": 0}, "limit"), ({"limit": 1001}, "limit")):
         refused = await call(pipeline, "GET", pipeline["REPORTING_URL"], "/v1/police-referrals", None, liaison,
                              site=site, **bad)

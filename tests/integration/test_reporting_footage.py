@@ -316,6 +316,10 @@ async def test_a_deletion_recorded_in_error_is_retracted_and_kept_among_the_retr
                lambda r: r.json()["footage"][0]["uses"] == ["police"], timeout=60)
 
     assert (await retract(pipeline, incident, {"reason": "wrong"}, role="police_liaison")).status_code == 403
+    # An officer who acts for other trusts of a region finds no such record to retract.
+    elsewhere = await call(pipeline, "POST", pipeline["REPORTING_URL"], f"/v1/footage/{incident}/deleted/retract",
+                           {"reason": "wrong"}, bearer(pipeline, "footage_officer", "footage-6", orgs=["RXX"]))
+    assert elsewhere.status_code == 404
     missing = await retract(pipeline, incident, {})
     assert missing.status_code == 422 and missing.json()["errors"][0]["field"] == "reason", missing.text
     done = await retract(pipeline, incident, {"reason": "recorded against the wrong incident"})

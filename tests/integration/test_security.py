@@ -84,17 +84,28 @@ async def test_re_identification_needs_the_correspondence_role_and_is_audited(pi
         # The query form stays for callers written before the body one, audited the same way.
         queried = await client.get(path, params={"purpose": "red card letter"},
                                    headers=bearer(pipeline, "correspondence", "letters-2"))
+        # A person who acts for other trusts of a region: as if no identity were held.
+        elsewhere = await client.post(path, json={"purpose": "letter about Mr Example"},
+                                      headers=bearer(pipeline, "correspondence", "letters-3", orgs=["RXX", "ryy"]))
+        own = await client.post(path, json={"purpose": "yellow card letter"},
+                                headers=bearer(pipeline, "correspondence", "letters-4", orgs=["rza", "RXX"]))
+    assert elsewhere.status_code == 404 and IDENTIFIED not in elsewhere.text
+    assert own.status_code == 200 and own.json()["organisation"] == "RZA"
     assert found.status_code == 200 and found.json()["nhs_number"] == IDENTIFIED
     assert queried.status_code == 200 and queried.json() == found.json()
     conn = await asyncpg.connect(pipeline["DATABASE_URL"])
     try:
-        audit = await conn.fetch("SELECT actor, purpose FROM intake.audit WHERE subject_id = $1", receipt["subject_id"])
+        audit = await conn.fetch("SELECT actor, action, purpose FROM intake.audit WHERE subject_id = $1",
+                                 receipt["subject_id"])
         raw = await conn.fetchval("SELECT ciphertext FROM intake.identities WHERE subject_id = $1",
                                   receipt["subject_id"])
     finally:
         await conn.close()
     assert {("letters-1", "yellow card letter to patient and GP"), ("letters-2", "red card letter")} <= {
         (r["actor"], r["purpose"]) for r in audit}
+    # The refused attempt is audited, without the purpose it gave (which could name the person).
+    assert [(r["actor"], r["action"], r["purpose"]) for r in audit if r["actor"] == "letters-3"] == [
+        ("letters-3", "identity_read_refused", None)]
     assert IDENTIFIED.encode() not in bytes(raw)  # stored encrypted
 
 

@@ -129,3 +129,23 @@ def test_a_service_without_a_token_secret_says_so_at_start(monkeypatch, caplog):
     monkeypatch.setenv("AUTH_JWT_SECRET", SECRET)
     assert auth_settings().jwt_secret.get_secret_value() == SECRET
     assert "AUTH_JWT_SECRET" not in caplog.text
+
+
+def test_a_token_may_name_the_organisations_its_person_acts_for():
+    everyone = authorize(SETTINGS, _claims(), Role.OPERATIONS)
+    assert everyone.organisations is None and everyone.acts_for("RJ1") and everyone.scope(None) is None
+    assert everyone.scope("rj1") == ["RJ1"]
+    some = authorize(SETTINGS, _claims(orgs=["rj1", " RXX "]), Role.OPERATIONS)
+    assert some.organisations == frozenset({"RJ1", "RXX"}) and some.acts_for("rj1") and not some.acts_for("RYY")
+    assert some.scope(None) == ["RJ1", "RXX"] and some.scope("rxx") == ["RXX"]
+    with pytest.raises(PermissionError, match="does not act for RYY"):
+        some.scope("ryy")
+    nobody = authorize(SETTINGS, _claims(orgs=[]), Role.OPERATIONS)
+    assert nobody.scope(None) == [] and not nobody.acts_for("RJ1")
+
+
+@pytest.mark.parametrize("orgs", ["RJ1", [1], [""], [["RJ1"]], {"RJ1": True}])
+def test_organisations_that_are_not_a_list_of_codes_refuse_the_token(orgs):
+    with pytest.raises(HTTPException) as refused:
+        authorize(SETTINGS, _claims(orgs=orgs), Role.OPERATIONS)
+    assert refused.value.status_code == 401 and "orgs" in refused.value.detail

@@ -118,7 +118,8 @@ ROUTES = [("/v1/metrics/board", "board_viewer", {"period": "2025-Q1"}),
 def filters(name: str, args: tuple) -> tuple[str | None, str | None]:
     if name == "board":
         return args[1].organisation, args[1].site
-    return args[2], args[3]  # the worklists: (pool, status, organisation, site, ...)
+    [organisation] = args[2]  # the worklists: (pool, status, the organisations covered, site, ...)
+    return organisation, args[3]
 
 
 @pytest.mark.parametrize(("path", "role", "params"), ROUTES)

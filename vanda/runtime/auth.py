@@ -58,15 +58,32 @@ def auth_settings() -> AuthSettings:
 class Principal:
     subject: str
     roles: frozenset[str]
+    # The organisations (ODS codes) the person acts for, from the token's `orgs`; None, for
+    # a token without one, is every organisation (a deployment for one trust needs none).
+    organisations: frozenset[str] | None = None
+
+    def acts_for(self, organisation: str) -> bool:
+        return self.organisations is None or organisation.upper() in self.organisations
+
+    def scope(self, organisation: str | None) -> list[str] | None:
+        """The organisations a read may cover: the one asked for, else every one the person
+        acts for (None: all). Raises PermissionError for one the person does not act for."""
+        if organisation is not None:
+            if not self.acts_for(organisation):
+                raise PermissionError(f"organisation: this token does not act for {organisation.upper()}")
+            return [organisation.upper()]
+        return None if self.organisations is None else sorted(self.organisations)
 
 
 LEEWAY_S = 30
 
 
-def sign(secret: str, subject: str, roles: list[str], ttl_s: int = 3600) -> str:
-    """A token for `subject` with `roles`, valid for `ttl_s` seconds."""
+def sign(secret: str, subject: str, roles: list[str], ttl_s: int = 3600, orgs: list[str] | None = None) -> str:
+    """A token for `subject` with `roles`, valid for `ttl_s` seconds, for `orgs` only if given."""
     now = int(time.time())
     claims = {"sub": subject, "roles": roles, "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + ttl_s}
+    if orgs is not None:
+        claims["orgs"] = orgs
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
@@ -88,7 +105,10 @@ def verify(secret: str, token: str, max_lifetime_s: int = 43200) -> Principal:
         raise jwt.InvalidTokenError("sub must name the person")
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         raise jwt.InvalidTokenError("roles must be a list of role names")
-    return Principal(subject, frozenset(roles))
+    orgs = claims.get("orgs")
+    if orgs is not None and (not isinstance(orgs, list) or not all(isinstance(o, str) and o.strip() for o in orgs)):
+        raise jwt.InvalidTokenError("orgs must be a list of ODS codes")
+    return Principal(subject, frozenset(roles), None if orgs is None else frozenset(o.strip().upper() for o in orgs))
 
 
 def authorize(settings: AuthSettings, authorization: str | None, *roles: Role) -> Principal:
