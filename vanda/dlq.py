@@ -69,7 +69,7 @@ class DeadLetter:
 
 
 def _describe(record: ConsumerRecord, marks: dict[int, int] | None = None) -> DeadLetter:
-    headers = {k: v.decode(errors="replace") for k, v in (record.headers or ())}
+    headers = {k: (v or b"").decode(errors="replace") for k, v in (record.headers or ())}  # a value may be null
     try:
         kind = orjson.loads(record.value or b"null").get("type", "?")
         # A letter can hold anything: only a string is shown, as anything else may be nested

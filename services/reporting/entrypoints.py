@@ -175,6 +175,9 @@ def _board_routes(router: APIRouter, deps: Deps) -> None:
         """Board figures per month and for the whole range, with disclosure control applied."""
         what = (f"board from={from_} to={to} period={period} organisation={organisation} site={site}"
                 f" location_type={location_type}")
+        if raw and who.organisations is not None and (organisation is None or not who.acts_for(organisation)):
+            # Unsuppressed counts are small counts of people: only of a trust the person acts for.
+            raise HTTPException(403, detail="raw counts need an organisation this token acts for")
         seen = await disclosure(deps, raw, who, what)
         body = await handlers.board(deps.pool(), scope(deps, from_, to, period, organisation, site, location_type),
                                     deps.projection, seen)

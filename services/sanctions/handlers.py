@@ -188,9 +188,12 @@ async def command(pool: asyncpg.Pool, sanction_id: UUID, cmd: Input, actor: Acto
     except (Conflict, Stale) as refused:
         # Refused, and rolled back; but an attempt (a second yes from the same person, say) is
         # itself worth knowing: kept with why it was refused, never the person's own words.
-        async with pool.acquire() as conn:
-            await adapters.audit(conn, actor.id, f"{actor.action}_refused", sanction_id,
-                                 await adapters.subject_of(conn, sanction_id), str(refused))
+        try:
+            async with pool.acquire() as conn:
+                await adapters.audit(conn, actor.id, f"{actor.action}_refused", sanction_id,
+                                     await adapters.subject_of(conn, sanction_id), str(refused))
+        except Exception as exc:  # noqa: BLE001 - the caller is owed the refusal, not this failure
+            log.warning("a refused decision was not audited (%s)", type(exc).__name__)
         raise
     return state, decisions, False
 

@@ -49,6 +49,13 @@ async def test_statements_time_out_unless_a_batch_job_asks_for_none(pipeline: di
         with pytest.raises(TimeoutError):
             await timed.execute("SELECT pg_sleep(1.5)")
         assert await patient.execute("SELECT pg_sleep(1.5)") == "SELECT 1"
+        # A wait for a lock gives up sooner, as an outage (55P03), not a statement too slow.
+        assert await timed.fetchval("SHOW lock_timeout") == "333ms"
+        assert await patient.fetchval("SHOW lock_timeout") == "0"
+        async with patient.acquire() as holder, holder.transaction():
+            await holder.execute("SELECT pg_advisory_xact_lock(424242)")
+            with pytest.raises(asyncpg.exceptions.LockNotAvailableError):
+                await timed.execute("SELECT pg_advisory_lock(424242)")
     finally:
         await timed.close()
         await patient.close()

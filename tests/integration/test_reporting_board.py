@@ -208,7 +208,13 @@ async def test_csv_and_quarter_and_raw_access(pipeline):
     # Suppressed figures: board_viewer or operations. Raw counts: operations only.
     who_gets_what = [({}, {}, 401), ({}, bearer(pipeline, "correspondence"), 403),
                      ({}, bearer(pipeline, "operations"), 200),
-                     ({"raw": "true"}, {}, 401), ({"raw": "true"}, viewer(pipeline), 403)]
+                     ({"raw": "true"}, {}, 401), ({"raw": "true"}, viewer(pipeline), 403),
+                     # An operations token for some trusts of a region: raw counts only of one of them.
+                     ({"raw": "true"}, bearer(pipeline, "operations", "ops-8", orgs=["RXX"]), 403),
+                     ({"raw": "true", "organisation": "RZA"}, bearer(pipeline, "operations", "ops-8", orgs=["RXX"]),
+                      403),
+                     ({"raw": "true", "organisation": "rza"}, bearer(pipeline, "operations", "ops-8", orgs=["RZA"]),
+                      200)]
     for raw_or_not, headers, status in who_gets_what:
         answer = await call(pipeline, "GET", pipeline["REPORTING_URL"], "/v1/metrics/board", None, headers,
                             period="2025-Q1", site=site, **raw_or_not)

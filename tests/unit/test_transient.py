@@ -84,7 +84,7 @@ async def test_a_batch_that_outlasts_the_statement_timeout_is_applied_in_halves_
                 raise TimeoutError
             return BatchResult(applied=Counter({"t": len(records)}))
 
-    records = [SimpleNamespace(topic="t", offset=n) for n in range(7)]
+    records = [SimpleNamespace(topic="t", partition=0, offset=n) for n in range(7)]
     consumer = Slow(SimpleNamespace(relay=None, pool=None))
     answers = True
 
@@ -138,6 +138,10 @@ def test_the_dead_letter_list_names_only_a_string_type():
     assert letter(b'{"type": ' + b"[" * 1000 + b"]" * 1000 + b"}").event_type == "(not a string)"
     assert letter(b'{"type": "uk.nhs.vanda.incident.reported.v1"}').event_type == "uk.nhs.vanda.incident.reported.v1"
     assert letter(b"[1").event_type == "(unparseable)"
+    # A header whose value is null (Kafka allows it, and a dead letter carries it on as sent).
+    null = dlq._describe(ConsumerRecord("vanda.incidents.v1.dlq", 0, 1, 0, 0, None, b"{}", None, 1, 2,
+                                        [("trace", None), ("vanda-dlq-reason", b"unparseable")]))
+    assert null.reason == "unparseable"
 
 
 async def test_a_submission_the_database_refuses_is_dead_lettered_alone_and_the_rest_stored(monkeypatch):
@@ -246,4 +250,10 @@ async def test_one_record_that_outlasts_the_statement_timeout_alone_is_dead_lett
     consumer._database_answers = database_answers
     result = await consumer.handle(records)
     assert tried[3] == SLOW_TRIES == 3 and letters == [b"3"] and consumer.healthy
+    assert consumer._slow == {}
+    # Timeouts that stop, once the record is applied, are not carried on to a later one.
+    tried.clear()
+    consumer._slow[("t", 0)] = (7, SLOW_TRIES - 1)
+    await consumer.handle([SimpleNamespace(topic="t", partition=0, offset=7, key=None, value=b"{}", headers=())])
+    assert consumer._slow == {}
     assert result.applied == Counter({"t": 4}) and "outlasted the statement timeout 3 times" in result.dead[0].error

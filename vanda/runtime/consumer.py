@@ -124,7 +124,7 @@ class BatchConsumer:
         retried whole, a batch too large to apply in time would time out for ever, the partition
         stopped. A half already applied is skipped as duplicates when the batch is retried."""
         try:
-            return await self.apply_batch(records)
+            result = await self.apply_batch(records)
         except TimeoutError:
             # A database that does not answer at all (a failover, a partition) times out too:
             # that is an outage, retried whole with backoff, not a batch to cut down.
@@ -136,6 +136,16 @@ class BatchConsumer:
                         extra={"count": len(records)})
             half = len(records) // 2
             return (await self._apply_in_parts(records[:half])).merged(await self._apply_in_parts(records[half:]))
+        if len(records) == 1:
+            self._applied_alone(records[0])
+        return result
+
+    def _applied_alone(self, record: ConsumerRecord) -> None:
+        # Applied at last: its timeouts are no longer running. (The records before it, applied
+        # alone on each try as the batch is cut down again, leave its count as it is.)
+        partition = (record.topic, record.partition)
+        if self._slow.get(partition, (None, 0))[0] == record.offset:
+            del self._slow[partition]
 
     def _too_slow(self, records: Sequence[ConsumerRecord]) -> BatchResult:
         """One record that outlasts the statement timeout on its own, while the database answers:
