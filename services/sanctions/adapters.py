@@ -160,7 +160,8 @@ async def history(pool: asyncpg.Pool, subject_id: str) -> list[dict[str, Any]]:
 async def pending(pool: asyncpg.Pool) -> list[dict[str, Any]]:
     """Proposed red cards, oldest first, with the yeses given so far."""
     rows = await pool.fetch(
-        "SELECT c.sanction_id, c.subject_id, c.incident_id, d.decided_at AS proposed_at, c.approved_by, c.agreed_by"
+        "SELECT c.sanction_id, c.subject_id, c.incident_id, d.payload->>'organisation' AS organisation,"
+        " d.decided_at AS proposed_at, c.approved_by, c.agreed_by"
         " FROM sanctions.cards c JOIN sanctions.decisions d ON d.decision_id = c.sanction_id"
         " WHERE c.status = 'proposed' ORDER BY d.decided_at")
     return [dict(r) for r in rows]

@@ -90,7 +90,7 @@ def routes(deps: Callable[[], Any], auth: AuthSettings) -> APIRouter:
         """Card level, active ban, pending approvals and history; emergency care is never barred.
         `version` (also the ETag) is what a reviewer decides on: send it back as If-Match."""
         d = deps()
-        view = await handlers.describe_subject(d.pool, subject_id, d.policy, d.clock())
+        view = await handlers.describe_subject(d.pool, subject_id, d.policy, d.clock(), who.organisations)
         if view is None:
             raise HTTPException(404, detail="no incidents or decisions for this subject")
         response.headers["ETag"] = f'"{view["version"]}"'
@@ -100,39 +100,39 @@ def routes(deps: Callable[[], Any], auth: AuthSettings) -> APIRouter:
     async def pending(who: Principal = deciders) -> dict:
         """Red cards awaiting a decision, oldest first, each with whose yes it still awaits."""
         d = deps()
-        return {"pending": await handlers.pending(d.pool, d.policy)}
+        return {"pending": await handlers.pending(d.pool, d.policy, who.organisations)}
 
     @router.post("/sanctions/{sanction_id}/approve", tags=["sanctions"])
     async def approve(sanction_id: UUID, body: Review, who: Principal = approver, if_match: IfMatch = None) -> dict:
         """Approve a proposed red card (role sanction_approver): the ban starts now, for the policy's length,
         or, where the policy asks for a clinical lead's agreement too, once that is given."""
         return await act(sanction_id, Approve(sanction_id, who.subject),
-                         handlers.Actor(who.subject, "approve", body.reason), if_match)
+                         handlers.Actor(who.subject, "approve", body.reason, who.organisations), if_match)
 
     @router.post("/sanctions/{sanction_id}/agree", tags=["sanctions"])
     async def agree(sanction_id: UUID, body: Review, who: Principal = clinician, if_match: IfMatch = None) -> dict:
         """Agree, as clinical lead, that the proposed ban is clinically safe (role clinical_lead); the ban
         starts once the security manager has approved too. Two different people must give the two."""
         return await act(sanction_id, Agree(sanction_id, who.subject),
-                         handlers.Actor(who.subject, "agree", body.reason), if_match)
+                         handlers.Actor(who.subject, "agree", body.reason, who.organisations), if_match)
 
     @router.post("/sanctions/{sanction_id}/reject", tags=["sanctions"])
     async def reject(sanction_id: UUID, body: Review, who: Principal = deciders, if_match: IfMatch = None) -> dict:
         """Decline a proposed red card (role sanction_approver, or clinical_lead: not clinically safe)."""
         return await act(sanction_id, Reject(sanction_id, who.subject),
-                         handlers.Actor(who.subject, "reject", body.reason), if_match)
+                         handlers.Actor(who.subject, "reject", body.reason, who.organisations), if_match)
 
     @router.post("/sanctions/{sanction_id}/appeal", tags=["appeals"])
     async def appeal(sanction_id: UUID, body: AppealRequest, who: Principal = appeals) -> dict:
         """Record the subject's appeal against a card (role appeals_officer)."""
         return await act(sanction_id, LodgeAppeal(sanction_id, who.subject),
-                         handlers.Actor(who.subject, "appeal", body.grounds))
+                         handlers.Actor(who.subject, "appeal", body.grounds, who.organisations))
 
     @router.post("/sanctions/{sanction_id}/appeal/decide", tags=["appeals"])
     async def decide_appeal(sanction_id: UUID, body: AppealDecision, who: Principal = appeals) -> dict:
         """Decide an appeal (role appeals_officer): upheld rescinds the card, dismissed leaves it."""
         return await act(sanction_id, DecideAppeal(sanction_id, body.outcome, who.subject),
-                         handlers.Actor(who.subject, f"appeal_{body.outcome}", body.reason))
+                         handlers.Actor(who.subject, f"appeal_{body.outcome}", body.reason, who.organisations))
 
     def clock(body: SchedulerRun | None) -> datetime:
         d = deps()

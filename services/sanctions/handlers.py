@@ -163,11 +163,21 @@ async def _decide_and_save(conn: asyncpg.Connection, inputs: list[tuple[Any, str
 
 @dataclass(frozen=True)
 class Actor:
-    """A person acting through the API: who, in what capacity, and why."""
+    """A person acting through the API: who, in what capacity, why, and for which organisations
+    (None: every one)."""
 
     id: str
     action: str
     reason: str | None
+    organisations: frozenset[str] | None = None
+
+
+def _acts_for(organisations: frozenset[str] | None, state: SubjectState, sanction_id: UUID) -> bool:
+    """Whether a person acting for `organisations` may decide on this card: the organisation
+    whose incident it answers is one of theirs."""
+    card = state.card(sanction_id)
+    incident = state.incident(card.incident_id) if card else None
+    return organisations is None or (incident is not None and incident.organisation in organisations)
 
 
 async def command(pool: asyncpg.Pool, sanction_id: UUID, cmd: Input, actor: Actor, policy: Policy,
@@ -181,6 +191,9 @@ async def command(pool: asyncpg.Pool, sanction_id: UUID, cmd: Input, actor: Acto
             if subject_id is None:
                 raise NotFound(f"sanction_id: no sanction {sanction_id}")
             await adapters.lock_subject(conn, subject_id)
+            if not _acts_for(actor.organisations, await adapters.load(conn, subject_id), sanction_id):
+                # As for no sanction at all: another trust's cards are not this person's to know of.
+                raise NotFound(f"sanction_id: no sanction {sanction_id}")
             if await adapters.acted(conn, sanction_id, actor.id, actor.action):
                 return await adapters.load(conn, subject_id), [], True
             state, decisions = await apply(conn, subject_id, cmd, policy, now, seen)
@@ -236,10 +249,13 @@ async def purge(pool: asyncpg.Pool, now: datetime, retention: timedelta, actor: 
     return counts
 
 
-async def pending(pool: asyncpg.Pool, policy: Policy) -> list[dict[str, Any]]:
-    """Proposed red cards, oldest first, each with the yeses it still awaits."""
+async def pending(pool: asyncpg.Pool, policy: Policy,
+                  organisations: frozenset[str] | None = None) -> list[dict[str, Any]]:
+    """Proposed red cards, oldest first, each with the yeses it still awaits (of `organisations`'
+    incidents only, if given)."""
     return [{k: v for k, v in row.items() if k not in ("approved_by", "agreed_by")}
-            | {"awaiting": _awaiting(row, policy)} for row in await adapters.pending(pool)]
+            | {"awaiting": _awaiting(row, policy)} for row in await adapters.pending(pool)
+            if organisations is None or row["organisation"] in organisations]
 
 
 def _awaiting(row: dict[str, Any], policy: Policy) -> list[Endorsement]:
@@ -274,12 +290,15 @@ def _incident_in_view(i: IncidentRecord, policy: Policy, counted: set[UUID]) -> 
                    "counts_until": ladder.counts_until(i, policy).isoformat()}
 
 
-async def describe_subject(pool: asyncpg.Pool, subject_id: str, policy: Policy,
-                           now: datetime) -> dict[str, Any] | None:
-    """Current level, active ban with dates, pending approvals and the reasoned history, as at `now`."""
+async def describe_subject(pool: asyncpg.Pool, subject_id: str, policy: Policy, now: datetime,
+                           organisations: frozenset[str] | None = None) -> dict[str, Any] | None:
+    """Current level, active ban with dates, pending approvals and the reasoned history, as at `now`;
+    None for a subject none of `organisations` (if given) has reported."""
     async with pool.acquire() as conn:
         state = await adapters.load(conn, subject_id)
     if not state.incidents:
+        return None
+    if organisations is not None and not any(i.organisation in organisations for i in state.incidents):
         return None
     return subject_view(state, policy, now) | {"history": await adapters.history(pool, subject_id)}
 

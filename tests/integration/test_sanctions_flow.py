@@ -80,6 +80,21 @@ async def test_ladder_approval_review_and_expiry(pipeline):
     pending = (await sanctions_call(pipeline, "GET", "/v1/sanctions/pending", "sanction_approver")).json()["pending"]
     assert {p["sanction_id"]: p["awaiting"] for p in pending}[red] == ["security", "clinical"]
 
+    # A person who acts for other trusts of a region sees neither the proposal nor the subject,
+    # and cannot decide on it; one who acts for the trust whose incident it answers can.
+    async def as_of(orgs: list[str], method: str, path: str, role: str, **body) -> httpx.Response:
+        async with httpx.AsyncClient(base_url=pipeline["SANCTIONS_URL"], timeout=30) as client:
+            return await client.request(method, path, json=body or None,
+                                        headers=bearer(pipeline, role, "regional-1", orgs=orgs))
+    elsewhere = (await as_of(["RXX"], "GET", "/v1/sanctions/pending", "sanction_approver")).json()["pending"]
+    here = (await as_of(["rza"], "GET", "/v1/sanctions/pending", "sanction_approver")).json()["pending"]
+    assert red not in {p["sanction_id"] for p in elsewhere}
+    assert {p["sanction_id"]: p["organisation"] for p in here}[red] == "RZA"
+    assert (await as_of(["RXX"], "GET", f"/v1/subjects/{subject}", "correspondence")).status_code == 404
+    assert (await as_of(["RZA"], "GET", f"/v1/subjects/{subject}", "correspondence")).status_code == 200
+    assert (await as_of(["RXX"], "POST", f"/v1/sanctions/{red}/approve", "sanction_approver",
+                        reason="x")).status_code == 404
+
     unauthenticated = await sanctions_call(pipeline, "POST", f"/v1/sanctions/{red}/approve", reason="x")
     wrong_role = await sanctions_call(pipeline, "POST", f"/v1/sanctions/{red}/approve", "appeals_officer", reason="x")
     not_clinical = await sanctions_call(pipeline, "POST", f"/v1/sanctions/{red}/agree", "sanction_approver", reason="x")
