@@ -78,7 +78,7 @@ def routes(deps: Callable[[], Any], auth: AuthSettings) -> APIRouter:
     async def act(sanction_id: UUID, cmd: Any, actor: handlers.Actor, if_match: str | None = None) -> dict:
         d = deps()
         seen = if_match.strip().removeprefix("W/").strip('"') if if_match and if_match.strip() != "*" else None
-        state, decisions, replayed = await handlers.command(d.pool, sanction_id, cmd, actor, d.policy, d.clock(),
+        state, decisions, replayed = await handlers.command(d.pool, sanction_id, cmd, actor, d.policy, d.clock,
                                                             seen)
         d.wake_relay()
         card = state.card(sanction_id)

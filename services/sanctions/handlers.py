@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -181,7 +182,8 @@ def _acts_for(organisations: frozenset[str] | None, state: SubjectState, sanctio
 
 
 async def command(pool: asyncpg.Pool, sanction_id: UUID, cmd: Input, actor: Actor, policy: Policy,
-                  now: datetime, seen: str | None = None) -> tuple[SubjectState, list[Decision], bool]:
+                  clock: Callable[[], datetime],
+                  seen: str | None = None) -> tuple[SubjectState, list[Decision], bool]:
     """A reviewer's or appeals officer's decision on one sanction, audited in the same transaction;
     and whether it was a retry of one already taken (the same person, action and sanction: each
     can be taken once), answered with the card as it stands and nothing done again."""
@@ -196,7 +198,9 @@ async def command(pool: asyncpg.Pool, sanction_id: UUID, cmd: Input, actor: Acto
                 raise NotFound(f"sanction_id: no sanction {sanction_id}")
             if await adapters.acted(conn, sanction_id, actor.id, actor.action):
                 return await adapters.load(conn, subject_id), [], True
-            state, decisions = await apply(conn, subject_id, cmd, policy, now, seen)
+            # The time is read once the subject is ours: a decision that waited behind a batch
+            # must not be stamped before the events that batch has just decided.
+            state, decisions = await apply(conn, subject_id, cmd, policy, clock(), seen)
             await adapters.audit(conn, actor.id, actor.action, sanction_id, subject_id, actor.reason)
     except (Conflict, Stale) as refused:
         # Refused, and rolled back; but an attempt (a second yes from the same person, say) is

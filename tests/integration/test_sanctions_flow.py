@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 # Test-range NHS numbers (999...), one per person in the scenario.
 BANNED, WITHDRAWN, REJECTED, APPEALED, CHILD = "9990000042", "9990000050", "9990000069", "9990000077", "9990000085"
 LAPSED, EXTENDED, UPGRADED, TOO_OLD = "9990001006", "9990001030", "9990001049", "9990001057"
-STALE, AGELESS = "9990002045", "9990003017"
+STALE, AGELESS, WAITED = "9990002045", "9990003017", "9990004005"
 MIGRATIONS = Path(__file__).parents[2] / "services" / "sanctions" / "migrations"
 
 
@@ -445,3 +445,27 @@ async def test_a_card_waits_for_the_age_band_and_follows_once_it_is_recorded(pip
     assert event["type"].endswith("yellow_card_issued.v1") and event["data"]["incident_id"] == incident_id
     view = (await poll(seen, lambda r: r.json()["card_level"] == "yellow_1")).json()
     assert [(i["qualifies"], i["awaiting_age_band"]) for i in view["incidents"]] == [(True, False)]
+
+
+async def test_a_decision_that_waited_for_the_subject_is_dated_when_it_was_taken_not_when_it_arrived(pipeline):
+    """A reviewer's yes that waits behind a batch holding the subject is taken after that
+    batch's decisions: the ban it imposes must not start before the moment it was taken."""
+    weapon = await submit(pipeline, WAITED, 8, category="weapon")
+    subject = weapon["subject_id"]
+    red = (await events_for(pipeline, subject, 1))[0]["data"]["decision_id"]
+    assert (await sanctions_call(pipeline, "POST", f"/v1/sanctions/{red}/approve", "sanction_approver", "sec-9",
+                                 reason="Weapon produced on the ward")).status_code == 200
+    conn = await asyncpg.connect(pipeline["DATABASE_URL"])
+    try:
+        async with conn.transaction():  # as a consumer's batch holds its subjects
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", subject)
+            agreeing = asyncio.create_task(sanctions_call(pipeline, "POST", f"/v1/sanctions/{red}/agree",
+                                                          "clinical_lead", "doc-9", reason="Clinically safe"))
+            await asyncio.sleep(1.5)
+            released = datetime.now(UTC)
+        agreed = await agreeing
+    finally:
+        await conn.close()
+    assert agreed.status_code == 200, agreed.text
+    starts = datetime.fromisoformat(agreed.json()["sanction"]["starts_at"])
+    assert starts >= released - timedelta(milliseconds=200), (starts, released)
