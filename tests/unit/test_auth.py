@@ -149,3 +149,20 @@ def test_organisations_that_are_not_a_list_of_codes_refuse_the_token(orgs):
     with pytest.raises(HTTPException) as refused:
         authorize(SETTINGS, _claims(orgs=orgs), Role.OPERATIONS)
     assert refused.value.status_code == 401 and "orgs" in refused.value.detail
+
+
+def test_a_token_signed_under_an_earlier_key_is_accepted_while_that_key_is_listed():
+    """A rotation reaches the sign-on proxy and each replica in turn: meanwhile tokens signed
+    under the old key still work, and once it is dropped they no longer do."""
+    old, new = "old-secret-of-at-least-32-bytes-long", "new-secret-of-at-least-32-bytes-long"
+    rotating = AuthSettings(jwt_secret=SecretStr(new), previous_jwt_secrets=[SecretStr(old)])
+    assert authorize(rotating, header(["operations"], secret=old), Role.OPERATIONS).subject == "staff-1"
+    assert authorize(rotating, header(["operations"], secret=new), Role.OPERATIONS).subject == "staff-1"
+    for settings, secret in ((AuthSettings(jwt_secret=SecretStr(new)), old),
+                             (rotating, "another-secret-of-at-least-32-bytes")):
+        with pytest.raises(HTTPException) as refused:
+            authorize(settings, header(["operations"], secret=secret), Role.OPERATIONS)
+        assert refused.value.status_code == 401
+    # Expiry is judged under whichever key signed it: an old key's token past its time is refused.
+    with pytest.raises(HTTPException, match="expired"):
+        authorize(rotating, header(["operations"], secret=old, ttl_s=-60), Role.OPERATIONS)

@@ -15,7 +15,7 @@ from enum import StrEnum
 import jwt
 from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vanda.runtime.settings import StrongSecret
@@ -41,6 +41,9 @@ class AuthSettings(BaseSettings):
 
     jwt_secret: StrongSecret | None = Field(
         None, description="HS256 key, a long random secret; unset refuses every person-facing route.")
+    previous_jwt_secrets: list[SecretStr] = Field(
+        default_factory=list, description="Earlier keys (JSON list), still accepted while a rotation reaches the"
+        " sign-on proxy and every replica: tokens signed under one are refused once it is dropped.")
     max_token_lifetime_s: int = Field(
         43200, ge=60, description="A token still valid for longer than this (from now, or from its iat) is refused:"
         " one leaked or minted for years must not open the service for years.")
@@ -117,13 +120,26 @@ def authorize(settings: AuthSettings, authorization: str | None, *roles: Role) -
     if settings.jwt_secret is None or scheme.lower() != "bearer" or not token:
         raise HTTPException(401, detail="a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
     try:
-        principal = verify(settings.jwt_secret.get_secret_value(), token, settings.max_token_lifetime_s)
+        principal = _verified(settings, token)
     except jwt.InvalidTokenError as exc:
         raise HTTPException(401, detail=f"invalid token: {exc}", headers={"WWW-Authenticate": "Bearer"}) from None
     if principal.roles.isdisjoint(roles):
         needed = " or ".join(roles)
         raise HTTPException(403, detail=f"the {needed} role is required")
     return principal
+
+
+def _verified(settings: AuthSettings, token: str) -> Principal:
+    """The token checked under the current key, then, if its signature does not match, under
+    each earlier one: during a rotation the proxy and the replicas move over one at a time."""
+    assert settings.jwt_secret is not None
+    keys = [settings.jwt_secret, *settings.previous_jwt_secrets]
+    for key in keys[:-1]:
+        try:
+            return verify(key.get_secret_value(), token, settings.max_token_lifetime_s)
+        except jwt.InvalidSignatureError:
+            continue
+    return verify(keys[-1].get_secret_value(), token, settings.max_token_lifetime_s)
 
 
 # Declared as a security scheme so that the OpenAPI page offers "Authorize" for a token.
