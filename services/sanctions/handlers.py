@@ -162,6 +162,10 @@ async def _decide_and_save(conn: asyncpg.Connection, inputs: list[tuple[Any, str
     return events
 
 
+class OutOfScope(NotFound):
+    """A card of an organisation the person does not act for: answered as for no card, audited."""
+
+
 @dataclass(frozen=True)
 class Actor:
     """A person acting through the API: who, in what capacity, why, and for which organisations
@@ -195,14 +199,14 @@ async def command(pool: asyncpg.Pool, sanction_id: UUID, cmd: Input, actor: Acto
             await adapters.lock_subject(conn, subject_id)
             if not _acts_for(actor.organisations, await adapters.load(conn, subject_id), sanction_id):
                 # As for no sanction at all: another trust's cards are not this person's to know of.
-                raise NotFound(f"sanction_id: no sanction {sanction_id}")
+                raise OutOfScope(f"sanction_id: no sanction {sanction_id}")
             if await adapters.acted(conn, sanction_id, actor.id, actor.action):
                 return await adapters.load(conn, subject_id), [], True
             # The time is read once the subject is ours: a decision that waited behind a batch
             # must not be stamped before the events that batch has just decided.
             state, decisions = await apply(conn, subject_id, cmd, policy, clock(), seen)
             await adapters.audit(conn, actor.id, actor.action, sanction_id, subject_id, actor.reason)
-    except (Conflict, Stale) as refused:
+    except (Conflict, Stale, OutOfScope) as refused:
         # Refused, and rolled back; but an attempt (a second yes from the same person, say) is
         # itself worth knowing: kept with why it was refused, never the person's own words.
         try:
@@ -302,8 +306,9 @@ async def describe_subject(pool: asyncpg.Pool, subject_id: str, policy: Policy, 
         state = await adapters.load(conn, subject_id)
     if not state.incidents:
         return None
-    if organisations is not None and not any(i.organisation in organisations for i in state.incidents):
-        return None
+    if organisations is not None and not any(i.organisation in organisations and not i.withdrawn
+                                             for i in state.incidents):
+        return None  # a report withdrawn (the wrong person, say) gives no sight of them
     return subject_view(state, policy, now) | {"history": await adapters.history(pool, subject_id)}
 
 

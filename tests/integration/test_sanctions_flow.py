@@ -94,6 +94,12 @@ async def test_ladder_approval_review_and_expiry(pipeline):
     assert (await as_of(["RZA"], "GET", f"/v1/subjects/{subject}", "correspondence")).status_code == 200
     assert (await as_of(["RXX"], "POST", f"/v1/sanctions/{red}/approve", "sanction_approver",
                         reason="x")).status_code == 404
+    conn = await asyncpg.connect(pipeline["DATABASE_URL"])
+    try:  # the attempt on another trust's card is audited, as any refused decision is
+        assert await conn.fetchval("SELECT action FROM sanctions.audit WHERE actor = 'regional-1'"
+                                   " AND sanction_id = $1", uuid.UUID(red)) == "approve_refused"
+    finally:
+        await conn.close()
 
     unauthenticated = await sanctions_call(pipeline, "POST", f"/v1/sanctions/{red}/approve", reason="x")
     wrong_role = await sanctions_call(pipeline, "POST", f"/v1/sanctions/{red}/approve", "appeals_officer", reason="x")

@@ -166,3 +166,14 @@ def test_a_token_signed_under_an_earlier_key_is_accepted_while_that_key_is_liste
     # Expiry is judged under whichever key signed it: an old key's token past its time is refused.
     with pytest.raises(HTTPException, match="expired"):
         authorize(rotating, header(["operations"], secret=old, ttl_s=-60), Role.OPERATIONS)
+
+
+def test_an_earlier_key_must_be_as_strong_as_the_current_one_and_an_empty_list_is_none(monkeypatch):
+    """A weak earlier key would let anyone sign themselves any role while it is listed."""
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="previous_jwt_secrets"):
+        AuthSettings(jwt_secret=SecretStr(SECRET), previous_jwt_secrets=[SecretStr("CHANGE-ME")])
+    monkeypatch.setenv("AUTH_JWT_SECRET", SECRET)
+    monkeypatch.setenv("AUTH_PREVIOUS_JWT_SECRETS", "")  # as an env template leaves it
+    assert AuthSettings().previous_jwt_secrets == []

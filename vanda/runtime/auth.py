@@ -15,7 +15,7 @@ from enum import StrEnum
 import jwt
 from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import Field, SecretStr
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vanda.runtime.settings import StrongSecret
@@ -37,11 +37,12 @@ class Role(StrEnum):
 
 
 class AuthSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="AUTH_", extra="ignore")
+    # An empty variable (as env templates leave it) is as if unset.
+    model_config = SettingsConfigDict(env_prefix="AUTH_", extra="ignore", env_ignore_empty=True)
 
     jwt_secret: StrongSecret | None = Field(
         None, description="HS256 key, a long random secret; unset refuses every person-facing route.")
-    previous_jwt_secrets: list[SecretStr] = Field(
+    previous_jwt_secrets: list[StrongSecret] = Field(
         default_factory=list, description="Earlier keys (JSON list), still accepted while a rotation reaches the"
         " sign-on proxy and every replica: tokens signed under one are refused once it is dropped.")
     max_token_lifetime_s: int = Field(
@@ -121,7 +122,7 @@ def authorize(settings: AuthSettings, authorization: str | None, *roles: Role) -
         raise HTTPException(401, detail="a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
     try:
         principal = _verified(settings, token)
-    except jwt.InvalidTokenError as exc:
+    except jwt.PyJWTError as exc:  # InvalidTokenError, and anything a key it was tried under raises
         raise HTTPException(401, detail=f"invalid token: {exc}", headers={"WWW-Authenticate": "Bearer"}) from None
     if principal.roles.isdisjoint(roles):
         needed = " or ".join(roles)
