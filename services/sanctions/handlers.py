@@ -177,12 +177,12 @@ class Actor:
     organisations: frozenset[str] | None = None
 
 
-def _acts_for(organisations: frozenset[str] | None, state: SubjectState, sanction_id: UUID) -> bool:
+def _acts_for(organisations: frozenset[str], state: SubjectState, sanction_id: UUID) -> bool:
     """Whether a person acting for `organisations` may decide on this card: the organisation
     whose incident it answers is one of theirs."""
     card = state.card(sanction_id)
     incident = state.incident(card.incident_id) if card else None
-    return organisations is None or (incident is not None and incident.organisation in organisations)
+    return incident is not None and incident.organisation in organisations
 
 
 async def command(pool: asyncpg.Pool, sanction_id: UUID, cmd: Input, actor: Actor, policy: Policy,
@@ -197,7 +197,9 @@ async def command(pool: asyncpg.Pool, sanction_id: UUID, cmd: Input, actor: Acto
             if subject_id is None:
                 raise NotFound(f"sanction_id: no sanction {sanction_id}")
             await adapters.lock_subject(conn, subject_id)
-            if not _acts_for(actor.organisations, await adapters.load(conn, subject_id), sanction_id):
+            # Loaded for this only when the person acts for some organisations: apply loads it anyway.
+            if actor.organisations is not None and not _acts_for(actor.organisations,
+                                                                 await adapters.load(conn, subject_id), sanction_id):
                 # As for no sanction at all: another trust's cards are not this person's to know of.
                 raise OutOfScope(f"sanction_id: no sanction {sanction_id}")
             if await adapters.acted(conn, sanction_id, actor.id, actor.action):

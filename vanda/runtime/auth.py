@@ -36,6 +36,9 @@ class Role(StrEnum):
     FOOTAGE_OFFICER = "footage_officer"
 
 
+MAX_TOKEN_LIFETIME_S = 12 * 3600
+
+
 class AuthSettings(BaseSettings):
     # An empty variable (as env templates leave it) is as if unset.
     model_config = SettingsConfigDict(env_prefix="AUTH_", extra="ignore", env_ignore_empty=True)
@@ -46,8 +49,8 @@ class AuthSettings(BaseSettings):
         default_factory=list, description="Earlier keys (JSON list), still accepted while a rotation reaches the"
         " sign-on proxy and every replica: tokens signed under one are refused once it is dropped.")
     max_token_lifetime_s: int = Field(
-        43200, ge=60, description="A token still valid for longer than this (from now, or from its iat) is refused:"
-        " one leaked or minted for years must not open the service for years.")
+        MAX_TOKEN_LIFETIME_S, ge=60, description="A token still valid for longer than this (from now, or from its"
+        " iat) is refused: one leaked or minted for years must not open the service for years.")
 
 
 def auth_settings() -> AuthSettings:
@@ -91,7 +94,7 @@ def sign(secret: str, subject: str, roles: list[str], ttl_s: int = 3600, orgs: l
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
-def verify(secret: str, token: str, max_lifetime_s: int = 43200) -> Principal:
+def verify(secret: str, token: str, max_lifetime_s: int = MAX_TOKEN_LIFETIME_S) -> Principal:
     """The principal a valid token names; raises jwt.InvalidTokenError otherwise."""
     # Leeway: the sign-on proxy's clock may run a few seconds ahead of this one.
     claims = jwt.decode(token, secret, algorithms=["HS256"], audience=AUDIENCE, issuer=ISSUER, leeway=LEEWAY_S,

@@ -130,8 +130,10 @@ class BatchConsumer:
             # that is an outage, retried whole with backoff, not a batch to cut down.
             if not await self._database_answers():
                 raise
-            if len(records) < 2:
-                return self._too_slow(records)
+            if len(records) == 1:
+                return self._too_slow(records[0])
+            if not records:
+                raise
             log.warning("a batch of %d outlasted the statement timeout; applying it in halves", len(records),
                         extra={"count": len(records)})
             half = len(records) // 2
@@ -147,13 +149,10 @@ class BatchConsumer:
         if self._slow.get(partition, (None, 0))[0] == record.offset:
             del self._slow[partition]
 
-    def _too_slow(self, records: Sequence[ConsumerRecord]) -> BatchResult:
+    def _too_slow(self, record: ConsumerRecord) -> BatchResult:
         """One record that outlasts the statement timeout on its own, while the database answers:
         retried (the database may be busy for a while), but dead-lettered once it has timed out
         SLOW_TRIES times running, or it would hold its partition for ever."""
-        if not records:
-            raise TimeoutError
-        record = records[0]
         partition = (record.topic, record.partition)  # copies of a subscription share this consumer
         offset, tries = self._slow.get(partition, (record.offset, 0))
         tries = tries + 1 if offset == record.offset else 1
