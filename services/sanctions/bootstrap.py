@@ -87,10 +87,10 @@ def create_app(common: CommonSettings | None = None, settings: SanctionsSettings
     runtime = Runtime(SERVICE, common, topics=[INCIDENTS, SANCTIONS, dead_letter(INCIDENTS)])
 
     async def apply(conn, event):
-        return await handlers.on_incident(conn, event, policy, clock())
+        return await handlers.on_incident(conn, event, policy, clock)
 
     async def apply_many(conn, events):
-        return await handlers.on_incidents(conn, events, policy, clock())
+        return await handlers.on_incidents(conn, events, policy, clock)
 
     consumer = runtime.consumer(SCHEMA, apply, apply_many)
     entrypoints.subscribe(runtime.broker, consumer, settings.consumer_group, common.consumer_max_records,

@@ -77,10 +77,13 @@ def outgoing(decisions: list[Decision], now: datetime) -> list[Outgoing]:
 
 
 async def apply(conn: asyncpg.Connection, subject_id: str, command: Input, policy: Policy,
-                now: datetime, seen: str | None = None) -> tuple[SubjectState, list[Decision]]:
+                clock: Callable[[], datetime], seen: str | None = None) -> tuple[SubjectState, list[Decision]]:
     """Decide for one subject inside the caller's transaction; stage the resulting events.
-    `seen`: the subject's version a reviewer decided on, refused (Stale) if it has moved on."""
+    `seen`: the subject's version a reviewer decided on, refused (Stale) if it has moved on.
+    The time is read once the subject is ours: a decision that waited behind another
+    transaction must not be stamped before the events that one has just decided."""
     await adapters.lock_subject(conn, subject_id)
+    now = clock()
     state = await adapters.load(conn, subject_id)
     if seen is not None and (current := state.version()) != seen:
         raise Stale(current)
@@ -115,13 +118,13 @@ def _time_to_decision(data: Any, now: datetime) -> None:
 
 
 async def on_incident(conn: asyncpg.Connection, event: CloudEvent[Any], policy: Policy,
-                      now: datetime) -> list[Outgoing]:
+                      clock: Callable[[], datetime]) -> list[Outgoing]:
     """Consumer entry for one event: the outbox rows are already staged by apply()."""
     subject_id, command = incident_input(event.data)
     if subject_id is None or command is None:
         return []
-    _, decisions = await apply(conn, subject_id, command, policy, now)
-    _time_to_decision(event.data, now)
+    await apply(conn, subject_id, command, policy, clock)
+    _time_to_decision(event.data, clock())
     return []
 
 
@@ -131,8 +134,9 @@ SUBJECTS_PER_CHUNK = 500
 
 
 async def on_incidents(conn: asyncpg.Connection, events: list[CloudEvent[Any]], policy: Policy,
-                       now: datetime) -> list[Outgoing]:
-    """Consumer entry for a batch: each subject locked, loaded and saved once, decided in event order."""
+                       clock: Callable[[], datetime]) -> list[Outgoing]:
+    """Consumer entry for a batch: each subject locked, loaded and saved once, decided in event order,
+    at the time the last lock was granted (as `apply` reads it)."""
     inputs = [(data, subject, command) for data, subject, command in
               ((event.data, *incident_input(event.data)) for event in events)
               if subject is not None and command is not None]
@@ -140,6 +144,7 @@ async def on_incidents(conn: asyncpg.Connection, events: list[CloudEvent[Any]], 
     if not subjects:
         return []
     await adapters.lock_subjects(conn, subjects)  # all at once, in one order: no deadlock between batches
+    now = clock()
     out: list[Outgoing] = []
     for start in range(0, len(subjects), SUBJECTS_PER_CHUNK):
         chunk = set(subjects[start:start + SUBJECTS_PER_CHUNK])
@@ -204,9 +209,7 @@ async def command(pool: asyncpg.Pool, sanction_id: UUID, cmd: Input, actor: Acto
                 raise OutOfScope(f"sanction_id: no sanction {sanction_id}")
             if await adapters.acted(conn, sanction_id, actor.id, actor.action):
                 return await adapters.load(conn, subject_id), [], True
-            # The time is read once the subject is ours: a decision that waited behind a batch
-            # must not be stamped before the events that batch has just decided.
-            state, decisions = await apply(conn, subject_id, cmd, policy, clock(), seen)
+            state, decisions = await apply(conn, subject_id, cmd, policy, clock, seen)
             await adapters.audit(conn, actor.id, actor.action, sanction_id, subject_id, actor.reason)
     except (Conflict, Stale, OutOfScope) as refused:
         # Refused, and rolled back; but an attempt (a second yes from the same person, say) is
@@ -238,7 +241,7 @@ async def run_scheduler(pool: asyncpg.Pool, policy: Policy, now: datetime) -> in
                 # outlast the statement timeout and end this round for every subject after it.
                 if not await adapters.try_lock_subject(conn, subject_id):
                     continue
-                _, decisions = await apply(conn, subject_id, Tick(), policy, now)
+                _, decisions = await apply(conn, subject_id, Tick(), policy, lambda: now)
                 sent += len(decisions)
         except Exception as exc:  # noqa: BLE001 - one subject must not hold up every expiry after it
             if is_transient(exc):

@@ -3,8 +3,10 @@ the same, state for state and event for event, whatever the chunk size."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import defaultdict
+from datetime import timedelta
 
 import pytest
 
@@ -40,7 +42,7 @@ async def decide_in_chunks(pool, batch: list[CloudEvent], subjects: list[str], c
         tx = conn.transaction()
         await tx.start()
         try:
-            out = await handlers.on_incidents(conn, batch, POLICY, T0)
+            out = await handlers.on_incidents(conn, batch, POLICY, lambda: T0)
             states = await adapters.load_many(conn, subjects)
         finally:
             await tx.rollback()
@@ -63,3 +65,41 @@ async def test_chunked_batches_decide_exactly_as_one_chunk(pipeline, monkeypatch
     states, published = whole
     assert all(len(states[s].incidents) >= 3 for s in subjects)
     assert sum(len(p) for p in published.values()) >= 2 * len(subjects)  # yellow cards at least
+
+
+async def test_a_batch_that_waited_for_a_subject_is_decided_at_the_time_it_got_it(pipeline) -> None:
+    """A reviewer's decision (or another batch) holding the subject commits first: the batch's
+    decisions must not be stamped before it, or a ban approved meanwhile would seem to start
+    after the incident it already answered."""
+    subject = f"sub_waited_{uuid.uuid4().hex}"
+    later = T0 + timedelta(minutes=5)
+    now = [T0]
+    pool = await create_pool(pipeline["DATABASE_URL"], max_size=2)
+    try:
+        async with pool.acquire() as holder, pool.acquire() as conn:
+            held = holder.transaction()
+            await held.start()
+            await adapters.lock_subject(holder, subject)
+            tx = conn.transaction()
+            await tx.start()
+            try:
+                batch = asyncio.create_task(handlers.on_incidents(conn, events([subject])[:1], POLICY,
+                                                                  lambda: now[0]))
+                await _until_waiting(holder, conn)
+                now[0] = later  # the holder's decision is taken and committed at this time
+                await held.rollback()
+                out = await batch
+            finally:
+                await tx.rollback()
+    finally:
+        await pool.close()
+    assert out and {o.event.data.decided_at for o in out} == {later}
+
+
+async def _until_waiting(observer, conn) -> None:
+    pid = conn.get_server_pid()
+    for _ in range(200):
+        if await observer.fetchval("SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", pid):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the batch never waited for the subject's lock")

@@ -35,7 +35,7 @@ async def test_a_failing_subject_is_reported_after_every_other_subject_s_round(m
     async def due(conn, now, review_days, window_days):
         return ["sub_broken", "sub_a", "sub_b"]
 
-    async def apply(conn, subject_id, command, policy, now, seen=None):
+    async def apply(conn, subject_id, command, policy, clock, seen=None):
         if subject_id == "sub_broken":
             raise ValueError("a state that no longer loads")
         done.append(subject_id)
@@ -53,7 +53,7 @@ async def test_an_outage_stops_the_round_to_be_retried_whole(monkeypatch):
     async def due(conn, now, review_days, window_days):
         return ["sub_a", "sub_b"]
 
-    async def apply(conn, subject_id, command, policy, now, seen=None):
+    async def apply(conn, subject_id, command, policy, clock, seen=None):
         raise ConnectionResetError("database away")
 
     monkeypatch.setattr(handlers.adapters, "due_subjects", due)
@@ -74,7 +74,7 @@ async def test_a_subject_someone_else_holds_is_left_to_the_next_round_not_waited
     async def held_elsewhere(conn, subject_id):
         return subject_id != "sub_held"
 
-    async def apply(conn, subject_id, command, policy, now, seen=None):
+    async def apply(conn, subject_id, command, policy, clock, seen=None):
         done.append(subject_id)
         return None, ["an event"]
 
