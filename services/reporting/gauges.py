@@ -13,7 +13,7 @@ losing every other reporting metric with it.
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import asyncpg
 from prometheus_client import Gauge
@@ -28,10 +28,10 @@ CURRENT_MONTH = Gauge("vanda_reporting_current_month", "Headline board figures f
                       " (suppressed or undefined figures are NaN).", ["figure"])
 PUBLISHING_BACKLOG = Gauge("vanda_reporting_publishing_backlog", "Events written to reporting's topics before its"
                            " last publishing round that it had yet to apply: board months wait while above 0.")
-FOOTAGE_DUE = Gauge("vanda_footage_delete_due", "Incidents whose body-worn camera footage is past its retention"
-                    " period with nothing resting on it, and not recorded as deleted.")
-FOOTAGE_OVERDUE = Gauge("vanda_footage_oldest_delete_due_age_seconds", "How long the oldest such footage has been"
-                        " due for deletion (0 when none is).")
+FOOTAGE_DUE = Gauge("vanda_footage_delete_due", "Incidents whose body-worn camera footage was past its retention"
+                    " period at the last midnight (UTC) with nothing resting on it, and not recorded as deleted.")
+FOOTAGE_OVERDUE = Gauge("vanda_footage_oldest_delete_due_age_seconds", "How long the oldest such footage had been"
+                        " due for deletion at the last midnight, in whole days (0 when none is).")
 # Figures about the protected characteristics or health of the people involved, a sexual
 # or hate incident, or a police outcome: each new report or outcome moves them, and a share
 # times `incidents` is a count, so two scrapes of /metrics (which needs no token) around one
@@ -68,10 +68,30 @@ def live(figures: dict[str, object]) -> dict[str, object]:
 
 
 async def refresh_footage(pool: asyncpg.Pool, now: datetime, retention: timedelta) -> None:
-    """Recount the footage due for deletion: keeping it past its period is itself a breach."""
-    due, oldest = await footage_store.footage_due(pool, now - retention)
+    """Recount the footage due for deletion: keeping it past its period is itself a breach.
+
+    Counted as at the last midnight (UTC), in whole days: footage falls due at the end of its
+    period only if nothing rests on it, so a count that moved at once would say, around one
+    known incident's thirtieth day, whether it met the police criteria or earned a card (and
+    the oldest's age would jump when it did). A day's footage joins at midnight together, as
+    sanctions' pending red cards do."""
+    midnight = day_start(now)
+    due, oldest = await footage_store.footage_due(pool, midnight - retention)
     FOOTAGE_DUE.set(due)
-    FOOTAGE_OVERDUE.set(0 if oldest is None else max(0.0, (now - (oldest + retention)).total_seconds()))
+    FOOTAGE_OVERDUE.set(0 if oldest is None else days_overdue(oldest + retention, midnight) * DAY.total_seconds())
+
+
+DAY = timedelta(days=1)
+
+
+def day_start(now: datetime) -> datetime:
+    """The midnight (UTC) that began `now`'s day."""
+    return datetime.combine(now.astimezone(UTC).date(), time(), UTC)
+
+
+def days_overdue(due_at: datetime, midnight: datetime) -> int:
+    """Whole days from when footage fell due to the midnight it is counted at."""
+    return max(0, (midnight - due_at) // DAY)
 
 
 

@@ -1,7 +1,10 @@
-"""The live gauge of the current month leaves out what could say who was affected."""
+"""The live gauges leave out what could say who was affected, or what a known report led to."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
+
+from services.reporting import gauges
 from services.reporting.domain.objectives import HEADLINE
 from services.reporting.gauges import live
 
@@ -12,3 +15,17 @@ LIVE = {"incidents", "body_worn_camera_share", "active_bans_at_period_end", "inc
 
 def test_the_live_gauge_carries_exactly_the_figures_about_no_one_s_characteristics() -> None:
     assert set(live(dict.fromkeys(HEADLINE, 1.0))) == LIVE
+
+
+def test_footage_due_today_joins_the_gauges_at_the_next_midnight_in_whole_days():
+    """A count that moved as each incident fell due would tell, around one known incident's
+    thirtieth day, whether anything rested on its footage."""
+    now = datetime(2026, 3, 9, 15, 42, tzinfo=UTC)
+    midnight = gauges.day_start(now)
+    assert midnight == datetime(2026, 3, 9, tzinfo=UTC)
+    assert gauges.day_start(datetime(2026, 3, 9, 0, 30, tzinfo=timezone(timedelta(hours=1)))) == datetime(
+        2026, 3, 8, tzinfo=UTC)
+    assert gauges.days_overdue(datetime(2026, 3, 9, 9, 0, tzinfo=UTC), midnight) == 0  # due today: not yet
+    assert gauges.days_overdue(datetime(2026, 3, 8, 23, 0, tzinfo=UTC), midnight) == 0  # under a day
+    assert gauges.days_overdue(datetime(2026, 3, 1, 23, 0, tzinfo=UTC), midnight) == 7
+    assert gauges.days_overdue(datetime(2026, 3, 2, 0, 0, tzinfo=UTC), midnight) == 7
