@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from schemas.events import decode, encode
 from schemas.reporting import ReferralCriterion
 from services.reporting.config import ReportingSettings
-from services.reporting.domain.board import Disclosure, compute, relations, view
+from services.reporting.domain.board import Disclosure, bounds, compute, relations, view
 from services.reporting.domain.disclosure import Relation, pinned
 from services.reporting.domain.facts import Staff
 from services.reporting.domain.metrics import Inputs, Window, row_counts
@@ -87,6 +87,28 @@ def test_no_hidden_count_on_the_board_can_be_worked_out_from_all_it_publishes():
     assert given_back(relations(board.cells, board.rows), board.hidden) == set()
     assert fixed(board.cells, relations(board.cells, board.rows), board.hidden) == set()
     assert ("2025-01", "incidents_by_category", "weapon") in board.hidden
+
+
+def _one_month(incidents):
+    board = compute(Inputs(incidents, [], {}), [MONTHS[0]], Window("total", JAN, FEB), Disclosure())
+    return board, relations(board.cells, board.rows), bounds(board.cells, board.rows)
+
+
+def test_a_count_shown_inside_a_hidden_one_does_not_give_a_small_count_back():
+    """Filmed at a site is part of the site's incidents; unwanted sexual behaviour's staff by
+    ethnic group are some of the staff in each group. A part shown says its hidden whole is at
+    least that: with 6 at site A (all filmed), A + B = 7 left B at 1, and with 6 Black staff
+    affected by sexual misconduct, Black + Mixed = 7 left one Mixed member of staff."""
+    sites = ([jan(site="A", body_worn_camera=True) for _ in range(6)] + [jan(site="B")]
+             + [jan(site="C", body_worn_camera=n < 10) for n in range(40)])
+    black, mixed, white = ((Staff("nursing_midwifery", g, False, False),) for g in ("black", "mixed", "white"))
+    groups = ([jan(category="sexual_misconduct", staff=black) for _ in range(6)] + [jan(staff=mixed)]
+              + [jan(staff=white) for _ in range(40)])
+    for incidents, small in ((sites, ("total", "incidents_by_site", "B")),
+                             (groups, ("total", "staff_affected_by_ethnic_group", "mixed"))):
+        board, sums, within = _one_month(incidents)
+        assert small in board.hidden
+        assert {k for k in fixed(board.cells, sums, board.hidden, within) if board.cells[k] < 5} == set()
 
 
 def _random_months(seed: int, months: list[Window]) -> Inputs:

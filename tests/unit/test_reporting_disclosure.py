@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
 
-from services.reporting.domain.disclosure import Relation, derivable, pinned, primary, rounded, suppress
+from services.reporting.domain.disclosure import Relation, Within, derivable, pinned, primary, rounded, suppress
 
 
 def test_counts_from_one_to_four_are_suppressed_zero_and_five_are_not():
@@ -126,21 +126,67 @@ def test_no_hidden_count_in_a_table_with_margins_can_be_worked_out(values):
     assert derivable(relations, hidden) == set()
 
 
-def fixed(cells, relations, hidden):
-    """Hidden cells a reader can fix from the sums and a hidden count being at least 1: the least
-    and the greatest value each can take, by linear programming over all the values at once. An
-    oracle independent of `pinned`, which reasons about directions and the bounds they meet."""
+def fixed(cells, relations, hidden, within=()):
+    """Hidden cells a reader can fix from the sums, the bounds `within` and a hidden count being
+    at least 1: the least and the greatest value each can take, by linear programming over all
+    the values at once. An oracle independent of `pinned`, which reasons about directions and
+    the bounds they meet, and of the slacks `suppress` turns bounds into."""
     keys = sorted(hidden, key=str)
     rows = [[r.members.count(k) - (r.margin == k) for k in keys] for r in relations]
     rows = [row for row in rows if any(row)]
     sums = [sum(c * cells[k] for c, k in zip(row, keys, strict=True)) for row in rows]
+    # sum(parts) - whole <= 0, the shown terms taken to the right-hand side.
+    under = [([w.parts.count(k) - (w.whole == k) for k in keys],
+              sum(cells.get(k, 0) for k in w.parts if k not in hidden) * -1
+              + (0 if w.whole in hidden else cells.get(w.whole, 0))) for w in within]
+    under = [(row, rhs) for row, rhs in under if any(row)]
     found = set()
     for n, k in enumerate(keys):
         ends = [linprog([sign * (i == n) for i in range(len(keys))], A_eq=rows or None, b_eq=sums or None,
+                        A_ub=[row for row, _ in under] or None, b_ub=[rhs for _, rhs in under] or None,
                         bounds=(1, None), method="highs") for sign in (1, -1)]
         if all(e.status == 0 for e in ends) and ends[1].x[n] - ends[0].x[n] < 1e-6:
             found.add(k)
     return found
+
+
+def test_a_part_shown_inside_a_hidden_whole_is_covered_too():
+    """6 incidents at site A, all filmed, 1 at B and 40 at C. Hiding A to cover B leaves A + B = 7,
+    and A filmed 6 times says A >= 6: B is 1. The part shown must go as well."""
+    cells = {"A": 6, "B": 1, "C": 40, "all": 47, "filmed A": 6, "filmed C": 10, "filmed": 16}
+    relations = [Relation(("A", "B", "C"), "all"), Relation(("filmed A", "filmed C"), "filmed")]
+    within = [Within(("filmed A",), "A"), Within(("filmed C",), "C")]
+    blind = suppress(cells, relations, 5)
+    assert blind == {"A", "B"} and fixed(cells, relations, blind, within) == {"A", "B"}
+    hidden = suppress(cells, relations, 5, within=within)
+    assert {"A", "B", "filmed A"} <= hidden and fixed(cells, relations, hidden, within) == set()
+
+
+def test_a_bound_alone_in_its_sum_hides_nothing_more():
+    """A whole less its part shown (10 at a site, 9 filmed: 1 not filmed) is no count the
+    board publishes or protects: nothing is hidden for it."""
+    cells = {"A": 10, "B": 12, "all": 22, "filmed A": 9, "filmed B": 12, "filmed": 21}
+    relations = [Relation(("A", "B"), "all"), Relation(("filmed A", "filmed B"), "filmed")]
+    assert suppress(cells, relations, 5, within=[Within(("filmed A",), "A"), Within(("filmed B",), "B")]) == set()
+
+
+PAIR = st.sampled_from([0, 1, 1, 2, 3, 5, 6, 9]).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(2, 4).flatmap(lambda c: st.lists(st.lists(PAIR, min_size=c, max_size=c), min_size=1, max_size=3)))
+def test_no_hidden_count_can_be_fixed_knowing_the_parts_inside_it(values):
+    """Two tables with their margins, one counting a part of each cell of the other (filmed of
+    all incidents, by site and month, say): no hidden count can be fixed from both."""
+    wholes, wholes_rel = table([[w for w, _ in row] for row in values])
+    parts, parts_rel = table([[p for _, p in row] for row in values])
+    cells = {("all", *k): n for k, n in wholes.items()} | {("part", *k): n for k, n in parts.items()}
+    relations = [Relation(tuple(("all", *m) for m in r.members), ("all", *r.margin)) for r in wholes_rel]
+    relations += [Relation(tuple(("part", *m) for m in r.members), ("part", *r.margin)) for r in parts_rel]
+    within = [Within((("part", *k),), ("all", *k)) for k in wholes]
+    hidden = suppress(cells, relations, 5, within=within)
+    assert primary(cells, 5) <= hidden
+    assert fixed(cells, relations, hidden, within) == set()
 
 
 @pytest.mark.parametrize(("values", "hidden", "given"), [

@@ -7,8 +7,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from schemas.incidents import Category
 from schemas.reporting import ReferralCriterion
-from services.reporting.domain.disclosure import Relation, suppress
+from services.reporting.domain.disclosure import Relation, Within, suppress
 from services.reporting.domain.indicators import Cells, Headcount, Heads, hidden_heads, indicators
 from services.reporting.domain.metrics import (
     BY_CHARACTERISTIC,
@@ -84,13 +85,13 @@ def compute(inputs: Inputs, months: Sequence[Window], total: Window, disclosure:
         return Board(rows, cells, samples)
     if summed is not None and len(months) > 1:
         return Board(rows, cells, samples, _beside(inputs, months, cells, rows, disclosure))
-    return Board(rows, cells, samples, _hidden(cells, relations(cells, rows, inputs.criteria), rows, disclosure))
+    return Board(rows, cells, samples, _hidden(cells, rows, inputs.criteria, disclosure))
 
 
-def _hidden(cells: Mapping[tuple[str, str, str], int], found: list[Relation], rows: Sequence[str],
-            disclosure: Disclosure, start: Iterable[tuple[str, str, str]] = (),
-            kept: frozenset[tuple[str, str, str]] = frozenset()) -> set[tuple[str, str, str]]:
-    hidden = suppress(cells, found, disclosure.threshold, start, kept)
+def _hidden(cells: Mapping[tuple[str, str, str], int], rows: Sequence[str], criteria: Iterable[ReferralCriterion],
+            disclosure: Disclosure) -> set[tuple[str, str, str]]:
+    hidden = suppress(cells, relations(cells, rows, criteria), disclosure.threshold,
+                      within=bounds(cells, rows, criteria))
     return hidden | stocks_beside_hidden_flows(rows, hidden)
 
 
@@ -119,7 +120,7 @@ def _beside(inputs: Inputs, months: Sequence[Window], cells: Mapping[tuple[str, 
         known |= {(r, m, d): 0 for r in rows for d in dims if (r, m, d) not in known}
     start |= {(TOTAL, m, d) for _, m, d in start if m not in NOT_ADDITIVE or m in crossed}
     kept = frozenset(k for k in known if k[0] != TOTAL)
-    hidden = suppress(known, found, disclosure.threshold, start, kept)
+    hidden = suppress(known, found, disclosure.threshold, start, kept, bounds(known, rows, inputs.criteria))
     return {k for k in hidden if k in cells} | stocks_beside_hidden_flows(rows, hidden)
 
 
@@ -139,7 +140,7 @@ def _alone(inputs: Inputs, window: Window, cells: Mapping[tuple[str, str, str], 
     own = {(r, m, d): n for r in (window.label, TOTAL) for (m, d), n in month.items()}
     own |= {(TOTAL, m, d): n for (m, d), n in (+crossing).items()}
     rows = [window.label, TOTAL]
-    hidden = _hidden(own, relations(own, rows, inputs.criteria), rows, disclosure)
+    hidden = _hidden(own, rows, inputs.criteria, disclosure)
     return _Alone({k: n for k, n in own.items() if k[0] == TOTAL}, {k for k in hidden if k[0] == TOTAL})
 
 
@@ -189,6 +190,47 @@ def relations(cells: Mapping[tuple[str, str, str], int], rows: Sequence[str],
               for m in sorted(dims) if m not in NOT_ADDITIVE for d in sorted(dims[m])]
     found += [r for c, m in CROSSED.items() if m in dims for r in _crossed(c, m, sorted(dims[m]))]
     return found + _referral(rows, criteria)
+
+
+# Counts inside others, within a row: (part measure, whole measure), dimension for dimension.
+PARTS_OF = {
+    "body_worn_camera_by_site": "incidents_by_site",
+    **{m: BY_CHARACTERISTIC.get(c, f"staff_affected_by_{c}") for c, m in SEXUAL_SAFETY_BY.items()},
+}
+# ...and single cells inside others: (part, whole) as (measure, dimension) each.
+PART_OF = (
+    (("staff_affected", "injured"), ("staff_affected", "all")),
+    (("staff_affected", "over_7_day_incapacity"), ("staff_affected", "all")),
+    (("incidents_identified", "all"), ("incidents", "all")),
+    (("police", "referred"), ("police", "meeting_criteria")),
+    (("police", "outcome_known"), ("police", "referred")),
+    (("incidents_by_category", Category.HATE_INCIDENT.value), ("hate_aggravated", "all")),
+    (("sexual_safety", "sexual_assault"), ("incidents_by_category", SEXUAL)),
+    (("riddor_reported", "within_15_days"), ("riddor_reported", "all")),
+    (("riddor_reported", "all"), ("riddor_reportable", "over_7_day_incapacity")),
+)
+
+
+def bounds(cells: Mapping[tuple[str, str, str], int], rows: Sequence[str],
+           criteria: Iterable[ReferralCriterion] = DEFAULT_CRITERIA) -> list[Within]:
+    """Every count the output publishes inside another without adding up to it: what a reader
+    knows besides the sums (a part shown bounds its hidden whole from below)."""
+    dims: dict[str, set[str]] = {}
+    for _, m, d in cells:
+        dims.setdefault(m, set()).add(d)
+    found = [Within(((r, part, d),), (r, whole, d))
+             for r in rows for part, whole in PARTS_OF.items() for d in sorted(dims.get(part, ()))]
+    found += [Within(((r, *part),), (r, *whole)) for r in rows for part, whole in PART_OF]
+    wanted = set(criteria)
+    # Incidents meeting the police criteria include every one of a category among them, and
+    # every hate-aggravated one while hate aggravation is among them.
+    categories = sorted(CATEGORY_CRITERIA[c] for c in wanted if c in CATEGORY_CRITERIA)
+    meeting = ("police", "meeting_criteria")
+    found += [Within(tuple((r, "incidents_by_category", c) for c in categories), (r, *meeting))
+              for r in rows if categories]
+    if ReferralCriterion.HATE_AGGRAVATION in wanted:
+        found += [Within(((r, "hate_aggravated", "all"),), (r, *meeting)) for r in rows]
+    return found
 
 
 def _referral(rows: Sequence[str], criteria: Iterable[ReferralCriterion]) -> list[Relation]:

@@ -16,6 +16,14 @@ holding that count is hidden too, and the rule runs again. The audit also knows 
 reader knows, that a hidden count is at least 1 (zero is shown), so two hidden counts in a
 published sum of 2 are both 1 and are covered the same way (`pinned`).
 
+A board also publishes counts that sit inside others without adding up to them (`Within`):
+incidents filmed at a site are some of the site's incidents, staff affected by unwanted
+sexual behaviour some of those in their ethnic group. A part shown bounds its hidden whole
+from below, and with one published sum that can pin a small count: 6 incidents filmed at a
+hidden site whose count and another hidden site's add up to 7 leave the other at 1. Each
+such bound enters the audit as a sum with one more term, the unpublished rest (`Slack`),
+which a reader knows only to be at least 0.
+
 Suppression holds within one output, not across two: a site's board subtracted from its
 organisation's, or one range from an overlapping one, can give back a hidden count. Rounding
 every published count to a base (5, as many official statistics do) bounds what such a
@@ -46,25 +54,60 @@ class Relation:
     margin: Key
 
 
+@dataclass(frozen=True)
+class Within:
+    """Published cells that add up to no more than another: sum(parts) <= whole."""
+
+    parts: tuple[Key, ...]
+    whole: Key
+
+
+@dataclass(frozen=True)
+class Slack:
+    """What a `Within` leaves out, whole less parts: never published, so always an unknown,
+    and not itself a count to protect (it counts no group a reader is told of); at least 0."""
+
+    within: Within
+
+    def __str__(self) -> str:  # cells are ordered by their text: a slack's never ties with a cell's
+        return f"~slack {self.within.whole} - {self.within.parts}"
+
+
+def _slacks(cells: Mapping[Key, int], within: Iterable[Within]) -> tuple[dict[Key, int], list[Relation]]:
+    """Each bound as a sum with its slack, and the slacks' values. A bound the counts do not keep
+    (a part over its whole) is left out: it is not one a reader could rely on."""
+    values: dict[Key, int] = {}
+    found = []
+    for w in within:
+        rest = cells.get(w.whole, 0) - sum(cells.get(k, 0) for k in w.parts)
+        if rest >= 0 and any(cells.get(k, 0) for k in w.parts):
+            values[slack := Slack(w)] = rest
+            found.append(Relation((*w.parts, slack), w.whole))
+    return values, found
+
+
 def primary(cells: Mapping[Key, int], threshold: int) -> set[Key]:
     """Counts too small to publish."""
     return {k for k, n in cells.items() if 0 < n < threshold}
 
 
 def suppress(cells: Mapping[Key, int], relations: Sequence[Relation], threshold: int,
-             start: Iterable[Key] = (), kept: frozenset[Key] = frozenset()) -> set[Key]:
+             start: Iterable[Key] = (), kept: frozenset[Key] = frozenset(),
+             within: Iterable[Within] = ()) -> set[Key]:
     """Every cell to hide: primary suppression (and `start`), then secondary until no hidden
-    count can be worked out, one relation at a time or all together, knowing each is at least 1.
-    Secondary suppression hides a `kept` cell only where no other term would do: cells another
-    output publishes too, whose hiding must not differ from it."""
-    hidden = primary(cells, threshold) | set(start)
+    count can be worked out, one relation at a time or all together, knowing each is at least 1
+    and each `within` bound. Secondary suppression hides a `kept` cell only where no other term
+    would do: cells another output publishes too, whose hiding must not differ from it."""
+    slacks, bounded = _slacks(cells, within)
+    hidden = primary(cells, threshold) | set(start) | set(slacks)
+    cells, relations = {**cells, **slacks}, [*relations, *bounded]
     while True:
         _close(cells, relations, hidden, kept)
         covers = (_cover(cells, relations, hidden, k, kept)
-                  for k in sorted(pinned(cells, relations, hidden), key=str))
+                  for k in sorted(pinned(cells, relations, hidden) - set(slacks), key=str))
         extra = next((c for c in covers if c is not None), None)
         if extra is None:
-            return hidden
+            return hidden - set(slacks)
         hidden.add(extra)
 
 
@@ -82,7 +125,9 @@ def _close(cells: Mapping[Key, int], relations: Sequence[Relation], hidden: set[
 
 def _protect(cells: Mapping[Key, int], relation: Relation, hidden: set[Key], kept: frozenset[Key]) -> Key | None:
     terms = (*relation.members, relation.margin)
-    if sum(1 for k in terms if k in hidden and cells.get(k, 0)) != 1:
+    # A slack is unknown whatever its value; one alone in its sum gives back only itself.
+    unknown = [k for k in terms if k in hidden and (cells.get(k, 0) or isinstance(k, Slack))]
+    if len(unknown) != 1 or isinstance(unknown[0], Slack):
         return None
     shown = sorted((k in kept, cells.get(k, 0), str(k), k) for k in relation.members
                    if k not in hidden and cells.get(k, 0) > 0)
@@ -123,7 +168,7 @@ def derivable(relations: Iterable[Relation], hidden: set[Key]) -> set[Key]:
 
 def pinned(cells: Mapping[Key, int], relations: Sequence[Relation], hidden: set[Key]) -> set[Key]:
     """Hidden cells a reader can give back from the published sums and the bound every hidden
-    count has: zero is shown, so a hidden count is at least 1.
+    count has: zero is shown, so a hidden count is at least 1 (a slack at least 0).
 
     The bound matters where it is met: two hidden counts in a sum of 2 are both 1. The true
     counts are one solution; a hidden cell can move only along directions d that keep every
@@ -133,16 +178,20 @@ def pinned(cells: Mapping[Key, int], relations: Sequence[Relation], hidden: set[
     rest are fixed exactly when the sums, with the held counts known, isolate them, as in
     `derivable`.
     """
-    equations = _equations(relations, hidden)
-    held = held_at_one(equations, sorted((k for k in hidden if cells.get(k, 0) == 1), key=str))
+    # A slack above 0 can take up any small move of its sum's other terms, the only sum it is
+    # in: that sum tells a reader nothing a direction must keep, and leaves both searches.
+    equations = [e for e in _equations(relations, hidden)
+                 if not any(isinstance(k, Slack) and cells.get(k, 0) > 0 for k in e)]
+    at_bound = (k for k in hidden if cells.get(k, 0) == (0 if isinstance(k, Slack) else 1))
+    held = held_at_one(equations, sorted(at_bound, key=str))
     # A held count is known: it leaves the equations as a constant, and the rest are solved for.
     rest = [row for e in equations if (row := {k: v for k, v in e.items() if k not in held})]
     return held | _isolated(rest)
 
 
 def held_at_one(equations: Sequence[Mapping[Key, Fraction]], ones: Sequence[Key]) -> set[Key]:
-    """The counts in `ones` (hidden, at their bound of 1) that every direction keeping the sums
-    leaves where they are. Each round asks a linear programme to raise as many of the rest as it
+    """The counts in `ones` (hidden, at their bound: 1, or a slack's 0) that every direction
+    keeping the sums leaves where they are. Each round asks a linear programme to raise as many of the rest as it
     can (each by up to 1) and drops those it raised, until it raises none."""
     if not ones:
         return set()
