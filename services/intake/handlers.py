@@ -204,7 +204,7 @@ async def _no_identifier_published(conn: asyncpg.Connection, event: IncidentAmen
     if not reference or not any(f.startswith("police") for f in event.changed_fields) or event.subject_id is None:
         return
     try:
-        identifiers = await vault.identifiers_of(conn, event.subject_id, keyring)
+        identifiers = await vault.identifiers_of(conn, event.subject_id, keyring, event.organisation)
     except vault.IdentityUnreadable:
         # A replica without the key the identity is sealed under (a rotation rolling out): the
         # correction goes ahead unchecked rather than fail; its report was checked whole.

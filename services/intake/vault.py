@@ -175,9 +175,24 @@ async def remember_many(conn: asyncpg.Connection, people: list[Person], keyring:
         " kind = EXCLUDED.kind, organisation = EXCLUDED.organisation, last_seen = now()"
         # Retention counts in days: a subject seen again within the hour need not be rewritten.
         " WHERE intake.identities.last_seen < now() - interval '1 hour'")
-    locals_ = sorted({(s, *keyring.seal_local_id(local)) for s, _, _, local in people if local})
-    await insert_many(conn, "intake.local_ids", (("subject_id", "text"), ("digest", "text"), ("length", "int")),
-                      [row for row in locals_ if row[1] is not None], "ON CONFLICT DO NOTHING")
+    await insert_many(conn, "intake.local_ids", LOCAL_ID_COLUMNS, _local_ids(people, keyring),
+                      # The same id from another trust: it knows it already, so every trust is checked for it.
+                      "ON CONFLICT (subject_id, digest) DO UPDATE SET organisation = NULL"
+                      " WHERE intake.local_ids.organisation <> EXCLUDED.organisation")
+
+
+LOCAL_ID_COLUMNS = (("subject_id", "text"), ("digest", "text"), ("length", "int"), ("organisation", "text"))
+
+
+def _local_ids(people: list[Person], keyring: Keyring) -> list[tuple[str, str, int, str | None]]:
+    """One row per subject and local id, sorted (lock order), with the trust that gave it, or
+    None where two trusts in the batch gave the same id (one statement may not touch a row twice)."""
+    given: dict[tuple[str, str], tuple[int, set[str]]] = {}
+    for subject_id, _, organisation, local in people:
+        digest, length = keyring.seal_local_id(local)
+        if digest is not None and length is not None:
+            given.setdefault((subject_id, digest), (length, set()))[1].add(organisation)
+    return [(s, d, n, next(iter(orgs)) if len(orgs) == 1 else None) for (s, d), (n, orgs) in sorted(given.items())]
 
 
 async def reveal(pool: asyncpg.Pool, subject_id: str, keyring: Keyring, actor: str, purpose: str,
@@ -220,17 +235,21 @@ class Identifiers:
         return "local id" if any(keyring.local_id_in(text, d, n) for d, n in self.local_digests) else None
 
 
-async def identifiers_of(conn: asyncpg.Connection, subject_id: str, keyring: Keyring) -> Identifiers:
-    """A subject's identifiers, for intake's own check that an amendment does not publish them;
-    never returned to anyone, so not a read `reveal` audits. None held if no identity is kept
-    (purged, or the person was never identified)."""
+async def identifiers_of(conn: asyncpg.Connection, subject_id: str, keyring: Keyring,
+                         organisation: str) -> Identifiers:
+    """A subject's identifiers, for intake's own check that an amendment to `organisation`'s
+    incident does not publish them: of the local ids given beside the NHS number, only those
+    that organisation gave (and those of no one trust), since a refusal tells the caller the
+    text held one. Never returned to anyone, so not a read `reveal` audits. None held if no
+    identity is kept (purged, or the person was never identified)."""
     row = await conn.fetchrow("SELECT nonce, ciphertext FROM intake.identities WHERE subject_id = $1", subject_id)
     if row is None:
         return Identifiers()
     field, value = identified(_open(keyring, bytes(row["nonce"]), bytes(row["ciphertext"]), subject_id))
     if field != "nhs_number":
         return Identifiers(local_id=value)
-    kept = await conn.fetch("SELECT digest, length FROM intake.local_ids WHERE subject_id = $1", subject_id)
+    kept = await conn.fetch("SELECT digest, length FROM intake.local_ids WHERE subject_id = $1"
+                            " AND (organisation IS NULL OR organisation = $2)", subject_id, organisation)
     return Identifiers(value, None, tuple((r["digest"], r["length"]) for r in kept))
 
 

@@ -17,8 +17,8 @@ pytestmark = pytest.mark.integration
 
 # Test-range NHS numbers (999...) with valid check digits, apart from test_pipeline's.
 AMEND_NHS, POLICE_NHS, WITHDRAW_NHS, INVALID_NHS = "9990000107", "9990000115", "9990000123", "9990000131"
-LOCAL_NHS = "9990005001"
-ALL_NHS = (AMEND_NHS, POLICE_NHS, WITHDRAW_NHS, INVALID_NHS, LOCAL_NHS)
+LOCAL_NHS, SHARED_NHS = "9990005001", "9990005028"
+ALL_NHS = (AMEND_NHS, POLICE_NHS, WITHDRAW_NHS, INVALID_NHS, LOCAL_NHS, SHARED_NHS)
 NARRATIVE = "Confidential narrative about the ward"
 
 
@@ -99,7 +99,7 @@ async def test_a_crime_reference_can_arrive_later(pipeline):
                                               "referred_at": None, "outcome": None}
 
 
-async def test_every_local_id_given_beside_the_nhs_number_is_refused_in_an_amended_crime_reference(pipeline):
+async def test_a_trust_s_local_id_given_beside_the_nhs_number_is_refused_in_its_amended_crime_reference(pipeline):
     # The sealed identity holds the NHS number that keys the person; each local id given with
     # it (one per trust, say) is kept as a keyed digest only, which still tells it in free text.
     first, second = (f"{p}{uuid.uuid4().int % 10**6:06d}" for p in ("RX", "RY"))
@@ -111,22 +111,39 @@ async def test_every_local_id_given_beside_the_nhs_number_is_refused_in_an_amend
         lines = await client.post("/v1/incidents:batch", content=batch.encode(),
                                   headers={"Content-Type": "application/x-ndjson"})
     assert [r["status"] for r in lines.json()["results"]] == ["accepted", "accepted"], lines.text
-    path = f"/v1/incidents/{receipt['incident_id']}"
-    for local in (first, second):
+    mine, theirs = f"/v1/incidents/{receipt['incident_id']}", f"/v1/incidents/{lines.json()['results'][0]['incident_id']}"
+    for path, local in ((mine, first), (theirs, second)):
         leaked = await call(pipeline, "PATCH", path,
                             {"police": {"informed": True, "crime_reference": f"MRN {local[:4].lower()}-{local[4:]}"}})
         assert leaked.status_code == 422 and local[2:] not in leaked.text
         assert leaked.json()["errors"] == [{"field": "police.crime_reference",
                                             "reason": "holds the perpetrator's local id, which never leaves intake"}]
-    fine = await call(pipeline, "PATCH", path, {"police": {"informed": True, "crime_reference": "CR/0043/26"}})
+    # Another trust's id is not this trust's to learn of: refused, it would say the text held
+    # it, and a few thousand guesses would find it. It is taken as any other text.
+    other = await call(pipeline, "PATCH", mine, {"police": {"informed": True, "crime_reference": f"MRN {second}"}})
+    assert other.status_code == 200, other.text
+    fine = await call(pipeline, "PATCH", mine, {"police": {"informed": True, "crime_reference": "CR/0043/26"}})
     assert fine.status_code == 200, fine.text
     conn = await asyncpg.connect(pipeline["DATABASE_URL"])
     try:
-        rows = await conn.fetch("SELECT digest, length FROM intake.local_ids WHERE subject_id = $1",
+        rows = await conn.fetch("SELECT digest, length, organisation FROM intake.local_ids WHERE subject_id = $1",
                                 receipt["subject_id"])
     finally:
         await conn.close()
-    assert sorted(r["length"] for r in rows) == [8, 8] and not any(first in r["digest"] for r in rows)
+    assert sorted((r["length"], r["organisation"]) for r in rows) == [(8, "RYJ"), (8, "RZA")]
+    assert not any(first in r["digest"] for r in rows)
+
+
+async def test_a_local_id_two_trusts_gave_is_refused_for_both(pipeline):
+    """Each knows it already: a refusal tells neither anything."""
+    shared = f"RS{uuid.uuid4().int % 10**6:06d}"
+    paths = []
+    for org in ("RZA", "RYJ"):
+        receipt = await submit(pipeline, organisation=org, perpetrator=patient(SHARED_NHS) | {"local_id": shared})
+        paths.append(f"/v1/incidents/{receipt['incident_id']}")
+    for path in paths:
+        leaked = await call(pipeline, "PATCH", path, {"police": {"informed": True, "crime_reference": f"X{shared}"}})
+        assert leaked.status_code == 422, leaked.text
 
 
 async def test_withdrawal_is_published_once_and_stops_amendments(pipeline):
