@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vanda.runtime.settings import StrongSecret
@@ -19,10 +19,12 @@ class IntakeSettings(BaseSettings):
     # No defaults: a key anyone can read would make pseudonyms reversible by trying NHS numbers.
     pseudonym_key: StrongSecret = Field(description="HMAC key for subject pseudonyms: a long random secret.")
     pseudonym_key_version: int = Field(1, ge=1, description="Version of the pseudonym key in use.")
-    previous_pseudonym_keys: dict[int, SecretStr] = Field(
+    # Earlier keys stay in use (new people are remembered under each, and stored identities read
+    # under them): one weak would make pseudonyms reversible as surely as a weak current key.
+    previous_pseudonym_keys: dict[int, StrongSecret] = Field(
         default_factory=dict, description="Earlier keys by version (JSON), kept so rotation never splits a subject.")
     identity_key: StrongSecret = Field(description="Encrypts stored identifiers (AES-GCM): a long random secret.")
-    previous_identity_keys: list[SecretStr] = Field(
+    previous_identity_keys: list[StrongSecret] = Field(
         default_factory=list, description="Earlier identity keys (JSON list), still read after a rotation.")
     retention_days: int = Field(3650, ge=1, description="Narratives and identifiers older than this are purged.")
     retention_interval_s: float = Field(86400, gt=0, description="How often the retention purge runs, and identities"

@@ -54,9 +54,22 @@ def test_intake_has_no_default_keys_and_says_which_variables_to_set(monkeypatch)
 
 
 def test_earlier_identity_keys_reach_the_keyring_after_the_current_one(monkeypatch):
-    monkeypatch.setenv("INTAKE_PREVIOUS_IDENTITY_KEYS", '["older", "oldest"]')
+    older, oldest = RANDOM[::-1], RANDOM[1:] + RANDOM[0]
+    monkeypatch.setenv("INTAKE_PREVIOUS_IDENTITY_KEYS", f'["{older}", "{oldest}"]')
     ring = keyring(IntakeSettings(pseudonym_key=RANDOM, identity_key=RANDOM))
-    assert ring.identity_key == RANDOM.encode() and ring.previous_identity_keys == (b"older", b"oldest")
+    assert ring.identity_key == RANDOM.encode() and ring.previous_identity_keys == (older.encode(), oldest.encode())
+
+
+@pytest.mark.parametrize(("variable", "value"), [("INTAKE_PREVIOUS_PSEUDONYM_KEYS", '{"1": "change-me"}'),
+                                                  ("INTAKE_PREVIOUS_IDENTITY_KEYS", '["a"]')])
+def test_an_earlier_key_must_be_as_strong_as_the_current_one(monkeypatch, variable, value):
+    """Earlier keys stay in use: new people are remembered under each, identities read under them."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError) as refused:
+        IntakeSettings(pseudonym_key=RANDOM, identity_key=RANDOM)
+    [problem] = explain(refused.value)
+    assert problem.startswith(f"{variable}") and "must be a random secret of at least 32 characters" in problem
+    assert "change-me" not in problem
 
 
 def test_a_token_secret_may_be_unset_but_never_weak(monkeypatch):
