@@ -63,6 +63,8 @@ class Locked:
             "UPDATE intake.incidents SET withdrawn_at = $2, withdrawal_reason = $3 WHERE incident_id = $1",
             self.event.incident_id, at, reason.value,
         )
+        if self.event.subject_id is not None:
+            await vault.follow_active_reports(self.conn, self.event.subject_id)
         await outbox.stage(self.conn, SCHEMA, [outgoing])
 
 

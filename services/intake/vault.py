@@ -195,15 +195,28 @@ def _local_ids(people: list[Person], keyring: Keyring) -> list[tuple[str, str, i
     return [(s, d, n, next(iter(orgs)) if len(orgs) == 1 else None) for (s, d), (n, orgs) in sorted(given.items())]
 
 
+async def follow_active_reports(conn: asyncpg.Connection, subject_id: str) -> None:
+    """After a report is withdrawn (the wrong person, say), the organisation a letter comes from
+    is again the one that reported the person last among the reports that stand."""
+    await conn.execute(
+        "UPDATE intake.identities i SET organisation = latest.organisation"
+        " FROM (SELECT event->>'organisation' AS organisation FROM intake.incidents"
+        "       WHERE subject_id = $1 AND withdrawn_at IS NULL ORDER BY received_at DESC LIMIT 1) latest"
+        " WHERE i.subject_id = $1 AND i.organisation <> latest.organisation", subject_id)
+
+
 async def reveal(pool: asyncpg.Pool, subject_id: str, keyring: Keyring, actor: str, purpose: str,
                  organisations: frozenset[str] | None = None) -> dict | None:
     """Who a subject is, for a letter; the read is audited whether or not it finds anyone. With
-    `organisations`, only a subject one of them reported last (the one a letter comes from):
-    for another, None as for no one, and the attempt audited without its purpose."""
+    `organisations`, only a subject one of them reported last (the one a letter comes from),
+    among reports not withdrawn: for another, None as for no one, and the attempt audited
+    without its purpose. A report withdrawn gives its trust no sight of the person."""
     async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow("SELECT kind, organisation, nonce, ciphertext FROM intake.identities"
-                                  " WHERE subject_id = $1", subject_id)
-        allowed = row is None or organisations is None or row["organisation"] in organisations
+        row = await conn.fetchrow(
+            "SELECT kind, organisation, nonce, ciphertext, EXISTS (SELECT 1 FROM intake.incidents"
+            " WHERE subject_id = $1 AND withdrawn_at IS NULL) AS standing"
+            " FROM intake.identities WHERE subject_id = $1", subject_id)
+        allowed = row is None or organisations is None or (row["organisation"] in organisations and row["standing"])
         await conn.execute("INSERT INTO intake.audit (actor, action, subject_id, purpose) VALUES ($1, $2, $3, $4)",
                            actor, "identity_read" if allowed else "identity_read_refused", subject_id,
                            purpose if allowed else None)

@@ -28,6 +28,7 @@ from tests.factories import report
 
 pytestmark = pytest.mark.integration
 IDENTIFIED, RETAINED, PURPOSED = "9990000204", "9990000212", "9990000263"
+SHARED_WRONGLY, WITHDRAWN_ALONE = "9990006008", "9990006016"
 
 
 def cli(pipeline, *args: str) -> str:
@@ -107,6 +108,44 @@ async def test_re_identification_needs_the_correspondence_role_and_is_audited(pi
     assert [(r["actor"], r["action"], r["purpose"]) for r in audit if r["actor"] == "letters-3"] == [
         ("letters-3", "identity_read_refused", None)]
     assert IDENTIFIED.encode() not in bytes(raw)  # stored encrypted
+
+
+async def test_a_withdrawn_report_gives_its_trust_no_sight_of_the_person(pipeline):
+    """A report against the wrong person, withdrawn: the trust that made it cannot read who they
+    are, and the trust that reported them before writes their letters again."""
+    async def reported(nhs: str, organisation: str) -> dict:
+        body = report(organisation=organisation, perpetrator={"kind": "patient", "nhs_number": nhs})
+        answer = await post(pipeline, body, source_key(pipeline))
+        assert answer.status_code == 202, answer.text
+        return answer.json()
+
+    async def read(subject_id: str, org: str) -> int:
+        async with httpx.AsyncClient(base_url=pipeline["INTAKE_URL"], timeout=30) as client:
+            return (await client.post(f"/v1/subjects/{subject_id}/identity", json={"purpose": "warning letter"},
+                                      headers=bearer(pipeline, "correspondence", f"letters-{org}", orgs=[org]))
+                    ).status_code
+
+    async def withdraw(incident_id: str) -> None:
+        async with httpx.AsyncClient(base_url=pipeline["INTAKE_URL"], timeout=30, headers=source_key(pipeline)) as c:
+            answer = await c.post(f"/v1/incidents/{incident_id}/withdraw", json={"reason": "entered_in_error"})
+            assert answer.status_code == 202, answer.text
+
+    first = await reported(SHARED_WRONGLY, "RZA")
+    conn = await asyncpg.connect(pipeline["DATABASE_URL"])
+    try:  # seen over an hour ago: the next report names the organisation a letter comes from
+        await conn.execute("UPDATE intake.identities SET last_seen = now() - interval '2 hours'"
+                           " WHERE subject_id = $1", first["subject_id"])
+    finally:
+        await conn.close()
+    wrong = await reported(SHARED_WRONGLY, "RYJ")
+    assert (await read(first["subject_id"], "RYJ"), await read(first["subject_id"], "RZA")) == (200, 404)
+    await withdraw(wrong["incident_id"])
+    assert (await read(first["subject_id"], "RYJ"), await read(first["subject_id"], "RZA")) == (404, 200)
+    # The only report against someone, withdrawn: no trust acting for itself reads who they are.
+    alone = await reported(WITHDRAWN_ALONE, "RZA")
+    assert await read(alone["subject_id"], "RZA") == 200
+    await withdraw(alone["incident_id"])
+    assert await read(alone["subject_id"], "RZA") == 404
 
 
 async def test_retention_purges_narratives_and_identities_but_keeps_the_incident(pipeline):
