@@ -111,7 +111,8 @@ async def test_a_trust_s_local_id_given_beside_the_nhs_number_is_refused_in_its_
         lines = await client.post("/v1/incidents:batch", content=batch.encode(),
                                   headers={"Content-Type": "application/x-ndjson"})
     assert [r["status"] for r in lines.json()["results"]] == ["accepted", "accepted"], lines.text
-    mine, theirs = f"/v1/incidents/{receipt['incident_id']}", f"/v1/incidents/{lines.json()['results'][0]['incident_id']}"
+    mine = f"/v1/incidents/{receipt['incident_id']}"
+    theirs = f"/v1/incidents/{lines.json()['results'][0]['incident_id']}"
     for path, local in ((mine, first), (theirs, second)):
         leaked = await call(pipeline, "PATCH", path,
                             {"police": {"informed": True, "crime_reference": f"MRN {local[:4].lower()}-{local[4:]}"}})
