@@ -70,8 +70,10 @@ def create_app(common: CommonSettings | None = None, settings: IntakeSettings | 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        def connected() -> None:
-            app.state.deps = Deps(IncidentStore(runtime.pool), keyring(settings), runtime.relay.wake,
+        async def connected() -> None:
+            ring = keyring(settings)
+            await vault.check_pseudonym_keys(runtime.pool, ring)  # before any report is pseudonymised
+            app.state.deps = Deps(IncidentStore(runtime.pool), ring, runtime.relay.wake,
                                   timedelta(days=settings.retention_days), settings.allow_clock_override)
 
         await runtime.start(before_consuming=connected)

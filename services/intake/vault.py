@@ -31,6 +31,7 @@ IDENTITY_COLUMNS = (("subject_id", "text"), ("kind", "text"), ("organisation", "
 # start with it).
 FINGERPRINT_CONTEXT = b"report-fingerprint:"
 KEY_ID_CONTEXT = b"identity-key-id:"
+PSEUDONYM_KEY_ID_CONTEXT = b"pseudonym-key-id:"
 LOCAL_ID_CONTEXT = b"local-id:"
 
 
@@ -101,6 +102,28 @@ class Keyring:
 def key_id(key: bytes) -> str:
     """Names an identity key in the rows it sealed: a digest, from which the key cannot be had."""
     return hashlib.sha256(KEY_ID_CONTEXT + key).hexdigest()[:16]
+
+
+class KeySwapped(Exception):
+    """A pseudonym key version configured with another key than the one it was first used with."""
+
+
+async def check_pseudonym_keys(pool: asyncpg.Pool, keyring: Keyring) -> None:
+    """Record which key each configured version names, the first time it is used, and refuse
+    one that names another key now: replaced without a new version, it would give every person
+    a new subject, silently, and miss every local id and retry stored before."""
+    mine = {v: hashlib.sha256(PSEUDONYM_KEY_ID_CONTEXT + k).hexdigest()[:16] for v, k in keyring.keys.items()}
+    async with pool.acquire() as conn, conn.transaction():
+        await insert_many(conn, "intake.pseudonym_keys", (("version", "int"), ("key_id", "text")),
+                          sorted(mine.items()), "ON CONFLICT (version) DO NOTHING")
+        stored = {r["version"]: r["key_id"] for r in await conn.fetch(
+            "SELECT version, key_id FROM intake.pseudonym_keys WHERE version = ANY($1::int[])", list(mine))}
+    for version in sorted(v for v in mine if stored.get(v) != mine[v]):
+        variable = ("INTAKE_PSEUDONYM_KEY" if version == keyring.current_version
+                    else "INTAKE_PREVIOUS_PSEUDONYM_KEYS")
+        raise KeySwapped(f"{variable}: version {version} is not the key this database's pseudonyms were made with"
+                         " under that version; a new key needs a new INTAKE_PSEUDONYM_KEY_VERSION (the old key"
+                         " moved to INTAKE_PREVIOUS_PSEUDONYM_KEYS), or every person would get a new subject")
 
 
 class IdentityUnreadable(Exception):

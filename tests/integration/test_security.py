@@ -16,6 +16,8 @@ from services.intake.domain import fingerprint
 from services.intake.vault import (
     IdentityUnreadable,
     Keyring,
+    KeySwapped,
+    check_pseudonym_keys,
     key_id,
     remember,
     reseal_fingerprints,
@@ -263,6 +265,25 @@ async def test_a_person_first_seen_under_a_new_key_is_found_by_a_replica_still_o
     finally:
         await conn.close()
     assert first == again == later
+
+
+async def test_a_pseudonym_key_replaced_without_a_new_version_is_refused_naming_the_variable(pipeline):
+    """Every person would get a new subject, silently: intake checks this before it consumes."""
+    first, swapped = b"pseudonym key A " * 3, b"pseudonym key B " * 3
+    version = 9000 + int.from_bytes(os.urandom(2), "big")  # one no other test or the stack uses
+    pool = await asyncpg.create_pool(pipeline["DATABASE_URL"], min_size=1, max_size=2)
+    try:
+        await check_pseudonym_keys(pool, Keyring(version, {version: first}, b"identity"))
+        await check_pseudonym_keys(pool, Keyring(version, {version: first}, b"identity"))  # the same: fine
+        with pytest.raises(KeySwapped, match=rf"^INTAKE_PSEUDONYM_KEY: version {version} is not the key"):
+            await check_pseudonym_keys(pool, Keyring(version, {version: swapped}, b"identity"))
+        rotated = Keyring(version + 1, {version: swapped, version + 1: first}, b"identity")
+        with pytest.raises(KeySwapped, match=rf"^INTAKE_PREVIOUS_PSEUDONYM_KEYS: version {version} "):
+            await check_pseudonym_keys(pool, rotated)
+        stored = await pool.fetchval("SELECT key_id FROM intake.pseudonym_keys WHERE version = $1", version)
+    finally:
+        await pool.close()
+    assert first.decode() not in stored and len(stored) == 16  # a digest of the key, never the key
 
 
 async def sighting(pool: asyncpg.Pool, identifier: str, organisation: str, keys: Keyring,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -85,11 +86,12 @@ class Runtime:
         self.consumers.append(consumer)
         return consumer
 
-    async def start(self, before_consuming: Callable[[], None] = lambda: None) -> None:
+    async def start(self, before_consuming: Callable[[], Awaitable[None] | None] = lambda: None) -> None:
         """Connect everything; the broker's subscribers start last, once state is reachable.
 
         `before_consuming` runs once the pool and producers exist, before the first batch
-        can arrive: the place to build what the subscribers' handlers use.
+        can arrive: the place to build what the subscribers' handlers use, and to check what
+        must hold before any is handled (an exception there fails the start).
         """
         s = self.settings
         self.pool = await db.create_pool(s.database_url, max_size=s.db_pool_max, wait_s=s.startup_wait_s,
@@ -109,7 +111,8 @@ class Runtime:
         await self.dead_letters.start()
         self.relay = Relay(self.pool, self.producer, self.name, batch=s.relay_batch, interval_s=s.relay_interval_s)
         self._relay_task = asyncio.create_task(self.relay.run(), name=f"{self.name}-relay")
-        before_consuming()
+        if inspect.isawaitable(prepared := before_consuming()):
+            await prepared
         heap.tune()
         self.background(heap.releasing())
         self.every(self.count_dead_letters, s.dlq_watch_interval_s, "counting the waiting dead letters failed")
