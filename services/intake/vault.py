@@ -231,15 +231,14 @@ async def follow_active_reports(conn: asyncpg.Connection, subject_id: str) -> No
 async def reveal(pool: asyncpg.Pool, subject_id: str, keyring: Keyring, actor: str, purpose: str,
                  organisations: frozenset[str] | None = None) -> dict | None:
     """Who a subject is, for a letter; the read is audited whether or not it finds anyone. With
-    `organisations`, only a subject one of them reported last (the one a letter comes from),
-    among reports not withdrawn: for another, None as for no one, and the attempt audited
-    without its purpose. A report withdrawn gives its trust no sight of the person."""
+    `organisations`, only a subject one of them reported last (the one a letter comes from;
+    among reports that stand, while any does): for another, None as for no one, and the
+    attempt audited without its purpose. A trust whose only report about someone was withdrawn
+    can still read who they are: a card sent before the withdrawal is owed a letter taking it back."""
     async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(
-            "SELECT kind, organisation, nonce, ciphertext, EXISTS (SELECT 1 FROM intake.incidents"
-            " WHERE subject_id = $1 AND withdrawn_at IS NULL) AS standing"
-            " FROM intake.identities WHERE subject_id = $1", subject_id)
-        allowed = row is None or organisations is None or (row["organisation"] in organisations and row["standing"])
+        row = await conn.fetchrow("SELECT kind, organisation, nonce, ciphertext FROM intake.identities"
+                                  " WHERE subject_id = $1", subject_id)
+        allowed = row is None or organisations is None or row["organisation"] in organisations
         await conn.execute("INSERT INTO intake.audit (actor, action, subject_id, purpose) VALUES ($1, $2, $3, $4)",
                            actor, "identity_read" if allowed else "identity_read_refused", subject_id,
                            purpose if allowed else None)
