@@ -94,14 +94,14 @@ class IncidentStore:
         """Insert incident and outbox row atomically; None if the source ref or key already exists.
         `identity`: the person's identifier, the keyring, and a local id given beside an NHS number."""
         event = accepted.event
-        people = [(event.subject_id, identity[0], event.organisation, identity[2])] if identity and event.subject_id \
-            else []
+        people = [(event.subject_id, identity[0], event.organisation, identity[2], event.source_system)] \
+            if identity and event.subject_id else []
         inserted = await self.add_many([(accepted, outgoing)], key_version, people,
                                        identity[1] if identity else None, [idempotency_key])
         return Receipt(event.incident_id, event.subject_id, accepted.fingerprint) if inserted else None
 
     async def add_many(self, accepted: list[tuple[Accepted, outbox.Outgoing]], key_version: int,
-                       people: list[tuple[str, str, str, str | None]], keyring: Keyring | None,
+                       people: list[vault.Person], keyring: Keyring | None,
                        idempotency_keys: list[str | None] | None = None) -> set[UUID]:
         """Insert many incidents with their outbox rows in one transaction; return the ids inserted.
 

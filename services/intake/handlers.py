@@ -138,7 +138,7 @@ async def _store_fresh(reports: list[IncidentReport], store: IncidentStore,
         accepted = _accept(report, subject_id, now, keyring)
         batch.append((accepted, _outgoing(accepted.event, accepted.event.incident_id, subject_id)))
         if identifier and subject_id:
-            people.append((subject_id, identifier, report.organisation, also_local(report)))
+            people.append((subject_id, identifier, report.organisation, also_local(report), report.source_system))
     inserted = await store.add_many(batch, keyring.current_version, people, keyring)
     receipts = {(a.event.source_system, a.source_ref): Receipt(a.event.incident_id, a.event.subject_id, a.fingerprint)
                 for a, _ in batch if a.event.incident_id in inserted}
@@ -204,7 +204,7 @@ async def _no_identifier_published(conn: asyncpg.Connection, event: IncidentAmen
     if not reference or not any(f.startswith("police") for f in event.changed_fields) or event.subject_id is None:
         return
     try:
-        identifiers = await vault.identifiers_of(conn, event.subject_id, keyring, event.organisation)
+        identifiers = await vault.identifiers_of(conn, event.subject_id, keyring, event.source_system)
     except vault.IdentityUnreadable:
         # A replica without the key the identity is sealed under (a rotation rolling out): the
         # correction goes ahead unchecked rather than fail; its report was checked whole.

@@ -166,19 +166,21 @@ async def resolve_many(conn: asyncpg.Connection | asyncpg.Pool, identifiers: set
 
 
 async def remember(conn: asyncpg.Connection, subject_id: str, identifier: str, organisation: str,
-                   keyring: Keyring, also_local: str | None = None) -> None:
+                   keyring: Keyring, also_local: str | None = None, source_system: str | None = None) -> None:
     """Record the current digest and the encrypted identifier, inside the caller's transaction."""
-    await remember_many(conn, [(subject_id, identifier, organisation, also_local)], keyring)
+    await remember_many(conn, [(subject_id, identifier, organisation, also_local, source_system)], keyring)
 
 
-Person = tuple[str, str, str, str | None]  # subject id, identifier, organisation, a local id given beside an NHS number
+# Subject id, identifier, organisation, a local id given beside an NHS number, and the source
+# system that gave it (None: not known, checked for every source).
+Person = tuple[str, str, str, str | None, str | None]
 
 
 async def remember_many(conn: asyncpg.Connection, people: list[Person], keyring: Keyring) -> None:
     """`remember` for many people at once; the last of a subject wins, and every local id given
     beside an NHS number is kept."""
     # Sorted, so two concurrent batches lock the same rows in the same order (no deadlock).
-    latest = dict(sorted({s: (i, o) for s, i, o, _ in people}.items()))
+    latest = dict(sorted({s: (i, o) for s, i, o, *_ in people}.items()))
     if not latest:
         return
     await insert_many(conn, "intake.pseudonyms", (("key_version", "int"), ("digest", "text"), ("subject_id", "text")),
@@ -199,23 +201,25 @@ async def remember_many(conn: asyncpg.Connection, people: list[Person], keyring:
         # Retention counts in days: a subject seen again within the hour need not be rewritten.
         " WHERE intake.identities.last_seen < now() - interval '1 hour'")
     await insert_many(conn, "intake.local_ids", LOCAL_ID_COLUMNS, _local_ids(people, keyring),
-                      # The same id from another trust: it knows it already, so every trust is checked for it.
-                      "ON CONFLICT (subject_id, digest) DO UPDATE SET organisation = NULL"
-                      " WHERE intake.local_ids.organisation <> EXCLUDED.organisation")
+                      # The same id from another source: it knows it already, so every source is checked for it.
+                      "ON CONFLICT (subject_id, digest) DO UPDATE SET source_system = NULL"
+                      " WHERE intake.local_ids.source_system IS NOT NULL"
+                      " AND intake.local_ids.source_system IS DISTINCT FROM EXCLUDED.source_system")
 
 
-LOCAL_ID_COLUMNS = (("subject_id", "text"), ("digest", "text"), ("length", "int"), ("organisation", "text"))
+LOCAL_ID_COLUMNS = (("subject_id", "text"), ("digest", "text"), ("length", "int"), ("source_system", "text"))
 
 
 def _local_ids(people: list[Person], keyring: Keyring) -> list[tuple[str, str, int, str | None]]:
-    """One row per subject and local id, sorted (lock order), with the trust that gave it, or
-    None where two trusts in the batch gave the same id (one statement may not touch a row twice)."""
-    given: dict[tuple[str, str], tuple[int, set[str]]] = {}
-    for subject_id, _, organisation, local in people:
+    """One row per subject and local id, sorted (lock order), with the source that gave it, or
+    None where two sources in the batch gave the same id (one statement may not touch a row twice)."""
+    given: dict[tuple[str, str], tuple[int, set[str | None]]] = {}
+    for subject_id, _, _, local, source in people:
         digest, length = keyring.seal_local_id(local)
         if digest is not None and length is not None:
-            given.setdefault((subject_id, digest), (length, set()))[1].add(organisation)
-    return [(s, d, n, next(iter(orgs)) if len(orgs) == 1 else None) for (s, d), (n, orgs) in sorted(given.items())]
+            given.setdefault((subject_id, digest), (length, set()))[1].add(source)
+    return [(s, d, n, next(iter(sources)) if len(sources) == 1 else None)
+            for (s, d), (n, sources) in sorted(given.items())]
 
 
 async def follow_active_reports(conn: asyncpg.Connection, subject_id: str) -> None:
@@ -271,12 +275,13 @@ class Identifiers:
 
 
 async def identifiers_of(conn: asyncpg.Connection, subject_id: str, keyring: Keyring,
-                         organisation: str) -> Identifiers:
-    """A subject's identifiers, for intake's own check that an amendment to `organisation`'s
-    incident does not publish them: of the local ids given beside the NHS number, only those
-    that organisation gave (and those of no one trust), since a refusal tells the caller the
-    text held one. Never returned to anyone, so not a read `reveal` audits. None held if no
-    identity is kept (purged, or the person was never identified)."""
+                         source_system: str) -> Identifiers:
+    """A subject's identifiers, for intake's own check that an amendment to an incident from
+    `source_system` does not publish them: of the local ids given beside the NHS number, only
+    those that source gave (and those of no one source), since a refusal tells the caller the
+    text held one. A source is bound to the caller's API key; the organisation a report names
+    is not. Never returned to anyone, so not a read `reveal` audits. None held if no identity
+    is kept (purged, or the person was never identified)."""
     row = await conn.fetchrow("SELECT nonce, ciphertext FROM intake.identities WHERE subject_id = $1", subject_id)
     if row is None:
         return Identifiers()
@@ -284,7 +289,7 @@ async def identifiers_of(conn: asyncpg.Connection, subject_id: str, keyring: Key
     if field != "nhs_number":
         return Identifiers(local_id=value)
     kept = await conn.fetch("SELECT digest, length FROM intake.local_ids WHERE subject_id = $1"
-                            " AND (organisation IS NULL OR organisation = $2)", subject_id, organisation)
+                            " AND (source_system IS NULL OR source_system = $2)", subject_id, source_system)
     return Identifiers(value, None, tuple((r["digest"], r["length"]) for r in kept))
 
 

@@ -99,14 +99,15 @@ async def test_a_crime_reference_can_arrive_later(pipeline):
                                               "referred_at": None, "outcome": None}
 
 
-async def test_a_trust_s_local_id_given_beside_the_nhs_number_is_refused_in_its_amended_crime_reference(pipeline):
+async def test_a_source_s_local_id_given_beside_the_nhs_number_is_refused_in_its_amended_crime_reference(pipeline):
     # The sealed identity holds the NHS number that keys the person; each local id given with
     # it (one per trust, say) is kept as a keyed digest only, which still tells it in free text.
     first, second = (f"{p}{uuid.uuid4().int % 10**6:06d}" for p in ("RX", "RY"))
     receipt = await submit(pipeline, perpetrator=patient(LOCAL_NHS) | {"local_id": first})
-    # Another trust's id in a batch whose later line for the same person gives none: both kept.
-    batch = "\n".join(json.dumps(report(organisation=org, perpetrator=patient(LOCAL_NHS) | extra))
-                      for org, extra in (("RYJ", {"local_id": second}), ("RYJ", {})))
+    # Another trust's system's id in a batch whose later line for the same person gives none: both kept.
+    batch = "\n".join(json.dumps(report(organisation="RYJ", source_system="ryj-datix",
+                                        perpetrator=patient(LOCAL_NHS) | extra))
+                      for extra in ({"local_id": second}, {}))
     async with httpx.AsyncClient(base_url=pipeline["INTAKE_URL"], timeout=30, headers=source_key(pipeline)) as client:
         lines = await client.post("/v1/incidents:batch", content=batch.encode(),
                                   headers={"Content-Type": "application/x-ndjson"})
@@ -119,31 +120,40 @@ async def test_a_trust_s_local_id_given_beside_the_nhs_number_is_refused_in_its_
         assert leaked.status_code == 422 and local[2:] not in leaked.text
         assert leaked.json()["errors"] == [{"field": "police.crime_reference",
                                             "reason": "holds the perpetrator's local id, which never leaves intake"}]
-    # Another trust's id is not this trust's to learn of: refused, it would say the text held
-    # it, and a few thousand guesses would find it. It is taken as any other text.
+    # Another source's id is not this one's to learn of: refused, it would say the text held
+    # it, and a few thousand guesses would find it. It is taken as any other text. (A source
+    # is bound to the caller's API key; the organisation a report names is not.)
     other = await call(pipeline, "PATCH", mine, {"police": {"informed": True, "crime_reference": f"MRN {second}"}})
     assert other.status_code == 200, other.text
     fine = await call(pipeline, "PATCH", mine, {"police": {"informed": True, "crime_reference": "CR/0043/26"}})
     assert fine.status_code == 200, fine.text
     conn = await asyncpg.connect(pipeline["DATABASE_URL"])
     try:
-        rows = await conn.fetch("SELECT digest, length, organisation FROM intake.local_ids WHERE subject_id = $1",
+        rows = await conn.fetch("SELECT digest, length, source_system FROM intake.local_ids WHERE subject_id = $1",
                                 receipt["subject_id"])
     finally:
         await conn.close()
-    assert sorted((r["length"], r["organisation"]) for r in rows) == [(8, "RYJ"), (8, "RZA")]
+    assert sorted((r["length"], r["source_system"]) for r in rows) == [(8, "datix"), (8, "ryj-datix")]
     assert not any(first in r["digest"] for r in rows)
 
 
-async def test_a_local_id_two_trusts_gave_is_refused_for_both(pipeline):
-    """Each knows it already: a refusal tells neither anything."""
-    shared = f"RS{uuid.uuid4().int % 10**6:06d}"
+async def test_a_local_id_two_sources_gave_is_refused_for_both(pipeline):
+    """Each knows it already: a refusal tells neither anything. Given one after the other, and
+    in one batch beside the first source's again (one statement may not write a row twice)."""
+    shared, together = (f"{p}{uuid.uuid4().int % 10**6:06d}" for p in ("RS", "RT"))
     paths = []
-    for org in ("RZA", "RYJ"):
-        receipt = await submit(pipeline, organisation=org, perpetrator=patient(SHARED_NHS) | {"local_id": shared})
-        paths.append(f"/v1/incidents/{receipt['incident_id']}")
-    for path in paths:
-        leaked = await call(pipeline, "PATCH", path, {"police": {"informed": True, "crime_reference": f"X{shared}"}})
+    for source in ("datix", "rza-ed"):
+        receipt = await submit(pipeline, source_system=source, perpetrator=patient(SHARED_NHS) | {"local_id": shared})
+        paths.append((f"/v1/incidents/{receipt['incident_id']}", shared))
+    await submit(pipeline, source_system="datix", perpetrator=patient(SHARED_NHS) | {"local_id": together})
+    batch = "\n".join(json.dumps(report(source_system=source, perpetrator=patient(SHARED_NHS) | {"local_id": together}))
+                      for source in ("datix", "ryj-datix"))
+    async with httpx.AsyncClient(base_url=pipeline["INTAKE_URL"], timeout=30, headers=source_key(pipeline)) as client:
+        lines = (await client.post("/v1/incidents:batch", content=batch.encode(),
+                                   headers={"Content-Type": "application/x-ndjson"})).json()["results"]
+    paths += [(f"/v1/incidents/{line['incident_id']}", together) for line in lines]
+    for path, local in paths:
+        leaked = await call(pipeline, "PATCH", path, {"police": {"informed": True, "crime_reference": f"X{local}"}})
         assert leaked.status_code == 422, leaked.text
 
 

@@ -1,4 +1,4 @@
--- depends: 0011_local_id_organisation
+-- depends: 0011_local_id_source
 -- Which pseudonym key each version names, as a digest of the key (never the key): a key
 -- replaced without a new version would give every person a new subject, silently, and miss
 -- every local id and retry stored before. Intake refuses to start with a key that differs.
