@@ -33,11 +33,13 @@ is within a base of it, and a small hidden count fits several values.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
+from scipy import sparse
 from scipy.optimize import linprog
 
 Key = Hashable
@@ -103,12 +105,27 @@ def suppress(cells: Mapping[Key, int], relations: Sequence[Relation], threshold:
     cells, relations = {**cells, **slacks}, [*relations, *bounded]
     while True:
         _close(cells, relations, hidden, kept)
-        covers = (_cover(cells, relations, hidden, k, kept)
-                  for k in sorted(pinned(cells, relations, hidden) - set(slacks), key=str))
-        extra = next((c for c in covers if c is not None), None)
-        if extra is None:
+        extra = _covers(cells, relations, hidden, pinned(cells, relations, hidden) - set(slacks), kept)
+        if not extra:
             return hidden - set(slacks)
-        hidden.add(extra)
+        hidden |= extra
+
+
+def _covers(cells: Mapping[Key, int], relations: Sequence[Relation], hidden: set[Key], found: set[Key],
+            kept: frozenset[Key]) -> set[Key]:
+    """A cover for each cell found pinned, in one round: the audit solves every sum again after
+    each round, and on a long sparse board one round per cover took a minute. A cell in a sum
+    a cover went into this round waits for the next (that cover may be enough for it); the
+    rest get their own at once, at the price of a few cells hidden that one at a time would not."""
+    covers: set[Key] = set()
+    near: set[Key] = set()
+    holding = _holding(relations)
+    for k in sorted(found, key=str):
+        if k in near or (c := _cover(cells, relations, hidden | covers, k, kept, holding)) is None:
+            continue
+        covers.add(c)
+        near |= {t for r in holding.get(c, ()) for t in (*r.members, r.margin)}
+    return covers
 
 
 def _close(cells: Mapping[Key, int], relations: Sequence[Relation], hidden: set[Key], kept: frozenset[Key]) -> None:
@@ -137,14 +154,24 @@ def _protect(cells: Mapping[Key, int], relation: Relation, hidden: set[Key], kep
     return shown[0][3] if shown else None
 
 
+def _holding(relations: Sequence[Relation]) -> dict[Key, list[Relation]]:
+    found: dict[Key, list[Relation]] = {}
+    for r in relations:
+        for t in dict.fromkeys((*r.members, r.margin)):
+            found.setdefault(t, []).append(r)
+    return found
+
+
 def _cover(cells: Mapping[Key, int], relations: Sequence[Relation], hidden: set[Key], cell: Key,
-           kept: frozenset[Key] = frozenset()) -> Key | None:
+           kept: frozenset[Key] = frozenset(), holding: Mapping[Key, list[Relation]] | None = None) -> Key | None:
     """The smallest shown non-zero term of a relation holding `cell`, which puts another
     unknown in that sum. Where every such relation is hidden or zero, the search moves out
-    to the relations holding their hidden terms, and so on: the derivation runs through them."""
+    to the relations holding their hidden terms, and so on: the derivation runs through them.
+    `holding`: the relations each cell is in, where the caller has them."""
+    holding = holding if holding is not None else _holding(relations)
     reached, frontier = {cell}, {cell}
     while frontier:
-        near = [r for r in relations if frontier & {*r.members, r.margin}]
+        near = list({id(r): r for k in frontier for r in holding.get(k, ())}.values())
         shown = sorted((k in kept, cells.get(k, 0), str(k), k) for r in near for k in (*r.members, r.margin)
                        if k not in hidden and cells.get(k, 0) > 0)
         if shown:
@@ -185,7 +212,10 @@ def pinned(cells: Mapping[Key, int], relations: Sequence[Relation], hidden: set[
     at_bound = (k for k in hidden if cells.get(k, 0) == (0 if isinstance(k, Slack) else 1))
     held = held_at_one(equations, sorted(at_bound, key=str))
     # A held count is known: it leaves the equations as a constant, and the rest are solved for.
-    rest = [row for e in equations if (row := {k: v for k, v in e.items() if k not in held})]
+    # A slack not held is free in the one sum it is in, which then fixes nothing else: left out,
+    # as on long sparse boards (where many parts equal their wholes) it multiplied the work.
+    rest = [row for e in equations if (row := {k: v for k, v in e.items() if k not in held})
+            and not any(isinstance(k, Slack) for k in row)]
     return held | _isolated(rest)
 
 
@@ -212,13 +242,11 @@ def _raise(equations: Sequence[Mapping[Key, Fraction]], cells: Sequence[Key], at
     """The targets one direction d (A d = 0, d >= 0 on the bound cells) raises: maximise the sum
     of t_j with 0 <= t_j <= d_j and t_j <= 1 over the targets."""
     n, m = len(cells), len(targets)
-    a_eq = np.zeros((len(equations), n + m))
-    for row, equation in enumerate(equations):
-        for k, v in equation.items():
-            a_eq[row, at[k]] = float(v)
-    a_ub = np.zeros((m, n + m))  # t_j - d_j <= 0
-    for j, k in enumerate(targets):
-        a_ub[j, n + j], a_ub[j, at[k]] = 1.0, -1.0
+    # Sparse: a long board has thousands of cells and sums, each sum a handful of them.
+    entries = [(row, at[k], float(v)) for row, equation in enumerate(equations) for k, v in equation.items()]
+    a_eq = _sparse(entries, len(equations), n + m)
+    # t_j - d_j <= 0
+    a_ub = _sparse([e for j, k in enumerate(targets) for e in ((j, n + j, 1.0), (j, at[k], -1.0))], m, n + m)
     bounds = [(0, None) if k in bound else (None, None) for k in cells] + [(0, 1)] * m
     result = linprog(np.r_[np.zeros(n), -np.ones(m)], A_ub=a_ub, b_ub=np.zeros(m),
                      A_eq=a_eq if equations else None, b_eq=np.zeros(len(equations)) if equations else None,
@@ -228,22 +256,42 @@ def _raise(equations: Sequence[Mapping[Key, Fraction]], cells: Sequence[Key], at
     return {k for j, k in enumerate(targets) if result.x[n + j] > _RAISED}
 
 
+def _sparse(entries: Sequence[tuple[int, int, float]], rows: int, columns: int) -> sparse.csr_array:
+    if not entries:
+        return sparse.csr_array((rows, columns))
+    r, c, v = zip(*entries, strict=True)
+    return sparse.csr_array((v, (r, c)), shape=(rows, columns))
+
+
 def _isolated(equations: Iterable[Mapping[Key, Fraction]]) -> set[Key]:
-    """Cells the equations give back alone: rows of one term in the reduced row echelon form."""
-    pivots: dict[Key, dict[Key, Fraction]] = {}
+    """Cells the equations give back alone: rows of one term in the reduced row echelon form.
+    Worked in whole numbers, each row divided by the greatest common divisor of its terms:
+    exact as fractions are, and several times faster on a long board's thousands of sums."""
+    pivots: dict[Key, dict[Key, int]] = {}
     for equation in equations:
-        row = equation
+        row = {k: int(v) for k, v in equation.items()}  # sums of cells: whole coefficients
         for p in [p for p in row if p in pivots]:
-            row = _minus(row, row[p], pivots[p])
+            if p in row:
+                row = _eliminate(row, pivots[p], p)
         if not row:
             continue
         pivot = next(iter(row))
-        row = {k: v / row[pivot] for k, v in row.items()}
         for q, other in pivots.items():
             if pivot in other:
-                pivots[q] = _minus(other, other[pivot], row)
+                pivots[q] = _eliminate(other, row, pivot)
         pivots[pivot] = row
     return {p for p, row in pivots.items() if len(row) == 1}
+
+
+def _eliminate(row: dict[Key, int], other: dict[Key, int], p: Key) -> dict[Key, int]:
+    """`row` less a multiple of `other`, both scaled, so that `p` cancels; divided by the gcd."""
+    a, b = other[p], row[p]
+    out = {k: v * a for k, v in row.items()}
+    for k, v in other.items():
+        out[k] = out.get(k, 0) - b * v
+    out = {k: v for k, v in out.items() if v}
+    g = math.gcd(*out.values()) if out else 1
+    return {k: v // g for k, v in out.items()}
 
 
 def _equations(relations: Iterable[Relation], hidden: set[Key]) -> list[dict[Key, Fraction]]:
@@ -256,14 +304,6 @@ def _equations(relations: Iterable[Relation], hidden: set[Key]) -> list[dict[Key
         if row := {k: v for k, v in row.items() if v}:
             found.append(row)
     return found
-
-
-def _minus(row: dict[Key, Fraction], factor: Fraction, other: dict[Key, Fraction]) -> dict[Key, Fraction]:
-    """row - factor * other, without the terms that cancel."""
-    out = dict(row)
-    for k, v in other.items():
-        out[k] = out.get(k, Fraction(0)) - factor * v
-    return {k: v for k, v in out.items() if v}
 
 
 def rounded(n: int, base: int) -> int:
