@@ -67,18 +67,28 @@ def live(figures: dict[str, object]) -> dict[str, object]:
     return {name: value for name, value in figures.items() if name not in NOT_LIVE}
 
 
-async def refresh_footage(pool: asyncpg.Pool, now: datetime, retention: timedelta) -> None:
+async def refresh_footage(pool: asyncpg.Pool, now: datetime, retention: timedelta,
+                          counted: dict[str, datetime] | None = None) -> None:
     """Recount the footage due for deletion: keeping it past its period is itself a breach.
 
-    Counted as at the last midnight (UTC), in whole days: footage falls due at the end of its
-    period only if nothing rests on it, so a count that moved at once would say, around one
-    known incident's thirtieth day, whether it met the police criteria or earned a card (and
-    the oldest's age would jump when it did). A day's footage joins at midnight together, as
-    sanctions' pending red cards do."""
+    Counted once a day, at the first refresh after midnight (UTC), as at that midnight, in
+    whole days: footage falls due at the end of its period only if nothing rests on it, and
+    stops being due when something comes to (a referral, a card), so a count that moved at
+    once would say, around one known incident's last day or later, whether it met the police
+    criteria or earned a card (and the oldest's age would jump when it did). A day's changes
+    show at midnight together, as sanctions' pending red cards do. `counted` keeps the
+    midnight last counted for (the service's own, so that a restart counts again)."""
     midnight = day_start(now)
+    counted = _FOOTAGE_COUNTED if counted is None else counted
+    if counted.get("at") == midnight:
+        return
     due, oldest = await footage_store.footage_due(pool, midnight - retention)
     FOOTAGE_DUE.set(due)
     FOOTAGE_OVERDUE.set(0 if oldest is None else days_overdue(oldest + retention, midnight) * DAY.total_seconds())
+    counted["at"] = midnight
+
+
+_FOOTAGE_COUNTED: dict[str, datetime] = {}
 
 
 DAY = timedelta(days=1)

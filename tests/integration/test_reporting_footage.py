@@ -177,7 +177,7 @@ async def test_the_footage_gauges_count_what_the_worklist_says_is_due(pipeline):
         async def both() -> tuple[list[dict], float, float]:
             now = datetime.now(UTC)
             due = await whole_worklist(pipeline, status="delete_due")
-            await gauges.refresh_footage(pool, now, timedelta(days=30))
+            await gauges.refresh_footage(pool, now, timedelta(days=30), counted={})
             return (due, REGISTRY.get_sample_value("vanda_footage_delete_due"),
                     REGISTRY.get_sample_value("vanda_footage_oldest_delete_due_age_seconds"))
         # The gauges count as at the last midnight: footage due since then joins at the next.
