@@ -109,21 +109,47 @@ class KeySwapped(Exception):
 
 
 async def check_pseudonym_keys(pool: asyncpg.Pool, keyring: Keyring) -> None:
-    """Record which key each configured version names, the first time it is used, and refuse
-    one that names another key now: replaced without a new version, it would give every person
-    a new subject, silently, and miss every local id and retry stored before."""
+    """Refuse a pseudonym key version configured with another key than the one its pseudonyms
+    were made with: replaced without a new version, it would give every person a new subject,
+    silently, and miss every local id and retry stored before. Judged by the data where it can
+    be (one person known under the version, their digest made again), otherwise by the key
+    recorded for the version when intake first started with it."""
     mine = {v: hashlib.sha256(PSEUDONYM_KEY_ID_CONTEXT + k).hexdigest()[:16] for v, k in keyring.keys.items()}
     async with pool.acquire() as conn, conn.transaction():
-        await insert_many(conn, "intake.pseudonym_keys", (("version", "int"), ("key_id", "text")),
-                          sorted(mine.items()), "ON CONFLICT (version) DO NOTHING")
         stored = {r["version"]: r["key_id"] for r in await conn.fetch(
             "SELECT version, key_id FROM intake.pseudonym_keys WHERE version = ANY($1::int[])", list(mine))}
-    for version in sorted(v for v in mine if stored.get(v) != mine[v]):
-        variable = ("INTAKE_PSEUDONYM_KEY" if version == keyring.current_version
-                    else "INTAKE_PREVIOUS_PSEUDONYM_KEYS")
-        raise KeySwapped(f"{variable}: version {version} is not the key this database's pseudonyms were made with"
-                         " under that version; a new key needs a new INTAKE_PSEUDONYM_KEY_VERSION (the old key"
-                         " moved to INTAKE_PREVIOUS_PSEUDONYM_KEYS), or every person would get a new subject")
+        for version in sorted(v for v in mine if stored.get(v) != mine[v]):
+            found = await _made_with(conn, keyring, version)
+            # No pseudonym under the version: nothing to split, and a key recorded by mistake is replaced.
+            if found is False or (found is None and version in stored):
+                raise KeySwapped(_swapped(keyring, version))
+            await conn.execute("INSERT INTO intake.pseudonym_keys (version, key_id) VALUES ($1, $2)"
+                               " ON CONFLICT (version) DO UPDATE SET key_id = EXCLUDED.key_id, first_seen = now()",
+                               version, mine[version])
+
+
+async def _made_with(conn: asyncpg.Connection, keyring: Keyring, version: int) -> bool | None | str:
+    """Whether a person known under `version` has the digest its configured key makes; "none"
+    if no one is known under it; None if no such person's identity can be read here."""
+    row = await conn.fetchrow("SELECT p.digest, i.subject_id, i.nonce, i.ciphertext FROM intake.pseudonyms p"
+                              " JOIN intake.identities i USING (subject_id) WHERE p.key_version = $1 LIMIT 1", version)
+    if row is None:
+        # No one's identity is kept (purged): the pseudonyms alone cannot say, if there are any.
+        known = await conn.fetchval("SELECT EXISTS (SELECT 1 FROM intake.pseudonyms WHERE key_version = $1)", version)
+        return None if known else "none"
+    try:
+        identifier = _open(keyring, bytes(row["nonce"]), bytes(row["ciphertext"]), row["subject_id"])
+    except IdentityUnreadable:
+        return None
+    made = hmac.new(keyring.keys[version], identifier.encode(), hashlib.sha256).hexdigest()
+    return hmac.compare_digest(made, row["digest"])
+
+
+def _swapped(keyring: Keyring, version: int) -> str:
+    variable = "INTAKE_PSEUDONYM_KEY" if version == keyring.current_version else "INTAKE_PREVIOUS_PSEUDONYM_KEYS"
+    return (f"{variable}: version {version} is not the key this database's pseudonyms were made with under that"
+            " version; a new key needs a new INTAKE_PSEUDONYM_KEY_VERSION (the old key moved to"
+            " INTAKE_PREVIOUS_PSEUDONYM_KEYS), or every person would get a new subject")
 
 
 class IdentityUnreadable(Exception):
@@ -225,11 +251,16 @@ def _local_ids(people: list[Person], keyring: Keyring) -> list[tuple[str, str, i
 async def follow_active_reports(conn: asyncpg.Connection, subject_id: str) -> None:
     """After a report is withdrawn (the wrong person, say), the organisation a letter comes from
     is again the one that reported the person last among the reports that stand."""
-    await conn.execute(
-        "UPDATE intake.identities i SET organisation = latest.organisation"
-        " FROM (SELECT event->>'organisation' AS organisation FROM intake.incidents"
-        "       WHERE subject_id = $1 AND withdrawn_at IS NULL ORDER BY received_at DESC LIMIT 1) latest"
-        " WHERE i.subject_id = $1 AND i.organisation <> latest.organisation", subject_id)
+    # The row first, then the reports in a statement of their own: one statement reads them as
+    # at its start, so a report that committed while it waited for the row would be missed.
+    held = await conn.fetchval("SELECT organisation FROM intake.identities WHERE subject_id = $1 FOR UPDATE",
+                               subject_id)
+    # Reports of one batch share their received_at; ids are time-ordered and break the tie.
+    latest = await conn.fetchval("SELECT event->>'organisation' FROM intake.incidents WHERE subject_id = $1"
+                                 " AND withdrawn_at IS NULL ORDER BY received_at DESC, incident_id DESC LIMIT 1",
+                                 subject_id)
+    if held is not None and latest is not None and latest != held:
+        await conn.execute("UPDATE intake.identities SET organisation = $2 WHERE subject_id = $1", subject_id, latest)
 
 
 async def reveal(pool: asyncpg.Pool, subject_id: str, keyring: Keyring, actor: str, purpose: str,

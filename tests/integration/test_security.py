@@ -269,17 +269,26 @@ async def test_a_person_first_seen_under_a_new_key_is_found_by_a_replica_still_o
 
 async def test_a_pseudonym_key_replaced_without_a_new_version_is_refused_naming_the_variable(pipeline):
     """Every person would get a new subject, silently: intake checks this before it consumes."""
-    first, swapped = b"pseudonym key A " * 3, b"pseudonym key B " * 3
-    version = 9000 + int.from_bytes(os.urandom(2), "big")  # one no other test or the stack uses
+    first, swapped, third = b"pseudonym key A " * 3, b"pseudonym key B " * 3, b"pseudonym key C " * 3
+    version = 9000 + 2 * int.from_bytes(os.urandom(2), "big")  # versions no other test or the stack uses
     pool = await asyncpg.create_pool(pipeline["DATABASE_URL"], min_size=1, max_size=2)
     try:
         await check_pseudonym_keys(pool, Keyring(version, {version: first}, b"identity"))
+        # No one is known under it yet: a key given by mistake at first is replaced, not kept for good.
+        await check_pseudonym_keys(pool, Keyring(version, {version: third}, b"identity"))
+        await check_pseudonym_keys(pool, Keyring(version, {version: first}, b"identity"))
+        await sighting(pool, "nhs:9990006024", "RZA", Keyring(version, {version: first}, b"identity"))
         await check_pseudonym_keys(pool, Keyring(version, {version: first}, b"identity"))  # the same: fine
         with pytest.raises(KeySwapped, match=rf"^INTAKE_PSEUDONYM_KEY: version {version} is not the key"):
             await check_pseudonym_keys(pool, Keyring(version, {version: swapped}, b"identity"))
         rotated = Keyring(version + 1, {version: swapped, version + 1: first}, b"identity")
         with pytest.raises(KeySwapped, match=rf"^INTAKE_PREVIOUS_PSEUDONYM_KEYS: version {version} "):
             await check_pseudonym_keys(pool, rotated)
+        # Judged by the data, not only by what was recorded: a swap before the first check is caught.
+        await pool.execute("DELETE FROM intake.pseudonym_keys WHERE version = $1", version)
+        with pytest.raises(KeySwapped):
+            await check_pseudonym_keys(pool, Keyring(version, {version: swapped}, b"identity"))
+        await check_pseudonym_keys(pool, Keyring(version, {version: first}, b"identity"))
         stored = await pool.fetchval("SELECT key_id FROM intake.pseudonym_keys WHERE version = $1", version)
     finally:
         await pool.close()
