@@ -67,7 +67,7 @@ async def _refresh_active_bans(pool: asyncpg.Pool) -> None:
 async def _scheduler(deps: Deps, interval: float) -> None:
     while True:
         try:
-            sent = await handlers.run_scheduler(deps.pool, deps.policy, deps.clock())
+            sent = await handlers.run_scheduler(deps.pool, deps.policy, deps.clock(), deps.clock)
             SCHEDULER_RUNS.labels("ok").inc()
             if sent:
                 deps.wake_relay()

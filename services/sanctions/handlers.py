@@ -228,8 +228,12 @@ class SchedulerIncomplete(Exception):
     """Some subjects' rounds failed, after every other subject's was done."""
 
 
-async def run_scheduler(pool: asyncpg.Pool, policy: Policy, now: datetime) -> int:
-    """Lapse warnings, send review reminders and expire ended bans; safe to run on every replica at once."""
+async def run_scheduler(pool: asyncpg.Pool, policy: Policy, now: datetime,
+                        clock: Callable[[], datetime] | None = None) -> int:
+    """Lapse warnings, send review reminders and expire ended bans; safe to run on every replica at once.
+    With `clock`, each subject's tick is stamped when its lock is had (never before `now`): a
+    long round must not stamp a subject's tick before a batch's decisions committed meanwhile."""
+    tick_at = (lambda: max(now, clock())) if clock else (lambda: now)
     async with pool.acquire() as conn:
         subjects = await adapters.due_subjects(conn, now, policy.review_days_before_end, policy.window_days)
     sent, failed = 0, 0
@@ -241,7 +245,7 @@ async def run_scheduler(pool: asyncpg.Pool, policy: Policy, now: datetime) -> in
                 # outlast the statement timeout and end this round for every subject after it.
                 if not await adapters.try_lock_subject(conn, subject_id):
                     continue
-                _, decisions = await apply(conn, subject_id, Tick(), policy, lambda: now)
+                _, decisions = await apply(conn, subject_id, Tick(), policy, tick_at)
                 sent += len(decisions)
         except Exception as exc:  # noqa: BLE001 - one subject must not hold up every expiry after it
             if is_transient(exc):

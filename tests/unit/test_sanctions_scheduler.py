@@ -1,6 +1,9 @@
-"""One subject whose round fails does not hold up the expiry of every subject after it."""
+"""A scheduler round: one subject whose round fails does not hold up the expiry of every subject
+after it, and each tick is stamped when its subject is had."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import pytest
 
@@ -83,3 +86,22 @@ async def test_a_subject_someone_else_holds_is_left_to_the_next_round_not_waited
     monkeypatch.setattr(handlers, "apply", apply)
     assert await handlers.run_scheduler(_Pool(), POLICY, T0) == 2
     assert done == ["sub_a", "sub_b"]
+
+
+async def test_each_subject_s_tick_is_stamped_when_it_is_had_never_before_the_round(monkeypatch):
+    """A long round: a batch may decide on a subject after the round began and before its tick."""
+    stamps: list = []
+    times = iter([T0 + timedelta(seconds=5), T0 - timedelta(seconds=1)])
+
+    async def due(conn, now, review_days, window_days):
+        return ["sub_a", "sub_b"]
+
+    async def apply(conn, subject_id, command, policy, clock, seen=None):
+        stamps.append(clock())
+        return None, []
+
+    monkeypatch.setattr(handlers.adapters, "due_subjects", due)
+    monkeypatch.setattr(handlers.adapters, "try_lock_subject", free)
+    monkeypatch.setattr(handlers, "apply", apply)
+    await handlers.run_scheduler(_Pool(), POLICY, T0, lambda: next(times))
+    assert stamps == [T0 + timedelta(seconds=5), T0]  # a clock behind the round's start: the start
