@@ -146,7 +146,8 @@ async def test_a_local_id_two_sources_gave_is_refused_for_both(pipeline):
         receipt = await submit(pipeline, source_system=source, perpetrator=patient(SHARED_NHS) | {"local_id": shared})
         paths.append((f"/v1/incidents/{receipt['incident_id']}", shared))
     await submit(pipeline, source_system="datix", perpetrator=patient(SHARED_NHS) | {"local_id": together})
-    batch = "\n".join(json.dumps(report(source_system=source, perpetrator=patient(SHARED_NHS) | {"local_id": together}))
+    batch = "\n".join(json.dumps(report(source_system=source,
+                                        perpetrator=patient(SHARED_NHS) | {"local_id": together}))
                       for source in ("datix", "ryj-datix"))
     async with httpx.AsyncClient(base_url=pipeline["INTAKE_URL"], timeout=30, headers=source_key(pipeline)) as client:
         lines = (await client.post("/v1/incidents:batch", content=batch.encode(),
