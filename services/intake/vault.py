@@ -116,12 +116,15 @@ async def check_pseudonym_keys(pool: asyncpg.Pool, keyring: Keyring) -> None:
     recorded for the version when intake first started with it."""
     mine = {v: hashlib.sha256(PSEUDONYM_KEY_ID_CONTEXT + k).hexdigest()[:16] for v, k in keyring.keys.items()}
     async with pool.acquire() as conn, conn.transaction():
+        # Replicas starting at once with different keys: one at a time, the first key recorded wins.
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('intake.pseudonym_keys'))")
         stored = {r["version"]: r["key_id"] for r in await conn.fetch(
             "SELECT version, key_id FROM intake.pseudonym_keys WHERE version = ANY($1::int[])", list(mine))}
         for version in sorted(v for v in mine if stored.get(v) != mine[v]):
             found = await _made_with(conn, keyring, version)
-            # No pseudonym under the version: nothing to split, and a key recorded by mistake is replaced.
-            if found is False or (found is None and version in stored):
+            # Another key recorded is replaced only where the data says this one made its
+            # pseudonyms (a key recorded by mistake with no one known under it: delete its row).
+            if found is False or (found is not True and version in stored):
                 raise KeySwapped(_swapped(keyring, version))
             await conn.execute("INSERT INTO intake.pseudonym_keys (version, key_id) VALUES ($1, $2)"
                                " ON CONFLICT (version) DO UPDATE SET key_id = EXCLUDED.key_id, first_seen = now()",

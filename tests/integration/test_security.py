@@ -274,9 +274,10 @@ async def test_a_pseudonym_key_replaced_without_a_new_version_is_refused_naming_
     pool = await asyncpg.create_pool(pipeline["DATABASE_URL"], min_size=1, max_size=2)
     try:
         await check_pseudonym_keys(pool, Keyring(version, {version: first}, b"identity"))
-        # No one is known under it yet: a key given by mistake at first is replaced, not kept for good.
-        await check_pseudonym_keys(pool, Keyring(version, {version: third}, b"identity"))
-        await check_pseudonym_keys(pool, Keyring(version, {version: first}, b"identity"))
+        # No one known under it yet: the first key recorded still wins (two replicas starting with
+        # different keys must not both make pseudonyms); one recorded by mistake has its row deleted.
+        with pytest.raises(KeySwapped):
+            await check_pseudonym_keys(pool, Keyring(version, {version: third}, b"identity"))
         await sighting(pool, "nhs:9990006024", "RZA", Keyring(version, {version: first}, b"identity"))
         await check_pseudonym_keys(pool, Keyring(version, {version: first}, b"identity"))  # the same: fine
         with pytest.raises(KeySwapped, match=rf"^INTAKE_PSEUDONYM_KEY: version {version} is not the key"):
