@@ -99,9 +99,10 @@ class Keyring:
         return key_id(self.identity_key)
 
 
-def key_id(key: bytes) -> str:
-    """Names an identity key in the rows it sealed: a digest, from which the key cannot be had."""
-    return hashlib.sha256(KEY_ID_CONTEXT + key).hexdigest()[:16]
+def key_id(key: bytes, context: bytes = KEY_ID_CONTEXT) -> str:
+    """Names a key (an identity key in the rows it sealed, by default): a digest, from which the
+    key cannot be had."""
+    return hashlib.sha256(context + key).hexdigest()[:16]
 
 
 class KeySwapped(Exception):
@@ -114,7 +115,7 @@ async def check_pseudonym_keys(pool: asyncpg.Pool, keyring: Keyring) -> None:
     silently, and miss every local id and retry stored before. Judged by the data where it can
     be (one person known under the version, their digest made again), otherwise by the key
     recorded for the version when intake first started with it."""
-    mine = {v: hashlib.sha256(PSEUDONYM_KEY_ID_CONTEXT + k).hexdigest()[:16] for v, k in keyring.keys.items()}
+    mine = {v: key_id(k, PSEUDONYM_KEY_ID_CONTEXT) for v, k in keyring.keys.items()}
     async with pool.acquire() as conn, conn.transaction():
         # Replicas starting at once with different keys: one at a time, the first key recorded wins.
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext('intake.pseudonym_keys'))")
@@ -144,8 +145,7 @@ async def _made_with(conn: asyncpg.Connection, keyring: Keyring, version: int) -
         identifier = _open(keyring, bytes(row["nonce"]), bytes(row["ciphertext"]), row["subject_id"])
     except IdentityUnreadable:
         return None
-    made = hmac.new(keyring.keys[version], identifier.encode(), hashlib.sha256).hexdigest()
-    return hmac.compare_digest(made, row["digest"])
+    return hmac.compare_digest(dict(keyring.digests(identifier))[version], row["digest"])
 
 
 def _swapped(keyring: Keyring, version: int) -> str:
