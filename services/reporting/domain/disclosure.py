@@ -103,15 +103,16 @@ def suppress(cells: Mapping[Key, int], relations: Sequence[Relation], threshold:
     slacks, bounded = _slacks(cells, within)
     hidden = primary(cells, threshold) | set(start) | set(slacks)
     cells, relations = {**cells, **slacks}, [*relations, *bounded]
+    holding = _holding(relations)
     while True:
         _close(cells, relations, hidden, kept)
-        extra = _covers(cells, relations, hidden, pinned(cells, relations, hidden) - set(slacks), kept)
+        extra = _covers(cells, holding, hidden, pinned(cells, relations, hidden) - set(slacks), kept)
         if not extra:
             return hidden - set(slacks)
         hidden |= extra
 
 
-def _covers(cells: Mapping[Key, int], relations: Sequence[Relation], hidden: set[Key], found: set[Key],
+def _covers(cells: Mapping[Key, int], holding: Mapping[Key, list[Relation]], hidden: set[Key], found: set[Key],
             kept: frozenset[Key]) -> set[Key]:
     """A cover for each cell found pinned, in one round: the audit solves every sum again after
     each round, and on a long sparse board one round per cover took a minute. A cell in a sum
@@ -119,9 +120,8 @@ def _covers(cells: Mapping[Key, int], relations: Sequence[Relation], hidden: set
     rest get their own at once, at the price of a few cells hidden that one at a time would not."""
     covers: set[Key] = set()
     near: set[Key] = set()
-    holding = _holding(relations)
     for k in sorted(found, key=str):
-        if k in near or (c := _cover(cells, relations, hidden | covers, k, kept, holding)) is None:
+        if k in near or (c := _cover(cells, holding, hidden | covers, k, kept)) is None:
             continue
         covers.add(c)
         near |= {t for r in holding.get(c, ()) for t in (*r.members, r.margin)}
@@ -162,13 +162,12 @@ def _holding(relations: Sequence[Relation]) -> dict[Key, list[Relation]]:
     return found
 
 
-def _cover(cells: Mapping[Key, int], relations: Sequence[Relation], hidden: set[Key], cell: Key,
-           kept: frozenset[Key] = frozenset(), holding: Mapping[Key, list[Relation]] | None = None) -> Key | None:
-    """The smallest shown non-zero term of a relation holding `cell`, which puts another
-    unknown in that sum. Where every such relation is hidden or zero, the search moves out
-    to the relations holding their hidden terms, and so on: the derivation runs through them.
-    `holding`: the relations each cell is in, where the caller has them."""
-    holding = holding if holding is not None else _holding(relations)
+def _cover(cells: Mapping[Key, int], holding: Mapping[Key, list[Relation]], hidden: set[Key], cell: Key,
+           kept: frozenset[Key] = frozenset()) -> Key | None:
+    """The smallest shown non-zero term of a relation holding `cell` (`holding`: the relations
+    each cell is in), which puts another unknown in that sum. Where every such relation is
+    hidden or zero, the search moves out to the relations holding their hidden terms, and so
+    on: the derivation runs through them."""
     reached, frontier = {cell}, {cell}
     while frontier:
         near = list({id(r): r for k in frontier for r in holding.get(k, ())}.values())
