@@ -11,6 +11,13 @@ def setting(home: Path, name: str) -> str | None:
     return os.environ.get(name) or read(home / "endpoints.env").get(name)
 
 
+def settings(home: Path, names: tuple[str, ...]) -> dict[str, str | None]:
+    """Settings that belong together (connections): all from the environment if any is set there,
+    else all from `vanda up`'s endpoints.env in `home`."""
+    source = os.environ if any(os.environ.get(name) for name in names) else read(home / "endpoints.env")
+    return {name: source.get(name) or None for name in names}
+
+
 def read(path: Path) -> dict[str, str]:
     """Each `KEY=value` line of `path` (nothing if it does not exist)."""
     if not path.exists():

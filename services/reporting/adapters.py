@@ -362,3 +362,16 @@ async def record_month(conn: asyncpg.Connection, month: date, organisation: str,
 async def audit(pool: asyncpg.Pool | asyncpg.Connection, actor: str, action: str, what: str) -> None:
     """Record a read of raw or incident-level data, or a record made by a person: who, and what."""
     await pool.execute("INSERT INTO reporting.audit (actor, action, what) VALUES ($1, $2, $3)", actor, action, what)
+
+
+async def record_projection_settings(pool: asyncpg.Pool, values: dict[str, str]) -> None:
+    """Record what this replica builds the projection under (the last replica to start wins)."""
+    await pool.execute("INSERT INTO reporting.projection_settings (name, value)"
+                       " SELECT * FROM unnest($1::text[], $2::text[])"
+                       " ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, recorded_at = now()",
+                       list(values), list(values.values()))
+
+
+async def projection_settings(pool: asyncpg.Pool) -> dict[str, str]:
+    """What reporting last recorded building the projection under (nothing before it first started)."""
+    return {r["name"]: r["value"] for r in await pool.fetch("SELECT name, value FROM reporting.projection_settings")}

@@ -16,7 +16,7 @@ from schemas.envelope import utcnow
 from schemas.topics import BOARD_METRICS, FOOTAGE, INCIDENTS, POLICE_REFERRALS, SANCTIONS, dead_letter
 from services.reporting import adapters, entrypoints, footage_store, gauges, handlers, publishing
 from services.reporting.adapters import SCHEMA
-from services.reporting.config import SERVICE, ReportingSettings
+from services.reporting.config import SERVICE, ReportingSettings, projection_settings
 from services.reporting.domain.board import Disclosure
 from vanda.runtime import progress
 from vanda.runtime.auth import Principal, Role, auth_settings, require
@@ -117,7 +117,9 @@ def create_app(common: CommonSettings | None = None, settings: ReportingSettings
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await runtime.start()
+        # Recorded before consuming, for `vanda reporting rebuild` to replay under the same.
+        await runtime.start(before_consuming=lambda: adapters.record_projection_settings(
+            runtime.pool, projection_settings(settings)))
         wake = runtime.relay.wake
         runtime.every(lambda: publish_now(deps, settings, wake, backlog),
                       settings.publish_interval_s, "board metrics not published")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationInfo, field_validator
@@ -77,3 +78,11 @@ class ReportingSettings(BaseSettings):
             raise ValueError(f"needs REPORTING_ROUNDING_BASE of at least {MIN_ROUNDING_TO_REVISE} (it is {base}):"
                              " the difference between two revisions would show what one report changed")
         return months
+
+
+def projection_settings(settings: ReportingSettings) -> dict[str, str]:
+    """What the projection is built under, by variable name: a rebuild must replay under the same.
+    The criteria are written sorted, so that one set is one text however it was given."""
+    return {"REPORTING_TIMEZONE": settings.timezone,
+            "REPORTING_POLICE_CRITERIA": json.dumps(sorted(c.value for c in settings.police_criteria)),
+            "REPORTING_CONSUMER_GROUP": settings.consumer_group}

@@ -27,7 +27,7 @@ from schemas.topics import INCIDENTS, SANCTIONS
 from services.reporting import handlers
 from vanda.runtime import heap, inbox
 from vanda.runtime.consumer import claim_and_apply, decode_all
-from vanda.runtime.db import create_pool, is_transient
+from vanda.runtime.db import ROUND_LOCKS, create_pool, is_transient
 from vanda.runtime.transport import kafka_client_options
 
 LIVE_SCHEMA = "reporting"
@@ -252,6 +252,45 @@ async def group_members(bootstrap: str, group: str) -> int:
     if error:  # not allowed to look, say: never take that for "stopped"
         raise RuntimeError(f"could not describe consumer group {group}: Kafka error code {error}")
     return len(members)
+
+
+REBUILD_LOCK = "reporting-rebuild"
+
+
+@contextlib.asynccontextmanager
+async def one_at_a_time(pool: asyncpg.Pool) -> AsyncIterator[bool]:
+    """Whether this rebuild has the rebuild schema to itself until the block ends (False: another
+    is under way). Two would share it: one's fresh start would empty the tables the other is
+    about to promote. A session lock, on a connection of its own, goes with a process that dies."""
+    async with pool.acquire() as holder:
+        mine = await holder.fetchval("SELECT pg_try_advisory_lock($1, hashtext($2))", ROUND_LOCKS, REBUILD_LOCK)
+        try:
+            yield mine
+        finally:
+            if mine:
+                await holder.execute("SELECT pg_advisory_unlock($1, hashtext($2))", ROUND_LOCKS, REBUILD_LOCK)
+
+
+def settings_differ(recorded: dict[str, str], ours: dict[str, str]) -> list[str]:
+    """Each setting reporting recorded building the live projection under that this run has
+    otherwise, as a line naming it: a replay under other criteria, zone or group is not a copy."""
+    return [f"{name}: reporting runs with {recorded[name]}, this run has {value}"
+            for name, value in ours.items() if name in recorded and recorded[name] != value]
+
+
+async def foreign_owner(pool: asyncpg.Pool | asyncpg.Connection, live: str = LIVE_SCHEMA) -> str | None:
+    """The role owning the live tables, if it is not the one running the rebuild: promoted tables
+    belong to whoever built them, and reporting could not read ones another role owns."""
+    owners = await pool.fetch("SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = $1"
+                              " AND tablename = ANY($2::text[]) AND tableowner <> current_user", live, list(TABLES))
+    return owners[0]["tableowner"] if owners else None
+
+
+async def has_committed(bootstrap: str, group: str) -> bool:
+    """Whether the group has committed any offset here: a reporting that ever consumed has. None
+    means the group or the Kafka is not reporting's, and that its members say nothing of it."""
+    async with _admin(bootstrap) as admin:
+        return bool(await admin.list_consumer_group_offsets(group))
 
 
 async def promote(pool: asyncpg.Pool, live: str = LIVE_SCHEMA, rebuilt: str = REBUILD_SCHEMA,

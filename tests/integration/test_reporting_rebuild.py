@@ -4,6 +4,7 @@ and refuses topics that no longer hold their whole history."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -24,7 +25,10 @@ from services.reporting import adapters, handlers, rebuild as replay
 from services.reporting.adapters import claim_of
 from services.reporting.domain.facts import DecisionFact
 from services.reporting.domain.police import Claim
+from services.reporting.config import ReportingSettings, projection_settings
 from services.reporting.handlers import Projection
+from schemas.reporting import ReferralCriterion
+from vanda.runtime.db import ROUND_LOCKS
 from tests.conftest import ROOT
 from vanda.runtime.db import create_pool
 from tests.integration.test_reporting_board import intake_headers
@@ -38,9 +42,9 @@ def rebuild(pipeline, organisation: str) -> subprocess.CompletedProcess[str]:
     return rebuild_command(pipeline, "--organisation", organisation)
 
 
-def rebuild_command(pipeline, *args: str) -> subprocess.CompletedProcess[str]:
+def rebuild_command(pipeline, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ) | {"COLUMNS": "200", "DATABASE_URL": pipeline["DATABASE_URL"],
-                              "KAFKA_BOOTSTRAP_SERVERS": pipeline["KAFKA_BOOTSTRAP_SERVERS"]}
+                              "KAFKA_BOOTSTRAP_SERVERS": pipeline["KAFKA_BOOTSTRAP_SERVERS"]} | extra
     return subprocess.run([sys.executable, "-m", "vanda", "reporting", "rebuild", *args,
                            "--home", pipeline["HOME_DIR"]], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=600)
@@ -151,6 +155,70 @@ def test_a_promotion_is_refused_while_reporting_consumes(pipeline) -> None:
     assert done.returncode == 1, done.stdout + done.stderr
     assert "stop reporting before promoting" in done.stdout and "vanda-reporting" in done.stdout
     assert "replayed" not in done.stdout  # refused before any work
+
+
+async def test_reporting_records_the_settings_it_builds_the_projection_under(pipeline) -> None:
+    pool = await create_pool(pipeline["DATABASE_URL"], max_size=1)
+    try:
+        recorded = await adapters.projection_settings(pool)
+    finally:
+        await pool.close()
+    assert recorded == projection_settings(ReportingSettings())  # the stack runs reporting with the defaults
+    assert json.loads(recorded["REPORTING_POLICE_CRITERIA"]) == sorted(c.value for c in ReferralCriterion)
+
+
+def test_a_rebuild_under_other_police_criteria_than_reportings_is_refused(pipeline) -> None:
+    # From a shell without the deployment's criteria, a promotion would prompt the police for
+    # incidents the trust no longer refers: refused before any work, naming the setting.
+    done = rebuild_command(pipeline, REPORTING_POLICE_CRITERIA='["weapon"]')
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert 'REPORTING_POLICE_CRITERIA: reporting runs with ["hate_aggravation",' in done.stdout
+    assert 'this run has ["weapon"]' in done.stdout and "replayed" not in done.stdout
+
+
+def test_a_promotion_checking_a_group_reporting_does_not_consume_in_is_refused(pipeline) -> None:
+    # A group nobody consumes in has no members, so "reporting is stopped" would pass while it runs.
+    done = rebuild_command(pipeline, "--promote", REPORTING_CONSUMER_GROUP=f"nobody-{uuid.uuid4().hex[:8]}")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "REPORTING_CONSUMER_GROUP: reporting runs with vanda-reporting" in done.stdout
+    assert "replayed" not in done.stdout and "promoted:" not in done.stdout
+
+
+async def test_a_second_rebuild_is_refused_while_one_is_under_way(pipeline) -> None:
+    conn = await asyncpg.connect(pipeline["DATABASE_URL"])
+    try:  # what a first rebuild holds from its start to its end
+        assert await conn.fetchval("SELECT pg_try_advisory_lock($1, hashtext($2))", ROUND_LOCKS, replay.REBUILD_LOCK)
+        done = await asyncio.to_thread(rebuild_command, pipeline)
+    finally:
+        await conn.close()
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "another rebuild is under way" in done.stdout and "replayed" not in done.stdout
+
+
+async def test_a_group_that_never_committed_here_is_told_from_reportings(pipeline) -> None:
+    bootstrap = pipeline["KAFKA_BOOTSTRAP_SERVERS"]
+    deadline = time.monotonic() + 60  # reporting commits once it has consumed something
+    while not await replay.has_committed(bootstrap, "vanda-reporting") and time.monotonic() < deadline:
+        await asyncio.sleep(1)
+    assert await replay.has_committed(bootstrap, "vanda-reporting")
+    assert not await replay.has_committed(bootstrap, f"nobody-{uuid.uuid4().hex[:8]}")
+
+
+async def test_live_tables_another_role_owns_are_named(pipeline) -> None:
+    schema, role = f"owned_{uuid.uuid4().hex[:8]}", f"owner_{uuid.uuid4().hex[:8]}"
+    pool = await create_pool(pipeline["DATABASE_URL"], max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            await scratch(conn, schema, with_outbox=False)
+            assert await replay.foreign_owner(conn, schema) is None  # the rebuild's own role owns them
+            await conn.execute(f"CREATE ROLE {role} NOLOGIN")
+            await conn.execute(f"ALTER TABLE {schema}.decisions OWNER TO {role}")
+            assert await replay.foreign_owner(conn, schema) == role
+    finally:
+        async with pool.acquire() as conn:
+            await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            await conn.execute(f"DROP ROLE IF EXISTS {role}")
+        await pool.close()
 
 
 async def scratch(conn: asyncpg.Connection, schema: str, with_outbox: bool = True) -> None:

@@ -46,3 +46,14 @@ def test_a_failure_that_is_not_the_operator_s_to_fix_still_shows_its_traceback(t
     monkeypatch.setattr(fleet, "start", start)
     result = CliRunner().invoke(app, ["up", "--home", str(tmp_path)])
     assert result.exit_code == 1 and isinstance(result.exception, KeyError)
+
+
+def test_a_rebuild_given_one_connection_in_the_environment_wants_the_other_there_too(tmp_path: Path,
+                                                                                     monkeypatch) -> None:
+    # A local stack's endpoints.env beside a production DATABASE_URL: never paired.
+    (tmp_path / "endpoints.env").write_text("DATABASE_URL=postgresql://stack/db\nKAFKA_BOOTSTRAP_SERVERS=stack:9092\n")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://production/db")
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    result = CliRunner().invoke(app, ["reporting", "rebuild", "--home", str(tmp_path)], env={"COLUMNS": "200"})
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "set KAFKA_BOOTSTRAP_SERVERS too" in result.output
