@@ -311,17 +311,27 @@ def token(
                                                  "board_viewer, correspondence, police_liaison, footage_officer")],
     subject: Annotated[str, typer.Option(help="Who the token is for (their staff id).")],
     home: Home = DEFAULT_HOME,
-    ttl: Annotated[int, typer.Option(help="Seconds the token is valid.")] = 3600,
+    ttl: Annotated[int, typer.Option(min=1, help="Seconds the token is valid (at most AUTH_MAX_TOKEN_LIFETIME_S,"
+                                                 " 12 hours unless set: the services refuse longer).")] = 3600,
     org: Annotated[list[str] | None, typer.Option(help="An organisation (ODS code) the person acts for; repeat for"
                                                        " several. None: every organisation.")] = None,
 ) -> None:
     """Development signer: print a bearer token for the local stack's secret."""
+    import os
+
     from vanda import devsecrets
-    from vanda.runtime.auth import Role, sign
+    from vanda.runtime.auth import AuthSettings, Role, sign
 
     unknown = [r for r in role if r not in Role.__members__.values()]
     if unknown:
         raise typer.BadParameter(f"unknown role(s): {', '.join(unknown)}", param_hint="--role")
+    if ttl > (longest := AuthSettings().max_token_lifetime_s):
+        raise typer.BadParameter(f"{ttl} is longer than the services accept (AUTH_MAX_TOKEN_LIFETIME_S, {longest})",
+                                 param_hint="--ttl")
+    # Without a stack's secrets, loading them would make new ones, which nothing running knows.
+    if not os.environ.get("AUTH_JWT_SECRET") and not (home.resolve() / "dev-secrets.env").exists():
+        raise typer.BadParameter(f"no stack's secrets in {home}: run `vanda up` first, or set AUTH_JWT_SECRET",
+                                 param_hint="--home")
     print(sign(devsecrets.load(home.resolve())["AUTH_JWT_SECRET"], subject, role, ttl, org or None))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,27 @@ def test_a_rebuild_given_one_connection_in_the_environment_wants_the_other_there
     result = CliRunner().invoke(app, ["reporting", "rebuild", "--home", str(tmp_path)], env={"COLUMNS": "200"})
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "set KAFKA_BOOTSTRAP_SERVERS too" in result.output
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["--ttl", "86400"], "86400 is longer than the services accept (AUTH_MAX_TOKEN_LIFETIME_S, 43200)"),
+    (["--ttl", "0"], "--ttl"),
+])
+def test_a_token_the_services_would_refuse_is_not_signed(tmp_path: Path, monkeypatch, args, said) -> None:
+    monkeypatch.setenv("AUTH_JWT_SECRET", secrets.token_urlsafe(32))
+    monkeypatch.delenv("AUTH_MAX_TOKEN_LIFETIME_S", raising=False)
+    result = CliRunner().invoke(app, ["token", "--role", "operations", "--subject", "me", "--home", str(tmp_path),
+                                      *args], env={"COLUMNS": "200"})
+    assert result.exit_code == 2 and said in result.output and "eyJ" not in result.output
+
+
+def test_a_token_for_a_home_with_no_stack_is_not_signed_with_a_secret_made_up_there(tmp_path: Path,
+                                                                                   monkeypatch) -> None:
+    monkeypatch.delenv("AUTH_JWT_SECRET", raising=False)
+    result = CliRunner().invoke(app, ["token", "--role", "operations", "--subject", "me", "--home", str(tmp_path)],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 2 and "run `vanda up` first" in result.output
+    assert not (tmp_path / "dev-secrets.env").exists()
+    (tmp_path / "dev-secrets.env").write_text(f"AUTH_JWT_SECRET={secrets.token_urlsafe(32)}\n")  # a stack's
+    signed = CliRunner().invoke(app, ["token", "--role", "operations", "--subject", "me", "--home", str(tmp_path)])
+    assert signed.exit_code == 0 and signed.output.startswith("eyJ")
