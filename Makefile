@@ -16,10 +16,15 @@ $(VENV)/.installed: pyproject.toml scripts/install
 $(BIN)/promtool: | $(VENV)/.installed
 	scripts/install promtool
 
+# Only the tests use a browser (the board pack's screenshot test): the demo needs none.
+$(VENV)/.browser: | $(VENV)/.installed
+	scripts/install browser
+	touch $@
+
 demo: install
 	$(BIN)/vanda demo
 
-test: install $(BIN)/promtool
+test: install $(BIN)/promtool $(VENV)/.browser
 	$(BIN)/pytest
 
 # The full benchmark (200,000 incidents) on a fresh stack of its own; figures in bench.json.
