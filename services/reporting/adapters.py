@@ -280,6 +280,12 @@ async def _lock_workforce(conn: asyncpg.Connection, period: str, organisations: 
                        " FROM unnest($2::text[]) AS o ORDER BY o", period, sorted(organisations))
 
 
+# Of two snapshots from the same month (2024-04 and FY2024-25, say), the one of the shorter
+# period: without a rule, which one a board used could change from one request to the next.
+SHORTEST_FIRST = ("CASE WHEN period LIKE '%-Q_' THEN 1 WHEN period LIKE 'FY%-H_' THEN 2"
+                  " WHEN period LIKE 'FY%' THEN 3 ELSE 0 END")
+
+
 async def headcount(pool: asyncpg.Pool, period: str, last: date, organisation: str | None,
                     site: str | None) -> tuple[dict[tuple[str, str, str, str], int], set[str]]:
     """Staff in post by (staff group, ethnic group, disability, sex), and the organisations they
@@ -290,7 +296,7 @@ async def headcount(pool: asyncpg.Pool, period: str, last: date, organisation: s
     rows = await pool.fetch(
         "WITH chosen AS (SELECT DISTINCT ON (organisation) organisation, period FROM reporting.workforce"
         f" WHERE (period = $1 OR first_month <= $2){where}"
-        " ORDER BY organisation, (period = $1) DESC, first_month DESC)"
+        f" ORDER BY organisation, (period = $1) DESC, first_month DESC, {SHORTEST_FIRST})"
         " SELECT organisation, staff_group, ethnic_group, disability, sex, sum(headcount)::bigint AS n"
         f" FROM reporting.workforce JOIN chosen USING (organisation, period) WHERE true{where}"
         " GROUP BY organisation, staff_group, ethnic_group, disability, sex", period, last, organisation, site)
