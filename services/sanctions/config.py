@@ -59,4 +59,10 @@ def load_policy(path: Path) -> Policy:
         # A rule no scheme breaks: the system proposes, an authorised person approves. Only a
         # simulation approves every proposal at once (`vanda sanctions simulate --approve-all`).
         raise ValueError(f"{path}: approval_required: a ban needs a person's approval; it cannot be false")
+    if policy.review_days_before_end >= policy.red_card_days:
+        # The reminder falls due at the ban's end less this, so it would go out on the first
+        # tick after approval, when there is nothing yet to review.
+        raise ValueError(f"{path}: review_days_before_end, red_card_days: the review reminder must fall within the ban"
+                         f" ({policy.review_days_before_end} days before its end is not within a"
+                         f" {policy.red_card_days}-day ban); make review_days_before_end fewer than red_card_days")
     return policy

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -532,6 +533,25 @@ def test_a_policy_file_cannot_let_bans_through_without_a_person_s_approval(tmp_p
     with pytest.raises(ValueError, match="approval_required: a ban needs a person's approval"):
         load_policy(path)
     assert load_policy(DEFAULT_POLICY).approval_required
+
+
+@pytest.mark.parametrize(("ban", "review", "refused"), [
+    (14, 28, True),    # the reminder would go out on the first tick after approval
+    (28, 28, True),    # ...and so would one due on the ban's first day
+    (29, 28, False),   # due on the ban's second day
+    (180, 28, False),  # the shipped policy
+    (14, 0, False),    # on the ban's last day
+])
+def test_a_policy_file_whose_review_reminder_falls_outside_the_ban_is_refused(tmp_path, ban, review, refused):
+    path = tmp_path / "policy.toml"
+    path.write_text(DEFAULT_POLICY.read_text().replace("red_card_days = 180", f"red_card_days = {ban}")
+                    .replace("review_days_before_end = 28", f"review_days_before_end = {review}"))
+    if not refused:
+        assert load_policy(path).review_days_before_end == review
+        return
+    with pytest.raises(ValueError, match=re.escape(f"{path}: review_days_before_end, red_card_days: the review"
+                                                   " reminder must fall within the ban")):
+        load_policy(path)
 
 
 @pytest.mark.parametrize("key", ["clinical_agreement_required", "extend_on_reoffence"])
