@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -86,13 +87,47 @@ def test_riddor_over_7_day_incapacity_counts_people_not_incidents():
 def test_riddor_reports_count_for_reportable_incidents_and_on_time_within_15_days():
     off = Staff("ambulance", "white", True, False, True)
     counts = incident_counts([
-        fact(staff=(off,), riddor_reported_at=T + timedelta(days=15)),  # the last day allowed
-        fact(staff=(off,), riddor_reported_at=T + timedelta(days=15, seconds=1)),  # late
+        fact(staff=(off,), riddor_reported_at=T + timedelta(days=15, hours=11)),  # the last day allowed, 23:00
+        fact(staff=(off,), riddor_reported_at=T + timedelta(days=15, hours=12)),  # late: midnight, 26 March
         fact(staff=(off,)),  # not reported
         fact(riddor_reported_at=T + timedelta(days=2)),  # reported, but not for an over-7-day incapacity
     ])
     assert counts[("riddor_reportable", "over_7_day_incapacity")] == 3
     assert counts[("riddor_reported", "all")] == 2 and counts[("riddor_reported", "within_15_days")] == 1
+
+
+OFF = Staff("ambulance", "white", True, False, True)
+LONDON = ZoneInfo("Europe/London")
+
+
+def _on_time(occurred: datetime, reported: datetime, zone=LONDON) -> bool:
+    counts = incident_counts([fact(occurred_at=occurred, staff=(OFF,), riddor_reported_at=reported)], zone=zone)
+    assert counts[("riddor_reported", "all")] == 1
+    return counts[("riddor_reported", "within_15_days")] == 1
+
+
+@pytest.mark.parametrize(("occurred", "reported", "on_time"), [
+    # 14:00 BST on 1 April: the 15 days run to the end of 16 April, whatever the hour.
+    ("2025-04-01T13:00Z", "2025-04-16T13:00Z", True),
+    ("2025-04-01T13:00Z", "2025-04-16T13:01Z", True),   # 14:01 BST, 16 April
+    ("2025-04-01T13:00Z", "2025-04-16T22:00Z", True),   # 23:00 BST
+    ("2025-04-01T13:00Z", "2025-04-16T22:59Z", True),   # 23:59 BST
+    ("2025-04-01T13:00Z", "2025-04-16T23:00Z", False),  # midnight BST: 17 April
+    # 00:30 BST on 2 April is still 1 April in UTC: the board's date is 2 April, so 17 April is in time.
+    ("2025-04-01T23:30Z", "2025-04-17T21:00Z", True),
+    ("2025-04-01T23:30Z", "2025-04-17T23:00Z", False),
+    # Across the change to summer time: 20 March (GMT) to the end of 4 April (BST).
+    ("2025-03-20T12:00Z", "2025-04-04T22:30Z", True),
+    ("2025-03-20T12:00Z", "2025-04-04T23:00Z", False),
+])
+def test_a_riddor_report_is_on_time_to_the_end_of_the_fifteenth_day_after_the_incident_s_date(occurred, reported,
+                                                                                            on_time):
+    assert _on_time(datetime.fromisoformat(occurred), datetime.fromisoformat(reported)) is on_time
+
+
+def test_riddor_days_are_the_board_s_calendar_days():
+    occurred, reported = datetime(2025, 4, 1, 23, 30, tzinfo=UTC), datetime(2025, 4, 17, 21, tzinfo=UTC)
+    assert _on_time(occurred, reported, LONDON) and not _on_time(occurred, reported, ZoneInfo("UTC"))
 
 
 def test_hate_aggravations_are_multi_label_and_race_is_not_alone():

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from statistics import median
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from schemas.incidents import Category
 from schemas.reporting import ReferralCriterion
@@ -22,7 +23,8 @@ MINORITY = ("asian", "black", "mixed", "other")  # ONS 2021 groups other than Wh
 CARDS = ("yellow_card_1", "yellow_card_2", "red_card_proposed")
 BAN_ENDINGS = ("rescinded", "ban_expired")
 DAY = 86_400.0
-RIDDOR_DEADLINE = timedelta(days=15)  # over-7-day incapacity: reported within 15 days of the incident
+RIDDOR_DAYS = 15  # over-7-day incapacity: reported to HSE within 15 days of the incident
+BOARD_ZONE = ZoneInfo("Europe/London")  # REPORTING_TIMEZONE's default
 
 Count = tuple[str, str]  # (measure, dimension)
 # The measure breaking staff affected down by each characteristic: staff_affected_by_ethnic_group...
@@ -52,19 +54,21 @@ class Inputs:
     decisions: Sequence[DecisionFact]
     related: Mapping[UUID, IncidentFact]  # incidents that decisions name, wherever they happened
     criteria: frozenset[ReferralCriterion] = DEFAULT_CRITERIA
+    zone: tzinfo = BOARD_ZONE  # the board's calendar: RIDDOR's days are its dates
 
 
-def incident_counts(facts: Iterable[IncidentFact], criteria: Iterable[ReferralCriterion] = DEFAULT_CRITERIA) -> Counter[Count]:
+def incident_counts(facts: Iterable[IncidentFact], criteria: Iterable[ReferralCriterion] = DEFAULT_CRITERIA,
+                    zone: tzinfo = BOARD_ZONE) -> Counter[Count]:
     """Every incident and staff count for a set of (already windowed) incidents."""
     counts: Counter[Count] = Counter()
     for f in facts:
         if f.withdrawn:
             continue
-        counts.update(_incident(f, criteria))
+        counts.update(_incident(f, criteria, zone))
     return counts
 
 
-def _incident(f: IncidentFact, criteria: Iterable[ReferralCriterion]) -> list[Count]:
+def _incident(f: IncidentFact, criteria: Iterable[ReferralCriterion], zone: tzinfo) -> list[Count]:
     rows = [("incidents", "all"), ("incidents_by_category", f.category), ("incidents_by_harm", f.harm),
             ("incidents_by_perpetrator", f.perpetrator_kind), ("incidents_by_location", f.location_type),
             ("incidents_by_site", f.site), ("medical_factors", "yes" if f.medical_factors else "no"),
@@ -78,7 +82,7 @@ def _incident(f: IncidentFact, criteria: Iterable[ReferralCriterion]) -> list[Co
     off_work = sum(s.over_7_day_incapacity for s in f.staff)
     # RIDDOR reports are made per incident; the dimension names the reason it is reportable.
     rows += [("riddor_reportable", "over_7_day_incapacity")] if off_work else []
-    rows += _riddor_reported(f) if off_work else []
+    rows += _riddor_reported(f, zone) if off_work else []
     if f.subject_id is not None:
         rows += [("incidents_identified", "all")]
         rows += [("perpetrator_vulnerability", v) for v in f.vulnerabilities or ("none",)]
@@ -111,11 +115,17 @@ def crossed_counts(facts: Iterable[IncidentFact]) -> Counter[Count]:
                    for f in facts if not f.withdrawn and by_the_public(f) for s in f.staff for c, m in CROSSED.items())
 
 
-def _riddor_reported(f: IncidentFact) -> list[Count]:
+def riddor_last_day(occurred_at: datetime, zone: tzinfo) -> date:
+    """The last day a RIDDOR report is on time: "within 15 days of the incident" counts calendar
+    days, the board's, so the incident's date plus 15, whatever the hour of either."""
+    return occurred_at.astimezone(zone).date() + timedelta(days=RIDDOR_DAYS)
+
+
+def _riddor_reported(f: IncidentFact, zone: tzinfo) -> list[Count]:
     """A reportable incident reported to HSE, and whether within the 15 days RIDDOR allows."""
     if f.riddor_reported_at is None:
         return []
-    on_time = f.riddor_reported_at - f.occurred_at <= RIDDOR_DEADLINE
+    on_time = f.riddor_reported_at.astimezone(zone).date() <= riddor_last_day(f.occurred_at, zone)
     return [("riddor_reported", "all")] + ([("riddor_reported", "within_15_days")] if on_time else [])
 
 
@@ -183,7 +193,7 @@ def row_counts(inputs: Inputs, window: Window, crossed: bool = False, counted: C
     once instead of twice halves the work of a board."""
     incidents = [f for f in inputs.incidents if window.start <= f.occurred_at < window.end]
     decided = [d for d in inputs.decisions if window.start <= d.decided_at < window.end]
-    counted = incident_counts(incidents, inputs.criteria) if counted is None else counted
+    counted = incident_counts(incidents, inputs.criteria, inputs.zone) if counted is None else counted
     counts = counted + decision_counts(decided, inputs.related)
     counts += crossed_counts(incidents) if crossed else Counter()
     counts[("sanctions_at_period_end", "active_bans")] = active_bans(inputs.decisions, window.end)
