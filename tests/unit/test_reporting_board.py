@@ -583,6 +583,44 @@ def test_riddor_on_time_share_is_of_every_reportable_incident_reported_or_not():
     assert totals["indicators"]["riddor_reported_on_time_share"] == 0.6
 
 
+JUNE = Window("2025-06", datetime(2025, 5, 31, 23, tzinfo=UTC), datetime(2025, 6, 30, 23, tzinfo=UTC))
+
+
+def _june(on_time: int, pending: int, now: datetime, raw: bool = True) -> dict:
+    """June 2025 with over-7-day incidents reported in time, and others on 24 to 30 June not yet
+    reported, whose 15 days run out between 9 and 15 July."""
+    off = Staff("ambulance", "white", True, False, True)
+    early, reported = datetime(2025, 6, 2, 9, tzinfo=UTC), datetime(2025, 6, 7, 9, tzinfo=UTC)
+    facts = [fact(occurred_at=early, staff=(off,), riddor_reported_at=reported) for _ in range(on_time)]
+    facts += [fact(occurred_at=datetime(2025, 6, 24 + 2 * i % 7, 9, tzinfo=UTC), staff=(off,)) for i in range(pending)]
+    disclosure = Disclosure(5, raw)
+    board = compute(Inputs(facts, [], {}, now=now), [JUNE], Window("total", JUNE.start, JUNE.end), disclosure)
+    return view(board, disclosure, {})["totals"]
+
+
+@pytest.mark.parametrize(("now", "share"), [
+    (datetime(2025, 7, 4, 9, tzinfo=UTC), 1.0),     # published with 3 days' grace: none of the four is late yet
+    (datetime(2025, 7, 12, 9, tzinfo=UTC), 0.714),  # 24 and 26 June's have run out (5 of 7)...
+    (datetime(2025, 7, 16, 9, tzinfo=UTC), 0.556),  # ...and by 16 July all four: 5 of 9
+    (None, 0.556),
+])
+def test_riddor_incidents_not_yet_reported_count_as_late_only_once_their_fifteen_days_run_out(now, share):
+    totals = _june(5, 4, now)
+    assert totals["breakdowns"]["riddor_reportable"] == {"over_7_day_incapacity": 9}
+    assert totals["indicators"]["riddor_reported_on_time_share"] == share
+
+
+def test_a_riddor_share_leaving_out_a_few_incidents_still_pending_is_hidden_as_their_count_is():
+    # 5 of 9 reportable shown, 5 on time and a share of 1.0 would give back the 4 still pending.
+    july_4 = datetime(2025, 7, 4, 9, tzinfo=UTC)
+    few = _june(5, 4, july_4, raw=False)
+    assert few["breakdowns"]["riddor_pending"] == {"within_15_days": SUPPRESSED}
+    assert few["indicators"]["riddor_reported_on_time_share"] == SUPPRESSED
+    many = _june(5, 7, july_4, raw=False)
+    assert many["breakdowns"]["riddor_pending"] == {"within_15_days": 7}
+    assert many["indicators"]["riddor_reported_on_time_share"] == 1.0
+
+
 def _staff(group: str, disability: str = "not_stated") -> Staff:
     return Staff("ambulance", group, False, False, disability=disability)
 

@@ -130,6 +130,34 @@ def test_riddor_days_are_the_board_s_calendar_days():
     assert _on_time(occurred, reported, LONDON) and not _on_time(occurred, reported, ZoneInfo("UTC"))
 
 
+def _pending(occurred: datetime, now: datetime | None, reported: datetime | None = None) -> dict:
+    counts = incident_counts([fact(occurred_at=occurred, staff=(OFF,), riddor_reported_at=reported)],
+                             zone=LONDON, now=now)
+    return {k: n for k, n in counts.items() if k[0].startswith("riddor")}
+
+
+JUNE_24 = datetime(2025, 6, 24, 9, tzinfo=UTC)  # 10:00 BST: its 15 days run to the end of 9 July
+REPORTABLE = {("riddor_reportable", "over_7_day_incapacity"): 1}
+
+
+@pytest.mark.parametrize(("now", "reported", "expected"), [
+    # Not reported, its deadline still to come: not yet late, not yet known to be on time.
+    (datetime(2025, 7, 4, 9, tzinfo=UTC), None, REPORTABLE | {("riddor_pending", "within_15_days"): 1}),
+    (datetime(2025, 7, 9, 22, 59, tzinfo=UTC), None, REPORTABLE | {("riddor_pending", "within_15_days"): 1}),
+    # Its last day over (midnight BST, 10 July): late, like any reportable incident not reported.
+    (datetime(2025, 7, 9, 23, tzinfo=UTC), None, REPORTABLE),
+    # No clock given: every deadline taken as past.
+    (None, None, REPORTABLE),
+    # Reported: on time or late as it was, whenever the figures are computed.
+    (datetime(2025, 7, 4, 9, tzinfo=UTC), datetime(2025, 7, 1, tzinfo=UTC),
+     REPORTABLE | {("riddor_reported", "all"): 1, ("riddor_reported", "within_15_days"): 1}),
+    (datetime(2025, 7, 20, tzinfo=UTC), datetime(2025, 7, 10, 8, tzinfo=UTC),
+     REPORTABLE | {("riddor_reported", "all"): 1}),
+])
+def test_an_unreported_riddor_incident_is_pending_until_its_fifteen_days_run_out(now, reported, expected):
+    assert _pending(JUNE_24, now, reported) == expected
+
+
 def test_hate_aggravations_are_multi_label_and_race_is_not_alone():
     counts = incident_counts([fact(hate_aggravation=("race", "religion")), fact(hate_aggravation=("disability",)), fact()])
     assert counts[("hate_aggravated", "all")] == 2

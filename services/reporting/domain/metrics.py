@@ -2,6 +2,8 @@
 
 Incidents count in the local calendar month they happened (`occurred_at`); sanction
 decisions in the month they were decided (`decided_at`). Withdrawn incidents count nowhere.
+What is not yet known when the figures are computed (`Inputs.now`) is not counted as if it
+were: a RIDDOR report still within its 15 days.
 """
 
 from __future__ import annotations
@@ -55,20 +57,22 @@ class Inputs:
     related: Mapping[UUID, IncidentFact]  # incidents that decisions name, wherever they happened
     criteria: frozenset[ReferralCriterion] = DEFAULT_CRITERIA
     zone: tzinfo = BOARD_ZONE  # the board's calendar: RIDDOR's days are its dates
+    now: datetime | None = None  # when the figures are computed; None counts every deadline as past
 
 
 def incident_counts(facts: Iterable[IncidentFact], criteria: Iterable[ReferralCriterion] = DEFAULT_CRITERIA,
-                    zone: tzinfo = BOARD_ZONE) -> Counter[Count]:
-    """Every incident and staff count for a set of (already windowed) incidents."""
+                    zone: tzinfo = BOARD_ZONE, now: datetime | None = None) -> Counter[Count]:
+    """Every incident and staff count for a set of (already windowed) incidents, as known at `now`."""
     counts: Counter[Count] = Counter()
     for f in facts:
         if f.withdrawn:
             continue
-        counts.update(_incident(f, criteria, zone))
+        counts.update(_incident(f, criteria, zone, now))
     return counts
 
 
-def _incident(f: IncidentFact, criteria: Iterable[ReferralCriterion], zone: tzinfo) -> list[Count]:
+def _incident(f: IncidentFact, criteria: Iterable[ReferralCriterion], zone: tzinfo,
+              now: datetime | None) -> list[Count]:
     rows = [("incidents", "all"), ("incidents_by_category", f.category), ("incidents_by_harm", f.harm),
             ("incidents_by_perpetrator", f.perpetrator_kind), ("incidents_by_location", f.location_type),
             ("incidents_by_site", f.site), ("medical_factors", "yes" if f.medical_factors else "no"),
@@ -82,7 +86,7 @@ def _incident(f: IncidentFact, criteria: Iterable[ReferralCriterion], zone: tzin
     off_work = sum(s.over_7_day_incapacity for s in f.staff)
     # RIDDOR reports are made per incident; the dimension names the reason it is reportable.
     rows += [("riddor_reportable", "over_7_day_incapacity")] if off_work else []
-    rows += _riddor_reported(f, zone) if off_work else []
+    rows += _riddor_reported(f, zone, now) if off_work else []
     if f.subject_id is not None:
         rows += [("incidents_identified", "all")]
         rows += [("perpetrator_vulnerability", v) for v in f.vulnerabilities or ("none",)]
@@ -121,11 +125,14 @@ def riddor_last_day(occurred_at: datetime, zone: tzinfo) -> date:
     return occurred_at.astimezone(zone).date() + timedelta(days=RIDDOR_DAYS)
 
 
-def _riddor_reported(f: IncidentFact, zone: tzinfo) -> list[Count]:
-    """A reportable incident reported to HSE, and whether within the 15 days RIDDOR allows."""
+def _riddor_reported(f: IncidentFact, zone: tzinfo, now: datetime | None) -> list[Count]:
+    """A reportable incident reported to HSE, and whether within the 15 days RIDDOR allows; or,
+    not yet reported, still within them at `now`: not yet late, and not yet known to be on time."""
+    last_day = riddor_last_day(f.occurred_at, zone)
     if f.riddor_reported_at is None:
-        return []
-    on_time = f.riddor_reported_at.astimezone(zone).date() <= riddor_last_day(f.occurred_at, zone)
+        pending = now is not None and now.astimezone(zone).date() <= last_day
+        return [("riddor_pending", "within_15_days")] if pending else []
+    on_time = f.riddor_reported_at.astimezone(zone).date() <= last_day
     return [("riddor_reported", "all")] + ([("riddor_reported", "within_15_days")] if on_time else [])
 
 
@@ -193,7 +200,7 @@ def row_counts(inputs: Inputs, window: Window, crossed: bool = False, counted: C
     once instead of twice halves the work of a board."""
     incidents = [f for f in inputs.incidents if window.start <= f.occurred_at < window.end]
     decided = [d for d in inputs.decisions if window.start <= d.decided_at < window.end]
-    counted = incident_counts(incidents, inputs.criteria, inputs.zone) if counted is None else counted
+    counted = incident_counts(incidents, inputs.criteria, inputs.zone, inputs.now) if counted is None else counted
     counts = counted + decision_counts(decided, inputs.related)
     counts += crossed_counts(incidents) if crossed else Counter()
     counts[("sanctions_at_period_end", "active_bans")] = active_bans(inputs.decisions, window.end)
