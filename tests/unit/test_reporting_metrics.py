@@ -225,6 +225,27 @@ def test_active_bans_at_period_end_exclude_ended_and_rescinded():
     assert active_bans([running, over, rescinded, later, undo], T + timedelta(days=1)) == 2
 
 
+MARCH = Window("2025-03", datetime(2025, 3, 1, tzinfo=UTC), datetime(2025, 4, 1, tzinfo=UTC))
+
+
+def _bans_at_end(now: datetime | None) -> int:
+    bans = [decision("ban_imposed", T, starts_at=T, ends_at=datetime(2025, 3, 20, tzinfo=UTC)),  # ends this month
+            decision("ban_imposed", T, starts_at=T, ends_at=T + timedelta(days=180))]
+    counts, *_ = row_counts(Inputs([], bans, {}, now=now), MARCH)
+    return counts[("sanctions_at_period_end", "active_bans")]
+
+
+@pytest.mark.parametrize(("now", "in_force"), [
+    (datetime(2025, 3, 15, tzinfo=UTC), 2),  # the month not yet over: both are in force now
+    (datetime(2025, 3, 20, tzinfo=UTC), 2),  # its last moment
+    (datetime(2025, 3, 25, tzinfo=UTC), 1),
+    (datetime(2025, 5, 1, tzinfo=UTC), 1),   # the month over: as at its end
+    (None, 1),
+])
+def test_bans_in_force_at_the_end_of_a_month_not_yet_over_are_those_in_force_now(now, in_force):
+    assert _bans_at_end(now) == in_force
+
+
 def test_repeat_perpetrators_are_identified_subjects_with_two_or_more_incidents():
     facts = [fact(subject_id="sub_1"), fact(subject_id="sub_1"), fact(subject_id="sub_2"),
              fact(subject_id=None), fact(subject_id=None), fact(subject_id="sub_3", withdrawn=True),

@@ -3,7 +3,7 @@
 Incidents count in the local calendar month they happened (`occurred_at`); sanction
 decisions in the month they were decided (`decided_at`). Withdrawn incidents count nowhere.
 What is not yet known when the figures are computed (`Inputs.now`) is not counted as if it
-were: a RIDDOR report still within its 15 days.
+were: a RIDDOR report still within its 15 days, a ban's state after now.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class Inputs:
     related: Mapping[UUID, IncidentFact]  # incidents that decisions name, wherever they happened
     criteria: frozenset[ReferralCriterion] = DEFAULT_CRITERIA
     zone: tzinfo = BOARD_ZONE  # the board's calendar: RIDDOR's days are its dates
-    now: datetime | None = None  # when the figures are computed; None counts every deadline as past
+    now: datetime | None = None  # when the figures are computed; None counts every deadline and window as past
 
 
 def incident_counts(facts: Iterable[IncidentFact], criteria: Iterable[ReferralCriterion] = DEFAULT_CRITERIA,
@@ -167,6 +167,12 @@ def active_bans(decisions: Iterable[DecisionFact], at: datetime) -> int:
                and d.starts_at is not None and d.ends_at is not None and d.starts_at < at <= d.ends_at)
 
 
+def period_end(window: Window, now: datetime | None) -> datetime:
+    """The instant a row's figures at its end are taken at: the window's end, or now for a
+    window not yet over, whose end is still to come (a ban ending before it is still in force)."""
+    return window.end if now is None else min(window.end, now)
+
+
 def repeat_perpetrators(facts: Iterable[IncidentFact]) -> int:
     """Identified perpetrators with two or more incidents in the window."""
     per_subject = Counter(f.subject_id for f in facts if f.subject_id and not f.withdrawn)
@@ -203,7 +209,7 @@ def row_counts(inputs: Inputs, window: Window, crossed: bool = False, counted: C
     counted = incident_counts(incidents, inputs.criteria, inputs.zone, inputs.now) if counted is None else counted
     counts = counted + decision_counts(decided, inputs.related)
     counts += crossed_counts(incidents) if crossed else Counter()
-    counts[("sanctions_at_period_end", "active_bans")] = active_bans(inputs.decisions, window.end)
+    counts[("sanctions_at_period_end", "active_bans")] = active_bans(inputs.decisions, period_end(window, inputs.now))
     counts[("repeat_perpetrators", "subjects")] = repeat_perpetrators(incidents)
     samples = {"days_to_referral": days_to_referral(incidents), "days_to_card": days_to_card(decided)}
     return +counts, samples, counted
