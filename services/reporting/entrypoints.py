@@ -180,7 +180,7 @@ def _board_routes(router: APIRouter, deps: Deps) -> None:
             raise HTTPException(403, detail="raw counts need an organisation this token acts for")
         seen = await disclosure(deps, raw, who, what)
         body = await handlers.board(deps.pool(), scope(deps, from_, to, period, organisation, site, location_type),
-                                    deps.projection, seen)
+                                    deps.projection, seen, deps.clock())
         if format == "csv" or (format is None and "text/csv" in (accept or "")):
             return Response(to_csv(body), media_type="text/csv; charset=utf-8")
         return body
@@ -192,7 +192,7 @@ def _board_routes(router: APIRouter, deps: Deps) -> None:
     ) -> HTMLResponse:
         """The board pack: one printable HTML page with inline charts; suppressed figures only."""
         body = await handlers.board(deps.pool(), scope(deps, None, None, period, organisation, site, location_type),
-                                    deps.projection, deps.disclosure)
+                                    deps.projection, deps.disclosure, deps.clock())
         return HTMLResponse(pack.render(body))
 
 

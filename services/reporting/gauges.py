@@ -55,7 +55,7 @@ UPDATED = Gauge("vanda_reporting_current_month_updated_timestamp_seconds",
 async def refresh(pool: asyncpg.Pool, p: Projection, disclosure: Disclosure, now: datetime) -> None:
     """Recompute the current month's headline figures."""
     month = periods.month_of(now, p.zone)
-    figures = await board(pool, Scope(periods.parse(periods.label(month))), p, disclosure)
+    figures = await board(pool, Scope(periods.parse(periods.label(month))), p, disclosure, now)
     for name, value in live(headline(figures["totals"])).items():
         v = number(value)
         CURRENT_MONTH.labels(name).set(math.nan if v is None else v)

@@ -129,15 +129,18 @@ BOARDS_AT_ONCE = 1
 _boards: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
 
-async def board(pool: asyncpg.Pool, scope: Scope, p: Projection, disclosure: Disclosure) -> dict[str, Any]:
-    """The board's figures for a period: months, totals, indicators and objectives."""
+async def board(pool: asyncpg.Pool, scope: Scope, p: Projection, disclosure: Disclosure,
+                now: datetime | None = None) -> dict[str, Any]:
+    """The board's figures for a period: months, totals, indicators and objectives, as known at
+    `now` (what is not yet due then, a RIDDOR report within its 15 days, is not yet late)."""
     # One queue per event loop: a semaphore belongs to the loop it first waited on.
     slots = _boards.setdefault(asyncio.get_running_loop(), asyncio.Semaphore(BOARDS_AT_ONCE))
     async with slots:
-        return await _board(pool, scope, p, disclosure)
+        return await _board(pool, scope, p, disclosure, now)
 
 
-async def _board(pool: asyncpg.Pool, scope: Scope, p: Projection, disclosure: Disclosure) -> dict[str, Any]:
+async def _board(pool: asyncpg.Pool, scope: Scope, p: Projection, disclosure: Disclosure,
+                 now: datetime | None) -> dict[str, Any]:
     start, end = periods.bounds(scope.period, p.zone)
     where = (scope.organisation, scope.site, p.schema)
     incidents = await adapters.incidents_between(pool, start, end, *where, location=scope.location_type)
@@ -153,7 +156,7 @@ async def _board(pool: asyncpg.Pool, scope: Scope, p: Projection, disclosure: Di
               for m in scope.period.months]
     # A long period's figures are seconds of pure CPU: worked out in a thread, so that the
     # event loop goes on serving consumers, health checks and other requests meanwhile.
-    body = await asyncio.to_thread(_figures, Inputs(incidents, decisions, related, p.criteria), months,
+    body = await asyncio.to_thread(_figures, Inputs(incidents, decisions, related, p.criteria, p.zone, now), months,
                                    Window("total", start, end), disclosure, heads)
     goals = assess(await adapters.objectives(pool), headline(body["totals"]), [headline(m) for m in body["months"]])
     return {"from": periods.label(scope.period.first), "to": periods.label(scope.period.last),

@@ -61,7 +61,7 @@ async def _publish_round(pool: asyncpg.Pool, p: Projection, disclosure: Disclosu
     due = await adapters.months_to_publish(pool, periods.start_of(current, p.zone), current, since, p.zone.key)
     sent = 0
     for month, organisation in due:
-        figures = await board(pool, Scope(periods.parse(periods.label(month)), organisation), p, disclosure)
+        figures = await board(pool, Scope(periods.parse(periods.label(month)), organisation), p, disclosure, now)
         first = event_for(month, organisation, figures, disclosure, now)
         async with pool.acquire() as conn, conn.transaction():
             last = await adapters.published_month(conn, month, organisation)

@@ -551,3 +551,21 @@ async def test_each_trust_s_rates_use_its_own_latest_workforce_snapshot(pipeline
     assert figures["workforce_loaded"] is True and figures["incidents_per_1000_staff"] == 30.0
     other = (await board(pipeline, period="2022-Q3", organisation=second)).json()["totals"]["indicators"]
     assert other["workforce_loaded"] is True and other["incidents_per_1000_staff"] == 0.0
+
+
+async def test_riddor_incidents_still_within_their_15_days_are_pending_not_late(pipeline):
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    # Over-7-day incidents of yesterday, not reported yet: on time still, whatever comes.
+    site, when = f"Pending site {uuid.uuid4().hex[:8]}", datetime.now(UTC) - timedelta(hours=30)
+    off_work = [{"staff_group": "ambulance", "ethnic_group": "white", "injured": True, "over_7_day_incapacity": True}]
+    await submit_all(pipeline, [report(site=site, occurred_at=when.isoformat(), perpetrator=UNKNOWN,
+                                       category="physical_assault", harm="moderate", staff_affected=off_work)
+                                for _ in range(5)])
+    period = when.astimezone(ZoneInfo("Europe/London")).strftime("%Y-%m")
+    totals = (await poll(lambda: board(pipeline, period=period, site=site),
+                         lambda r: r.json()["totals"]["incidents"] == 5)).json()["totals"]
+    assert totals["breakdowns"]["riddor_reportable"] == {"over_7_day_incapacity": 5}
+    assert totals["breakdowns"]["riddor_pending"] == {"within_15_days": 5}
+    assert totals["indicators"]["riddor_reported_on_time_share"] is None  # none due yet: not 0.0, all late

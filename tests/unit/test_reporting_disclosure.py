@@ -250,3 +250,17 @@ def test_rounding_goes_to_the_nearest_multiple_with_halves_up(n, base, shown):
 def test_a_rounded_count_is_a_multiple_of_the_base_and_within_half_a_base(n, base):
     shown = rounded(n, base)
     assert shown % base == 0 and abs(shown - n) <= base / 2
+
+
+def test_riddor_incidents_reported_and_pending_are_within_those_reportable():
+    """6 reportable, 5 pending shown: the 1 reported, hidden, would be 6 - 5 = 1 at most, so at
+    least 1 pins it, unless the board's bounds say reported and pending share the reportable."""
+    from services.reporting.domain.board import TOTAL, bounds
+
+    reportable, pending = (TOTAL, "riddor_reportable", "over_7_day_incapacity"), (TOTAL, "riddor_pending",
+                                                                                     "within_15_days")
+    reported = (TOTAL, "riddor_reported", "all")
+    cells = {reportable: 6, pending: 5, reported: 1}
+    within = bounds(cells, [TOTAL])
+    hidden = suppress(cells, [], 5, within=within)
+    assert reported in hidden and len(hidden) > 1 and fixed(cells, [], hidden, within) == set()

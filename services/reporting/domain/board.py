@@ -221,6 +221,10 @@ def bounds(cells: Mapping[tuple[str, str, str], int], rows: Sequence[str],
     found = [Within(((r, part, d),), (r, whole, d))
              for r in rows for part, whole in PARTS_OF.items() for d in sorted(dims.get(part, ()))]
     found += [Within(((r, *part),), (r, *whole)) for r in rows for part, whole in PART_OF]
+    # Reportable incidents include those reported and those whose 15 days still run, apart.
+    riddor = (("riddor_reported", "all"), ("riddor_pending", "within_15_days"))
+    found += [Within(tuple((r, *c) for c in riddor), (r, "riddor_reportable", "over_7_day_incapacity"))
+              for r in rows]
     wanted = set(criteria)
     # Incidents meeting the police criteria include every one of a category among them, and
     # every hate-aggravated one while hate aggravation is among them.
