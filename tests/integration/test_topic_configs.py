@@ -11,7 +11,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from schemas.topics import INCIDENTS, SANCTIONS, SUBMISSIONS, dead_letter
-from vanda.runtime.topics import DAY_MS, ensure_topics
+from vanda.runtime.topics import DAY_MS, TopicsRefused, ensure_topics
 
 pytestmark = pytest.mark.integration
 
@@ -60,3 +60,20 @@ async def test_an_existing_event_topic_that_deletes_history_is_reported_not_chan
     assert kept == {week: str(7 * DAY_MS), kept_for_ever: "-1"}  # the operator's topic is left as it was
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and week in warnings[0] and "retention.ms=-1" in warnings[0]
+
+
+async def test_a_topic_kafka_refuses_to_create_is_said_not_taken_as_made(pipeline) -> None:
+    # One broker cannot keep three copies: the client answers that, it does not raise it.
+    bootstrap, refused = pipeline["KAFKA_BOOTSTRAP_SERVERS"], f"test-refused-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(TopicsRefused) as said:
+        await ensure_topics(bootstrap, [refused], partitions=1, replication=3)
+    assert f"{refused} (InvalidReplicationFactorError" in str(said.value)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        assert refused not in await admin.list_topics()
+    finally:
+        await admin.close()
+    # Two replicas making the same topic at once: the second finds it made, which is no refusal.
+    both = f"test-both-{uuid.uuid4().hex[:8]}"
+    await asyncio.gather(*(ensure_topics(bootstrap, [both], partitions=1, replication=1) for _ in range(3)))

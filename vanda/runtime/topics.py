@@ -9,7 +9,7 @@ from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError, for_code
 
 from schemas.topics import SUBMISSIONS, dead_letter
 from vanda.runtime.settings import DLQ_RETENTION_DAYS, SUBMISSIONS_RETENTION_DAYS
@@ -19,6 +19,15 @@ log = logging.getLogger(__name__)
 DAY_MS = 24 * 3600 * 1000
 FOR_EVER = "-1"
 PERSONAL = frozenset({SUBMISSIONS, dead_letter(SUBMISSIONS)})  # reports as submitted: names, NHS numbers
+
+
+class TopicsRefused(RuntimeError):
+    """Kafka refused to create topics; the message names each, with Kafka's reason."""
+
+    def __init__(self, refused: list[tuple[str, int, str | None]]) -> None:
+        said = [f"{topic} ({for_code(code).__name__}{': ' + message if message else ''})"
+                for topic, code, message in refused]
+        super().__init__("Kafka refused to create " + "; ".join(said))
 
 
 @dataclass(frozen=True)
@@ -77,10 +86,14 @@ async def _create_missing(bootstrap: str, names: list[str], partitions: int, rep
             return
         new = [NewTopic(n, num_partitions=partitions, replication_factor=replication,
                         topic_configs=topic_configs(n, replication, retention)) for n in missing]
-        try:
-            await admin.create_topics(new)
-        except TopicAlreadyExistsError:
-            pass  # another replica created it first
+        made = await admin.create_topics(new)
+        # (topic, code) or, from version 1, (topic, code, message). Already there: another replica made it.
+        refused = [(topic, code, (rest or [None])[0]) for topic, code, *rest in made.topic_errors
+                   if code not in (0, TopicAlreadyExistsError.errno)]
+        if refused:
+            # The client answers a refusal (no right to create, a replication factor the cluster
+            # cannot give) rather than raising it: said here, or the service starts without its topics.
+            raise TopicsRefused(refused)
         log.info("created topics %s", missing)
     finally:
         await admin.close()
