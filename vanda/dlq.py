@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from schemas.topics import INCIDENTS, SANCTIONS, SUBMISSIONS, dead_letter
 from vanda.runtime.consumer import VALUE_OMITTED
-from vanda.runtime.settings import CommonSettings
 from vanda.runtime.topics import ensure_topics, retention_s
 from vanda.runtime.transport import kafka_client_options
 
@@ -161,10 +161,31 @@ async def _of_this_topic(bootstrap: str, topic: str, marks: dict[int, int], made
     return {p: 0 if p in stale else m for p, m in marks.items()}
 
 
+async def _marks_topic(bootstrap: str, topic: str) -> None:
+    """Make the marks topic if missing, kept for ever like the event log (a few records per
+    replay), with as many copies as the dead-letter topic it marks: the services made that one
+    with the deployment's replication factor, which an operator's shell need not have. A
+    replay makes it before sending anything: a refusal then (no right to create topics) sends
+    nothing, where after sending, every retry would send every letter again."""
+    await ensure_topics(bootstrap, [MARKS_TOPIC], partitions=1, replication=await _copies(bootstrap, topic),
+                        **kafka_client_options())
+
+
+async def _copies(bootstrap: str, topic: str) -> int:
+    """How many replicas the topic's partitions have."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="vanda-dlq", **kafka_client_options())
+    await admin.start()
+    try:
+        [described] = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    if described["error_code"] or not described["partitions"]:
+        raise UnknownTopic(topic)
+    return min(len(p["replicas"]) for p in described["partitions"])
+
+
 async def _mark_replayed(bootstrap: str, topic: str, upto: dict[int, int]) -> None:
-    # Made by the first replay, kept for ever like the event log: a few records per replay.
-    await ensure_topics(bootstrap, [MARKS_TOPIC], partitions=1,
-                        replication=CommonSettings().topic_replication_factor, **kafka_client_options())
+    await _marks_topic(bootstrap, topic)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all",
                                 **kafka_client_options())
     await producer.start()
@@ -210,6 +231,7 @@ async def replay(bootstrap: str, topic: str, only: set[str] | None = None, again
     else:
         chosen = [r for r in records if again or r.offset >= marks.get(r.partition, 0)]
     sent = [r for r in chosen if not _omitted(r)]
+    await _marks_topic(bootstrap, topic)
     await _publish(bootstrap, topic.removesuffix(".dlq"), sent)
     if only is None and records:
         # Replayed up to the end read: a letter that fails again lands after it, a new one.

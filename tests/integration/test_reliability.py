@@ -204,6 +204,54 @@ async def test_a_replay_mark_older_than_the_letters_below_it_is_of_an_earlier_to
     assert (await dlq.waiting(bootstrap, dead_letter(kept))).letters == 1
 
 
+async def test_a_replay_makes_its_marks_topic_like_the_dead_letters_before_sending_any(pipeline, monkeypatch):
+    bootstrap = pipeline["KAFKA_BOOTSTRAP_SERVERS"]
+    source = await _source_with_dead_letters(bootstrap, "marks")
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await admin.start()
+    await producer.start()
+    try:
+        await admin.create_topics([NewTopic(source, 1, 1)])
+        for _ in range(2):
+            await producer.send_and_wait(dead_letter(source), b"not json", headers=[("vanda-dlq-reason", b"x")])
+        # Unable to make the marks topic (no right to, say): nothing is sent, so a retry sends each once.
+        monkeypatch.setattr(dlq, "MARKS_TOPIC", f"test-marks-{uuid.uuid4().hex[:8]}")
+        monkeypatch.setattr(dlq, "_copies", _more_copies_than_brokers)
+        with pytest.raises(Exception):  # noqa: B017 - whatever Kafka refuses it with
+            await dlq.replay(bootstrap, dead_letter(source))
+        assert await _ends(bootstrap, source) == 0
+        # The shell's replication factor is not the deployment's: the marks topic copies the
+        # dead letters' (here one broker: 1), where this shell's 3 would be refused.
+        monkeypatch.undo()
+        monkeypatch.setattr(dlq, "MARKS_TOPIC", marks := f"test-marks-{uuid.uuid4().hex[:8]}")
+        monkeypatch.setenv("TOPIC_REPLICATION_FACTOR", "3")
+        assert (await dlq.replay(bootstrap, dead_letter(source))).sent == 2
+        [described] = await admin.describe_topics([marks])
+        assert [len(p["replicas"]) for p in described["partitions"]] == [1]
+        assert await _ends(bootstrap, source) == 2
+    finally:
+        await producer.stop()
+        await admin.close()
+
+
+async def _more_copies_than_brokers(bootstrap: str, topic: str) -> int:
+    return 3
+
+
+async def _ends(bootstrap: str, topic: str) -> int:
+    """How many records the topic's partitions hold in all."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or {0}]
+        return sum((await consumer.end_offsets(parts)).values())
+    finally:
+        await consumer.stop()
+
+
 async def _source_with_dead_letters(bootstrap: str, kind: str) -> str:
     """A source topic name of the test's own, with its dead-letter topic made (the source
     itself is never written: the consumer is handed its records directly)."""
