@@ -97,7 +97,7 @@ def create_app(common: CommonSettings | None = None, settings: IntakeSettings | 
     limit_body_size(app, common.max_body_bytes, {"/v1/incidents:batch": settings.batch_max_bytes})
     install_error_handlers(app)
     app.add_exception_handler(RequestValidationError, entrypoints.count_refused)  # type: ignore[arg-type]
-    app.include_router(ops_router(runtime.checks, runtime.refresh_gauges))
+    app.include_router(ops_router(runtime.checks, runtime.refresh_gauges, serving=runtime.serving))
     app.include_router(entrypoints.routes())
     app.include_router(bulk.routes(settings.batch_max_lines))
     app.include_router(governance.routes(auth_settings()))

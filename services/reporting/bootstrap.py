@@ -145,7 +145,7 @@ def create_app(common: CommonSettings | None = None, settings: ReportingSettings
                   description="Board metrics with disclosure control, the police referral worklist and the board pack.")
     limit_body_size(app, common.max_body_bytes)  # first, so a 413 carries X-Request-ID too
     install_error_handlers(app)
-    app.include_router(ops_router(runtime.checks, runtime.refresh_gauges))
+    app.include_router(ops_router(runtime.checks, runtime.refresh_gauges, serving=runtime.serving))
     app.include_router(entrypoints.routes(deps))
 
     operations = Depends(require(Role.OPERATIONS, settings=deps.auth))

@@ -120,6 +120,6 @@ def create_app(common: CommonSettings | None = None, settings: SanctionsSettings
     limit_body_size(app, common.max_body_bytes)  # first, so a 413 carries X-Request-ID too
     install_error_handlers(app)
     entrypoints.install_error_handlers(app)
-    app.include_router(ops_router(runtime.checks, runtime.refresh_gauges))
+    app.include_router(ops_router(runtime.checks, runtime.refresh_gauges, serving=runtime.serving))
     app.include_router(entrypoints.routes(lambda: holder["deps"], auth_settings()))
     return app

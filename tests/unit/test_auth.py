@@ -104,7 +104,7 @@ def test_no_secret_refuses_everyone():
 
 # Routes that answer without a person's token: probes and metrics, and intake's report routes,
 # which take an upstream system's X-API-Key instead.
-OPEN = {("*", "/healthz"), ("*", "/readyz"), ("*", "/metrics")}
+OPEN = {("*", "/healthz"), ("*", "/readyz"), ("*", "/readyz/http"), ("*", "/metrics")}
 SYSTEMS = {"/v1/incidents", "/v1/incidents/{incident_id}", "/v1/incidents/{incident_id}/withdraw",
            "/v1/incidents:batch"}
 

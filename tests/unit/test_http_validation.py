@@ -151,3 +151,32 @@ def test_a_scrape_answers_not_ready_in_time_when_the_checks_and_gauges_hang():
     app.include_router(ops_router(hanging, refresh, scrape_budget_s=0.2))
     response = TestClient(app).get("/metrics")
     assert response.status_code == 200 and "\nvanda_ready 0.0" in response.text
+
+
+def test_the_http_api_is_ready_while_postgresql_answers_whatever_kafka_does():
+    # Reports are stored and sent by the outbox: Kafka down must not take the API away.
+    from fastapi import FastAPI
+
+    from vanda.runtime.http import ops_router
+
+    state = {"postgres": True, "kafka": False, "outbox_relay": False, "consumers": False}
+
+    async def checks() -> dict[str, bool]:
+        return dict(state)
+
+    async def refresh() -> None:
+        return None
+
+    async def serving() -> bool:
+        return state["postgres"]
+
+    for routes in (ops_router(checks, refresh), ops_router(checks, refresh, serving=serving)):
+        app = FastAPI()
+        app.include_router(routes)
+        client = TestClient(app)
+        state["postgres"] = True
+        assert client.get("/readyz").status_code == 503
+        answer = client.get("/readyz/http")
+        assert answer.status_code == 200 and answer.json() == {"status": "ready", "checks": {"postgres": True}}
+        state["postgres"] = False
+        assert client.get("/readyz/http").status_code == 503

@@ -177,9 +177,10 @@ def test_service_runs_its_own_image_and_command_on_the_probed_port(name: str, ap
 
 
 @pytest.mark.parametrize("name", SERVICES)
-def test_readiness_is_readyz_and_liveness_is_healthz(name: str, applied: list) -> None:
+def test_readiness_is_the_http_apis_and_liveness_is_healthz(name: str, applied: list) -> None:
     container = _container(_one(applied, "Deployment", name))
-    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    # PostgreSQL alone: Kafka down must not take away an API that stores through the outbox.
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz/http", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     # A database outage makes a pod unready, never restarts it: liveness must not be /readyz.
     startup = container.get("startupProbe", {}).get("httpGet", {})
@@ -345,3 +346,9 @@ def test_migrate_job_runs_the_migrations_once_to_completion(applied: list) -> No
     assert _container(job)["args"] == ["migrate"]
     assert _pod(job)["restartPolicy"] in {"OnFailure", "Never"}
     assert job["spec"]["backoffLimit"] >= 1
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_a_budget_lets_unready_pods_be_drained(name: str, applied: list) -> None:
+    # Every pod unready at once (PostgreSQL away) would otherwise leave no eviction allowed.
+    assert _one(applied, "PodDisruptionBudget", name)["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"

@@ -25,8 +25,10 @@ Checks = Callable[[], Awaitable[dict[str, bool]]]
 Refresh = Callable[[], Awaitable[None]]
 
 
-def ops_router(checks: Checks, refresh: Refresh, scrape_budget_s: float = 5) -> APIRouter:
-    """Routes for orchestrators and Prometheus; `refresh` updates gauges before a scrape."""
+def ops_router(checks: Checks, refresh: Refresh, scrape_budget_s: float = 5,
+               serving: Callable[[], Awaitable[bool]] | None = None) -> APIRouter:
+    """Routes for orchestrators and Prometheus; `refresh` updates gauges before a scrape, and
+    `serving` says whether PostgreSQL answers (by default, from `checks`)."""
     router = APIRouter(tags=["operations"])
 
     @router.get("/healthz", summary="The process is alive.")
@@ -40,6 +42,16 @@ def ops_router(checks: Checks, refresh: Refresh, scrape_budget_s: float = 5) -> 
         metrics.READY.set(1 if ready else 0)
         body = {"status": "ready" if ready else "not_ready", "checks": results}
         return JSONResponse(body, status_code=200 if ready else 503)
+
+    @router.get("/readyz/http", summary="The HTTP API can answer: PostgreSQL does.")
+    async def readyz_http() -> JSONResponse:
+        # What an orchestrator routes HTTP traffic by. Every route stores and reads through
+        # PostgreSQL alone (events leave by the outbox), so Kafka down, or a consumer held on
+        # a batch, must not take the API away: reports are still accepted and kept, and sent
+        # once Kafka is back. /readyz and vanda_ready keep saying the whole of it.
+        postgres = await serving() if serving is not None else (await checks()).get("postgres", False)
+        body = {"status": "ready" if postgres else "not_ready", "checks": {"postgres": postgres}}
+        return JSONResponse(body, status_code=200 if postgres else 503)
 
     @router.get("/metrics", summary="Prometheus text exposition.")
     async def prometheus() -> Response:

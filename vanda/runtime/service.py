@@ -146,6 +146,10 @@ class Runtime:
         consuming = all(c.healthy for c in self.consumers)
         return {"postgres": postgres, "kafka": kafka, "outbox_relay": relay, "consumers": consuming}
 
+    async def serving(self) -> bool:
+        """Whether the HTTP API can answer: PostgreSQL does (/readyz/http)."""
+        return self.pool is not None and await db.ping(self.pool)
+
     async def _kafka_ok(self) -> bool:
         if self.producer is None:
             return False
