@@ -87,12 +87,20 @@ def stack_fetch() -> None:
 
 
 @app.command()
-def migrate(home: Home = DEFAULT_HOME) -> None:
+def migrate(
+    home: Home = DEFAULT_HOME,
+    service: Annotated[list[str] | None, typer.Option(
+        help="Only this service's schema (repeat for several), as that service's own database user; default:"
+             " every service's.")] = None,
+) -> None:
     """Apply every service's database migrations to DATABASE_URL, else to the local stack's database."""
-    from vanda.runtime.migrate import apply_all
+    from vanda.runtime.migrate import apply
 
-    for service, count in apply_all(_database_url(home)).items():
-        console.print(f"{service}: {count} migration(s) applied")
+    if unknown := sorted(set(service or ()) - set(SERVICES)):
+        raise typer.BadParameter(f"{', '.join(unknown)}: must be one of {', '.join(SERVICES)}", param_hint="--service")
+    url = _database_url(home)
+    for name in service or SERVICES:
+        console.print(f"{name}: {apply(url, name)} migration(s) applied")
 
 
 @app.command()

@@ -68,3 +68,35 @@ async def test_migrators_of_one_schema_take_turns_and_of_two_schemas_do_not_wait
             pass
     finally:
         await other.close()
+
+
+def test_a_services_own_user_migrates_the_schema_made_for_it_and_no_other(pipeline):
+    # Each service as its own database user, owning its schema and allowed nothing else:
+    # not to create schemas, nor to read another service's tables.
+    from urllib.parse import urlsplit, urlunsplit
+
+    admin, suffix = pipeline["DATABASE_URL"], f"{os.getpid()}_{time.time_ns() % 10**6}"
+    database, user = f"vanda_roles_{suffix}", f"vanda_reporting_{suffix}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {database}")
+        conn.execute(f"CREATE ROLE {user} LOGIN PASSWORD 'only-reporting'")
+    parts = urlsplit(admin)
+    own = urlunsplit(parts._replace(path=f"/{database}"))
+    as_user = urlunsplit(parts._replace(netloc=f"{user}:only-reporting@{parts.hostname}:{parts.port}",
+                                        path=f"/{database}"))
+    try:
+        with psycopg.connect(own, autocommit=True) as conn:
+            conn.execute(f"REVOKE CREATE ON DATABASE {database} FROM PUBLIC")
+            conn.execute(f"CREATE SCHEMA reporting AUTHORIZATION {user}")
+            conn.execute("CREATE SCHEMA intake")
+        assert migrate.apply(as_user, "reporting") > 0  # every one of reporting's, as its own user
+        assert migrate.apply(as_user, "reporting") == 0
+        with psycopg.connect(as_user, autocommit=True) as conn:
+            assert conn.execute("SELECT count(*) FROM reporting.incidents").fetchone() == (0,)
+        # Another service's schema is not its own: nothing it may create there, or read.
+        with pytest.raises((psycopg.errors.InsufficientPrivilege, psycopg.errors.InvalidSchemaName)):
+            migrate.apply(as_user, "intake")
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+            conn.execute(f"DROP ROLE IF EXISTS {user}")

@@ -82,3 +82,10 @@ def test_a_token_for_a_home_with_no_stack_is_not_signed_with_a_secret_made_up_th
     (tmp_path / "dev-secrets.env").write_text(f"AUTH_JWT_SECRET={secrets.token_urlsafe(32)}\n")  # a stack's
     signed = CliRunner().invoke(app, ["token", "--role", "operations", "--subject", "me", "--home", str(tmp_path)])
     assert signed.exit_code == 0 and signed.output.startswith("eyJ")
+
+
+def test_migrating_a_service_that_does_not_exist_is_refused_naming_it(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
+    result = CliRunner().invoke(app, ["migrate", "--service", "reportnig", "--home", str(tmp_path)],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 2 and "reportnig: must be one of intake, sanctions, reporting" in result.output

@@ -36,13 +36,24 @@ def apply(database_url: str, service: str) -> int:
     """Apply a service's pending migrations; return how many ran."""
     database_url = libpq_url(database_url, TransportSettings())
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {service}")
+        _schema(conn, service)
     backend = get_backend(_yoyo_uri(database_url, service))
     migrations = read_migrations(str(SERVICES_DIR / service / "migrations"))
     with held(backend, service):
         pending = backend.to_apply(migrations)
         backend.apply_migrations(pending)
     return len(pending)
+
+
+def _schema(conn: psycopg.Connection, service: str) -> None:
+    """Make the service's schema if it is missing. One an administrator made for the service's
+    own database user is used as it is: that user need not be allowed to create schemas
+    (PostgreSQL checks that right before IF NOT EXISTS). Two migrators making it at once
+    (every pod's first start) race: the second finds it made."""
+    if conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (service,)).fetchone():
+        return
+    with contextlib.suppress(psycopg.errors.DuplicateSchema, psycopg.errors.UniqueViolation):
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {service}")
 
 
 @contextlib.contextmanager

@@ -1,5 +1,6 @@
 -- Intake owns the only copy of the narrative; identifiers are never stored, only pseudonyms.
-CREATE SCHEMA IF NOT EXISTS intake;
+-- `vanda migrate` makes the schema before this runs, unless an administrator made it for
+-- the service's own database user, who then need not be allowed to create schemas.
 
 CREATE TABLE intake.incidents (
     incident_id           uuid PRIMARY KEY,

@@ -1,5 +1,6 @@
 -- Reporting holds counts only: no subject id, identifier or narrative.
-CREATE SCHEMA IF NOT EXISTS reporting;
+-- `vanda migrate` makes the schema before this runs, unless an administrator made it for
+-- the service's own database user, who then need not be allowed to create schemas.
 
 CREATE TABLE reporting.monthly_counts (
     month        date NOT NULL,

@@ -1,5 +1,6 @@
 -- Sanctions keeps only pseudonymous subject ids and the facts its rules need.
-CREATE SCHEMA IF NOT EXISTS sanctions;
+-- `vanda migrate` makes the schema before this runs, unless an administrator made it for
+-- the service's own database user, who then need not be allowed to create schemas.
 
 -- One row per subject: the domain state as JSON, rewritten in the transaction that changes it.
 CREATE TABLE sanctions.subjects (
