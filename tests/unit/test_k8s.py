@@ -83,6 +83,11 @@ def _container(workload: dict[str, Any]) -> dict[str, Any]:
     return container
 
 
+def _containers(workload: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every container a workload runs (the migrate Job runs one per service)."""
+    return _pod(workload)["containers"]
+
+
 def _env_names(settings: type[BaseSettings], secret: bool | None = None) -> set[str]:
     """Environment variable names of a settings class (only its secrets, or only the rest)."""
     prefix = settings.model_config.get("env_prefix", "")
@@ -158,7 +163,8 @@ def test_kustomization_applies_every_manifest_but_the_secret_example(kustomizati
 
 def test_kustomization_names_every_image_the_manifests_use(kustomization: dict[str, Any],
                                                            applied: list[dict[str, Any]]) -> None:
-    used = {_container(d)["image"].rpartition(":")[0] for d in applied if d["kind"] in {"Deployment", "Job"}}
+    used = {c["image"].rpartition(":")[0] for d in applied if d["kind"] in {"Deployment", "Job"}
+            for c in _containers(d)}
     assert used == {image["name"] for image in kustomization["images"]}
     assert used == {f"vanda-{name}" for name in (*SERVICES, "migrate")}
 
@@ -214,8 +220,10 @@ def test_service_routes_to_its_pods_and_scrape_annotations_match(name: str, appl
 def test_rollouts_keep_a_ready_pod_and_outlast_the_drain(name: str, applied: list) -> None:
     deployment = _one(applied, "Deployment", name)
     assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
-    # `vanda serve` drains for 20 s on SIGTERM.
-    assert _pod(deployment)["terminationGracePeriodSeconds"] > 20
+    # After a 5 s pause (preStop), `vanda serve` drains requests for 20 s on SIGTERM, then
+    # stops its consumers (15 s) and relay (10 s).
+    assert _pod(deployment)["terminationGracePeriodSeconds"] >= 5 + 20 + 15 + 10
+    assert _container(deployment)["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "5"]
 
 
 # --------------------------------------------------------------------------
@@ -231,8 +239,9 @@ def test_config_map_holds_only_known_settings_and_no_secret(applied: list) -> No
 
 
 def test_secrets_come_from_secret_refs_that_the_example_defines(applied: list, secrets: dict) -> None:
-    for workload in (d for d in applied if d["kind"] in {"Deployment", "Job"}):
-        env = {e["name"]: e for e in _container(workload).get("env", [])}
+    for workload, container in ((d, c) for d in applied if d["kind"] in {"Deployment", "Job"}
+                                for c in [*_pod(d).get("initContainers", []), *_containers(d)]):
+        env = {e["name"]: e for e in container.get("env", [])}
         assert "DATABASE_URL" in env, workload["metadata"]["name"]
         for name in SECRET_SETTINGS & set(env):
             ref = env[name]["valueFrom"]["secretKeyRef"]
@@ -241,8 +250,9 @@ def test_secrets_come_from_secret_refs_that_the_example_defines(applied: list, s
 
 
 def test_only_intake_gets_the_pseudonym_and_identity_keys(applied: list) -> None:
-    for workload in (d for d in applied if d["kind"] in {"Deployment", "Job"}):
-        names = {e["name"] for e in _container(workload).get("env", [])}
+    for workload, container in ((d, c) for d in applied if d["kind"] in {"Deployment", "Job"}
+                                for c in _containers(d)):
+        names = {e["name"] for e in container.get("env", [])}
         for key in ("INTAKE_PSEUDONYM_KEY", "INTAKE_IDENTITY_KEY"):
             assert (key in names) == (workload["metadata"]["name"] == "intake"), (workload["metadata"]["name"], key)
 
@@ -283,10 +293,11 @@ def test_partitions_leave_every_consumer_replica_work(applied: list) -> None:
 def test_every_pod_verifies_tls_against_the_mounted_ca(applied: list, secrets: dict) -> None:
     # Without a CA to check against, verify-full fails: libpq looks for ~/.postgresql/root.crt,
     # which the image lacks, so the migrations (and every pod behind them) would not start.
-    (url,) = [doc["stringData"]["DATABASE_URL"] for doc in _documents(K8S / "secret.example.yaml")
-              if doc["metadata"]["name"] == "vanda-database"]
+    urls = [doc["stringData"]["DATABASE_URL"] for doc in _documents(K8S / "secret.example.yaml")
+            if doc["metadata"]["name"].startswith("vanda-database-")]
     cafile = _one(applied, "ConfigMap", "vanda-config")["data"]["KAFKA_SSL_CAFILE"]
-    assert "sslmode=verify-full" in url and f"sslrootcert={cafile}" in url
+    assert len(urls) == len(SERVICES)
+    assert all("sslmode=verify-full" in url and f"sslrootcert={cafile}" in url for url in urls)
     assert "ca.crt" in secrets["vanda-ca"]
     for workload in _workloads(applied):
         pod = _pod(workload)
@@ -315,20 +326,21 @@ def test_the_namespace_enforces_the_restricted_pod_security_profile(applied: lis
 def test_every_pod_runs_as_a_non_root_user_without_privileges(applied: list) -> None:
     for workload in _workloads(applied):
         name = workload["metadata"]["name"]
-        pod, container = _pod(workload)["securityContext"], _container(workload)["securityContext"]
+        pod = _pod(workload)["securityContext"]
         assert pod["runAsNonRoot"] is True and pod["runAsUser"] != 0, name
         assert pod["seccompProfile"]["type"] == "RuntimeDefault", name
-        assert container["allowPrivilegeEscalation"] is False, name
-        assert container["capabilities"]["drop"] == ["ALL"], name
-        assert container["readOnlyRootFilesystem"] is True, name
+        for container in (c["securityContext"] for c in _containers(workload)):
+            assert container["allowPrivilegeEscalation"] is False, name
+            assert container["capabilities"]["drop"] == ["ALL"], name
+            assert container["readOnlyRootFilesystem"] is True, name
         assert _pod(workload)["automountServiceAccountToken"] is False, name
 
 
 def test_every_container_has_requests_and_limits(applied: list) -> None:
     for workload in _workloads(applied):
-        resources = _container(workload)["resources"]
-        for bound in ("requests", "limits"):
-            assert {"cpu", "memory"} <= set(resources[bound]), workload["metadata"]["name"]
+        for resources in (c["resources"] for c in _containers(workload)):
+            for bound in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(resources[bound]), workload["metadata"]["name"]
 
 
 @pytest.mark.parametrize("name", SERVICES)
@@ -336,14 +348,31 @@ def test_every_pod_migrates_before_its_service_starts(name: str, applied: list) 
     # A consumer started before its tables exist would dead-letter what it cannot store.
     deployment = _one(applied, "Deployment", name)
     (init,) = _pod(deployment)["initContainers"]
-    assert init["args"] == ["migrate"] and init["image"] == _container(deployment)["image"]
+    # Its own schema only, as its own database user: the service's own secret.
+    assert init["args"] == ["migrate", "--service", name] and init["image"] == _container(deployment)["image"]
     assert {e["name"] for e in init["env"]} == {"DATABASE_URL"}, "migrations need the database, nothing else"
+    assert _database_secret(init) == _database_secret(_container(deployment)) == f"vanda-database-{name}"
     assert init["securityContext"] == _container(deployment)["securityContext"]
+
+
+def _database_secret(container: dict[str, Any]) -> str:
+    (url,) = [e for e in container["env"] if e["name"] == "DATABASE_URL"]
+    return url["valueFrom"]["secretKeyRef"]["name"]
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_each_service_has_its_own_kafka_user(name: str, applied: list) -> None:
+    # One user each, so that the broker's ACLs give each service only its own topics.
+    env = {e["name"]: e for e in _container(_one(applied, "Deployment", name))["env"]}
+    for setting in ("KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD"):
+        assert env[setting]["valueFrom"]["secretKeyRef"]["name"] == f"vanda-kafka-{name}", setting
 
 
 def test_migrate_job_runs_the_migrations_once_to_completion(applied: list) -> None:
     job = _one(applied, "Job", "vanda-migrate")
-    assert _container(job)["args"] == ["migrate"]
+    # Each schema by its own service's database user.
+    assert sorted((c["args"], _database_secret(c)) for c in _containers(job)) == sorted(
+        (["migrate", "--service", name], f"vanda-database-{name}") for name in SERVICES)
     assert _pod(job)["restartPolicy"] in {"OnFailure", "Never"}
     assert job["spec"]["backoffLimit"] >= 1
 
