@@ -130,9 +130,20 @@ def decode(raw: bytes | str | dict[str, Any]) -> CloudEvent[Any]:
     # writing it out raises RecursionError, which no caller expects of a bad event.
     model = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
     if model is None:
-        named = repr(kind[:100]) if isinstance(kind, str) else f"of JSON type {_json_type(kind)}"
-        raise UnknownEventType(f"type: unknown event type {named}")
+        raise UnknownEventType(f"type: unknown event type {_named(kind)}")
     return ENVELOPES[model].model_validate(body)
+
+
+# An event type's shape: dotted lower-case words and a version, digits nowhere else. The
+# error becomes a dead-letter header, kept for weeks and printed by `vanda dlq list`: a type
+# that is anything else is the sender's own text ("Jane Smith 9434765919"), and not repeated.
+EVENT_TYPE_LIKE = re.compile(r"[a-z_]{1,40}(\.[a-z_]{1,40}){0,8}\.v[0-9]{1,3}")
+
+
+def _named(kind: Any) -> str:
+    if not isinstance(kind, str):
+        return f"of JSON type {_json_type(kind)}"
+    return repr(kind) if EVENT_TYPE_LIKE.fullmatch(kind) else "(not an event type's name)"
 
 
 def _json_type(value: Any) -> str:

@@ -76,7 +76,11 @@ def test_riddor_flag_is_left_out_of_events_until_set_and_then_meets_the_publishe
 @pytest.mark.parametrize(("raw", "message"), [
     (b"not json", "not valid JSON"),
     (b"[1]", "not a JSON object"),
-    (b'{"type": "nope"}', "unknown event type 'nope'"),
+    (b'{"type": "uk.nhs.vanda.incident.misspelt.v1"}', "unknown event type 'uk.nhs.vanda.incident.misspelt.v1'"),
+    # Not an event type's shape: the sender's own text, never repeated into a dead-letter header.
+    (b'{"type": "nope"}', r"unknown event type \(not an event type's name\)$"),
+    (b'{"type": "Jane Smith 9434765919"}', r"unknown event type \(not an event type's name\)$"),
+    (b'{"type": "uk.nhs.9434765919.v1"}', r"unknown event type \(not an event type's name\)$"),
     (b'{"type": {"a": 1}}', "unknown event type of JSON type object"),
     # Nested past what writing it out as text can recurse through: refused like any other.
     (b'{"type": ' + b"[" * 1000 + b"]" * 1000 + b"}", "unknown event type of JSON type array"),
@@ -126,3 +130,9 @@ def test_staff_characteristics_are_left_out_of_events_until_stated_and_then_meet
     assert decode(raw).data.staff_affected[0].sexual_orientation == "gay_or_lesbian"
     with pytest.raises(ValidationError, match="religion"):
         StaffAffected.model_validate(stated | {"religion": "pastafarian"})
+
+
+def test_every_event_type_has_the_shape_an_unknown_one_is_named_by():
+    from schemas.events import EVENT_TYPE_LIKE
+
+    assert all(EVENT_TYPE_LIKE.fullmatch(kind) for kind in EVENT_TYPES)
