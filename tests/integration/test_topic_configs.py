@@ -16,15 +16,15 @@ from vanda.runtime.topics import DAY_MS, TopicsRefused, ensure_topics
 pytestmark = pytest.mark.integration
 
 
-async def _retention(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, str]:
+async def _retention(admin: AIOKafkaAdminClient, topics: list[str], key: str = "retention.ms") -> dict[str, str]:
     """A topic just created can be described before its configs reach the broker asked: the answer
     then carries an error and no entries, so ask again until every topic has its retention."""
-    resources = [ConfigResource(ConfigResourceType.TOPIC, t, {"retention.ms": None}) for t in topics]
+    resources = [ConfigResource(ConfigResourceType.TOPIC, t, {key: None}) for t in topics]
     for _ in range(100):
         found = {}
         for response in await admin.describe_configs(resources):
             for _error, _message, _kind, topic, entries in response.resources:
-                found.update((topic, value) for key, value, *_ in entries if key == "retention.ms")
+                found.update((topic, value) for name, value, *_ in entries if name == key)
         if len(found) == len(topics):
             return found
         await asyncio.sleep(0.1)
@@ -36,10 +36,13 @@ async def test_the_services_created_their_topics_with_vandas_retention(pipeline:
     await admin.start()
     try:
         kept = await _retention(admin, [INCIDENTS, SANCTIONS, SUBMISSIONS, dead_letter(INCIDENTS)])
+        segments = await _retention(admin, [SUBMISSIONS, dead_letter(SUBMISSIONS)], "segment.ms")
     finally:
         await admin.close()
     assert kept == {INCIDENTS: "-1", SANCTIONS: "-1", SUBMISSIONS: str(7 * DAY_MS),
                     dead_letter(INCIDENTS): str(28 * DAY_MS)}
+    # Reports as submitted go within a day of their 7: Kafka deletes whole segments.
+    assert segments == {SUBMISSIONS: str(DAY_MS), dead_letter(SUBMISSIONS): str(DAY_MS)}
 
 
 async def test_an_existing_event_topic_that_deletes_history_is_reported_not_changed(

@@ -25,6 +25,19 @@ def test_retention_by_topic(topic: str, kept_ms: str) -> None:
     assert topic_configs(topic, 1, RETENTION)["retention.ms"] == kept_ms
 
 
+@pytest.mark.parametrize(("topic", "days", "segment_ms"), [
+    (SUBMISSIONS, 3, str(DAY_MS)),
+    (dead_letter(SUBMISSIONS), 3, str(DAY_MS)),
+    (SUBMISSIONS, 7, str(DAY_MS)),
+    (INCIDENTS, 3, None),  # the log is never deleted: Kafka's own segments
+    (dead_letter(INCIDENTS), 3, None),
+])
+def test_personal_topics_roll_their_segments_daily_so_nothing_outstays_its_days(topic: str, days: int,
+                                                                                 segment_ms: str | None) -> None:
+    # A segment goes only once its newest record is past retention: a week-long one kept a report a week more.
+    assert topic_configs(topic, 1, Retention(personal_days=days)).get("segment.ms") == segment_ms
+
+
 @pytest.mark.parametrize(("replication", "min_insync"), [(1, "1"), (2, "1"), (3, "2"), (5, "2")])
 def test_acks_all_waits_for_two_copies_when_there_are_replicas_to_spare(replication: int, min_insync: str) -> None:
     assert topic_configs(INCIDENTS, replication, RETENTION)["min.insync.replicas"] == min_insync

@@ -53,7 +53,12 @@ def topic_configs(name: str, replication: int, retention: Retention) -> dict[str
         keep = str(retention.dead_letter_days * DAY_MS)
     else:
         keep = FOR_EVER
-    return {"retention.ms": keep, "min.insync.replicas": str(min(2, max(1, replication - 1)))}
+    configs = {"retention.ms": keep, "min.insync.replicas": str(min(2, max(1, replication - 1)))}
+    if name in PERSONAL:
+        # Kafka deletes a whole segment once its newest record is past retention: in its default
+        # week-long segments, a report would stay up to a week past its days.
+        configs["segment.ms"] = str(min(DAY_MS, retention.personal_days * DAY_MS))
+    return configs
 
 
 async def ensure_topics(bootstrap: str, names: list[str], *, partitions: int, replication: int,
