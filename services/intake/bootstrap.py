@@ -21,7 +21,7 @@ from services.intake.vault import Keyring
 from vanda.runtime.auth import auth_settings
 from vanda.runtime.consumer import subscribe
 from vanda.runtime.http import install_error_handlers, limit_body_size, ops_router
-from vanda.runtime.service import Runtime
+from vanda.runtime.service import Runtime, every
 from vanda.runtime.settings import CommonSettings
 
 
@@ -48,6 +48,16 @@ async def _reseal_fingerprints(deps: Deps) -> None:
             log.info("keyed %d report fingerprints stored bare", resealed)
     except Exception:  # noqa: BLE001 - tried again at the next start; bare ones are still matched
         log.warning("resealing report fingerprints failed", exc_info=True)
+
+
+async def _key_then_purge(deps: Deps, interval_s: float) -> None:
+    """At start, key the fingerprints stored bare, then purge what is past retention, and again
+    every `interval_s`. One after the other, as both work on the same rows; the first purge at
+    once, not an interval after the start: a replica restarted more often than that (rollouts,
+    rescheduling) would never purge."""
+    await _reseal_fingerprints(deps)
+    await every(lambda: vault.purge(deps.store.pool, utcnow(), deps.retention, "retention-timer"), interval_s,
+                "retention purge failed")
 
 
 log = logging.getLogger(__name__)
@@ -78,10 +88,7 @@ def create_app(common: CommonSettings | None = None, settings: IntakeSettings | 
 
         await runtime.start(before_consuming=connected)
         deps: Deps = app.state.deps
-        # Not at once: the start belongs to keying the fingerprints stored bare, on the same rows.
-        runtime.every(lambda: vault.purge(deps.store.pool, utcnow(), deps.retention, "retention-timer"),
-                      settings.retention_interval_s, "retention purge failed", at_once=False)
-        runtime.background(_reseal_fingerprints(app.state.deps))
+        runtime.background(_key_then_purge(deps, settings.retention_interval_s))
         # At start, after a rotation, and daily after: a replica still on the earlier key
         # goes on sealing under it until it is upgraded.
         runtime.every(lambda: governance.reseal_now(deps.store.pool, deps.keyring), settings.retention_interval_s,

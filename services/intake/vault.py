@@ -22,6 +22,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from schemas.incidents import MIN_LOCAL_ID, identifier_in, letters_and_digits
+from vanda.runtime.db import in_chunks
 from vanda.runtime.rows import insert_many
 
 log = logging.getLogger(__name__)
@@ -394,15 +395,16 @@ async def purge(pool: asyncpg.Pool, now: datetime, retention: timedelta, actor: 
     """Drop narratives, identities and the purposes given to read them older than the retention
     period; events and aggregates stay."""
     cutoff = now - retention
-    async with pool.acquire() as conn, conn.transaction():
-        narratives = await conn.execute("UPDATE intake.incidents SET narrative = NULL"
-                                        " WHERE narrative IS NOT NULL AND received_at < $1", cutoff)
-        identities = await conn.execute("DELETE FROM intake.identities WHERE last_seen < $1", cutoff)
+    counts = {
+        "narratives": await in_chunks(pool, "intake.incidents", "UPDATE intake.incidents SET narrative = NULL",
+                                      "narrative IS NOT NULL AND received_at < $1", cutoff),
+        "identities": await in_chunks(pool, "intake.identities", "DELETE FROM intake.identities",
+                                      "last_seen < $1", cutoff),
         # Who read whose identity stays; why, in their own words, goes with the identities.
-        purposes = await conn.execute("UPDATE intake.audit SET purpose = NULL, purpose_purged_at = now()"
-                                      " WHERE action = 'identity_read' AND purpose IS NOT NULL AND at < $1", cutoff)
-        counts = {"narratives": int(narratives.split()[-1]), "identities": int(identities.split()[-1]),
-                  "purposes": int(purposes.split()[-1])}
-        await conn.execute("INSERT INTO intake.audit (actor, action, purpose) VALUES ($1, 'retention_purge', $2)",
-                           actor, f"{counts} older than {cutoff.isoformat()}")
+        "purposes": await in_chunks(pool, "intake.audit",
+                                    "UPDATE intake.audit SET purpose = NULL, purpose_purged_at = now()",
+                                    "action = 'identity_read' AND purpose IS NOT NULL AND at < $1", cutoff),
+    }
+    await pool.execute("INSERT INTO intake.audit (actor, action, purpose) VALUES ($1, 'retention_purge', $2)",
+                       actor, f"{counts} older than {cutoff.isoformat()}")
     return counts

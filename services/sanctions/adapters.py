@@ -11,6 +11,7 @@ import asyncpg
 import orjson
 
 from services.sanctions.domain import Card, SubjectState
+from vanda.runtime.db import in_chunks
 from vanda.runtime.outbox import Outgoing
 from vanda.runtime.rows import insert_many
 
@@ -130,11 +131,11 @@ async def acted(conn: asyncpg.Connection, sanction_id: UUID, actor: str, action:
                                " AND action = $3)", sanction_id, actor, action)
 
 
-async def purge_reasons(conn: asyncpg.Connection, cutoff: datetime, now: datetime) -> int:
-    """Clear the free text of audit rows older than `cutoff`; who did what, and when, stays."""
-    done = await conn.execute("UPDATE sanctions.audit SET reason = NULL, reason_purged_at = $2"
-                              " WHERE reason IS NOT NULL AND at < $1", cutoff, now)
-    return int(done.split()[-1])
+async def purge_reasons(pool: asyncpg.Pool, cutoff: datetime, now: datetime) -> int:
+    """Clear the free text of audit rows older than `cutoff`, a chunk at a time; who did what,
+    and when, stays."""
+    return await in_chunks(pool, "sanctions.audit", "UPDATE sanctions.audit SET reason = NULL, reason_purged_at = $2",
+                           "reason IS NOT NULL AND at < $1", cutoff, now)
 
 
 async def due_subjects(conn: asyncpg.Connection, now: datetime, review_days: int, window_days: int) -> list[str]:

@@ -260,8 +260,8 @@ async def run_scheduler(pool: asyncpg.Pool, policy: Policy, now: datetime,
 async def purge(pool: asyncpg.Pool, now: datetime, retention: timedelta, actor: str) -> dict[str, int]:
     """Clear reasons and appeal grounds past the retention period, and audit the purge itself."""
     cutoff = now - retention
-    async with pool.acquire() as conn, conn.transaction():
-        counts = {"reasons": await adapters.purge_reasons(conn, cutoff, now)}
+    counts = {"reasons": await adapters.purge_reasons(pool, cutoff, now)}
+    async with pool.acquire() as conn:
         await adapters.audit(conn, actor, "retention_purge", None, None, f"{counts} older than {cutoff.isoformat()}")
     return counts
 

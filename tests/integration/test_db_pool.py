@@ -93,3 +93,26 @@ async def test_a_round_already_under_way_in_this_process_is_not_waited_for(pipel
             assert later
     finally:
         await pool.close()
+
+
+async def test_a_change_in_chunks_reaches_every_matching_row_and_no_other(pipeline: dict[str, str]) -> None:
+    # A purge's backlog, a few rows per committed transaction, until none is left.
+    from vanda.runtime.db import in_chunks
+
+    import uuid
+
+    table = f"public.chunk_probe_{uuid.uuid4().hex[:8]}"
+    pool = await create_pool(pipeline["DATABASE_URL"], max_size=2)
+    try:
+        await pool.execute(f"CREATE TABLE {table} (n int, words text)")
+        await pool.execute(f"INSERT INTO {table} SELECT n, 'kept for now' FROM generate_series(1, 12) n")
+        assert await in_chunks(pool, table, f"UPDATE {table} SET words = NULL", "words IS NOT NULL AND n <= $1",
+                               9, chunk=2) == 9
+        assert await pool.fetchval(f"SELECT array_agg(n ORDER BY n) FROM {table} WHERE words IS NOT NULL") == [
+            10, 11, 12]
+        assert await in_chunks(pool, table, f"DELETE FROM {table}", "n > $1", 10, chunk=5) == 2
+        assert await in_chunks(pool, table, f"DELETE FROM {table}", "n > $1", 10, chunk=5) == 0
+        assert await pool.fetchval(f"SELECT count(*) FROM {table}") == 10
+    finally:
+        await pool.execute(f"DROP TABLE IF EXISTS {table}")
+        await pool.close()

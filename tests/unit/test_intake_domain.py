@@ -251,3 +251,36 @@ def test_a_local_id_kept_as_a_digest_is_told_in_free_text_and_never_given_back()
     assert rotated.local_id_in("rx 123456", sealed, length)
     assert not Keyring(2, {2: b"n" * 32}, b"identity").local_id_in("rx 123456", sealed, length)
     assert KEYRING.seal_local_id("AB12") == (None, None) and KEYRING.seal_local_id(None) == (None, None)
+
+
+async def test_intake_keys_bare_fingerprints_then_purges_at_once_and_every_interval(monkeypatch) -> None:
+    # A replica restarted more often than the interval must still purge: the first round runs
+    # at start, once the start's keying of bare fingerprints (on the same rows) has finished.
+    import asyncio
+    from types import SimpleNamespace
+
+    from services.intake import bootstrap, vault
+
+    done: list[str] = []
+
+    async def reseal(pool, keyring) -> int:
+        await asyncio.sleep(0.05)
+        done.append("keyed")
+        return 0
+
+    async def purge(pool, now, retention, actor) -> dict[str, int]:
+        done.append(f"purged by {actor}")
+        return {}
+
+    monkeypatch.setattr(vault, "reseal_fingerprints", reseal)
+    monkeypatch.setattr(vault, "purge", purge)
+    deps = SimpleNamespace(store=SimpleNamespace(pool=None), keyring=None, retention=None)
+    rounds = asyncio.create_task(bootstrap._key_then_purge(deps, interval_s=3600))
+    try:
+        for _ in range(100):
+            if len(done) == 2:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        rounds.cancel()
+    assert done == ["keyed", "purged by retention-timer"]

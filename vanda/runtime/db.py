@@ -6,6 +6,7 @@ import asyncio
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
 import orjson
@@ -143,3 +144,22 @@ async def alone(pool: asyncpg.Pool, round_: str) -> AsyncIterator[bool]:
             yield await holder.fetchval("SELECT pg_try_advisory_xact_lock($1, hashtext($2))", ROUND_LOCKS, round_)
     finally:
         running.discard(round_)
+
+
+PURGE_CHUNK = 5000  # rows a retention purge clears per transaction
+
+
+async def in_chunks(pool: asyncpg.Pool, table: str, change: str, where: str, *args: Any,
+                    chunk: int = PURGE_CHUNK) -> int:
+    """Apply `change` ("UPDATE ... SET ..." or "DELETE FROM ...") to the rows of `table`
+    matching `where` ($1... are `args`), `chunk` rows per committed transaction, until none is
+    left; how many in all. A purge's backlog (its first run on years of data, a shorter
+    retention) in one statement would outlast the statement timeout, roll back, and be tried
+    again the next day with more to do, for ever."""
+    limit = f"${len(args) + 1}"
+    statement = (f"{change} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} WHERE {where} LIMIT {limit}))")
+    done = 0
+    # Until a round finds none: a row a concurrent write moved is left to the next round.
+    while count := int((await pool.execute(statement, *args, chunk)).split()[-1]):
+        done += count
+    return done
