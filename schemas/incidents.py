@@ -401,8 +401,9 @@ class IncidentReport(IncidentFacts):
     @model_validator(mode="after")
     def _no_identifier_in_what_is_published(self) -> IncidentReport:
         # The identifiers never leave intake; copied by mistake into a free-text field that is
-        # published (and kept for ever on the incidents topic), they would.
-        found = [(loc, what) for loc, text in self._published_text()
+        # published (and kept for ever on the incidents topic), they would. The source's own
+        # reference is not published, but is kept in clear past the retention purge.
+        found = [(loc, what) for loc, text in self._kept_text()
                  if (what := identifier_in(text, self.perpetrator.nhs_number, self.perpetrator.local_id))]
         if found:
             raise ValidationError.from_exception_data(type(self).__name__, [InitErrorDetails(
@@ -410,9 +411,10 @@ class IncidentReport(IncidentFacts):
                 loc=loc, input="") for loc, what in found])
         return self
 
-    def _published_text(self) -> list[tuple[tuple[str, ...], str]]:
+    def _kept_text(self) -> list[tuple[tuple[str, ...], str]]:
         reference = self.police.crime_reference if self.police else None
-        return [(("site",), self.site), (("source_system",), self.source_system)] + (
+        return [(("site",), self.site), (("source_system",), self.source_system),
+                (("source_ref",), self.source_ref)] + (
             [(("police", "crime_reference"), reference)] if reference else [])
 
     @field_validator("police")

@@ -171,9 +171,10 @@ def test_the_perpetrator_s_identifier_copied_into_a_published_field_is_refused_n
     spaced = f"{n[:3]} {n[3:6]} {n[6:]}"
     with pytest.raises(ValidationError) as refused:
         IncidentReport(**report(site=f"Ward 4, patient {spaced}", source_system=f"datix-{n}",
-                                police={"informed": True, "crime_reference": f"NHS{n}"}))
+                                source_ref=f"{n}-2025-03", police={"informed": True, "crime_reference": f"NHS{n}"}))
     errors = {e["loc"]: e["msg"] for e in refused.value.errors()}
-    assert set(errors) == {("site",), ("source_system",), ("police", "crime_reference")}
+    # The source's reference is not published, but is kept in clear past the retention purge.
+    assert set(errors) == {("site",), ("source_system",), ("source_ref",), ("police", "crime_reference")}
     assert all(m.endswith("holds the perpetrator's NHS number, which never leaves intake") for m in errors.values())
     assert n not in str(refused.value.errors())  # the error never echoes it
     with pytest.raises(ValidationError, match="local id"):
