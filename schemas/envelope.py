@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from uuid_utils.compat import uuid7
 
 Data = TypeVar("Data", bound=BaseModel)
@@ -24,7 +24,7 @@ class CloudEvent(BaseModel, Generic[Data]):
     id: str = Field(description="Stable event id: subscribers dedupe on it.")
     source: str = Field(description="URI reference of the producing service.")
     type: str = Field(description="Reverse-DNS event type, e.g. uk.nhs.vanda.incident.reported.v1.")
-    time: datetime = Field(description="When the fact happened in vanda (UTC).")
+    time: AwareDatetime = Field(description="When the fact happened in vanda (UTC).")
     subject: str | None = Field(None, description="Pseudonymous subject id or incident id.")
     datacontenttype: Literal["application/json"] = "application/json"
     dataschema: str = Field(description="URI of the JSON Schema of `data`.")

@@ -491,7 +491,7 @@ class IncidentReported(EventData, IncidentFacts):
     incident_id: UUID
     subject_id: str | None = Field(None, description="Keyed pseudonym of the perpetrator, if identified.")
     source_system: Text
-    reported_at: datetime
+    reported_at: AwareDatetime
     perpetrator: PerpetratorFacts
 
 
@@ -549,11 +549,11 @@ class IncidentAmended(EventData, IncidentFacts):
     incident_id: UUID
     subject_id: str | None = None
     source_system: Text
-    reported_at: datetime
+    reported_at: AwareDatetime
     perpetrator: PerpetratorFacts
     revision: int = Field(ge=2, description="1 is the report; each amendment adds one.")
     changed_fields: list[str] = Field(description="Dotted names of the fields this amendment changed.")
-    amended_at: datetime
+    amended_at: AwareDatetime
 
 
 class IncidentWithdrawn(EventData):
@@ -564,4 +564,4 @@ class IncidentWithdrawn(EventData):
     incident_id: UUID
     subject_id: str | None = None
     reason: WithdrawalReason
-    withdrawn_at: datetime
+    withdrawn_at: AwareDatetime

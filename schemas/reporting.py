@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas.base import EventData
 from schemas.incidents import Category
@@ -29,7 +28,7 @@ class AboutIncident(EventData):
     incident_id: UUID
     organisation: str
     site: str
-    occurred_at: datetime
+    occurred_at: AwareDatetime
 
 
 class PoliceReferralRequired(AboutIncident):
@@ -82,7 +81,7 @@ class FootageDeletionDue(AboutIncident):
 
     event_type = "uk.nhs.vanda.reporting.footage_deletion_due.v1"
 
-    delete_from: datetime = Field(description="When its retention period ended.")
+    delete_from: AwareDatetime = Field(description="When its retention period ended.")
 
 
 class Suppressed(BaseModel):
@@ -112,7 +111,7 @@ class BoardMetricsPublished(EventData):
     incidents: Figure
     breakdowns: dict[str, dict[str, Figure]] = Field(description="Each measure by dimension; zeros omitted.")
     indicators: dict[str, Figure] = Field(description="Shares, rates and medians; null when undefined.")
-    published_at: datetime
+    published_at: AwareDatetime
     # Left out while 1, as rounding_base is: a month's first figures read as they always did.
     revision: int = Field(1, ge=1, exclude_if=lambda v: v == 1,
                           description="Absent (1): the month's first figures. Each later revision replaces those"

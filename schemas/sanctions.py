@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 from schemas.base import EventData
 from schemas.incidents import PerpetratorKind
@@ -32,8 +31,8 @@ class Decision(EventData):
     policy_version: str
     organisation: str
     site: str
-    occurred_at: datetime = Field(description="When the triggering incident happened.")
-    decided_at: datetime
+    occurred_at: AwareDatetime = Field(description="When the triggering incident happened.")
+    decided_at: AwareDatetime
 
 
 class YellowCardIssued(Decision):
@@ -125,8 +124,8 @@ class BanImposed(FollowUp):
                                       description="Opaque id of the clinical lead who agreed the exclusion is"
                                                   " clinically safe, where the policy asks for it.")
     restriction: Restriction
-    starts_at: datetime
-    ends_at: datetime
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
     emergency_care_never_barred: Literal[True] = True
 
 
@@ -135,7 +134,7 @@ class BanReviewDue(FollowUp):
 
     event_type = "uk.nhs.vanda.sanction.ban_review_due.v1"
 
-    ends_at: datetime
+    ends_at: AwareDatetime
 
 
 class BanExpired(FollowUp):
@@ -143,7 +142,7 @@ class BanExpired(FollowUp):
 
     event_type = "uk.nhs.vanda.sanction.ban_expired.v1"
 
-    ended_at: datetime
+    ended_at: AwareDatetime
 
 
 class WarningLapsed(FollowUp):
@@ -151,7 +150,7 @@ class WarningLapsed(FollowUp):
 
     event_type = "uk.nhs.vanda.sanction.warning_lapsed.v1"
 
-    lapsed_at: datetime = Field(description="When the incident left the window; a marker the warning put on a"
+    lapsed_at: AwareDatetime = Field(description="When the incident left the window; a marker the warning put on a"
                                             " record can come off.")
 
 

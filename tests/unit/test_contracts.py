@@ -136,3 +136,17 @@ def test_every_event_type_has_the_shape_an_unknown_one_is_named_by():
     from schemas.events import EVENT_TYPE_LIKE
 
     assert all(EVENT_TYPE_LIKE.fullmatch(kind) for kind in EVENT_TYPES)
+
+
+def test_an_event_time_without_an_offset_is_refused_naming_the_field():
+    # A naive time could be compared with no aware one: refused at decoding, named, not a
+    # TypeError deep in the card policy that dead-letters the event with no field.
+    body = json.loads(encode(envelope(incident(), source="/x", subject="s")))
+    body["data"]["reported_at"] = "2025-03-10T12:00:00"
+    with pytest.raises(ValueError, match="reported_at") as refused:
+        decode(json.dumps(body))
+    assert "timezone" in str(refused.value)
+    body = json.loads(encode(envelope(incident(), source="/x", subject="s")))
+    body["time"] = "2025-03-10T12:00:00"
+    with pytest.raises(ValueError, match="time"):
+        decode(json.dumps(body))
