@@ -22,7 +22,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from schemas.incidents import MIN_LOCAL_ID, identifier_in, letters_and_digits
-from vanda.runtime.db import in_chunks
+from vanda.runtime.db import PURGE_CHUNK, in_chunks
 from vanda.runtime.rows import insert_many
 
 log = logging.getLogger(__name__)
@@ -391,19 +391,21 @@ async def reseal_identities(pool: asyncpg.Pool, keyring: Keyring, chunk: int = 1
     return Resealed(resealed, left, foreign, unopened)
 
 
-async def purge(pool: asyncpg.Pool, now: datetime, retention: timedelta, actor: str) -> dict[str, int]:
-    """Drop narratives, identities and the purposes given to read them older than the retention
-    period; events and aggregates stay."""
+async def purge(pool: asyncpg.Pool, now: datetime, retention: timedelta, actor: str,
+                chunk: int = PURGE_CHUNK) -> dict[str, int]:
+    """Drop narratives, identities (with their local ids) and the purposes given to read them
+    older than the retention period, `chunk` rows per transaction; events and aggregates stay."""
     cutoff = now - retention
     counts = {
         "narratives": await in_chunks(pool, "intake.incidents", "UPDATE intake.incidents SET narrative = NULL",
-                                      "narrative IS NOT NULL AND received_at < $1", cutoff),
+                                      "narrative IS NOT NULL AND received_at < $1", cutoff, chunk=chunk),
         "identities": await in_chunks(pool, "intake.identities", "DELETE FROM intake.identities",
-                                      "last_seen < $1", cutoff),
+                                      "last_seen < $1", cutoff, chunk=chunk),
         # Who read whose identity stays; why, in their own words, goes with the identities.
         "purposes": await in_chunks(pool, "intake.audit",
                                     "UPDATE intake.audit SET purpose = NULL, purpose_purged_at = now()",
-                                    "action = 'identity_read' AND purpose IS NOT NULL AND at < $1", cutoff),
+                                    "action = 'identity_read' AND purpose IS NOT NULL AND at < $1", cutoff,
+                                    chunk=chunk),
     }
     await pool.execute("INSERT INTO intake.audit (actor, action, purpose) VALUES ($1, 'retention_purge', $2)",
                        actor, f"{counts} older than {cutoff.isoformat()}")

@@ -10,7 +10,7 @@ import asyncpg
 
 from services.reporting.adapters import TOLD, audit, incident_of
 from services.reporting.domain.footage import CARD_KINDS, CARD_UNDONE, Footage
-from vanda.runtime.db import in_chunks
+from vanda.runtime.db import PURGE_CHUNK, in_chunks
 
 # Where footage stands, as footage.status() decides it, for the worklist's filter: `use` is
 # whether anything rests on it, and {due} the parameter holding when the period ends for
@@ -135,20 +135,21 @@ async def retract_deletion(pool: asyncpg.Pool, incident_id: UUID, by: str, reaso
     return row
 
 
-async def purge_reasons(pool: asyncpg.Pool, cutoff: datetime, now: datetime, actor: str) -> dict[str, int]:
+async def purge_reasons(pool: asyncpg.Pool, cutoff: datetime, now: datetime, actor: str,
+                        chunk: int = PURGE_CHUNK) -> dict[str, int]:
     """Clear why deletions were retracted, where that was before `cutoff`, from the retractions
-    and the audit alike (the one change their triggers allow); who did what, and when, stays.
-    The purge itself is audited."""
+    and the audit alike (the one change their triggers allow), `chunk` rows per transaction; who
+    did what, and when, stays. The purge itself is audited."""
     counts = {
         "retraction_reasons": await in_chunks(
             pool, "reporting.footage_retractions",
             "UPDATE reporting.footage_retractions SET reason = NULL, reason_purged_at = $2",
-            "reason IS NOT NULL AND retracted_at < $1", cutoff, now),
+            "reason IS NOT NULL AND retracted_at < $1", cutoff, now, chunk=chunk),
         "audit_reasons": await in_chunks(
             pool, "reporting.audit",
             "UPDATE reporting.audit SET what = reporting.reason_cleared(what), reason_purged_at = $2",
             "action = 'footage_deletion_retracted' AND reason_purged_at IS NULL AND at < $1"
-            " AND position(' reason=' IN what) > 0", cutoff, now),
+            " AND position(' reason=' IN what) > 0", cutoff, now, chunk=chunk),
     }
     await audit(pool, actor, "retention_purge", f"{counts} older than {cutoff.isoformat()}")
     return counts

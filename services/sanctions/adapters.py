@@ -11,7 +11,7 @@ import asyncpg
 import orjson
 
 from services.sanctions.domain import Card, SubjectState
-from vanda.runtime.db import in_chunks
+from vanda.runtime.db import PURGE_CHUNK, in_chunks
 from vanda.runtime.outbox import Outgoing
 from vanda.runtime.rows import insert_many
 
@@ -131,11 +131,11 @@ async def acted(conn: asyncpg.Connection, sanction_id: UUID, actor: str, action:
                                " AND action = $3)", sanction_id, actor, action)
 
 
-async def purge_reasons(pool: asyncpg.Pool, cutoff: datetime, now: datetime) -> int:
+async def purge_reasons(pool: asyncpg.Pool, cutoff: datetime, now: datetime, chunk: int = PURGE_CHUNK) -> int:
     """Clear the free text of audit rows older than `cutoff`, a chunk at a time; who did what,
     and when, stays."""
     return await in_chunks(pool, "sanctions.audit", "UPDATE sanctions.audit SET reason = NULL, reason_purged_at = $2",
-                           "reason IS NOT NULL AND at < $1", cutoff, now)
+                           "reason IS NOT NULL AND at < $1", cutoff, now, chunk=chunk)
 
 
 async def due_subjects(conn: asyncpg.Connection, now: datetime, review_days: int, window_days: int) -> list[str]:

@@ -35,7 +35,7 @@ from services.sanctions.domain import (
     decide,
     ladder,
 )
-from vanda.runtime.db import is_transient
+from vanda.runtime.db import PURGE_CHUNK, is_transient
 from vanda.runtime.outbox import Outgoing, stage
 
 log = logging.getLogger(__name__)
@@ -257,10 +257,12 @@ async def run_scheduler(pool: asyncpg.Pool, policy: Policy, now: datetime,
     return sent
 
 
-async def purge(pool: asyncpg.Pool, now: datetime, retention: timedelta, actor: str) -> dict[str, int]:
-    """Clear reasons and appeal grounds past the retention period, and audit the purge itself."""
+async def purge(pool: asyncpg.Pool, now: datetime, retention: timedelta, actor: str,
+                chunk: int = PURGE_CHUNK) -> dict[str, int]:
+    """Clear reasons and appeal grounds past the retention period, `chunk` rows per transaction,
+    and audit the purge itself."""
     cutoff = now - retention
-    counts = {"reasons": await adapters.purge_reasons(pool, cutoff, now)}
+    counts = {"reasons": await adapters.purge_reasons(pool, cutoff, now, chunk)}
     async with pool.acquire() as conn:
         await adapters.audit(conn, actor, "retention_purge", None, None, f"{counts} older than {cutoff.isoformat()}")
     return counts

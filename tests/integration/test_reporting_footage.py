@@ -13,7 +13,7 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 
-from services.reporting import gauges, publishing
+from services.reporting import footage_store, gauges, publishing
 from tests.conftest import bearer
 from tests.factories import report
 from tests.integration.kafka_reader import poll, read_until
@@ -417,7 +417,46 @@ async def test_retention_clears_old_retraction_reasons_from_the_retractions_and_
         await conn.close()
 
 
-async def test_an_incident_amended_out_of_the_police_criteria_waits_on_no_referral_and_its_prompt_is_retracted(pipeline):
+async def test_a_backlog_of_retraction_reasons_is_cleared_a_chunk_at_a_time_to_the_last_and_nothing_younger(
+        pipeline):
+    """Each chunk is its own transaction, so a backlog never outlasts the statement timeout: in
+    chunks of 2, every reason past retention still goes from both tables, counted once, with one
+    audit row."""
+    cutoff, actor = datetime(2001, 6, 1, tzinfo=UTC), f"backlog-{uuid.uuid4().hex[:8]}"
+    over, under = cutoff - timedelta(days=150), cutoff + timedelta(days=14)
+    words = "Mr Example's clip was on the ward PC"
+    pool = await create_pool(pipeline["DATABASE_URL"], max_size=2)
+    try:
+        retractions, entries = [], []
+        for at in [over] * 5 + [under]:
+            incident = uuid.uuid4()
+            retractions.append(await pool.fetchval(
+                "INSERT INTO reporting.footage_retractions (incident_id, deleted_at, recorded_by, unplanned,"
+                " retracted_by, retracted_at, reason) VALUES ($1, $2, 'footage-4', false, 'footage-5', $2, $3)"
+                " RETURNING id", incident, at, words))
+            entries.append(await pool.fetchval(
+                "INSERT INTO reporting.audit (at, actor, action, what) VALUES ($1, 'footage-5',"
+                " 'footage_deletion_retracted', $2) RETURNING id", at,
+                f"footage incident_id={incident} deleted_at={at.isoformat()} recorded_by=footage-4 reason={words}"))
+        counts = await footage_store.purge_reasons(pool, cutoff, cutoff + timedelta(days=30), actor, chunk=2)
+        reasons = await pool.fetch("SELECT reason, reason_purged_at FROM reporting.footage_retractions"
+                                   " WHERE id = ANY($1) ORDER BY retracted_at", retractions)
+        whats = await pool.fetch("SELECT what, reason_purged_at FROM reporting.audit WHERE id = ANY($1) ORDER BY at",
+                                 entries)
+        audited = await pool.fetch("SELECT what FROM reporting.audit WHERE actor = $1 AND action = 'retention_purge'",
+                                   actor)
+    finally:
+        await pool.close()
+    assert counts == {"retraction_reasons": 5, "audit_reasons": 5}
+    assert [r["reason"] for r in reasons] == [None] * 5 + [words]
+    assert all(r["reason_purged_at"] for r in reasons[:5]) and reasons[5]["reason_purged_at"] is None
+    assert [r["what"].endswith("reason=(cleared)") for r in whats] == [True] * 5 + [False]
+    assert all(r["reason_purged_at"] for r in whats[:5]) and whats[5]["what"].endswith(f"reason={words}")
+    assert len(audited) == 1 and str(counts) in audited[0]["what"]
+
+
+async def test_an_incident_amended_out_of_the_police_criteria_waits_on_no_referral_and_its_prompt_is_retracted(
+        pipeline):
     site = f"Amended site {uuid.uuid4().hex[:8]}"
     old = (datetime.now(UTC) - timedelta(days=60)).isoformat()
     [incident] = await submit_all(pipeline, [report(site=site, occurred_at=old, perpetrator=UNKNOWN,

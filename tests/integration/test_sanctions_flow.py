@@ -12,6 +12,7 @@ import asyncpg
 import httpx
 import pytest
 
+from services.sanctions.handlers import purge
 from tests.conftest import bearer, source_key
 from tests.factories import RECENT, report
 from tests.integration.kafka_reader import poll, read_until
@@ -404,6 +405,29 @@ async def test_retention_clears_old_reasons_from_the_audit_and_nothing_else(pipe
         await conn.close()
 
 
+async def test_a_backlog_of_reasons_is_cleared_a_chunk_at_a_time_to_the_last_and_nothing_younger(pipeline):
+    """Each chunk is its own transaction, so a backlog never outlasts the statement timeout: in
+    chunks of 2, every reason past retention still goes, counted once, with one audit row."""
+    cutoff, actor = datetime(2001, 6, 1, tzinfo=UTC), f"backlog-{uuid.uuid4().hex[:8]}"
+    over, under = cutoff - timedelta(days=150), cutoff + timedelta(days=14)
+    pool = await asyncpg.create_pool(pipeline["DATABASE_URL"], min_size=1, max_size=2)
+    try:
+        ids = [await pool.fetchval("INSERT INTO sanctions.audit (at, actor, action, subject_id, reason) VALUES ($1,"
+                                   " 'reviewer-9', 'appeal', 'sub_' || repeat('b', 40), 'his dementia worsened')"
+                                   " RETURNING id", at) for at in [over] * 5 + [under]]
+        counts = await purge(pool, cutoff + timedelta(days=30), timedelta(days=30), actor, chunk=2)
+        reasons = await pool.fetch("SELECT reason, reason_purged_at FROM sanctions.audit WHERE id = ANY($1)"
+                                   " ORDER BY at", ids)
+        audited = await pool.fetch("SELECT reason FROM sanctions.audit WHERE actor = $1 AND action = 'retention_purge'",
+                                   actor)
+    finally:
+        await pool.close()
+    assert counts == {"reasons": 5}
+    assert [r["reason"] for r in reasons] == [None] * 5 + ["his dementia worsened"]
+    assert all(r["reason_purged_at"] for r in reasons[:5]) and reasons[5]["reason_purged_at"] is None
+    assert len(audited) == 1 and audited[0]["reason"].startswith(str(counts))
+
+
 async def test_a_decision_on_a_subject_that_moved_on_since_the_reviewer_looked_is_refused(pipeline):
     """A reviewer opens the subject; a weapon incident arrives and joins the proposal as
     evidence; the reviewer's reject, sent with the version they saw, is refused (412): a
@@ -423,8 +447,9 @@ async def test_a_decision_on_a_subject_that_moved_on_since_the_reviewer_looked_i
 
     async def reject(version: str) -> httpx.Response:
         async with httpx.AsyncClient(base_url=pipeline["SANCTIONS_URL"], timeout=30) as client:
+            headers = bearer(pipeline, "sanction_approver", "lead-4") | {"If-Match": f'"{version}"'}
             return await client.post(f"/v1/sanctions/{red}/reject", json={"reason": "Disproportionate"},
-                                     headers=bearer(pipeline, "sanction_approver", "lead-4") | {"If-Match": f'"{version}"'})
+                                     headers=headers)
     stale = await reject(seen)
     assert stale.status_code == 412 and stale.json()["errors"][0]["field"] == "If-Match"
     assert stale.json()["version"] == now["version"] == stale.headers["ETag"].strip('"')
