@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
+import uuid
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import asyncpg
 import httpx
 import pytest
 
 from schemas.incidents import IncidentReport
+from services.intake.bootstrap import create_app
+from services.intake.config import IntakeSettings
 from services.intake.domain import fingerprint
 from services.intake.vault import (
     IdentityUnreadable,
@@ -19,6 +24,7 @@ from services.intake.vault import (
     KeySwapped,
     check_pseudonym_keys,
     key_id,
+    purge,
     remember,
     reseal_fingerprints,
     reseal_identities,
@@ -27,6 +33,9 @@ from services.intake.vault import (
 )
 from tests.conftest import ROOT, bearer, source_key
 from tests.factories import report
+from vanda.runtime.db import create_pool
+from vanda.runtime.service import Runtime
+from vanda.runtime.settings import CommonSettings
 
 pytestmark = pytest.mark.integration
 IDENTIFIED, RETAINED, PURPOSED = "9990000204", "9990000212", "9990000263"
@@ -199,6 +208,96 @@ async def test_retention_clears_the_purposes_given_to_read_identities_and_nothin
                 await conn.execute(statement, row["id"])
     finally:
         await conn.close()
+
+
+async def narratives_received(conn: asyncpg.Connection, source: str, received: list[datetime]) -> list[uuid.UUID]:
+    """Incidents as intake stores them, each with a narrative, received at these times (nothing published)."""
+    ids = [uuid.uuid4() for _ in received]
+    await conn.executemany(
+        "INSERT INTO intake.incidents (incident_id, source_system, source_ref, fingerprint, event, narrative,"
+        " received_at) VALUES ($1, $2, $3, $4, '{}', 'He shouted at the nurse.', $5)",
+        [(i, source, f"ref-{i}", f"k1:{i.hex}", at) for i, at in zip(ids, received, strict=True)])
+    return ids
+
+
+async def test_a_started_intake_purges_at_once_not_an_interval_after_it_starts(pipeline, monkeypatch):
+    """A replica restarted more often than `INTAKE_RETENTION_INTERVAL_S` (a day) must still purge:
+    the first round runs as intake starts, once the start's keying of bare fingerprints is done."""
+    now = datetime.now(UTC)
+    conn = await asyncpg.connect(pipeline["DATABASE_URL"])
+    try:
+        old, young = await narratives_received(conn, f"restarted-{uuid.uuid4().hex[:8]}",
+                                               [now - timedelta(days=400), now - timedelta(days=10)])
+        await conn.execute("UPDATE intake.incidents SET fingerprint = $2 WHERE incident_id = $1", old, "0" * 64)
+
+        async def without_kafka(runtime: Runtime, before_consuming=lambda: None) -> None:
+            # PostgreSQL alone: consumers of its own would take partitions from the running intake.
+            runtime.pool = await create_pool(runtime.settings.database_url, max_size=4, wait_s=10)
+            runtime.relay = SimpleNamespace(wake=lambda: None)
+            await before_consuming()
+
+        monkeypatch.setattr(Runtime, "start", without_kafka)
+        secret = {k: pipeline.get(k) or os.environ[k] for k in ("INTAKE_PSEUDONYM_KEY", "INTAKE_IDENTITY_KEY")}
+        app = create_app(CommonSettings(database_url=pipeline["DATABASE_URL"],
+                                        kafka_bootstrap_servers=pipeline["KAFKA_BOOTSTRAP_SERVERS"]),
+                         IntakeSettings(pseudonym_key=secret["INTAKE_PSEUDONYM_KEY"],
+                                        identity_key=secret["INTAKE_IDENTITY_KEY"], retention_days=30))
+        async with app.router.lifespan_context(app):
+            for _ in range(300):
+                if await conn.fetchval("SELECT narrative FROM intake.incidents WHERE incident_id = $1", old) is None:
+                    break
+                await asyncio.sleep(0.05)
+        rows = {r["incident_id"]: r for r in await conn.fetch(
+            "SELECT incident_id, narrative, fingerprint FROM intake.incidents WHERE incident_id = ANY($1)",
+            [old, young])}
+    finally:
+        await conn.close()
+    assert rows[old]["narrative"] is None and rows[young]["narrative"] == "He shouted at the nurse."
+    assert rows[old]["fingerprint"].startswith("k")  # keyed first: the purge waits for it
+
+
+async def test_a_backlog_is_purged_a_chunk_at_a_time_to_the_last_row_and_nothing_younger(pipeline):
+    """Each chunk is its own transaction, so a backlog (a first run on years of data, a shorter
+    retention) never outlasts the statement timeout: in chunks of 2, every narrative, identity
+    (with its local ids) and purpose past retention still goes, counted once, with one audit row."""
+    cutoff, actor = datetime(2001, 6, 1, tzinfo=UTC), f"backlog-{uuid.uuid4().hex[:8]}"
+    over, under = cutoff - timedelta(days=150), cutoff + timedelta(days=14)
+    version = 20000 + int.from_bytes(os.urandom(2), "big")  # a key of its own: no one else's subjects
+    ring = Keyring(version, {version: os.urandom(32)}, b"identity")
+    pool = await asyncpg.create_pool(pipeline["DATABASE_URL"], min_size=1, max_size=2)
+    try:
+        async with pool.acquire() as conn:
+            incidents = await narratives_received(conn, actor, [over] * 5 + [under])
+            subjects = []
+            for n, seen in enumerate([over] * 3 + [under]):
+                async with conn.transaction():
+                    identifier = f"nhs:99900072{n:02d}"
+                    subjects.append(subject := await resolve_subject(conn, identifier, ring))
+                    await remember(conn, subject, identifier, "RZA", ring, also_local=f"MRN{n}{uuid.uuid4().hex[:6]}")
+                    await conn.execute("UPDATE intake.identities SET first_seen = $2, last_seen = $2"
+                                       " WHERE subject_id = $1", subject, seen)
+            reads = [await conn.fetchval("INSERT INTO intake.audit (at, actor, action, subject_id, purpose)"
+                                         " VALUES ($1, 'letters-officer', 'identity_read', $2, 'letter about his"
+                                         " dementia') RETURNING id", at, subjects[0]) for at in [over] * 3 + [under]]
+        counts = await purge(pool, cutoff + timedelta(days=30), timedelta(days=30), actor, chunk=2)
+        narratives = await pool.fetch("SELECT narrative FROM intake.incidents WHERE incident_id = ANY($1)"
+                                      " ORDER BY received_at", incidents)
+        kept = await pool.fetch("SELECT subject_id, (SELECT count(*) FROM intake.local_ids l"
+                                " WHERE l.subject_id = i.subject_id) AS local_ids FROM intake.identities i"
+                                " WHERE subject_id = ANY($1)", subjects)
+        local_ids = await pool.fetchval("SELECT count(*) FROM intake.local_ids WHERE subject_id = ANY($1)", subjects)
+        purposes = await pool.fetch("SELECT purpose, purpose_purged_at FROM intake.audit WHERE id = ANY($1)"
+                                    " ORDER BY at", reads)
+        audited = await pool.fetch("SELECT purpose FROM intake.audit WHERE actor = $1 AND action = 'retention_purge'",
+                                   actor)
+    finally:
+        await pool.close()
+    assert counts == {"narratives": 5, "identities": 3, "purposes": 3}
+    assert [r["narrative"] for r in narratives] == [None] * 5 + ["He shouted at the nurse."]
+    assert [tuple(r) for r in kept] == [(subjects[3], 1)] and local_ids == 1  # deleted with their identities
+    assert [r["purpose"] for r in purposes] == [None] * 3 + ["letter about his dementia"]
+    assert all(r["purpose_purged_at"] for r in purposes[:3]) and purposes[3]["purpose_purged_at"] is None
+    assert len(audited) == 1 and audited[0]["purpose"].startswith(str(counts))
 
 
 async def test_fingerprints_are_stored_keyed_and_bare_ones_are_resealed(pipeline):
