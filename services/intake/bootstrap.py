@@ -68,7 +68,7 @@ def create_app(common: CommonSettings | None = None, settings: IntakeSettings | 
     common = common or CommonSettings()
     settings = settings or IntakeSettings()
     runtime = Runtime(SERVICE, common,
-                      topics=[INCIDENTS, dead_letter(INCIDENTS), SUBMISSIONS, dead_letter(SUBMISSIONS)],
+                      topics=[INCIDENTS, SUBMISSIONS, dead_letter(SUBMISSIONS)],
                       dead_letters=[dead_letter(SUBMISSIONS)])
     app = FastAPI(title="vanda intake", version="1",
                   description="Takes incident reports, pseudonymises them and publishes incident events.")
