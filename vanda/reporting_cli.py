@@ -36,8 +36,9 @@ CONNECTIONS = ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")
 
 def _where(database_url: str) -> str:
     """The database's host, port and name: never its password."""
+    # The netloc as written, less any credentials: url.port raises on a multi-host URL.
     url = urlsplit(database_url)
-    return f"{url.hostname or 'localhost'}:{url.port or 5432}{url.path or ''}"
+    return f"{url.netloc.rpartition('@')[2] or 'localhost'}{url.path}"
 
 
 @app.command()
@@ -90,6 +91,10 @@ async def _rebuild(database_url: str, bootstrap: str, organisation: str | None, 
         async with replay.one_at_a_time(pool) as mine:
             if not mine:
                 console.print("[red]another rebuild is under way on this database: wait for it to end[/red]")
+                raise typer.Exit(1)
+            if grant := await replay.grant_needed(pool):
+                console.print(f"[red]this database user may not create the rebuild's schemas; as an administrator:"
+                              f" {grant}[/red]")
                 raise typer.Exit(1)
             await _same_settings(pool, projection_settings(settings), promote)
             if promote:
@@ -159,7 +164,9 @@ async def _may_promote(pool: Any, bootstrap: str, group: str) -> None:
     if not await replay.has_committed(bootstrap, group):
         console.print(f"[red]not promoted: consumer group {group} has committed nothing on this Kafka, so it is"
                       " not the group reporting consumes in here (REPORTING_CONSUMER_GROUP), or this is not"
-                      " reporting's Kafka[/red]")
+                      " reporting's Kafka, or reporting has been stopped longer than Kafka keeps an idle"
+                      " group's offsets (offsets.retention.minutes, a week by default): start it, let it"
+                      " commit, stop it, and rebuild again[/red]")
         raise typer.Exit(1)
 
 

@@ -286,6 +286,14 @@ async def foreign_owner(pool: asyncpg.Pool | asyncpg.Connection, live: str = LIV
     return owners[0]["tableowner"] if owners else None
 
 
+async def grant_needed(pool: asyncpg.Pool | asyncpg.Connection) -> str | None:
+    """The GRANT this role lacks to make the rebuild's schemas, if it lacks it: a service's own
+    role owns its schema and nothing more, and the rebuild makes two beside it."""
+    row = await pool.fetchrow("SELECT current_user AS who, current_database() AS db,"
+                              " has_database_privilege(current_database(), 'CREATE') AS may")
+    return None if row["may"] else f'GRANT CREATE ON DATABASE "{row["db"]}" TO "{row["who"]}"'
+
+
 async def has_committed(bootstrap: str, group: str) -> bool:
     """Whether the group has committed any offset here: a reporting that ever consumed has. None
     means the group or the Kafka is not reporting's, and that its members say nothing of it."""

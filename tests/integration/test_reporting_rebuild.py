@@ -221,6 +221,29 @@ async def test_live_tables_another_role_owns_are_named(pipeline) -> None:
         await pool.close()
 
 
+async def test_a_role_that_may_not_create_schemas_is_told_the_grant_it_needs(pipeline) -> None:
+    role = f"reader_{uuid.uuid4().hex[:8]}"
+    pool = await create_pool(pipeline["DATABASE_URL"], max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            assert await replay.grant_needed(conn) is None  # the test's own role may
+            await conn.execute(f"CREATE ROLE {role} NOLOGIN")
+            async with conn.transaction():
+                await conn.execute(f"SET LOCAL ROLE {role}")
+                database = await conn.fetchval("SELECT current_database()")
+                assert await replay.grant_needed(conn) == f'GRANT CREATE ON DATABASE "{database}" TO "{role}"'
+            await conn.execute(f'GRANT CREATE ON DATABASE "{database}" TO {role}')
+            async with conn.transaction():
+                await conn.execute(f"SET LOCAL ROLE {role}")
+                assert await replay.grant_needed(conn) is None
+    finally:
+        async with pool.acquire() as conn:
+            database = await conn.fetchval("SELECT current_database()")
+            await conn.execute(f'REVOKE ALL ON DATABASE "{database}" FROM {role}')
+            await conn.execute(f"DROP ROLE IF EXISTS {role}")
+        await pool.close()
+
+
 async def scratch(conn: asyncpg.Connection, schema: str, with_outbox: bool = True) -> None:
     """A schema holding empty copies of reporting's tables (and outbox: a rebuild's has none)."""
     await conn.execute(f"CREATE SCHEMA {schema}")
