@@ -92,15 +92,35 @@ def migrate(
     service: Annotated[list[str] | None, typer.Option(
         help="Only this service's schema (repeat for several), as that service's own database user; default:"
              " every service's.")] = None,
+    owner: Annotated[str | None, typer.Option(
+        help="Then give the schema, and everything in it, to this database role: once, as an administrator,"
+             " when a deployment moves to a user per service. Needs exactly one --service.")] = None,
 ) -> None:
     """Apply every service's database migrations to DATABASE_URL, else to the local stack's database."""
     from vanda.runtime.migrate import apply
 
     if unknown := sorted(set(service or ()) - set(SERVICES)):
         raise typer.BadParameter(f"{', '.join(unknown)}: must be one of {', '.join(SERVICES)}", param_hint="--service")
+    if owner is not None and len(service or ()) != 1:
+        raise typer.BadParameter("a role owns one service's schema: name that service once", param_hint="--service")
     url = _database_url(home)
     for name in service or SERVICES:
         console.print(f"{name}: {apply(url, name)} migration(s) applied")
+        if owner is not None:
+            _hand_over(url, name, owner)
+
+
+def _hand_over(url: str, service: str, owner: str) -> None:
+    import psycopg
+
+    from vanda.runtime.migrate import hand_over
+
+    try:
+        given = hand_over(url, service, owner)
+    except (LookupError, psycopg.Error) as refused:  # no such role, or not this user's to give
+        console.print(f"[red]{service}: owners left as they were: {refused}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"{service}: schema and {given - 1} object(s) in it now owned by {owner}")
 
 
 @app.command()

@@ -100,3 +100,52 @@ def test_a_services_own_user_migrates_the_schema_made_for_it_and_no_other(pipeli
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
             conn.execute(f"DROP ROLE IF EXISTS {user}")
+
+
+def test_a_schema_one_user_made_is_handed_whole_to_the_services_own(pipeline):
+    # A deployment from before per-service users: one user owns every schema. The administrator
+    # hands reporting's to its new user, which then migrates and writes it as its own.
+    from urllib.parse import urlsplit, urlunsplit
+
+    admin, suffix = pipeline["DATABASE_URL"], f"{os.getpid()}_{time.time_ns() % 10**6}"
+    database, user = f"vanda_handover_{suffix}", f"vanda_reporting_{suffix}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {database}")
+        conn.execute(f"CREATE ROLE {user} LOGIN PASSWORD 'only-reporting'")
+    parts = urlsplit(admin)
+    own = urlunsplit(parts._replace(path=f"/{database}"))
+    as_user = urlunsplit(parts._replace(netloc=f"{user}:only-reporting@{parts.hostname}:{parts.port}",
+                                        path=f"/{database}"))
+    owned_by_others = """SELECT count(*) FROM (
+        SELECT c.relowner AS owner FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = 'reporting'
+        UNION ALL SELECT p.proowner FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+         WHERE n.nspname = 'reporting'
+        UNION ALL SELECT nspowner FROM pg_namespace WHERE nspname = 'reporting') o
+        WHERE owner <> %s::regrole"""
+    try:
+        with psycopg.connect(own, autocommit=True) as conn:
+            conn.execute(f"REVOKE CREATE ON DATABASE {database} FROM PUBLIC")
+        assert migrate.apply(own, "reporting") > 0  # as the one user
+        with psycopg.connect(own, autocommit=True) as conn:
+            assert conn.execute(owned_by_others, (user,)).fetchone()[0] > 0
+        with pytest.raises(psycopg.errors.UndefinedObject):  # no such role: nothing changes hands
+            migrate.hand_over(own, "reporting", f"nobody_{suffix}")
+        with psycopg.connect(own, autocommit=True) as conn:
+            assert conn.execute("SELECT nspowner = %s::regrole FROM pg_namespace WHERE nspname = 'reporting'",
+                                (user,)).fetchone() == (False,)
+        with pytest.raises(LookupError, match="no schema intake"):
+            migrate.hand_over(own, "intake", user)
+
+        assert migrate.hand_over(own, "reporting", user) > 10  # the schema, its tables, functions, yoyo's
+        with psycopg.connect(own, autocommit=True) as conn:
+            assert conn.execute(owned_by_others, (user,)).fetchone() == (0,)
+        assert migrate.apply(as_user, "reporting") == 0
+        with psycopg.connect(as_user, autocommit=True) as conn:  # its tables, sequences and triggers are its own
+            conn.execute("INSERT INTO reporting.audit (actor, action, what) VALUES ('test', 'test', 'test')")
+            with pytest.raises(psycopg.errors.RaiseException):  # the append-only trigger still guards
+                conn.execute("DELETE FROM reporting.audit")
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+            conn.execute(f"DROP ROLE IF EXISTS {user}")

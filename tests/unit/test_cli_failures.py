@@ -89,3 +89,29 @@ def test_migrating_a_service_that_does_not_exist_is_refused_naming_it(tmp_path: 
     result = CliRunner().invoke(app, ["migrate", "--service", "reportnig", "--home", str(tmp_path)],
                                 env={"COLUMNS": "200"})
     assert result.exit_code == 2 and "reportnig: must be one of intake, sanctions, reporting" in result.output
+
+
+@pytest.mark.parametrize("services", [[], ["--service", "intake", "--service", "sanctions"]])
+def test_an_owner_is_given_one_services_schema_or_none(tmp_path: Path, monkeypatch, services) -> None:
+    applied = []
+    monkeypatch.setenv("DATABASE_URL", "postgresql://admin@db/vanda")
+    monkeypatch.setattr(migrate, "apply", lambda url, name: applied.append(name) or 0)
+    result = CliRunner().invoke(app, ["migrate", *services, "--owner", "vanda_intake", "--home", str(tmp_path)],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 2 and "a role owns one service's schema" in result.output
+    assert applied == []  # refused before anything ran
+
+
+def test_a_refused_hand_over_says_why_and_that_nothing_changed_hands(tmp_path: Path, monkeypatch) -> None:
+    import psycopg
+
+    def refuse(url, name, role):
+        raise psycopg.errors.UndefinedObject(f'role "{role}" does not exist')
+
+    monkeypatch.setenv("DATABASE_URL", "postgresql://admin@db/vanda")
+    monkeypatch.setattr(migrate, "apply", lambda url, name: 0)
+    monkeypatch.setattr(migrate, "hand_over", refuse)
+    result = CliRunner().invoke(app, ["migrate", "--service", "intake", "--owner", "vanda_intak",
+                                      "--home", str(tmp_path)], env={"COLUMNS": "200"})
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert 'intake: owners left as they were: role "vanda_intak" does not exist' in result.output

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from yoyo import get_backend, read_migrations
 
 from vanda.runtime.transport import TransportSettings, libpq_url
@@ -87,3 +88,42 @@ def _locked(backend: Any, function: str, service: str) -> bool:
 def apply_all(database_url: str) -> dict[str, int]:
     """Apply every service's migrations; return how many ran for each."""
     return {service: apply(database_url, service) for service in SERVICES}
+
+
+# What a service's schema holds that has an owner of its own. Indexes, and sequences a column
+# owns, go with their table; yoyo's tables are in the schema too.
+_OWNED = """
+SELECT 'TABLE', format('%%I.%%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = %(schema)s AND c.relkind IN ('r', 'p', 'v', 'f')
+UNION ALL
+SELECT 'MATERIALIZED VIEW', format('%%I.%%I', n.nspname, c.relname) FROM pg_class c
+  JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %(schema)s AND c.relkind = 'm'
+UNION ALL
+SELECT 'SEQUENCE', format('%%I.%%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = %(schema)s AND c.relkind = 'S'
+   AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.objid = c.oid AND d.deptype IN ('a', 'i'))
+UNION ALL
+SELECT 'ROUTINE', p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE n.nspname = %(schema)s
+UNION ALL
+SELECT 'TYPE', format('%%I.%%I', n.nspname, t.typname) FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+ WHERE n.nspname = %(schema)s AND t.typtype IN ('e', 'd', 'r', 'm')
+"""
+
+
+def hand_over(database_url: str, service: str, role: str) -> int:
+    """Make `role` the owner of the service's schema and of everything in it; return how many
+    objects it was given. Moving a deployment where one user owned every schema to a user per
+    service: each then migrates, and owns, its own schema alone. One transaction, so a refusal
+    (the connecting user may not give to `role`) leaves every owner as it was."""
+    database_url = libpq_url(database_url, TransportSettings())
+    with psycopg.connect(database_url) as conn, conn.transaction():
+        if not conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (service,)).fetchone():
+            raise LookupError(f"there is no schema {service} in this database to hand over")
+        to = sql.Identifier(role)
+        conn.execute(sql.SQL("ALTER SCHEMA {} OWNER TO {}").format(sql.Identifier(service), to))
+        owned = conn.execute(_OWNED, {"schema": service}).fetchall()
+        for kind, name in owned:
+            # Names come from the catalogue, quoted there by format('%I') and regprocedure.
+            conn.execute(sql.SQL("ALTER {} {} OWNER TO {}").format(sql.SQL(kind), sql.SQL(name), to))
+    return len(owned) + 1
