@@ -11,6 +11,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from schemas.topics import INCIDENTS, SANCTIONS, SUBMISSIONS, dead_letter
+from vanda.runtime import topics
 from vanda.runtime.topics import DAY_MS, TopicsRefused, ensure_topics
 
 pytestmark = pytest.mark.integration
@@ -63,6 +64,29 @@ async def test_an_existing_event_topic_that_deletes_history_is_reported_not_chan
     assert kept == {week: str(7 * DAY_MS), kept_for_ever: "-1"}  # the operator's topic is left as it was
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and week in warnings[0] and "retention.ms=-1" in warnings[0]
+
+
+async def test_an_existing_submissions_topic_in_week_long_segments_is_reported_not_changed(
+        pipeline: dict[str, str], caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    bootstrap = pipeline["KAFKA_BOOTSTRAP_SERVERS"]
+    weekly, daily = f"reports-{uuid.uuid4().hex[:8]}", f"reports-{uuid.uuid4().hex[:8]}"
+    # Two topics that hold reports as submitted, as intake's input does (its own name is taken).
+    monkeypatch.setattr(topics, "PERSONAL", frozenset({weekly, daily}))
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        # As created before vanda set segments: Kafka's default of a week.
+        await admin.create_topics([NewTopic(weekly, 1, 1, topic_configs={"segment.ms": str(7 * DAY_MS)})])
+        await _retention(admin, [weekly], "segment.ms")
+        caplog.set_level(logging.WARNING, logger="vanda.runtime.topics")
+        await ensure_topics(bootstrap, [weekly, daily], partitions=1, replication=1)
+        segments = await _retention(admin, [weekly, daily], "segment.ms")
+        await admin.delete_topics([weekly, daily])
+    finally:
+        await admin.close()
+    assert segments == {weekly: str(7 * DAY_MS), daily: str(DAY_MS)}  # the operator's topic is left as it was
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and weekly in warnings[0] and f"segment.ms={DAY_MS}" in warnings[0]
 
 
 async def test_a_topic_kafka_refuses_to_create_is_said_not_taken_as_made(pipeline) -> None:

@@ -85,7 +85,9 @@ async def _create_missing(bootstrap: str, names: list[str], partitions: int, rep
         raise
     try:
         existing = set(await admin.list_topics())
-        await _warn_if_history_is_deleted(admin, [n for n in names if n in existing], replication, retention)
+        found = [n for n in names if n in existing]
+        await _warn_if_history_is_deleted(admin, found, replication, retention)
+        await _warn_if_reports_outlive_retention(admin, found, replication, retention)
         missing = [n for n in names if n not in existing]
         if not missing:
             return
@@ -111,21 +113,36 @@ async def _warn_if_history_is_deleted(admin: AIOKafkaAdminClient, names: list[st
     log_topics = [n for n in names if topic_configs(n, replication, retention)["retention.ms"] == FOR_EVER]
     if not log_topics:
         return
-    for topic, value in (await _retentions(admin, log_topics)).items():
+    for topic, value in (await _configs(admin, log_topics)).items():
         if value is not None and value != FOR_EVER:  # None: not ours to read (ACLs); nothing to say
             log.warning("topic %s deletes events after %g days: a rebuild or a new subscriber would miss"
                         " the older history; set retention.ms=-1 on it", topic, int(value) / DAY_MS)
 
 
-async def _retentions(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, str | None]:
-    """Each topic's `retention.ms` as the broker has it; None where the broker refused to say
-    (no describe-configs access: it answers with an error code, not an exception)."""
-    resources = [ConfigResource(ConfigResourceType.TOPIC, n, {"retention.ms": None}) for n in names]
+async def _warn_if_reports_outlive_retention(admin: AIOKafkaAdminClient, names: list[str], replication: int,
+                                             retention: Retention) -> None:
+    """Topics holding reports as submitted, made before vanda set their segments, keep Kafka's
+    week-long ones: a report stays up to a week past its retention. Again the operator's call."""
+    personal = [n for n in names if n in PERSONAL]
+    if not personal:
+        return
+    for topic, value in (await _configs(admin, personal, "segment.ms")).items():
+        wanted = int(topic_configs(topic, replication, retention)["segment.ms"])
+        if value is not None and int(value) > wanted:
+            log.warning("topic %s holds reports as submitted in segments of %g days: Kafka deletes a segment"
+                        " only once its newest record is past retention, so a report can stay that much longer;"
+                        " set segment.ms=%d on it", topic, int(value) / DAY_MS, wanted)
+
+
+async def _configs(admin: AIOKafkaAdminClient, names: list[str], key: str = "retention.ms") -> dict[str, str | None]:
+    """Each topic's `key` as the broker has it; None where the broker refused to say (no
+    describe-configs access: it answers with an error code, not an exception)."""
+    resources = [ConfigResource(ConfigResourceType.TOPIC, n, {key: None}) for n in names]
     found: dict[str, str | None] = dict.fromkeys(names)
     for response in await admin.describe_configs(resources):
         for error, _message, _kind, topic, entries in response.resources:
-            for key, value, *_ in entries if not error else ():
-                if key == "retention.ms":
+            for name, value, *_ in entries if not error else ():
+                if name == key:
                     found[topic] = value
     return found
 
@@ -135,7 +152,7 @@ async def retention_s(bootstrap: str, topic: str, **transport: Any) -> float | N
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="vanda-admin", **transport)
     await admin.start()
     try:
-        value = (await _retentions(admin, [topic])).get(topic)
+        value = (await _configs(admin, [topic])).get(topic)
     finally:
         await admin.close()
     if value is None:
