@@ -690,6 +690,29 @@ def test_when_two_extensions_in_turn_fall_the_first_ban_runs_on_to_its_own_end(u
         CardStatus.RESCINDED}
 
 
+@pytest.mark.parametrize("reported", [80, 105])
+def test_conduct_in_a_ban_brought_back_when_its_extension_fell_still_extends_it(reported):
+    # The ban ran from day 10; its extension fell on day 100 and it came back, in force from
+    # then. An incident of day 80 was during it all along, whether known before or after.
+    state, first, d, _ = _extended()
+    during = record(80, reported_at=days(reported))
+    if reported < 100:
+        state, _ = feed([during], state, policy=EXTENDING, now=days(reported))
+    state, decisions = feed([IncidentGone(d.incident_id)], state, policy=EXTENDING, now=days(100))
+    if reported >= 100:
+        state, decisions = feed([during], state, policy=EXTENDING, now=days(reported))
+    [proposed] = [x for x in decisions if x.incident_id == during.incident_id and names([x]) == [RED]]
+    assert proposed.rule == "red.extension" and proposed.evidence_incident_ids == [first.incident_id,
+                                                                                   during.incident_id]
+    assert state.active_ban().starts_at == days(100) and state.active_ban().in_force_since == days(10)
+    # Whatever comes next, the ladder read again still has that conduct during the ban.
+    state, next_ = feed([record(110)], state, policy=EXTENDING, now=days(110))
+    assert names(next_) == ["evidence_attached"] and next_[0].sanction_id == proposed.decision_id
+    # Conduct before the ban first began is still no extension of it.
+    _, before = feed([record(5, reported_at=days(106))], state, policy=EXTENDING, now=days(106))
+    assert RED not in names(before)
+
+
 def test_an_extension_falling_after_the_replaced_ban_would_have_ended_brings_nothing_back():
     state, _, d, _ = _extended()
     state, decisions = feed([IncidentGone(d.incident_id)], state, policy=EXTENDING, now=days(200))

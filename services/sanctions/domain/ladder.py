@@ -251,9 +251,10 @@ def _during_ban(red: Card | None, i: IncidentRecord, cards: dict[tuple[UUID, Car
         # since: brought back from a later date (its own extension withdrawn), it seems to start
         # after the extension's incident. (The ban itself fallen, the extension falls with it.)
         return True
-    if red is None or red.starts_at is None or i.occurred_at <= red.starts_at:
+    began = red.in_force_since or red.starts_at if red is not None else None
+    if began is None or i.occurred_at <= began:
         return False
-    if i.reported_at is not None and i.reported_at <= red.starts_at:
+    if i.reported_at is not None and i.reported_at <= began:
         return False
     prompted = (i.incident_id, CardKind.RED) in cards
     return red.status == CardStatus.ACTIVE or (red.status == CardStatus.EXPIRED and prompted)

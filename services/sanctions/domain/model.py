@@ -133,6 +133,9 @@ class Card(Frozen):
     agreed_by: str | None = Field(None, description="Who agreed it is clinically safe (the clinical lead).")
     # The ban that replaced this one (an extension): if that one falls, this one runs on.
     superseded_by: UUID | None = Field(None, exclude_if=lambda v: v is None)
+    # A ban brought back when the extension that replaced it fell is in force from then, but
+    # has been the ban since this: conduct in between was during it, and may extend it.
+    in_force_since: datetime | None = Field(None, exclude_if=lambda v: v is None)
 
     @property
     def standing(self) -> bool:
