@@ -129,22 +129,29 @@ def _run_lane(database_url: str, bootstrap: str, p: handlers.Projection,
 async def _lane(database_url: str, bootstrap: str, p: handlers.Projection,
                 ends: dict[TopicPartition, int]) -> Counter[str]:
     result = Replay()
-    pool = await create_pool(database_url, max_size=1)
+    pool = await create_pool(database_url, max_size=2)  # one connection holds the lane's lock
     consumer = _consumer(bootstrap)
     try:
-        await consumer.start()
-        consumer.assign(list(ends))
-        await consumer.seek_to_beginning(*ends)
-        while await _behind(consumer, ends):
-            batches = await consumer.getmany(timeout_ms=1000, max_records=5000)
-            records = [r for tp, rs in batches.items() for r in rs if r.offset < ends[tp]]
-            await _apply(pool, records, p, result)
-            with _done.get_lock():
-                _done.value += len(records)
-        return result.outcomes
+        async with pool.acquire() as holder:
+            await holder.execute("SELECT pg_advisory_lock_shared($1, hashtext($2))", ROUND_LOCKS, LANES_LOCK)
+            return await _replay_lane(pool, consumer, p, ends, result)
     finally:
         await consumer.stop()
         await pool.close()
+
+
+async def _replay_lane(pool: asyncpg.Pool, consumer: AIOKafkaConsumer, p: handlers.Projection,
+                       ends: dict[TopicPartition, int], result: Replay) -> Counter[str]:
+    await consumer.start()
+    consumer.assign(list(ends))
+    await consumer.seek_to_beginning(*ends)
+    while await _behind(consumer, ends):
+        batches = await consumer.getmany(timeout_ms=1000, max_records=5000)
+        records = [r for tp, rs in batches.items() for r in rs if r.offset < ends[tp]]
+        await _apply(pool, records, p, result)
+        with _done.get_lock():
+            _done.value += len(records)
+    return result.outcomes
 
 
 def _consumer(bootstrap: str) -> AIOKafkaConsumer:
@@ -255,20 +262,37 @@ async def group_members(bootstrap: str, group: str) -> int:
 
 
 REBUILD_LOCK = "reporting-rebuild"
+# Held shared by each lane for its life. A rebuild killed outright leaves its lane processes
+# replaying on to their ends, into tables a new rebuild would have just made afresh, out of
+# order with its own lanes: no new rebuild starts until they are gone.
+LANES_LOCK = "reporting-rebuild-lanes"
 
 
 @contextlib.asynccontextmanager
 async def one_at_a_time(pool: asyncpg.Pool) -> AsyncIterator[bool]:
     """Whether this rebuild has the rebuild schema to itself until the block ends (False: another
-    is under way). Two would share it: one's fresh start would empty the tables the other is
-    about to promote. A session lock, on a connection of its own, goes with a process that dies."""
+    is under way, or the lanes of one killed still run). Two would share it: one's fresh start
+    would empty the tables the other is about to promote. A session lock, on a connection of its
+    own, goes with a process that dies."""
     async with pool.acquire() as holder:
         mine = await holder.fetchval("SELECT pg_try_advisory_lock($1, hashtext($2))", ROUND_LOCKS, REBUILD_LOCK)
+        if mine and not await _no_lanes_running(holder):
+            await holder.execute("SELECT pg_advisory_unlock($1, hashtext($2))", ROUND_LOCKS, REBUILD_LOCK)
+            mine = False
         try:
             yield mine
         finally:
             if mine:
                 await holder.execute("SELECT pg_advisory_unlock($1, hashtext($2))", ROUND_LOCKS, REBUILD_LOCK)
+
+
+async def _no_lanes_running(conn: asyncpg.Connection) -> bool:
+    """Whether no lane holds its lock; taken and given back at once (this rebuild's own lanes,
+    started later, take it shared)."""
+    free = await conn.fetchval("SELECT pg_try_advisory_lock($1, hashtext($2))", ROUND_LOCKS, LANES_LOCK)
+    if free:
+        await conn.execute("SELECT pg_advisory_unlock($1, hashtext($2))", ROUND_LOCKS, LANES_LOCK)
+    return bool(free)
 
 
 def settings_differ(recorded: dict[str, str], ours: dict[str, str]) -> list[str]:

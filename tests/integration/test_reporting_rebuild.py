@@ -4,6 +4,7 @@ and refuses topics that no longer hold their whole history."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -193,6 +194,49 @@ async def test_a_second_rebuild_is_refused_while_one_is_under_way(pipeline) -> N
         await conn.close()
     assert done.returncode == 1, done.stdout + done.stderr
     assert "another rebuild is under way" in done.stdout and "replayed" not in done.stdout
+
+
+async def test_a_rebuild_is_refused_while_a_killed_ones_lanes_still_replay(pipeline) -> None:
+    # A rebuild killed outright leaves its lane processes replaying into the rebuild schema;
+    # what each of them holds while it lives:
+    conn = await asyncpg.connect(pipeline["DATABASE_URL"])
+    try:
+        await conn.execute("SELECT pg_advisory_lock_shared($1, hashtext($2))", ROUND_LOCKS, replay.LANES_LOCK)
+        done = await asyncio.to_thread(rebuild_command, pipeline)
+    finally:
+        await conn.close()
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "another rebuild is under way" in done.stdout and "replayed" not in done.stdout
+    pool = await create_pool(pipeline["DATABASE_URL"], max_size=1)
+    try:  # the lanes gone, so is the refusal, and the rebuild's own lock is not left taken
+        async with replay.one_at_a_time(pool) as mine:
+            assert mine
+        async with replay.one_at_a_time(pool) as mine:
+            assert mine
+    finally:
+        await pool.close()
+
+
+async def test_a_lane_replays_only_under_the_lanes_lock(pipeline) -> None:
+    class Counter:  # the progress counter a lane process shares
+        value = 0
+
+        def get_lock(self):
+            return contextlib.nullcontext()
+
+    replay._share(Counter())
+    projection = Projection(ZoneInfo("Europe/London"), frozenset(), schema=replay.REBUILD_SCHEMA, emit=False)
+    conn = await asyncpg.connect(pipeline["DATABASE_URL"])
+    try:  # as a new rebuild checking for a killed one's lanes would, for as long as it checks
+        await conn.execute("SELECT pg_advisory_lock($1, hashtext($2))", ROUND_LOCKS, replay.LANES_LOCK)
+        lane = asyncio.create_task(replay._lane(pipeline["DATABASE_URL"], pipeline["KAFKA_BOOTSTRAP_SERVERS"],
+                                                projection, {TopicPartition("vanda.incidents.v1", 0): 0}))
+        await asyncio.sleep(2)
+        assert not lane.done()  # waiting for the lock, not replaying
+        await conn.execute("SELECT pg_advisory_unlock($1, hashtext($2))", ROUND_LOCKS, replay.LANES_LOCK)
+        assert await asyncio.wait_for(lane, 30) == {}
+    finally:
+        await conn.close()
 
 
 async def test_a_group_that_never_committed_here_is_told_from_reportings(pipeline) -> None:
