@@ -7,6 +7,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import psycopg
@@ -70,11 +73,18 @@ async def test_migrators_of_one_schema_take_turns_and_of_two_schemas_do_not_wait
         await other.close()
 
 
-def test_a_services_own_user_migrates_the_schema_made_for_it_and_no_other(pipeline):
-    # Each service as its own database user, owning its schema and allowed nothing else:
-    # not to create schemas, nor to read another service's tables.
-    from urllib.parse import urlsplit, urlunsplit
+@dataclass(frozen=True)
+class Scratch:
+    own: str  # the new database, as the administrator
+    as_user: str  # the same, as the new role
+    database: str
+    user: str
 
+
+@pytest.fixture
+def scratch(pipeline) -> Iterator[Scratch]:
+    """A database of its own, with PUBLIC unable to create schemas in it, and a login role
+    that owns nothing yet: a deployment's starting point. Both go at the end."""
     admin, suffix = pipeline["DATABASE_URL"], f"{os.getpid()}_{time.time_ns() % 10**6}"
     database, user = f"vanda_roles_{suffix}", f"vanda_reporting_{suffix}"
     with psycopg.connect(admin, autocommit=True) as conn:
@@ -87,35 +97,31 @@ def test_a_services_own_user_migrates_the_schema_made_for_it_and_no_other(pipeli
     try:
         with psycopg.connect(own, autocommit=True) as conn:
             conn.execute(f"REVOKE CREATE ON DATABASE {database} FROM PUBLIC")
-            conn.execute(f"CREATE SCHEMA reporting AUTHORIZATION {user}")
-            conn.execute("CREATE SCHEMA intake")
-        assert migrate.apply(as_user, "reporting") > 0  # every one of reporting's, as its own user
-        assert migrate.apply(as_user, "reporting") == 0
-        with psycopg.connect(as_user, autocommit=True) as conn:
-            assert conn.execute("SELECT count(*) FROM reporting.incidents").fetchone() == (0,)
-        # Another service's schema is not its own: nothing it may create there, or read.
-        with pytest.raises((psycopg.errors.InsufficientPrivilege, psycopg.errors.InvalidSchemaName)):
-            migrate.apply(as_user, "intake")
+        yield Scratch(own, as_user, database, user)
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
             conn.execute(f"DROP ROLE IF EXISTS {user}")
 
 
-def test_a_schema_one_user_made_is_handed_whole_to_the_services_own(pipeline):
+def test_a_services_own_user_migrates_the_schema_made_for_it_and_no_other(scratch):
+    # Each service as its own database user, owning its schema and allowed nothing else:
+    # not to create schemas, nor to read another service's tables.
+    with psycopg.connect(scratch.own, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA reporting AUTHORIZATION {scratch.user}")
+        conn.execute("CREATE SCHEMA intake")
+    assert migrate.apply(scratch.as_user, "reporting") > 0  # every one of reporting's, as its own user
+    assert migrate.apply(scratch.as_user, "reporting") == 0
+    with psycopg.connect(scratch.as_user, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM reporting.incidents").fetchone() == (0,)
+    # Another service's schema is not its own: nothing it may create there, or read.
+    with pytest.raises((psycopg.errors.InsufficientPrivilege, psycopg.errors.InvalidSchemaName)):
+        migrate.apply(scratch.as_user, "intake")
+
+
+def test_a_schema_one_user_made_is_handed_whole_to_the_services_own(scratch):
     # A deployment from before per-service users: one user owns every schema. The administrator
     # hands reporting's to its new user, which then migrates and writes it as its own.
-    from urllib.parse import urlsplit, urlunsplit
-
-    admin, suffix = pipeline["DATABASE_URL"], f"{os.getpid()}_{time.time_ns() % 10**6}"
-    database, user = f"vanda_handover_{suffix}", f"vanda_reporting_{suffix}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {database}")
-        conn.execute(f"CREATE ROLE {user} LOGIN PASSWORD 'only-reporting'")
-    parts = urlsplit(admin)
-    own = urlunsplit(parts._replace(path=f"/{database}"))
-    as_user = urlunsplit(parts._replace(netloc=f"{user}:only-reporting@{parts.hostname}:{parts.port}",
-                                        path=f"/{database}"))
     owned_by_others = """SELECT count(*) FROM (
         SELECT c.relowner AS owner FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE n.nspname = 'reporting'
@@ -123,29 +129,23 @@ def test_a_schema_one_user_made_is_handed_whole_to_the_services_own(pipeline):
          WHERE n.nspname = 'reporting'
         UNION ALL SELECT nspowner FROM pg_namespace WHERE nspname = 'reporting') o
         WHERE owner <> %s::regrole"""
-    try:
-        with psycopg.connect(own, autocommit=True) as conn:
-            conn.execute(f"REVOKE CREATE ON DATABASE {database} FROM PUBLIC")
-        assert migrate.apply(own, "reporting") > 0  # as the one user
-        with psycopg.connect(own, autocommit=True) as conn:
-            assert conn.execute(owned_by_others, (user,)).fetchone()[0] > 0
-        with pytest.raises(psycopg.errors.UndefinedObject):  # no such role: nothing changes hands
-            migrate.hand_over(own, "reporting", f"nobody_{suffix}")
-        with psycopg.connect(own, autocommit=True) as conn:
-            assert conn.execute("SELECT nspowner = %s::regrole FROM pg_namespace WHERE nspname = 'reporting'",
-                                (user,)).fetchone() == (False,)
-        with pytest.raises(LookupError, match="no schema intake"):
-            migrate.hand_over(own, "intake", user)
+    assert migrate.apply(scratch.own, "reporting") > 0  # as the one user
+    with psycopg.connect(scratch.own, autocommit=True) as conn:
+        assert conn.execute(owned_by_others, (scratch.user,)).fetchone()[0] > 0
+    with pytest.raises(psycopg.errors.UndefinedObject):  # no such role: nothing changes hands
+        migrate.hand_over(scratch.own, "reporting", f"nobody_{scratch.user}")
+    with psycopg.connect(scratch.own, autocommit=True) as conn:
+        assert conn.execute("SELECT nspowner = %s::regrole FROM pg_namespace WHERE nspname = 'reporting'",
+                            (scratch.user,)).fetchone() == (False,)
+    with pytest.raises(LookupError, match="no schema intake"):
+        migrate.hand_over(scratch.own, "intake", scratch.user)
 
-        assert migrate.hand_over(own, "reporting", user) > 10  # the schema, its tables, functions, yoyo's
-        with psycopg.connect(own, autocommit=True) as conn:
-            assert conn.execute(owned_by_others, (user,)).fetchone() == (0,)
-        assert migrate.apply(as_user, "reporting") == 0
-        with psycopg.connect(as_user, autocommit=True) as conn:  # its tables, sequences and triggers are its own
-            conn.execute("INSERT INTO reporting.audit (actor, action, what) VALUES ('test', 'test', 'test')")
-            with pytest.raises(psycopg.errors.RaiseException):  # the append-only trigger still guards
-                conn.execute("DELETE FROM reporting.audit")
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
-            conn.execute(f"DROP ROLE IF EXISTS {user}")
+    # The schema, its tables, functions and yoyo's:
+    assert migrate.hand_over(scratch.own, "reporting", scratch.user) > 10
+    with psycopg.connect(scratch.own, autocommit=True) as conn:
+        assert conn.execute(owned_by_others, (scratch.user,)).fetchone() == (0,)
+    assert migrate.apply(scratch.as_user, "reporting") == 0
+    with psycopg.connect(scratch.as_user, autocommit=True) as conn:  # its tables, sequences, triggers
+        conn.execute("INSERT INTO reporting.audit (actor, action, what) VALUES ('test', 'test', 'test')")
+        with pytest.raises(psycopg.errors.RaiseException):  # the append-only trigger still guards
+            conn.execute("DELETE FROM reporting.audit")
