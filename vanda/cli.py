@@ -119,6 +119,10 @@ def _hand_over(url: str, service: str, owner: str) -> None:
         given = hand_over(url, service, owner)
     except (LookupError, psycopg.Error) as refused:  # no such role, or not this user's to give
         console.print(f"[red]{service}: owners left as they were: {refused}[/red]")
+        if isinstance(refused, psycopg.errors.InsufficientPrivilege):
+            # Only a superuser, or a member of the role, may give it anything (managed PostgreSQL
+            # services have no superuser to ask).
+            console.print(f"as an administrator, first: GRANT {owner} TO <this user>; or run this as a superuser")
         raise typer.Exit(1) from None
     console.print(f"{service}: schema and {given - 1} object(s) in it now owned by {owner}")
 

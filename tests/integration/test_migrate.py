@@ -121,16 +121,27 @@ def test_a_services_own_user_migrates_the_schema_made_for_it_and_no_other(scratc
 
 def test_a_schema_one_user_made_is_handed_whole_to_the_services_own(scratch):
     # A deployment from before per-service users: one user owns every schema. The administrator
-    # hands reporting's to its new user, which then migrates and writes it as its own.
+    # hands reporting's (and its rebuild's) to its new user, which then migrates and writes it.
     owned_by_others = """SELECT count(*) FROM (
         SELECT c.relowner AS owner FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE n.nspname = 'reporting'
+         WHERE n.nspname LIKE 'reporting%%'
         UNION ALL SELECT p.proowner FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-         WHERE n.nspname = 'reporting'
-        UNION ALL SELECT nspowner FROM pg_namespace WHERE nspname = 'reporting') o
+         WHERE n.nspname LIKE 'reporting%%' AND NOT EXISTS (SELECT FROM pg_depend d
+               WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'i')
+        UNION ALL SELECT t.typowner FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+         WHERE n.nspname LIKE 'reporting%%'
+        UNION ALL SELECT x.stxowner FROM pg_statistic_ext x JOIN pg_namespace n ON n.oid = x.stxnamespace
+         WHERE n.nspname LIKE 'reporting%%'
+        UNION ALL SELECT nspowner FROM pg_namespace WHERE nspname LIKE 'reporting%%') o
         WHERE owner <> %s::regrole"""
     assert migrate.apply(scratch.own, "reporting") > 0  # as the one user
     with psycopg.connect(scratch.own, autocommit=True) as conn:
+        # What an earlier rebuild left, and kinds of object vanda's migrations may come to make.
+        conn.execute("CREATE SCHEMA reporting_rebuild")
+        conn.execute("CREATE TABLE reporting_rebuild.facts (LIKE reporting.audit INCLUDING ALL)")
+        conn.execute("CREATE TYPE reporting.pair AS (a int, b int)")
+        conn.execute("CREATE TYPE reporting.span AS RANGE (subtype = int4)")
+        conn.execute("CREATE STATISTICS reporting.together ON actor, action FROM reporting.audit")
         assert conn.execute(owned_by_others, (scratch.user,)).fetchone()[0] > 0
     with pytest.raises(psycopg.errors.UndefinedObject):  # no such role: nothing changes hands
         migrate.hand_over(scratch.own, "reporting", f"nobody_{scratch.user}")
@@ -140,7 +151,7 @@ def test_a_schema_one_user_made_is_handed_whole_to_the_services_own(scratch):
     with pytest.raises(LookupError, match="no schema intake"):
         migrate.hand_over(scratch.own, "intake", scratch.user)
 
-    # The schema, its tables, functions and yoyo's:
+    # The schemas, their tables, functions, types, statistics and yoyo's:
     assert migrate.hand_over(scratch.own, "reporting", scratch.user) > 10
     with psycopg.connect(scratch.own, autocommit=True) as conn:
         assert conn.execute(owned_by_others, (scratch.user,)).fetchone() == (0,)
@@ -149,3 +160,33 @@ def test_a_schema_one_user_made_is_handed_whole_to_the_services_own(scratch):
         conn.execute("INSERT INTO reporting.audit (actor, action, what) VALUES ('test', 'test', 'test')")
         with pytest.raises(psycopg.errors.RaiseException):  # the append-only trigger still guards
             conn.execute("DELETE FROM reporting.audit")
+        conn.execute("DROP SCHEMA reporting_rebuild CASCADE")  # as a rebuild starts
+
+
+def test_an_owner_short_of_a_superuser_hands_over_once_a_member_of_the_role(scratch):
+    # Managed PostgreSQL has no superuser: the schemas' owner gives them away, and may give
+    # only to a role it is a member of.
+    legacy = f"legacy_{scratch.user}"
+    parts = urlsplit(scratch.own)
+    as_legacy = urlunsplit(parts._replace(netloc=f"{legacy}:legacy@{parts.hostname}:{parts.port}"))
+    with psycopg.connect(scratch.own, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {legacy} LOGIN PASSWORD 'legacy'")
+        conn.execute(f"GRANT CREATE ON DATABASE {scratch.database} TO {legacy}")  # it made the schemas
+    try:
+        migrate.apply(scratch.own, "reporting")
+        migrate.hand_over(scratch.own, "reporting", legacy)  # as if the legacy user had made it
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match=f'must be able to SET ROLE "{scratch.user}"'
+                           f'|must be member of role "{scratch.user}"'):
+            migrate.hand_over(as_legacy, "reporting", scratch.user)
+        with psycopg.connect(scratch.own, autocommit=True) as conn:
+            conn.execute(f"GRANT {scratch.user} TO {legacy}")
+        assert migrate.hand_over(as_legacy, "reporting", scratch.user) > 10
+        with psycopg.connect(scratch.own, autocommit=True) as conn:
+            assert conn.execute("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                                " WHERE n.nspname = 'reporting' AND c.relowner = %s::regrole",
+                                (legacy,)).fetchone() == (0,)
+    finally:
+        with psycopg.connect(scratch.own, autocommit=True) as conn:
+            conn.execute(f"DROP OWNED BY {legacy}")
+        with psycopg.connect(scratch.own.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+            conn.execute(f"DROP ROLE IF EXISTS {legacy}")

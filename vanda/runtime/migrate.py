@@ -90,8 +90,9 @@ def apply_all(database_url: str) -> dict[str, int]:
     return {service: apply(database_url, service) for service in SERVICES}
 
 
-# What a service's schema holds that has an owner of its own. Indexes, and sequences a column
-# owns, go with their table; yoyo's tables are in the schema too.
+# What a service's schema holds that has an owner of its own. Indexes, a column's sequence, a
+# range type's functions and a table's row type go with what they belong to; yoyo's tables are
+# in the schema too.
 _OWNED = """
 SELECT 'TABLE', format('%%I.%%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE n.nspname = %(schema)s AND c.relkind IN ('r', 'p', 'v', 'f')
@@ -101,29 +102,46 @@ SELECT 'MATERIALIZED VIEW', format('%%I.%%I', n.nspname, c.relname) FROM pg_clas
 UNION ALL
 SELECT 'SEQUENCE', format('%%I.%%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE n.nspname = %(schema)s AND c.relkind = 'S'
-   AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.objid = c.oid AND d.deptype IN ('a', 'i'))
+   AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                     AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i'))
 UNION ALL
 SELECT 'ROUTINE', p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
  WHERE n.nspname = %(schema)s
+   AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                     AND d.deptype = 'i')
 UNION ALL
 SELECT 'TYPE', format('%%I.%%I', n.nspname, t.typname) FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
- WHERE n.nspname = %(schema)s AND t.typtype IN ('e', 'd', 'r', 'm')
+  LEFT JOIN pg_class r ON r.oid = t.typrelid
+ WHERE n.nspname = %(schema)s AND (t.typtype IN ('e', 'd', 'r') OR (t.typtype = 'c' AND r.relkind = 'c'))
+UNION ALL
+SELECT 'STATISTICS', format('%%I.%%I', n.nspname, x.stxname) FROM pg_statistic_ext x
+  JOIN pg_namespace n ON n.oid = x.stxnamespace WHERE n.nspname = %(schema)s
 """
+# Schemas a service makes beside its own, that go with it: reporting's rebuild.
+COMPANIONS = {"reporting": ("reporting_rebuild", "reporting_replaced")}
 
 
-def hand_over(database_url: str, service: str, role: str) -> int:
-    """Make `role` the owner of the service's schema and of everything in it; return how many
-    objects it was given. Moving a deployment where one user owned every schema to a user per
-    service: each then migrates, and owns, its own schema alone. One transaction, so a refusal
-    (the connecting user may not give to `role`) leaves every owner as it was."""
+def hand_over(database_url: str, service: str, role: str, lock_timeout_s: int = 10) -> int:
+    """Make `role` the owner of the service's schema (and of those beside it that go with it) and
+    of everything in them; return how many objects it was given. Moving a deployment where one
+    user owned every schema to a user per service: each then migrates, and owns, its own schema
+    alone. One transaction, so a refusal (the connecting user may not give to `role`) leaves
+    every owner as it was; one that waits on a running service's locks gives up after
+    `lock_timeout_s` rather than hold the service's every query behind it."""
     database_url = libpq_url(database_url, TransportSettings())
     with psycopg.connect(database_url) as conn, conn.transaction():
-        if not conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (service,)).fetchone():
+        conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(f"{lock_timeout_s}s")))
+        schemas = [name for (name,) in conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname = ANY(%s) ORDER BY nspname <> %s, nspname",
+            ([service, *COMPANIONS.get(service, ())], service)).fetchall()]
+        if service not in schemas:
             raise LookupError(f"there is no schema {service} in this database to hand over")
-        to = sql.Identifier(role)
-        conn.execute(sql.SQL("ALTER SCHEMA {} OWNER TO {}").format(sql.Identifier(service), to))
-        owned = conn.execute(_OWNED, {"schema": service}).fetchall()
-        for kind, name in owned:
-            # Names come from the catalogue, quoted there by format('%I') and regprocedure.
-            conn.execute(sql.SQL("ALTER {} {} OWNER TO {}").format(sql.SQL(kind), sql.SQL(name), to))
-    return len(owned) + 1
+        to, given = sql.Identifier(role), 0
+        for schema in schemas:
+            conn.execute(sql.SQL("ALTER SCHEMA {} OWNER TO {}").format(sql.Identifier(schema), to))
+            owned = conn.execute(_OWNED, {"schema": schema}).fetchall()
+            for kind, name in owned:
+                # Names come from the catalogue, quoted there by format('%I') and regprocedure.
+                conn.execute(sql.SQL("ALTER {} {} OWNER TO {}").format(sql.SQL(kind), sql.SQL(name), to))
+            given += len(owned) + 1
+    return given
