@@ -93,20 +93,20 @@ async def _rebuild(database_url: str, bootstrap: str, organisation: str | None, 
                 console.print("[red]another rebuild is under way on this database: wait for it to end[/red]")
                 raise typer.Exit(1)
             if grant := await replay.grant_needed(pool):
-                console.print(f"[red]this database user may not create the rebuild's schemas; as an administrator:"
+                console.print(f"[red]this database user may not make the rebuild's schemas; as an administrator:"
                               f" {grant}[/red]")
                 raise typer.Exit(1)
             await _same_settings(pool, projection_settings(settings), promote)
             if promote:
                 await _may_promote(pool, bootstrap, settings.consumer_group)
             return await _replay_and_compare(pool, database_url, bootstrap, projection, organisation, promote,
-                                             settings.consumer_group)
+                                             settings.consumer_group, mine)
     finally:
         await pool.close()
 
 
 async def _replay_and_compare(pool: Any, database_url: str, bootstrap: str, projection: Any,
-                              organisation: str | None, promote: bool, group: str) -> dict[str, int]:
+                              organisation: str | None, promote: bool, group: str, owner: int) -> dict[str, int]:
     from services.reporting import rebuild as replay
 
     await replay.fresh_schema(pool)
@@ -115,7 +115,8 @@ async def _replay_and_compare(pool: Any, database_url: str, bootstrap: str, proj
         task = progress.add_task("replay", total=None)
         try:
             result = await replay.replay(database_url, bootstrap, projection,
-                                         lambda done, total: progress.update(task, completed=done, total=total))
+                                         lambda done, total: progress.update(task, completed=done, total=total),
+                                         owner=owner)
         except replay.HistoryDeleted as gone:
             console.print(f"[red]{gone}[/red]")
             raise typer.Exit(1) from None

@@ -63,8 +63,9 @@ LANES = max(2, os.cpu_count() or 2)
 
 async def replay(database_url: str, bootstrap: str, p: handlers.Projection,
                  progress: Callable[[int, int], None] = lambda done, total: None, lanes: int = LANES,
-                 topics: tuple[str, ...] = (INCIDENTS, SANCTIONS)) -> Replay:
+                 topics: tuple[str, ...] = (INCIDENTS, SANCTIONS), owner: int | None = None) -> Replay:
     """Apply every event up to the end offsets seen at the start; report (done, total) as it goes.
+    `owner`: the backend of the rebuild's lock (`one_at_a_time`); a lane replays only while it holds it.
 
     Each lane replays the partitions with one remainder of the partition number, of both
     topics. Both topics are keyed by subject and have the same partitions, so one person's
@@ -80,7 +81,7 @@ async def replay(database_url: str, bootstrap: str, p: handlers.Projection,
     loop = asyncio.get_running_loop()
     with ProcessPoolExecutor(len(split), mp_context=context, initializer=_share, initargs=(done,)) as executor:
         finished = asyncio.gather(*(loop.run_in_executor(executor, _run_lane, database_url, bootstrap, p,
-                                                         {tp: ends[tp] for tp in lane}) for lane in split))
+                                                         {tp: ends[tp] for tp in lane}, owner) for lane in split))
         while not finished.done():
             progress(done.value, result.total)
             await asyncio.wait([finished], timeout=0.5)
@@ -120,20 +121,28 @@ def _share(done: Any) -> None:
 
 
 def _run_lane(database_url: str, bootstrap: str, p: handlers.Projection,
-              ends: dict[TopicPartition, int]) -> Counter[str]:
+              ends: dict[TopicPartition, int], owner: int | None = None) -> Counter[str]:
     """A lane process: replay its partitions up to `ends`; the outcomes."""
     heap.tune()  # a replay is one long batch job: the services' collector settings fit it too
-    return asyncio.run(_lane(database_url, bootstrap, p, ends))
+    return asyncio.run(_lane(database_url, bootstrap, p, ends, owner))
+
+
+class RebuildGone(RuntimeError):
+    """The rebuild that started a lane no longer holds its lock: the lane replays nothing."""
 
 
 async def _lane(database_url: str, bootstrap: str, p: handlers.Projection,
-                ends: dict[TopicPartition, int]) -> Counter[str]:
+                ends: dict[TopicPartition, int], owner: int | None = None) -> Counter[str]:
     result = Replay()
     pool = await create_pool(database_url, max_size=2)  # one connection holds the lane's lock
     consumer = _consumer(bootstrap)
     try:
         async with pool.acquire() as holder:
             await holder.execute("SELECT pg_advisory_lock_shared($1, hashtext($2))", ROUND_LOCKS, LANES_LOCK)
+            # A lane that took its lock only after its rebuild died (it was still starting) could
+            # follow a new rebuild's check that no lane runs: so it asks that its rebuild still holds.
+            if owner is not None and not await _holds_rebuild_lock(holder, owner):
+                raise RebuildGone(f"the rebuild that started this lane (backend {owner}) has gone")
             return await _replay_lane(pool, consumer, p, ends, result)
     finally:
         await consumer.stop()
@@ -269,9 +278,10 @@ LANES_LOCK = "reporting-rebuild-lanes"
 
 
 @contextlib.asynccontextmanager
-async def one_at_a_time(pool: asyncpg.Pool) -> AsyncIterator[bool]:
-    """Whether this rebuild has the rebuild schema to itself until the block ends (False: another
-    is under way, or the lanes of one killed still run). Two would share it: one's fresh start
+async def one_at_a_time(pool: asyncpg.Pool) -> AsyncIterator[int | None]:
+    """Whether this rebuild has the rebuild schema to itself until the block ends: the backend
+    holding its lock, for `replay`'s lanes to check (None: another is under way, or the lanes of
+    one killed still run). Two would share it: one's fresh start
     would empty the tables the other is about to promote. A session lock, on a connection of its
     own, goes with a process that dies."""
     async with pool.acquire() as holder:
@@ -280,10 +290,18 @@ async def one_at_a_time(pool: asyncpg.Pool) -> AsyncIterator[bool]:
             await holder.execute("SELECT pg_advisory_unlock($1, hashtext($2))", ROUND_LOCKS, REBUILD_LOCK)
             mine = False
         try:
-            yield mine
+            yield holder.get_server_pid() if mine else None
         finally:
             if mine:
                 await holder.execute("SELECT pg_advisory_unlock($1, hashtext($2))", ROUND_LOCKS, REBUILD_LOCK)
+
+
+async def _holds_rebuild_lock(conn: asyncpg.Connection, backend: int) -> bool:
+    """Whether PostgreSQL backend `backend` holds the rebuild's lock (a two-key advisory lock:
+    the keys are in classid and objid, as oids)."""
+    return bool(await conn.fetchval(
+        "SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 AND granted"
+        " AND classid = $1::int4::oid AND objid = hashtext($2)::oid AND pid = $3)", ROUND_LOCKS, REBUILD_LOCK, backend))
 
 
 async def _no_lanes_running(conn: asyncpg.Connection) -> bool:
@@ -311,11 +329,18 @@ async def foreign_owner(pool: asyncpg.Pool | asyncpg.Connection, live: str = LIV
 
 
 async def grant_needed(pool: asyncpg.Pool | asyncpg.Connection) -> str | None:
-    """The GRANT this role lacks to make the rebuild's schemas, if it lacks it: a service's own
-    role owns its schema and nothing more, and the rebuild makes two beside it."""
+    """What an administrator must run for this role to make the rebuild's schemas, if anything: a
+    service's own role owns its schema and nothing more, and the rebuild makes two beside it,
+    dropping any left by an earlier rebuild (one run as another user, before a move to a user
+    per service, left them that user's)."""
     row = await pool.fetchrow("SELECT current_user AS who, current_database() AS db,"
                               " has_database_privilege(current_database(), 'CREATE') AS may")
-    return None if row["may"] else f'GRANT CREATE ON DATABASE "{row["db"]}" TO "{row["who"]}"'
+    if not row["may"]:
+        return f'GRANT CREATE ON DATABASE "{row["db"]}" TO "{row["who"]}"'
+    others = await pool.fetch("SELECT nspname FROM pg_namespace WHERE nspname = ANY($1::text[])"
+                              " AND nspowner <> current_user::regrole ORDER BY nspname",
+                              [REBUILD_SCHEMA, REPLACED_SCHEMA])
+    return "; ".join(f'ALTER SCHEMA {r["nspname"]} OWNER TO "{row["who"]}"' for r in others) or None
 
 
 async def has_committed(bootstrap: str, group: str) -> bool:

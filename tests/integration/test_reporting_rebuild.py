@@ -226,15 +226,25 @@ async def test_a_lane_replays_only_under_the_lanes_lock(pipeline) -> None:
 
     replay._share(Counter())
     projection = Projection(ZoneInfo("Europe/London"), frozenset(), schema=replay.REBUILD_SCHEMA, emit=False)
-    conn = await asyncpg.connect(pipeline["DATABASE_URL"])
+    url, bootstrap = pipeline["DATABASE_URL"], pipeline["KAFKA_BOOTSTRAP_SERVERS"]
+    ends = {TopicPartition("vanda.incidents.v1", 0): 0}
+    conn = await asyncpg.connect(url)
     try:  # as a new rebuild checking for a killed one's lanes would, for as long as it checks
         await conn.execute("SELECT pg_advisory_lock($1, hashtext($2))", ROUND_LOCKS, replay.LANES_LOCK)
-        lane = asyncio.create_task(replay._lane(pipeline["DATABASE_URL"], pipeline["KAFKA_BOOTSTRAP_SERVERS"],
-                                                projection, {TopicPartition("vanda.incidents.v1", 0): 0}))
+        lane = asyncio.create_task(replay._lane(url, bootstrap, projection, ends))
         await asyncio.sleep(2)
         assert not lane.done()  # waiting for the lock, not replaying
         await conn.execute("SELECT pg_advisory_unlock($1, hashtext($2))", ROUND_LOCKS, replay.LANES_LOCK)
         assert await asyncio.wait_for(lane, 30) == {}
+        # A lane that began only after its rebuild died replays nothing: a new rebuild may be under way.
+        pool = await create_pool(url, max_size=1)
+        try:
+            async with replay.one_at_a_time(pool) as owner:
+                assert owner and await replay._lane(url, bootstrap, projection, ends, owner) == {}
+        finally:
+            await pool.close()
+        with pytest.raises(replay.RebuildGone):
+            await replay._lane(url, bootstrap, projection, ends, owner)
     finally:
         await conn.close()
 
@@ -268,22 +278,33 @@ async def test_live_tables_another_role_owns_are_named(pipeline) -> None:
 async def test_a_role_that_may_not_create_schemas_is_told_the_grant_it_needs(pipeline) -> None:
     role = f"reader_{uuid.uuid4().hex[:8]}"
     pool = await create_pool(pipeline["DATABASE_URL"], max_size=1)
+
+    class Undo(Exception):
+        pass
+
     try:
         async with pool.acquire() as conn:
-            assert await replay.grant_needed(conn) is None  # the test's own role may
             await conn.execute(f"CREATE ROLE {role} NOLOGIN")
-            async with conn.transaction():
-                await conn.execute(f"SET LOCAL ROLE {role}")
-                database = await conn.fetchval("SELECT current_database()")
-                assert await replay.grant_needed(conn) == f'GRANT CREATE ON DATABASE "{database}" TO "{role}"'
-            await conn.execute(f'GRANT CREATE ON DATABASE "{database}" TO {role}')
-            async with conn.transaction():
-                await conn.execute(f"SET LOCAL ROLE {role}")
-                assert await replay.grant_needed(conn) is None
+            database = await conn.fetchval("SELECT current_database()")
+            with pytest.raises(Undo):  # every change below is rolled back
+                async with conn.transaction():
+                    await conn.execute("CREATE SCHEMA IF NOT EXISTS reporting_rebuild")  # left by an earlier rebuild
+                    await conn.execute("DROP SCHEMA IF EXISTS reporting_replaced CASCADE")
+                    assert await replay.grant_needed(conn) is None  # the test's own role may
+                    await conn.execute(f"SET LOCAL ROLE {role}")
+                    assert await replay.grant_needed(conn) == f'GRANT CREATE ON DATABASE "{database}" TO "{role}"'
+                    await conn.execute("RESET ROLE")
+                    await conn.execute(f'GRANT CREATE ON DATABASE "{database}" TO {role}')
+                    await conn.execute(f"SET LOCAL ROLE {role}")
+                    # The schema an earlier rebuild left, as another user, is not this one's to drop.
+                    assert await replay.grant_needed(conn) == f'ALTER SCHEMA reporting_rebuild OWNER TO "{role}"'
+                    await conn.execute("RESET ROLE")
+                    await conn.execute(f"ALTER SCHEMA reporting_rebuild OWNER TO {role}")
+                    await conn.execute(f"SET LOCAL ROLE {role}")
+                    assert await replay.grant_needed(conn) is None
+                    raise Undo
     finally:
         async with pool.acquire() as conn:
-            database = await conn.fetchval("SELECT current_database()")
-            await conn.execute(f'REVOKE ALL ON DATABASE "{database}" FROM {role}')
             await conn.execute(f"DROP ROLE IF EXISTS {role}")
         await pool.close()
 
