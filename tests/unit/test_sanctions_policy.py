@@ -23,6 +23,7 @@ from services.sanctions.domain import (
     NotFound,
     Policy,
     Reject,
+    SubjectState,
     Tick,
 )
 from services.sanctions.domain.ladder import card_level, in_force
@@ -713,6 +714,23 @@ def test_conduct_in_a_ban_brought_back_when_its_extension_fell_still_extends_it(
     assert RED not in names(before)
 
 
+def test_a_ban_brought_back_twice_still_began_when_it_first_came_into_force():
+    # Ban from day 10; extended on day 70, the extension falls on day 100 (back, from then); it
+    # is extended again on day 115, and that extension falls on day 130.
+    state, first, d, _ = _extended()
+    state, _ = feed([IncidentGone(d.incident_id)], state, policy=EXTENDING, now=days(100))
+    again = record(110)
+    state, proposed = feed([again], state, policy=EXTENDING, now=days(110))
+    state, _ = feed([Approve(proposed[0].decision_id, "r")], state, policy=EXTENDING, now=days(115))
+    state, decisions = feed([IncidentGone(again.incident_id)], state, policy=EXTENDING, now=days(130))
+    [back] = [x for x in decisions if isinstance(x, BanImposed)]
+    assert (back.incident_id, back.starts_at) == (first.incident_id, days(130))
+    assert state.active_ban().in_force_since == days(10)
+    # Conduct of day 60, reported now, was during the ban as it first began.
+    _, late = feed([record(60, reported_at=days(131))], state, policy=EXTENDING, now=days(131))
+    assert names(late) == [RED] and late[0].rule == "red.extension"
+
+
 def test_an_extension_falling_after_the_replaced_ban_would_have_ended_brings_nothing_back():
     state, _, d, _ = _extended()
     state, decisions = feed([IncidentGone(d.incident_id)], state, policy=EXTENDING, now=days(200))
@@ -1123,3 +1141,12 @@ def test_whoever_approved_or_agreed_a_ban_cannot_decide_the_appeal_against_it(wh
         feed([DecideAppeal(ban, AppealOutcome.DISMISSED, who)], state, policy=policy)
     state, decisions = feed([DecideAppeal(ban, AppealOutcome.DISMISSED, "officer-2")], state, policy=policy)
     assert names(decisions) == ["appeal_decided"] and state.card(ban).appeal == AppealState.DISMISSED
+
+
+def test_a_state_a_later_release_saved_with_fields_this_one_lacks_still_loads():
+    state, _ = feed([record(0, category="weapon")])
+    saved = state.model_dump(mode="json")
+    saved["cards"][0]["from_a_later_release"] = "x"
+    saved["incidents"][0]["also_later"] = 1
+    saved["later_still"] = []
+    assert SubjectState.model_validate(saved) == state

@@ -22,6 +22,14 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class Stored(BaseModel):
+    """What is kept in a subject's stored state. A field a later release adds is ignored, not
+    refused: during a rolling upgrade, or after a rollback, an older replica still reads the
+    state a newer one saved (and drops the field when it saves it again)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
 class Policy(Frozen):
     """The card policy a trust has adopted; every decision names its version."""
 
@@ -91,7 +99,7 @@ class AppealState(StrEnum):
     DISMISSED = "dismissed"
 
 
-class IncidentRecord(Frozen):
+class IncidentRecord(Stored):
     """The facts of one incident the policy needs; no identifiers, no narrative."""
 
     incident_id: UUID
@@ -116,7 +124,7 @@ class IncidentRecord(Frozen):
     vulnerabilities: tuple[Vulnerability, ...] = Field((), exclude_if=lambda v: not v)
 
 
-class Card(Frozen):
+class Card(Stored):
     sanction_id: UUID
     kind: CardKind
     status: CardStatus
@@ -142,7 +150,7 @@ class Card(Frozen):
         return self.status in STANDING
 
 
-class SubjectState(Frozen):
+class SubjectState(Stored):
     """Everything sanctions knows about one pseudonymous subject."""
 
     subject_id: str
