@@ -14,6 +14,7 @@ kubernetes-validate skips the schema check; in CI (CI=true) it fails instead.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +55,33 @@ def kustomization() -> dict[str, Any]:
     return _documents(K8S / "kustomization.yaml")[0]
 
 
+def _env_file(path: Path) -> dict[str, str]:
+    """An env file as kustomize reads it: KEY=value a line; blank lines and # comments skipped."""
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return dict(line.split("=", 1) for line in lines if not line.startswith("#"))
+
+
+def _generated(kustomization: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ConfigMaps kustomize makes (under their plain names: it adds the hash, and rewrites
+    every reference to them to match)."""
+    return [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": generator["name"]},
+             "data": {k: v for env in generator["envs"] for k, v in _env_file(K8S / env).items()}}
+            for generator in kustomization.get("configMapGenerator", [])]
+
+
 @pytest.fixture(scope="module")
 def applied(kustomization: dict[str, Any]) -> list[dict[str, Any]]:
     """Every object `kubectl apply -k deploy/k8s` creates."""
-    return [doc for name in kustomization["resources"] for doc in _documents(K8S / name)]
+    return [doc for name in kustomization["resources"] for doc in _documents(K8S / name)] + _generated(kustomization)
+
+
+def test_the_settings_are_generated_so_that_changing_one_rolls_the_pods(kustomization: dict[str, Any]) -> None:
+    [generator] = kustomization["configMapGenerator"]
+    assert generator["name"] == "vanda-config" and generator.get("options", {}).get("disableNameSuffixHash") is None
+    settings = _env_file(K8S / generator["envs"][0])
+    # kustomize keeps quotes as part of a value: TOPIC_PARTITIONS="6" would not be a number.
+    assert not [k for k, v in settings.items() if v.startswith(('"', "'")) or v != v.strip()], settings
+    assert all(re.fullmatch(r"[A-Z][A-Z0-9_]*", k) for k in settings)
 
 
 @pytest.fixture(scope="module")
