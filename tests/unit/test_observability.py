@@ -254,6 +254,27 @@ def test_promtool_accepts_the_scrape_config_and_the_rules_it_loads():
     assert "1 rule files found" in result.stdout + result.stderr
 
 
+def test_promtool_accepts_the_kubernetes_scrape_config():
+    result = _run("check", "config", "kubernetes.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 rule files found" in result.stdout + result.stderr
+
+
+def test_on_kubernetes_each_service_is_its_own_job_as_the_alerts_expect():
+    config = yaml.safe_load((PROMETHEUS_DIR / "kubernetes.yml").read_text(encoding="utf-8"))
+    [job] = config["scrape_configs"]
+    keep, port, name, instance = job["relabel_configs"]
+    services = {"intake", "sanctions", "reporting"}
+    assert set(keep["regex"].split("|")) == services and keep["action"] == "keep"
+    assert (name["source_labels"], name["target_label"]) == (keep["source_labels"], "job")
+    for service in services:  # the label it keeps is the one each Deployment's pods carry
+        deployment = yaml.safe_load_all((ROOT / "deploy" / "k8s" / f"{service}.yaml").read_text(encoding="utf-8"))
+        [pods] = [d["spec"]["template"] for d in deployment if d and d["kind"] == "Deployment"]
+        assert pods["metadata"]["labels"]["app.kubernetes.io/name"] == service
+        assert {p["name"] for c in pods["spec"]["containers"] for p in c["ports"]} == {port["regex"]}
+    assert 'up{job=~"intake|sanctions|reporting"}' in (PROMETHEUS_DIR / "alerts.yml").read_text(encoding="utf-8")
+
+
 def test_promtool_accepts_the_alert_rules():
     result = _run("check", "rules", "alerts.yml")
     assert result.returncode == 0, result.stdout + result.stderr
