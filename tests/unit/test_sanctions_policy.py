@@ -714,6 +714,18 @@ def test_conduct_in_a_ban_brought_back_when_its_extension_fell_still_extends_it(
     assert RED not in names(before)
 
 
+def test_a_ban_brought_back_before_bans_kept_their_first_start_still_has_it_read_from_the_ban_it_replaced():
+    state, first, d, _ = _extended()
+    state, _ = feed([IncidentGone(d.incident_id)], state, policy=EXTENDING, now=days(100))
+    back = state.active_ban()
+    # As stored by the release before: no in_force_since on the ban brought back.
+    state = state.model_copy(update={"cards": tuple(c.model_copy(update={"in_force_since": None})
+                                                    if c.sanction_id == back.sanction_id else c
+                                                    for c in state.cards)})
+    _, late = feed([record(80, reported_at=days(105))], state, policy=EXTENDING, now=days(105))
+    assert names(late) == [RED] and late[0].rule == "red.extension"
+
+
 def test_a_ban_brought_back_twice_still_began_when_it_first_came_into_force():
     # Ban from day 10; extended on day 70, the extension falls on day 100 (back, from then); it
     # is extended again on day 115, and that extension falls on day 130.

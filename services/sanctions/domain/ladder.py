@@ -93,7 +93,7 @@ def ideal(state: SubjectState, policy: Policy, now: datetime | None = None) -> d
       new one: conduct the policy no longer counts is not carded, whatever is learnt of it
       later (an amendment of its harm, the backfill of an incident before it).
     """
-    live, cards = ordered(state, policy), holders(state)
+    live, cards = ordered(state, policy), _first_starts_known(state, holders(state))
     bans = {c.incident_id for c in state.cards
             if c.kind == CardKind.RED and c.status in (CardStatus.ACTIVE, CardStatus.EXPIRED)}
     while True:
@@ -104,6 +104,21 @@ def ideal(state: SubjectState, policy: Policy, now: datetime | None = None) -> d
         if not fallen:
             return wants
         bans -= fallen
+
+
+def _first_starts_known(state: SubjectState, cards: dict[tuple[UUID, CardKind], Card]
+                        ) -> dict[tuple[UUID, CardKind], Card]:
+    """The held cards, each ban brought back before bans kept `in_force_since` given it: the
+    earliest start of its incident's bans, which stay in the state replaced (only a ban brought
+    back shares its incident with another in force or ended)."""
+    for key, card in cards.items():
+        if card.kind != CardKind.RED or card.in_force_since is not None or card.starts_at is None:
+            continue
+        starts = [c.starts_at for c in state.cards if c.incident_id == card.incident_id and c.kind == CardKind.RED
+                  and c.status in (CardStatus.ACTIVE, CardStatus.EXPIRED) and c.starts_at is not None]
+        if min(starts) < card.starts_at:
+            cards[key] = card.model_copy(update={"in_force_since": min(starts)})
+    return cards
 
 
 def _derive(live: list[IncidentRecord], cards: dict[tuple[UUID, CardKind], Card], bans: set[UUID],
