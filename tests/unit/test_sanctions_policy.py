@@ -726,6 +726,20 @@ def test_a_ban_brought_back_before_bans_kept_their_first_start_still_has_it_read
     assert names(late) == [RED] and late[0].rule == "red.extension"
 
 
+def test_a_ban_brought_back_before_bans_kept_their_first_start_and_again_after_keeps_the_first():
+    state, first, d, _ = _extended()
+    state, _ = feed([IncidentGone(d.incident_id)], state, policy=EXTENDING, now=days(100))
+    back = state.active_ban()
+    state = state.model_copy(update={"cards": tuple(c.model_copy(update={"in_force_since": None})
+                                                    if c.sanction_id == back.sanction_id else c
+                                                    for c in state.cards)})
+    again = record(110)  # under this release: extended again, and that extension falls too
+    state, proposed = feed([again], state, policy=EXTENDING, now=days(110))
+    state, _ = feed([Approve(proposed[0].decision_id, "r")], state, policy=EXTENDING, now=days(115))
+    state, _ = feed([IncidentGone(again.incident_id)], state, policy=EXTENDING, now=days(130))
+    assert state.active_ban().in_force_since == days(10)
+
+
 def test_a_ban_brought_back_twice_still_began_when_it_first_came_into_force():
     # Ban from day 10; extended on day 70, the extension falls on day 100 (back, from then); it
     # is extended again on day 115, and that extension falls on day 130.

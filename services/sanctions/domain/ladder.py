@@ -108,17 +108,23 @@ def ideal(state: SubjectState, policy: Policy, now: datetime | None = None) -> d
 
 def _first_starts_known(state: SubjectState, cards: dict[tuple[UUID, CardKind], Card]
                         ) -> dict[tuple[UUID, CardKind], Card]:
-    """The held cards, each ban brought back before bans kept `in_force_since` given it: the
-    earliest start of its incident's bans, which stay in the state replaced (only a ban brought
-    back shares its incident with another in force or ended)."""
+    """The held cards, each ban brought back before bans kept `in_force_since` given it."""
     for key, card in cards.items():
-        if card.kind != CardKind.RED or card.in_force_since is not None or card.starts_at is None:
-            continue
-        starts = [c.starts_at for c in state.cards if c.incident_id == card.incident_id and c.kind == CardKind.RED
-                  and c.status in (CardStatus.ACTIVE, CardStatus.EXPIRED) and c.starts_at is not None]
-        if min(starts) < card.starts_at:
-            cards[key] = card.model_copy(update={"in_force_since": min(starts)})
+        if card.kind == CardKind.RED and card.in_force_since is None and card.starts_at is not None:
+            if (began := first_start(state, card)) < card.starts_at:
+                cards[key] = card.model_copy(update={"in_force_since": began})
     return cards
+
+
+def first_start(state: SubjectState, ban: Card) -> datetime:
+    """When ban `ban` first came into force: the earliest start of its incident's bans, which
+    stay in the state replaced when it is brought back (only a ban brought back shares its
+    incident with another in force or ended), whether or not they kept `in_force_since`."""
+    starts = [when for c in state.cards if c.incident_id == ban.incident_id and c.kind == CardKind.RED
+              and c.status in (CardStatus.ACTIVE, CardStatus.EXPIRED)
+              for when in (c.in_force_since, c.starts_at) if when is not None]
+    own = [when for when in (ban.in_force_since, ban.starts_at) if when is not None]
+    return min(starts + own)
 
 
 def _derive(live: list[IncidentRecord], cards: dict[tuple[UUID, CardKind], Card], bans: set[UUID],

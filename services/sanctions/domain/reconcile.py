@@ -91,7 +91,7 @@ def _reinstate(state: SubjectState, wants: dict, policy: Policy, now: datetime) 
         card = _new_card(state, old.incident_id, ladder.Want(CardKind.RED, old.rule, old.evidence)).model_copy(
             update={"status": CardStatus.ACTIVE, "starts_at": now, "ends_at": old.ends_at, "restriction": old.restriction,
                     "approved_by": old.approved_by, "agreed_by": old.agreed_by, "review_sent": old.review_sent,
-                    "in_force_since": old.in_force_since or old.starts_at})
+                    "in_force_since": ladder.first_start(state, old)})
         state = state.model_copy(update={"cards": state.cards + (card,)})
         events.append(follow_up(BanImposed, state, card, "ban.reinstated", policy, now, reviewer=old.approved_by,
                                 clinical_lead=old.agreed_by, restriction=card.restriction,
