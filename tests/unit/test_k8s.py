@@ -57,8 +57,11 @@ def kustomization() -> dict[str, Any]:
 
 def _env_file(path: Path) -> dict[str, str]:
     """An env file as kustomize reads it: KEY=value a line; blank lines and # comments skipped."""
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return dict(line.split("=", 1) for line in lines if not line.startswith("#"))
+    lines = [line.lstrip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    settings = [line for line in lines if not line.startswith("#")]
+    # A line without "=" would take its value from the shell of whoever runs kustomize.
+    assert all("=" in line for line in settings), [line for line in settings if "=" not in line]
+    return dict(line.split("=", 1) for line in settings)
 
 
 def _generated(kustomization: dict[str, Any]) -> list[dict[str, Any]]:

@@ -263,7 +263,9 @@ def test_promtool_accepts_the_kubernetes_scrape_config():
 def test_on_kubernetes_each_service_is_its_own_job_as_the_alerts_expect():
     config = yaml.safe_load((PROMETHEUS_DIR / "kubernetes.yml").read_text(encoding="utf-8"))
     [job] = config["scrape_configs"]
-    keep, port, name, instance = job["relabel_configs"]
+    keep, port, ended, name, instance = job["relabel_configs"]
+    assert (ended["source_labels"], ended["action"]) == (["__meta_kubernetes_pod_phase"], "drop")
+    assert set(ended["regex"].split("|")) == {"Failed", "Succeeded"}
     services = {"intake", "sanctions", "reporting"}
     assert set(keep["regex"].split("|")) == services and keep["action"] == "keep"
     assert (name["source_labels"], name["target_label"]) == (keep["source_labels"], "job")
