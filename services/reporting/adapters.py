@@ -30,14 +30,14 @@ T = TypeVar("T")
 INCIDENT_COLUMNS = ("incident_id", "subject_id", "occurred_at", "organisation", "site", "location_type", "category",
                     "sexual_assault", "harm", "perpetrator_kind", "medical_factors", "age_band", "vulnerabilities",
                     "staff", "hate_aggravation", "body_worn_camera", "police_informed", "crime_reference",
-                    "referred_at", "police_outcome", "revision", "withdrawn", "riddor_reported_at")
+                    "referred_at", "police_outcome", "revision", "withdrawn", "riddor_reported_at", "reported_at")
 DECISION_COLUMNS = ("decision_id", "kind", "sanction_id", "incident_id", "subject_id", "organisation", "site",
                     "occurred_at", "decided_at", "starts_at", "ends_at")
 # PostgreSQL types of the columns above, for the one-statement batch inserts.
 INCIDENT_TYPES = tuple(zip(INCIDENT_COLUMNS, (
     "uuid", "text", "timestamptz", "text", "text", "text", "text", "boolean", "text", "text", "boolean", "text",
     "text[]", "jsonb", "text[]", "boolean", "boolean", "text", "timestamptz", "text", "integer", "boolean",
-    "timestamptz"), strict=True))
+    "timestamptz", "timestamptz"), strict=True))
 DECISION_TYPES = tuple(zip(DECISION_COLUMNS, (
     "uuid", "text", "uuid", "uuid", "text", "text", "text", "timestamptz", "timestamptz", "timestamptz",
     "timestamptz"), strict=True))
@@ -46,6 +46,8 @@ STAFF_DEFAULTS = {f.name: f.default for f in fields(Staff) if f.default is not M
 # Stored only when stated, so that a row where none is stated is what it was before they existed.
 UNLESS_NOT_STATED = frozenset(STATED_IF_RECORDED)
 BY_ID = "SELECT * FROM {schema}.incidents WHERE incident_id = ANY($1::uuid[])"
+# What a board reads: up to millions of rows, and no time of report (a datetime fewer a row).
+COLUMNS_BUT_REPORTED_AT = ", ".join(c for c in INCIDENT_COLUMNS if c != "reported_at")
 READ_CHUNK = 2000  # rows decoded per visit to the event loop when a period is read
 FILTER = " AND ($3::text IS NULL OR organisation = $3) AND ($4::text IS NULL OR site = $4)"
 # A decision's location is its incident's: looked up by key, only when a location is asked for.
@@ -93,7 +95,7 @@ def incident_of(row: asyncpg.Record) -> IncidentFact:
     values["vulnerabilities"] = _shared(tuple(values["vulnerabilities"]))
     values["hate_aggravation"] = _shared(tuple(values["hate_aggravation"]))
     values["staff"] = _shared(tuple(_staff_of(s) for s in values["staff"]))
-    return IncidentFact(**{c: values[c] for c in INCIDENT_COLUMNS})
+    return IncidentFact(**{c: values[c] for c in INCIDENT_COLUMNS if c in values})
 
 
 def decision_of(row: asyncpg.Record) -> DecisionFact:
@@ -167,7 +169,7 @@ async def save_claims(conn: asyncpg.Connection, claims: dict[UUID, Claim], schem
 
 async def incidents_between(pool: asyncpg.Pool, start: datetime, end: datetime, organisation: str | None,
                             site: str | None, schema: str = SCHEMA, location: str | None = None) -> list[IncidentFact]:
-    return await _read(pool, incident_of, f"SELECT * FROM {schema}.incidents WHERE occurred_at >= $1"
+    return await _read(pool, incident_of, f"SELECT {COLUMNS_BUT_REPORTED_AT} FROM {schema}.incidents WHERE occurred_at >= $1"
                        " AND occurred_at < $2 AND NOT withdrawn" + FILTER
                        + " AND ($5::text IS NULL OR location_type = $5)", start, end, organisation, site, location)
 

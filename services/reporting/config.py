@@ -32,7 +32,8 @@ class ReportingSettings(BaseSettings):
     gauges_interval_s: float = Field(300, gt=0, description="How often the current month's headline gauges"
                                      " are recomputed.")
     footage_retention_days: int = Field(30, ge=1, le=3650, description="Days body-worn camera footage that"
-                                        " nothing rests on is kept before it is due for deletion.")
+                                        " nothing rests on is kept, from the incident or its report if later,"
+                                        " before it is due for deletion.")
     footage_notice_interval_s: float = Field(300, gt=0, description="How often footage that has become evidence,"
                                              " or fallen due for deletion, is announced on vanda.footage.v1, and"
                                              " referral prompts still owed a retraction are settled.")

@@ -13,15 +13,17 @@ from services.reporting.domain.footage import CARD_KINDS, CARD_UNDONE, Footage
 from vanda.runtime.db import PURGE_CHUNK, in_chunks
 
 # Where footage stands, as footage.status() decides it, for the worklist's filter: `use` is
-# whether anything rests on it, and {due} the parameter holding when the period ends for
-# footage recorded at that time (now minus the period).
+# whether anything rests on it, `since` when its period runs from (footage.delete_from:
+# greatest() passes over a row's missing time of report), and {due} the parameter holding
+# when the period ends for a period running from then (now minus the period).
 FOOTAGE_USE = f"NOT i.withdrawn AND ({TOLD} OR i.police_outcome IS NOT NULL OR referral_claimed OR card_stands)"
+FOOTAGE_SINCE = "greatest(i.occurred_at, i.reported_at)"
 FOOTAGE_STATUS = {
     None: "true",
     "deleted": "f.deleted_at IS NOT NULL",
     "evidence": f"f.deleted_at IS NULL AND {FOOTAGE_USE}",
-    "held": f"f.deleted_at IS NULL AND NOT ({FOOTAGE_USE}) AND i.occurred_at > {{due}}",
-    "delete_due": f"f.deleted_at IS NULL AND NOT ({FOOTAGE_USE}) AND i.occurred_at <= {{due}}",
+    "held": f"f.deleted_at IS NULL AND NOT ({FOOTAGE_USE}) AND {FOOTAGE_SINCE} > {{due}}",
+    "delete_due": f"f.deleted_at IS NULL AND NOT ({FOOTAGE_USE}) AND {FOOTAGE_SINCE} <= {{due}}",
 }
 # Each lookup is a probe by key with LIMIT 1, so that a page walks the incidents with footage
 # in order and stops when it is full: written as EXISTS, PostgreSQL hashes every referral and
@@ -68,8 +70,8 @@ async def footage_one(pool: asyncpg.Pool, incident_id: UUID) -> tuple[Footage, s
 
 async def footage_due(pool: asyncpg.Pool, due_before: datetime) -> tuple[int, datetime | None]:
     """How many incidents' footage is due for deletion and not recorded deleted, and when the
-    oldest of them was recorded."""
-    row = await pool.fetchrow(f"SELECT count(*) AS n, min(i.occurred_at) AS oldest{FOOTAGE_FROM}"
+    period of the longest due began."""
+    row = await pool.fetchrow(f"SELECT count(*) AS n, min({FOOTAGE_SINCE}) AS oldest{FOOTAGE_FROM}"
                               f" AND {FOOTAGE_STATUS['delete_due'].format(due='$1')}", due_before)
     return row["n"], row["oldest"]
 

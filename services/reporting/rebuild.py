@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from schemas.topics import INCIDENTS, SANCTIONS
-from services.reporting import handlers
+from services.reporting import adapters, handlers
 from vanda.runtime import heap, inbox
 from vanda.runtime.consumer import claim_and_apply, decode_all
 from vanda.runtime.db import ROUND_LOCKS, create_pool, is_transient
@@ -35,7 +35,10 @@ REBUILD_SCHEMA = "reporting_rebuild"
 REPLACED_SCHEMA = "reporting_replaced"
 TABLES = ("incidents", "decisions", "police_referrals", "inbox")
 # Bookkeeping columns (when a row was written) differ by nature; everything else must match.
-COMPARED = {"incidents": "*", "decisions": "*", "police_referrals": "incident_id, criteria, meets"}
+# The time of report is copied from the event, never worked out, and rows kept before it was
+# have none: compared, every one of them would differ until the first promotion.
+COMPARED = {"incidents": adapters.COLUMNS_BUT_REPORTED_AT, "decisions": "*",
+            "police_referrals": "incident_id, criteria, meets"}
 
 
 @dataclass

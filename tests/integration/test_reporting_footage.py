@@ -30,9 +30,27 @@ def patient(nhs: str) -> dict:
     return {"kind": "patient", "nhs_number": nhs, "medical_factors": False, "age_band": "18_to_64"}
 
 
-async def footage(pipeline, who: str = "footage-1", **params) -> httpx.Response:
+async def footage(pipeline, who: str = "footage-1", as_reported: bool = False, **params) -> httpx.Response:
+    """The worklist; for one site, first dated as though each incident there had been reported
+    when it happened, unless `as_reported`."""
+    if "site" in params and not as_reported:
+        await reported_when_they_happened(pipeline, params["site"])
     return await call(pipeline, "GET", pipeline["REPORTING_URL"], "/v1/footage", None,
                       bearer(pipeline, "footage_officer", who), **params)
+
+
+async def reported_when_they_happened(pipeline, site: str) -> None:
+    """Intake stamps each report with its own clock, and footage's period runs from the report
+    where that came later (footage.delete_from): an incident submitted here 40 days after it
+    happened is held 30 days more. The tests of what falls due after the period date their
+    site's reports back to the incidents, as though each was reported at once; the worklist's
+    polls repeat it, since an amendment projects the time of report again."""
+    conn = await asyncpg.connect(pipeline["DATABASE_URL"])
+    try:
+        await conn.execute("UPDATE reporting.incidents SET reported_at = occurred_at WHERE site = $1"
+                           " AND reported_at IS DISTINCT FROM occurred_at", site)
+    finally:
+        await conn.close()
 
 
 async def deleted(pipeline, incident_id: str, role: str = "footage_officer", who: str = "footage-1",
@@ -132,6 +150,36 @@ async def test_footage_worklist_keeps_evidence_and_records_deletions_once_due(pi
     assert early.status_code == 409 and "held until" in early.text
 
 
+async def test_footage_of_an_incident_reported_late_is_held_for_the_period_from_its_report(pipeline):
+    site, period = f"Camera late {uuid.uuid4().hex[:8]}", timedelta(days=30)
+    submitted = datetime.now(UTC)
+    [late] = await submit_all(pipeline, [report(site=site, occurred_at=(submitted - timedelta(days=60)).isoformat(),
+                                                perpetrator=UNKNOWN, body_worn_camera_used=True)])
+    [item] = (await poll(lambda: footage(pipeline, site=site, as_reported=True),
+                         lambda r: len(r.json()["footage"]) == 1, timeout=90)).json()["footage"]
+    # Sixty days after it happened, but reported just now: the whole period runs from the report.
+    ends = datetime.fromisoformat(item["delete_from"])
+    assert item["status"] == "held" and submitted + period <= ends <= datetime.now(UTC) + period, item
+    refused = await deleted(pipeline, late)
+    assert refused.status_code == 409 and "held until" in refused.text, refused.text
+
+    # No release goes to the camera system, nor is it counted due, until the period has run.
+    pool = await create_pool(pipeline["DATABASE_URL"], max_size=2)
+    try:
+        async def released_by(now: datetime) -> bool:
+            waiting = await footage_store.unannounced(pool, "release", now - period, 1_000_000)
+            return any(str(f.fact.incident_id) == late for f, _ in waiting)
+
+        async def due_by(now: datetime) -> bool:
+            listed = await footage_store.footage(pool, "delete_due", None, site, None, 10, now - period)
+            return [str(f.fact.incident_id) for f, _ in listed] == [late]
+        assert not await released_by(datetime.now(UTC)) and not await due_by(datetime.now(UTC))
+        assert await released_by(ends) and await due_by(ends)
+        assert not await due_by(ends - timedelta(seconds=1))
+    finally:
+        await pool.close()
+
+
 async def red_card_on(pipeline, incident_id: str) -> str:
     """The id of the red card proposed on an incident, once sanctions has decided it."""
     records = await read_until(pipeline["KAFKA_BOOTSTRAP_SERVERS"], "vanda.sanctions.v1",
@@ -169,13 +217,14 @@ async def test_the_footage_worklist_pages_and_needs_the_footage_officer_role(pip
 
 
 async def test_the_footage_gauges_count_what_the_worklist_says_is_due(pipeline):
-    old = datetime.now(UTC) - timedelta(days=90)
-    await submit_all(pipeline, [report(site=f"Camera gauge {uuid.uuid4().hex[:8]}", occurred_at=old.isoformat(),
-                                       perpetrator=UNKNOWN, body_worn_camera_used=True)])
+    old, site = datetime.now(UTC) - timedelta(days=90), f"Camera gauge {uuid.uuid4().hex[:8]}"
+    await submit_all(pipeline, [report(site=site, occurred_at=old.isoformat(), perpetrator=UNKNOWN,
+                                       body_worn_camera_used=True)])
     pool = await asyncpg.create_pool(pipeline["DATABASE_URL"], min_size=1, max_size=2)
     try:
         async def both() -> tuple[list[dict], float, float]:
             now = datetime.now(UTC)
+            await reported_when_they_happened(pipeline, site)
             due = await whole_worklist(pipeline, status="delete_due")
             await gauges.refresh_footage(pool, now, timedelta(days=30), counted={})
             return (due, REGISTRY.get_sample_value("vanda_footage_delete_due"),
@@ -223,7 +272,9 @@ async def test_footage_notices_go_out_once_per_incident_on_the_footage_topic(pip
         report(**common, occurred_at=old, police={"informed": True}),
         report(**common, occurred_at=old),
         report(**common, occurred_at=recent)])
-    await poll(lambda: footage(pipeline, site=site), lambda r: len(r.json()["footage"]) == 3, timeout=90)
+    await poll(lambda: footage(pipeline, site=site),
+               lambda r: sorted(i["status"] for i in r.json()["footage"]) == ["delete_due", "evidence", "held"],
+               timeout=90)
     await announce(pipeline, rounds=2)  # a second round announces nothing again
     ours = {i.encode() for i in (evidence, due, held)}
     records = await read_until(pipeline["KAFKA_BOOTSTRAP_SERVERS"], "vanda.footage.v1", lambda r: r.key in ours, 2,
@@ -255,7 +306,8 @@ async def test_one_footage_round_runs_at_a_time_across_replicas(pipeline):
                                         "footage-notices")
             [incident] = await submit_all(pipeline, [report(site=site, perpetrator=UNKNOWN, occurred_at=old,
                                                             body_worn_camera_used=True)])
-            await poll(lambda: footage(pipeline, site=site), lambda r: len(r.json()["footage"]) == 1, timeout=90)
+            await poll(lambda: footage(pipeline, site=site, status="delete_due"),
+                       lambda r: len(r.json()["footage"]) == 1, timeout=90)
             assert await publishing.announce_footage(pool, timedelta(days=30), datetime.now(UTC)) == 0
             assert await noticed(incident) == 0
         await publishing.announce_footage(pool, timedelta(days=30), datetime.now(UTC))

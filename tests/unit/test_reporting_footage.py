@@ -65,8 +65,28 @@ def test_uses_and_status(what, item, now, expected_uses, expected):
     assert status(item, now, PERIOD) == expected
 
 
-def test_the_period_runs_from_the_incident():
-    assert delete_from(fact(occurred_at=T), PERIOD) == T + PERIOD
+LATE = T + timedelta(days=40)  # reported 40 days after it happened: past the period from the incident
+
+
+@pytest.mark.parametrize(("what", "reported_at", "expected"), [
+    ("reported the same day: from the incident", T + timedelta(hours=3), T + timedelta(hours=3) + PERIOD),
+    ("reported late: from the report, the whole period for a referral or card", LATE, LATE + PERIOD),
+    ("no time of report (kept before one was): from the incident", None, T + PERIOD),
+    ("a report stamped before the incident (a skewed clock): from the incident", T - timedelta(hours=1),
+     T + PERIOD),
+])
+def test_the_period_runs_from_the_incident_or_its_report_if_later(what, reported_at, expected):
+    assert delete_from(fact(occurred_at=T, reported_at=reported_at), PERIOD) == expected
+
+
+def test_footage_reported_late_is_held_for_the_period_from_its_report_then_falls_due():
+    late = footage(reported_at=LATE)
+    assert status(late, LATE, PERIOD) == Status.HELD  # not due the moment it arrives
+    assert status(late, LATE + PERIOD - timedelta(seconds=1), PERIOD) == Status.HELD
+    assert status(late, LATE + PERIOD, PERIOD) == Status.DELETE_DUE
+    with pytest.raises(Refused, match=re.escape(f"held until {(LATE + PERIOD).isoformat()}")):
+        check_deletion(late, LATE + timedelta(days=1), PERIOD)
+    check_deletion(late, LATE + PERIOD, PERIOD)
 
 
 @pytest.mark.parametrize(("item", "now", "reason"), [
@@ -85,10 +105,13 @@ def test_deletion_is_recorded_once_due_and_a_repeat_is_not_refused(item):
 
 
 @given(police=st.booleans(), claimed=st.booleans(), card=st.booleans(), withdrawn=st.booleans(),
-       deleted=st.booleans(), days=st.integers(min_value=0, max_value=400))
+       deleted=st.booleans(), days=st.integers(min_value=0, max_value=400),
+       late=st.none() | st.integers(min_value=0, max_value=400))
 def test_evidence_is_never_due_for_deletion_and_deletion_is_allowed_exactly_when_due(
-        police, claimed, card, withdrawn, deleted, days):
-    item = footage(claimed, card, ON if deleted else None, withdrawn=withdrawn, police_informed=police)
+        police, claimed, card, withdrawn, deleted, days, late):
+    reported_at = None if late is None else T + timedelta(days=late)
+    item = footage(claimed, card, ON if deleted else None, withdrawn=withdrawn, police_informed=police,
+                   reported_at=reported_at)
     now = T + timedelta(days=days)
     state = status(item, now, PERIOD)
     assert (state == Status.EVIDENCE) == (not deleted and bool(uses(item)))
@@ -127,6 +150,8 @@ def test_each_notice_has_an_id_of_its_own_that_a_second_round_repeats():
     assert hold.event.id == again.event.id != notice_for("release", item, PERIOD, AFTER).event.id
     assert hold.topic == "vanda.footage.v1" and hold.key == str(item.fact.incident_id)
     assert hold.event.data.uses == [Use.POLICE] and release.event.data.delete_from == T + PERIOD
+    late = notice_for("release", footage(reported_at=LATE), PERIOD, AFTER)
+    assert late.event.data.delete_from == LATE + PERIOD  # the release says when the worklist said
 
 
 def test_a_hold_sent_again_after_a_release_has_an_id_of_its_own_for_its_round():

@@ -44,6 +44,8 @@ def test_amendment_replaces_the_fact():
     first = next_fact(None, inc)
     second = next_fact(first, amended(inc, category="weapon", police={"informed": True, "crime_reference": "CR1"}))
     assert second.category == "weapon" and second.revision == 2 and second.crime_reference == "CR1"
+    # The time of report is the report's, kept through amendments: footage's period runs from it.
+    assert first.reported_at == second.reported_at == inc.reported_at is not None
 
 
 def test_older_revision_arriving_late_does_not_overwrite():

@@ -68,6 +68,8 @@ class IncidentFact:
     revision: int
     withdrawn: bool = False
     riddor_reported_at: datetime | None = None  # when the trust reported it to HSE
+    # When intake accepted the report. None on rows kept before it was, until a rebuild.
+    reported_at: datetime | None = None
 
     @property
     def referred(self) -> bool:
@@ -116,6 +118,7 @@ def incident_fact(data: IncidentReported | IncidentAmended) -> IncidentFact:
         referred_at=police.referred_at if police else None,
         police_outcome=police.outcome.value if police and police.outcome else None,
         revision=getattr(data, "revision", 1), riddor_reported_at=data.riddor_reported_at,
+        reported_at=data.reported_at,
     )
 
 

@@ -1,8 +1,9 @@
 """Body-worn camera footage: which incidents' footage is evidence, and which may be deleted.
 
-Footage not used as evidence is deleted after a set period (30 days by default). vanda
-holds no footage; it tells whoever manages it which incidents' footage a police referral
-or a sanction rests on, and which is past its period with no such use.
+Footage not used as evidence is deleted after a set period (30 days by default), counted
+from the incident or from its report if later. vanda holds no footage; it tells whoever
+manages it which incidents' footage a police referral or a sanction rests on, and which is
+past its period with no such use.
 """
 
 from __future__ import annotations
@@ -57,8 +58,12 @@ def uses(f: Footage) -> list[Use]:
 
 
 def delete_from(fact: IncidentFact, retention: timedelta) -> datetime:
-    """When footage with no use may be deleted: the period runs from the incident, when it was recorded."""
-    return fact.occurred_at + retention
+    """When footage with no use may be deleted: the period runs from the incident, when it was
+    recorded, or from its report if that came later. The period is the time a referral or
+    card has to claim the footage, and neither can before anyone knows of the incident: a
+    report made 40 days late would otherwise be due for deletion the moment it arrived."""
+    start = fact.occurred_at if fact.reported_at is None else max(fact.occurred_at, fact.reported_at)
+    return start + retention
 
 
 def status(f: Footage, now: datetime, retention: timedelta) -> Status:
