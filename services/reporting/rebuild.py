@@ -293,7 +293,9 @@ async def one_at_a_time(pool: asyncpg.Pool) -> AsyncIterator[int | None]:
             await holder.execute("SELECT pg_advisory_unlock($1, hashtext($2))", ROUND_LOCKS, REBUILD_LOCK)
             mine = False
         try:
-            yield holder.get_server_pid() if mine else None
+            # The server's own pid, as pg_locks names it: the one a pooler such as PgBouncer
+            # gives the client at connection is its own invention.
+            yield await holder.fetchval("SELECT pg_backend_pid()") if mine else None
         finally:
             if mine:
                 await holder.execute("SELECT pg_advisory_unlock($1, hashtext($2))", ROUND_LOCKS, REBUILD_LOCK)
@@ -340,8 +342,10 @@ async def grant_needed(pool: asyncpg.Pool | asyncpg.Connection) -> str | None:
                               " has_database_privilege(current_database(), 'CREATE') AS may")
     if not row["may"]:
         return f'GRANT CREATE ON DATABASE "{row["db"]}" TO "{row["who"]}"'
+    # Whether this role may drop it: its owner's, or a member of the owning role. (Compared by
+    # oid: current_user cast to regrole reads the name unquoted, and fails on "Vanda" or a dot.)
     others = await pool.fetch("SELECT nspname FROM pg_namespace WHERE nspname = ANY($1::text[])"
-                              " AND nspowner <> current_user::regrole ORDER BY nspname",
+                              " AND NOT pg_has_role(nspowner, 'USAGE') ORDER BY nspname",
                               [REBUILD_SCHEMA, REPLACED_SCHEMA])
     return "; ".join(f'ALTER SCHEMA {r["nspname"]} OWNER TO "{row["who"]}"' for r in others) or None
 

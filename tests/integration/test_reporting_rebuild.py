@@ -286,7 +286,7 @@ async def test_live_tables_another_role_owns_are_named(pipeline) -> None:
 
 
 async def test_a_role_that_may_not_create_schemas_is_told_the_grant_it_needs(pipeline) -> None:
-    role = f"reader_{uuid.uuid4().hex[:8]}"
+    role = f"Reader.{uuid.uuid4().hex[:8]}"  # a name only quoting keeps whole
     pool = await create_pool(pipeline["DATABASE_URL"], max_size=1)
 
     class Undo(Exception):
@@ -294,28 +294,28 @@ async def test_a_role_that_may_not_create_schemas_is_told_the_grant_it_needs(pip
 
     try:
         async with pool.acquire() as conn:
-            await conn.execute(f"CREATE ROLE {role} NOLOGIN")
+            await conn.execute(f'CREATE ROLE "{role}" NOLOGIN')
             database = await conn.fetchval("SELECT current_database()")
             with pytest.raises(Undo):  # every change below is rolled back
                 async with conn.transaction():
                     await conn.execute("CREATE SCHEMA IF NOT EXISTS reporting_rebuild")  # left by an earlier rebuild
                     await conn.execute("DROP SCHEMA IF EXISTS reporting_replaced CASCADE")
                     assert await replay.grant_needed(conn) is None  # the test's own role may
-                    await conn.execute(f"SET LOCAL ROLE {role}")
+                    await conn.execute(f'SET LOCAL ROLE "{role}"')
                     assert await replay.grant_needed(conn) == f'GRANT CREATE ON DATABASE "{database}" TO "{role}"'
                     await conn.execute("RESET ROLE")
-                    await conn.execute(f'GRANT CREATE ON DATABASE "{database}" TO {role}')
-                    await conn.execute(f"SET LOCAL ROLE {role}")
+                    await conn.execute(f'GRANT CREATE ON DATABASE "{database}" TO "{role}"')
+                    await conn.execute(f'SET LOCAL ROLE "{role}"')
                     # The schema an earlier rebuild left, as another user, is not this one's to drop.
                     assert await replay.grant_needed(conn) == f'ALTER SCHEMA reporting_rebuild OWNER TO "{role}"'
                     await conn.execute("RESET ROLE")
-                    await conn.execute(f"ALTER SCHEMA reporting_rebuild OWNER TO {role}")
-                    await conn.execute(f"SET LOCAL ROLE {role}")
+                    await conn.execute(f'ALTER SCHEMA reporting_rebuild OWNER TO "{role}"')
+                    await conn.execute(f'SET LOCAL ROLE "{role}"')
                     assert await replay.grant_needed(conn) is None
                     raise Undo
     finally:
         async with pool.acquire() as conn:
-            await conn.execute(f"DROP ROLE IF EXISTS {role}")
+            await conn.execute(f'DROP ROLE IF EXISTS "{role}"')
         await pool.close()
 
 
