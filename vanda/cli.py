@@ -120,11 +120,24 @@ def _hand_over(url: str, service: str, owner: str) -> None:
     except (LookupError, psycopg.Error) as refused:  # no such role, or not this user's to give
         console.print(f"[red]{service}: owners left as they were: {refused}[/red]")
         if isinstance(refused, psycopg.errors.InsufficientPrivilege):
-            # Only a superuser, or a member of the role, may give it anything (managed PostgreSQL
-            # services have no superuser to ask).
-            console.print(f"as an administrator, first: GRANT {owner} TO <this user>; or run this as a superuser")
+            console.print(_hand_over_hint(str(refused), owner))
         raise typer.Exit(1) from None
-    console.print(f"{service}: schema and {given - 1} object(s) in it now owned by {owner}")
+    schemas = ", ".join(f"schema {schema} and {n} object(s) in it" for schema, n in given.items())
+    console.print(f"{service}: {schemas} now owned by {owner}")
+
+
+def _hand_over_hint(refusal: str, owner: str) -> str:
+    """What to do about a hand-over PostgreSQL refused for want of a right, by the right."""
+    if "permission denied for database" in refusal:
+        # Giving a schema away needs CREATE on the database, as making one does.
+        return "as an administrator, first: GRANT CREATE ON DATABASE <this database> TO <this user>; or run this" \
+               " as a superuser"
+    if "must be owner of" in refusal:
+        # Only the owner gives an object away: one another user made (a rebuild run as them) is theirs.
+        return "it belongs to another user: run this as a superuser, or as that user"
+    # Only a superuser, or a member of the role, may give it anything (managed PostgreSQL
+    # services have no superuser to ask).
+    return f"as an administrator, first: GRANT {owner} TO <this user>; or run this as a superuser"
 
 
 @app.command()

@@ -152,7 +152,9 @@ def test_a_schema_one_user_made_is_handed_whole_to_the_services_own(scratch):
         migrate.hand_over(scratch.own, "intake", scratch.user)
 
     # The schemas, their tables, functions, types, statistics and yoyo's:
-    assert migrate.hand_over(scratch.own, "reporting", scratch.user) > 10
+    given = migrate.hand_over(scratch.own, "reporting", scratch.user)
+    assert list(given) == ["reporting", "reporting_rebuild"] and given["reporting"] > 10
+    assert given["reporting_rebuild"] == 1  # its one table
     with psycopg.connect(scratch.own, autocommit=True) as conn:
         assert conn.execute(owned_by_others, (scratch.user,)).fetchone() == (0,)
     assert migrate.apply(scratch.as_user, "reporting") == 0
@@ -180,7 +182,7 @@ def test_an_owner_short_of_a_superuser_hands_over_once_a_member_of_the_role(scra
             migrate.hand_over(as_legacy, "reporting", scratch.user)
         with psycopg.connect(scratch.own, autocommit=True) as conn:
             conn.execute(f"GRANT {scratch.user} TO {legacy}")
-        assert migrate.hand_over(as_legacy, "reporting", scratch.user) > 10
+        assert migrate.hand_over(as_legacy, "reporting", scratch.user)["reporting"] > 10
         with psycopg.connect(scratch.own, autocommit=True) as conn:
             assert conn.execute("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
                                 " WHERE n.nspname = 'reporting' AND c.relowner = %s::regrole",

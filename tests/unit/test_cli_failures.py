@@ -115,3 +115,35 @@ def test_a_refused_hand_over_says_why_and_that_nothing_changed_hands(tmp_path: P
                                       "--home", str(tmp_path)], env={"COLUMNS": "200"})
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert 'intake: owners left as they were: role "vanda_intak" does not exist' in result.output
+
+
+@pytest.mark.parametrize(("refusal", "hint"), [
+    ('must be able to SET ROLE "vanda_intake"', "GRANT vanda_intake TO <this user>"),
+    ('must be member of role "vanda_intake"', "GRANT vanda_intake TO <this user>"),
+    ("permission denied for database vanda", "GRANT CREATE ON DATABASE <this database> TO <this user>"),
+    ("must be owner of schema reporting_rebuild", "it belongs to another user: run this as a superuser, or as that"),
+])
+def test_a_hand_over_refused_for_want_of_a_right_names_the_right(tmp_path: Path, monkeypatch, refusal, hint) -> None:
+    import psycopg
+
+    def refuse(url, name, role):
+        raise psycopg.errors.InsufficientPrivilege(refusal)
+
+    monkeypatch.setenv("DATABASE_URL", "postgresql://admin@db/vanda")
+    monkeypatch.setattr(migrate, "apply", lambda url, name: 0)
+    monkeypatch.setattr(migrate, "hand_over", refuse)
+    result = CliRunner().invoke(app, ["migrate", "--service", "intake", "--owner", "vanda_intake",
+                                      "--home", str(tmp_path)], env={"COLUMNS": "200"})
+    assert result.exit_code == 1 and hint in result.output and "owners left as they were" in result.output
+    assert sum(line in result.output for line in ("GRANT vanda_intake", "GRANT CREATE", "another user")) == 1
+
+
+def test_a_hand_over_says_what_each_schema_gave(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://admin@db/vanda")
+    monkeypatch.setattr(migrate, "apply", lambda url, name: 0)
+    monkeypatch.setattr(migrate, "hand_over", lambda url, name, role: {"reporting": 40, "reporting_rebuild": 12})
+    result = CliRunner().invoke(app, ["migrate", "--service", "reporting", "--owner", "vanda_reporting",
+                                      "--home", str(tmp_path)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert ("reporting: schema reporting and 40 object(s) in it, schema reporting_rebuild and 12 object(s) in it"
+            " now owned by vanda_reporting") in result.output

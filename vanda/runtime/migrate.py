@@ -121,11 +121,11 @@ SELECT 'STATISTICS', format('%%I.%%I', n.nspname, x.stxname) FROM pg_statistic_e
 COMPANIONS = {"reporting": ("reporting_rebuild", "reporting_replaced")}
 
 
-def hand_over(database_url: str, service: str, role: str, lock_timeout_s: int = 10) -> int:
+def hand_over(database_url: str, service: str, role: str, lock_timeout_s: int = 10) -> dict[str, int]:
     """Make `role` the owner of the service's schema (and of those beside it that go with it) and
-    of everything in them; return how many objects it was given. Moving a deployment where one
-    user owned every schema to a user per service: each then migrates, and owns, its own schema
-    alone. One transaction, so a refusal (the connecting user may not give to `role`) leaves
+    of everything in them; return how many objects it was given in each schema. Moving a
+    deployment where one user owned every schema to a user per service: each then migrates,
+    and owns, its own schema alone. One transaction, so a refusal (the connecting user may not give to `role`) leaves
     every owner as it was; one that waits on a running service's locks gives up after
     `lock_timeout_s` rather than hold the service's every query behind it."""
     database_url = libpq_url(database_url, TransportSettings())
@@ -136,12 +136,12 @@ def hand_over(database_url: str, service: str, role: str, lock_timeout_s: int = 
             ([service, *COMPANIONS.get(service, ())], service)).fetchall()]
         if service not in schemas:
             raise LookupError(f"there is no schema {service} in this database to hand over")
-        to, given = sql.Identifier(role), 0
+        to, given = sql.Identifier(role), {}
         for schema in schemas:
             conn.execute(sql.SQL("ALTER SCHEMA {} OWNER TO {}").format(sql.Identifier(schema), to))
             owned = conn.execute(_OWNED, {"schema": schema}).fetchall()
             for kind, name in owned:
                 # Names come from the catalogue, quoted there by format('%I') and regprocedure.
                 conn.execute(sql.SQL("ALTER {} {} OWNER TO {}").format(sql.SQL(kind), sql.SQL(name), to))
-            given += len(owned) + 1
+            given[schema] = len(owned)
     return given
