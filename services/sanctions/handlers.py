@@ -294,9 +294,9 @@ def card_view(card: Card) -> dict[str, Any]:
 def _card_in_view(card: Card, state: SubjectState, policy: Policy, now: datetime) -> dict[str, Any]:
     """A card with whether it binds now and, for a warning, when it stops (or stopped) binding:
     what a letter about it has to say."""
-    lapses = ladder.lapses_at(card, state, policy)
-    return card_view(card) | {"in_force": ladder.in_force(card, state, policy, now),
-                              "lapses_at": lapses.isoformat() if lapses else None}
+    lapses, shown = ladder.lapses_at(card, state, policy), ladder.first_start_known(state, card)
+    return card_view(shown) | {"in_force": ladder.in_force(card, state, policy, now),
+                               "lapses_at": lapses.isoformat() if lapses else None}
 
 
 def _incident_in_view(i: IncidentRecord, policy: Policy, counted: set[UUID]) -> dict[str, Any]:
@@ -333,7 +333,7 @@ def subject_view(state: SubjectState, policy: Policy, now: datetime) -> dict[str
         "subject_id": state.subject_id,
         "version": state.version(),
         "card_level": ladder.card_level(state, policy, now),
-        "active_ban": card_view(ban) if ban else None,
+        "active_ban": card_view(ladder.first_start_known(state, ban)) if ban else None,
         "pending_approvals": [card_view(c) for c in state.cards if c.status == CardStatus.PROPOSED],
         "emergency_care": EMERGENCY_CARE,
         "cards": [_card_in_view(c, state, policy, now) for c in state.cards],

@@ -724,6 +724,14 @@ def test_a_ban_brought_back_before_bans_kept_their_first_start_still_has_it_read
                                                     for c in state.cards)})
     _, late = feed([record(80, reported_at=days(105))], state, policy=EXTENDING, now=days(105))
     assert names(late) == [RED] and late[0].rule == "red.extension"
+    # The subject view reads it the same way: a letter about the ban quotes when it began.
+    from services.sanctions.handlers import subject_view
+
+    view = subject_view(state, EXTENDING, days(101))
+    assert view["active_ban"]["in_force_since"] == days(10).isoformat().replace("+00:00", "Z")
+    [shown] = [c for c in view["cards"] if c["sanction_id"] == str(back.sanction_id)]
+    assert shown["in_force_since"] == view["active_ban"]["in_force_since"] and shown["starts_at"] != \
+        shown["in_force_since"]
 
 
 def test_a_ban_brought_back_before_bans_kept_their_first_start_and_again_after_keeps_the_first():

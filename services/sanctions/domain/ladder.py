@@ -109,11 +109,16 @@ def ideal(state: SubjectState, policy: Policy, now: datetime | None = None) -> d
 def _first_starts_known(state: SubjectState, cards: dict[tuple[UUID, CardKind], Card]
                         ) -> dict[tuple[UUID, CardKind], Card]:
     """The held cards, each ban brought back before bans kept `in_force_since` given it."""
-    for key, card in cards.items():
-        if card.kind == CardKind.RED and card.in_force_since is None and card.starts_at is not None:
-            if (began := first_start(state, card)) < card.starts_at:
-                cards[key] = card.model_copy(update={"in_force_since": began})
-    return cards
+    return {key: first_start_known(state, card) for key, card in cards.items()}
+
+
+def first_start_known(state: SubjectState, card: Card) -> Card:
+    """The card, given `in_force_since` if it is a ban brought back before bans kept it: read
+    from the ban it replaced."""
+    if card.kind == CardKind.RED and card.in_force_since is None and card.starts_at is not None:
+        if (began := first_start(state, card)) < card.starts_at:
+            return card.model_copy(update={"in_force_since": began})
+    return card
 
 
 def first_start(state: SubjectState, ban: Card) -> datetime:
