@@ -3,6 +3,8 @@ event's fault): a full disk or a failover must never send the stream to the dead
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 import pytest
 from aiokafka.errors import KafkaConnectionError, UnknownTopicOrPartitionError
@@ -253,7 +255,47 @@ async def test_one_record_that_outlasts_the_statement_timeout_alone_is_dead_lett
     assert consumer._slow == {}
     # Timeouts that stop, once the record is applied, are not carried on to a later one.
     tried.clear()
-    consumer._slow[("t", 0)] = (7, SLOW_TRIES - 1)
+    consumer._slow[("t", 0, 7)] = SLOW_TRIES - 1
     await consumer.handle([SimpleNamespace(topic="t", partition=0, offset=7, key=None, value=b"{}", headers=())])
     assert consumer._slow == {}
     assert result.applied == Counter({"t": 4}) and "outlasted the statement timeout 3 times" in result.dead[0].error
+
+
+async def test_two_records_too_slow_alone_in_one_partition_are_both_dead_lettered(monkeypatch):
+    """A later slow record failing the retry must not cost the first its count: each would
+    reset the other's for ever, and the partition never move on (a heavy subject's events
+    come together, and each loads the whole history)."""
+    from collections import Counter
+    from types import SimpleNamespace
+
+    from tenacity import wait_none
+
+    import vanda.runtime.consumer as consumer_module
+    from vanda.runtime.consumer import SLOW_TRIES, BatchConsumer, BatchResult
+
+    monkeypatch.setattr(consumer_module, "wait_exponential", lambda **_: wait_none())
+    tried: Counter[int] = Counter()
+
+    class TwoSlow(BatchConsumer):
+        async def apply_batch(self, records):
+            if len(records) > 1 or records[0].offset in (1, 3):
+                tried[records[0].offset] += len(records) == 1
+                raise TimeoutError
+            return BatchResult(applied=Counter({"t": 1}))
+
+    letters = []
+
+    async def send_and_wait(topic, value, key, headers):
+        letters.append(dict(headers)["vanda-dlq-source-offset"])
+
+    records = [SimpleNamespace(topic="t", partition=0, offset=n, key=None, value=b"{}", headers=()) for n in range(5)]
+    consumer = TwoSlow(SimpleNamespace(relay=None, pool=None, dead_letters=SimpleNamespace(send_and_wait=send_and_wait)))
+
+    async def database_answers():
+        return True
+
+    consumer._database_answers = database_answers
+    result = await asyncio.wait_for(consumer.handle(records), timeout=10)
+    # Each timed out alone exactly SLOW_TRIES times: the first, once condemned, is not tried again.
+    assert tried[1] == tried[3] == SLOW_TRIES and sorted(letters) == [b"1", b"3"] and consumer.healthy
+    assert result.applied == Counter({"t": 3}) and consumer._slow == {}

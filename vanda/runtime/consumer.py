@@ -82,6 +82,10 @@ MAX_KEPT_KEY = 1024
 SLOW_TRIES = 3
 
 
+def _key(record: ConsumerRecord) -> tuple[str, int, int]:
+    return record.topic, record.partition, record.offset
+
+
 class BatchConsumer:
     """Handles batches of records: retried while a dependency is away, faulty records dead-lettered.
 
@@ -93,8 +97,10 @@ class BatchConsumer:
         # The calls retrying an outage now. Copies of one subscription share this consumer: one
         # copy's success must not hide another stuck retrying (a partition stalled, not ready).
         self._failing: set[object] = set()
-        # Per partition, the record last applied alone that timed out, and how many times running.
-        self._slow: dict[tuple[str, int], tuple[int, int]] = {}
+        # Per record (topic, partition, offset) that timed out applied alone, how many times
+        # running. Kept per record, not per partition: two slow records in one batch would
+        # otherwise reset each other's count on every retry, and neither ever go.
+        self._slow: dict[tuple[str, int, int], int] = {}
 
     @property
     def healthy(self) -> bool:
@@ -114,6 +120,8 @@ class BatchConsumer:
             # the batch's earlier dead letters again each time.
             await self._retrying("dead_letter", lambda letter=letter: self._send_dead_letter(letter),
                                  retry=retry_if_exception_type(Exception), longest_wait=30)
+        for record in records:  # done with, one way or the other
+            self._slow.pop(_key(record), None)
         self._count(records, result, time.perf_counter() - started)
         if self._runtime.relay is not None:
             self._runtime.relay.wake()
@@ -123,6 +131,10 @@ class BatchConsumer:
         """The batch, or, if it outlasts the statement timeout, its halves one after the other:
         retried whole, a batch too large to apply in time would time out for ever, the partition
         stopped. A half already applied is skipped as duplicates when the batch is retried."""
+        if len(records) == 1 and self._slow.get(_key(records[0]), 0) >= SLOW_TRIES:
+            # Condemned on an earlier try whose batch a later slow record then failed: its dead
+            # letter was never sent, and trying it once more would only spend another timeout.
+            return self._dead_slow(records[0])
         try:
             result = await self.apply_batch(records)
         except TimeoutError:
@@ -143,27 +155,26 @@ class BatchConsumer:
         return result
 
     def _applied_alone(self, record: ConsumerRecord) -> None:
-        # Applied at last: its timeouts are no longer running. (The records before it, applied
-        # alone on each try as the batch is cut down again, leave its count as it is.)
-        partition = (record.topic, record.partition)
-        if self._slow.get(partition, (None, 0))[0] == record.offset:
-            del self._slow[partition]
+        # Applied at last: its timeouts are no longer running.
+        self._slow.pop(_key(record), None)
 
     def _too_slow(self, record: ConsumerRecord) -> BatchResult:
         """One record that outlasts the statement timeout on its own, while the database answers:
         retried (the database may be busy for a while), but dead-lettered once it has timed out
-        SLOW_TRIES times running, or it would hold its partition for ever."""
-        partition = (record.topic, record.partition)  # copies of a subscription share this consumer
-        offset, tries = self._slow.get(partition, (record.offset, 0))
-        tries = tries + 1 if offset == record.offset else 1
-        if tries < SLOW_TRIES:
-            self._slow[partition] = (record.offset, tries)
+        SLOW_TRIES times running, or it would hold its partition for ever. The count stays
+        until the batch is done with, so that a retry dead-letters it at once."""
+        key = _key(record)  # copies of a subscription share this consumer: its own partitions
+        self._slow[key] = self._slow.get(key, 0) + 1
+        if self._slow[key] < SLOW_TRIES:
             raise TimeoutError
-        del self._slow[partition]
-        log.error("a record outlasted the statement timeout %d times on its own; dead-lettered", tries,
+        log.error("a record outlasted the statement timeout %d times on its own; dead-lettered", SLOW_TRIES,
                   extra={"topic": record.topic})
-        return BatchResult(dead=[DeadLetter(record, "rejected", f"(record) outlasted the statement timeout {tries}"
-                                            " times on its own, with the database answering")])
+        return self._dead_slow(record)
+
+    @staticmethod
+    def _dead_slow(record: ConsumerRecord) -> BatchResult:
+        return BatchResult(dead=[DeadLetter(record, "rejected", f"(record) outlasted the statement timeout"
+                                            f" {SLOW_TRIES} times on its own, with the database answering")])
 
     async def _database_answers(self) -> bool:
         pool = getattr(self._runtime, "pool", None)
