@@ -220,6 +220,36 @@ async def test_a_dead_letter_carries_the_headers_as_sent_not_as_cleaned_for_fast
     assert (topic, value, key) == ("vanda.incidents.v1.dlq", b"{}", b"k") and headers[:3] == sent_as
 
 
+def _slow_at(*offsets: int):
+    """A consumer whose batches time out whole and whose records at `offsets` time out alone too,
+    the database answering; with how often each record was tried alone, the offsets of the dead
+    letters sent, and five records of one partition to hand it."""
+    from collections import Counter
+    from types import SimpleNamespace
+
+    from vanda.runtime.consumer import BatchConsumer, BatchResult
+
+    tried: Counter[int] = Counter()
+    letters: list[bytes] = []
+
+    class Slow(BatchConsumer):
+        async def apply_batch(self, records):
+            if len(records) > 1 or records[0].offset in offsets:
+                tried[records[0].offset] += len(records) == 1
+                raise TimeoutError
+            return BatchResult(applied=Counter({"t": 1}))
+
+        async def _database_answers(self) -> bool:
+            return True
+
+    async def send_and_wait(topic, value, key, headers):
+        letters.append(dict(headers)["vanda-dlq-source-offset"])
+
+    consumer = Slow(SimpleNamespace(relay=None, pool=None, dead_letters=SimpleNamespace(send_and_wait=send_and_wait)))
+    records = [SimpleNamespace(topic="t", partition=0, offset=n, key=None, value=b"{}", headers=()) for n in range(5)]
+    return consumer, tried, letters, records
+
+
 async def test_one_record_that_outlasts_the_statement_timeout_alone_is_dead_lettered_after_three_tries():
     """The database answers, the batch is cut down to the one slow record, and that record
     still times out: retried (the database may be busy a while), then dead-lettered, or it
@@ -227,34 +257,13 @@ async def test_one_record_that_outlasts_the_statement_timeout_alone_is_dead_lett
     from collections import Counter
     from types import SimpleNamespace
 
-    from vanda.runtime.consumer import SLOW_TRIES, BatchConsumer, BatchResult
+    from vanda.runtime.consumer import SLOW_TRIES
 
-    tried: Counter[int] = Counter()
-
-    class OneSlow(BatchConsumer):
-        async def apply_batch(self, records):
-            if len(records) > 1 or records[0].offset == 3:
-                tried[records[0].offset] += len(records) == 1
-                raise TimeoutError
-            return BatchResult(applied=Counter({"t": 1}))
-
-    letters = []
-
-    async def send_and_wait(topic, value, key, headers):
-        letters.append(dict(headers)["vanda-dlq-source-offset"])
-
-    records = [SimpleNamespace(topic="t", partition=0, offset=n, key=None, value=b"{}", headers=()) for n in range(5)]
-    consumer = OneSlow(SimpleNamespace(relay=None, pool=None, dead_letters=SimpleNamespace(send_and_wait=send_and_wait)))
-
-    async def database_answers():
-        return True
-
-    consumer._database_answers = database_answers
+    consumer, tried, letters, records = _slow_at(3)
     result = await consumer.handle(records)
     assert tried[3] == SLOW_TRIES == 3 and letters == [b"3"] and consumer.healthy
     assert consumer._slow == {}
     # Timeouts that stop, once the record is applied, are not carried on to a later one.
-    tried.clear()
     consumer._slow[("t", 0, 7)] = SLOW_TRIES - 1
     await consumer.handle([SimpleNamespace(topic="t", partition=0, offset=7, key=None, value=b"{}", headers=())])
     assert consumer._slow == {}
@@ -266,35 +275,14 @@ async def test_two_records_too_slow_alone_in_one_partition_are_both_dead_lettere
     reset the other's for ever, and the partition never move on (a heavy subject's events
     come together, and each loads the whole history)."""
     from collections import Counter
-    from types import SimpleNamespace
 
     from tenacity import wait_none
 
     import vanda.runtime.consumer as consumer_module
-    from vanda.runtime.consumer import SLOW_TRIES, BatchConsumer, BatchResult
+    from vanda.runtime.consumer import SLOW_TRIES
 
     monkeypatch.setattr(consumer_module, "wait_exponential", lambda **_: wait_none())
-    tried: Counter[int] = Counter()
-
-    class TwoSlow(BatchConsumer):
-        async def apply_batch(self, records):
-            if len(records) > 1 or records[0].offset in (1, 3):
-                tried[records[0].offset] += len(records) == 1
-                raise TimeoutError
-            return BatchResult(applied=Counter({"t": 1}))
-
-    letters = []
-
-    async def send_and_wait(topic, value, key, headers):
-        letters.append(dict(headers)["vanda-dlq-source-offset"])
-
-    records = [SimpleNamespace(topic="t", partition=0, offset=n, key=None, value=b"{}", headers=()) for n in range(5)]
-    consumer = TwoSlow(SimpleNamespace(relay=None, pool=None, dead_letters=SimpleNamespace(send_and_wait=send_and_wait)))
-
-    async def database_answers():
-        return True
-
-    consumer._database_answers = database_answers
+    consumer, tried, letters, records = _slow_at(1, 3)
     result = await asyncio.wait_for(consumer.handle(records), timeout=10)
     # Each timed out alone exactly SLOW_TRIES times: the first, once condemned, is not tried again.
     assert tried[1] == tried[3] == SLOW_TRIES and sorted(letters) == [b"1", b"3"] and consumer.healthy
