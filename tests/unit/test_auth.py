@@ -64,7 +64,9 @@ def _claims(**changes) -> str:
 
 @pytest.mark.parametrize("changes", [
     {"roles": 5}, {"roles": "operations"}, {"roles": [["operations"]]}, {"sub": ""}, {"sub": "  "}, {"sub": 7},
-], ids=["roles a number", "roles a string", "roles nested", "empty sub", "blank sub", "sub a number"])
+    {"exp": str(int(time.time()) + 60)},
+], ids=["roles a number", "roles a string", "roles nested", "empty sub", "blank sub", "sub a number",
+        "exp a numeric string"])
 def test_a_token_whose_claims_are_the_wrong_shape_is_refused_not_an_error(changes):
     with pytest.raises(HTTPException) as refused:
         authorize(SETTINGS, _claims(**changes), Role.OPERATIONS)
@@ -144,7 +146,8 @@ def test_a_token_may_name_the_organisations_its_person_acts_for():
     assert nobody.scope(None) == [] and not nobody.acts_for("RJ1")
 
 
-@pytest.mark.parametrize("orgs", ["RJ1", [1], [""], [["RJ1"]], {"RJ1": True}])
+@pytest.mark.parametrize("orgs", ["RJ1", [1], [""], [["RJ1"]], {"RJ1": True}, None],
+                         ids=["a string", "a number", "blank", "nested", "a mapping", "null, not every organisation"])
 def test_organisations_that_are_not_a_list_of_codes_refuse_the_token(orgs):
     with pytest.raises(HTTPException) as refused:
         authorize(SETTINGS, _claims(orgs=orgs), Role.OPERATIONS)

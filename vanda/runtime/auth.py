@@ -101,10 +101,13 @@ def verify(secret: str, token: str, max_lifetime_s: int = MAX_TOKEN_LIFETIME_S) 
                         options={"require": ["sub", "exp", "roles"]})
     # Judged from now, so that a token with no iat is capped too; and from its iat when it has
     # one, so that a long-lived token is refused from the first use, not only once it is old.
-    start, issued = time.time(), claims.get("iat")
+    start, issued, expires = time.time(), claims.get("iat"), claims["exp"]
     if isinstance(issued, int | float):
         start = min(start, issued)
-    if claims["exp"] - start > max_lifetime_s + LEEWAY_S:
+    # PyJWT takes a numeric string for exp: a number is what the cap can be judged on.
+    if not isinstance(expires, int | float) or isinstance(expires, bool):
+        raise jwt.InvalidTokenError("exp must be a number of seconds")
+    if expires - start > max_lifetime_s + LEEWAY_S:
         raise jwt.InvalidTokenError(f"the token is valid for longer than the {max_lifetime_s} s allowed")
     subject, roles = claims["sub"], claims["roles"]
     # The subject is the actor every audit row names; roles are a list of names, nothing else.
@@ -112,8 +115,11 @@ def verify(secret: str, token: str, max_lifetime_s: int = MAX_TOKEN_LIFETIME_S) 
         raise jwt.InvalidTokenError("sub must name the person")
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         raise jwt.InvalidTokenError("roles must be a list of role names")
+    # No `orgs` claim is every organisation; one present must be a list. A null is refused, not
+    # read as the claim left out: a sign-on proxy writing null for a user its directory gives
+    # no organisation would otherwise grant a region.
     orgs = claims.get("orgs")
-    if orgs is not None and (not isinstance(orgs, list) or not all(isinstance(o, str) and o.strip() for o in orgs)):
+    if "orgs" in claims and (not isinstance(orgs, list) or not all(isinstance(o, str) and o.strip() for o in orgs)):
         raise jwt.InvalidTokenError("orgs must be a list of ODS codes")
     return Principal(subject, frozenset(roles), None if orgs is None else frozenset(o.strip().upper() for o in orgs))
 
