@@ -295,6 +295,9 @@ def _admin_routes(router: APIRouter, deps: Deps) -> None:
         first = _month("period", period)
         if error := duplicates(body.rows):
             raise error
+        if others := sorted({r.organisation for r in body.rows if not who.acts_for(r.organisation)}):
+            # Another trust's staff in post are what its rates are worked out on.
+            raise HTTPException(403, detail=f"this token does not act for {', '.join(others)}: nothing was loaded")
         await adapters.put_workforce(deps.pool(), period, first, [r.model_dump(mode="json") for r in body.rows],
                                      who.subject)
         return {"period": period, "rows": len(body.rows), "headcount": sum(r.headcount for r in body.rows),
@@ -307,6 +310,8 @@ def _admin_routes(router: APIRouter, deps: Deps) -> None:
         """Withdraw one organisation's load for a period, loaded by mistake (a load replaces only
         the organisations it holds, so no later load takes it away)."""
         _month("period", period)
+        if not who.acts_for(organisation):
+            raise HTTPException(403, detail=f"this token does not act for {organisation.upper()}")
         removed = await adapters.delete_workforce(deps.pool(), period, organisation, who.subject)
         if not removed:
             raise HTTPException(404, detail=f"no workforce loaded for {organisation} in {period}")
@@ -315,7 +320,11 @@ def _admin_routes(router: APIRouter, deps: Deps) -> None:
     @router.put("/v1/objectives/{metric}", tags=["objectives"])
     async def put_objective(body: ObjectiveBody, metric: str = Path(description=f"One of {', '.join(HEADLINE)}."),
                             who: Principal = operations) -> dict:
-        """Set the board's target for a headline figure."""
+        """Set the board's target for a headline figure (one for every organisation's board)."""
+        if who.organisations is not None:
+            # Every trust's board is judged on it: not one trust's to set for the others.
+            raise HTTPException(403, detail="objectives apply to every organisation's board: set them with a token"
+                                            " that acts for every organisation (no orgs)")
         if metric not in HEADLINE:
             raise HTTPException(404, detail=f"no headline figure {metric!r}; one of {', '.join(HEADLINE)}")
         if body.months is None and metric in GROWS_WITH_PERIOD:

@@ -29,6 +29,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple]]:
     monkeypatch.setenv("AUTH_JWT_SECRET", SECRET)
     monkeypatch.setattr(adapters, "put_workforce", recorder("put_workforce"))
     monkeypatch.setattr(adapters, "put_objective", recorder("put_objective"))
+    monkeypatch.setattr(adapters, "delete_workforce", recorder("delete_workforce", 1))
     monkeypatch.setattr(adapters, "audit", recorder("audit"))
     monkeypatch.setattr(handlers, "board", recorder("board", {"months": [], "totals": {}}))
     monkeypatch.setattr(handlers, "worklist", recorder("worklist", {"referrals": [], "next": None}))
@@ -37,8 +38,28 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple]]:
     return seen
 
 
-def client(*roles: str) -> TestClient:
-    return TestClient(create_app(), headers={"Authorization": f"Bearer {sign(SECRET, 'tester-1', list(roles))}"})
+def client(*roles: str, orgs: list[str] | None = None) -> TestClient:
+    token = sign(SECRET, "tester-1", list(roles), orgs=orgs)
+    return TestClient(create_app(), headers={"Authorization": f"Bearer {token}"})
+
+
+def test_an_operations_user_of_one_trust_loads_and_withdraws_only_its_own_workforce(calls):
+    """Another trust's staff in post are what its rates per 1,000 staff are worked out on."""
+    one_trust = client("operations", orgs=["RJ1"])
+    mixed = one_trust.put("/v1/workforce/2025-04", json={"rows": [ROW, ROW | {"organisation": "rxx"}]})
+    assert mixed.status_code == 403 and "does not act for RXX" in mixed.text
+    assert one_trust.delete("/v1/workforce/2025-04/rxx").status_code == 403
+    assert calls == []  # nothing loaded, nothing withdrawn
+    assert one_trust.put("/v1/workforce/2025-04", json={"rows": [ROW]}).status_code == 200
+    assert one_trust.delete("/v1/workforce/2025-04/rj1").status_code == 200
+    assert [name for name, _ in calls] == ["put_workforce", "delete_workforce"]
+
+
+def test_objectives_every_board_is_judged_on_are_set_only_by_a_token_for_every_organisation(calls):
+    body = {"target": 0.5, "direction": "at_least"}
+    refused = client("operations", orgs=["RJ1"]).put("/v1/objectives/police_referral_rate", json=body)
+    assert refused.status_code == 403 and "every organisation" in refused.text and calls == []
+    assert client("operations").put("/v1/objectives/police_referral_rate", json=body).status_code == 200
 
 
 def errors(response) -> dict[str, str]:
