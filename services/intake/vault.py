@@ -228,8 +228,10 @@ async def remember_many(conn: asyncpg.Connection, people: list[Person], keyring:
         " key_id = EXCLUDED.key_id,"
         # The organisation that reported the person last is the one a letter now comes from.
         " kind = EXCLUDED.kind, organisation = EXCLUDED.organisation, last_seen = now()"
-        # Retention counts in days: a subject seen again within the hour need not be rewritten.
-        " WHERE intake.identities.last_seen < now() - interval '1 hour'")
+        # Retention counts in days: a subject seen again within the hour need not be rewritten,
+        # unless by another organisation, which letters must now come from.
+        " WHERE intake.identities.last_seen < now() - interval '1 hour'"
+        " OR intake.identities.organisation IS DISTINCT FROM EXCLUDED.organisation")
     await insert_many(conn, "intake.local_ids", LOCAL_ID_COLUMNS, _local_ids(people, keyring),
                       # The same id from another source: it knows it already, so every source is checked for it.
                       "ON CONFLICT (subject_id, digest) DO UPDATE SET source_system = NULL"
