@@ -129,7 +129,7 @@ async def _replay_and_compare(pool: Any, database_url: str, bootstrap: str, proj
             console.print(f"[red]not promoted: reporting consumed past the replay while it ran ({where});"
                           " what it applied then would be lost. Stop it and rebuild again.[/red]")
             raise typer.Exit(1)
-        await replay.promote(pool)
+        await replay.promote(pool, criteria=projection.criteria)
     return differences
 
 

@@ -133,7 +133,7 @@ async def load_claims(conn: asyncpg.Connection, ids: list[UUID], schema: str = S
     """These incidents' referral claims, locked until the transaction ends: the settling round
     (or a replica still finishing a partition just taken over) waits rather than announcing one
     twice. Locked in one order, so two batches sharing incidents never deadlock."""
-    rows = await conn.fetch(f"SELECT incident_id, criteria, meets, prompted, round FROM {schema}.police_referrals"
+    rows = await conn.fetch(f"SELECT {CLAIM_COLUMNS} FROM {schema}.police_referrals"
                             " WHERE incident_id = ANY($1::uuid[]) ORDER BY incident_id FOR UPDATE", list(set(ids)))
     return {r["incident_id"]: claim_of(r) for r in rows}
 
@@ -142,29 +142,34 @@ async def unsettled_claims(conn: asyncpg.Connection, schema: str = SCHEMA) -> di
     """Claims whose last event says otherwise than the record now does, locked as `load_claims`.
     One a consumer holds is skipped: applying its incident's events settles it anyway, and
     waiting on it (or it on us, in another order) could deadlock."""
-    unsettled = await conn.fetch(f"SELECT incident_id, criteria, meets, prompted, round FROM {schema}.police_referrals"
+    unsettled = await conn.fetch(f"SELECT {CLAIM_COLUMNS} FROM {schema}.police_referrals"
                                  " WHERE prompted <> meets FOR UPDATE SKIP LOCKED")
     # A withdrawal applied by a replica of the version before (during a rolling upgrade) left
     # `meets` as it was: such a claim is found through the withdrawn incidents' index.
-    withdrawn = await conn.fetch(f"SELECT r.incident_id, r.criteria, false AS meets, r.prompted, r.round"
+    withdrawn = await conn.fetch(f"SELECT r.incident_id, r.criteria, false AS meets, r.prompted, r.round,"
+                                 " r.prompted_under"
                                  f" FROM {schema}.incidents i JOIN {schema}.police_referrals r USING (incident_id)"
                                  " WHERE i.withdrawn AND r.prompted AND r.meets FOR UPDATE OF r SKIP LOCKED")
     return {r["incident_id"]: claim_of(r) for r in [*unsettled, *withdrawn]}
 
 
 def claim_of(row: asyncpg.Record) -> Claim:
-    return Claim(tuple(row["criteria"]), row["meets"], row["prompted"], row["round"])
+    return Claim(tuple(row["criteria"]), row["meets"], row["prompted"], row["round"],
+                 tuple(row["prompted_under"] or ()))
 
 
 CLAIM_TYPES = (("incident_id", "uuid"), ("criteria", "text[]"), ("meets", "boolean"), ("prompted", "boolean"),
-               ("round", "integer"))
+               ("round", "integer"), ("prompted_under", "text[]"))
+CLAIM_COLUMNS = ", ".join(name for name, _ in CLAIM_TYPES)
 
 
 async def save_claims(conn: asyncpg.Connection, claims: dict[UUID, Claim], schema: str = SCHEMA) -> None:
     await insert_many(conn, f"{schema}.police_referrals", CLAIM_TYPES,
-                      [(i, list(c.criteria), c.meets, c.prompted, c.round) for i, c in claims.items()],
+                      [(i, list(c.criteria), c.meets, c.prompted, c.round, list(c.prompted_under))
+                       for i, c in claims.items()],
                       "ON CONFLICT (incident_id) DO UPDATE SET criteria = EXCLUDED.criteria, meets = EXCLUDED.meets,"
-                      " prompted = EXCLUDED.prompted, round = EXCLUDED.round")
+                      " prompted = EXCLUDED.prompted, round = EXCLUDED.round,"
+                      " prompted_under = EXCLUDED.prompted_under")
 
 
 async def incidents_between(pool: asyncpg.Pool, start: datetime, end: datetime, organisation: str | None,

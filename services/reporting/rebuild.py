@@ -16,15 +16,18 @@ import os
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from schemas.reporting import ReferralCriterion
 from schemas.topics import INCIDENTS, SANCTIONS
 from services.reporting import adapters, handlers
+from services.reporting.domain import police
+from services.reporting.domain.police import DEFAULT_CRITERIA, criteria_met
 from vanda.runtime import heap, inbox
 from vanda.runtime.consumer import claim_and_apply, decode_all
 from vanda.runtime.db import ROUND_LOCKS, create_pool, is_transient
@@ -358,7 +361,7 @@ async def has_committed(bootstrap: str, group: str) -> bool:
 
 
 async def promote(pool: asyncpg.Pool, live: str = LIVE_SCHEMA, rebuilt: str = REBUILD_SCHEMA,
-                  replaced: str = REPLACED_SCHEMA) -> None:
+                  replaced: str = REPLACED_SCHEMA, criteria: frozenset[ReferralCriterion] = DEFAULT_CRITERIA) -> None:
     """Make the rebuilt tables the live ones, in one transaction; the live ones move to `replaced`.
 
     The inbox moves with the facts, so when reporting starts again from its committed
@@ -370,7 +373,7 @@ async def promote(pool: asyncpg.Pool, live: str = LIVE_SCHEMA, rebuilt: str = RE
     calls for. The replay sends neither, and the live consumer, finding the claim, never would.
     """
     async with pool.acquire() as conn, conn.transaction():
-        await _carry_referrals(conn, live, rebuilt)
+        await _carry_referrals(conn, live, rebuilt, criteria)
         await conn.execute(f"DROP SCHEMA IF EXISTS {replaced} CASCADE")
         await conn.execute(f"CREATE SCHEMA {replaced}")
         for table in TABLES:
@@ -383,7 +386,8 @@ async def promote(pool: asyncpg.Pool, live: str = LIVE_SCHEMA, rebuilt: str = RE
         await conn.execute(f"DROP SCHEMA {rebuilt}")
 
 
-async def _carry_referrals(conn: asyncpg.Connection, live: str, rebuilt: str) -> None:
+async def _carry_referrals(conn: asyncpg.Connection, live: str, rebuilt: str,
+                           criteria: frozenset[ReferralCriterion]) -> None:
     """Keep every claim the live side made, and what its topic last said of each; then send,
     through the live outbox with the promotion, what the rebuilt record calls for and the
     topic has not said: a prompt the replay claimed (it sends none), or a retraction."""
@@ -391,12 +395,29 @@ async def _carry_referrals(conn: asyncpg.Connection, live: str, rebuilt: str) ->
                        f" WHERE NOT EXISTS (SELECT 1 FROM {rebuilt}.police_referrals r"
                        "  WHERE r.incident_id = l.incident_id)")
     # The replay marked its claims as prompted, as if it had sent them: only the live side did.
-    await conn.execute(f"UPDATE {rebuilt}.police_referrals r SET prompted = false, round = 0"
+    await conn.execute(f"UPDATE {rebuilt}.police_referrals r SET prompted = false, round = 0, prompted_under = NULL"
                        f" WHERE NOT EXISTS (SELECT 1 FROM {live}.police_referrals l"
                        "  WHERE l.incident_id = r.incident_id)")
-    await conn.execute(f"UPDATE {rebuilt}.police_referrals r SET prompted = l.prompted, round = l.round"
-                       f" FROM {live}.police_referrals l WHERE l.incident_id = r.incident_id")
+    await conn.execute(f"UPDATE {rebuilt}.police_referrals r SET prompted = l.prompted, round = l.round,"
+                       f" prompted_under = l.prompted_under FROM {live}.police_referrals l"
+                       " WHERE l.incident_id = r.incident_id")
+    await _judged_as_prompted(conn, rebuilt, criteria)
     await handlers.settle_claims(conn, rebuilt, live)
+
+
+async def _judged_as_prompted(conn: asyncpg.Connection, rebuilt: str, criteria: frozenset[ReferralCriterion]) -> None:
+    """The replay judged every record by today's criteria alone; a prompt the live side sent
+    stands on those it was sent under too (police.in_force), so where the record still meets
+    one of them it is not retracted."""
+    claims = await adapters.unsettled_claims(conn, rebuilt)
+    facts = await adapters.load_incidents(conn, list(claims), rebuilt)
+    kept = {}
+    for incident_id, claim in claims.items():
+        fact = facts.get(incident_id)
+        if claim.prompted and fact is not None and not fact.withdrawn and (
+                met := criteria_met(fact, police.in_force(criteria, claim))):
+            kept[incident_id] = replace(claim, criteria=tuple(c.value for c in met), meets=True)
+    await adapters.save_claims(conn, kept, rebuilt)
 
 
 async def consumed_past(bootstrap: str, group: str, ends: dict[TopicPartition, int]) -> dict[TopicPartition, int]:

@@ -334,23 +334,31 @@ async def test_a_promotion_keeps_every_referral_claim_and_brings_the_topic_to_th
     kept, new, gone = fact(category="weapon"), fact(category="physical_assault"), fact(category="weapon")
     # Claimed by the replay, then withdrawn, or amended out of the criteria: no one to prompt.
     withdrawn, amended = fact(category="weapon", withdrawn=True), fact(category="verbal_abuse")
+    # Prompted under physical assault, before that criterion was dropped; the replay, under
+    # today's criteria alone, finds it meets none: the prompt it was sent under still stands.
+    narrowed = fact(category="physical_assault")
     pool = await create_pool(pipeline["DATABASE_URL"], max_size=1)
     try:
         async with pool.acquire() as conn:
             await scratch(conn, live)
             await scratch(conn, rebuilt, with_outbox=False)
-            await adapters.save_incidents(conn, [kept, gone], live)
-            await adapters.save_incidents(conn, [kept, new, withdrawn, amended, replace(gone, withdrawn=True)], rebuilt)
+            await adapters.save_incidents(conn, [kept, gone, narrowed], live)
+            await adapters.save_incidents(conn, [kept, new, withdrawn, amended, replace(gone, withdrawn=True),
+                                                 narrowed], rebuilt)
             # Live prompted `kept` and `gone` long ago; the rebuild, under new criteria, claims
             # `new` too, and finds `gone` withdrawn (the live consumer had missed it).
             await adapters.save_claims(conn, {kept.incident_id: Claim(("weapon",)),
-                                              gone.incident_id: Claim(("weapon",), round=3)}, live)
+                                              gone.incident_id: Claim(("weapon",), round=3),
+                                              narrowed.incident_id: Claim(("physical_assault",))}, live)
             await adapters.save_claims(conn, {new.incident_id: Claim(("physical_assault",)),
                                               withdrawn.incident_id: Claim(("weapon",), False, False),
                                               amended.incident_id: Claim(("weapon",), False, False),
-                                              gone.incident_id: Claim(("weapon",), False, False)}, rebuilt)
+                                              gone.incident_id: Claim(("weapon",), False, False),
+                                              narrowed.incident_id: Claim(("staff_wish_police_action",), False,
+                                                                          False)}, rebuilt)
 
-        await replay.promote(pool, live, rebuilt, replaced)
+        await replay.promote(pool, live, rebuilt, replaced,
+                             criteria=frozenset(ReferralCriterion) - {ReferralCriterion.PHYSICAL_ASSAULT})
 
         async with pool.acquire() as conn:
             claims = {r["incident_id"]: claim_of(r) for r in await conn.fetch(f"SELECT * FROM {live}.police_referrals")}
@@ -363,7 +371,8 @@ async def test_a_promotion_keeps_every_referral_claim_and_brings_the_topic_to_th
     assert claims == {kept.incident_id: Claim(("weapon",)), new.incident_id: Claim(("physical_assault",)),
                       withdrawn.incident_id: Claim(("weapon",), False, False, 0),
                       amended.incident_id: Claim(("weapon",), False, False, 0),
-                      gone.incident_id: Claim(("weapon",), False, False, 3)}
+                      gone.incident_id: Claim(("weapon",), False, False, 3),
+                      narrowed.incident_id: Claim(("physical_assault",))}
     assert sorted((r["key"], r["event_type"].split(".")[-2]) for r in staged) == sorted([
         (str(new.incident_id), "police_referral_required"), (str(gone.incident_id), "police_referral_retracted")])
     assert {r["topic"] for r in staged} == {"vanda.police-referrals.v1"}

@@ -35,7 +35,8 @@ WEAPON, ASSAULT = [C.WEAPON], [C.PHYSICAL_ASSAULT]
     (None, [], None),  # never met: no claim
     (None, WEAPON, Claim(("weapon",))),
     (Claim(("weapon",)), WEAPON, Claim(("weapon",))),
-    (Claim(("weapon",)), ASSAULT, Claim(("physical_assault",))),  # still met, for another reason
+    # Still met, for another reason: the prompt stands on what it was sent under.
+    (Claim(("weapon",)), ASSAULT, Claim(("physical_assault",), prompted_under=("weapon",))),
     (Claim(("weapon",)), [], Claim(("weapon",), meets=False, prompted=False)),  # the criteria last met stay
     (Claim(("weapon",), meets=False, prompted=False), [], Claim(("weapon",), meets=False, prompted=False)),
     (Claim(("weapon",), meets=False, prompted=False), ASSAULT, Claim(("physical_assault",), round=2)),
@@ -124,3 +125,24 @@ def test_a_standing_prompt_keeps_the_criteria_it_was_sent_under():
     out = next_claim(standing, criteria_met(fact(), in_force(narrowed, standing)))
     assert out == retracted
     assert next_claim(out, criteria_met(weapon, in_force(narrowed, out))) == retracted
+
+
+def test_a_standing_prompt_keeps_its_criteria_through_amendments_that_meet_others_meanwhile():
+    # Prompted under weapon; weapon is then dropped from the criteria. Amended to a physical
+    # assault (still met, under another criterion), then back to the weapon the police were
+    # told of: the prompt stood throughout, and nothing is retracted.
+    everything, narrowed = frozenset(C), frozenset(C) - {C.WEAPON}
+
+    def amended(claim: Claim | None, category: str, enabled: frozenset[C]) -> Claim | None:
+        return next_claim(claim, criteria_met(fact(category=category), in_force(enabled, claim)))
+
+    prompted = amended(None, "weapon", everything)
+    assault = amended(prompted, "physical_assault", narrowed)
+    back = amended(assault, "weapon", narrowed)
+    assert announcement(prompted, assault) is None and announcement(assault, back) is None
+    assert back == Claim(("weapon",)) and back.prompted_under == ("weapon",)
+    # Amended out of every criterion in force: retracted; a later prompt goes out under what it then meets.
+    out = amended(back, "verbal_abuse", narrowed)
+    assert announcement(back, out) == "retracted" and out.prompted_under == ()
+    again = amended(out, "physical_assault", narrowed)
+    assert announcement(out, again) == "required" and again.prompted_under == ("physical_assault",)

@@ -48,12 +48,19 @@ class Claim:
     the criteria last met are kept). `prompted`: whether the last event sent said a referral
     is required (True) or retracted it (False); `round` numbers the prompts, and so their
     event ids (a prompt retracted within the batch that made it never went out, but counts).
+    `prompted_under`: the criteria the last prompt was sent under, which `criteria` leaves as
+    the record moves on (empty on claims kept before it was: `criteria` stands in).
     """
 
     criteria: tuple[str, ...]
     meets: bool = True
     prompted: bool = True
     round: int = 1
+    prompted_under: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.prompted and not self.prompted_under:  # a new claim's prompt goes out under its criteria
+            object.__setattr__(self, "prompted_under", self.criteria)
 
 
 def in_force(enabled: frozenset[ReferralCriterion], claim: Claim | None) -> frozenset[ReferralCriterion]:
@@ -62,7 +69,7 @@ def in_force(enabled: frozenset[ReferralCriterion], claim: Claim | None) -> froz
     them later retracts nothing (an amendment of the incident out of them still does)."""
     if claim is None or not claim.prompted:
         return enabled
-    return enabled | {ReferralCriterion(c) for c in claim.criteria}
+    return enabled | {ReferralCriterion(c) for c in claim.prompted_under}
 
 
 def next_claim(claim: Claim | None, met: list[ReferralCriterion]) -> Claim | None:
@@ -79,7 +86,9 @@ def settled(claim: Claim) -> Claim:
     """The claim once the topic says what the record calls for: a prompt, or its retraction."""
     if claim.meets == claim.prompted:
         return claim
-    return replace(claim, prompted=claim.meets, round=claim.round + (1 if claim.meets else 0))
+    if claim.meets:  # a new prompt, under what the record meets now
+        return replace(claim, prompted=True, round=claim.round + 1, prompted_under=claim.criteria)
+    return replace(claim, prompted=False, prompted_under=())  # no prompt stands
 
 
 def announcement(before: Claim | None, after: Claim | None) -> str | None:
