@@ -26,7 +26,7 @@ from services.reporting.domain.facts import IncidentFact, decision_fact, next_fa
 from services.reporting.domain.indicators import Headcount
 from services.reporting.domain.metrics import Inputs, Window
 from services.reporting.domain.objectives import assess, headline
-from services.reporting.domain.police import criteria_met, status
+from services.reporting.domain.police import status
 from vanda.runtime import outbox
 from vanda.runtime.auth import Principal
 from vanda.runtime.outbox import Outgoing
@@ -69,7 +69,7 @@ async def on_events(conn: asyncpg.Connection, events: list[CloudEvent[Any]], p: 
         if fact != facts.get(data.incident_id):
             facts[data.incident_id] = changed[data.incident_id] = fact
         claim = claims.get(data.incident_id)
-        met = [] if fact.withdrawn else criteria_met(fact, police.in_force(p.criteria, claim))
+        met = police.met_now(fact, p.criteria, claim)
         if (claim := police.next_claim(claim, met)) is not None:
             claims[data.incident_id] = claim
     moved = {i: c for i, c in claims.items() if c != before.get(i)}

@@ -16,7 +16,7 @@ import os
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -27,7 +27,7 @@ from schemas.reporting import ReferralCriterion
 from schemas.topics import INCIDENTS, SANCTIONS
 from services.reporting import adapters, handlers
 from services.reporting.domain import police
-from services.reporting.domain.police import DEFAULT_CRITERIA, criteria_met
+from services.reporting.domain.police import DEFAULT_CRITERIA
 from vanda.runtime import heap, inbox
 from vanda.runtime.consumer import claim_and_apply, decode_all
 from vanda.runtime.db import ROUND_LOCKS, create_pool, is_transient
@@ -413,10 +413,8 @@ async def _judged_as_prompted(conn: asyncpg.Connection, rebuilt: str, criteria: 
     facts = await adapters.load_incidents(conn, list(claims), rebuilt)
     kept = {}
     for incident_id, claim in claims.items():
-        fact = facts.get(incident_id)
-        if claim.prompted and fact is not None and not fact.withdrawn and (
-                met := criteria_met(fact, police.in_force(criteria, claim))):
-            kept[incident_id] = replace(claim, criteria=tuple(c.value for c in met), meets=True)
+        if claim.prompted and incident_id in facts and (met := police.met_now(facts[incident_id], criteria, claim)):
+            kept[incident_id] = police.next_claim(claim, met)
     await adapters.save_claims(conn, kept, rebuilt)
 
 

@@ -125,9 +125,9 @@ def hand_over(database_url: str, service: str, role: str, lock_timeout_s: int = 
     """Make `role` the owner of the service's schema (and of those beside it that go with it) and
     of everything in them; return how many objects it was given in each schema. Moving a
     deployment where one user owned every schema to a user per service: each then migrates,
-    and owns, its own schema alone. One transaction, so a refusal (the connecting user may not give to `role`) leaves
-    every owner as it was; one that waits on a running service's locks gives up after
-    `lock_timeout_s` rather than hold the service's every query behind it."""
+    and owns, its own schema alone. One transaction, so a refusal (the connecting user may not
+    give to `role`) leaves every owner as it was; one that waits on a running service's locks
+    gives up after `lock_timeout_s` rather than hold the service's every query behind it."""
     database_url = libpq_url(database_url, TransportSettings())
     with psycopg.connect(database_url) as conn, conn.transaction():
         conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(f"{lock_timeout_s}s")))

@@ -72,6 +72,11 @@ def in_force(enabled: frozenset[ReferralCriterion], claim: Claim | None) -> froz
     return enabled | {ReferralCriterion(c) for c in claim.prompted_under}
 
 
+def met_now(fact: IncidentFact, enabled: frozenset[ReferralCriterion], claim: Claim | None) -> list[ReferralCriterion]:
+    """What the record meets, judged by the criteria in force for its claim (none if withdrawn)."""
+    return [] if fact.withdrawn else criteria_met(fact, in_force(enabled, claim))
+
+
 def next_claim(claim: Claim | None, met: list[ReferralCriterion]) -> Claim | None:
     """The claim after an incident event: `met` is what the incident meets now (none if withdrawn).
     A first claim only once a criterion holds; then it follows the record, either way, each time."""
