@@ -109,12 +109,14 @@ class IncidentStore:
         and its outbox row is not staged: the caller answers it as a retry.
         """
         events = [a.event for a, _ in accepted]
+        keys = idempotency_keys or [None] * len(accepted)
+        # In source-ref order: two batches holding the same refs in opposite orders would each
+        # wait on a ref the other inserted first, and PostgreSQL would abort one as a deadlock.
+        ordered = sorted((_incident_row(a, o, key_version, k) for (a, o), k in zip(accepted, keys, strict=True)),
+                         key=lambda row: (row[1], row[2]))
         async with self._pool.acquire() as conn, conn.transaction():
-            keys = idempotency_keys or [None] * len(accepted)
-            rows = await insert_many(
-                conn, "intake.incidents", INCIDENT_COLUMNS,
-                [_incident_row(a, o, key_version, k) for (a, o), k in zip(accepted, keys, strict=True)],
-                "ON CONFLICT DO NOTHING RETURNING incident_id")
+            rows = await insert_many(conn, "intake.incidents", INCIDENT_COLUMNS, ordered,
+                                     "ON CONFLICT DO NOTHING RETURNING incident_id")
             inserted = {r["incident_id"] for r in rows}
             await outbox.stage(conn, SCHEMA, [o for a, o in accepted if a.event.incident_id in inserted])
             stored = {e.subject_id for e in events if e.incident_id in inserted}

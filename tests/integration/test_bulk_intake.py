@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import timedelta
@@ -94,6 +95,34 @@ async def test_a_batch_over_the_line_limit_is_refused_whole(pipeline):
     response = await post_batch(pipeline, too_many)
     assert response.status_code == 413
     assert response.json()["errors"][0]["field"] == "(body)"
+
+
+async def test_two_batches_of_the_same_reports_in_opposite_orders_store_each_once(pipeline):
+    # Each batch inserts in one statement. Taken in the order sent, each would wait on a ref the
+    # other inserted first, and PostgreSQL would abort one as a deadlock. A lock held here
+    # holds both inserts back until both are waiting, so that they surely run together.
+    reports = [report(source_ref=f"both-ways-{uuid.uuid4().hex}", perpetrator={"kind": "unknown"}) for _ in range(500)]
+    conn = await asyncpg.connect(pipeline["DATABASE_URL"])
+    try:
+        async with conn.transaction():
+            await conn.execute("LOCK TABLE intake.incidents IN SHARE MODE")
+            both = asyncio.gather(post_batch(pipeline, ndjson(*reports)),
+                                  post_batch(pipeline, ndjson(*reversed(reports))))
+            await poll(lambda: _waiting_on_incidents(conn), lambda waiting: waiting == 2, timeout=30)
+        forwards, backwards = await both
+    finally:
+        await conn.close()
+
+    assert (forwards.status_code, backwards.status_code) == (200, 200), (forwards.text, backwards.text)
+    one, other = forwards.json()["results"], list(reversed(backwards.json()["results"]))
+    assert [a["incident_id"] for a in one] == [b["incident_id"] for b in other]
+    assert {a["status"] for a in one} | {b["status"] for b in other} == {"accepted", "replayed"}
+    assert all({a["status"], b["status"]} == {"accepted", "replayed"} for a, b in zip(one, other, strict=True))
+
+
+async def _waiting_on_incidents(conn: asyncpg.Connection) -> int:
+    return await conn.fetchval("SELECT count(*) FROM pg_locks WHERE relation = 'intake.incidents'::regclass"
+                               " AND NOT granted")
 
 
 async def test_kafka_submissions_are_accepted_once_and_invalid_ones_dead_lettered(pipeline):
