@@ -8,8 +8,8 @@ from enum import StrEnum
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import (AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationError,
-                      ValidationInfo, field_validator, model_validator)
+from pydantic import (AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ModelWrapValidatorHandler,
+                      StringConstraints, ValidationError, ValidationInfo, field_validator, model_validator)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from schemas.base import EventData
@@ -398,18 +398,28 @@ class IncidentReport(IncidentFacts):
     def _happened_already(cls, value: datetime | None) -> datetime | None:
         return None if value is None else _not_in_the_future(value)
 
-    @model_validator(mode="after")
-    def _no_identifier_in_what_is_published(self) -> IncidentReport:
+    @model_validator(mode="wrap")
+    @classmethod
+    def _no_identifier_in_what_is_published(cls, data: object, handler: ModelWrapValidatorHandler[IncidentReport],
+                                            ) -> IncidentReport:
         # The identifiers never leave intake; copied by mistake into a free-text field that is
         # published (and kept for ever on the incidents topic), they would. The source's own
         # reference is not published, but is kept in clear past the retention purge.
-        found = [(loc, what) for loc, text in self._kept_text()
-                 if (what := identifier_in(text, self.perpetrator.nhs_number, self.perpetrator.local_id))]
-        if found:
-            raise ValidationError.from_exception_data(type(self).__name__, [InitErrorDetails(
-                type=PydanticCustomError("value_error", "Value error, {reason}", {"reason": holds(what)}),
-                loc=loc, input="") for loc, what in found])
-        return self
+        try:
+            report = handler(data)
+        except ValidationError as invalid:
+            # Named with the report's other errors, so that the sender mends them all at once.
+            found = _identifiers_in_raw(data, {e["loc"] for e in invalid.errors()})
+            if not found:
+                raise
+            raise ValidationError.from_exception_data(cls.__name__, [
+                *(InitErrorDetails(type=PydanticCustomError(e["type"], e["msg"]),  # as rendered
+                                   loc=e["loc"], input=e["input"]) for e in invalid.errors()),
+                *found]) from None
+        perpetrator = report.perpetrator
+        if found := _identifiers_in(report._kept_text(), perpetrator.nhs_number, perpetrator.local_id):
+            raise ValidationError.from_exception_data(cls.__name__, found)
+        return report
 
     def _kept_text(self) -> list[tuple[tuple[str, ...], str]]:
         reference = self.police.crime_reference if self.police else None
@@ -427,6 +437,32 @@ class IncidentReport(IncidentFacts):
                 type=PydanticCustomError("value_error", "Value error, {reason}", {"reason": reason}),
                 loc=("referred_at",), input=value.referred_at if value else None)])
         return value
+
+
+def _identifiers_in(texts: list[tuple[tuple[str | int, ...], str]], nhs_number: str | None,
+                    local_id: str | None) -> list[InitErrorDetails]:
+    """An error for each text that holds the perpetrator's NHS number or local id."""
+    return [InitErrorDetails(type=PydanticCustomError("value_error", "Value error, {reason}", {"reason": holds(what)}),
+                             loc=loc, input="")
+            for loc, text in texts if (what := identifier_in(text, nhs_number, local_id))]
+
+
+def _identifiers_in_raw(data: object, failed: set[tuple[str | int, ...]]) -> list[InitErrorDetails]:
+    """`_identifiers_in` for a report that failed validation, read from what was sent: the
+    texts and identifiers that are strings, a text only where no other error names it, and
+    the NHS number only if valid (normalised as the field normalises it)."""
+    if not isinstance(data, dict):
+        return []
+    police, perpetrator = data.get("police"), data.get("perpetrator")
+    police = police if isinstance(police, dict) else {}
+    perpetrator = perpetrator if isinstance(perpetrator, dict) else {}
+    nhs, local = perpetrator.get("nhs_number"), perpetrator.get("local_id")
+    digits = nhs.replace(" ", "").replace("-", "") if isinstance(nhs, str) else ""
+    texts = [(("site",), data.get("site")), (("source_system",), data.get("source_system")),
+             (("source_ref",), data.get("source_ref")), (("police", "crime_reference"), police.get("crime_reference"))]
+    return _identifiers_in([(loc, text) for loc, text in texts if isinstance(text, str) and loc not in failed],
+                           digits if nhs_number_is_valid(digits) else None,
+                           local.strip() if isinstance(local, str) else None)
 
 
 REFERRAL_DATE = "police.referred_at"

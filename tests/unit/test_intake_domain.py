@@ -192,6 +192,27 @@ def test_the_perpetrator_s_identifier_copied_into_a_published_field_is_refused_n
     assert IncidentReport(**report(police={"informed": True, "crime_reference": "4012345678"})).police
 
 
+def test_an_identifier_in_a_published_field_is_named_beside_the_report_s_other_errors():
+    # Named only once the rest was mended, the sender would mend the report twice.
+    n, spaced = TEST_NHS_NUMBER, f"{TEST_NHS_NUMBER[:3]} {TEST_NHS_NUMBER[3:6]} {TEST_NHS_NUMBER[6:]}"
+    perpetrator = {"kind": "patient", "nhs_number": spaced, "local_id": "rx-123456", "age_band": "adult"}
+    for parse in (lambda b: IncidentReport(**b), lambda b: IncidentReport.model_validate_json(orjson.dumps(b))):
+        with pytest.raises(ValidationError) as refused:
+            parse(report(harm="catastrophic", perpetrator=perpetrator, site=f"Ward {n}", source_ref="RX 123456",
+                         police={"informed": True, "crime_reference": "CR/1", "referred_at": "soon"}))
+        errors = {e["loc"]: (e["type"], e["msg"]) for e in refused.value.errors()}
+        assert set(errors) == {("harm",), ("perpetrator", "age_band"), ("police", "referred_at"), ("site",),
+                               ("source_ref",)}
+        assert errors[("harm",)][0] == "enum" and errors[("site",)][1].endswith("holds the perpetrator's NHS number,"
+                                                                               " which never leaves intake")
+        assert errors[("source_ref",)][1].endswith("local id, which never leaves intake")
+        assert n not in str(refused.value.errors())
+    # An NHS number that is itself refused is named for that, and not looked for elsewhere.
+    with pytest.raises(ValidationError) as refused:
+        IncidentReport(**report(perpetrator={"kind": "patient", "nhs_number": "9434765918"}, site="Ward 9434765918"))
+    assert [e["loc"] for e in refused.value.errors()] == [("perpetrator", "nhs_number")]
+
+
 def test_the_future_is_refused_on_a_report_but_not_judged_again_on_its_event():
     # A consumer's clock may run behind intake's: an event intake accepted must decode anywhere.
     ahead = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
