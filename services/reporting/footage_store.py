@@ -17,6 +17,7 @@ from vanda.runtime.db import PURGE_CHUNK, in_chunks
 # greatest() passes over a row's missing time of report), and {due} the parameter holding
 # when the period ends for a period running from then (now minus the period).
 FOOTAGE_USE = f"NOT i.withdrawn AND ({TOLD} OR i.police_outcome IS NOT NULL OR referral_claimed OR card_stands)"
+# Written as incidents_footage_since_idx is (migration 0022), so that a held page can use it.
 FOOTAGE_SINCE = "greatest(i.occurred_at, i.reported_at)"
 FOOTAGE_STATUS = {
     None: "true",
