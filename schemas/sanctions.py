@@ -162,6 +162,17 @@ class SanctionRescinded(FollowUp):
     reason: RescindReason
 
 
+class SanctionBasisRevised(FollowUp):
+    """A card that still stands lost an incident it rested on (withdrawn, excused on appeal, or
+    found to be a child's or to have a clinical cause), and the count still calls for it: it
+    now rests on the incidents in `evidence_incident_ids`, which reviewers may look at again."""
+
+    event_type = "uk.nhs.vanda.sanction.basis_revised.v1"
+
+    reason: RescindReason = Field(description="Why the incident it rested on no longer counts.")
+    no_longer_counted: list[UUID] = Field(min_length=1, description="The incidents it rested on that no longer count.")
+
+
 class AppealLodged(FollowUp):
     """The subject appealed against a card."""
 

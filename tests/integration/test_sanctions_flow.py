@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 # Test-range NHS numbers (999...), one per person in the scenario.
 BANNED, WITHDRAWN, REJECTED, APPEALED, CHILD = "9990000042", "9990000050", "9990000069", "9990000077", "9990000085"
 LAPSED, EXTENDED, UPGRADED, TOO_OLD = "9990001006", "9990001030", "9990001049", "9990001057"
-STALE, AGELESS, WAITED = "9990002045", "9990003017", "9990004005"
+STALE, AGELESS, WAITED, REVISED = "9990002045", "9990003017", "9990004005", "9990006032"
 MIGRATIONS = Path(__file__).parents[2] / "services" / "sanctions" / "migrations"
 
 
@@ -170,6 +170,38 @@ async def test_withdrawal_rescinds_and_re_derives_the_ladder(pipeline):
     assert kinds(events)[2:] == ["rescinded", "rescinded", "yellow_card_issued:1"]
     assert events[4]["data"]["incident_id"] == second["incident_id"]
     assert {e["data"]["reason"] for e in events[2:4]} == {"incident_withdrawn"}
+
+
+async def test_a_ban_that_loses_an_incident_but_keeps_its_count_is_published_on_its_new_basis(pipeline):
+    a, b, c = [await submit(pipeline, REVISED, day) for day in (1, 2, 4)]
+    subject = a["subject_id"]
+    proposal = (await events_for(pipeline, subject, 3))[2]["data"]["decision_id"]
+    for path, role, who in (("agree", "clinical_lead", "doc-1"), ("approve", "sanction_approver", "tester-1")):
+        response = await sanctions_call(pipeline, "POST", f"/v1/sanctions/{proposal}/{path}", role, who, reason="ok")
+        assert response.status_code == 200, response.text
+    late = await submit(pipeline, REVISED, 3)  # before the ban's incident: evidence for it
+    async with httpx.AsyncClient(base_url=pipeline["INTAKE_URL"], timeout=30, headers=source_key(pipeline)) as client:
+        response = await client.post(f"/v1/incidents/{a['incident_id']}/withdraw", json={"reason": "entered_in_error"})
+    assert response.status_code == 202, response.text
+
+    events = await events_for(pipeline, subject, 11)
+    assert kinds(events)[3:] == ["red_card_endorsed", "ban_imposed", "evidence_attached", "rescinded", "rescinded",
+                                 "yellow_card_issued:1", "yellow_card_issued:2", "basis_revised"]
+    revised = events[-1]["data"]
+    assert revised["sanction_id"] == proposal and revised["reason"] == "incident_withdrawn"
+    assert revised["evidence_incident_ids"] == [b["incident_id"], late["incident_id"], c["incident_id"]]
+    assert revised["no_longer_counted"] == [a["incident_id"]]
+    view = (await sanctions_call(pipeline, "GET", f"/v1/subjects/{subject}", "sanction_approver")).json()
+    assert view["card_level"] == "red_active" and view["active_ban"]["sanction_id"] == proposal
+
+    async def recorded():  # reporting read it, rather than dead-lettering a type it did not know
+        conn = await asyncpg.connect(pipeline["DATABASE_URL"])
+        try:
+            return await conn.fetchval("SELECT count(*) FROM reporting.decisions WHERE subject_id = $1"
+                                       " AND kind = 'basis_revised' AND sanction_id = $2", subject, uuid.UUID(proposal))
+        finally:
+            await conn.close()
+    assert await poll(recorded, lambda n: n == 1) == 1
 
 
 async def test_rejected_red_card_and_upheld_appeal(pipeline):

@@ -409,6 +409,56 @@ def test_a_ban_whose_own_count_falls_is_rescinded_even_with_evidence_reported_si
         CardStatus.PROPOSED]
 
 
+def _undo(undo: str, incident, state):
+    """The input that makes `incident` stop counting, and the reason a decision then gives."""
+    if undo == "withdrawn":
+        return [IncidentGone(incident.incident_id)], "incident_withdrawn"
+    if undo == "appeal upheld":
+        card = next(c for c in state.cards if c.incident_id == incident.incident_id and c.standing)
+        return [LodgeAppeal(card.sanction_id, "officer"),
+                DecideAppeal(card.sanction_id, AppealOutcome.UPHELD, "another officer")], "appeal_upheld"
+    amended = incident.model_copy(update={"medical_factors": True, "revision": 2})
+    return [IncidentSeen(amended, amended=True)], "incident_amended"
+
+
+@pytest.mark.parametrize("undo", ["withdrawn", "appeal upheld", "amended to medical factors"])
+def test_a_ban_whose_count_holds_when_an_incident_it_rested_on_goes_stands_on_its_new_basis(undo):
+    # A, B, C: the ban on C is approved. L, between B and C, is reported since: evidence for
+    # the ban. Then A stops counting: C is still the third (B, L, C), so the ban stands, as a
+    # ban falls only when its count does; but it no longer rests on what its reviewers weighed,
+    # and every decision must say which incidents it rests on.
+    a, b, c = record(10), record(20), record(30)
+    state, decisions = feed([a, b, c])
+    state, _ = feed([Approve(decisions[2].decision_id, "r")], state, now=days(31))
+    late = record(25, reported_at=days(40))
+    state, decisions = feed([late], state, now=days(40))
+    assert names(decisions) == ["evidence_attached"]
+    inputs, reason = _undo(undo, a, state)
+    after, decisions = feed(inputs, state, now=days(50))
+    revised = [d for d in decisions if names([d]) == ["basis_revised"]]
+    assert len(revised) == 1 and revised[0] is decisions[-1]
+    ban = after.active_ban()
+    assert ban is not None and revised[0].sanction_id == ban.sanction_id == state.active_ban().sanction_id
+    assert revised[0].evidence_incident_ids == [b.incident_id, late.incident_id, c.incident_id] == list(ban.evidence)
+    assert revised[0].no_longer_counted == [a.incident_id] and revised[0].reason == reason
+    assert revised[0].rule == "basis.revised" and revised[0].incident_id == c.incident_id
+    assert after.version() != state.version()  # a reviewer's earlier look is stale
+    assert feed(inputs, state, now=days(50))[1] == decisions  # a replay gives the same decisions, ids too
+
+
+def test_a_ban_that_lost_no_incident_is_not_revised_when_evidence_is_added_or_its_count_falls():
+    a, b, c = record(10), record(20), record(30)
+    state, decisions = feed([a, b, c])
+    state, _ = feed([Approve(decisions[2].decision_id, "r")], state, now=days(31))
+    # Its own count falling rescinds it instead.
+    _, decisions = feed([IncidentGone(a.incident_id)], state, now=days(50))
+    assert "basis_revised" not in names(decisions) and "rescinded" in names(decisions)
+    # More evidence takes nothing from what the reviewers weighed.
+    state, decisions = feed([record(25, reported_at=days(40))], state, now=days(40))
+    assert "basis_revised" not in names(decisions) and list(state.active_ban().evidence) == [
+        a.incident_id, b.incident_id, c.incident_id]
+
+
 @pytest.mark.parametrize(("case", "now", "expected"), [
     ("within the window: the warning becomes a ban proposal", 100, ["rescinded", RED]),
     ("after it left the window: it keeps its warning", 400, []),

@@ -16,6 +16,7 @@ from schemas.sanctions import (
     RedCardProposed,
     RescindReason,
     SafeguardingReferralRequested,
+    SanctionBasisRevised,
     SanctionRescinded,
     WarningLapsed,
     YellowCardIssued,
@@ -36,7 +37,7 @@ from services.sanctions.domain import (
     Tick,
     decide,
 )
-from services.sanctions.domain.ladder import CARDABLE, eligible, ideal, in_force, reported_late
+from services.sanctions.domain.ladder import CARDABLE, counted, eligible, ideal, in_force, reported_late
 from tests.factories import T0
 from tests.unit.sanctions_cases import POLICY, SUBJECT, record
 
@@ -187,6 +188,15 @@ def test_invariants_hold_after_any_history(policy, ops):
     wants = ideal(state, policy, settled)
     for card in standing:
         assert wants[card.incident_id].kind == card.kind
+    # A card in force rests only on incidents that count: one it rested on that went was
+    # replaced, in a decision that says so, by what the count now gives.
+    live = counted(state, policy)
+    for card in standing:
+        if card.status in (CardStatus.ISSUED, CardStatus.ACTIVE):
+            assert set(card.evidence) <= live
+    for d in decisions:
+        if isinstance(d, SanctionBasisRevised):
+            assert set(d.no_longer_counted).isdisjoint(d.evidence_incident_ids) and d.incident_id in d.evidence_incident_ids
     # Emergency care is never barred, and no ban runs past 12 months.
     for d in decisions:
         if isinstance(d, (RedCardProposed, BanImposed)):

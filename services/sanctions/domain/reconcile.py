@@ -11,6 +11,7 @@ from schemas.sanctions import (
     EvidenceAttached,
     RescindReason,
     Restriction,
+    SanctionBasisRevised,
     SanctionRescinded,
 )
 from services.sanctions.domain import ladder
@@ -50,7 +51,8 @@ def reconcile(state: SubjectState, policy: Policy, now: datetime, reason: Rescin
     state, restored = _reinstate(state, wants, policy, now)
     state, issued = _issue(state, wants, policy, now)
     state, attached = _attach(state, wants, policy, now)
-    return state, rescinded + restored + issued + attached
+    state, revised = _revise(state, wants, policy, now, reason)
+    return state, rescinded + restored + issued + attached + revised
 
 
 def _rescind(state: SubjectState, wants: dict, policy: Policy, now: datetime, reason: RescindReason) -> Result:
@@ -151,4 +153,27 @@ def _attach(state: SubjectState, wants: dict, policy: Policy, now: datetime) -> 
         state = state.model_copy(update={"attached": state.attached | {f"{incident_id}:{red.sanction_id}"}})
         events.append(follow_up(EvidenceAttached, state, red, "evidence.attached", policy, now,
                                 evidence=(incident_id,), key=str(incident_id)))
+    return state, events
+
+
+# Cards given and in force: a proposal that lost an incident is proposed again instead (`_stands`).
+REVISABLE = frozenset({CardStatus.ISSUED, CardStatus.ACTIVE})
+
+
+def _revise(state: SubjectState, wants: dict, policy: Policy, now: datetime, reason: RescindReason) -> Result:
+    """A card in force that lost an incident it rested on (withdrawn, say), while its own place
+    in the count still calls for it (a late report keeps the count), stands: a ban falls only
+    when its count does. But every decision must say which incidents it rests on, so the new
+    basis is recorded and published (`SanctionBasisRevised`), for its reviewers to see."""
+    events: list[Decision] = []
+    counted = ladder.counted(state, policy)
+    for card in state.cards:
+        want = wants.get(card.incident_id)
+        gone = tuple(e for e in card.evidence if e not in counted)
+        if card.status not in REVISABLE or not gone or want is None or want.kind != card.kind:
+            continue
+        card = card.model_copy(update={"evidence": tuple(e for e in want.evidence if e in counted)})
+        state = replace_card(state, card)
+        events.append(follow_up(SanctionBasisRevised, state, card, "basis.revised", policy, now,
+                                key=",".join(sorted(map(str, gone))), reason=reason, no_longer_counted=list(gone)))
     return state, events
