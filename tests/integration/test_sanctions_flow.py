@@ -193,6 +193,7 @@ async def test_a_ban_that_loses_an_incident_but_keeps_its_count_is_published_on_
     assert revised["no_longer_counted"] == [a["incident_id"]]
     view = (await sanctions_call(pipeline, "GET", f"/v1/subjects/{subject}", "sanction_approver")).json()
     assert view["card_level"] == "red_active" and view["active_ban"]["sanction_id"] == proposal
+    assert view["active_ban"]["evidence"] == revised["evidence_incident_ids"]
 
     async def recorded():  # reporting read it, rather than dead-lettering a type it did not know
         conn = await asyncpg.connect(pipeline["DATABASE_URL"])
