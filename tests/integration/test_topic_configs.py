@@ -66,27 +66,35 @@ async def test_an_existing_event_topic_that_deletes_history_is_reported_not_chan
     assert len(warnings) == 1 and week in warnings[0] and "retention.ms=-1" in warnings[0]
 
 
-async def test_an_existing_submissions_topic_in_week_long_segments_is_reported_not_changed(
+async def test_an_existing_submissions_topic_that_keeps_reports_longer_is_reported_not_changed(
         pipeline: dict[str, str], caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     bootstrap = pipeline["KAFKA_BOOTSTRAP_SERVERS"]
-    weekly, daily = f"reports-{uuid.uuid4().hex[:8]}", f"reports-{uuid.uuid4().hex[:8]}"
-    # Two topics that hold reports as submitted, as intake's input does (its own name is taken).
-    monkeypatch.setattr(topics, "PERSONAL", frozenset({weekly, daily}))
+    weekly, monthly, daily = (f"reports-{uuid.uuid4().hex[:8]}" for _ in range(3))
+    # Topics that hold reports as submitted, as intake's input does (its own name is taken).
+    monkeypatch.setattr(topics, "PERSONAL", frozenset({weekly, monthly, daily}))
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        # As created before vanda set segments: Kafka's default of a week.
-        await admin.create_topics([NewTopic(weekly, 1, 1, topic_configs={"segment.ms": str(7 * DAY_MS)})])
-        await _retention(admin, [weekly], "segment.ms")
+        # As created before vanda set segments: Kafka's default of a week. And one made before
+        # the retention was shortened to its 7 days.
+        await admin.create_topics([
+            NewTopic(weekly, 1, 1, topic_configs={"segment.ms": str(7 * DAY_MS), "retention.ms": str(7 * DAY_MS)}),
+            NewTopic(monthly, 1, 1, topic_configs={"segment.ms": str(DAY_MS), "retention.ms": str(30 * DAY_MS)})])
+        await _retention(admin, [weekly, monthly], "segment.ms")
         caplog.set_level(logging.WARNING, logger="vanda.runtime.topics")
-        await ensure_topics(bootstrap, [weekly, daily], partitions=1, replication=1)
-        segments = await _retention(admin, [weekly, daily], "segment.ms")
-        await admin.delete_topics([weekly, daily])
+        await ensure_topics(bootstrap, [weekly, monthly, daily], partitions=1, replication=1)
+        segments = await _retention(admin, [weekly, monthly, daily], "segment.ms")
+        kept = await _retention(admin, [weekly, monthly, daily])
+        await admin.delete_topics([weekly, monthly, daily])
     finally:
         await admin.close()
-    assert segments == {weekly: str(7 * DAY_MS), daily: str(DAY_MS)}  # the operator's topic is left as it was
+    # The operator's topics are left as they were.
+    assert segments == {weekly: str(7 * DAY_MS), monthly: str(DAY_MS), daily: str(DAY_MS)}
+    assert kept == {weekly: str(7 * DAY_MS), monthly: str(30 * DAY_MS), daily: str(7 * DAY_MS)}
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and weekly in warnings[0] and f"segment.ms={DAY_MS}" in warnings[0]
+    assert len(warnings) == 2, warnings
+    assert monthly in warnings[0] and "for 30 days" in warnings[0] and f"retention.ms={7 * DAY_MS}" in warnings[0]
+    assert weekly in warnings[1] and f"segment.ms={DAY_MS}" in warnings[1]
 
 
 async def test_a_topic_kafka_refuses_to_create_is_said_not_taken_as_made(pipeline) -> None:

@@ -122,10 +122,18 @@ async def _warn_if_history_is_deleted(admin: AIOKafkaAdminClient, names: list[st
 async def _warn_if_reports_outlive_retention(admin: AIOKafkaAdminClient, names: list[str], replication: int,
                                              retention: Retention) -> None:
     """Topics holding reports as submitted, made before vanda set their segments, keep Kafka's
-    week-long ones: a report stays up to a week past its retention. Again the operator's call."""
+    week-long ones: a report stays up to a week past its retention. One made before the
+    retention was shortened (`SUBMISSIONS_RETENTION_DAYS`) keeps reports for as long as it did.
+    Again the operator's call."""
     personal = [n for n in names if n in PERSONAL]
     if not personal:
         return
+    for topic, value in (await _configs(admin, personal, "retention.ms")).items():
+        wanted = int(topic_configs(topic, replication, retention)["retention.ms"])
+        if value is not None and (int(value) < 0 or int(value) > wanted):
+            kept = "for ever" if int(value) < 0 else f"for {int(value) / DAY_MS:g} days"
+            log.warning("topic %s keeps reports as submitted, with their NHS numbers, %s, longer than"
+                        " SUBMISSIONS_RETENTION_DAYS allows; set retention.ms=%d on it", topic, kept, wanted)
     for topic, value in (await _configs(admin, personal, "segment.ms")).items():
         wanted = int(topic_configs(topic, replication, retention)["segment.ms"])
         if value is not None and int(value) > wanted:
