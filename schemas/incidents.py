@@ -449,14 +449,15 @@ def _identifiers_in(texts: list[tuple[tuple[str | int, ...], str]], nhs_number: 
 
 def _identifiers_in_raw(data: object, failed: set[tuple[str | int, ...]]) -> list[InitErrorDetails]:
     """`_identifiers_in` for a report that failed validation, read from what was sent: the
-    texts and identifiers that are strings, a text only where no other error names it, and
-    the NHS number only if valid (normalised as the field normalises it)."""
+    texts and identifiers that are strings, a text only where no other error names it, and an
+    identifier only if its own field took it (the NHS number normalised as the field does)."""
     if not isinstance(data, dict):
         return []
     police, perpetrator = data.get("police"), data.get("perpetrator")
     police = police if isinstance(police, dict) else {}
     perpetrator = perpetrator if isinstance(perpetrator, dict) else {}
-    nhs, local = perpetrator.get("nhs_number"), perpetrator.get("local_id")
+    nhs, local = (None if ("perpetrator", field) in failed else perpetrator.get(field)
+                  for field in ("nhs_number", "local_id"))
     digits = nhs.replace(" ", "").replace("-", "") if isinstance(nhs, str) else ""
     texts = [(("site",), data.get("site")), (("source_system",), data.get("source_system")),
              (("source_ref",), data.get("source_ref")), (("police", "crime_reference"), police.get("crime_reference"))]

@@ -207,10 +207,16 @@ def test_an_identifier_in_a_published_field_is_named_beside_the_report_s_other_e
                                                                                " which never leaves intake")
         assert errors[("source_ref",)][1].endswith("local id, which never leaves intake")
         assert n not in str(refused.value.errors())
-    # An NHS number that is itself refused is named for that, and not looked for elsewhere.
-    with pytest.raises(ValidationError) as refused:
-        IncidentReport(**report(perpetrator={"kind": "patient", "nhs_number": "9434765918"}, site="Ward 9434765918"))
-    assert [e["loc"] for e in refused.value.errors()] == [("perpetrator", "nhs_number")]
+    # An identifier that is itself refused is named for that, and not looked for elsewhere: a
+    # wrong check digit, a placeholder, or one given for a perpetrator of kind unknown.
+    for perpetrator, text in (({"kind": "patient", "nhs_number": "9434765918"}, "Ward 9434765918"),
+                              ({"kind": "patient", "nhs_number": "0000000000"}, "R0000000000"),
+                              ({"kind": "unknown", "nhs_number": n}, f"Ward {n}"),
+                              ({"kind": "unknown", "local_id": "RX123456"}, "Ward RX123456")):
+        with pytest.raises(ValidationError) as refused:
+            IncidentReport(**report(perpetrator=perpetrator, site=text))
+        assert [e["loc"][:2] for e in refused.value.errors()] == [
+            ("perpetrator", "nhs_number" if "nhs_number" in perpetrator else "local_id")], perpetrator
 
 
 def test_the_future_is_refused_on_a_report_but_not_judged_again_on_its_event():
