@@ -169,8 +169,10 @@ class SanctionBasisRevised(FollowUp):
 
     event_type = "uk.nhs.vanda.sanction.basis_revised.v1"
 
-    reason: RescindReason = Field(description="Why the incident it rested on no longer counts.")
+    reason: RescindReason = Field(description="Why the first of `no_longer_counted` no longer counts.")
     no_longer_counted: list[UUID] = Field(min_length=1, description="The incidents it rested on that no longer count.")
+    basis_rule: str = Field(description="The policy rule of the card's place in the count now (an extension whose"
+                                        " ban's incident went may now stand as the third incident, say).")
 
 
 class AppealLodged(FollowUp):

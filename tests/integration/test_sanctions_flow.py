@@ -190,7 +190,7 @@ async def test_a_ban_that_loses_an_incident_but_keeps_its_count_is_published_on_
     revised = events[-1]["data"]
     assert revised["sanction_id"] == proposal and revised["reason"] == "incident_withdrawn"
     assert revised["evidence_incident_ids"] == [b["incident_id"], late["incident_id"], c["incident_id"]]
-    assert revised["no_longer_counted"] == [a["incident_id"]]
+    assert revised["no_longer_counted"] == [a["incident_id"]] and revised["basis_rule"] == "ladder.third_or_later"
     view = (await sanctions_call(pipeline, "GET", f"/v1/subjects/{subject}", "sanction_approver")).json()
     assert view["card_level"] == "red_active" and view["active_ban"]["sanction_id"] == proposal
     assert view["active_ban"]["evidence"] == revised["evidence_incident_ids"]

@@ -442,8 +442,70 @@ def test_a_ban_whose_count_holds_when_an_incident_it_rested_on_goes_stands_on_it
     assert revised[0].evidence_incident_ids == [b.incident_id, late.incident_id, c.incident_id] == list(ban.evidence)
     assert revised[0].no_longer_counted == [a.incident_id] and revised[0].reason == reason
     assert revised[0].rule == "basis.revised" and revised[0].incident_id == c.incident_id
+    assert revised[0].basis_rule == "ladder.third_or_later" == ban.rule
     assert after.version() != state.version()  # a reviewer's earlier look is stale
     assert feed(inputs, state, now=days(50))[1] == decisions  # a replay gives the same decisions, ids too
+
+
+def test_each_revision_of_a_card_s_basis_is_a_decision_of_its_own_even_for_the_same_incident_lost_again():
+    a, b, c = record(10), record(20), record(30)
+    l1, l2 = record(25, reported_at=days(40)), record(27, reported_at=days(41))
+    state, decisions = feed([a, b, c])
+    state, _ = feed([Approve(decisions[2].decision_id, "r"), l1, l2], state, now=days(41))
+    unwell = [IncidentSeen(a.model_copy(update={"medical_factors": m, "revision": r}), amended=True)
+              for r, m in ((2, True), (3, False), (4, True))]
+    _, decisions = feed([unwell[0], unwell[1], IncidentGone(l1.incident_id), unwell[2]], state, now=days(50))
+    revised = [d for d in decisions if names([d]) == ["basis_revised"]]
+    assert [d.no_longer_counted for d in revised] == [[a.incident_id], [l1.incident_id], [a.incident_id]]
+    assert [d.reason for d in revised] == ["incident_amended", "incident_withdrawn", "incident_amended"]
+    assert revised[2].evidence_incident_ids == [b.incident_id, l2.incident_id, c.incident_id]
+    assert len({d.decision_id for d in revised}) == 3  # the same id twice: the second would be dropped as a repeat
+
+
+def test_a_card_kept_as_held_once_its_incident_left_the_window_is_not_given_a_new_basis():
+    # No place in the count can be given again to an incident that left the window: the card
+    # stays as it is held, and no revision publishes a basis its rule cannot stand on.
+    a, b, c = record(10), record(20), record(30)
+    state, _ = feed([a, b])
+    state, decisions = feed([IncidentGone(a.incident_id)], state, now=days(390))
+    assert "basis_revised" not in names(decisions)
+    state, decisions = feed([a, b, c])
+    state, _ = feed([Approve(decisions[2].decision_id, "r")], state, now=days(300))
+    state, decisions = feed([IncidentGone(a.incident_id)], state, now=days(400))
+    assert "basis_revised" not in names(decisions) and state.active_ban().rule == "ladder.third_or_later"
+
+
+def test_an_extension_whose_ban_s_incident_went_stands_on_its_place_in_the_count_and_says_so():
+    a, b, c, d = record(10), record(20), record(30), record(40)
+    state, decisions = feed([a, b, c], policy=EXTENDING)
+    state, _ = feed([Approve(decisions[2].decision_id, "r")], state, policy=EXTENDING, now=days(31))
+    state, decisions = feed([d], state, policy=EXTENDING, now=days(41))
+    assert decisions[-1].rule == "red.extension"
+    extension = decisions[-1].decision_id
+    state, _ = feed([Approve(extension, "r")], state, policy=EXTENDING, now=days(42))
+    state, decisions = feed([IncidentGone(c.incident_id)], state, policy=EXTENDING, now=days(50))
+    [revised] = [x for x in decisions if names([x]) == ["basis_revised"]]
+    assert revised.sanction_id == extension and revised.no_longer_counted == [c.incident_id]
+    # Its first incident is no longer the ban it extended: it is the third, and its rule says so.
+    assert revised.evidence_incident_ids == [a.incident_id, b.incident_id, d.incident_id]
+    assert revised.basis_rule == "ladder.third_or_later" == state.card(extension).rule
+    assert state.active_ban().sanction_id == extension
+
+
+def test_a_ban_brought_back_resting_on_an_incident_since_found_unwell_is_revised_for_that_reason():
+    a, b, c, d, late = record(10), record(20), record(30), record(40), record(25, reported_at=days(45))
+    state, decisions = feed([a, b, c], policy=EXTENDING)
+    state, _ = feed([Approve(decisions[2].decision_id, "r")], state, policy=EXTENDING, now=days(31))
+    state, decisions = feed([d], state, policy=EXTENDING, now=days(41))
+    state, _ = feed([Approve(decisions[-1].decision_id, "r"), late], state, policy=EXTENDING, now=days(45))
+    unwell = IncidentSeen(a.model_copy(update={"medical_factors": True, "revision": 2}), amended=True)
+    state, _ = feed([unwell], state, policy=EXTENDING, now=days(50))
+    state, decisions = feed([IncidentGone(d.incident_id)], state, policy=EXTENDING, now=days(55))
+    assert names(decisions) == ["rescinded", "ban_imposed", "basis_revised"]
+    assert decisions[1].rule == "ban.reinstated"
+    # The withdrawal brought the ban back; the amendment is why it no longer rests on A.
+    assert decisions[2].reason == "incident_amended" and decisions[2].no_longer_counted == [a.incident_id]
+    assert decisions[2].evidence_incident_ids == [b.incident_id, late.incident_id, c.incident_id]
 
 
 def test_a_ban_that_lost_no_incident_is_not_revised_when_evidence_is_added_or_its_count_falls():

@@ -189,10 +189,11 @@ def test_invariants_hold_after_any_history(policy, ops):
     for card in standing:
         assert wants[card.incident_id].kind == card.kind
     # A card in force rests only on incidents that count: one it rested on that went was
-    # replaced, in a decision that says so, by what the count now gives.
+    # replaced, in a decision that says so, by what the count now gives. (One the ladder keeps
+    # as held, its incident out of the window, keeps what it was given.)
     live = counted(state, policy)
     for card in standing:
-        if card.status in (CardStatus.ISSUED, CardStatus.ACTIVE):
+        if card.status in (CardStatus.ISSUED, CardStatus.ACTIVE) and set(wants[card.incident_id].evidence) <= live:
             assert set(card.evidence) <= live
     for d in decisions:
         if isinstance(d, SanctionBasisRevised):
@@ -220,6 +221,8 @@ def test_invariants_hold_after_any_history(policy, ops):
     for want in wants.values():
         if want.attach_to is not None:
             assert wants[want.attach_to].kind == CardKind.RED
+    # Every decision is one of its own: a repeated id would be taken for a redelivery and dropped.
+    assert len({d.decision_id for d in decisions}) == len(decisions)
     # Every decision is explainable.
     assert all(d.rule and d.policy_version == policy.version and d.incident_id for d in decisions)
     # A child's incident reaches safeguarding, and one with a clinical cause clinical review,
@@ -286,3 +289,17 @@ def test_a_proposal_whose_evidence_changes_after_its_incident_left_the_window_is
     proposals = [d for d in decisions if isinstance(d, RedCardProposed)]
     assert [d.decided_at for d in proposals] == [T0, T0] and len(proposals[-1].evidence_incident_ids) == 1
     assert [c.status for c in state.cards if c.kind == "red"] == [CardStatus.RESCINDED, CardStatus.PROPOSED]
+
+
+def test_a_ban_brought_back_by_a_replica_whose_clock_runs_behind_still_ends_within_twelve_months():
+    # Found by the invariants above: a ban reported late and imposed at day 186 (to day 366) is
+    # brought back when its extension falls, by a clock reading day 0; running to its own end
+    # from then, it would last 366 days.
+    adult = {"kind": "patient", "medical_factors": False, "age_band": "18_to_64", "harm": "none"}
+    ops = [("report_late", adult | {"days": 0, "category": "weapon"}, 186),
+           ("report_late", adult | {"days": 187, "category": "verbal_abuse"}, 0),
+           *[("report", adult | {"days": 0, "category": "verbal_abuse"})] * 4, ("withdraw", 1)]
+    policy = POLICIES[2]  # extensions, imposed without approval
+    _, decisions = apply_all(accepted_inputs(ops, policy), policy)
+    [back] = [d for d in decisions if isinstance(d, BanImposed) and d.rule == "ban.reinstated"]
+    assert back.ends_at - back.starts_at == timedelta(days=365)

@@ -144,6 +144,9 @@ class Card(Stored):
     # A ban brought back when the extension that replaced it fell is in force from then, but
     # has been the ban since this: conduct in between was during it, and may extend it.
     in_force_since: datetime | None = Field(None, exclude_if=lambda v: v is None)
+    # How many times the incidents it rests on were revised (`SanctionBasisRevised`): each
+    # revision's decision id counts it, as a card can lose the same incident twice.
+    basis_revisions: int = Field(0, exclude_if=lambda v: v == 0)
 
     @property
     def standing(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from uuid import UUID
 
 from schemas.sanctions import (
     BanExpired,
@@ -16,7 +17,7 @@ from schemas.sanctions import (
 )
 from services.sanctions.domain import ladder
 from services.sanctions.domain.events import card_issued, decision_id, follow_up, restriction_for
-from services.sanctions.domain.model import Card, CardKind, CardStatus, IncidentRecord, Policy, SubjectState
+from services.sanctions.domain.model import MAX_BAN, Card, CardKind, CardStatus, IncidentRecord, Policy, SubjectState
 
 Result = tuple[SubjectState, list[Decision]]
 
@@ -51,7 +52,7 @@ def reconcile(state: SubjectState, policy: Policy, now: datetime, reason: Rescin
     state, restored = _reinstate(state, wants, policy, now)
     state, issued = _issue(state, wants, policy, now)
     state, attached = _attach(state, wants, policy, now)
-    state, revised = _revise(state, wants, policy, now, reason)
+    state, revised = _revise(state, wants, policy, now)
     return state, rescinded + restored + issued + attached + revised
 
 
@@ -91,7 +92,9 @@ def _reinstate(state: SubjectState, wants: dict, policy: Policy, now: datetime) 
                 or wants.get(old.incident_id, ladder.Want(None)).kind != CardKind.RED):
             continue
         card = _new_card(state, old.incident_id, ladder.Want(CardKind.RED, old.rule, old.evidence)).model_copy(
-            update={"status": CardStatus.ACTIVE, "starts_at": now, "ends_at": old.ends_at, "restriction": old.restriction,
+            # Never past 12 months from now, whatever the clock did (a replica's running behind).
+            update={"status": CardStatus.ACTIVE, "starts_at": now, "ends_at": min(old.ends_at, now + MAX_BAN),
+                    "restriction": old.restriction,
                     "approved_by": old.approved_by, "agreed_by": old.agreed_by, "review_sent": old.review_sent,
                     "in_force_since": ladder.first_start(state, old)})
         state = state.model_copy(update={"cards": state.cards + (card,)})
@@ -160,20 +163,36 @@ def _attach(state: SubjectState, wants: dict, policy: Policy, now: datetime) -> 
 REVISABLE = frozenset({CardStatus.ISSUED, CardStatus.ACTIVE})
 
 
-def _revise(state: SubjectState, wants: dict, policy: Policy, now: datetime, reason: RescindReason) -> Result:
+def _revise(state: SubjectState, wants: dict, policy: Policy, now: datetime) -> Result:
     """A card in force that lost an incident it rested on (withdrawn, say), while its own place
     in the count still calls for it (a late report keeps the count), stands: a ban falls only
     when its count does. But every decision must say which incidents it rests on, so the new
-    basis is recorded and published (`SanctionBasisRevised`), for its reviewers to see."""
+    basis, the place's rule and evidence, is recorded and published (`SanctionBasisRevised`).
+
+    A card the ladder keeps as it is held, its incident having left the window, is left as it
+    is: no place in the count can be given to it again."""
     events: list[Decision] = []
     counted = ladder.counted(state, policy)
     for card in state.cards:
         want = wants.get(card.incident_id)
         gone = tuple(e for e in card.evidence if e not in counted)
-        if card.status not in REVISABLE or not gone or want is None or want.kind != card.kind:
+        if (card.status not in REVISABLE or not gone or want is None or want.kind != card.kind
+                or any(e not in counted for e in want.evidence)):
             continue
-        card = card.model_copy(update={"evidence": tuple(e for e in want.evidence if e in counted)})
+        card = card.model_copy(update={"evidence": want.evidence, "rule": want.rule,
+                                       "basis_revisions": card.basis_revisions + 1})
         state = replace_card(state, card)
         events.append(follow_up(SanctionBasisRevised, state, card, "basis.revised", policy, now,
-                                key=",".join(sorted(map(str, gone))), reason=reason, no_longer_counted=list(gone)))
+                                key=str(card.basis_revisions), reason=_why_gone(state, gone[0]),
+                                no_longer_counted=list(gone), basis_rule=card.rule))
     return state, events
+
+
+def _why_gone(state: SubjectState, incident_id: UUID) -> RescindReason:
+    """Why an incident no longer counts, as a rescission for it would say."""
+    incident = state.incident(incident_id)
+    if incident is not None and incident.withdrawn:
+        return RescindReason.INCIDENT_WITHDRAWN
+    if incident is not None and incident.excused:
+        return RescindReason.APPEAL_UPHELD
+    return RescindReason.INCIDENT_AMENDED  # found to be a child's, or to have a clinical cause
