@@ -169,6 +169,11 @@ OdsCode = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True,
 PublishedOdsCode = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{3,6}$")]
 
 
+def nhs_digits(value: str) -> str:
+    """An NHS number as written ("943 476 5919", "943-476-5919") as its digits alone."""
+    return value.replace(" ", "").replace("-", "")
+
+
 def nhs_number_is_valid(digits: str) -> bool:
     """Check an NHS number's modulus 11 check digit (ASCII digits only: other scripts' digits
     would give one person a second pseudonym)."""
@@ -219,7 +224,7 @@ class PerpetratorReport(Strict):
     def _valid_nhs_number(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        digits = value.replace(" ", "").replace("-", "")
+        digits = nhs_digits(value)
         if not nhs_number_is_valid(digits):
             raise ValueError("not a valid NHS number (10 digits with a modulus 11 check digit)")
         if len(set(digits)) == 1:
@@ -458,7 +463,7 @@ def _identifiers_in_raw(data: object, failed: set[tuple[str | int, ...]]) -> lis
     perpetrator = perpetrator if isinstance(perpetrator, dict) else {}
     nhs, local = (None if ("perpetrator", field) in failed else perpetrator.get(field)
                   for field in ("nhs_number", "local_id"))
-    digits = nhs.replace(" ", "").replace("-", "") if isinstance(nhs, str) else ""
+    digits = nhs_digits(nhs) if isinstance(nhs, str) else ""
     texts = [(("site",), data.get("site")), (("source_system",), data.get("source_system")),
              (("source_ref",), data.get("source_ref")), (("police", "crime_reference"), police.get("crime_reference"))]
     return _identifiers_in([(loc, text) for loc, text in texts if isinstance(text, str) and loc not in failed],
